@@ -1,0 +1,28 @@
+# Gleitzeit for Go. `make run` starts the example, `make test` proves it.
+GO        ?= go
+FUZZTIME  ?= 60s
+BENCHTIME ?= 1s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: run test lint fuzz bench
+
+run:
+	$(GO) run ./examples/basic
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+# The seed corpus of every fuzz test runs in `make test`; this explores
+# beyond it for FUZZTIME.
+fuzz:
+	$(GO) test ./lifecycle -run '^$$' -fuzz '^FuzzRegistry$$' -fuzztime $(FUZZTIME)
+
+bench:
+	$(GO) test ./lifecycle -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME)

@@ -1,0 +1,290 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// job is one provider's cleanup. It is created once per provider, when
+// Stop, Unregister or a rollback claims the provider, and never replaced:
+// that is what makes cleanup run exactly once.
+type job struct {
+	n       *node
+	trigger Trigger
+	notify  chan<- *job // receives the job when it ends; nil for a lone cleanup
+
+	began   time.Time
+	inLease atomic.Bool // still waiting for leases to drain
+	ended   atomic.Bool // the outcome has been claimed
+	done    chan struct{}
+	out     Outcome // written once by whoever ends the job, before done closes
+
+	// Scheduler state, touched only by the goroutine that runs cleanupAll.
+	pending  int    // dependents in this run whose cleanup has not ended
+	deps     []*job // dependencies in this run, back edges of a cycle removed
+	launched bool
+	mine     bool // claimed by this run; otherwise another caller's cleanup it waits for
+	recorded bool
+}
+
+// claim creates n's cleanup job unless one exists. It returns nil when the
+// provider's cleanup was claimed already.
+func (r *Registry) claim(n *node, trigger Trigger, notify chan<- *job) *job {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.job != nil {
+		return nil
+	}
+	n.job = &job{n: n, trigger: trigger, notify: notify, done: make(chan struct{})}
+	return n.job
+}
+
+// end records the outcome unless another party has; it reports whether it
+// did.
+func (j *job) end(o Outcome) bool {
+	if !j.ended.CompareAndSwap(false, true) {
+		return false
+	}
+	j.out = o
+	close(j.done)
+	if j.notify != nil {
+		j.notify <- j // buffered for every job of the run: never blocks
+	}
+	return true
+}
+
+// runCleanup begins j: it waits for the provider's leases to drain, then
+// calls its cleanup method, on a goroutine of its own, under a context whose
+// deadline is the earlier of the provider's timeout and ctx's. The job ends
+// when the method returns or the deadline passes, whichever is first; a
+// method that overruns keeps its goroutine, and its late return is reported
+// as a [ProviderReturnedLate] event.
+//
+// A provider without a cleanup method and without leases ends at once, as
+// skipped, with no goroutine.
+func (r *Registry) runCleanup(ctx context.Context, j *job) {
+	n := j.n
+	j.began = time.Now()
+	if n.cleanup == nil && n.leaseCount() == 0 {
+		j.end(Outcome{Result: ResultSkipped})
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, n.timeout)
+	// One goroutine per cleanup, not two: the deadline is watched by
+	// AfterFunc, which costs a goroutine only if the deadline passes.
+	stopWatch := context.AfterFunc(cctx, func() { j.end(r.expired(ctx, j)) })
+	go func() {
+		defer cancel()
+		j.inLease.Store(true)
+		_ = n.awaitLeases(cctx) // a deadline here is the watcher's to report
+		j.inLease.Store(false)
+		var err error
+		if n.cleanup != nil {
+			err = protect(cctx, n.cleanup)
+		}
+		took := time.Since(j.began)
+		if cctx.Err() == nil && stopWatch() {
+			j.end(r.returned(j, err, took))
+			return
+		}
+		if n.cleanup != nil {
+			r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: took, Err: lateError(n.id, "cleanup", err)})
+		}
+	}()
+}
+
+// returned is the outcome of a cleanup method that returned in time.
+func (r *Registry) returned(j *job, err error, took time.Duration) Outcome {
+	o := Outcome{Method: j.n.method, Duration: took, Result: ResultOK}
+	if j.n.cleanup == nil {
+		o.Result = ResultSkipped
+		return o
+	}
+	if err != nil {
+		o.Result = ResultError
+		if _, ok := err.(*PanicError); ok {
+			o.Result = ResultPanic
+		}
+		o.Err = providerError(j.n.id, "cleanup", err)
+	}
+	return o
+}
+
+// expired is the outcome of a cleanup whose deadline passed first: abandoned
+// if the caller's context (Stop's, Unregister's) is done, timed out if only
+// the provider's own timeout ran out.
+func (r *Registry) expired(ctx context.Context, j *job) Outcome {
+	n := j.n
+	took := time.Since(j.began)
+	what := n.method
+	if what == "" {
+		what = "cleanup"
+	}
+	if j.inLease.Load() {
+		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, n.leaseCount())
+	}
+	o := Outcome{Method: n.method, Duration: took}
+	if cause := ctx.Err(); cause != nil {
+		o.Result = ResultAbandoned
+		o.Err = providerError(n.id, "cleanup", fmt.Errorf("%s abandoned after %v: context done: %w", what, took.Round(time.Microsecond), cause))
+	} else {
+		o.Result = ResultTimeout
+		o.Err = providerError(n.id, "cleanup", fmt.Errorf("%s did not end within its %v timeout: %w", what, n.timeout, context.DeadlineExceeded))
+	}
+	return o
+}
+
+func lateError(id, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return providerError(id, op, err)
+}
+
+// cleanupAll cleans up nodes in dependency order: a provider's cleanup
+// begins as soon as the cleanups of all its dependents in the set have
+// ended, so the run takes the critical path of the graph, not the sum of
+// its tiers. Providers whose cleanup another caller has claimed (an
+// Unregister in flight) are waited for but not reported; providers already
+// cleaned up are left out.
+//
+// Once ctx is done, every cleanup not yet begun is begun at once, with the
+// done context, so that a close that needs no time still happens; every
+// cleanup not yet ended is recorded as abandoned, and cleanupAll returns
+// without waiting further.
+func (r *Registry) cleanupAll(ctx context.Context, nodes []*node, trigger Trigger) map[string]Outcome {
+	ended := make(chan *job, len(nodes))
+	quit := make(chan struct{})
+	defer close(quit)
+
+	jobs := make([]*job, 0, len(nodes))
+	index := make(map[string]*job, len(nodes))
+	mine := 0
+	for _, n := range nodes {
+		j := r.claim(n, trigger, ended)
+		if j != nil {
+			j.mine = true
+			mine++
+		} else {
+			n.mu.Lock()
+			j = n.job
+			n.mu.Unlock()
+			select {
+			case <-j.done:
+				continue // cleaned up already
+			default:
+			}
+			go func() { // relay another caller's cleanup to this run
+				select {
+				case <-j.done:
+					ended <- j
+				case <-quit:
+				}
+			}()
+		}
+		jobs = append(jobs, j)
+		index[n.id] = j
+	}
+	linkJobs(jobs, index)
+
+	r.emit(CleanupBegan{Trigger: trigger, Providers: mine})
+	out := make(map[string]Outcome, mine)
+	record := func(j *job) {
+		if j.mine && !j.recorded {
+			j.recorded = true
+			out[j.n.id] = j.out
+			r.emit(ProviderCleaned{ID: j.n.id, Trigger: trigger, Outcome: j.out})
+		}
+	}
+	launch := func(j *job) {
+		if j.mine && !j.launched {
+			j.launched = true
+			r.runCleanup(ctx, j)
+		}
+	}
+
+	for _, j := range jobs {
+		if j.pending == 0 {
+			launch(j)
+		}
+	}
+	for remaining := len(jobs); remaining > 0; {
+		select {
+		case j := <-ended:
+			remaining--
+			record(j)
+			for _, d := range j.deps {
+				if d.pending--; d.pending == 0 {
+					launch(d)
+				}
+			}
+		case <-ctx.Done():
+			for _, j := range jobs {
+				launch(j)
+			}
+			for _, j := range jobs {
+				if j.mine && (j.ended.Load() || !j.end(r.expired(ctx, j))) {
+					<-j.done // ended by its own goroutine; the outcome is set
+				}
+				record(j)
+			}
+			return out
+		}
+	}
+	return out
+}
+
+// linkJobs gives each job its dependencies in the run and counts, for each,
+// the dependents it must wait for. Dependencies outside the run are ignored:
+// they are gone or were never registered. A cycle (possible only in a
+// registry that never started, since Start refuses one) is broken at its
+// back edge, so that the run still ends.
+func linkJobs(jobs []*job, index map[string]*job) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make(map[*job]uint8, len(jobs))
+	var visit func(j *job)
+	visit = func(j *job) {
+		color[j] = grey
+		for _, id := range j.n.deps {
+			d := index[id]
+			if d == nil || color[d] == grey {
+				continue
+			}
+			j.deps = append(j.deps, d)
+			d.pending++
+			if color[d] == white {
+				visit(d)
+			}
+		}
+		color[j] = black
+	}
+	for _, j := range jobs {
+		if color[j] == white {
+			visit(j)
+		}
+	}
+}
+
+// sortedErrors returns the errors of the failed outcomes, ordered by
+// provider id so that the joined error reads the same on every run.
+func sortedErrors(outcomes map[string]Outcome) []error {
+	ids := make([]string, 0, len(outcomes))
+	for id, o := range outcomes {
+		if o.Err != nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		errs[i] = outcomes[id].Err
+	}
+	return errs
+}

@@ -1,0 +1,197 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// wait bounds every wait in these tests: a test that would hang fails.
+const wait = 10 * time.Second
+
+// journal records what providers did, in the order they did it.
+type journal struct {
+	mu      sync.Mutex
+	entries []string
+}
+
+func (j *journal) add(entry string) {
+	j.mu.Lock()
+	j.entries = append(j.entries, entry)
+	j.mu.Unlock()
+}
+
+func (j *journal) all() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.entries)
+}
+
+// index returns where entry is in the journal, or -1.
+func (j *journal) index(entry string) int {
+	return slices.Index(j.all(), entry)
+}
+
+func (j *journal) has(entry string) bool { return j.index(entry) >= 0 }
+
+// before fails the test unless a was recorded and b, if recorded, came
+// after it.
+func (j *journal) before(t *testing.T, a, b string) {
+	t.Helper()
+	ia, ib := j.index(a), j.index(b)
+	require.GreaterOrEqual(t, ia, 0, "%q never happened; journal: %v", a, j.all())
+	require.Greater(t, ib, ia, "%q should come after %q; journal: %v", b, a, j.all())
+}
+
+// fake is a provider whose every method can be told what to do. It counts
+// its calls and records them in a journal.
+type fake struct {
+	id  string
+	jnl *journal
+
+	initialize func(ctx context.Context) error
+	cleanup    func(ctx context.Context) error
+	health     func(ctx context.Context) lifecycle.Health
+
+	inits    atomic.Int32
+	cleanups atomic.Int32
+}
+
+func newFake(id string, jnl *journal) *fake { return &fake{id: id, jnl: jnl} }
+
+func (f *fake) ID() string { return f.id }
+
+func (f *fake) Initialize(ctx context.Context) error {
+	f.inits.Add(1)
+	f.jnl.add("init " + f.id)
+	if f.initialize != nil {
+		return f.initialize(ctx)
+	}
+	return nil
+}
+
+func (f *fake) Cleanup(ctx context.Context) error {
+	f.cleanups.Add(1)
+	f.jnl.add("begin " + f.id)
+	var err error
+	if f.cleanup != nil {
+		err = f.cleanup(ctx)
+	}
+	f.jnl.add("end " + f.id)
+	return err
+}
+
+func (f *fake) HealthCheck(ctx context.Context) lifecycle.Health {
+	if f.health != nil {
+		return f.health(ctx)
+	}
+	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "fine"}
+}
+
+// gate returns a channel that open closes, to release the providers that
+// wait on it. The test's cleanup opens it too, so that no goroutine outlives
+// the test; open may be called any number of times.
+func gate(t *testing.T) (ch <-chan struct{}, open func()) {
+	c := make(chan struct{})
+	var once sync.Once
+	open = func() { once.Do(func() { close(c) }) }
+	t.Cleanup(open)
+	return c, open
+}
+
+// ignoring returns a method that ignores its context and returns only when
+// release is closed: the provider every shutdown has met.
+func ignoring(release <-chan struct{}) func(context.Context) error {
+	return func(context.Context) error {
+		<-release
+		return nil
+	}
+}
+
+// sleeping returns a method that takes d, or less if its context ends.
+func sleeping(d time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func failing(err error) func(context.Context) error {
+	return func(context.Context) error { return err }
+}
+
+func panicking(v any) func(context.Context) error {
+	return func(context.Context) error { panic(v) }
+}
+
+// within runs fn on a goroutine and fails the test if it has not returned
+// within the test's bound.
+func within(t *testing.T, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("%s did not return within %v", what, wait)
+	}
+}
+
+// eventually waits, within the test's bound, until cond holds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, wait, time.Millisecond, what)
+}
+
+// events collects what an Observer receives.
+type events struct {
+	mu  sync.Mutex
+	all []lifecycle.Event
+}
+
+func (e *events) Observe(ev lifecycle.Event) {
+	e.mu.Lock()
+	e.all = append(e.all, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) cleaned() []lifecycle.ProviderCleaned {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []lifecycle.ProviderCleaned
+	for _, ev := range e.all {
+		if c, ok := ev.(lifecycle.ProviderCleaned); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func mustRegister(t *testing.T, r *lifecycle.Registry, p lifecycle.Provider, opts ...lifecycle.RegisterOption) {
+	t.Helper()
+	require.NoError(t, r.Register(p, opts...))
+}
+
+var errBoom = errors.New("boom")

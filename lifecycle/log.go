@@ -1,0 +1,69 @@
+package lifecycle
+
+import (
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// zapObserver writes the registry's events to a zap logger, at the levels
+// the contract fixes: info when a cleanup of many providers begins and ends,
+// debug for each provider cleaned, warn for each failure and for each
+// provider that has no cleanup method. Field names are stable so that log
+// queries keep working: provider, method, result, duration, error.
+type zapObserver struct{ log *zap.Logger }
+
+func (z zapObserver) Observe(e Event) {
+	switch e := e.(type) {
+	case ProviderRegistered:
+		if ce := z.log.Check(zapcore.DebugLevel, "provider registered"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.Strings("depends_on", e.DependsOn), zap.Duration("timeout", e.Timeout))
+		}
+	case StartBegan:
+		z.log.Info("initializing providers", zap.Int("providers", e.Providers))
+	case ProviderInitialized:
+		if e.Err != nil {
+			z.log.Warn("provider initialize failed", zap.String("provider", e.ID), zap.Duration("duration", e.Duration), zap.Error(e.Err))
+		} else if ce := z.log.Check(zapcore.DebugLevel, "provider initialized"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.Duration("duration", e.Duration))
+		}
+	case StartEnded:
+		if e.Err != nil {
+			z.log.Warn("providers not started", zap.Int("initialized", e.Providers), zap.Duration("duration", e.Duration), zap.Error(e.Err))
+		} else {
+			z.log.Info("providers initialized", zap.Int("providers", e.Providers), zap.Duration("duration", e.Duration))
+		}
+	case CleanupBegan:
+		z.log.Info("cleaning up providers", zap.String("trigger", string(e.Trigger)), zap.Int("providers", e.Providers))
+	case ProviderCleaned:
+		z.cleaned(e)
+	case CleanupEnded:
+		r := e.Report
+		z.log.Info("providers cleaned up",
+			zap.String("trigger", string(e.Trigger)),
+			zap.Int("providers", len(r.Providers)),
+			zap.Int("ok", r.Count(ResultOK)),
+			zap.Int("skipped", r.Count(ResultSkipped)),
+			zap.Int("failed", len(r.Providers)-r.Count(ResultOK)-r.Count(ResultSkipped)),
+			zap.Duration("duration", e.Duration))
+	case ProviderReturnedLate:
+		z.log.Warn("provider returned after the registry stopped waiting",
+			zap.String("provider", e.ID), zap.String("op", e.Op), zap.Duration("duration", e.Duration), zap.Error(e.Err))
+	}
+}
+
+func (z zapObserver) cleaned(e ProviderCleaned) {
+	o := e.Outcome
+	switch {
+	case o.Result == ResultSkipped:
+		z.log.Warn("provider has no cleanup method", zap.String("provider", e.ID), zap.String("trigger", string(e.Trigger)))
+	case o.Result.Failed():
+		z.log.Warn("provider cleanup failed",
+			zap.String("provider", e.ID), zap.String("method", o.Method), zap.Stringer("result", o.Result),
+			zap.Duration("duration", o.Duration), zap.String("trigger", string(e.Trigger)), zap.Error(o.Err))
+	default:
+		if ce := z.log.Check(zapcore.DebugLevel, "provider cleaned up"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.String("method", o.Method),
+				zap.Duration("duration", o.Duration), zap.String("trigger", string(e.Trigger)))
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package lifecycle
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults for a registry built without options.
+const (
+	// DefaultTimeout bounds each provider's Initialize and cleanup unless
+	// [Timeout] says otherwise. It is well below the 30 seconds Kubernetes
+	// allows a pod to stop, so that a stop context of that size leaves room
+	// for the providers that depend on a slow one.
+	DefaultTimeout = 10 * time.Second
+	// DefaultHealthTimeout bounds each health check. Readiness probes poll
+	// every few seconds; a check slower than this is reported unhealthy.
+	DefaultHealthTimeout = 2 * time.Second
+)
+
+// An Option configures a [Registry].
+type Option interface {
+	apply(*config)
+	String() string
+}
+
+type config struct {
+	logger        *zap.Logger
+	timeout       time.Duration
+	healthTimeout time.Duration
+	observers     []Observer
+}
+
+// WithLogger sends the registry's logs to the given logger. A nil logger, or
+// none, logs nowhere.
+func WithLogger(l *zap.Logger) Option { return loggerOption{l} }
+
+type loggerOption struct{ l *zap.Logger }
+
+func (o loggerOption) apply(c *config) { c.logger = o.l }
+func (o loggerOption) String() string  { return "WithLogger(...)" }
+
+// WithDefaultTimeout sets the timeout of every provider registered without
+// its own [Timeout]. A value of zero or less keeps [DefaultTimeout].
+func WithDefaultTimeout(d time.Duration) Option { return defaultTimeoutOption(d) }
+
+type defaultTimeoutOption time.Duration
+
+func (o defaultTimeoutOption) apply(c *config) {
+	if o > 0 {
+		c.timeout = time.Duration(o)
+	}
+}
+func (o defaultTimeoutOption) String() string {
+	return fmt.Sprintf("WithDefaultTimeout(%v)", time.Duration(o))
+}
+
+// WithHealthTimeout bounds each provider's health check. A value of zero or
+// less keeps [DefaultHealthTimeout].
+func WithHealthTimeout(d time.Duration) Option { return healthTimeoutOption(d) }
+
+type healthTimeoutOption time.Duration
+
+func (o healthTimeoutOption) apply(c *config) {
+	if o > 0 {
+		c.healthTimeout = time.Duration(o)
+	}
+}
+func (o healthTimeoutOption) String() string {
+	return fmt.Sprintf("WithHealthTimeout(%v)", time.Duration(o))
+}
+
+// WithObserver adds an observer that receives every [Event]. It may be given
+// more than once; observers are called in the order given.
+func WithObserver(o Observer) Option { return observerOption{o} }
+
+type observerOption struct{ o Observer }
+
+func (o observerOption) apply(c *config) {
+	if o.o != nil {
+		c.observers = append(c.observers, o.o)
+	}
+}
+func (o observerOption) String() string { return "WithObserver(...)" }
+
+var (
+	_ Option = loggerOption{}
+	_ Option = defaultTimeoutOption(0)
+	_ Option = healthTimeoutOption(0)
+	_ Option = observerOption{}
+)
+
+// A RegisterOption configures one provider's registration.
+type RegisterOption interface {
+	applyRegister(*registration)
+	String() string
+}
+
+type registration struct {
+	timeout time.Duration // 0: the registry's default
+	deps    []string
+}
+
+// Timeout bounds the provider's Initialize and its cleanup, replacing the
+// registry's default for this provider. A value of zero or less keeps the
+// default.
+func Timeout(d time.Duration) RegisterOption { return timeoutOption(d) }
+
+type timeoutOption time.Duration
+
+func (o timeoutOption) applyRegister(r *registration) {
+	if o > 0 {
+		r.timeout = time.Duration(o)
+	}
+}
+func (o timeoutOption) String() string { return fmt.Sprintf("Timeout(%v)", time.Duration(o)) }
+
+// DependsOn declares that the provider uses the providers with these ids:
+// they are initialized before it and cleaned up only after its cleanup has
+// ended. It may be given more than once; the ids add up.
+func DependsOn(ids ...string) RegisterOption { return dependsOnOption(ids) }
+
+type dependsOnOption []string
+
+func (o dependsOnOption) applyRegister(r *registration) { r.deps = append(r.deps, o...) }
+func (o dependsOnOption) String() string {
+	return "DependsOn(" + strings.Join(o, ", ") + ")"
+}
+
+var (
+	_ RegisterOption = timeoutOption(0)
+	_ RegisterOption = dependsOnOption(nil)
+)

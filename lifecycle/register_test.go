@@ -1,0 +1,154 @@
+package lifecycle_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Property 2: no silent replacement.
+func TestRegisterDuplicateIDFails(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	first, second := newFake("db", jnl), newFake("db", jnl)
+	mustRegister(t, r, first)
+
+	err := r.Register(second)
+	require.ErrorIs(t, err, lifecycle.ErrDuplicateID)
+	var pe *lifecycle.ProviderError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "db", pe.ProviderID)
+	assert.Equal(t, "register", pe.Op)
+
+	// The first registration stands: it, and only it, is cleaned up.
+	require.NoError(t, r.Start(context.Background()))
+	require.NoError(t, r.Stop(context.Background()))
+	assert.EqualValues(t, 1, first.cleanups.Load())
+	assert.EqualValues(t, 0, second.cleanups.Load())
+	assert.EqualValues(t, 0, second.inits.Load())
+}
+
+func TestRegisterAfterStopFails(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	require.NoError(t, r.Stop(context.Background()))
+	err := r.Register(newFake("late", &journal{}))
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+}
+
+func TestRegisterWhileStoppingFails(t *testing.T) {
+	release, open := gate(t)
+	r := lifecycle.NewRegistry()
+	slow := newFake("slow", &journal{})
+	slow.cleanup = ignoring(release)
+	mustRegister(t, r, slow)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.Stop(context.Background()) }()
+	eventually(t, "stop begins", func() bool { return slow.cleanups.Load() == 1 })
+
+	require.ErrorIs(t, r.Register(newFake("late", &journal{})), lifecycle.ErrStopped)
+	open()
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(wait):
+		t.Fatal("Stop did not return")
+	}
+}
+
+func TestRegisterRejectsBadProviders(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	var nilFake *fake
+	tests := []struct {
+		name string
+		give lifecycle.Provider
+		want string
+	}{
+		{"nil", nil, "nil provider"},
+		{"typed nil", nilFake, "nil provider"},
+		{"empty id", newFake("", &journal{}), "empty id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := r.Register(tt.give)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	assert.Empty(t, r.IDs())
+}
+
+// Property 1: exactly once, whatever mix of Stop and Unregister reaches a
+// provider, from however many goroutines.
+func TestCleanupRunsExactlyOnceUnderConcurrentStopAndUnregister(t *testing.T) {
+	for round := 0; round < 20; round++ {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		var fakes []*fake
+		for i := 0; i < 30; i++ {
+			f := newFake(fmt.Sprintf("p%d", i), jnl)
+			f.cleanup = sleeping(time.Duration(i%3) * time.Millisecond)
+			fakes = append(fakes, f)
+			mustRegister(t, r, f)
+		}
+		require.NoError(t, r.Start(context.Background()))
+
+		var wg sync.WaitGroup
+		for i := range fakes {
+			for k := 0; k < 2; k++ { // two Unregisters race for each provider
+				wg.Go(func() { _ = r.Unregister(context.Background(), fakes[i].id) })
+			}
+		}
+		for k := 0; k < 3; k++ { // and three Stops race with them
+			wg.Go(func() { _ = r.Stop(context.Background()) })
+		}
+		within(t, "concurrent Stop and Unregister", wg.Wait)
+
+		for _, f := range fakes {
+			require.EqualValues(t, 1, f.cleanups.Load(), "cleanups of %s in round %d", f.id, round)
+		}
+	}
+}
+
+func TestSecondStopRunsNothingAndReturnsTheFirstResult(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	bad := newFake("bad", &journal{})
+	bad.cleanup = failing(errBoom)
+	mustRegister(t, r, bad)
+	require.NoError(t, r.Start(context.Background()))
+
+	first := r.Stop(context.Background())
+	require.ErrorIs(t, first, errBoom)
+	second := r.Stop(context.Background())
+	assert.Equal(t, first, second)
+	assert.EqualValues(t, 1, bad.cleanups.Load())
+}
+
+// The Python system skipped cleanup when its engine never started. Here a
+// registered provider is cleaned up whether or not Start ran.
+func TestStopWithoutStartCleansUpEveryProvider(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	a, b := newFake("a", jnl), newFake("b", jnl)
+	mustRegister(t, r, a)
+	mustRegister(t, r, b, lifecycle.DependsOn("a"))
+	require.NoError(t, r.Stop(context.Background()))
+	assert.EqualValues(t, 1, a.cleanups.Load())
+	assert.EqualValues(t, 1, b.cleanups.Load())
+	assert.EqualValues(t, 0, a.inits.Load())
+	jnl.before(t, "end b", "begin a")
+	assert.Len(t, r.Report().Providers, 2)
+}
+
+func TestStartAfterStopFails(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	require.NoError(t, r.Stop(context.Background()))
+	require.ErrorIs(t, r.Start(context.Background()), lifecycle.ErrStopped)
+}

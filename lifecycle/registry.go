@@ -1,0 +1,351 @@
+package lifecycle
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// phase is where the registry is in its life. It only moves forward.
+type phase int
+
+const (
+	phaseIdle        phase = iota // built; providers may be registered
+	phaseStarting                 // Start is initializing providers
+	phaseRunning                  // started; Register initializes at once
+	phaseStartFailed              // Start failed and rolled back
+	phaseStopping                 // Stop began: nothing new is accepted
+	phaseStopped                  // Stop ended
+)
+
+var phaseNames = [...]string{"idle", "starting", "running", "start failed", "stopping", "stopped"}
+
+func (p phase) String() string { return phaseNames[p] }
+
+// Registry holds providers and runs their lifecycle: initialization in
+// dependency order, leases for units of work, health checks, and cleanup in
+// dependency order, concurrently where the order allows, each bounded by a
+// timeout. The zero value is not usable; build one with [NewRegistry].
+type Registry struct {
+	timeout       time.Duration
+	healthTimeout time.Duration
+	observers     []Observer // the zap observer first, then the user's
+
+	// stopping is set once Stop begins and never cleared. Acquire reads it
+	// without taking mu.
+	stopping atomic.Bool
+
+	mu          sync.RWMutex // guards the fields below
+	phase       phase
+	nodes       map[string]*node
+	seq         uint64             // registration counter
+	startDone   chan struct{}      // closed when Start returns; nil before Start
+	startErr    error              // Start's result, once startDone is closed
+	cancelStart context.CancelFunc // cancels Start's initializations, for Stop
+	stopDone    chan struct{}      // closed when Stop's work has ended; nil before Stop
+	stopErr     error              // Stop's result, once stopDone is closed
+	report      StopReport         // outcomes of the rollback and of Stop
+}
+
+// NewRegistry returns an empty registry. With no options it logs nowhere,
+// gives each provider [DefaultTimeout] and each health check
+// [DefaultHealthTimeout].
+func NewRegistry(opts ...Option) *Registry {
+	c := config{timeout: DefaultTimeout, healthTimeout: DefaultHealthTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	r := &Registry{
+		timeout:       c.timeout,
+		healthTimeout: c.healthTimeout,
+		nodes:         make(map[string]*node),
+		report:        StopReport{Providers: make(map[string]Outcome)},
+	}
+	if c.logger != nil {
+		r.observers = append(r.observers, zapObserver{c.logger.Named("gleitzeit")})
+	} else {
+		r.observers = append(r.observers, zapObserver{zap.NewNop()})
+	}
+	r.observers = append(r.observers, c.observers...)
+	return r
+}
+
+func (r *Registry) emit(e Event) {
+	for _, o := range r.observers {
+		o.Observe(e)
+	}
+}
+
+// Register adds a provider. The id must not be registered already
+// ([ErrDuplicateID]), and Stop must not have begun ([ErrStopped]).
+//
+// Before Start, Register only records the provider; Start initializes it.
+// Once the registry is running, Register initializes the provider at once,
+// bounded by its timeout, and every provider it depends on must be
+// registered and initialized already. If that Initialize fails, the
+// provider is cleaned up and not registered, and Register returns the
+// error.
+func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
+	if isNil(p) {
+		return providerError("", "register", errors.New("nil provider"))
+	}
+	id := p.ID()
+	if id == "" {
+		return providerError("", "register", fmt.Errorf("provider of type %T has an empty id", p))
+	}
+	reg := registration{timeout: r.timeout}
+	for _, o := range opts {
+		if o != nil {
+			o.applyRegister(&reg)
+		}
+	}
+	n := newNode(p, id, reg)
+
+	r.mu.Lock()
+	if r.phase >= phaseStopping {
+		r.mu.Unlock()
+		return providerError(id, "register", ErrStopped)
+	}
+	if _, dup := r.nodes[id]; dup {
+		r.mu.Unlock()
+		return providerError(id, "register", ErrDuplicateID)
+	}
+	running := r.phase == phaseRunning
+	if running {
+		if err := r.checkLiveDeps(n); err != nil {
+			r.mu.Unlock()
+			return providerError(id, "register", err)
+		}
+	}
+	r.seq++
+	n.seq = r.seq
+	r.nodes[id] = n
+	r.mu.Unlock()
+
+	r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
+	if running {
+		return r.initializeLate(n)
+	}
+	return nil
+}
+
+// checkLiveDeps checks, for a registration while running, that every
+// dependency is registered, initialized and not being cleaned up. r.mu is
+// held.
+func (r *Registry) checkLiveDeps(n *node) error {
+	for _, id := range n.deps {
+		d := r.nodes[id]
+		if d == nil {
+			return fmt.Errorf("depends on %q: %w", id, ErrNotFound)
+		}
+		d.mu.Lock()
+		state, claimed := d.state, d.job != nil
+		d.mu.Unlock()
+		switch {
+		case id == n.id:
+			return fmt.Errorf("depends on itself: %w", ErrCycle)
+		case claimed:
+			return fmt.Errorf("depends on %q, which is being cleaned up: %w", id, ErrStopped)
+		case state != initDone:
+			return fmt.Errorf("depends on %q: %w", id, ErrNotReady)
+		}
+	}
+	return nil
+}
+
+// initializeLate initializes a provider registered while the registry runs.
+// On failure it cleans the provider up (it may hold half of its resources)
+// and removes it, unless Stop has claimed it in the meantime.
+func (r *Registry) initializeLate(n *node) error {
+	err := r.initialize(context.Background(), n)
+	if err == nil {
+		return nil
+	}
+	if j := r.claim(n, TriggerRollback, nil); j != nil {
+		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
+		r.runCleanup(context.Background(), j)
+		<-j.done
+		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: j.out})
+		r.emit(CleanupEnded{Trigger: TriggerRollback, Duration: j.out.Duration,
+			Report: StopReport{Duration: j.out.Duration, Providers: map[string]Outcome{n.id: j.out}}})
+		r.remove(n)
+	}
+	return err
+}
+
+// remove deletes n from the registry, unless another provider has taken its
+// id since.
+func (r *Registry) remove(n *node) {
+	r.mu.Lock()
+	if r.nodes[n.id] == n {
+		delete(r.nodes, n.id)
+	}
+	r.mu.Unlock()
+}
+
+// Acquire leases the provider with the given id for one unit of work. Call
+// release once when the work is done; further calls do nothing. While a
+// lease is held, the provider's cleanup waits (within its timeout), so no
+// work uses a provider that is being closed.
+//
+// Acquire fails with [ErrNotFound] for an unknown id, [ErrNotReady] before
+// the provider is initialized, and [ErrStopped] once Stop has begun or the
+// provider's cleanup has been claimed. On failure release is a no-op, never
+// nil.
+func (r *Registry) Acquire(ctx context.Context, id string) (p Provider, release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, noop, providerError(id, "acquire", err)
+	}
+	if r.stopping.Load() {
+		return nil, noop, providerError(id, "acquire", ErrStopped)
+	}
+	r.mu.RLock()
+	n := r.nodes[id]
+	r.mu.RUnlock()
+	if n == nil {
+		return nil, noop, providerError(id, "acquire", ErrNotFound)
+	}
+	if err := n.acquire(r.stopping.Load); err != nil {
+		return nil, noop, providerError(id, "acquire", err)
+	}
+	var released atomic.Bool
+	return n.p, func() {
+		if released.CompareAndSwap(false, true) {
+			n.release()
+		}
+	}, nil
+}
+
+func noop() {}
+
+// Unregister cleans up the provider with the given id, by the same rules as
+// Stop (its leases drain first, its cleanup is bounded by its timeout and by
+// ctx), and then removes it. It fails with [ErrHasDependents], naming them,
+// while a registered provider depends on it; with [ErrNotFound] for an
+// unknown id; and with [ErrStopped] once Stop has begun, since Stop then
+// owns every cleanup. The provider's cleanup outcome is returned as an
+// error when it failed.
+//
+// If two Unregister calls race for one id, the cleanup still runs once: the
+// second call waits for the first one's outcome.
+func (r *Registry) Unregister(ctx context.Context, id string) error {
+	r.mu.Lock()
+	if r.phase >= phaseStopping {
+		r.mu.Unlock()
+		return providerError(id, "unregister", ErrStopped)
+	}
+	n := r.nodes[id]
+	if n == nil {
+		r.mu.Unlock()
+		return providerError(id, "unregister", ErrNotFound)
+	}
+	if deps := r.dependentsOf(n); len(deps) > 0 {
+		r.mu.Unlock()
+		return providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
+	}
+	j := r.claim(n, TriggerUnregister, nil)
+	r.mu.Unlock()
+
+	if j == nil { // another Unregister, or a rollback, owns the cleanup
+		n.mu.Lock()
+		j = n.job
+		n.mu.Unlock()
+		select {
+		case <-j.done:
+			return j.out.Err
+		case <-ctx.Done():
+			return providerError(id, "unregister", ctx.Err())
+		}
+	}
+	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
+	r.runCleanup(ctx, j)
+	<-j.done // bounded: the job ends by its deadline, which ctx bounds
+	r.remove(n)
+	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: j.out})
+	r.emit(CleanupEnded{Trigger: TriggerUnregister, Duration: j.out.Duration,
+		Report: StopReport{Duration: j.out.Duration, Providers: map[string]Outcome{id: j.out}}})
+	return j.out.Err
+}
+
+// dependentsOf returns the ids of the registered providers that depend on
+// n, sorted. A dependent whose own cleanup is still running counts. r.mu is
+// held.
+func (r *Registry) dependentsOf(n *node) []string {
+	var ids []string
+	for _, m := range r.nodes {
+		if m != n && slices.Contains(m.deps, n.id) {
+			ids = append(ids, m.id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Report returns the per-provider outcome of the cleanups that Stop ran,
+// together with those of a failed Start's rollback. Before either, it is
+// empty.
+func (r *Registry) Report() StopReport {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := StopReport{Duration: r.report.Duration, Providers: make(map[string]Outcome, len(r.report.Providers))}
+	for id, o := range r.report.Providers {
+		out.Providers[id] = o
+	}
+	return out
+}
+
+// IDs returns the ids of the registered providers in registration order.
+func (r *Registry) IDs() []string {
+	r.mu.RLock()
+	nodes := r.sortedNodes()
+	r.mu.RUnlock()
+	ids := make([]string, len(nodes))
+	for i, n := range nodes {
+		ids[i] = n.id
+	}
+	return ids
+}
+
+// sortedNodes returns the registered nodes in registration order. r.mu is
+// held.
+func (r *Registry) sortedNodes() []*node {
+	nodes := make([]*node, 0, len(r.nodes))
+	for _, n := range r.nodes {
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b *node) int { return cmp.Compare(a.seq, b.seq) })
+	return nodes
+}
+
+func quoteAll(ids []string) string {
+	q := make([]string, len(ids))
+	for i, id := range ids {
+		q[i] = fmt.Sprintf("%q", id)
+	}
+	return strings.Join(q, ", ")
+}
+
+// isNil reports whether p is nil or a typed nil pointer, which would panic
+// on its first method call.
+func isNil(p Provider) bool {
+	if p == nil {
+		return true
+	}
+	v := reflect.ValueOf(p)
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
+}

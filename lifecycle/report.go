@@ -1,0 +1,80 @@
+package lifecycle
+
+import (
+	"strconv"
+	"time"
+)
+
+// Result is what became of one provider's cleanup.
+type Result int
+
+// The results of a cleanup. A provider's Outcome has exactly one.
+const (
+	// ResultOK: the cleanup method returned nil within its deadline.
+	ResultOK Result = iota + 1
+	// ResultError: the cleanup method returned an error within its deadline.
+	ResultError
+	// ResultPanic: the cleanup method panicked; the panic was recovered.
+	ResultPanic
+	// ResultTimeout: the provider's own timeout ran out before its cleanup
+	// ended. The registry stopped waiting for it.
+	ResultTimeout
+	// ResultSkipped: the provider has no cleanup method. Not an error.
+	ResultSkipped
+	// ResultAbandoned: the stop context was done before the cleanup ended,
+	// or before it began.
+	ResultAbandoned
+)
+
+var resultNames = [...]string{"", "ok", "error", "panic", "timeout", "skipped", "abandoned"}
+
+func (r Result) String() string {
+	if r > 0 && int(r) < len(resultNames) {
+		return resultNames[r]
+	}
+	return "Result(" + strconv.Itoa(int(r)) + ")"
+}
+
+// MarshalText encodes the result as its name, for JSON reports.
+func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// Failed reports whether the result counts as a failure: an error, a panic,
+// a timeout or an abandoned cleanup.
+func (r Result) Failed() bool {
+	return r == ResultError || r == ResultPanic || r == ResultTimeout || r == ResultAbandoned
+}
+
+// Outcome is what happened to one provider's cleanup.
+type Outcome struct {
+	Method   string // "Cleanup", "Shutdown" or "Close"; "" when skipped
+	Result   Result
+	Duration time.Duration // from the cleanup's start (its wait for leases included) to its end
+	Err      error         // a *ProviderError when Result.Failed(); nil otherwise
+}
+
+// StopReport is the per-provider outcome of a stop: every provider the
+// registry held when Stop began, and every provider a failed Start cleaned
+// up before it.
+type StopReport struct {
+	Duration  time.Duration
+	Providers map[string]Outcome // by provider id
+}
+
+// Count returns how many providers had the given result.
+func (r StopReport) Count(res Result) int {
+	n := 0
+	for _, o := range r.Providers {
+		if o.Result == res {
+			n++
+		}
+	}
+	return n
+}
+
+// HealthReport is the health of every registered provider at one moment.
+type HealthReport struct {
+	// Status is the worst status of any provider: unhealthy, then degraded,
+	// then unknown, then healthy. A registry with no providers is healthy.
+	Status    Status
+	Providers map[string]Health // by provider id
+}

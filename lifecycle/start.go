@@ -1,0 +1,256 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Start initializes every registered provider, one at a time, each after
+// the providers it depends on, in registration order where the
+// dependencies leave a choice. Each Initialize is bounded by the provider's
+// timeout and by ctx. Providers registered while Start runs are initialized
+// by it too.
+//
+// An unknown dependency or a cycle fails Start before any provider is
+// initialized, with an error that names it. If an Initialize fails, panics
+// or times out, no further provider is initialized, and the providers
+// initialized so far, with the one that failed (it may hold half of its
+// resources), are cleaned up in dependency order before Start returns the
+// error. That rollback is not cut short by ctx: a start that ran out of
+// time is exactly when cleanup matters. Each of its cleanups is bounded by
+// its provider's timeout.
+//
+// Initialization is sequential on purpose. Start's failures must be
+// reproducible and "no further provider" must mean one thing; startup is
+// not where a Kubernetes pod runs out of time.
+//
+// A second Start returns the first one's result. Start after Stop has begun
+// fails with [ErrStopped].
+func (r *Registry) Start(ctx context.Context) error {
+	r.mu.Lock()
+	switch r.phase {
+	case phaseStopping, phaseStopped:
+		r.mu.Unlock()
+		return ErrStopped
+	case phaseStarting, phaseRunning, phaseStartFailed:
+		done := r.startDone
+		r.mu.Unlock()
+		select {
+		case <-done:
+			return r.startResult()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	r.phase = phaseStarting
+	r.startDone = make(chan struct{})
+	r.cancelStart = cancel
+	count := len(r.nodes)
+	r.mu.Unlock()
+
+	begin := time.Now()
+	r.emit(StartBegan{Providers: count})
+	initialized, err := r.start(sctx)
+	cancel()
+
+	r.mu.Lock()
+	if r.phase == phaseStarting {
+		if err == nil {
+			r.phase = phaseRunning
+		} else {
+			r.phase = phaseStartFailed
+		}
+	}
+	r.startErr = err
+	close(r.startDone)
+	r.mu.Unlock()
+	r.emit(StartEnded{Providers: initialized, Duration: time.Since(begin), Err: err})
+	return err
+}
+
+func (r *Registry) startResult() error {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.startErr
+}
+
+// start initializes batches of uninitialized providers until none is left,
+// then moves the registry to running in the same critical section, so that a
+// concurrent Register is either in a batch or initializes itself.
+func (r *Registry) start(ctx context.Context) (initialized int, err error) {
+	for {
+		r.mu.Lock()
+		if r.phase != phaseStarting {
+			r.mu.Unlock()
+			return initialized, ErrStopped
+		}
+		var batch []*node
+		for _, n := range r.sortedNodes() {
+			n.mu.Lock()
+			if n.state == initPending && n.job == nil {
+				batch = append(batch, n)
+			}
+			n.mu.Unlock()
+		}
+		if len(batch) == 0 {
+			r.phase = phaseRunning
+			r.mu.Unlock()
+			return initialized, nil
+		}
+		order, err := initOrder(batch, r.nodes)
+		r.mu.Unlock()
+		if err != nil {
+			return initialized, err
+		}
+		for _, n := range order {
+			if r.stopping.Load() {
+				return initialized, ErrStopped // Stop cleans up everything
+			}
+			if err := r.initialize(ctx, n); err != nil {
+				if !r.stopping.Load() {
+					r.rollback(ctx, n)
+				}
+				return initialized, err
+			}
+			initialized++
+		}
+	}
+}
+
+// initialize runs n's Initialize, bounded by its timeout and ctx.
+func (r *Registry) initialize(ctx context.Context, n *node) error {
+	n.setState(initRunning, nil)
+	if n.init == nil {
+		n.setState(initDone, nil)
+		r.emit(ProviderInitialized{ID: n.id})
+		return nil
+	}
+	begin := time.Now()
+	ictx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	err, inTime := callBounded(ictx, n.init, func(err error) {
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(begin), Err: lateError(n.id, "initialize", err)})
+	})
+	took := time.Since(begin)
+	switch {
+	case !inTime && ctx.Err() != nil:
+		err = fmt.Errorf("Initialize abandoned after %v: context done: %w", took.Round(time.Microsecond), ctx.Err())
+	case !inTime:
+		err = fmt.Errorf("Initialize did not return within its %v timeout: %w", n.timeout, context.DeadlineExceeded)
+	}
+	if err != nil {
+		err = providerError(n.id, "initialize", err)
+		n.setState(initFailed, err)
+	} else {
+		n.setState(initDone, nil)
+	}
+	r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
+	return err
+}
+
+// rollback cleans up, in dependency order, every provider initialized so
+// far and the one that failed. Its outcomes join the registry's report.
+func (r *Registry) rollback(ctx context.Context, failed *node) {
+	r.mu.RLock()
+	var set []*node
+	for _, n := range r.sortedNodes() {
+		n.mu.Lock()
+		if n == failed || n.state == initDone {
+			set = append(set, n)
+		}
+		n.mu.Unlock()
+	}
+	r.mu.RUnlock()
+	r.cleanupSet(context.WithoutCancel(ctx), set, TriggerRollback)
+}
+
+// cleanupSet runs cleanupAll and records its outcomes in the report.
+func (r *Registry) cleanupSet(ctx context.Context, set []*node, trigger Trigger) map[string]Outcome {
+	begin := time.Now()
+	out := r.cleanupAll(ctx, set, trigger)
+	took := time.Since(begin)
+	r.mu.Lock()
+	for id, o := range out {
+		r.report.Providers[id] = o
+	}
+	r.report.Duration += took
+	r.mu.Unlock()
+	r.emit(CleanupEnded{Trigger: trigger, Duration: took, Report: StopReport{Duration: took, Providers: out}})
+	return out
+}
+
+// initOrder returns batch ordered so that every provider follows the
+// providers it depends on, ties following registration order. A dependency
+// outside the batch must be initialized already. batch is in registration
+// order; all holds every registered node. r.mu is held.
+func initOrder(batch []*node, all map[string]*node) ([]*node, error) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	inBatch := make(map[*node]uint8, len(batch))
+	for _, n := range batch {
+		inBatch[n] = white
+	}
+	order := make([]*node, 0, len(batch))
+	var path []*node
+	var visit func(n *node) error
+	visit = func(n *node) error {
+		inBatch[n] = grey
+		path = append(path, n)
+		for _, id := range n.deps {
+			d := all[id]
+			if d == nil {
+				return providerError(n.id, "start", fmt.Errorf("depends on %q: %w", id, ErrNotFound))
+			}
+			color, ok := inBatch[d]
+			switch {
+			case !ok:
+				d.mu.Lock()
+				state, claimed := d.state, d.job != nil
+				d.mu.Unlock()
+				if claimed || state != initDone {
+					return providerError(n.id, "start", fmt.Errorf("depends on %q, which is not initialized: %w", id, ErrNotReady))
+				}
+			case color == grey:
+				return cycleError(path, d)
+			case color == white:
+				if err := visit(d); err != nil {
+					return err
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		inBatch[n] = black
+		order = append(order, n)
+		return nil
+	}
+	for _, n := range batch {
+		if inBatch[n] == white {
+			if err := visit(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return order, nil
+}
+
+// cycleError names the cycle that closes at d: "a" -> "b" -> "a".
+func cycleError(path []*node, d *node) error {
+	start := 0
+	for i, n := range path {
+		if n == d {
+			start = i
+		}
+	}
+	names := make([]string, 0, len(path)-start+1)
+	for _, n := range path[start:] {
+		names = append(names, fmt.Sprintf("%q", n.id))
+	}
+	names = append(names, fmt.Sprintf("%q", d.id))
+	return fmt.Errorf("%w: %s", ErrCycle, strings.Join(names, " -> "))
+}
