@@ -17,7 +17,6 @@ type job struct {
 	notify  chan<- *job // receives the job when it ends; nil for a lone cleanup
 
 	began   time.Time
-	inLease atomic.Bool // still waiting for leases to drain
 	ended   atomic.Bool // the outcome has been claimed
 	done    chan struct{}
 	out     Outcome // written once by whoever ends the job, before done closes
@@ -78,9 +77,7 @@ func (r *Registry) runCleanup(ctx context.Context, j *job) {
 	stopWatch := context.AfterFunc(cctx, func() { j.end(r.expired(ctx, j)) })
 	go func() {
 		defer cancel()
-		j.inLease.Store(true)
 		_ = n.awaitLeases(cctx) // a deadline here is the watcher's to report
-		j.inLease.Store(false)
 		var err error
 		if n.cleanup != nil {
 			err = protect(cctx, n.cleanup)
@@ -123,8 +120,8 @@ func (r *Registry) expired(ctx context.Context, j *job) Outcome {
 	if what == "" {
 		what = "cleanup"
 	}
-	if j.inLease.Load() {
-		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, n.leaseCount())
+	if held := n.leaseCount(); held > 0 {
+		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, held)
 	}
 	o := Outcome{Method: n.method, Duration: took}
 	if cause := ctx.Err(); cause != nil {

@@ -110,9 +110,10 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 				return initialized, ErrStopped // Stop cleans up everything
 			}
 			if err := r.initialize(ctx, n); err != nil {
-				if !r.stopping.Load() {
-					r.rollback(ctx, n)
+				if r.stopping.Load() { // Stop cancelled this Initialize, and cleans up
+					return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
 				}
+				r.rollback(ctx, n)
 				return initialized, err
 			}
 			initialized++

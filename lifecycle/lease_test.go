@@ -1,0 +1,97 @@
+package lifecycle_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Property 8: a provider's cleanup waits for its leases; once stopping has
+// begun, Acquire fails.
+func TestLeasesDelayCleanupAndAcquireFailsOnceStopping(t *testing.T) {
+	jnl := &journal{}
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+	db := newFake("db", jnl)
+	mustRegister(t, r, db, lifecycle.Timeout(wait))
+	require.NoError(t, r.Start(context.Background()))
+
+	p, release, err := r.Acquire(context.Background(), "db")
+	require.NoError(t, err)
+	assert.Same(t, db, p)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.Stop(context.Background()) }()
+	eventually(t, "Acquire fails once stopping", func() bool {
+		_, release, err := r.Acquire(context.Background(), "db")
+		release() // a lease taken before stopping began must not be leaked
+		return err != nil
+	})
+	_, _, err = r.Acquire(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+
+	// The work in flight goes on using db; its cleanup has not begun.
+	time.Sleep(20 * time.Millisecond)
+	assert.EqualValues(t, 0, db.cleanups.Load(), "cleanup began while a lease was held")
+	jnl.add("released")
+	release()
+	release() // a second release does nothing
+
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(wait):
+		t.Fatal("Stop did not return after the lease was released")
+	}
+	jnl.before(t, "released", "begin db")
+	assert.EqualValues(t, 1, db.cleanups.Load())
+}
+
+// A lease held past the provider's timeout: the cleanup is recorded as timed
+// out, its message says leases were held, and the close still happens
+// (with the done context) so the resource is not leaked.
+func TestLeaseHeldPastTimeout(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db := newFake("db", jnl)
+	mustRegister(t, r, db, lifecycle.Timeout(30*time.Millisecond))
+	require.NoError(t, r.Start(context.Background()))
+	_, release, err := r.Acquire(context.Background(), "db")
+	require.NoError(t, err)
+	defer release()
+
+	err = r.Stop(context.Background())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Contains(t, err.Error(), "waiting for 1 lease(s)")
+	assert.Equal(t, lifecycle.ResultTimeout, r.Report().Providers["db"].Result)
+	eventually(t, "the close still happens", func() bool { return jnl.has("end db") })
+	assert.EqualValues(t, 1, db.cleanups.Load())
+}
+
+func TestAcquireErrors(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	mustRegister(t, r, newFake("db", &journal{}))
+
+	_, release, err := r.Acquire(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrNotReady, "not initialized before Start")
+	require.NotNil(t, release, "release is never nil")
+	release()
+
+	_, _, err = r.Acquire(context.Background(), "nope")
+	require.ErrorIs(t, err, lifecycle.ErrNotFound)
+
+	require.NoError(t, r.Start(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err = r.Acquire(ctx, "db")
+	require.ErrorIs(t, err, context.Canceled)
+
+	require.NoError(t, r.Stop(context.Background()))
+	_, _, err = r.Acquire(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+}

@@ -1,0 +1,142 @@
+package lifecycle_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Property 9: Unregister cleans up, and refuses while a dependent is
+// registered.
+func TestUnregisterRefusesWhileDependentsRemain(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db, api, worker := newFake("db", jnl), newFake("api", jnl), newFake("worker", jnl)
+	mustRegister(t, r, db)
+	mustRegister(t, r, api, lifecycle.DependsOn("db"))
+	mustRegister(t, r, worker, lifecycle.DependsOn("db"))
+	require.NoError(t, r.Start(context.Background()))
+
+	err := r.Unregister(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrHasDependents)
+	assert.Contains(t, err.Error(), `"api", "worker"`)
+	assert.EqualValues(t, 0, db.cleanups.Load())
+
+	require.NoError(t, r.Unregister(context.Background(), "api"))
+	require.NoError(t, r.Unregister(context.Background(), "worker"))
+	require.NoError(t, r.Unregister(context.Background(), "db"))
+	for _, f := range []*fake{db, api, worker} {
+		assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
+	}
+	assert.Empty(t, r.IDs())
+	require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrNotFound)
+
+	// The id is free again.
+	mustRegister(t, r, newFake("db", jnl))
+	require.NoError(t, r.Stop(context.Background()))
+	assert.Len(t, r.Report().Providers, 1, "unregistered providers are not in Stop's report")
+}
+
+func TestUnregisterFollowsStopRules(t *testing.T) {
+	release, _ := gate(t)
+	r := lifecycle.NewRegistry()
+	stuck := newFake("stuck", &journal{})
+	stuck.cleanup = ignoring(release)
+	mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
+	bad := newFake("bad", &journal{})
+	bad.cleanup = panicking("oops")
+	mustRegister(t, r, bad)
+	require.NoError(t, r.Start(context.Background()))
+
+	var err error
+	within(t, "Unregister", func() { err = r.Unregister(context.Background(), "stuck") })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var pan *lifecycle.PanicError
+	require.ErrorAs(t, r.Unregister(context.Background(), "bad"), &pan)
+	assert.Equal(t, "oops", pan.Value)
+	require.NoError(t, r.Stop(context.Background()))
+	assert.EqualValues(t, 1, stuck.cleanups.Load())
+	assert.EqualValues(t, 1, bad.cleanups.Load())
+}
+
+func TestUnregisterLeasesDrainFirst(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db := newFake("db", jnl)
+	mustRegister(t, r, db, lifecycle.Timeout(wait))
+	require.NoError(t, r.Start(context.Background()))
+	_, release, err := r.Acquire(context.Background(), "db")
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- r.Unregister(context.Background(), "db") }()
+	eventually(t, "db is claimed", func() bool {
+		_, release, err := r.Acquire(context.Background(), "db")
+		release() // a lease taken before stopping began must not be leaked
+		return err != nil
+	})
+	_, _, err = r.Acquire(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+	time.Sleep(10 * time.Millisecond)
+	assert.EqualValues(t, 0, db.cleanups.Load())
+	jnl.add("released")
+	release()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(wait):
+		t.Fatal("Unregister did not return")
+	}
+	jnl.before(t, "released", "begin db")
+	require.NoError(t, r.Stop(context.Background()))
+}
+
+// Stop waits for an Unregister in flight before cleaning up what the
+// unregistered provider depends on.
+func TestStopWaitsForUnregisterInFlight(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db, api := newFake("db", jnl), newFake("api", jnl)
+	apiBegan := make(chan struct{})
+	finish := make(chan struct{})
+	api.cleanup = func(context.Context) error {
+		close(apiBegan)
+		<-finish
+		return nil
+	}
+	mustRegister(t, r, db)
+	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
+	require.NoError(t, r.Start(context.Background()))
+
+	unregistered := make(chan error, 1)
+	go func() { unregistered <- r.Unregister(context.Background(), "api") }()
+	<-apiBegan
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.Stop(context.Background()) }()
+	time.Sleep(10 * time.Millisecond)
+	assert.EqualValues(t, 0, db.cleanups.Load(), "db cleaned while api still used it")
+	close(finish)
+	for _, ch := range []chan error{unregistered, stopped} {
+		select {
+		case err := <-ch:
+			require.NoError(t, err)
+		case <-time.After(wait):
+			t.Fatal("did not return")
+		}
+	}
+	jnl.before(t, "end api", "begin db")
+	assert.EqualValues(t, 1, api.cleanups.Load())
+	assert.EqualValues(t, 1, db.cleanups.Load())
+}
+
+func TestUnregisterAfterStopFails(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	mustRegister(t, r, newFake("db", &journal{}))
+	require.NoError(t, r.Stop(context.Background()))
+	require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrStopped)
+}
