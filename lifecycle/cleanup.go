@@ -16,10 +16,10 @@ type job struct {
 	trigger Trigger
 	notify  chan<- *job // receives the job when it ends; nil for a lone cleanup
 
-	began   time.Time
-	ended   atomic.Bool // the outcome has been claimed
-	done    chan struct{}
-	out     Outcome // written once by whoever ends the job, before done closes
+	began time.Time
+	ended atomic.Bool // the outcome has been claimed
+	done  chan struct{}
+	out   Outcome // written once by whoever ends the job, before done closes
 
 	// Scheduler state, touched only by the goroutine that runs cleanupAll.
 	pending  int    // dependents in this run whose cleanup has not ended
