@@ -81,14 +81,14 @@ func (n *node) settledHealth() (Health, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
+	case n.state == initFailed:
+		return Health{Status: StatusUnhealthy, Message: Redact(n.initErr.Error())}, true
 	case n.job != nil:
 		return Health{Status: StatusUnhealthy, Message: "cleaned up or being cleaned up"}, true
 	case n.state == initPending:
 		return Health{Status: StatusUnknown, Message: "not initialized"}, true
 	case n.state == initRunning:
 		return Health{Status: StatusUnknown, Message: "initializing"}, true
-	case n.state == initFailed:
-		return Health{Status: StatusUnhealthy, Message: Redact(n.initErr.Error())}, true
 	case n.health == nil:
 		return Health{Status: StatusHealthy, Message: "initialized; the provider has no health check"}, true
 	}
@@ -178,9 +178,9 @@ func sanitize(h Health) Health {
 		case error:
 			res[k] = Redact(v.Error())
 		case *url.URL:
-			res[k] = v.Redacted()
+			res[k] = Redact(v.Redacted())
 		case url.URL:
-			res[k] = v.Redacted()
+			res[k] = Redact(v.Redacted())
 		default:
 			res[k] = v
 		}

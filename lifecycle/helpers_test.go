@@ -177,11 +177,15 @@ func (e *events) Observe(ev lifecycle.Event) {
 	e.mu.Unlock()
 }
 
-func (e *events) cleaned() []lifecycle.ProviderCleaned {
+func (e *events) snapshot() []lifecycle.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return slices.Clone(e.all)
+}
+
+func (e *events) cleaned() []lifecycle.ProviderCleaned {
 	var out []lifecycle.ProviderCleaned
-	for _, ev := range e.all {
+	for _, ev := range e.snapshot() {
 		if c, ok := ev.(lifecycle.ProviderCleaned); ok {
 			out = append(out, c)
 		}

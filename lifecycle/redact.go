@@ -17,13 +17,17 @@ var secretPatterns = []struct {
 	repl string
 }{
 	// The password in a URL's user information:
-	// postgres://app:s3cret@db:5432/app.
-	{regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^@\s/]*@`), "${1}:" + redacted + "@"},
+	// postgres://app:s3cret@db:5432/app. A password may hold a "/" that
+	// should have been escaped; such a URL does not parse, and the parse
+	// error quotes it whole.
+	{regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*):[^@\s?#]*@`), "${1}:" + redacted + "@"},
 	// The Go MySQL driver's form: user:s3cret@tcp(db:3306)/app.
 	{regexp.MustCompile(`([^\s:/@]+):[^@\s/]+@(tcp|unix)\(`), "${1}:" + redacted + "@${2}("},
 	// key=value pairs in libpq DSNs, query strings and flags, quoted or not:
 	// password=s3cret, ?api_key=s3cret&, sslpassword='s 3'.
-	{regexp.MustCompile(`(?i)\b((?:ssl)?passw(?:or)?d|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token|auth[_-]?token|api[_-]?key|apikey)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,]+)`), "${1}${2}" + redacted},
+	// The name may follow anything but a letter: a space, a "?", or the
+	// "%20" of a DSN that went through a URL's escaping.
+	{regexp.MustCompile(`(?i)(^|[^a-z])((?:ssl)?passw(?:or)?d|pwd|pass|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token|auth[_-]?token|api[_-]?key|apikey)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,]+)`), "${1}${2}${3}" + redacted},
 	// The same names as JSON members: "password": "s3cret".
 	{regexp.MustCompile(`(?i)("(?:passw(?:or)?d|secret|token|access_token|refresh_token|api_key|apikey|client_secret)"\s*:\s*)"(?:[^"\\]|\\.)*"`), `${1}"` + redacted + `"`},
 	// Credentials in an Authorization header or after the scheme's name.

@@ -1,0 +1,106 @@
+package lifecycle_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Property 11: the log lines, at their levels, with their fields.
+func TestCleanupLogLines(t *testing.T) {
+	release, _ := gate(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)), lifecycle.WithDefaultTimeout(30*time.Millisecond))
+	ok := newFake("ok", &journal{})
+	bad := newFake("bad", &journal{})
+	bad.cleanup = failing(errBoom)
+	hung := newFake("hung", &journal{})
+	hung.cleanup = ignoring(release)
+	for _, p := range []lifecycle.Provider{ok, bad, hung, &noMethod{id: "bare"}} {
+		mustRegister(t, r, p)
+	}
+	require.NoError(t, r.Start(context.Background()))
+	require.Error(t, r.Stop(context.Background()))
+
+	began := logs.FilterMessage("cleaning up providers").All()
+	require.Len(t, began, 1)
+	assert.Equal(t, zapcore.InfoLevel, began[0].Level)
+	assert.EqualValues(t, 4, began[0].ContextMap()["providers"])
+
+	ended := logs.FilterMessage("providers cleaned up").All()
+	require.Len(t, ended, 1)
+	assert.Equal(t, zapcore.InfoLevel, ended[0].Level)
+	fields := ended[0].ContextMap()
+	assert.EqualValues(t, 4, fields["providers"])
+	assert.EqualValues(t, 1, fields["ok"])
+	assert.EqualValues(t, 1, fields["skipped"])
+	assert.EqualValues(t, 2, fields["failed"])
+	assert.Contains(t, fields, "duration")
+
+	cleaned := logs.FilterMessage("provider cleaned up").All()
+	require.Len(t, cleaned, 1)
+	assert.Equal(t, zapcore.DebugLevel, cleaned[0].Level)
+	assert.Equal(t, "ok", cleaned[0].ContextMap()["provider"])
+	assert.Equal(t, "Cleanup", cleaned[0].ContextMap()["method"])
+	assert.Contains(t, cleaned[0].ContextMap(), "duration")
+
+	failed := logs.FilterMessage("provider cleanup failed").All()
+	require.Len(t, failed, 2)
+	byID := map[string]map[string]any{}
+	for _, e := range failed {
+		assert.Equal(t, zapcore.WarnLevel, e.Level)
+		byID[e.ContextMap()["provider"].(string)] = e.ContextMap()
+	}
+	assert.Contains(t, byID["bad"]["error"], "boom")
+	assert.Equal(t, "error", byID["bad"]["result"])
+	assert.Contains(t, byID["hung"]["error"], "timeout")
+	assert.Equal(t, "timeout", byID["hung"]["result"])
+
+	skipped := logs.FilterMessage("provider has no cleanup method").All()
+	require.Len(t, skipped, 1)
+	assert.Equal(t, zapcore.WarnLevel, skipped[0].Level)
+	assert.Equal(t, "bare", skipped[0].ContextMap()["provider"])
+}
+
+// The observer sees the same events as the log, as typed values.
+func TestObserverReceivesTypedEvents(t *testing.T) {
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+	mustRegister(t, r, newFake("a", &journal{}))
+	mustRegister(t, r, newFake("b", &journal{}), lifecycle.DependsOn("a"))
+	require.NoError(t, r.Start(context.Background()))
+	require.NoError(t, r.Stop(context.Background()))
+
+	var kinds []string
+	for _, e := range obs.snapshot() {
+		switch e := e.(type) {
+		case lifecycle.ProviderRegistered:
+			kinds = append(kinds, "registered "+e.ID)
+		case lifecycle.StartBegan:
+			kinds = append(kinds, "start")
+		case lifecycle.ProviderInitialized:
+			kinds = append(kinds, "initialized "+e.ID)
+		case lifecycle.StartEnded:
+			kinds = append(kinds, "started")
+		case lifecycle.CleanupBegan:
+			kinds = append(kinds, "cleanup "+string(e.Trigger))
+		case lifecycle.ProviderCleaned:
+			kinds = append(kinds, "cleaned "+e.ID+" "+e.Outcome.Result.String())
+		case lifecycle.CleanupEnded:
+			kinds = append(kinds, "cleaned up "+string(e.Trigger))
+			assert.Len(t, e.Report.Providers, 2)
+		}
+	}
+	assert.Equal(t, []string{
+		"registered a", "registered b", "start", "initialized a", "initialized b", "started",
+		"cleanup stop", "cleaned b ok", "cleaned a ok", "cleaned up stop",
+	}, kinds)
+}

@@ -1,0 +1,146 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+const secret = "hunter2-s3cr3t"
+
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		give string
+		want string
+	}{
+		{"dial postgres://app:" + secret + "@db:5432/app?sslmode=disable: refused",
+			"dial postgres://app:xxxxx@db:5432/app?sslmode=disable: refused"},
+		{`parse "https://user:` + secret + `@host/path": invalid`, `parse "https://user:xxxxx@host/path": invalid`},
+		{"host=db user=app password=" + secret + " dbname=app", "host=db user=app password=xxxxx dbname=app"},
+		{"host=db password='" + secret + " x' dbname=app", "host=db password=xxxxx dbname=app"},
+		{"GET http://ollama:11434/api/tags?api_key=" + secret + "&x=1", "GET http://ollama:11434/api/tags?api_key=xxxxx&x=1"},
+		{"app:" + secret + "@tcp(db:3306)/app", "app:xxxxx@tcp(db:3306)/app"},
+		{`{"token": "` + secret + `"}`, `{"token": "xxxxx"}`},
+		{"Authorization: Bearer " + secret, "Authorization: Bearer xxxxx"},
+		{"access_token=" + secret, "access_token=xxxxx"},
+		{"PASSWORD=" + secret, "PASSWORD=xxxxx"},
+		{"sslpassword=" + secret, "sslpassword=xxxxx"},
+		{"nothing to hide here: connection refused", "nothing to hide here: connection refused"},
+		{"postgres://app@db:5432/app", "postgres://app@db:5432/app"},
+		{`parse "postgres://app:pa/` + secret + `@db/app": invalid port`, `parse "postgres://app:xxxxx@db/app": invalid port`},
+		{"host=db%20user=app%20password=" + secret, "host=db%20user=app%20password=xxxxx"},
+		{"http://ollama:11434/api/generate", "http://ollama:11434/api/generate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			got := lifecycle.Redact(tt.give)
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, got, secret)
+		})
+	}
+}
+
+// secretive is a provider that leaks its DSN everywhere it can: in errors,
+// panics, health messages and resources.
+type secretive struct {
+	id  string
+	dsn string
+	how string
+}
+
+func (s *secretive) ID() string { return s.id }
+
+func (s *secretive) Initialize(context.Context) error { return nil }
+
+func (s *secretive) Cleanup(ctx context.Context) error {
+	switch s.how {
+	case "panic":
+		panic("cannot close " + s.dsn)
+	case "timeout":
+		<-ctx.Done()
+		return fmt.Errorf("close %s: %w", s.dsn, ctx.Err())
+	}
+	return fmt.Errorf("close %s: broken pipe", s.dsn)
+}
+
+func (s *secretive) HealthCheck(context.Context) lifecycle.Health {
+	u, _ := url.Parse(s.dsn)
+	return lifecycle.Health{
+		Status:  lifecycle.StatusDegraded,
+		Message: "pinging " + s.dsn,
+		Resources: map[string]any{
+			"dsn":   s.dsn,
+			"url":   u,
+			"error": errors.New("auth failed for " + s.dsn),
+		},
+	}
+}
+
+// Property 12: no log line, health message, resource or report carries a
+// secret from a URL or DSN.
+func TestSecretsStaySecret(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)), lifecycle.WithObserver(obs),
+		lifecycle.WithDefaultTimeout(20*time.Millisecond))
+	providers := []*secretive{
+		{id: "pg", dsn: "postgres://app:" + secret + "@db:5432/app", how: "error"},
+		{id: "ollama", dsn: "http://admin:" + secret + "@ollama:11434", how: "panic"},
+		{id: "libpq", dsn: "host=db user=app password=" + secret, how: "timeout"},
+	}
+	for _, p := range providers {
+		mustRegister(t, r, p)
+	}
+	broken := newFake("broken", &journal{})
+	broken.initialize = failing(errors.New("connect postgres://app:" + secret + "@db/app: refused"))
+	require.NoError(t, r.Start(context.Background()))
+	require.Error(t, r.Register(broken), "late registration fails and rolls back")
+
+	health := r.Health(context.Background())
+	for id, h := range health.Providers {
+		assert.NotContains(t, h.Message, secret, id)
+		for k, v := range h.Resources {
+			assert.NotContains(t, fmt.Sprint(v), secret, "%s resource %s", id, k)
+		}
+	}
+
+	err := r.Stop(context.Background())
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), secret)
+	for _, id := range []string{"pg", "ollama", "libpq"} {
+		assert.Contains(t, err.Error(), `provider "`+id+`"`)
+	}
+	for id, o := range r.Report().Providers {
+		if o.Err != nil {
+			assert.NotContains(t, o.Err.Error(), secret, id)
+		}
+	}
+	// Every event an observer sees, printed in full.
+	eventually(t, "the timed-out cleanup returns late", func() bool {
+		return len(logs.FilterMessage("provider returned after the registry stopped waiting").All()) > 0
+	})
+	for _, e := range obs.snapshot() {
+		assert.NotContains(t, fmt.Sprintf("%+v", e), secret)
+	}
+	// Every log line, encoded as production would encode it.
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	require.NotZero(t, logs.Len())
+	for _, entry := range logs.All() {
+		buf, err := enc.EncodeEntry(entry.Entry, entry.Context)
+		require.NoError(t, err)
+		line := buf.String()
+		assert.False(t, strings.Contains(line, secret), "log line leaks a secret: %s", line)
+	}
+}
