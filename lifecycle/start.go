@@ -18,7 +18,9 @@ import (
 // or times out, no further provider is initialized, and the providers
 // initialized so far, with the one that failed (it may hold half of its
 // resources), are cleaned up in dependency order before Start returns the
-// error. That rollback is not cut short by ctx: a start that ran out of
+// error; so are the providers that depend on those, which were never
+// initialized, so that the dependency order holds. That rollback is not cut
+// short by ctx: a start that ran out of
 // time is exactly when cleanup matters. Each of its cleanups is bounded by
 // its provider's timeout.
 //
@@ -154,17 +156,46 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 
 // rollback cleans up, in dependency order, every provider initialized so
 // far and the one that failed. Its outcomes join the registry's report.
+//
+// It takes along every provider that depends, directly or not, on one of
+// those, although none of them was initialized: a dependent is always
+// cleaned up before what it depends on, and one left for a later Stop would
+// be cleaned up after.
 func (r *Registry) rollback(ctx context.Context, failed *node) {
 	r.mu.RLock()
-	var set []*node
-	for _, n := range r.sortedNodes() {
-		n.mu.Lock()
-		if n == failed || n.state == initDone {
-			set = append(set, n)
+	nodes := r.sortedNodes()
+	dependents := make(map[string][]*node)
+	for _, n := range nodes {
+		for _, id := range n.deps {
+			dependents[id] = append(dependents[id], n)
 		}
+	}
+	in := make(map[*node]bool)
+	var take func(n *node)
+	take = func(n *node) {
+		if in[n] {
+			return
+		}
+		in[n] = true
+		for _, d := range dependents[n.id] {
+			take(d)
+		}
+	}
+	for _, n := range nodes {
+		n.mu.Lock()
+		initialized := n.state == initDone
 		n.mu.Unlock()
+		if n == failed || initialized {
+			take(n)
+		}
 	}
 	r.mu.RUnlock()
+	set := make([]*node, 0, len(in))
+	for _, n := range nodes {
+		if in[n] {
+			set = append(set, n)
+		}
+	}
 	r.cleanupSet(context.WithoutCancel(ctx), set, TriggerRollback)
 }
 

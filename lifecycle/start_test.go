@@ -96,6 +96,27 @@ func TestSecondStartReturnsTheFirstResult(t *testing.T) {
 	require.NoError(t, r.Stop(context.Background()))
 }
 
+// A provider that depends on the one that failed was never initialized, but
+// it is cleaned up with the rollback, before its dependency: a later Stop
+// would clean it up after.
+func TestStartRollbackTakesDependentsOfTheFailedProvider(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db, api, audit := newFake("db", jnl), newFake("api", jnl), newFake("audit", jnl)
+	db.initialize = failing(errBoom)
+	mustRegister(t, r, api, lifecycle.DependsOn("db"))
+	mustRegister(t, r, db)
+	mustRegister(t, r, audit)
+	require.ErrorIs(t, r.Start(context.Background()), errBoom)
+	assert.EqualValues(t, 0, api.inits.Load())
+	assert.EqualValues(t, 1, api.cleanups.Load())
+	assert.EqualValues(t, 0, audit.cleanups.Load(), "an unrelated provider is left for Stop")
+	jnl.before(t, "end api", "begin db")
+	require.NoError(t, r.Stop(context.Background()))
+	assert.EqualValues(t, 1, audit.cleanups.Load())
+	assert.EqualValues(t, 1, api.cleanups.Load())
+}
+
 // Stop during Start cancels Start and cleans up everything, the provider
 // caught mid-Initialize included.
 func TestStopDuringStartCancelsItAndCleansUp(t *testing.T) {
