@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,7 @@ func (b behaviour) instant() bool { return b == behaveOK || b == behaveError || 
 
 // fuzzProvider records, on a clock shared by the run, when its cleanup
 // began and returned, and catches a cleanup that runs while a lease is
-// held.
+// held. The plan's providers are templates: each registration copies one.
 type fuzzProvider struct {
 	id       string
 	deps     []string
@@ -42,6 +43,8 @@ type fuzzProvider struct {
 	clock    *atomic.Int64
 	release  <-chan struct{}
 	cleanups atomic.Int32
+	accepted bool  // the registry took this registration; guarded by the run's mutex
+	regEnd   int64 // the clock when Register returned
 	began    atomic.Int64
 	ended    atomic.Int64
 	inUse    atomic.Int32
@@ -156,16 +159,14 @@ func runPlan(t *testing.T, data []byte) {
 	release := make(chan struct{})
 	pl := decode(data, &clock, release)
 	r := lifecycle.NewRegistry(lifecycle.WithHealthTimeout(20 * time.Millisecond))
-	byID := make(map[string]*fuzzProvider, len(pl.providers))
-	for _, p := range pl.providers {
-		byID[p.id] = p
-	}
 
-	// How many times the registry accepted each provider, and so must
-	// clean it up: one provider may be registered again once unregistered.
+	// Every registration gets an object of its own (a provider may be
+	// registered again once unregistered), so that each object's cleanup
+	// is owed exactly once if the registry took it, and never otherwise.
 	var mu sync.Mutex
-	owed := make(map[string]int32)
-	register := func(p *fuzzProvider) {
+	var registered []*fuzzProvider
+	register := func(slot *fuzzProvider) {
+		p := &fuzzProvider{id: slot.id, deps: slot.deps, init: slot.init, clean: slot.clean, clock: &clock, release: release}
 		timeout := wait
 		if p.clean == behaveOverrun || p.init == behaveOverrun {
 			timeout = 5 * time.Millisecond
@@ -174,12 +175,10 @@ func runPlan(t *testing.T, data []byte) {
 		var pe *lifecycle.ProviderError
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case err == nil:
-			owed[p.id]++
-		case errors.As(err, &pe) && pe.Op == "initialize":
-			owed[p.id]++ // rolled back: cleaned up already
-		}
+		p.regEnd = clock.Add(1)
+		// A registration whose Initialize failed was rolled back: cleaned up.
+		p.accepted = err == nil || errors.As(err, &pe) && pe.Op == "initialize"
+		registered = append(registered, p)
 	}
 	for _, p := range pl.providers[:pl.early] {
 		register(p)
@@ -191,21 +190,22 @@ func runPlan(t *testing.T, data []byte) {
 	for _, ops := range pl.ops {
 		wg.Go(func() {
 			for _, op := range ops {
-				p := pl.providers[int(op/6)%len(pl.providers)]
+				slot := pl.providers[int(op/6)%len(pl.providers)]
 				switch op % 6 {
 				case 0:
 					_ = r.Start(ctx)
 				case 1:
 					_ = r.Stop(ctx)
 				case 2:
-					register(p)
+					register(slot)
 				case 3:
-					_ = r.Unregister(ctx, p.id)
+					_ = r.Unregister(ctx, slot.id)
 				case 4:
-					if _, release, err := r.Acquire(ctx, p.id); err == nil {
-						p.inUse.Add(1)
+					if p, release, err := r.Acquire(ctx, slot.id); err == nil {
+						fp := p.(*fuzzProvider)
+						fp.inUse.Add(1)
 						runtime.Gosched()
-						p.inUse.Add(-1)
+						fp.inUse.Add(-1)
 						release()
 					}
 				case 5:
@@ -221,27 +221,37 @@ func runPlan(t *testing.T, data []byte) {
 		t.Fatalf("the run did not finish within %v", wait)
 	}
 
-	for _, p := range pl.providers {
-		if n := p.cleanups.Load(); n != owed[p.id] {
-			t.Errorf("%s: cleanup ran %d times for %d registrations, want once for each", p.id, n, owed[p.id])
+	for _, p := range registered {
+		want := int32(0)
+		if p.accepted {
+			want = 1
+		}
+		if n := p.cleanups.Load(); n != want {
+			t.Errorf("%s (registered at %d): cleanup ran %d times, want %d", p.id, p.regEnd, n, want)
 		}
 		if p.misuse.Load() {
 			t.Errorf("%s: cleanup ran while a lease was held", p.id)
 		}
-		for _, id := range p.deps {
-			d := byID[id]
-			if p.cleanups.Load() == 0 || d.cleanups.Load() == 0 {
+	}
+	// Dependency order: a dependency whose cleanup began after its
+	// dependent was registered began only once the dependent's had ended.
+	for _, p := range registered {
+		if !p.accepted {
+			continue
+		}
+		// The registry's end of an instant cleanup is its return; a
+		// cleanup that can overrun may be ended by its deadline, so only its
+		// beginning is known to precede the dependency's.
+		end := p.ended.Load()
+		if !p.clean.instant() {
+			end = p.began.Load()
+		}
+		for _, d := range registered {
+			if !d.accepted || !slices.Contains(p.deps, d.id) || d.began.Load() < p.regEnd {
 				continue
 			}
-			// The registry's end of an instant cleanup is its return; a
-			// cleanup that can overrun may be ended by its deadline, so only
-			// its beginning is known to precede the dependency's.
-			end := p.ended.Load()
-			if !p.clean.instant() {
-				end = p.began.Load()
-			}
 			if d.began.Load() < end {
-				t.Errorf("%s began cleanup (at %d) before its dependent %s ended (at %d)", id, d.began.Load(), p.id, end)
+				t.Errorf("%s began cleanup (at %d) before its dependent %s ended (at %d)", d.id, d.began.Load(), p.id, end)
 			}
 		}
 	}

@@ -88,7 +88,9 @@ func (r *Registry) emit(e Event) {
 }
 
 // Register adds a provider. The id must not be registered already
-// ([ErrDuplicateID]), and Stop must not have begun ([ErrStopped]).
+// ([ErrDuplicateID]), and Stop must not have begun ([ErrStopped]); a
+// registry whose Start failed takes no more providers either. No provider
+// may depend on one whose cleanup has been claimed.
 //
 // Before Start, Register only records the provider; Start initializes it.
 // Once the registry is running, Register initializes the provider at once,
@@ -121,12 +123,14 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 		r.mu.Unlock()
 		return providerError(id, "register", ErrDuplicateID)
 	}
+	if r.phase == phaseStartFailed {
+		r.mu.Unlock()
+		return providerError(id, "register", fmt.Errorf("the registry failed to start: %w", ErrStopped))
+	}
 	running := r.phase == phaseRunning
-	if running {
-		if err := r.checkLiveDeps(n); err != nil {
-			r.mu.Unlock()
-			return providerError(id, "register", err)
-		}
+	if err := r.checkDeps(n, running); err != nil {
+		r.mu.Unlock()
+		return providerError(id, "register", err)
 	}
 	r.seq++
 	n.seq = r.seq
@@ -140,24 +144,30 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	return nil
 }
 
-// checkLiveDeps checks, for a registration while running, that every
-// dependency is registered, initialized and not being cleaned up. r.mu is
-// held.
-func (r *Registry) checkLiveDeps(n *node) error {
+// checkDeps refuses a dependency that is being cleaned up or was cleaned
+// up: that provider's cleanup may have begun already, so it could not wait
+// for n's. While the registry runs, every dependency must moreover be
+// registered and initialized, since n is initialized at once; before Start,
+// an unknown id is left for Start to report. r.mu is held.
+func (r *Registry) checkDeps(n *node, running bool) error {
 	for _, id := range n.deps {
+		if id == n.id {
+			return fmt.Errorf("depends on itself: %w", ErrCycle)
+		}
 		d := r.nodes[id]
 		if d == nil {
-			return fmt.Errorf("depends on %q: %w", id, ErrNotFound)
+			if running {
+				return fmt.Errorf("depends on %q: %w", id, ErrNotFound)
+			}
+			continue
 		}
 		d.mu.Lock()
 		state, claimed := d.state, d.job != nil
 		d.mu.Unlock()
 		switch {
-		case id == n.id:
-			return fmt.Errorf("depends on itself: %w", ErrCycle)
 		case claimed:
 			return fmt.Errorf("depends on %q, which is being cleaned up: %w", id, ErrStopped)
-		case state != initDone:
+		case running && state != initDone:
 			return fmt.Errorf("depends on %q: %w", id, ErrNotReady)
 		}
 	}

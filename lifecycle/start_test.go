@@ -112,6 +112,9 @@ func TestStartRollbackTakesDependentsOfTheFailedProvider(t *testing.T) {
 	assert.EqualValues(t, 1, api.cleanups.Load())
 	assert.EqualValues(t, 0, audit.cleanups.Load(), "an unrelated provider is left for Stop")
 	jnl.before(t, "end api", "begin db")
+	// A failed registry takes no more providers: one depending on db could
+	// not be cleaned up before db, which is gone.
+	require.ErrorIs(t, r.Register(newFake("late", jnl), lifecycle.DependsOn("db")), lifecycle.ErrStopped)
 	require.NoError(t, r.Stop(context.Background()))
 	assert.EqualValues(t, 1, audit.cleanups.Load())
 	assert.EqualValues(t, 1, api.cleanups.Load())

@@ -28,8 +28,21 @@ func TestUnregisterRefusesWhileDependentsRemain(t *testing.T) {
 	assert.EqualValues(t, 0, db.cleanups.Load())
 
 	require.NoError(t, r.Unregister(context.Background(), "api"))
+	// A new dependent may not appear while its dependency is being removed.
+	release, open := gate(t)
+	db.cleanup = ignoring(release)
+	removed := make(chan error, 1)
 	require.NoError(t, r.Unregister(context.Background(), "worker"))
-	require.NoError(t, r.Unregister(context.Background(), "db"))
+	go func() { removed <- r.Unregister(context.Background(), "db") }()
+	eventually(t, "db's cleanup began", func() bool { return db.cleanups.Load() == 1 })
+	require.ErrorIs(t, r.Register(newFake("newcomer", jnl), lifecycle.DependsOn("db")), lifecycle.ErrStopped)
+	open()
+	select {
+	case err := <-removed:
+		require.NoError(t, err)
+	case <-time.After(wait):
+		t.Fatal("Unregister did not return")
+	}
 	for _, f := range []*fake{db, api, worker} {
 		assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
 	}
