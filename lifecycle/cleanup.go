@@ -21,7 +21,7 @@ type job struct {
 	done  chan struct{}
 	out   Outcome // written once by whoever ends the job, before done closes
 
-	// Scheduler state, touched only by the goroutine that runs cleanupAll.
+	// Scheduler state, touched only by the goroutine that runs the run.
 	pending  int    // dependents in this run whose cleanup has not ended
 	deps     []*job // dependencies in this run, back edges of a cycle removed
 	launched bool
@@ -141,59 +141,75 @@ func lateError(id, op string, err error) error {
 	return providerError(id, op, err)
 }
 
-// cleanupAll cleans up nodes in dependency order: a provider's cleanup
-// begins as soon as the cleanups of all its dependents in the set have
-// ended, so the run takes the critical path of the graph, not the sum of
-// its tiers. Providers whose cleanup another caller has claimed (an
-// Unregister in flight) are waited for but not reported; providers already
-// cleaned up are left out.
+// run is one cleanup of many providers: a Stop, or a failed Start's
+// rollback.
+type run struct {
+	trigger Trigger
+	jobs    []*job    // in registration order
+	mine    int       // jobs this run claimed; the others it only waits for
+	ended   chan *job // every job of the run, once ended
+}
+
+// claimRun claims the cleanup of each node not claimed yet, and takes along,
+// to wait for them, the ones whose cleanup another caller has begun and not
+// ended (an Unregister in flight). The caller holds r.mu, so that no
+// provider can be registered meanwhile that depends on one of them.
+func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
+	ru := &run{trigger: trigger, ended: make(chan *job, len(nodes))}
+	for _, n := range nodes {
+		if j := r.claim(n, trigger, ru.ended); j != nil {
+			j.mine = true
+			ru.mine++
+			ru.jobs = append(ru.jobs, j)
+			continue
+		}
+		n.mu.Lock()
+		j := n.job
+		n.mu.Unlock()
+		select {
+		case <-j.done: // cleaned up already
+		default:
+			ru.jobs = append(ru.jobs, j)
+		}
+	}
+	return ru
+}
+
+// cleanup runs ru in dependency order: a provider's cleanup begins as soon
+// as the cleanups of all its dependents in the run have ended, so the run
+// takes the critical path of the graph, not the sum of its tiers. The
+// outcomes of the jobs it claimed are returned; the others are their
+// claimers' to report.
 //
 // Once ctx is done, every cleanup not yet begun is begun at once, with the
 // done context, so that a close that needs no time still happens; every
-// cleanup not yet ended is recorded as abandoned, and cleanupAll returns
+// cleanup not yet ended is recorded as abandoned, and cleanup returns
 // without waiting further.
-func (r *Registry) cleanupAll(ctx context.Context, nodes []*node, trigger Trigger) map[string]Outcome {
-	ended := make(chan *job, len(nodes))
+func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 	quit := make(chan struct{})
 	defer close(quit)
-
-	jobs := make([]*job, 0, len(nodes))
-	index := make(map[string]*job, len(nodes))
-	mine := 0
-	for _, n := range nodes {
-		j := r.claim(n, trigger, ended)
-		if j != nil {
-			j.mine = true
-			mine++
-		} else {
-			n.mu.Lock()
-			j = n.job
-			n.mu.Unlock()
-			select {
-			case <-j.done:
-				continue // cleaned up already
-			default:
-			}
+	index := make(map[string]*job, len(ru.jobs))
+	for _, j := range ru.jobs {
+		index[j.n.id] = j
+		if !j.mine {
 			go func() { // relay another caller's cleanup to this run
 				select {
 				case <-j.done:
-					ended <- j
+					ru.ended <- j
 				case <-quit:
 				}
 			}()
 		}
-		jobs = append(jobs, j)
-		index[n.id] = j
 	}
-	linkJobs(jobs, index)
+	linkJobs(ru.jobs, index)
 
-	r.emit(CleanupBegan{Trigger: trigger, Providers: mine})
-	out := make(map[string]Outcome, mine)
+	r.emit(CleanupBegan{Trigger: ru.trigger, Providers: ru.mine})
+	out := make(map[string]Outcome, ru.mine)
 	record := func(j *job) {
 		if j.mine && !j.recorded {
 			j.recorded = true
 			out[j.n.id] = j.out
-			r.emit(ProviderCleaned{ID: j.n.id, Trigger: trigger, Outcome: j.out})
+			r.emit(ProviderCleaned{ID: j.n.id, Trigger: ru.trigger, Outcome: j.out})
 		}
 	}
 	launch := func(j *job) {
@@ -203,14 +219,14 @@ func (r *Registry) cleanupAll(ctx context.Context, nodes []*node, trigger Trigge
 		}
 	}
 
-	for _, j := range jobs {
+	for _, j := range ru.jobs {
 		if j.pending == 0 {
 			launch(j)
 		}
 	}
-	for remaining := len(jobs); remaining > 0; {
+	for remaining := len(ru.jobs); remaining > 0; {
 		select {
-		case j := <-ended:
+		case j := <-ru.ended:
 			remaining--
 			record(j)
 			for _, d := range j.deps {
@@ -219,10 +235,10 @@ func (r *Registry) cleanupAll(ctx context.Context, nodes []*node, trigger Trigge
 				}
 			}
 		case <-ctx.Done():
-			for _, j := range jobs {
+			for _, j := range ru.jobs {
 				launch(j)
 			}
-			for _, j := range jobs {
+			for _, j := range ru.jobs {
 				if j.mine && (j.ended.Load() || !j.end(r.expired(ctx, j))) {
 					<-j.done // ended by its own goroutine; the outcome is set
 				}

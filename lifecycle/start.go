@@ -160,9 +160,16 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 // It takes along every provider that depends, directly or not, on one of
 // those, although none of them was initialized: a dependent is always
 // cleaned up before what it depends on, and one left for a later Stop would
-// be cleaned up after.
+// be cleaned up after. The registry is marked failed, and the set chosen
+// and claimed, in one critical section, so that no provider can be
+// registered meanwhile that depends on one being rolled back.
 func (r *Registry) rollback(ctx context.Context, failed *node) {
-	r.mu.RLock()
+	r.mu.Lock()
+	if r.phase != phaseStarting { // Stop has begun, and owns every cleanup
+		r.mu.Unlock()
+		return
+	}
+	r.phase = phaseStartFailed
 	nodes := r.sortedNodes()
 	dependents := make(map[string][]*node)
 	for _, n := range nodes {
@@ -189,20 +196,21 @@ func (r *Registry) rollback(ctx context.Context, failed *node) {
 			take(n)
 		}
 	}
-	r.mu.RUnlock()
 	set := make([]*node, 0, len(in))
 	for _, n := range nodes {
 		if in[n] {
 			set = append(set, n)
 		}
 	}
-	r.cleanupSet(context.WithoutCancel(ctx), set, TriggerRollback)
+	ru := r.claimRun(set, TriggerRollback)
+	r.mu.Unlock()
+	r.cleanupRun(context.WithoutCancel(ctx), ru)
 }
 
-// cleanupSet runs cleanupAll and records its outcomes in the report.
-func (r *Registry) cleanupSet(ctx context.Context, set []*node, trigger Trigger) map[string]Outcome {
+// cleanupRun runs ru and records its outcomes in the report.
+func (r *Registry) cleanupRun(ctx context.Context, ru *run) map[string]Outcome {
 	begin := time.Now()
-	out := r.cleanupAll(ctx, set, trigger)
+	out := r.cleanup(ctx, ru)
 	took := time.Since(begin)
 	r.mu.Lock()
 	for id, o := range out {
@@ -210,7 +218,7 @@ func (r *Registry) cleanupSet(ctx context.Context, set []*node, trigger Trigger)
 	}
 	r.report.Duration += took
 	r.mu.Unlock()
-	r.emit(CleanupEnded{Trigger: trigger, Duration: took, Report: StopReport{Duration: took, Providers: out}})
+	r.emit(CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took, Providers: out}})
 	return out
 }
 

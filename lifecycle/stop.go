@@ -57,10 +57,10 @@ func (r *Registry) Stop(ctx context.Context) error {
 		}
 	}
 
-	r.mu.RLock()
-	nodes := r.sortedNodes()
-	r.mu.RUnlock()
-	out := r.cleanupSet(ctx, nodes, TriggerStop)
+	r.mu.Lock()
+	ru := r.claimRun(r.sortedNodes(), TriggerStop)
+	r.mu.Unlock()
+	out := r.cleanupRun(ctx, ru)
 
 	r.mu.Lock()
 	r.report.Duration = time.Since(begin)
