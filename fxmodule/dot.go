@@ -1,0 +1,130 @@
+package fxmodule
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// graph is the constructor graph of an fx application, read from the DOT
+// text that fx provides as [fx.DotGraph]. Keys are dig's: a type, with
+// "[name=...]" for a named value or "[group=...]N" for a group member; a
+// group as a whole is "[type=... group=...]".
+//
+// Reading DOT is the one way fx lets a module see the constructors it did
+// not declare itself, which is where a dependency through a repository or a
+// client in between is found. The format is dig's own (internal/dot), stable
+// since dig 1.0; TestDiscover* fail if it changes.
+type graph struct {
+	params    [][]string          // by constructor: the keys it consumes
+	producers map[string][]int    // by result key: the constructors producing it
+	members   map[string][]string // by group key: the result keys in the group
+}
+
+var (
+	clusterLine = regexp.MustCompile(`^\tsubgraph cluster_(\d+) \{$`)
+	paramLine   = regexp.MustCompile(`^\tconstructor_(\d+) -> (".*") \[ltail=cluster_\d+.*\];$`)
+)
+
+func parseGraph(dot string) (*graph, error) {
+	g := &graph{producers: make(map[string][]int), members: make(map[string][]string)}
+	ctor := -1 // the cluster being read, or -1 outside one
+	for _, line := range strings.Split(dot, "\n") {
+		switch {
+		case clusterLine.MatchString(line):
+			n, _ := strconv.Atoi(clusterLine.FindStringSubmatch(line)[1])
+			ctor = n
+			g.grow(n)
+		case line == "\t}":
+			ctor = -1
+		case ctor >= 0 && strings.HasPrefix(line, "\t\t\""):
+			key, _, err := quoted(line[2:])
+			if err != nil {
+				return nil, fmt.Errorf("read constructor result %q: %w", line, err)
+			}
+			g.producers[key] = append(g.producers[key], ctor)
+		case paramLine.MatchString(line):
+			m := paramLine.FindStringSubmatch(line)
+			n, _ := strconv.Atoi(m[1])
+			key, _, err := quoted(m[2])
+			if err != nil {
+				return nil, fmt.Errorf("read constructor parameter %q: %w", line, err)
+			}
+			g.grow(n)
+			g.params[n] = append(g.params[n], key)
+		case ctor < 0 && strings.HasPrefix(line, "\t\""):
+			// A group's edge to one of its members: "[type=T group=g]" -> "T[group=g]0";
+			// other quoted lines at this level only colour nodes.
+			from, rest, err := quoted(line[1:])
+			if err != nil {
+				return nil, fmt.Errorf("read group %q: %w", line, err)
+			}
+			if rest, ok := strings.CutPrefix(rest, " -> "); ok {
+				to, _, err := quoted(rest)
+				if err != nil {
+					return nil, fmt.Errorf("read group member %q: %w", line, err)
+				}
+				g.members[from] = append(g.members[from], to)
+			}
+		}
+	}
+	return g, nil
+}
+
+func (g *graph) grow(n int) {
+	for len(g.params) <= n {
+		g.params = append(g.params, nil)
+	}
+}
+
+// quoted reads the Go-quoted string at the start of s and returns it with
+// what follows it.
+func quoted(s string) (string, string, error) {
+	q, err := strconv.QuotedPrefix(s)
+	if err != nil {
+		return "", "", err
+	}
+	v, err := strconv.Unquote(q)
+	return v, s[len(q):], err
+}
+
+// producersOf returns the constructors that produce key: for a group, the
+// producers of all its members.
+func (g *graph) producersOf(key string) []int {
+	if members, ok := g.members[key]; ok {
+		var out []int
+		for _, m := range members {
+			out = append(out, g.producers[m]...)
+		}
+		return out
+	}
+	return g.producers[key]
+}
+
+// reaches walks the constructors that from's parameters need, directly or
+// through other constructors, and calls found for each constructor in stop
+// that it meets, without walking past it.
+func (g *graph) reaches(from int, stop map[int]bool, found func(int)) {
+	seen := map[int]bool{from: true}
+	var walk func(c int)
+	walk = func(c int) {
+		if c >= len(g.params) {
+			return
+		}
+		for _, key := range g.params[c] {
+			for _, p := range g.producersOf(key) {
+				if seen[p] {
+					continue
+				}
+				seen[p] = true
+				if stop[p] {
+					found(p)
+					continue
+				}
+				walk(p)
+			}
+		}
+	}
+	walk(from)
+}

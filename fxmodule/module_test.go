@@ -1,0 +1,378 @@
+package fxmodule_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const wait = 10 * time.Second
+
+// journal records, in order, what providers and components did.
+type journal struct {
+	mu      sync.Mutex
+	entries []string
+}
+
+func (j *journal) add(e string) {
+	j.mu.Lock()
+	j.entries = append(j.entries, e)
+	j.mu.Unlock()
+}
+
+func (j *journal) all() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.entries)
+}
+
+func (j *journal) before(t *testing.T, a, b string) {
+	t.Helper()
+	all := j.all()
+	ia, ib := slices.Index(all, a), slices.Index(all, b)
+	require.GreaterOrEqual(t, ia, 0, "%q never happened: %v", a, all)
+	require.Greater(t, ib, ia, "%q should come after %q: %v", b, a, all)
+}
+
+// base is what every test provider shares: an id, a journal, and counts.
+type base struct {
+	id       string
+	jnl      *journal
+	initErr  error
+	cleanup  func(context.Context) error
+	cleanups int
+}
+
+func (b *base) ID() string { return b.id }
+
+func (b *base) Initialize(context.Context) error {
+	b.jnl.add("init " + b.id)
+	return b.initErr
+}
+
+func (b *base) Cleanup(ctx context.Context) error {
+	b.cleanups++
+	b.jnl.add("cleanup " + b.id)
+	if b.cleanup != nil {
+		return b.cleanup(ctx)
+	}
+	return nil
+}
+
+// The providers of a small service, and a repository between them that is
+// not a provider.
+type (
+	DB      struct{ base }
+	Cache   struct{ base }
+	API     struct{ base }
+	Metrics struct{ base }
+	Repo    struct{ db *DB }
+)
+
+func NewDB(j *journal) *DB                    { return &DB{base{id: "db", jnl: j}} }
+func NewCache(j *journal, _ *DB) *Cache       { return &Cache{base{id: "cache", jnl: j}} }
+func NewRepo(db *DB) *Repo                    { return &Repo{db} }
+func NewAPI(j *journal, _ *Repo) *API         { return &API{base{id: "api", jnl: j}} }
+func NewMetrics(j *journal) (*Metrics, error) { return &Metrics{base{id: "metrics", jnl: j}}, nil }
+
+func TestDiscoversDependencies(t *testing.T) {
+	type svcParams struct {
+		fx.In
+		J     *journal
+		Cache *Cache
+	}
+	type Handler struct{ db *DB }
+	type handlersParams struct {
+		fx.In
+		J        *journal
+		Handlers []Handler `group:"handlers"`
+	}
+	tests := []struct {
+		name string
+		opts fx.Option
+		// each pair: the first depends on the second
+		want [][2]string
+	}{
+		{"parameter", fxmodule.Provide(NewCache), [][2]string{{"cache", "db"}}},
+		{"through another constructor", fx.Options(fx.Provide(NewRepo), fxmodule.Provide(NewAPI)), [][2]string{{"api", "db"}}},
+		{"fx.In field", fx.Options(fxmodule.Provide(NewCache), fxmodule.Provide(func(p svcParams) *API {
+			return &API{base{id: "api", jnl: p.J}}
+		})), [][2]string{{"api", "cache"}, {"cache", "db"}}},
+		{"through a value group", fx.Options(
+			fx.Provide(fx.Annotate(func(db *DB) Handler { return Handler{db} }, fx.ResultTags(`group:"handlers"`))),
+			fxmodule.Provide(func(p handlersParams) *API { return &API{base{id: "api", jnl: p.J}} }),
+		), [][2]string{{"api", "db"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			jnl := &journal{}
+			var reg *lifecycle.Registry
+			app := fxtest.New(t,
+				fx.Supply(jnl),
+				fxmodule.Module,
+				tt.opts,
+				fxmodule.Provide(NewDB), // declared last: order must not come from declaration
+				fxmodule.Provide(NewMetrics),
+				fx.Populate(&reg),
+			)
+			app.RequireStart()
+			app.RequireStop()
+			for _, e := range tt.want {
+				jnl.before(t, "init "+e[1], "init "+e[0])
+				jnl.before(t, "cleanup "+e[0], "cleanup "+e[1])
+			}
+			rep := reg.Report()
+			assert.Contains(t, rep.Providers, "metrics")
+			for id, o := range rep.Providers {
+				assert.Equal(t, lifecycle.ResultOK, o.Result, id)
+			}
+		})
+	}
+}
+
+// The walk does not invent dependencies: independent providers stay
+// independent, so their cleanups may overlap.
+func TestIndependentProvidersStayIndependent(t *testing.T) {
+	jnl := &journal{}
+	var all sync.WaitGroup
+	all.Add(2)
+	meet := func(ctx context.Context) error { // returns once both have begun
+		all.Done()
+		done := make(chan struct{})
+		go func() { all.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *DB { return &DB{base{id: "db", jnl: j, cleanup: meet}} }),
+		fxmodule.Provide(func(j *journal) *Metrics { return &Metrics{base{id: "metrics", jnl: j, cleanup: meet}} }),
+		fxmodule.WithRegistryOptions(lifecycle.WithDefaultTimeout(wait)),
+	)
+	app.RequireStart()
+	app.RequireStop()
+}
+
+// Component is built from a provider and has hooks of its own.
+type Component struct{}
+
+func NewComponent(lc fx.Lifecycle, j *journal, _ *Repo) *Component {
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { j.add("start component"); return nil },
+		OnStop:  func(context.Context) error { j.add("stop component"); return nil },
+	})
+	return &Component{}
+}
+
+// A component built from a provider starts after the provider is
+// initialized and stops before it is cleaned up, even when its module comes
+// first in fx.New.
+func TestComponentStopsBeforeItsProviderIsCleanedUp(t *testing.T) {
+	jnl := &journal{}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fx.Module("early", fx.Provide(NewComponent, NewRepo), fx.Invoke(func(*Component) {})),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	jnl.before(t, "init db", "start component")
+	jnl.before(t, "stop component", "cleanup db")
+}
+
+// If a hook after the registry's fails to start, fx stops what started,
+// and every provider initialized is cleaned up.
+func TestFailingStartElsewhereCleansUpProviders(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(NewCache),
+		fx.Populate(&reg),
+		fx.Invoke(func(lc fx.Lifecycle, _ *Cache) {
+			lc.Append(fx.Hook{OnStart: func(context.Context) error { return errors.New("port in use") }})
+		}),
+	)
+	require.NoError(t, app.Err())
+	err := app.Start(context.Background())
+	require.ErrorContains(t, err, "port in use")
+	jnl.before(t, "init cache", "cleanup cache")
+	jnl.before(t, "cleanup cache", "cleanup db")
+	assert.Len(t, reg.Report().Providers, 2)
+}
+
+// If a provider fails to initialize, Start rolls back, and the module stops
+// the registry, so nothing is left for an OnStop that fx will not call.
+func TestFailingProviderRollsBackTheApp(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fx.New(
+		fx.NopLogger,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal, _ *DB) *Cache {
+			return &Cache{base{id: "cache", jnl: j, initErr: errors.New("no memory")}}
+		}),
+		fxmodule.Provide(NewMetrics),
+		fx.Populate(&reg),
+	)
+	err := app.Start(context.Background())
+	require.ErrorContains(t, err, "no memory")
+	jnl.before(t, "cleanup cache", "cleanup db")
+	assert.Len(t, reg.Report().Providers, 3, "every provider, initialized or not, is cleaned up")
+	require.ErrorIs(t, reg.Stop(context.Background()), nil)
+}
+
+// fx.StopTimeout bounds the whole stop, even for a provider that ignores
+// its context.
+func TestStopTimeoutBoundsTheStop(t *testing.T) {
+	jnl := &journal{}
+	release := make(chan struct{})
+	defer close(release)
+	var reg *lifecycle.Registry
+	app := fx.New(
+		fx.NopLogger,
+		fx.Populate(&reg),
+		fx.StopTimeout(50*time.Millisecond),
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *DB {
+			return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { <-release; return nil }}}
+		}, lifecycle.Timeout(time.Hour)),
+	)
+	require.NoError(t, app.Start(context.Background()))
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+		defer cancel()
+		stopped <- app.Stop(ctx)
+	}()
+	select {
+	case err := <-stopped:
+		// fx reports its own deadline; the registry names the provider.
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(wait):
+		t.Fatal("app.Stop did not return")
+	}
+	require.Eventually(t, func() bool {
+		o := reg.Report().Providers["db"]
+		return o.Result == lifecycle.ResultAbandoned && strings.Contains(o.Err.Error(), `provider "db"`)
+	}, wait, time.Millisecond)
+}
+
+// fx's events reach zap, and so do the registry's.
+func TestEventsReachZap(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	app := fx.New(
+		fx.Supply(zap.New(core)),
+		fx.WithLogger(fxmodule.EventLogger),
+		fx.Supply(&journal{}),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+	)
+	require.NoError(t, app.Start(context.Background()))
+	require.NoError(t, app.Stop(context.Background()))
+	assert.NotEmpty(t, logs.FilterMessage("provided").All(), "fx's own events")
+	assert.NotEmpty(t, logs.FilterMessage("OnStop hook executed").All())
+	assert.NotEmpty(t, logs.FilterMessage("providers cleaned up").All(), "the registry's")
+}
+
+// The registry is injectable, and holds every provider declared.
+func TestRegistryIsInjectable(t *testing.T) {
+	var reg *lifecycle.Registry
+	app := fxtest.New(t,
+		fx.Supply(&journal{}),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB, lifecycle.DependsOn("metrics")),
+		fxmodule.Provide(NewMetrics),
+		fx.Populate(&reg),
+	)
+	app.RequireStart()
+	assert.ElementsMatch(t, []string{"db", "metrics"}, reg.IDs())
+	p, release, err := reg.Acquire(context.Background(), "db")
+	require.NoError(t, err)
+	assert.Equal(t, "db", p.ID())
+	release()
+	app.RequireStop()
+	_, _, err = reg.Acquire(context.Background(), "db")
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+}
+
+// Several providers of one type are told apart by name.
+func TestNamedProviders(t *testing.T) {
+	jnl := &journal{}
+	type users struct {
+		fx.In
+		J       *journal
+		Primary *DB `name:"primary"`
+	}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(fx.Annotated{Name: "primary", Target: func(j *journal) *DB { return &DB{base{id: "primary", jnl: j}} }}),
+		fxmodule.Provide(fx.Annotated{Name: "replica", Target: func(j *journal) *DB { return &DB{base{id: "replica", jnl: j}} }}),
+		fxmodule.Provide(func(u users) *API { return &API{base{id: "api", jnl: u.J}} }),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	jnl.before(t, "cleanup api", "cleanup primary")
+}
+
+func TestProvideRejectsWhatIsNotAProviderConstructor(t *testing.T) {
+	tests := []struct {
+		name string
+		give any
+		want string
+	}{
+		{"not a function", 42, "want a constructor function"},
+		{"not a provider", func() *Repo { return nil }, "does not implement lifecycle.Provider"},
+		{"second result not an error", func() (*DB, int) { return nil, 0 }, "returns the provider, and optionally an error"},
+		{"grouped", fx.Annotated{Group: "g", Target: NewMetrics}, "group of its own"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fx.New(fx.NopLogger, fxmodule.Module, fxmodule.Provide(tt.give))
+			require.ErrorContains(t, app.Err(), tt.want)
+		})
+	}
+}
+
+func TestDuplicateProviderIDFailsTheApp(t *testing.T) {
+	app := fx.New(fx.NopLogger,
+		fx.Supply(&journal{}),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "db", jnl: j}} }),
+	)
+	require.ErrorIs(t, app.Err(), lifecycle.ErrDuplicateID)
+}
