@@ -145,22 +145,34 @@ func lateError(id, op string, err error) error {
 // rollback.
 type run struct {
 	trigger Trigger
-	jobs    []*job    // in registration order
-	mine    int       // jobs this run claimed; the others it only waits for
+	tasks   []*task   // in registration order
+	mine    int       // tasks whose job this run claimed
 	ended   chan *job // every job of the run, once ended
+}
+
+// task is a job's place in one run. A job claimed by one run may be waited
+// for by another (a Stop waits for an Unregister or a rollback in flight),
+// so the scheduling state is the run's, not the job's. Only the goroutine
+// that runs the run touches it.
+type task struct {
+	j        *job
+	mine     bool    // claimed by this run; otherwise only waited for
+	pending  int     // dependents in this run whose cleanup has not ended
+	deps     []*task // dependencies in this run, back edges of a cycle removed
+	launched bool
+	recorded bool
 }
 
 // claimRun claims the cleanup of each node not claimed yet, and takes along,
 // to wait for them, the ones whose cleanup another caller has begun and not
-// ended (an Unregister in flight). The caller holds r.mu, so that no
-// provider can be registered meanwhile that depends on one of them.
+// ended. The caller holds r.mu, so that no provider can be registered
+// meanwhile that depends on one of them.
 func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 	ru := &run{trigger: trigger, ended: make(chan *job, len(nodes))}
 	for _, n := range nodes {
 		if j := r.claim(n, trigger, ru.ended); j != nil {
-			j.mine = true
 			ru.mine++
-			ru.jobs = append(ru.jobs, j)
+			ru.tasks = append(ru.tasks, &task{j: j, mine: true})
 			continue
 		}
 		n.mu.Lock()
@@ -169,7 +181,7 @@ func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 		select {
 		case <-j.done: // cleaned up already
 		default:
-			ru.jobs = append(ru.jobs, j)
+			ru.tasks = append(ru.tasks, &task{j: j})
 		}
 	}
 	return ru
@@ -188,61 +200,62 @@ func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 	quit := make(chan struct{})
 	defer close(quit)
-	index := make(map[string]*job, len(ru.jobs))
-	for _, j := range ru.jobs {
-		index[j.n.id] = j
-		if !j.mine {
-			go func() { // relay another caller's cleanup to this run
+	index := make(map[string]*task, len(ru.tasks))
+	for _, t := range ru.tasks {
+		index[t.j.n.id] = t
+		if !t.mine {
+			go func(j *job) { // relay another caller's cleanup to this run
 				select {
 				case <-j.done:
 					ru.ended <- j
 				case <-quit:
 				}
-			}()
+			}(t.j)
 		}
 	}
-	linkJobs(ru.jobs, index)
+	linkTasks(ru.tasks, index)
 
 	r.emit(CleanupBegan{Trigger: ru.trigger, Providers: ru.mine})
 	out := make(map[string]Outcome, ru.mine)
-	record := func(j *job) {
-		if j.mine && !j.recorded {
-			j.recorded = true
-			out[j.n.id] = j.out
-			r.emit(ProviderCleaned{ID: j.n.id, Trigger: ru.trigger, Outcome: j.out})
+	record := func(t *task) {
+		if t.mine && !t.recorded {
+			t.recorded = true
+			out[t.j.n.id] = t.j.out
+			r.emit(ProviderCleaned{ID: t.j.n.id, Trigger: ru.trigger, Outcome: t.j.out})
 		}
 	}
-	launch := func(j *job) {
-		if j.mine && !j.launched {
-			j.launched = true
-			r.runCleanup(ctx, j)
+	launch := func(t *task) {
+		if t.mine && !t.launched {
+			t.launched = true
+			r.runCleanup(ctx, t.j)
 		}
 	}
 
-	for _, j := range ru.jobs {
-		if j.pending == 0 {
-			launch(j)
+	for _, t := range ru.tasks {
+		if t.pending == 0 {
+			launch(t)
 		}
 	}
-	for remaining := len(ru.jobs); remaining > 0; {
+	for remaining := len(ru.tasks); remaining > 0; {
 		select {
 		case j := <-ru.ended:
 			remaining--
-			record(j)
-			for _, d := range j.deps {
+			t := index[j.n.id]
+			record(t)
+			for _, d := range t.deps {
 				if d.pending--; d.pending == 0 {
 					launch(d)
 				}
 			}
 		case <-ctx.Done():
-			for _, j := range ru.jobs {
-				launch(j)
+			for _, t := range ru.tasks {
+				launch(t)
 			}
-			for _, j := range ru.jobs {
-				if j.mine && (j.ended.Load() || !j.end(r.expired(ctx, j))) {
-					<-j.done // ended by its own goroutine; the outcome is set
+			for _, t := range ru.tasks {
+				if t.mine && (t.j.ended.Load() || !t.j.end(r.expired(ctx, t.j))) {
+					<-t.j.done // ended by its own goroutine; the outcome is set
 				}
-				record(j)
+				record(t)
 			}
 			return out
 		}
@@ -250,37 +263,37 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 	return out
 }
 
-// linkJobs gives each job its dependencies in the run and counts, for each,
-// the dependents it must wait for. Dependencies outside the run are ignored:
-// they are gone or were never registered. A cycle (possible only in a
-// registry that never started, since Start refuses one) is broken at its
-// back edge, so that the run still ends.
-func linkJobs(jobs []*job, index map[string]*job) {
+// linkTasks gives each task its dependencies in the run and counts, for
+// each, the dependents it must wait for. Dependencies outside the run are
+// ignored: they are gone or were never registered. A cycle (possible only
+// in a registry that never started, since Start refuses one) is broken at
+// its back edge, so that the run still ends.
+func linkTasks(tasks []*task, index map[string]*task) {
 	const (
 		white = iota
 		grey
 		black
 	)
-	color := make(map[*job]uint8, len(jobs))
-	var visit func(j *job)
-	visit = func(j *job) {
-		color[j] = grey
-		for _, id := range j.n.deps {
+	color := make(map[*task]uint8, len(tasks))
+	var visit func(t *task)
+	visit = func(t *task) {
+		color[t] = grey
+		for _, id := range t.j.n.deps {
 			d := index[id]
 			if d == nil || color[d] == grey {
 				continue
 			}
-			j.deps = append(j.deps, d)
+			t.deps = append(t.deps, d)
 			d.pending++
 			if color[d] == white {
 				visit(d)
 			}
 		}
-		color[j] = black
+		color[t] = black
 	}
-	for _, j := range jobs {
-		if color[j] == white {
-			visit(j)
+	for _, t := range tasks {
+		if color[t] == white {
+			visit(t)
 		}
 	}
 }

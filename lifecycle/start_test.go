@@ -178,3 +178,36 @@ func TestRegisterWhileRunningInitializes(t *testing.T) {
 	jnl.before(t, "end late", "begin db")
 	assert.EqualValues(t, 1, broken.cleanups.Load())
 }
+
+// Stop while a failed Start's rollback is still cleaning up waits for that
+// cleanup (found by the fuzzer: it used to wait for a job it thought it had
+// claimed itself, until its context ran out).
+func TestStopDuringRollbackWaitsForIt(t *testing.T) {
+	release, open := gate(t)
+	jnl := &journal{}
+	r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(wait))
+	db, api, audit := newFake("db", jnl), newFake("api", jnl), newFake("audit", jnl)
+	db.cleanup = ignoring(release)
+	api.initialize = failing(errBoom)
+	mustRegister(t, r, db)
+	mustRegister(t, r, api)
+	mustRegister(t, r, audit)
+
+	started := make(chan error, 1)
+	go func() { started <- r.Start(context.Background()) }()
+	eventually(t, "the rollback cleans db up", func() bool { return db.cleanups.Load() == 1 })
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- r.Stop(context.Background()) }()
+	eventually(t, "Stop cleans audit up", func() bool { return audit.cleanups.Load() == 1 })
+	open()
+	for name, ch := range map[string]chan error{"Start": started, "Stop": stopped} {
+		select {
+		case <-ch:
+		case <-time.After(wait):
+			t.Fatalf("%s did not return", name)
+		}
+	}
+	assert.EqualValues(t, 1, db.cleanups.Load())
+	assert.Len(t, r.Report().Providers, 3)
+}
