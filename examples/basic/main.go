@@ -1,80 +1,157 @@
-// Command basic runs three providers, one depending on another, until it
-// receives SIGINT or SIGTERM; then it stops them and prints the cleanup
-// report.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"slices"
-	"syscall"
 	"time"
 
+	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// resource stands in for a real provider: it holds something from
-// Initialize to Cleanup.
-type resource struct {
-	id   string
-	held bool
+// Store holds a file open from Initialize to Cleanup.
+type Store struct {
+	path string
+	f    *os.File
 }
 
-func (r *resource) ID() string { return r.id }
+func NewStore() *Store { return &Store{path: os.TempDir() + "/gleitzeit-basic.log"} }
 
-func (r *resource) Initialize(context.Context) error {
-	r.held = true
+func (s *Store) ID() string { return "store" }
+
+func (s *Store) Initialize(context.Context) error {
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	s.f = f
 	return nil
 }
 
-func (r *resource) Cleanup(context.Context) error {
-	r.held = false
+func (s *Store) Cleanup(context.Context) error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+// Cache is built from the store, so it depends on it: it is initialized
+// after the store and cleaned up before it.
+type Cache struct {
+	store   *Store
+	entries map[string]string
+}
+
+func NewCache(s *Store) *Cache { return &Cache{store: s} }
+
+func (c *Cache) ID() string { return "cache" }
+
+func (c *Cache) Initialize(context.Context) error {
+	c.entries = make(map[string]string)
 	return nil
+}
+
+// Cleanup writes what the cache holds to the store, which is still open.
+func (c *Cache) Cleanup(context.Context) error {
+	for k, v := range c.entries {
+		if _, err := fmt.Fprintf(c.store.f, "%s=%s\n", k, v); err != nil {
+			return err
+		}
+	}
+	c.entries = nil
+	return nil
+}
+
+// Ticker runs a goroutine from Initialize until Close.
+type Ticker struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+func NewTicker() *Ticker { return &Ticker{} }
+
+func (t *Ticker) ID() string { return "ticker" }
+
+func (t *Ticker) Initialize(context.Context) error {
+	t.stop, t.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+			case <-t.stop:
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+func (t *Ticker) Close() {
+	if t.stop != nil {
+		close(t.stop)
+		<-t.done
+		t.stop = nil
+	}
 }
 
 func main() {
+	os.Exit(run(os.Stdout))
+}
+
+func run(out io.Writer) int {
 	log, err := zap.NewDevelopment()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
-	reg := lifecycle.NewRegistry(lifecycle.WithLogger(log))
-	for _, p := range []struct {
-		r    *resource
-		deps []string
-	}{
-		{&resource{id: "store"}, nil},
-		{&resource{id: "cache"}, []string{"store"}},
-		{&resource{id: "audit"}, nil},
-	} {
-		if err := reg.Register(p.r, lifecycle.DependsOn(p.deps...)); err != nil {
-			log.Fatal("register", zap.Error(err))
-		}
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := reg.Start(ctx); err != nil {
-		log.Fatal("start", zap.Error(err))
+	var reg *lifecycle.Registry
+	app := fx.New(
+		fx.Supply(log),
+		fx.WithLogger(fxmodule.EventLogger),
+		fxmodule.Module,
+		fxmodule.Provide(NewStore),
+		fxmodule.Provide(NewCache),
+		fxmodule.Provide(NewTicker, lifecycle.Timeout(2*time.Second)),
+		fx.Populate(&reg),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		log.Error("start failed", zap.Error(err))
+		printReport(out, reg)
+		return 1
 	}
 	log.Info("running; press Ctrl-C or send SIGTERM to stop")
-	<-ctx.Done()
+	sig := <-app.Wait()
+	log.Info("stopping", zap.Stringer("signal", sig.Signal))
 
-	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancel()
-	err = reg.Stop(sctx)
-	printReport(reg.Report())
+	err = app.Stop(ctx)
+	printReport(out, reg)
 	if err != nil {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
-func printReport(rep lifecycle.StopReport) {
-	fmt.Printf("cleanup report (%v):\n", rep.Duration)
+func printReport(w io.Writer, reg *lifecycle.Registry) {
+	if reg == nil {
+		return
+	}
+	rep := reg.Report()
+	fmt.Fprintf(w, "cleanup report: %d providers in %v\n", len(rep.Providers), rep.Duration.Round(time.Microsecond))
 	ids := make([]string, 0, len(rep.Providers))
 	for id := range rep.Providers {
 		ids = append(ids, id)
@@ -82,6 +159,10 @@ func printReport(rep lifecycle.StopReport) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		o := rep.Providers[id]
-		fmt.Printf("  %-8s %-9s %-8s %v\n", id, o.Result, o.Method, o.Duration)
+		line := fmt.Sprintf("  %-8s %-9s %-8s %v", id, o.Result, o.Method, o.Duration.Round(time.Microsecond))
+		if o.Err != nil {
+			line += "  " + o.Err.Error()
+		}
+		fmt.Fprintln(w, line)
 	}
 }

@@ -1,0 +1,4 @@
+// Command basic is the smallest Gleitzeit service: three providers, one
+// built from another, run until SIGINT or SIGTERM, then cleaned up in
+// dependency order and reported. `make run` starts it.
+package main
