@@ -16,29 +16,29 @@ type job struct {
 	trigger Trigger
 	notify  chan<- *job // receives the job when it ends; nil for a lone cleanup
 
-	began time.Time
+	began time.Time   // set before the job is shared with other goroutines
+	batch *batch      // the cleanups begun with it; nil when skipped
 	ended atomic.Bool // the outcome has been claimed
 	done  chan struct{}
 	out   Outcome // written once by whoever ends the job, before done closes
-
-	// Scheduler state, touched only by the goroutine that runs the run.
-	pending  int    // dependents in this run whose cleanup has not ended
-	deps     []*job // dependencies in this run, back edges of a cycle removed
-	launched bool
-	mine     bool // claimed by this run; otherwise another caller's cleanup it waits for
-	recorded bool
 }
 
 // claim creates n's cleanup job unless one exists. It returns nil when the
-// provider's cleanup was claimed already.
-func (r *Registry) claim(n *node, trigger Trigger, notify chan<- *job) *job {
+// provider's cleanup was claimed already. j, when not nil, is the memory to
+// use for the job, so that a run can claim many at the cost of one
+// allocation.
+func (r *Registry) claim(n *node, trigger Trigger, notify chan<- *job, j *job) *job {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.job != nil {
 		return nil
 	}
-	n.job = &job{n: n, trigger: trigger, notify: notify, done: make(chan struct{})}
-	return n.job
+	if j == nil {
+		j = new(job)
+	}
+	j.n, j.trigger, j.notify, j.done = n, trigger, notify, make(chan struct{})
+	n.job = j
+	return j
 }
 
 // end records the outcome unless another party has; it reports whether it
@@ -52,45 +52,89 @@ func (j *job) end(o Outcome) bool {
 	if j.notify != nil {
 		j.notify <- j // buffered for every job of the run: never blocks
 	}
+	if j.batch != nil {
+		j.batch.ended()
+	}
 	return true
 }
 
-// runCleanup begins j: it waits for the provider's leases to drain, then
-// calls its cleanup method, on a goroutine of its own, under a context whose
-// deadline is the earlier of the provider's timeout and ctx's. The job ends
-// when the method returns or the deadline passes, whichever is first; a
-// method that overruns keeps its goroutine, and its late return is reported
-// as a [ProviderReturnedLate] event.
-//
-// A provider without a cleanup method and without leases ends at once, as
-// skipped, with no goroutine.
-func (r *Registry) runCleanup(ctx context.Context, j *job) {
-	n := j.n
-	j.began = time.Now()
-	if n.cleanup == nil && n.leaseCount() == 0 {
-		j.end(Outcome{Result: ResultSkipped})
+// batch is the cleanups begun at one moment with one timeout. They share a
+// context, whose deadline is the earlier of that timeout and the caller's,
+// and one watcher that ends, when it expires, those still running. A
+// context and a watcher per cleanup cost more than the cleanup of a
+// provider that has little to do; shared, they cost one timer a batch.
+type batch struct {
+	parent  context.Context // the caller's: done means abandoned, not timed out
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watch   func() bool // stops the watcher
+	jobs    []*job
+	running atomic.Int32 // jobs not yet ended; the last to end releases the timer
+}
+
+// begin begins the cleanups of jobs, whose providers share timeout. Each
+// waits for its provider's leases to drain, then calls the cleanup method,
+// on a goroutine of its own. A job ends when its method returns or the
+// batch's deadline passes, whichever is first; a method that overruns keeps
+// its goroutine, and its late return is reported as a
+// [ProviderReturnedLate] event. A provider without a cleanup method and
+// without leases ends at once, as skipped, with no goroutine.
+func (r *Registry) begin(ctx context.Context, timeout time.Duration, jobs []*job) {
+	now := time.Now()
+	b := &batch{parent: ctx, jobs: make([]*job, 0, len(jobs))}
+	for _, j := range jobs {
+		j.began = now
+		if j.n.cleanup == nil && j.n.leaseCount() == 0 {
+			j.end(Outcome{Result: ResultSkipped})
+			continue
+		}
+		j.batch = b
+		b.jobs = append(b.jobs, j)
+	}
+	if len(b.jobs) == 0 {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, n.timeout)
-	// One goroutine per cleanup, not two: the deadline is watched by
-	// AfterFunc, which costs a goroutine only if the deadline passes.
-	stopWatch := context.AfterFunc(cctx, func() { j.end(r.expired(ctx, j)) })
-	go func() {
-		defer cancel()
-		_ = n.awaitLeases(cctx) // a deadline here is the watcher's to report
-		var err error
-		if n.cleanup != nil {
-			err = protect(cctx, n.cleanup)
+	b.running.Store(int32(len(b.jobs)))
+	b.ctx, b.cancel = context.WithDeadline(ctx, now.Add(timeout))
+	// The watcher is in place, with every job, before any goroutine starts,
+	// so the last job to end can always stop it.
+	b.watch = context.AfterFunc(b.ctx, func() {
+		for _, j := range b.jobs {
+			if !j.ended.Load() {
+				j.end(r.expired(ctx, j))
+			}
 		}
-		took := time.Since(j.began)
-		if cctx.Err() == nil && stopWatch() {
-			j.end(r.returned(j, err, took))
-			return
-		}
-		if n.cleanup != nil {
-			r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: took, Err: lateError(n.id, "cleanup", err)})
-		}
-	}()
+	})
+	for _, j := range b.jobs {
+		go r.clean(b, j)
+	}
+}
+
+// clean runs on j's goroutine: it waits for the leases, calls the cleanup
+// method, and ends j if the deadline has not passed.
+func (r *Registry) clean(b *batch, j *job) {
+	n := j.n
+	_ = n.awaitLeases(b.ctx) // a deadline here is the watcher's to report
+	var err error
+	if n.cleanup != nil {
+		err = protect(b.ctx, n.cleanup)
+	}
+	took := time.Since(j.began)
+	if b.ctx.Err() == nil && j.end(r.returned(j, err, took)) {
+		return
+	}
+	if n.cleanup != nil {
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: took, Err: lateError(n.id, "cleanup", err)})
+	}
+}
+
+// ended tells the batch that one of its jobs has ended; the last releases
+// the batch's timer.
+func (b *batch) ended() {
+	if b.running.Add(-1) == 0 {
+		b.watch()
+		b.cancel()
+	}
 }
 
 // returned is the outcome of a cleanup method that returned in time.
@@ -159,6 +203,7 @@ type task struct {
 	mine     bool    // claimed by this run; otherwise only waited for
 	pending  int     // dependents in this run whose cleanup has not ended
 	deps     []*task // dependencies in this run, back edges of a cycle removed
+	color    uint8   // for linkTasks's walk
 	launched bool
 	recorded bool
 }
@@ -169,10 +214,12 @@ type task struct {
 // meanwhile that depends on one of them.
 func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 	ru := &run{trigger: trigger, ended: make(chan *job, len(nodes))}
-	for _, n := range nodes {
-		if j := r.claim(n, trigger, ru.ended); j != nil {
+	tasks := make([]task, 0, len(nodes)) // one allocation each for the run's tasks and jobs
+	jobs := make([]job, len(nodes))
+	for i, n := range nodes {
+		if j := r.claim(n, trigger, ru.ended, &jobs[i]); j != nil {
 			ru.mine++
-			ru.tasks = append(ru.tasks, &task{j: j, mine: true})
+			tasks = append(tasks, task{j: j, mine: true})
 			continue
 		}
 		n.mu.Lock()
@@ -181,8 +228,12 @@ func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 		select {
 		case <-j.done: // cleaned up already
 		default:
-			ru.tasks = append(ru.tasks, &task{j: j})
+			tasks = append(tasks, task{j: j})
 		}
+	}
+	ru.tasks = make([]*task, len(tasks))
+	for i := range tasks {
+		ru.tasks[i] = &tasks[i]
 	}
 	return ru
 }
@@ -224,10 +275,39 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 			r.emit(ProviderCleaned{ID: t.j.n.id, Trigger: ru.trigger, Outcome: t.j.out})
 		}
 	}
+	// Cleanups launched in one step begin together, one batch for each
+	// timeout among them.
+	var queue []*job
 	launch := func(t *task) {
 		if t.mine && !t.launched {
 			t.launched = true
-			r.runCleanup(ctx, t.j)
+			queue = append(queue, t.j)
+		}
+	}
+	flush := func() {
+		for len(queue) > 0 {
+			timeout, rest := queue[0].n.timeout, queue[:0]
+			same := make([]*job, 0, len(queue))
+			for _, j := range queue {
+				if j.n.timeout == timeout {
+					same = append(same, j)
+				} else {
+					rest = append(rest, j)
+				}
+			}
+			r.begin(ctx, timeout, same)
+			queue = rest
+		}
+	}
+	remaining := len(ru.tasks)
+	handle := func(j *job) {
+		remaining--
+		t := index[j.n.id]
+		record(t)
+		for _, d := range t.deps {
+			if d.pending--; d.pending == 0 {
+				launch(d)
+			}
 		}
 	}
 
@@ -236,21 +316,25 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 			launch(t)
 		}
 	}
-	for remaining := len(ru.tasks); remaining > 0; {
+	flush()
+	for remaining > 0 {
 		select {
 		case j := <-ru.ended:
-			remaining--
-			t := index[j.n.id]
-			record(t)
-			for _, d := range t.deps {
-				if d.pending--; d.pending == 0 {
-					launch(d)
+			handle(j)
+			for drained := false; !drained; { // take what else has ended, to begin what it frees together
+				select {
+				case j := <-ru.ended:
+					handle(j)
+				default:
+					drained = true
 				}
 			}
+			flush()
 		case <-ctx.Done():
 			for _, t := range ru.tasks {
 				launch(t)
 			}
+			flush()
 			for _, t := range ru.tasks {
 				if t.mine && (t.j.ended.Load() || !t.j.end(r.expired(ctx, t.j))) {
 					<-t.j.done // ended by its own goroutine; the outcome is set
@@ -274,25 +358,24 @@ func linkTasks(tasks []*task, index map[string]*task) {
 		grey
 		black
 	)
-	color := make(map[*task]uint8, len(tasks))
 	var visit func(t *task)
 	visit = func(t *task) {
-		color[t] = grey
+		t.color = grey
 		for _, id := range t.j.n.deps {
 			d := index[id]
-			if d == nil || color[d] == grey {
+			if d == nil || d.color == grey {
 				continue
 			}
 			t.deps = append(t.deps, d)
 			d.pending++
-			if color[d] == white {
+			if d.color == white {
 				visit(d)
 			}
 		}
-		color[t] = black
+		t.color = black
 	}
 	for _, t := range tasks {
-		if color[t] == white {
+		if t.color == white {
 			visit(t)
 		}
 	}

@@ -47,6 +47,7 @@ type Registry struct {
 	mu          sync.RWMutex // guards the fields below
 	phase       phase
 	nodes       map[string]*node
+	order       []*node            // the nodes of nodes, in registration order
 	seq         uint64             // registration counter
 	startDone   chan struct{}      // closed when Start returns; nil before Start
 	startErr    error              // Start's result, once startDone is closed
@@ -135,6 +136,7 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	r.seq++
 	n.seq = r.seq
 	r.nodes[id] = n
+	r.order = append(r.order, n)
 	r.mu.Unlock()
 
 	r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
@@ -182,9 +184,9 @@ func (r *Registry) initializeLate(n *node) error {
 	if err == nil {
 		return nil
 	}
-	if j := r.claim(n, TriggerRollback, nil); j != nil {
+	if j := r.claim(n, TriggerRollback, nil, nil); j != nil {
 		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
-		r.runCleanup(context.Background(), j)
+		r.begin(context.Background(), n.timeout, []*job{j})
 		<-j.done
 		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: j.out})
 		r.emit(CleanupEnded{Trigger: TriggerRollback, Duration: j.out.Duration,
@@ -200,6 +202,10 @@ func (r *Registry) remove(n *node) {
 	r.mu.Lock()
 	if r.nodes[n.id] == n {
 		delete(r.nodes, n.id)
+		// order is sorted by seq: find n by binary search.
+		if i, ok := slices.BinarySearchFunc(r.order, n.seq, func(m *node, seq uint64) int { return cmp.Compare(m.seq, seq) }); ok {
+			r.order = slices.Delete(r.order, i, i+1)
+		}
 	}
 	r.mu.Unlock()
 }
@@ -264,7 +270,7 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 		r.mu.Unlock()
 		return providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
 	}
-	j := r.claim(n, TriggerUnregister, nil)
+	j := r.claim(n, TriggerUnregister, nil, nil)
 	r.mu.Unlock()
 
 	if j == nil { // another Unregister, or a rollback, owns the cleanup
@@ -279,7 +285,7 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 		}
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
-	r.runCleanup(ctx, j)
+	r.begin(ctx, n.timeout, []*job{j})
 	<-j.done // bounded: the job ends by its deadline, which ctx bounds
 	r.remove(n)
 	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: j.out})
@@ -327,15 +333,10 @@ func (r *Registry) IDs() []string {
 	return ids
 }
 
-// sortedNodes returns the registered nodes in registration order. r.mu is
-// held.
+// sortedNodes returns the registered nodes in registration order: a copy,
+// for use once r.mu is released. r.mu is held.
 func (r *Registry) sortedNodes() []*node {
-	nodes := make([]*node, 0, len(r.nodes))
-	for _, n := range r.nodes {
-		nodes = append(nodes, n)
-	}
-	slices.SortFunc(nodes, func(a, b *node) int { return cmp.Compare(a.seq, b.seq) })
-	return nodes
+	return slices.Clone(r.order)
 }
 
 func quoteAll(ids []string) string {

@@ -213,6 +213,9 @@ func (r *Registry) cleanupRun(ctx context.Context, ru *run) map[string]Outcome {
 	out := r.cleanup(ctx, ru)
 	took := time.Since(begin)
 	r.mu.Lock()
+	if len(r.report.Providers) == 0 {
+		r.report.Providers = make(map[string]Outcome, len(out))
+	}
 	for id, o := range out {
 		r.report.Providers[id] = o
 	}
