@@ -140,9 +140,9 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	took := time.Since(begin)
 	switch {
 	case !inTime && ctx.Err() != nil:
-		err = fmt.Errorf("Initialize abandoned after %v: context done: %w", took.Round(time.Microsecond), ctx.Err())
+		err = fmt.Errorf("abandoned after %v: context done: %w", took.Round(time.Microsecond), ctx.Err())
 	case !inTime:
-		err = fmt.Errorf("Initialize did not return within its %v timeout: %w", n.timeout, context.DeadlineExceeded)
+		err = fmt.Errorf("did not return within its %v timeout: %w", n.timeout, context.DeadlineExceeded)
 	}
 	if err != nil {
 		err = providerError(n.id, "initialize", err)
