@@ -3,7 +3,6 @@ package fxmodule_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -26,33 +26,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const wait = 10 * time.Second
+const wait = testkit.Wait
 
 // journal records, in order, what providers and components did.
-type journal struct {
-	mu      sync.Mutex
-	entries []string
-}
-
-func (j *journal) add(e string) {
-	j.mu.Lock()
-	j.entries = append(j.entries, e)
-	j.mu.Unlock()
-}
-
-func (j *journal) all() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return slices.Clone(j.entries)
-}
-
-func (j *journal) before(t *testing.T, a, b string) {
-	t.Helper()
-	all := j.all()
-	ia, ib := slices.Index(all, a), slices.Index(all, b)
-	require.GreaterOrEqual(t, ia, 0, "%q never happened: %v", a, all)
-	require.Greater(t, ib, ia, "%q should come after %q: %v", b, a, all)
-}
+type journal = testkit.Journal
 
 // base is what every test provider shares: an id, a journal, and counts.
 type base struct {
@@ -66,13 +43,13 @@ type base struct {
 func (b *base) ID() string { return b.id }
 
 func (b *base) Initialize(context.Context) error {
-	b.jnl.add("init " + b.id)
+	b.jnl.Add("init " + b.id)
 	return b.initErr
 }
 
 func (b *base) Cleanup(ctx context.Context) error {
 	b.cleanups++
-	b.jnl.add("cleanup " + b.id)
+	b.jnl.Add("cleanup " + b.id)
 	if b.cleanup != nil {
 		return b.cleanup(ctx)
 	}
@@ -138,8 +115,8 @@ func TestDiscoversDependencies(t *testing.T) {
 			app.RequireStart()
 			app.RequireStop()
 			for _, e := range tt.want {
-				jnl.before(t, "init "+e[1], "init "+e[0])
-				jnl.before(t, "cleanup "+e[0], "cleanup "+e[1])
+				jnl.Before(t, "init "+e[1], "init "+e[0])
+				jnl.Before(t, "cleanup "+e[0], "cleanup "+e[1])
 			}
 			rep := reg.Report()
 			assert.Contains(t, rep.Providers, "metrics")
@@ -183,8 +160,8 @@ type Component struct{}
 
 func NewComponent(lc fx.Lifecycle, j *journal, _ *Repo) *Component {
 	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { j.add("start component"); return nil },
-		OnStop:  func(context.Context) error { j.add("stop component"); return nil },
+		OnStart: func(context.Context) error { j.Add("start component"); return nil },
+		OnStop:  func(context.Context) error { j.Add("stop component"); return nil },
 	})
 	return &Component{}
 }
@@ -202,8 +179,8 @@ func TestComponentStopsBeforeItsProviderIsCleanedUp(t *testing.T) {
 	)
 	app.RequireStart()
 	app.RequireStop()
-	jnl.before(t, "init db", "start component")
-	jnl.before(t, "stop component", "cleanup db")
+	jnl.Before(t, "init db", "start component")
+	jnl.Before(t, "stop component", "cleanup db")
 }
 
 // If a hook after the registry's fails to start, fx stops what started,
@@ -225,8 +202,8 @@ func TestFailingStartElsewhereCleansUpProviders(t *testing.T) {
 	require.NoError(t, app.Err())
 	err := app.Start(context.Background())
 	require.ErrorContains(t, err, "port in use")
-	jnl.before(t, "init cache", "cleanup cache")
-	jnl.before(t, "cleanup cache", "cleanup db")
+	jnl.Before(t, "init cache", "cleanup cache")
+	jnl.Before(t, "cleanup cache", "cleanup db")
 	assert.Len(t, reg.Report().Providers, 2)
 }
 
@@ -248,7 +225,7 @@ func TestFailingProviderRollsBackTheApp(t *testing.T) {
 	)
 	err := app.Start(context.Background())
 	require.ErrorContains(t, err, "no memory")
-	jnl.before(t, "cleanup cache", "cleanup db")
+	jnl.Before(t, "cleanup cache", "cleanup db")
 	assert.Len(t, reg.Report().Providers, 3, "every provider, initialized or not, is cleaned up")
 	require.ErrorIs(t, reg.Stop(context.Background()), nil)
 }
@@ -271,19 +248,13 @@ func TestStopTimeoutBoundsTheStop(t *testing.T) {
 		}, lifecycle.Timeout(time.Hour)),
 	)
 	require.NoError(t, app.Start(context.Background()))
-	stopped := make(chan error, 1)
-	go func() {
+	stopped := testkit.Go(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
 		defer cancel()
-		stopped <- app.Stop(ctx)
-	}()
-	select {
-	case err := <-stopped:
-		// fx reports its own deadline; the registry names the provider.
-		require.ErrorIs(t, err, context.DeadlineExceeded)
-	case <-time.After(wait):
-		t.Fatal("app.Stop did not return")
-	}
+		return app.Stop(ctx)
+	})
+	// fx reports its own deadline; the registry names the provider.
+	require.ErrorIs(t, testkit.Receive(t, stopped, "app.Stop"), context.DeadlineExceeded)
 	require.Eventually(t, func() bool {
 		o := reg.Report().Providers["db"]
 		return o.Result == lifecycle.ResultAbandoned && strings.Contains(o.Err.Error(), `provider "db"`)
@@ -345,7 +316,7 @@ func TestNamedProviders(t *testing.T) {
 	)
 	app.RequireStart()
 	app.RequireStop()
-	jnl.before(t, "cleanup api", "cleanup primary")
+	jnl.Before(t, "cleanup api", "cleanup primary")
 }
 
 func TestProvideRejectsWhatIsNotAProviderConstructor(t *testing.T) {

@@ -67,7 +67,7 @@ func TestStopNeverWaitsPastItsContext(t *testing.T) {
 	assert.Equal(t, lifecycle.ResultAbandoned, rep.Providers["quick"].Result)
 	assert.Contains(t, err.Error(), `provider "stuck"`)
 	// The quick close still happened, with the done context.
-	eventually(t, "quick's cleanup runs", func() bool { return jnl.has("end quick") })
+	eventually(t, "quick's cleanup runs", func() bool { return jnl.Has("end quick") })
 	require.ErrorIs(t, quickCtxErr, context.DeadlineExceeded)
 	assert.EqualValues(t, 1, quick.cleanups.Load())
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -53,12 +52,7 @@ func ExampleRegistry() {
 	fmt.Println("stop:", err)
 
 	rep := r.Report()
-	ids := make([]string, 0, len(rep.Providers))
-	for id := range rep.Providers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range rep.IDs() {
 		o := rep.Providers[id]
 		fmt.Println(id, o.Method, o.Result)
 	}

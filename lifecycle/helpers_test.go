@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -20,41 +21,15 @@ func TestMain(m *testing.M) {
 }
 
 // wait bounds every wait in these tests: a test that would hang fails.
-const wait = 10 * time.Second
+const wait = testkit.Wait
 
-// journal records what providers did, in the order they did it.
-type journal struct {
-	mu      sync.Mutex
-	entries []string
-}
+// journal records what providers did, in order.
+type journal = testkit.Journal
 
-func (j *journal) add(entry string) {
-	j.mu.Lock()
-	j.entries = append(j.entries, entry)
-	j.mu.Unlock()
-}
-
-func (j *journal) all() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return slices.Clone(j.entries)
-}
-
-// index returns where entry is in the journal, or -1.
-func (j *journal) index(entry string) int {
-	return slices.Index(j.all(), entry)
-}
-
-func (j *journal) has(entry string) bool { return j.index(entry) >= 0 }
-
-// before fails the test unless a was recorded and b, if recorded, came
-// after it.
-func (j *journal) before(t *testing.T, a, b string) {
-	t.Helper()
-	ia, ib := j.index(a), j.index(b)
-	require.GreaterOrEqual(t, ia, 0, "%q never happened; journal: %v", a, j.all())
-	require.Greater(t, ib, ia, "%q should come after %q; journal: %v", b, a, j.all())
-}
+var (
+	gate   = testkit.Gate
+	within = testkit.Within
+)
 
 // fake is a provider whose every method can be told what to do. It counts
 // its calls and records them in a journal.
@@ -76,7 +51,7 @@ func (f *fake) ID() string { return f.id }
 
 func (f *fake) Initialize(ctx context.Context) error {
 	f.inits.Add(1)
-	f.jnl.add("init " + f.id)
+	f.jnl.Add("init " + f.id)
 	if f.initialize != nil {
 		return f.initialize(ctx)
 	}
@@ -85,12 +60,12 @@ func (f *fake) Initialize(ctx context.Context) error {
 
 func (f *fake) Cleanup(ctx context.Context) error {
 	f.cleanups.Add(1)
-	f.jnl.add("begin " + f.id)
+	f.jnl.Add("begin " + f.id)
 	var err error
 	if f.cleanup != nil {
 		err = f.cleanup(ctx)
 	}
-	f.jnl.add("end " + f.id)
+	f.jnl.Add("end " + f.id)
 	return err
 }
 
@@ -99,17 +74,6 @@ func (f *fake) HealthCheck(ctx context.Context) lifecycle.Health {
 		return f.health(ctx)
 	}
 	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "fine"}
-}
-
-// gate returns a channel that open closes, to release the providers that
-// wait on it. The test's cleanup opens it too, so that no goroutine outlives
-// the test; open may be called any number of times.
-func gate(t *testing.T) (ch <-chan struct{}, open func()) {
-	c := make(chan struct{})
-	var once sync.Once
-	open = func() { once.Do(func() { close(c) }) }
-	t.Cleanup(open)
-	return c, open
 }
 
 // ignoring returns a method that ignores its context and returns only when
@@ -141,22 +105,6 @@ func failing(err error) func(context.Context) error {
 
 func panicking(v any) func(context.Context) error {
 	return func(context.Context) error { panic(v) }
-}
-
-// within runs fn on a goroutine and fails the test if it has not returned
-// within the test's bound.
-func within(t *testing.T, what string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	select {
-	case <-done:
-	case <-time.After(wait):
-		t.Fatalf("%s did not return within %v", what, wait)
-	}
 }
 
 // eventually waits, within the test's bound, until cond holds.

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -25,8 +26,7 @@ func TestLeasesDelayCleanupAndAcquireFailsOnceStopping(t *testing.T) {
 	require.NoError(t, err)
 	assert.Same(t, db, p)
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.Stop(context.Background()) }()
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	eventually(t, "Acquire fails once stopping", func() bool {
 		_, release, err := r.Acquire(context.Background(), "db")
 		release() // a lease taken before stopping began must not be leaked
@@ -38,17 +38,12 @@ func TestLeasesDelayCleanupAndAcquireFailsOnceStopping(t *testing.T) {
 	// The work in flight goes on using db; its cleanup has not begun.
 	time.Sleep(20 * time.Millisecond)
 	assert.EqualValues(t, 0, db.cleanups.Load(), "cleanup began while a lease was held")
-	jnl.add("released")
+	jnl.Add("released")
 	release()
 	release() // a second release does nothing
 
-	select {
-	case err := <-stopped:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatal("Stop did not return after the lease was released")
-	}
-	jnl.before(t, "released", "begin db")
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+	jnl.Before(t, "released", "begin db")
 	assert.EqualValues(t, 1, db.cleanups.Load())
 }
 
@@ -69,7 +64,7 @@ func TestLeaseHeldPastTimeout(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Contains(t, err.Error(), "waiting for 1 lease(s)")
 	assert.Equal(t, lifecycle.ResultTimeout, r.Report().Providers["db"].Result)
-	eventually(t, "the close still happens", func() bool { return jnl.has("end db") })
+	eventually(t, "the close still happens", func() bool { return jnl.Has("end db") })
 	assert.EqualValues(t, 1, db.cleanups.Load())
 }
 

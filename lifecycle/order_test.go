@@ -41,8 +41,8 @@ func (g graph) checkOrder(t *testing.T, jnl *journal) {
 	t.Helper()
 	for _, p := range g {
 		for _, d := range p.deps {
-			jnl.before(t, "init "+d, "init "+p.id)
-			jnl.before(t, "end "+p.id, "begin "+d)
+			jnl.Before(t, "init "+d, "init "+p.id)
+			jnl.Before(t, "end "+p.id, "begin "+d)
 		}
 	}
 }
@@ -99,7 +99,7 @@ func TestDependencyCleanedAfterDependentTimesOut(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Equal(t, "timeout", r.Report().Providers["api"].Result.String())
 	assert.Equal(t, "ok", r.Report().Providers["db"].Result.String())
-	assert.False(t, jnl.has("end api"), "api is still hung")
+	assert.False(t, jnl.Has("end api"), "api is still hung")
 	// db began after the registry recorded api's end (its timeout).
 	cleaned := obs.cleaned()
 	require.Len(t, cleaned, 2)
@@ -139,7 +139,7 @@ func TestCleanupStartsAsSoonAsItsDependentsEnd(t *testing.T) {
 	for _, id := range []string{"a", "b", "slow", "base"} {
 		assert.Equal(t, "ok", rep.Providers[id].Result.String(), id)
 	}
-	jnl.before(t, "begin b", "end slow")
+	jnl.Before(t, "begin b", "end slow")
 }
 
 // Property 4: independent cleanups run at once. Each of these waits until

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -49,18 +50,12 @@ func TestRegisterWhileStoppingFails(t *testing.T) {
 	slow.cleanup = ignoring(release)
 	mustRegister(t, r, slow)
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.Stop(context.Background()) }()
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	eventually(t, "stop begins", func() bool { return slow.cleanups.Load() == 1 })
 
 	require.ErrorIs(t, r.Register(newFake("late", &journal{})), lifecycle.ErrStopped)
 	open()
-	select {
-	case err := <-stopped:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatal("Stop did not return")
-	}
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
 }
 
 func TestRegisterRejectsBadProviders(t *testing.T) {
@@ -143,7 +138,7 @@ func TestStopWithoutStartCleansUpEveryProvider(t *testing.T) {
 	assert.EqualValues(t, 1, a.cleanups.Load())
 	assert.EqualValues(t, 1, b.cleanups.Load())
 	assert.EqualValues(t, 0, a.inits.Load())
-	jnl.before(t, "end b", "begin a")
+	jnl.Before(t, "end b", "begin a")
 	assert.Len(t, r.Report().Providers, 2)
 }
 

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -58,6 +59,17 @@ type Outcome struct {
 type StopReport struct {
 	Duration  time.Duration
 	Providers map[string]Outcome // by provider id
+}
+
+// IDs returns the ids of the providers in the report, sorted, for printing
+// it in an order that reads the same every time.
+func (r StopReport) IDs() []string {
+	ids := make([]string, 0, len(r.Providers))
+	for id := range r.Providers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Count returns how many providers had the given result.

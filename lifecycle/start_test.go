@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -16,7 +17,7 @@ func TestStartInitializesInDependencyOrderThenRegistrationOrder(t *testing.T) {
 	r := lifecycle.NewRegistry()
 	graph{{"api", []string{"db", "cache"}}, {"audit", nil}, {"cache", []string{"db"}}, {"db", nil}}.register(t, r, jnl, nil)
 	require.NoError(t, r.Start(context.Background()))
-	assert.Equal(t, []string{"init db", "init cache", "init api", "init audit"}, jnl.all())
+	assert.Equal(t, []string{"init db", "init cache", "init api", "init audit"}, jnl.All())
 	require.NoError(t, r.Stop(context.Background()))
 }
 
@@ -63,8 +64,8 @@ func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
 				assert.EqualValues(t, 1, f.cleanups.Load(), "%s is cleaned up before Start returns", f.id)
 			}
 			assert.EqualValues(t, 0, audit.cleanups.Load())
-			jnl.before(t, "end api", "begin cache")
-			jnl.before(t, "end cache", "begin db")
+			jnl.Before(t, "end api", "begin cache")
+			jnl.Before(t, "end cache", "begin db")
 
 			rep := r.Report()
 			assert.Len(t, rep.Providers, 3)
@@ -111,7 +112,7 @@ func TestStartRollbackTakesDependentsOfTheFailedProvider(t *testing.T) {
 	assert.EqualValues(t, 0, api.inits.Load())
 	assert.EqualValues(t, 1, api.cleanups.Load())
 	assert.EqualValues(t, 0, audit.cleanups.Load(), "an unrelated provider is left for Stop")
-	jnl.before(t, "end api", "begin db")
+	jnl.Before(t, "end api", "begin db")
 	// A failed registry takes no more providers: one depending on db could
 	// not be cleaned up before db, which is gone.
 	require.ErrorIs(t, r.Register(newFake("late", jnl), lifecycle.DependsOn("db")), lifecycle.ErrStopped)
@@ -131,17 +132,11 @@ func TestStopDuringStartCancelsItAndCleansUp(t *testing.T) {
 	mustRegister(t, r, slow, lifecycle.Timeout(time.Hour))
 	mustRegister(t, r, never)
 
-	started := make(chan error, 1)
-	go func() { started <- r.Start(context.Background()) }()
+	started := testkit.Go(func() error { return r.Start(context.Background()) })
 	eventually(t, "slow is initializing", func() bool { return slow.inits.Load() == 1 })
 
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
-	select {
-	case err := <-started:
-		require.ErrorIs(t, err, lifecycle.ErrStopped)
-	case <-time.After(wait):
-		t.Fatal("Start did not return")
-	}
+	require.ErrorIs(t, testkit.Receive(t, started, "Start"), lifecycle.ErrStopped)
 	assert.EqualValues(t, 0, never.inits.Load())
 	for _, f := range []*fake{first, slow, never} {
 		assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
@@ -175,7 +170,7 @@ func TestRegisterWhileRunningInitializes(t *testing.T) {
 	require.ErrorIs(t, err, lifecycle.ErrNotFound)
 
 	require.NoError(t, r.Stop(context.Background()))
-	jnl.before(t, "end late", "begin db")
+	jnl.Before(t, "end late", "begin db")
 	assert.EqualValues(t, 1, broken.cleanups.Load())
 }
 
@@ -193,21 +188,14 @@ func TestStopDuringRollbackWaitsForIt(t *testing.T) {
 	mustRegister(t, r, api)
 	mustRegister(t, r, audit)
 
-	started := make(chan error, 1)
-	go func() { started <- r.Start(context.Background()) }()
+	started := testkit.Go(func() error { return r.Start(context.Background()) })
 	eventually(t, "the rollback cleans db up", func() bool { return db.cleanups.Load() == 1 })
 
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.Stop(context.Background()) }()
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	eventually(t, "Stop cleans audit up", func() bool { return audit.cleanups.Load() == 1 })
 	open()
-	for name, ch := range map[string]chan error{"Start": started, "Stop": stopped} {
-		select {
-		case <-ch:
-		case <-time.After(wait):
-			t.Fatalf("%s did not return", name)
-		}
-	}
+	testkit.Receive(t, started, "Start")
+	testkit.Receive(t, stopped, "Stop")
 	assert.EqualValues(t, 1, db.cleanups.Load())
 	assert.Len(t, r.Report().Providers, 3)
 }

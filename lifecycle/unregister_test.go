@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -31,18 +32,12 @@ func TestUnregisterRefusesWhileDependentsRemain(t *testing.T) {
 	// A new dependent may not appear while its dependency is being removed.
 	release, open := gate(t)
 	db.cleanup = ignoring(release)
-	removed := make(chan error, 1)
 	require.NoError(t, r.Unregister(context.Background(), "worker"))
-	go func() { removed <- r.Unregister(context.Background(), "db") }()
+	removed := testkit.Go(func() error { return r.Unregister(context.Background(), "db") })
 	eventually(t, "db's cleanup began", func() bool { return db.cleanups.Load() == 1 })
 	require.ErrorIs(t, r.Register(newFake("newcomer", jnl), lifecycle.DependsOn("db")), lifecycle.ErrStopped)
 	open()
-	select {
-	case err := <-removed:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatal("Unregister did not return")
-	}
+	require.NoError(t, testkit.Receive(t, removed, "Unregister"))
 	for _, f := range []*fake{db, api, worker} {
 		assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
 	}
@@ -86,8 +81,7 @@ func TestUnregisterLeasesDrainFirst(t *testing.T) {
 	_, release, err := r.Acquire(context.Background(), "db")
 	require.NoError(t, err)
 
-	done := make(chan error, 1)
-	go func() { done <- r.Unregister(context.Background(), "db") }()
+	done := testkit.Go(func() error { return r.Unregister(context.Background(), "db") })
 	eventually(t, "db is claimed", func() bool {
 		_, release, err := r.Acquire(context.Background(), "db")
 		release() // a lease taken before stopping began must not be leaked
@@ -97,15 +91,10 @@ func TestUnregisterLeasesDrainFirst(t *testing.T) {
 	require.ErrorIs(t, err, lifecycle.ErrStopped)
 	time.Sleep(10 * time.Millisecond)
 	assert.EqualValues(t, 0, db.cleanups.Load())
-	jnl.add("released")
+	jnl.Add("released")
 	release()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(wait):
-		t.Fatal("Unregister did not return")
-	}
-	jnl.before(t, "released", "begin db")
+	require.NoError(t, testkit.Receive(t, done, "Unregister"))
+	jnl.Before(t, "released", "begin db")
 	require.NoError(t, r.Stop(context.Background()))
 }
 
@@ -126,23 +115,15 @@ func TestStopWaitsForUnregisterInFlight(t *testing.T) {
 	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
 	require.NoError(t, r.Start(context.Background()))
 
-	unregistered := make(chan error, 1)
-	go func() { unregistered <- r.Unregister(context.Background(), "api") }()
+	unregistered := testkit.Go(func() error { return r.Unregister(context.Background(), "api") })
 	<-apiBegan
-	stopped := make(chan error, 1)
-	go func() { stopped <- r.Stop(context.Background()) }()
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	time.Sleep(10 * time.Millisecond)
 	assert.EqualValues(t, 0, db.cleanups.Load(), "db cleaned while api still used it")
 	close(finish)
-	for _, ch := range []chan error{unregistered, stopped} {
-		select {
-		case err := <-ch:
-			require.NoError(t, err)
-		case <-time.After(wait):
-			t.Fatal("did not return")
-		}
-	}
-	jnl.before(t, "end api", "begin db")
+	require.NoError(t, testkit.Receive(t, unregistered, "Unregister"))
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+	jnl.Before(t, "end api", "begin db")
 	assert.EqualValues(t, 1, api.cleanups.Load())
 	assert.EqualValues(t, 1, db.cleanups.Load())
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"time"
 
 	"go.uber.org/fx"
@@ -152,12 +151,7 @@ func printReport(w io.Writer, reg *lifecycle.Registry) {
 	}
 	rep := reg.Report()
 	fmt.Fprintf(w, "cleanup report: %d providers in %v\n", len(rep.Providers), rep.Duration.Round(time.Microsecond))
-	ids := make([]string, 0, len(rep.Providers))
-	for id := range rep.Providers {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range rep.IDs() {
 		o := rep.Providers[id]
 		line := fmt.Sprintf("  %-8s %-9s %-8s %v", id, o.Result, o.Method, o.Duration.Round(time.Microsecond))
 		if o.Err != nil {
