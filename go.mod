@@ -10,6 +10,7 @@ require (
 )
 
 require (
+	github.com/sourcegraph/jsonrpc2 v0.2.1 // indirect
 	go.uber.org/dig v1.19.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect

@@ -1,0 +1,447 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// DefaultGrace is how long a child has between SIGTERM and SIGKILL: long
+// enough for an interpreter to flush and exit, short enough to leave the
+// rest of a 30-second pod shutdown to everything else.
+const DefaultGrace = 5 * time.Second
+
+var (
+	// ErrClosed: the process is not running because it was never
+	// initialized, was cleaned up, or exited. Calls in flight when that
+	// happens fail with it.
+	ErrClosed = errors.New("process is not running")
+	// ErrKilled: the process did not exit within its grace period after
+	// SIGTERM and was killed with SIGKILL.
+	ErrKilled = errors.New("process killed after its grace period")
+)
+
+// Config describes one child process.
+type Config struct {
+	// ID names the provider; "process" if empty.
+	ID string
+	// Command is the program and its arguments. The program is looked up
+	// in PATH when the provider is built.
+	Command []string
+	// Dir is the working directory; the service's if empty.
+	Dir string
+	// Env is added to the service's environment.
+	Env []string
+	// Protocol names what the child serves, such as "python/v1" or
+	// "mcp/v1", for whoever routes work to providers.
+	Protocol string
+	// Grace is the time between SIGTERM and SIGKILL; DefaultGrace if zero.
+	Grace time.Duration
+	// Stderr receives the child's standard error; the service's if nil.
+	Stderr io.Writer
+	// ReadyMethod, if set, is called with no parameters during Initialize,
+	// which fails unless it succeeds: a handshake.
+	ReadyMethod string
+	// HealthMethod, if set, is called with no parameters by HealthCheck,
+	// which reports unhealthy unless it succeeds.
+	HealthMethod string
+}
+
+// Process is a child process and the JSON-RPC connection to it.
+type Process struct {
+	cfg  Config
+	path string // Command[0], resolved
+
+	mu       sync.Mutex // guards the fields below
+	cmd      *exec.Cmd
+	conn     *jsonrpc2.Conn
+	started  time.Time
+	exited   chan struct{} // closed once the child has been reaped
+	exitErr  error         // cmd.Wait's result, once exited is closed
+	closing  bool          // Cleanup has begun: no new calls
+	cleaned  chan struct{} // closed when Cleanup has ended
+	cleanErr error
+
+	inflight atomic.Int64
+	readErr  atomic.Pointer[error] // the error that ended reading the child's stdout
+}
+
+var (
+	_ lifecycle.Initializer   = (*Process)(nil)
+	_ lifecycle.Cleaner       = (*Process)(nil)
+	_ lifecycle.HealthChecker = (*Process)(nil)
+)
+
+// New checks cfg and returns a process that is not started until
+// Initialize.
+func New(cfg Config) (*Process, error) {
+	if len(cfg.Command) == 0 || cfg.Command[0] == "" {
+		return nil, errors.New("process: Config.Command is empty")
+	}
+	path, err := exec.LookPath(cfg.Command[0])
+	if err != nil {
+		return nil, fmt.Errorf("process: command %q: %w", cfg.Command[0], err)
+	}
+	if cfg.Dir != "" {
+		if st, err := os.Stat(cfg.Dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("process: Config.Dir %q is not a directory", cfg.Dir)
+		}
+	}
+	if cfg.Grace < 0 {
+		return nil, fmt.Errorf("process: Config.Grace is negative (%v)", cfg.Grace)
+	}
+	if cfg.ID == "" {
+		cfg.ID = "process"
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	return &Process{cfg: cfg, path: path}, nil
+}
+
+// ID returns the provider's id.
+func (p *Process) ID() string { return p.cfg.ID }
+
+// Protocol returns what the child serves, as configured.
+func (p *Process) Protocol() string { return p.cfg.Protocol }
+
+// Initialize starts the child in a process group of its own, connected by
+// pipes, and performs the ReadyMethod handshake if one is configured.
+func (p *Process) Initialize(ctx context.Context) error {
+	p.mu.Lock()
+	if p.cmd != nil || p.closing {
+		p.mu.Unlock()
+		return fmt.Errorf("process %q: already initialized", p.cfg.ID)
+	}
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("process %q: stdin pipe: %w", p.cfg.ID, err)
+	}
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		p.mu.Unlock()
+		closeAll(stdinR, stdinW)
+		return fmt.Errorf("process %q: stdout pipe: %w", p.cfg.ID, err)
+	}
+	cmd := exec.Command(p.path, p.cfg.Command[1:]...)
+	cmd.Dir = p.cfg.Dir
+	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, p.cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Wait also waits for the copy of stderr, which a grandchild that
+	// outlives the child may hold open; bound that.
+	cmd.WaitDelay = p.cfg.Grace
+	if err := cmd.Start(); err != nil {
+		p.mu.Unlock()
+		closeAll(stdinR, stdinW, stdoutR, stdoutW)
+		return fmt.Errorf("process %q: start %q: %w", p.cfg.ID, p.cfg.Command[0], err)
+	}
+	closeAll(stdinR, stdoutW) // the child's ends
+
+	p.cmd, p.started = cmd, time.Now()
+	p.exited = make(chan struct{})
+	p.conn = jsonrpc2.NewConn(context.Background(),
+		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{stdoutR, stdinW}), p: p},
+		jsonrpc2.HandlerWithError(refuse),
+		jsonrpc2.SetLogger(log.New(io.Discard, "", 0)))
+	exited, conn := p.exited, p.conn
+	p.mu.Unlock()
+
+	go func() { // the reaper: the one caller of cmd.Wait
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.exitErr = err
+		p.mu.Unlock()
+		close(exited)
+		_ = conn.Close() // fail the calls in flight at once
+	}()
+
+	if p.cfg.ReadyMethod != "" {
+		if err := p.Call(ctx, p.cfg.ReadyMethod, nil, nil); err != nil {
+			return fmt.Errorf("process %q: handshake: %w", p.cfg.ID, err)
+		}
+	}
+	return nil
+}
+
+// refuse answers the child's own requests: this side serves nothing.
+func refuse(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) {
+	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "the client serves no methods"}
+}
+
+// Call calls method with params and decodes the result into result (a
+// pointer, or nil to discard it). It fails with [ErrClosed] when the child
+// is not running, and fails at once, never hangs, if the child exits or is
+// cleaned up meanwhile. An error the child returns is a *jsonrpc2.Error.
+func (p *Process) Call(ctx context.Context, method string, params, result any) error {
+	p.mu.Lock()
+	conn, closing := p.conn, p.closing
+	p.mu.Unlock()
+	if conn == nil || closing {
+		return fmt.Errorf("process %q: call %q: %w", p.cfg.ID, method, ErrClosed)
+	}
+	p.inflight.Add(1)
+	defer p.inflight.Add(-1)
+	var raw json.RawMessage
+	err := conn.Call(ctx, method, params, &raw)
+	switch {
+	case errors.Is(err, jsonrpc2.ErrClosed):
+		return fmt.Errorf("process %q: call %q: %w%s", p.cfg.ID, method, ErrClosed, p.why())
+	case err != nil:
+		return fmt.Errorf("process %q: call %q: %w", p.cfg.ID, method, err)
+	case result != nil:
+		if err := json.Unmarshal(raw, result); err != nil {
+			return fmt.Errorf("process %q: call %q: decode result: %w", p.cfg.ID, method, err)
+		}
+	}
+	return nil
+}
+
+// why says, for an error, why the connection ended: the child's exit, or
+// what went wrong reading its output.
+func (p *Process) why() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.exited:
+		if p.exitErr != nil {
+			return " (" + p.exitErr.Error() + ")"
+		}
+		return " (exited)"
+	default:
+	}
+	if p.closing {
+		return " (cleaned up)"
+	}
+	if err := p.readErr.Load(); err != nil && !errors.Is(*err, io.EOF) {
+		return " (reading its output: " + (*err).Error() + ")"
+	}
+	return ""
+}
+
+// Cleanup stops the child: it fails the calls in flight, closes the pipes,
+// sends SIGTERM to the process group, waits for the grace period (or less,
+// to fit ctx's deadline), sends SIGKILL to whatever of the group is left,
+// and reaps it. It returns [ErrKilled] if SIGKILL was needed, and an error
+// if the group could not be reaped before ctx ended. It is idempotent, and
+// safe after a failed Initialize.
+func (p *Process) Cleanup(ctx context.Context) error {
+	p.mu.Lock()
+	if p.cleaned != nil { // a second call waits for the first
+		cleaned := p.cleaned
+		p.mu.Unlock()
+		select {
+		case <-cleaned:
+			return p.cleanErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closing = true
+	p.cleaned = make(chan struct{})
+	cmd, conn, exited := p.cmd, p.conn, p.exited
+	p.mu.Unlock()
+	defer close(p.cleaned)
+	if cmd == nil {
+		return nil
+	}
+	p.cleanErr = p.stop(ctx, cmd, conn, exited)
+	return p.cleanErr
+}
+
+func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, exited chan struct{}) error {
+	_ = conn.Close() // fails calls in flight; closes stdin (EOF) and stdout
+	pgid := cmd.Process.Pid
+
+	grace := p.cfg.Grace
+	if d, ok := ctx.Deadline(); ok {
+		// Leave a quarter of what is left for SIGKILL and reaping.
+		grace = min(grace, time.Until(d)*3/4)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	timer := time.NewTimer(max(grace, 0))
+	defer timer.Stop()
+	var killed bool
+	select {
+	case <-exited:
+		// The leader is gone; the rest of the group gets what is left of
+		// the grace period, then SIGKILL.
+		killed = !waitGroupGone(pgid, timer.C)
+	case <-timer.C:
+		killed = true
+	case <-ctx.Done():
+		killed = true
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // ESRCH if nothing is left
+	// A killed group vanishes in milliseconds. Whatever is left after
+	// another grace period is a zombie that nobody reaps: report it rather
+	// than wait for it, even when ctx has no deadline.
+	rctx, cancel := context.WithTimeout(ctx, p.cfg.Grace)
+	defer cancel()
+	select {
+	case <-exited:
+	case <-rctx.Done():
+		return fmt.Errorf("process %q (pid %d): not reaped after SIGKILL: %w", p.cfg.ID, pgid, rctx.Err())
+	}
+	if err := reapGroup(rctx, pgid); err != nil {
+		return fmt.Errorf("process %q (process group %d): %w", p.cfg.ID, pgid, err)
+	}
+	if killed {
+		return fmt.Errorf("process %q (pid %d): %w (%v)", p.cfg.ID, pgid, ErrKilled, p.cfg.Grace)
+	}
+	return nil
+}
+
+// waitGroupGone waits until no process of the group is left or until
+// stop, and reports whether the group was gone.
+func waitGroupGone(pgid int, stop <-chan time.Time) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		reapMembers(pgid)
+		if groupGone(pgid) {
+			return true
+		}
+		select {
+		case <-tick.C:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// reapGroup waits, within ctx, until every process of the group is gone,
+// reaping those that were handed to this process (see BecomeSubreaper).
+func reapGroup(ctx context.Context, pgid int) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		reapMembers(pgid)
+		if groupGone(pgid) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("members left after SIGKILL (zombies whose parent does not reap them?): %w", ctx.Err())
+		}
+	}
+}
+
+// reapMembers reaps the group's members that are children of this process
+// and have exited: grandchildren handed to it as a subreaper. The child
+// itself is reaped by its own goroutine, before this runs.
+func reapMembers(pgid int) {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-pgid, &ws, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// groupGone reports whether no process of the group exists, zombies
+// included.
+func groupGone(pgid int) bool {
+	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+// HealthCheck reports whether the child is running and, if HealthMethod is
+// set, answering. Its resources: "pid", "running", "uptime_seconds",
+// "calls_in_flight", "protocol", and after an exit, "exit".
+func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
+	p.mu.Lock()
+	res := map[string]any{
+		"running":         false,
+		"calls_in_flight": p.inflight.Load(),
+		"protocol":        p.cfg.Protocol,
+	}
+	cmd, exited, closing := p.cmd, p.exited, p.closing
+	if cmd != nil {
+		res["pid"] = cmd.Process.Pid
+		res["uptime_seconds"] = time.Since(p.started).Seconds()
+	}
+	p.mu.Unlock()
+	switch {
+	case cmd == nil:
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "not started", Resources: res}
+	case closing:
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "cleaned up", Resources: res}
+	}
+	select {
+	case <-exited:
+		msg := "exited" + p.why()
+		res["exit"] = msg
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: msg, Resources: res}
+	default:
+		res["running"] = true
+	}
+	if p.cfg.HealthMethod != "" {
+		if err := p.Call(ctx, p.cfg.HealthMethod, nil, nil); err != nil {
+			return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: err.Error(), Resources: res}
+		}
+	}
+	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: res}
+}
+
+// BecomeSubreaper makes this process the reaper of its descendants'
+// orphans (Linux's PR_SET_CHILD_SUBREAPER), so that Cleanup can reap
+// grandchildren whose parent died first instead of leaving them to a PID 1
+// that may not reap. Call it once, early in main.
+func BecomeSubreaper() error {
+	const prSetChildSubreaper = 36
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return fmt.Errorf("process: become a subreaper: %w", errno)
+	}
+	return nil
+}
+
+// pipes joins the child's stdout and stdin into the one stream the JSON-RPC
+// connection reads and writes. Closing it closes both, which ends the
+// connection's reader at once.
+type pipes struct {
+	r *os.File // the child's stdout
+	w *os.File // the child's stdin
+}
+
+func (s pipes) Read(b []byte) (int, error)  { return s.r.Read(b) }
+func (s pipes) Write(b []byte) (int, error) { return s.w.Write(b) }
+func (s pipes) Close() error                { return errors.Join(s.w.Close(), s.r.Close()) }
+
+// recordingStream keeps the error that ended reading, for error messages.
+type recordingStream struct {
+	jsonrpc2.ObjectStream
+	p *Process
+}
+
+func (s *recordingStream) ReadObject(v any) error {
+	err := s.ObjectStream.ReadObject(v)
+	if err != nil {
+		s.p.readErr.CompareAndSwap(nil, &err)
+	}
+	return err
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}

@@ -1,0 +1,240 @@
+package process_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/process"
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		helperMain(mode)
+		return
+	}
+	// Orphaned grandchildren come to this process, which Cleanup then reaps,
+	// instead of to a PID 1 that a test machine may not have reaping.
+	if err := process.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// start builds and initializes a helper process.
+func start(t *testing.T, mode string, cfg process.Config, env ...string) *process.Process {
+	t.Helper()
+	cfg.Command = []string{os.Args[0], "-test.run=^$"}
+	cfg.Env = append([]string{helperEnv + "=" + mode}, env...)
+	if cfg.Stderr == nil {
+		cfg.Stderr = &bytes.Buffer{}
+	}
+	p, err := process.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, p.Initialize(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+		defer cancel()
+		_ = p.Cleanup(ctx)
+	})
+	return p
+}
+
+func pidOf(t *testing.T, p *process.Process) int {
+	t.Helper()
+	var pid int
+	require.NoError(t, p.Call(context.Background(), "pid", nil, &pid))
+	return pid
+}
+
+// gone reports whether no process with that pid exists, zombies included.
+func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+func TestCallsReachTheChild(t *testing.T) {
+	p := start(t, "server", process.Config{})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			var got map[string]int
+			require.NoError(t, p.Call(context.Background(), "echo", map[string]int{"n": i}, &got))
+			assert.Equal(t, i, got["n"])
+		})
+	}
+	wg.Wait()
+
+	err := p.Call(context.Background(), "fail", nil, nil)
+	var rpcErr *jsonrpc2.Error
+	require.ErrorAs(t, err, &rpcErr)
+	assert.EqualValues(t, 42, rpcErr.Code)
+}
+
+// A child that exits when its stdin closes, or on SIGTERM, is reaped, and
+// leaves no descriptor open.
+func TestCleanupStopsAndReapsTheChild(t *testing.T) {
+	before := testkit.OpenFDs(t)
+	p := start(t, "server", process.Config{})
+	pid := pidOf(t, p)
+	require.NoError(t, p.Cleanup(context.Background()))
+	assert.True(t, gone(pid), "the child is gone, not a zombie")
+	assert.Equal(t, before, testkit.OpenFDs(t))
+	require.ErrorIs(t, p.Call(context.Background(), "ping", nil, nil), process.ErrClosed)
+	require.NoError(t, p.Cleanup(context.Background()), "Cleanup is idempotent")
+}
+
+// A child that ignores SIGTERM and its stdin's end is killed after its
+// grace period, and the cleanup says so.
+func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
+	p := start(t, "server", process.Config{Grace: 100 * time.Millisecond}, stubbornEnv+"=1")
+	pid := pidOf(t, p)
+	var err error
+	testkit.Within(t, "Cleanup", func() { err = p.Cleanup(context.Background()) })
+	require.ErrorIs(t, err, process.ErrKilled)
+	assert.True(t, gone(pid))
+}
+
+// A grandchild that ignores SIGTERM is killed with the group and reaped: no
+// orphan, no zombie.
+func TestGrandchildrenDoNotSurvive(t *testing.T) {
+	for _, stubborn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stubborn child %v", stubborn), func(t *testing.T) {
+			var env []string
+			if stubborn {
+				env = append(env, stubbornEnv+"=1")
+			}
+			p := start(t, "server", process.Config{Grace: 100 * time.Millisecond}, env...)
+			pid := pidOf(t, p)
+			var gpid int
+			require.NoError(t, p.Call(context.Background(), "spawn", nil, &gpid))
+			require.False(t, gone(gpid))
+
+			testkit.Within(t, "Cleanup", func() { _ = p.Cleanup(context.Background()) })
+			assert.True(t, gone(pid), "child")
+			assert.True(t, gone(gpid), "grandchild")
+			assert.True(t, errors.Is(syscall.Kill(-pid, 0), syscall.ESRCH), "the process group is empty")
+		})
+	}
+}
+
+// A call in flight when Cleanup begins fails at once; it does not hang.
+func TestCallInFlightFailsAtCleanup(t *testing.T) {
+	p := start(t, "server", process.Config{})
+	result := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
+	require.Eventually(t, func() bool {
+		return p.HealthCheck(context.Background()).Resources["calls_in_flight"] == int64(1)
+	}, testkit.Wait, time.Millisecond)
+	require.NoError(t, p.Cleanup(context.Background()))
+	err := testkit.Receive(t, result, "the call in flight")
+	require.ErrorIs(t, err, process.ErrClosed)
+	assert.Contains(t, err.Error(), `call "sleep"`)
+}
+
+// A child that exits on its own fails its calls with the reason.
+func TestChildExitIsReported(t *testing.T) {
+	p := start(t, "server", process.Config{})
+	pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
+	_ = p.Call(context.Background(), "exit", 7, nil)
+	err := testkit.Receive(t, pending, "the call in flight")
+	require.ErrorIs(t, err, process.ErrClosed)
+	require.Eventually(t, func() bool {
+		return p.HealthCheck(context.Background()).Status == lifecycle.StatusUnhealthy
+	}, testkit.Wait, time.Millisecond)
+	h := p.HealthCheck(context.Background())
+	assert.Contains(t, h.Message, "exit status 7")
+	assert.Equal(t, false, h.Resources["running"])
+	require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), "exit status 7")
+}
+
+func TestGarbageOnStdoutIsNamed(t *testing.T) {
+	p := start(t, "garbage", process.Config{Grace: 50 * time.Millisecond})
+	err := p.Call(context.Background(), "ping", nil, nil)
+	require.ErrorIs(t, err, process.ErrClosed)
+	assert.Contains(t, err.Error(), "reading its output: invalid character")
+}
+
+func TestHealth(t *testing.T) {
+	p := start(t, "server", process.Config{Protocol: "python/v1", HealthMethod: "ping"})
+	h := p.HealthCheck(context.Background())
+	assert.Equal(t, lifecycle.StatusHealthy, h.Status)
+	assert.Equal(t, true, h.Resources["running"])
+	assert.Equal(t, "python/v1", h.Resources["protocol"])
+	assert.Positive(t, h.Resources["pid"])
+
+	bad := start(t, "server", process.Config{HealthMethod: "no-such-method"})
+	h = bad.HealthCheck(context.Background())
+	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+	assert.Contains(t, h.Message, "no-such-method")
+}
+
+func TestHandshake(t *testing.T) {
+	ok := start(t, "server", process.Config{ReadyMethod: "ping"})
+	require.NoError(t, ok.Call(context.Background(), "ping", nil, nil))
+
+	before := testkit.OpenFDs(t)
+	p, err := process.New(process.Config{
+		Command:     []string{os.Args[0], "-test.run=^$"},
+		Env:         []string{helperEnv + "=server"},
+		ReadyMethod: "no-such-method",
+		Stderr:      &bytes.Buffer{},
+	})
+	require.NoError(t, err)
+	err = p.Initialize(context.Background())
+	require.ErrorContains(t, err, "handshake")
+	require.NoError(t, p.Cleanup(context.Background()), "a failed Initialize leaves a child to clean up")
+	assert.Equal(t, before, testkit.OpenFDs(t))
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		give process.Config
+		want string
+	}{
+		{"no command", process.Config{}, "Command is empty"},
+		{"unknown program", process.Config{Command: []string{"gleitzeit-no-such-program"}}, `"gleitzeit-no-such-program"`},
+		{"bad dir", process.Config{Command: []string{"true"}, Dir: "/no/such/dir"}, `"/no/such/dir" is not a directory`},
+		{"negative grace", process.Config{Command: []string{"true"}, Grace: -time.Second}, "Grace is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := process.New(tt.give)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// Under the registry, with a stubborn child and a stop deadline shorter
+// than the grace period: the grace is cut to fit, and the child is killed.
+func TestUnderTheRegistry(t *testing.T) {
+	p, err := process.New(process.Config{
+		ID:      "python",
+		Command: []string{os.Args[0], "-test.run=^$"},
+		Env:     []string{helperEnv + "=server", stubbornEnv + "=1"},
+		Grace:   time.Hour,
+		Stderr:  &bytes.Buffer{},
+	})
+	require.NoError(t, err)
+	r := lifecycle.NewRegistry()
+	require.NoError(t, r.Register(p, lifecycle.Timeout(time.Hour)))
+	require.NoError(t, r.Start(context.Background()))
+	pid := pidOf(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = r.Stop(ctx)
+	require.ErrorIs(t, err, process.ErrKilled)
+	assert.Equal(t, lifecycle.ResultError, r.Report().Providers["python"].Result)
+	assert.True(t, gone(pid))
+}
