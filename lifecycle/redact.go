@@ -68,3 +68,17 @@ func mayHoldSecret(s string) bool {
 	}
 	return false
 }
+
+// RedactError returns err with its message redacted by [Redact]. It unwraps
+// to err, so errors.Is and errors.As see through it. nil stays nil.
+func RedactError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &redactedError{err}
+}
+
+type redactedError struct{ err error }
+
+func (e *redactedError) Error() string { return Redact(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -144,3 +144,11 @@ func TestSecretsStaySecret(t *testing.T) {
 		assert.False(t, strings.Contains(line, secret), "log line leaks a secret: %s", line)
 	}
 }
+
+func TestRedactErrorKeepsTheChain(t *testing.T) {
+	cause := fmt.Errorf("dial postgres://app:%s@db/app: %w", secret, context.DeadlineExceeded)
+	err := lifecycle.RedactError(cause)
+	assert.NotContains(t, err.Error(), secret)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Nil(t, lifecycle.RedactError(nil))
+}
