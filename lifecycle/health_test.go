@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -118,4 +119,36 @@ func TestStatusAndResultNames(t *testing.T) {
 	text, err := lifecycle.StatusDegraded.MarshalText()
 	require.NoError(t, err)
 	assert.Equal(t, "degraded", string(text))
+}
+
+func TestProvidersDescribesEachProvider(t *testing.T) {
+	release, open := gate(t)
+	r := lifecycle.NewRegistry()
+	db, api := newFake("db", &journal{}), newFake("api", &journal{})
+	api.cleanup = ignoring(release)
+	mustRegister(t, r, db, lifecycle.Timeout(time.Minute))
+	mustRegister(t, r, api, lifecycle.DependsOn("db"))
+	infos := r.Providers()
+	require.Len(t, infos, 2)
+	assert.Equal(t, "db", infos[0].ID)
+	assert.Equal(t, "registered", infos[0].State)
+	assert.Equal(t, time.Minute, infos[0].Timeout)
+	assert.Equal(t, []string{"db"}, infos[1].DependsOn)
+
+	require.NoError(t, r.Start(context.Background()))
+	_, release2, err := r.Acquire(context.Background(), "db")
+	require.NoError(t, err)
+	infos = r.Providers()
+	assert.Equal(t, "ready", infos[0].State)
+	assert.Equal(t, 1, infos[0].Leases)
+	release2()
+
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+	eventually(t, "api is being cleaned up", func() bool { return r.Providers()[1].State == "cleaning" })
+	open()
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+	infos = r.Providers()
+	assert.Equal(t, "cleaned", infos[1].State)
+	require.NotNil(t, infos[1].Outcome)
+	assert.Equal(t, lifecycle.ResultOK, infos[1].Outcome.Result)
 }
