@@ -7,7 +7,7 @@ STATICCHECK_VERSION ?= v0.8.2
 .PHONY: run test lint fuzz bench
 
 run:
-	$(GO) run ./examples/basic
+	$(GO) run ./examples/service -log-format console
 
 test:
 	$(GO) vet ./...

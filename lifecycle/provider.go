@@ -48,12 +48,12 @@ type closer interface{ Close() }
 
 // Health is one provider's answer to a health check.
 type Health struct {
-	Status  Status
-	Message string
+	Status  Status `json:"status"`
+	Message string `json:"message"`
 	// Resources shows what the provider holds, such as "http_session": true
 	// or "open_connections": 3. The registry redacts secrets from string
 	// values before a report leaves it.
-	Resources map[string]any
+	Resources map[string]any `json:"resources,omitempty"`
 }
 
 // Status is a provider's health. The zero value is StatusUnknown.

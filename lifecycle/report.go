@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -51,6 +52,21 @@ type Outcome struct {
 	Result   Result
 	Duration time.Duration // from the cleanup's start (its wait for leases included) to its end
 	Err      error         // a *ProviderError when Result.Failed(); nil otherwise
+}
+
+// MarshalJSON encodes the outcome for admin APIs and logs: its duration in
+// milliseconds and its error as its (redacted) message.
+func (o Outcome) MarshalJSON() ([]byte, error) {
+	v := struct {
+		Method     string  `json:"method"`
+		Result     Result  `json:"result"`
+		DurationMS float64 `json:"duration_ms"`
+		Error      string  `json:"error,omitempty"`
+	}{o.Method, o.Result, float64(o.Duration.Microseconds()) / 1000, ""}
+	if o.Err != nil {
+		v.Error = Redact(o.Err.Error())
+	}
+	return json.Marshal(v)
 }
 
 // StopReport is the per-provider outcome of a stop: every provider the

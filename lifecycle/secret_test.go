@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -151,4 +152,15 @@ func TestRedactErrorKeepsTheChain(t *testing.T) {
 	assert.NotContains(t, err.Error(), secret)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Nil(t, lifecycle.RedactError(nil))
+}
+
+func TestOutcomeAndHealthJSON(t *testing.T) {
+	o := lifecycle.Outcome{Method: "Cleanup", Result: lifecycle.ResultError, Duration: 1500 * time.Microsecond,
+		Err: errors.New("close postgres://app:" + secret + "@db/app: broken pipe")}
+	b, err := json.Marshal(o)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"method":"Cleanup","result":"error","duration_ms":1.5,"error":"close postgres://app:xxxxx@db/app: broken pipe"}`, string(b))
+	b, err = json.Marshal(lifecycle.Health{Status: lifecycle.StatusDegraded, Message: "slow", Resources: map[string]any{"n": 1}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"status":"degraded","message":"slow","resources":{"n":1}}`, string(b))
 }

@@ -1,0 +1,217 @@
+package app
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// maxBody bounds a request's body.
+const maxBody = 1 << 20
+
+// adminServer is the HTTP server: probes, the provider admin API, tasks
+// and metrics.
+type adminServer struct {
+	engine   *Engine
+	settings *Settings
+	metrics  *Metrics
+	log      *zap.Logger
+	srv      *http.Server
+	served   chan error // Serve's result, once the listener is closed
+	addr     net.Addr
+}
+
+func newAdmin(lc fx.Lifecycle, e *Engine, s *Settings, m *Metrics, log *zap.Logger) *adminServer {
+	a := &adminServer{engine: e, settings: s, metrics: m, log: log.Named("admin")}
+	a.srv = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(a.log),
+	}
+	lc.Append(fx.Hook{OnStart: a.start, OnStop: a.stop})
+	return a
+}
+
+func (a *adminServer) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.HandleFunc("GET /v1/providers", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"providers": a.engine.Providers(r.Context())})
+	})
+	mux.HandleFunc("POST /v1/providers", a.mutating(a.addProvider))
+	mux.HandleFunc("DELETE /v1/providers/{id}", a.mutating(a.removeProvider))
+	mux.HandleFunc("POST /v1/tasks", a.runTask)
+	mux.HandleFunc("GET /v1/tasks/{id}", a.getTask)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry(), promhttp.HandlerOpts{}))
+	return mux
+}
+
+// start listens, so that a port in use fails the start with its name, and
+// serves on a goroutine that stop waits for.
+func (a *adminServer) start(context.Context) error {
+	l, err := net.Listen("tcp", a.settings.Addr)
+	if err != nil {
+		return fmt.Errorf("admin server: listen on %s: %w", a.settings.Addr, err)
+	}
+	a.addr = l.Addr()
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.srv.Serve(l) }()
+	a.log.Info("admin server listening", zap.Stringer("addr", a.addr))
+	return nil
+}
+
+// stop closes the listener and waits, within ctx, for the requests in
+// flight to finish.
+func (a *adminServer) stop(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		_ = a.srv.Close() // out of time: cut the rest
+	}
+	if a.served != nil {
+		<-a.served // ErrServerClosed, once Shutdown or Close has closed the listener
+	}
+	if err != nil {
+		return fmt.Errorf("admin server: finish requests in flight: %w", err)
+	}
+	a.log.Info("admin server stopped")
+	return nil
+}
+
+func (a *adminServer) ready(w http.ResponseWriter, r *http.Request) {
+	ok, why := a.engine.Ready(r.Context())
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{"ready": ok, "reasons": why})
+}
+
+// mutating guards the endpoints that change the service: they need the
+// configured bearer token, and answer 403 when none is configured.
+func (a *adminServer) mutating(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.settings.AdminToken == "" {
+			writeError(w, http.StatusForbidden, errors.New("the admin API is disabled: no admin_token is configured"))
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.settings.AdminToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="gleitzeit"`)
+			writeError(w, http.StatusUnauthorized, errors.New("a valid bearer token is required"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func (a *adminServer) addProvider(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID       string `json:"id"`
+		Template string `json:"template"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if err := a.engine.Add(req.ID, req.Template); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	for _, v := range a.engine.Providers(r.Context()) {
+		if v.ID == req.ID {
+			writeJSON(w, http.StatusCreated, v)
+			return
+		}
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
+}
+
+func (a *adminServer) removeProvider(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	out, err := a.engine.Remove(r.Context(), id)
+	if err != nil && out.Result == 0 {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	body := map[string]any{"id": id, "cleanup": out}
+	if err != nil {
+		body["error"] = lifecycle.Redact(err.Error())
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
+	var t Task
+	if !readJSON(w, r, &t) {
+		return
+	}
+	rec, err := a.engine.Run(r.Context(), t)
+	if err != nil {
+		writeJSON(w, statusOf(err), map[string]any{"error": lifecycle.Redact(err.Error()), "task": rec})
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (a *adminServer) getTask(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.engine.Task(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// statusOf maps an error to its HTTP status.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask):
+		return http.StatusNotFound
+	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable):
+		return http.StatusConflict
+	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: %w", err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": lifecycle.Redact(err.Error())})
+}

@@ -1,0 +1,329 @@
+package app
+
+import (
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// File is the configuration as written: in defaults.yaml, in the file given
+// with -config (YAML or JSON), in the environment and in flags. Durations
+// are strings until Load checks them, so that an error can name the field.
+type File struct {
+	Addr            string              `json:"addr"`
+	DataDir         string              `json:"data_dir"`
+	AdminToken      string              `json:"admin_token"`
+	LogFormat       string              `json:"log_format"`
+	Store           StoreFile           `json:"store"`
+	Audit           AuditFile           `json:"audit"`
+	TaskTimeout     string              `json:"task_timeout"`
+	HealthInterval  string              `json:"health_interval"`
+	ProviderTimeout string              `json:"provider_timeout"`
+	Shutdown        ShutdownFile        `json:"shutdown"`
+	Templates       map[string]Template `json:"templates"`
+	Providers       []Instance          `json:"providers"`
+}
+
+// StoreFile configures the task store.
+type StoreFile struct {
+	DSN string `json:"dsn"`
+}
+
+// AuditFile configures the audit log.
+type AuditFile struct {
+	Path string `json:"path"`
+}
+
+// ShutdownFile configures the shutdown.
+type ShutdownFile struct {
+	Timeout    string `json:"timeout"`
+	DrainDelay string `json:"drain_delay"`
+}
+
+// Template is a kind of provider the service can run: the only thing the
+// admin API can instantiate, so that no URL or command line arrives over
+// HTTP.
+type Template struct {
+	Kind     string           `json:"kind"` // "ollama" or "process"
+	Protocol string           `json:"protocol"`
+	Critical bool             `json:"critical"` // readiness needs it healthy
+	Timeout  string           `json:"timeout"`  // its Initialize and cleanup; provider_timeout if empty
+	Ollama   *OllamaTemplate  `json:"ollama,omitempty"`
+	Process  *ProcessTemplate `json:"process,omitempty"`
+}
+
+// OllamaTemplate configures an Ollama provider.
+type OllamaTemplate struct {
+	URL string `json:"url"`
+}
+
+// ProcessTemplate configures a process provider.
+type ProcessTemplate struct {
+	Command      []string `json:"command"`
+	Dir          string   `json:"dir"`
+	Env          []string `json:"env"`
+	Grace        string   `json:"grace"`
+	ReadyMethod  string   `json:"ready_method"`
+	HealthMethod string   `json:"health_method"`
+}
+
+// Instance is a provider to run at startup.
+type Instance struct {
+	ID       string `json:"id"`
+	Template string `json:"template"`
+}
+
+// Settings is the configuration, checked and resolved.
+type Settings struct {
+	Addr            string
+	DataDir         string
+	AdminToken      string
+	LogFormat       string
+	StoreDSN        string
+	AuditPath       string
+	TaskTimeout     time.Duration
+	HealthInterval  time.Duration
+	ProviderTimeout time.Duration
+	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
+	Templates       map[string]Template
+	Providers       []Instance
+}
+
+// ConfigError names a configuration field and what is wrong with it.
+type ConfigError struct {
+	Field   string
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Problem) }
+
+func bad(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// The environment variables Load reads, each over the file's field.
+var envFields = []struct {
+	name string
+	set  func(*File, string)
+}{
+	{"GLEITZEIT_ADDR", func(f *File, v string) { f.Addr = v }},
+	{"GLEITZEIT_DATA_DIR", func(f *File, v string) { f.DataDir = v }},
+	{"GLEITZEIT_ADMIN_TOKEN", func(f *File, v string) { f.AdminToken = v }},
+	{"GLEITZEIT_LOG_FORMAT", func(f *File, v string) { f.LogFormat = v }},
+	{"GLEITZEIT_STORE_DSN", func(f *File, v string) { f.Store.DSN = v }},
+	{"GLEITZEIT_AUDIT_PATH", func(f *File, v string) { f.Audit.Path = v }},
+	{"GLEITZEIT_TASK_TIMEOUT", func(f *File, v string) { f.TaskTimeout = v }},
+	{"GLEITZEIT_SHUTDOWN_TIMEOUT", func(f *File, v string) { f.Shutdown.Timeout = v }},
+	{"GLEITZEIT_DRAIN_DELAY", func(f *File, v string) { f.Shutdown.DrainDelay = v }},
+}
+
+// Load reads the configuration: the embedded defaults, then the file named
+// by -config, then the environment (GLEITZEIT_ADDR, GLEITZEIT_DATA_DIR,
+// GLEITZEIT_ADMIN_TOKEN, ...), then the flags. Any error names the field
+// and the problem.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (*Settings, error) {
+	fs := flag.NewFlagSet("gleitzeit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file, YAML or JSON")
+	addr := fs.String("addr", "", "admin server address (default 127.0.0.1:8080)")
+	dataDir := fs.String("data-dir", "", "directory of the task store and the audit log (default ./data)")
+	logFormat := fs.String("log-format", "", `"json" or "console"`)
+	shutdownTimeout := fs.String("shutdown-timeout", "", "everything after SIGTERM (default 25s)")
+	drainDelay := fs.String("drain-delay", "", "how long readiness is 503 before the listener closes (default 0s)")
+	taskTimeout := fs.String("task-timeout", "", "a task's deadline (default 60s)")
+	if err := fs.Parse(args); err != nil {
+		return nil, &ConfigError{Field: "flags", Problem: err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, bad("flags", "unexpected argument %q", fs.Arg(0))
+	}
+
+	var f File
+	if err := yaml.UnmarshalStrict(defaultsYAML, &f); err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err) // a bug: the tests read them
+	}
+	if *path != "" {
+		data, err := os.ReadFile(*path)
+		if err != nil {
+			return nil, bad("-config", "%v", err)
+		}
+		// The file replaces the default providers and templates, rather than
+		// adding to them: what it names is what runs.
+		f.Templates, f.Providers = nil, nil
+		if err := yaml.UnmarshalStrict(data, &f); err != nil {
+			return nil, bad(*path, "%s", cleanYAMLError(err))
+		}
+	}
+	for _, e := range envFields {
+		if v := getenv(e.name); v != "" {
+			e.set(&f, v)
+		}
+	}
+	for _, fl := range []struct {
+		v   string
+		set func(string)
+	}{
+		{*addr, func(v string) { f.Addr = v }},
+		{*dataDir, func(v string) { f.DataDir = v }},
+		{*logFormat, func(v string) { f.LogFormat = v }},
+		{*shutdownTimeout, func(v string) { f.Shutdown.Timeout = v }},
+		{*drainDelay, func(v string) { f.Shutdown.DrainDelay = v }},
+		{*taskTimeout, func(v string) { f.TaskTimeout = v }},
+	} {
+		if fl.v != "" {
+			fl.set(fl.v)
+		}
+	}
+	return f.resolve()
+}
+
+// cleanYAMLError drops the decoding layers sigs.k8s.io/yaml names in its
+// errors, keeping what a person needs: the field and the problem.
+func cleanYAMLError(err error) string {
+	msg := err.Error()
+	for _, prefix := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.ReplaceAll(msg, prefix, "")
+	}
+	return msg
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// resolve checks every field and fills in what defaults from other fields.
+func (f *File) resolve() (*Settings, error) {
+	s := &Settings{Addr: f.Addr, DataDir: f.DataDir, AdminToken: f.AdminToken, LogFormat: f.LogFormat,
+		StoreDSN: f.Store.DSN, AuditPath: f.Audit.Path, Templates: f.Templates, Providers: f.Providers}
+	if _, port, err := net.SplitHostPort(s.Addr); err != nil || port == "" {
+		return nil, bad("addr", "want host:port, got %q", s.Addr)
+	}
+	if s.DataDir == "" {
+		return nil, bad("data_dir", "empty")
+	}
+	if s.LogFormat != "json" && s.LogFormat != "console" {
+		return nil, bad("log_format", `want "json" or "console", got %q`, s.LogFormat)
+	}
+	if s.StoreDSN == "" {
+		s.StoreDSN = filepath.Join(s.DataDir, "gleitzeit.db")
+	}
+	if s.AuditPath == "" {
+		s.AuditPath = filepath.Join(s.DataDir, "audit.jsonl")
+	}
+	for _, d := range []struct {
+		field string
+		in    string
+		out   *time.Duration
+		zero  bool // zero is allowed
+	}{
+		{"task_timeout", f.TaskTimeout, &s.TaskTimeout, false},
+		{"health_interval", f.HealthInterval, &s.HealthInterval, false},
+		{"provider_timeout", f.ProviderTimeout, &s.ProviderTimeout, false},
+		{"shutdown.timeout", f.Shutdown.Timeout, &s.ShutdownTimeout, false},
+		{"shutdown.drain_delay", f.Shutdown.DrainDelay, &s.DrainDelay, true},
+	} {
+		v, err := duration(d.field, d.in, d.zero)
+		if err != nil {
+			return nil, err
+		}
+		*d.out = v
+	}
+	if s.DrainDelay >= s.ShutdownTimeout {
+		return nil, bad("shutdown.drain_delay", "%v leaves nothing of shutdown.timeout (%v) to stop the service", s.DrainDelay, s.ShutdownTimeout)
+	}
+	names := make([]string, 0, len(s.Templates))
+	for name := range s.Templates {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t, err := checkTemplate("templates."+name, s.Templates[name])
+		if err != nil {
+			return nil, err
+		}
+		s.Templates[name] = t
+	}
+	seen := map[string]bool{}
+	for i, p := range s.Providers {
+		field := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case !idPattern.MatchString(p.ID):
+			return nil, bad(field+".id", "want lowercase letters, digits, '.', '_' or '-', got %q", p.ID)
+		case seen[p.ID] || p.ID == storeID || p.ID == auditID:
+			return nil, bad(field+".id", "%q is used twice (store and audit are taken)", p.ID)
+		case s.Templates[p.Template].Kind == "":
+			return nil, bad(field+".template", "no template %q (have: %s)", p.Template, strings.Join(names, ", "))
+		}
+		seen[p.ID] = true
+	}
+	return s, nil
+}
+
+func duration(field, in string, zeroOK bool) (time.Duration, error) {
+	d, err := time.ParseDuration(in)
+	switch {
+	case err != nil:
+		return 0, bad(field, "want a duration such as 30s, got %q", in)
+	case d < 0 || d == 0 && !zeroOK:
+		return 0, bad(field, "must be positive, got %v", d)
+	}
+	return d, nil
+}
+
+func checkTemplate(field string, t Template) (Template, error) {
+	if t.Timeout != "" {
+		if _, err := duration(field+".timeout", t.Timeout, false); err != nil {
+			return t, err
+		}
+	}
+	switch t.Kind {
+	case "ollama":
+		if t.Process != nil {
+			return t, bad(field+".process", "set for an ollama template")
+		}
+		if t.Ollama == nil {
+			t.Ollama = &OllamaTemplate{}
+		}
+		if t.Protocol == "" {
+			t.Protocol = "llm/v1"
+		}
+	case "process":
+		switch {
+		case t.Ollama != nil:
+			return t, bad(field+".ollama", "set for a process template")
+		case t.Process == nil || len(t.Process.Command) == 0:
+			return t, bad(field+".process.command", "required")
+		case t.Protocol == "":
+			return t, bad(field+".protocol", "required for a process template (such as python/v1 or mcp/v1)")
+		}
+		if t.Process.Grace != "" {
+			if _, err := duration(field+".process.grace", t.Process.Grace, false); err != nil {
+				return t, err
+			}
+		}
+	case "":
+		return t, bad(field+".kind", `required: "ollama" or "process"`)
+	default:
+		return t, bad(field+".kind", `want "ollama" or "process", got %q`, t.Kind)
+	}
+	return t, nil
+}
+
+// IsConfigError reports whether err is a configuration error: exit code 2.
+func IsConfigError(err error) bool {
+	var ce *ConfigError
+	return errors.As(err, &ce)
+}

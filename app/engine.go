@@ -1,0 +1,467 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/file"
+	"github.com/gleitzeit/gleitzeit/providers/ollama"
+	"github.com/gleitzeit/gleitzeit/providers/process"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// Errors of the engine, each with its HTTP status in the admin server.
+var (
+	errShuttingDown = errors.New("the service is shutting down")
+	errNoProtocol   = errors.New("no provider serves this protocol")
+	errNoProvider   = errors.New("no healthy provider is available for this protocol")
+	errUnknownID    = errors.New("no such provider")
+	errNotRemovable = errors.New("this provider is not a template instance and cannot be removed")
+)
+
+// Task is a unit of work: a method of a protocol, with its params.
+type Task struct {
+	Protocol string          `json:"protocol"`
+	Method   string          `json:"method"`
+	Params   json.RawMessage `json:"params,omitempty"`
+	// Timeout, if set, shortens the task's deadline below task_timeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// instance is a provider made from a template.
+type instance struct {
+	id       string
+	template string
+	tmpl     Template
+	provider lifecycle.Provider
+	handle   handler
+	draining atomic.Bool // being removed: no new task reaches it
+	inflight atomic.Int64
+}
+
+// Engine runs tasks on the providers that serve their protocol, each under
+// a lease from the registry, and records every task in the store and the
+// audit log.
+type Engine struct {
+	reg      *lifecycle.Registry
+	store    *sqldb.DB
+	audit    *file.Writer
+	settings *Settings
+	log      *zap.Logger
+	metrics  *Metrics
+
+	mu        sync.RWMutex // guards instances
+	instances map[string]*instance
+
+	health   atomic.Pointer[lifecycle.HealthReport] // the last poll's
+	started  atomic.Bool
+	draining atomic.Bool // shutdown began: readiness answers 503
+	stopped  atomic.Bool // the engine stopped: tasks are refused
+
+	pollStop chan struct{}
+	pollDone chan struct{}
+}
+
+type engineParams struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Registry  *lifecycle.Registry
+	Store     *sqldb.DB
+	Audit     *file.Writer
+	Settings  *Settings
+	Log       *zap.Logger
+	Metrics   *Metrics
+}
+
+// newEngine registers the configured providers, which the registry then
+// initializes when it starts.
+func newEngine(p engineParams) (*Engine, error) {
+	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
+		metrics: p.Metrics, instances: map[string]*instance{}}
+	for _, in := range p.Settings.Providers {
+		if err := e.add(in.ID, in.Template); err != nil {
+			return nil, err
+		}
+	}
+	p.Metrics.watch(p.Registry)
+	p.Lifecycle.Append(fx.Hook{OnStart: e.start, OnStop: e.stop})
+	return e, nil
+}
+
+// start prepares the store and begins polling health.
+func (e *Engine) start(ctx context.Context) error {
+	db, err := e.store.DB()
+	if err != nil {
+		return err
+	}
+	if err := migrate(ctx, db); err != nil {
+		return err
+	}
+	e.pollHealth(ctx)
+	e.pollStop, e.pollDone = make(chan struct{}), make(chan struct{})
+	go e.poll(e.pollStop, e.pollDone)
+	e.started.Store(true)
+	return nil
+}
+
+// stop refuses further tasks and stops polling. It runs after the admin
+// server has finished its requests, and before the providers are cleaned up.
+func (e *Engine) stop(context.Context) error {
+	e.draining.Store(true)
+	e.stopped.Store(true)
+	if e.pollStop != nil {
+		close(e.pollStop)
+		<-e.pollDone
+	}
+	return nil
+}
+
+func (e *Engine) poll(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(e.settings.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			e.pollHealth(context.Background())
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (e *Engine) pollHealth(ctx context.Context) {
+	rep := e.reg.Health(ctx)
+	e.health.Store(&rep)
+	e.metrics.observeHealth(rep)
+}
+
+// BeginShutdown turns readiness to 503 at once; tasks are still served
+// until the admin server stops taking requests.
+func (e *Engine) BeginShutdown() { e.draining.Store(true) }
+
+// build makes a provider from a template.
+func (e *Engine) build(id string, t Template) (lifecycle.Provider, handler, error) {
+	switch t.Kind {
+	case "ollama":
+		p, err := ollama.New(ollama.Config{ID: id, URL: t.Ollama.URL, Protocol: t.Protocol})
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, llmHandler(p), nil
+	case "process":
+		grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
+		p, err := process.New(process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir, Env: t.Process.Env,
+			Protocol: t.Protocol, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, rpcHandler(p), nil
+	}
+	return nil, nil, fmt.Errorf("template kind %q", t.Kind)
+}
+
+// add instantiates a template and registers the provider: before the
+// registry starts, Start initializes it; after, Register does.
+func (e *Engine) add(id, template string) error {
+	t, ok := e.settings.Templates[template]
+	if !ok {
+		return fmt.Errorf("%w: no template %q", errBadRequest, template)
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: provider id %q: want lowercase letters, digits, '.', '_' or '-'", errBadRequest, id)
+	}
+	p, h, err := e.build(id, t)
+	if err != nil {
+		return fmt.Errorf("provider %q from template %q: %w", id, template, err)
+	}
+	var opts []lifecycle.RegisterOption
+	if t.Timeout != "" {
+		d, _ := time.ParseDuration(t.Timeout) // checked by Load
+		opts = append(opts, lifecycle.Timeout(d))
+	}
+	if err := e.reg.Register(p, opts...); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.instances[id] = &instance{id: id, template: template, tmpl: t, provider: p, handle: h}
+	e.mu.Unlock()
+	e.log.Info("provider added", zap.String("provider", id), zap.String("template", template), zap.String("protocol", t.Protocol))
+	return nil
+}
+
+// Add instantiates a template at run time.
+func (e *Engine) Add(id, template string) error {
+	if e.draining.Load() {
+		return errShuttingDown
+	}
+	return e.add(id, template)
+}
+
+// Remove stops new tasks from reaching a provider, waits for its leases
+// (the tasks running on it), and cleans it up.
+func (e *Engine) Remove(ctx context.Context, id string) (lifecycle.Outcome, error) {
+	e.mu.RLock()
+	in := e.instances[id]
+	e.mu.RUnlock()
+	if in == nil {
+		if id == storeID || id == auditID {
+			return lifecycle.Outcome{}, errNotRemovable
+		}
+		return lifecycle.Outcome{}, fmt.Errorf("%w: %q", errUnknownID, id)
+	}
+	in.draining.Store(true)
+	err := e.reg.Unregister(ctx, id)
+	if errors.Is(err, lifecycle.ErrHasDependents) {
+		in.draining.Store(false)
+		return lifecycle.Outcome{}, err
+	}
+	e.mu.Lock()
+	if e.instances[id] == in {
+		delete(e.instances, id)
+	}
+	e.mu.Unlock()
+	out := e.metrics.lastOutcome(id)
+	e.log.Info("provider removed", zap.String("provider", id), zap.Stringer("result", out.Result))
+	return out, err
+}
+
+// Run runs a task on a provider of its protocol and records it.
+func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
+	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Started: time.Now()}
+	if e.stopped.Load() || !e.started.Load() {
+		return rec, errShuttingDown
+	}
+	timeout := e.settings.TaskTimeout
+	if t.Timeout != "" {
+		d, err := time.ParseDuration(t.Timeout)
+		if err != nil || d <= 0 {
+			return rec, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %q", errBadRequest, t.Timeout)
+		}
+		timeout = min(timeout, d)
+	}
+	if t.Protocol == "" || t.Method == "" {
+		return rec, fmt.Errorf("%w: protocol and method are required", errBadRequest)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	in, release, err := e.pick(ctx, t.Protocol)
+	if err == nil {
+		rec.Provider = in.id
+		rec.Output, err = in.handle(ctx, t.Method, t.Params)
+		in.inflight.Add(-1)
+		release()
+	}
+	rec.DurationMS = float64(time.Since(rec.Started).Microseconds()) / 1000
+	switch {
+	case err == nil:
+		rec.Status = "ok"
+	case errors.Is(err, errNoProvider), errors.Is(err, errNoProtocol), errors.Is(err, errShuttingDown):
+		rec.Status = "rejected"
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		rec.Status = "timeout"
+		err = fmt.Errorf("task timed out after %v: %w", timeout, err)
+	default:
+		rec.Status = "error"
+	}
+	if err != nil {
+		rec.Error = lifecycle.Redact(err.Error())
+		rec.Output = nil
+	}
+	e.metrics.observeTask(rec)
+	if serr := e.record(rec); serr != nil {
+		// A task answered with success must be in the store.
+		return rec, errors.Join(err, serr)
+	}
+	return rec, err
+}
+
+// record saves the task and appends its audit line, under leases of the
+// store and the audit log, with a context of its own: a task that ran out
+// of time is recorded all the same.
+func (e *Engine) record(rec TaskRecord) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
+	if err != nil {
+		return fmt.Errorf("record task %s: %w", rec.ID, err)
+	}
+	defer releaseStore()
+	db, err := e.store.DB()
+	if err != nil {
+		return err
+	}
+	if err := saveTask(ctx, db, rec); err != nil {
+		return err
+	}
+	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)
+	if err != nil {
+		return fmt.Errorf("audit task %s: %w", rec.ID, err)
+	}
+	defer releaseAudit()
+	return e.audit.Write(map[string]any{
+		"time": rec.Started.UTC(), "task": rec.ID, "protocol": rec.Protocol, "method": rec.Method,
+		"provider": rec.Provider, "status": rec.Status, "duration_ms": rec.DurationMS,
+	})
+}
+
+// pick leases the best provider of the protocol: not being removed, not
+// unhealthy at the last poll, the fewest tasks in flight.
+func (e *Engine) pick(ctx context.Context, protocol string) (*instance, func(), error) {
+	e.mu.RLock()
+	var candidates []*instance
+	known := false
+	for _, in := range e.instances {
+		if in.tmpl.Protocol == protocol {
+			known = true
+			if !in.draining.Load() {
+				candidates = append(candidates, in)
+			}
+		}
+	}
+	e.mu.RUnlock()
+	if !known {
+		return nil, nil, fmt.Errorf("%w: %q", errNoProtocol, protocol)
+	}
+	rep := e.health.Load()
+	var why []string
+	healthy := candidates[:0]
+	for _, in := range candidates {
+		if rep != nil {
+			if h, ok := rep.Providers[in.id]; ok && h.Status == lifecycle.StatusUnhealthy {
+				why = append(why, in.id+": "+h.Message)
+				continue
+			}
+		}
+		healthy = append(healthy, in)
+	}
+	slices.SortFunc(healthy, func(a, b *instance) int { return int(a.inflight.Load() - b.inflight.Load()) })
+	for _, in := range healthy {
+		_, release, err := e.reg.Acquire(ctx, in.id)
+		if err != nil {
+			why = append(why, in.id+": "+err.Error())
+			continue
+		}
+		in.inflight.Add(1)
+		return in, release, nil
+	}
+	if len(why) == 0 {
+		why = append(why, "every provider is being removed")
+	}
+	return nil, nil, fmt.Errorf("%w: %q (%s)", errNoProvider, protocol, strings.Join(why, "; "))
+}
+
+// Ready reports whether the service should receive traffic: started, not
+// shutting down, and every critical provider healthy (degraded counts:
+// it still serves). The store and the audit log are always critical.
+func (e *Engine) Ready(ctx context.Context) (bool, []string) {
+	switch {
+	case e.draining.Load():
+		return false, []string{"shutting down"}
+	case !e.started.Load():
+		return false, []string{"starting"}
+	}
+	critical := map[string]bool{storeID: true, auditID: true}
+	e.mu.RLock()
+	for id, in := range e.instances {
+		if in.tmpl.Critical && !in.draining.Load() {
+			critical[id] = true
+		}
+	}
+	e.mu.RUnlock()
+	rep := e.reg.Health(ctx)
+	why := []string{}
+	for id := range critical {
+		h, ok := rep.Providers[id]
+		if !ok {
+			continue // removed meanwhile
+		}
+		if h.Status != lifecycle.StatusHealthy && h.Status != lifecycle.StatusDegraded {
+			why = append(why, fmt.Sprintf("%s is %s: %s", id, h.Status, h.Message))
+		}
+	}
+	slices.Sort(why)
+	return len(why) == 0, why
+}
+
+// ProviderView is one provider as GET /v1/providers shows it.
+type ProviderView struct {
+	ID        string             `json:"id"`
+	Kind      string             `json:"kind"`
+	Template  string             `json:"template,omitempty"`
+	Protocol  string             `json:"protocol,omitempty"`
+	Critical  bool               `json:"critical"`
+	State     string             `json:"state"`
+	DependsOn []string           `json:"depends_on"`
+	Leases    int                `json:"leases"`
+	Health    lifecycle.Health   `json:"health"`
+	Cleanup   *lifecycle.Outcome `json:"last_cleanup,omitempty"`
+}
+
+// Providers describes every provider, and those removed at run time.
+func (e *Engine) Providers(ctx context.Context) []ProviderView {
+	rep := e.reg.Health(ctx)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	var out []ProviderView
+	seen := map[string]bool{}
+	for _, info := range e.reg.Providers() {
+		v := ProviderView{ID: info.ID, State: info.State, DependsOn: info.DependsOn, Leases: info.Leases,
+			Health: rep.Providers[info.ID], Cleanup: info.Outcome}
+		if v.DependsOn == nil {
+			v.DependsOn = []string{}
+		}
+		switch in := e.instances[info.ID]; {
+		case in != nil:
+			v.Kind, v.Template, v.Protocol, v.Critical = in.tmpl.Kind, in.template, in.tmpl.Protocol, in.tmpl.Critical
+		case info.ID == storeID:
+			v.Kind, v.Critical = "sqldb", true
+		case info.ID == auditID:
+			v.Kind, v.Critical = "file", true
+		}
+		if v.Cleanup == nil {
+			if o, ok := e.metrics.outcome(info.ID); ok {
+				v.Cleanup = &o
+			}
+		}
+		seen[info.ID] = true
+		out = append(out, v)
+	}
+	for id, o := range e.metrics.outcomes() { // removed at run time
+		if !seen[id] {
+			out = append(out, ProviderView{ID: id, State: "removed", DependsOn: []string{}, Cleanup: &o,
+				Health: lifecycle.Health{Status: lifecycle.StatusUnknown, Message: "removed"}})
+		}
+	}
+	slices.SortFunc(out, func(a, b ProviderView) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Task returns a recorded task.
+func (e *Engine) Task(ctx context.Context, id string) (TaskRecord, error) {
+	db, err := e.store.DB()
+	if err != nil {
+		return TaskRecord{}, err
+	}
+	return loadTask(ctx, db, id)
+}
+
+func newTaskID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,144 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/process"
+)
+
+// Exit codes of Main.
+const (
+	ExitOK     = 0 // stopped cleanly
+	ExitFailed = 1 // failed to start, a provider failed to clean up, or a second signal forced the exit
+	ExitConfig = 2 // the configuration is wrong
+)
+
+// Main runs the service until SIGTERM or SIGINT, then shuts it down as a
+// Kubernetes pod needs: readiness turns 503 at once, the drain delay
+// passes, the admin server stops taking requests and finishes those in
+// flight, then the providers are cleaned up, all within the shutdown
+// timeout. A second signal ends the wait at once, after logging the
+// providers that had not finished. It returns the process's exit code.
+func Main(args []string, getenv func(string) string, stderr io.Writer) int {
+	s, err := Load(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return ExitConfig
+	}
+	log := newLogger(s.LogFormat, stderr)
+	defer func() { _ = log.Sync() }()
+	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
+		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
+		return ExitFailed
+	}
+	if err := process.BecomeSubreaper(); err != nil {
+		log.Warn("orphaned grandchildren of child processes will go to PID 1", zap.Error(err))
+	}
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+
+	var (
+		engine *Engine
+		reg    *lifecycle.Registry
+	)
+	metrics := NewMetrics()
+	app := fx.New(Options(s, log, metrics), fx.Populate(&engine, &reg),
+		fx.StartTimeout(time.Minute), fx.StopTimeout(s.ShutdownTimeout))
+	if err := app.Err(); err != nil {
+		log.Error("cannot build the service", zap.Error(err))
+		return ExitFailed
+	}
+	startCtx, cancelStart := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancelStart()
+	if err := app.Start(startCtx); err != nil {
+		log.Error("cannot start the service", zap.Error(err))
+		logReport(log, reg)
+		return ExitFailed
+	}
+	log.Info("service started", zap.String("addr", s.Addr), zap.String("data_dir", s.DataDir))
+
+	sig := <-signals
+	begin := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer cancel()
+	engine.BeginShutdown()
+	log.Info("shutting down: readiness is now 503", zap.Stringer("signal", sig),
+		zap.Duration("timeout", s.ShutdownTimeout), zap.Duration("drain_delay", s.DrainDelay))
+
+	select {
+	case <-time.After(s.DrainDelay): // load balancers take the pod out of rotation
+	case <-ctx.Done():
+	case sig := <-signals:
+		return forced(log, reg, sig)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- app.Stop(ctx) }()
+	select {
+	case err = <-stopped:
+	case sig := <-signals:
+		return forced(log, reg, sig)
+	}
+	logReport(log, reg)
+	if err != nil {
+		log.Error("service stopped with errors", zap.Duration("duration", time.Since(begin)), zap.Error(err))
+		return ExitFailed
+	}
+	log.Info("service stopped", zap.Duration("duration", time.Since(begin)))
+	return ExitOK
+}
+
+// forced logs, on a second signal, the providers whose cleanup had not
+// ended.
+func forced(log *zap.Logger, reg *lifecycle.Registry, sig os.Signal) int {
+	var unfinished []string
+	for _, p := range reg.Providers() {
+		if p.State != "cleaned" {
+			unfinished = append(unfinished, p.ID+" ("+p.State+")")
+		}
+	}
+	log.Error("second signal: exiting now", zap.Stringer("signal", sig), zap.Strings("unfinished", unfinished))
+	return ExitFailed
+}
+
+// logReport logs the cleanup report: one line naming every provider and
+// what happened to it.
+func logReport(log *zap.Logger, reg *lifecycle.Registry) {
+	if reg == nil {
+		return
+	}
+	rep := reg.Report()
+	ids := rep.IDs()
+	fields := make([]zap.Field, 0, len(ids)+1)
+	fields = append(fields, zap.Duration("duration", rep.Duration))
+	for _, id := range ids {
+		fields = append(fields, zap.Any(id, rep.Providers[id]))
+	}
+	log.Info("cleanup report", fields...)
+}
+
+func newLogger(format string, w io.Writer) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	var encoder zapcore.Encoder
+	if format == "console" {
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		encoder = zapcore.NewConsoleEncoder(enc)
+	} else {
+		encoder = zapcore.NewJSONEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel))
+}

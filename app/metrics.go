@@ -1,0 +1,128 @@
+package app
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Metrics are the service's Prometheus metrics, on a registry of their own.
+// It is also the registry's Observer: cleanup outcomes arrive as events.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	tasks          *prometheus.CounterVec
+	taskSeconds    *prometheus.HistogramVec
+	cleanupSeconds *prometheus.HistogramVec
+	health         *prometheus.GaugeVec
+
+	registry atomic.Pointer[lifecycle.Registry] // for leases, read at scrape time
+
+	mu   sync.Mutex // guards last
+	last map[string]lifecycle.Outcome
+}
+
+var _ lifecycle.Observer = (*Metrics)(nil)
+
+// NewMetrics builds the metrics, with Go's and the process's.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gleitzeit_tasks_total", Help: "Tasks by protocol and outcome (ok, error, timeout, rejected).",
+		}, []string{"protocol", "outcome"}),
+		taskSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gleitzeit_task_duration_seconds", Help: "Time a task took, by protocol.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"protocol"}),
+		cleanupSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gleitzeit_provider_cleanup_seconds", Help: "Time a provider's cleanup took, by provider and outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"provider", "outcome"}),
+		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gleitzeit_provider_health", Help: "1 for each provider's current health status, 0 for the others.",
+		}, []string{"provider", "status"}),
+		last: map[string]lifecycle.Outcome{},
+	}
+	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, leases{m},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry is the Prometheus registry to serve.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+func (m *Metrics) watch(r *lifecycle.Registry) { m.registry.Store(r) }
+
+// Observe records each provider's cleanup.
+func (m *Metrics) Observe(e lifecycle.Event) {
+	if c, ok := e.(lifecycle.ProviderCleaned); ok {
+		m.cleanupSeconds.WithLabelValues(c.ID, c.Outcome.Result.String()).Observe(c.Outcome.Duration.Seconds())
+		m.mu.Lock()
+		m.last[c.ID] = c.Outcome
+		m.mu.Unlock()
+		if c.Trigger == lifecycle.TriggerUnregister {
+			m.health.DeletePartialMatch(prometheus.Labels{"provider": c.ID})
+		}
+	}
+}
+
+func (m *Metrics) observeTask(r TaskRecord) {
+	m.tasks.WithLabelValues(r.Protocol, r.Status).Inc()
+	m.taskSeconds.WithLabelValues(r.Protocol).Observe(r.DurationMS / 1000)
+}
+
+var statuses = []lifecycle.Status{lifecycle.StatusUnknown, lifecycle.StatusHealthy, lifecycle.StatusDegraded, lifecycle.StatusUnhealthy}
+
+func (m *Metrics) observeHealth(rep lifecycle.HealthReport) {
+	for id, h := range rep.Providers {
+		for _, s := range statuses {
+			v := 0.0
+			if s == h.Status {
+				v = 1
+			}
+			m.health.WithLabelValues(id, s.String()).Set(v)
+		}
+	}
+}
+
+func (m *Metrics) outcome(id string) (lifecycle.Outcome, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.last[id]
+	return o, ok
+}
+
+func (m *Metrics) lastOutcome(id string) lifecycle.Outcome {
+	o, _ := m.outcome(id)
+	return o
+}
+
+func (m *Metrics) outcomes() map[string]lifecycle.Outcome {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.last)
+}
+
+// leases reports the leases in use per provider, read from the registry at
+// scrape time.
+type leases struct{ m *Metrics }
+
+var leasesDesc = prometheus.NewDesc("gleitzeit_leases_in_use", "Leases held on each provider: tasks running on it.", []string{"provider"}, nil)
+
+func (l leases) Describe(ch chan<- *prometheus.Desc) { ch <- leasesDesc }
+
+func (l leases) Collect(ch chan<- prometheus.Metric) {
+	r := l.m.registry.Load()
+	if r == nil {
+		return
+	}
+	for _, p := range r.Providers() {
+		ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(p.Leases), p.ID)
+	}
+}

@@ -1,0 +1,36 @@
+package app
+
+import (
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/file"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// Options is the service as fx options: the registry, the task store and
+// the audit log as providers, the engine, and the admin server. Their hooks
+// run in that order at start, and the other way at stop: the admin server
+// finishes its requests, the engine stops, then the providers are cleaned
+// up.
+func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
+	return fx.Options(
+		fx.Supply(s, log, m),
+		fx.WithLogger(fxmodule.EventLogger),
+		fxmodule.Module,
+		fxmodule.WithRegistryOptions(
+			lifecycle.WithDefaultTimeout(s.ProviderTimeout),
+			lifecycle.WithObserver(m),
+		),
+		fx.Supply(
+			sqldb.Config{ID: storeID, DSN: s.StoreDSN},
+			file.Config{ID: auditID, Path: s.AuditPath},
+		),
+		fxmodule.Provide(sqldb.New),
+		fxmodule.Provide(file.New),
+		fx.Provide(newEngine, newAdmin),
+		fx.Invoke(func(*adminServer) {}),
+	)
+}

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ollama/ollama/api"
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/gleitzeit/gleitzeit/providers/ollama"
+	"github.com/gleitzeit/gleitzeit/providers/process"
+)
+
+// errBadRequest marks a task the caller got wrong: an unknown method, or
+// parameters that do not fit it.
+var errBadRequest = errors.New("bad request")
+
+// handler runs one method of a protocol on one provider.
+type handler func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
+
+// llmHandler serves llm/v1 with an Ollama provider: generate, chat, embed,
+// models and version. Generation is asked for unstreamed: a task's answer
+// is one JSON object.
+func llmHandler(p *ollama.Provider) handler {
+	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		decode := func(v any) error {
+			if len(params) == 0 {
+				return fmt.Errorf("%w: %s needs params", errBadRequest, method)
+			}
+			dec := json.NewDecoder(strings.NewReader(string(params)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(v); err != nil {
+				return fmt.Errorf("%w: params of %s: %v", errBadRequest, method, err)
+			}
+			return nil
+		}
+		unstreamed := false
+		switch method {
+		case "generate":
+			var req api.GenerateRequest
+			if err := decode(&req); err != nil {
+				return nil, err
+			}
+			req.Stream = &unstreamed
+			var out api.GenerateResponse
+			err := p.Generate(ctx, &req, func(r api.GenerateResponse) error { out = r; return nil })
+			return marshal(out, err)
+		case "chat":
+			var req api.ChatRequest
+			if err := decode(&req); err != nil {
+				return nil, err
+			}
+			req.Stream = &unstreamed
+			var out api.ChatResponse
+			err := p.Chat(ctx, &req, func(r api.ChatResponse) error { out = r; return nil })
+			return marshal(out, err)
+		case "embed":
+			var req api.EmbedRequest
+			if err := decode(&req); err != nil {
+				return nil, err
+			}
+			return marshal(p.Embed(ctx, &req))
+		case "models":
+			return marshal(p.List(ctx))
+		case "version":
+			v, err := p.Version(ctx)
+			return marshal(map[string]string{"version": v}, err)
+		}
+		return nil, fmt.Errorf("%w: llm/v1 has no method %q (generate, chat, embed, models, version)", errBadRequest, method)
+	}
+}
+
+// rpcHandler serves a process provider's protocol: the method and params
+// go to the child as a JSON-RPC call.
+func rpcHandler(p *process.Process) handler {
+	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		var in any
+		if len(params) > 0 {
+			in = params
+		}
+		var out json.RawMessage
+		err := p.Call(ctx, method, in, &out)
+		var rpcErr *jsonrpc2.Error
+		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
+			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		}
+		return out, err
+	}
+}
+
+func marshal[T any](v T, err error) (json.RawMessage, error) {
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}

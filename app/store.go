@@ -1,0 +1,90 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The ids of the providers the service always runs.
+const (
+	storeID = "store"
+	auditID = "audit"
+)
+
+// TaskRecord is a task and its outcome, as the store keeps it.
+type TaskRecord struct {
+	ID         string          `json:"id"`
+	Protocol   string          `json:"protocol"`
+	Method     string          `json:"method"`
+	Provider   string          `json:"provider,omitempty"`
+	Status     string          `json:"status"` // "ok", "error", "timeout", "rejected"
+	Error      string          `json:"error,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Started    time.Time       `json:"started"`
+	DurationMS float64         `json:"duration_ms"`
+}
+
+// errNoTask: no task with that id is stored.
+var errNoTask = errors.New("no such task")
+
+const schema = `CREATE TABLE IF NOT EXISTS tasks (
+	id          TEXT PRIMARY KEY,
+	protocol    TEXT NOT NULL,
+	method      TEXT NOT NULL,
+	provider    TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	output      TEXT,
+	started     TEXT NOT NULL,
+	duration_ms REAL NOT NULL
+)`
+
+// migrate creates the tasks table if it is not there.
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("task store: create table: %w", err)
+	}
+	return nil
+}
+
+// saveTask records a task's outcome. It commits before it returns: a task
+// answered with success is in the store even if the service stops at once.
+func saveTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
+	var output any
+	if len(r.Output) > 0 {
+		output = string(r.Output)
+	}
+	_, err := db.ExecContext(ctx,
+		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, output, r.Started.UTC().Format(time.RFC3339Nano), r.DurationMS)
+	if err != nil {
+		return fmt.Errorf("task store: save task %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// loadTask reads a task back.
+func loadTask(ctx context.Context, db *sql.DB, id string) (TaskRecord, error) {
+	var r TaskRecord
+	var output sql.NullString
+	var started string
+	err := db.QueryRowContext(ctx,
+		`SELECT id, protocol, method, provider, status, error, output, started, duration_ms FROM tasks WHERE id = $1`, id).
+		Scan(&r.ID, &r.Protocol, &r.Method, &r.Provider, &r.Status, &r.Error, &output, &started, &r.DurationMS)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return r, errNoTask
+	case err != nil:
+		return r, fmt.Errorf("task store: load task %s: %w", id, err)
+	}
+	if output.Valid {
+		r.Output = json.RawMessage(output.String)
+	}
+	r.Started, _ = time.Parse(time.RFC3339Nano, started)
+	return r, nil
+}
