@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 )
 
@@ -79,6 +80,17 @@ func (s Status) String() string {
 
 // MarshalText encodes the status as its name, for JSON health reports.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status's name.
+func (s *Status) UnmarshalText(text []byte) error {
+	for i, name := range statusNames {
+		if name == string(text) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown health status %q", text)
+}
 
 // severity orders statuses from best to worst: an unknown status is worse
 // than a healthy one, since nothing vouches for it, but better than any

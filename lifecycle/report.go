@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -40,6 +41,17 @@ func (r Result) String() string {
 // MarshalText encodes the result as its name, for JSON reports.
 func (r Result) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// UnmarshalText decodes a result's name.
+func (r *Result) UnmarshalText(text []byte) error {
+	for i, name := range resultNames {
+		if i > 0 && name == string(text) {
+			*r = Result(i)
+			return nil
+		}
+	}
+	return errors.New("unknown cleanup result " + strconv.Quote(string(text)))
+}
+
 // Failed reports whether the result counts as a failure: an error, a panic,
 // a timeout or an abandoned cleanup.
 func (r Result) Failed() bool {
@@ -67,6 +79,25 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 		v.Error = Redact(o.Err.Error())
 	}
 	return json.Marshal(v)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes; the error comes back as
+// its message alone.
+func (o *Outcome) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Method     string  `json:"method"`
+		Result     Result  `json:"result"`
+		DurationMS float64 `json:"duration_ms"`
+		Error      string  `json:"error"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = Outcome{Method: v.Method, Result: v.Result, Duration: time.Duration(v.DurationMS * float64(time.Millisecond))}
+	if v.Error != "" {
+		o.Err = errors.New(v.Error)
+	}
+	return nil
 }
 
 // StopReport is the per-provider outcome of a stop: every provider the

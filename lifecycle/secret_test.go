@@ -163,4 +163,16 @@ func TestOutcomeAndHealthJSON(t *testing.T) {
 	b, err = json.Marshal(lifecycle.Health{Status: lifecycle.StatusDegraded, Message: "slow", Resources: map[string]any{"n": 1}})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"status":"degraded","message":"slow","resources":{"n":1}}`, string(b))
+
+	var back lifecycle.Outcome
+	b, _ = json.Marshal(o)
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, o.Method, back.Method)
+	assert.Equal(t, o.Result, back.Result)
+	assert.Equal(t, o.Duration, back.Duration)
+	assert.EqualError(t, back.Err, lifecycle.Redact(o.Err.Error()))
+	var h lifecycle.Health
+	require.NoError(t, json.Unmarshal([]byte(`{"status":"unhealthy"}`), &h))
+	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+	require.Error(t, json.Unmarshal([]byte(`{"status":"sick"}`), &h))
 }

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func noEnv(string) string { return "" }
+
+func TestDefaults(t *testing.T) {
+	s, err := Load(nil, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:8080", s.Addr)
+	assert.Equal(t, "./data", s.DataDir)
+	assert.Equal(t, filepath.Join("data", "gleitzeit.db"), s.StoreDSN)
+	assert.Equal(t, filepath.Join("data", "audit.jsonl"), s.AuditPath)
+	assert.Equal(t, 25*time.Second, s.ShutdownTimeout)
+	assert.Equal(t, time.Duration(0), s.DrainDelay)
+	assert.Equal(t, 60*time.Second, s.TaskTimeout)
+	assert.Empty(t, s.AdminToken)
+	require.Len(t, s.Providers, 1)
+	assert.Equal(t, Instance{ID: "ollama", Template: "ollama"}, s.Providers[0])
+	tmpl := s.Templates["ollama"]
+	assert.Equal(t, "http://localhost:11434", tmpl.Ollama.URL)
+	assert.False(t, tmpl.Critical, "the service is ready without its LLM")
+}
+
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+func TestFileEnvironmentAndFlagsOverride(t *testing.T) {
+	yamlFile := write(t, "c.yaml", `
+addr: 127.0.0.1:9000
+data_dir: /var/lib/gleitzeit
+shutdown:
+  timeout: 20s
+templates:
+  python:
+    kind: process
+    protocol: python/v1
+    critical: true
+    process:
+      command: [python3, worker.py]
+      grace: 2s
+providers:
+  - {id: py-1, template: python}
+  - {id: py-2, template: python}
+`)
+	env := map[string]string{"GLEITZEIT_ADMIN_TOKEN": "t0ken", "GLEITZEIT_ADDR": "0.0.0.0:8081", "GLEITZEIT_DRAIN_DELAY": "3s"}
+	s, err := Load([]string{"-config", yamlFile, "-addr", "127.0.0.1:7000", "-task-timeout", "5s"},
+		func(k string) string { return env[k] }, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:7000", s.Addr, "a flag beats the environment, which beats the file")
+	assert.Equal(t, "/var/lib/gleitzeit", s.DataDir)
+	assert.Equal(t, "t0ken", s.AdminToken)
+	assert.Equal(t, 20*time.Second, s.ShutdownTimeout)
+	assert.Equal(t, 3*time.Second, s.DrainDelay)
+	assert.Equal(t, 5*time.Second, s.TaskTimeout)
+	assert.Len(t, s.Providers, 2)
+	assert.NotContains(t, s.Templates, "ollama", "a file's templates replace the defaults")
+
+	jsonFile := write(t, "c.json", `{"addr": "127.0.0.1:9001", "providers": []}`)
+	s, err = Load([]string{"-config", jsonFile}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:9001", s.Addr)
+	assert.Empty(t, s.Providers)
+}
+
+// A bad configuration is an error that names the field and the problem.
+func TestBadConfigurationNamesTheField(t *testing.T) {
+	tests := []struct {
+		name string
+		file string
+		args []string
+		want string
+	}{
+		{"unknown field", "adr: 1.2.3.4:80\n", nil, `unknown field "adr"`},
+		{"bad duration", "shutdown: {timeout: soon}\n", nil, `config: shutdown.timeout: want a duration such as 30s, got "soon"`},
+		{"negative duration", "task_timeout: -1s\n", nil, "config: task_timeout: must be positive, got -1s"},
+		{"drain delay too long", "shutdown: {timeout: 5s, drain_delay: 5s}\n", nil, "config: shutdown.drain_delay: 5s leaves nothing of shutdown.timeout (5s)"},
+		{"bad address", "addr: localhost\n", nil, `config: addr: want host:port, got "localhost"`},
+		{"unknown template", "templates: {t: {kind: ollama}}\nproviders: [{id: a, template: nope}]\n", nil, `config: providers[0].template: no template "nope" (have: t)`},
+		{"bad id", "templates: {t: {kind: ollama}}\nproviders: [{id: Bad ID, template: t}]\n", nil, `config: providers[0].id: want lowercase letters`},
+		{"duplicate id", "templates: {t: {kind: ollama}}\nproviders: [{id: a, template: t}, {id: a, template: t}]\n", nil, `config: providers[1].id: "a" is used twice`},
+		{"reserved id", "templates: {t: {kind: ollama}}\nproviders: [{id: store, template: t}]\n", nil, `config: providers[0].id: "store" is used twice`},
+		{"no kind", "templates: {t: {protocol: x}}\n", nil, `config: templates.t.kind: required`},
+		{"unknown kind", "templates: {t: {kind: redis}}\n", nil, `config: templates.t.kind: want "ollama" or "process", got "redis"`},
+		{"process without command", "templates: {t: {kind: process, protocol: p/v1}}\n", nil, "config: templates.t.process.command: required"},
+		{"process without protocol", "templates: {t: {kind: process, process: {command: [x]}}}\n", nil, "config: templates.t.protocol: required"},
+		{"bad grace", "templates: {t: {kind: process, protocol: p, process: {command: [x], grace: forever}}}\n", nil, `config: templates.t.process.grace: want a duration`},
+		{"bad log format", "log_format: xml\n", nil, `config: log_format: want "json" or "console", got "xml"`},
+		{"bad flag value", "", []string{"-shutdown-timeout", "0s"}, "config: shutdown.timeout: must be positive, got 0s"},
+		{"unknown flag", "", []string{"-nope"}, "config: flags: flag provided but not defined: -nope"},
+		{"missing file", "", []string{"-config", "/no/such/file.yaml"}, "config: -config: open /no/such/file.yaml: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if tt.file != "" {
+				args = append([]string{"-config", write(t, "c.yaml", tt.file)}, args...)
+			}
+			_, err := Load(args, noEnv, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.True(t, IsConfigError(err))
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+// Main exits with code 2 and the message on a bad configuration.
+func TestMainExitsTwoOnBadConfiguration(t *testing.T) {
+	var stderr bytes.Buffer
+	code := Main([]string{"-config", write(t, "c.yaml", "shutdown: {timeout: soon}\n")}, noEnv, &stderr)
+	assert.Equal(t, ExitConfig, code)
+	assert.Contains(t, stderr.String(), "config: shutdown.timeout")
+}

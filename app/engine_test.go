@@ -1,0 +1,273 @@
+package app
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// waitHealthy waits until the engine's health poll has seen every provider.
+func (s *service) waitHealthy() {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		rep := s.engine.health.Load()
+		return rep != nil && rep.Status == lifecycle.StatusHealthy
+	}, testkit.Wait, 10*time.Millisecond)
+}
+
+func TestTasksRunAndAreRecorded(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	tests := []struct {
+		protocol, method string
+		params           any
+		check            func(t *testing.T, out json.RawMessage)
+	}{
+		{"llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "why?"}, func(t *testing.T, out json.RawMessage) {
+			var r struct{ Response string }
+			require.NoError(t, json.Unmarshal(out, &r))
+			assert.Equal(t, ollamatest.Reply("why?"), r.Response)
+		}},
+		{"llm/v1", "chat", map[string]any{"model": "llama3.2", "messages": []map[string]string{{"role": "user", "content": "hi"}}},
+			func(t *testing.T, out json.RawMessage) {
+				var r struct{ Message struct{ Content string } }
+				require.NoError(t, json.Unmarshal(out, &r))
+				assert.Equal(t, ollamatest.Reply("hi"), r.Message.Content)
+			}},
+		{"llm/v1", "embed", map[string]any{"model": "llama3.2", "input": "x"}, func(t *testing.T, out json.RawMessage) {
+			var r struct{ Embeddings [][]float32 }
+			require.NoError(t, json.Unmarshal(out, &r))
+			assert.Len(t, r.Embeddings, 1)
+		}},
+		{"llm/v1", "models", nil, func(t *testing.T, out json.RawMessage) {
+			assert.Contains(t, string(out), "llama3.2:latest")
+		}},
+		{"llm/v1", "version", nil, func(t *testing.T, out json.RawMessage) {
+			assert.JSONEq(t, `{"version":"`+ollamatest.Version+`"}`, string(out))
+		}},
+		{"echo/v1", "echo", map[string]int{"n": 7}, func(t *testing.T, out json.RawMessage) {
+			assert.JSONEq(t, `{"n":7}`, string(out))
+		}},
+	}
+	var ids []string
+	for _, tt := range tests {
+		t.Run(tt.protocol+" "+tt.method, func(t *testing.T) {
+			code, rec, msg := s.task(tt.protocol, tt.method, tt.params)
+			require.Equal(t, 200, code, msg)
+			assert.Equal(t, "ok", rec.Status)
+			tt.check(t, rec.Output)
+			var stored TaskRecord
+			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
+			assert.Equal(t, rec.ID, stored.ID)
+			assert.Equal(t, rec.Provider, stored.Provider)
+			assert.JSONEq(t, string(rec.Output), string(stored.Output))
+			ids = append(ids, rec.ID)
+		})
+	}
+	s.stop() // flushes the audit log
+	lines := auditLines(t, s.settings.AuditPath)
+	require.Len(t, lines, len(tests))
+	for i, id := range ids {
+		assert.Contains(t, lines[i], id)
+	}
+}
+
+func TestTaskErrors(t *testing.T) {
+	s := start(t, "task_timeout: 200ms\n")
+	s.waitHealthy()
+	tests := []struct {
+		name             string
+		protocol, method string
+		params           any
+		code             int
+		status, want     string
+	}{
+		{"unknown protocol", "sql/v1", "query", nil, 404, "rejected", `no provider serves this protocol: "sql/v1"`},
+		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`},
+		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`},
+		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 502, "error", `model "nope:latest" not found`},
+		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", "no method dance"},
+		{"timeout", "echo/v1", "sleep", 5000, 504, "timeout", "task timed out after 200ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, rec, msg := s.task(tt.protocol, tt.method, tt.params)
+			assert.Equal(t, tt.code, code, msg)
+			assert.Equal(t, tt.status, rec.Status)
+			assert.Contains(t, msg, tt.want)
+			var stored TaskRecord
+			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored), "failed tasks are recorded too")
+			assert.Equal(t, tt.status, stored.Status)
+		})
+	}
+	require.Equal(t, 404, s.call("GET", "/v1/tasks/nope", "", nil, nil))
+
+	s.llm.Fail(1 << 20) // the LLM server fails: the health poll marks it unhealthy
+	require.Eventually(t, func() bool {
+		code, _, _ := s.task("llm/v1", "version", nil)
+		return code == 503
+	}, testkit.Wait, 20*time.Millisecond)
+	_, _, msg := s.task("llm/v1", "version", nil)
+	assert.Contains(t, msg, "no healthy provider")
+	assert.Contains(t, msg, "llm-1:")
+}
+
+const token = "s3cret-t0ken"
+
+func TestAdminAPIGuardsMutations(t *testing.T) {
+	t.Run("no token configured", func(t *testing.T) {
+		s := start(t, "")
+		var out map[string]string
+		assert.Equal(t, 403, s.call("POST", "/v1/providers", "", map[string]string{"id": "x", "template": "llm"}, &out))
+		assert.Contains(t, out["error"], "no admin_token is configured")
+		assert.Equal(t, 403, s.call("DELETE", "/v1/providers/llm-1", "anything", nil, nil))
+	})
+	t.Run("token configured", func(t *testing.T) {
+		s := start(t, "admin_token: "+token+"\n")
+		assert.Equal(t, 401, s.call("POST", "/v1/providers", "", map[string]string{"id": "x", "template": "llm"}, nil))
+		assert.Equal(t, 401, s.call("POST", "/v1/providers", "wrong", map[string]string{"id": "x", "template": "llm"}, nil))
+		assert.Equal(t, 401, s.call("DELETE", "/v1/providers/llm-1", "wrong", nil, nil))
+		var out map[string]string
+		assert.Equal(t, 400, s.call("POST", "/v1/providers", token, map[string]string{"id": "x", "template": "nope"}, &out))
+		assert.Contains(t, out["error"], `no template "nope"`)
+		assert.Equal(t, 400, s.call("POST", "/v1/providers", token, map[string]string{"id": "x", "url": "http://evil"}, nil),
+			"no URL arrives over HTTP")
+		assert.Equal(t, 409, s.call("POST", "/v1/providers", token, map[string]string{"id": "llm-1", "template": "llm"}, nil))
+		assert.Equal(t, 409, s.call("DELETE", "/v1/providers/store", token, nil, nil))
+		assert.Equal(t, 404, s.call("DELETE", "/v1/providers/nope", token, nil, nil))
+	})
+}
+
+// A pool: two echo providers serve one protocol; one is added at run time,
+// one removed while a task runs on it, which the removal waits for.
+func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
+	s := start(t, "admin_token: "+token+"\n")
+	s.waitHealthy()
+	var view ProviderView
+	require.Equal(t, 201, s.call("POST", "/v1/providers", token, map[string]string{"id": "echo-2", "template": "echo"}, &view))
+	assert.Equal(t, "ready", view.State)
+	assert.Equal(t, "echo/v1", view.Protocol)
+
+	// Tasks spread over both: each goes to the one with fewer in flight.
+	var wg sync.WaitGroup
+	used := sync.Map{}
+	for range 6 {
+		wg.Go(func() {
+			code, rec, msg := s.task("echo/v1", "sleep", 100)
+			assert.Equal(t, 200, code, msg)
+			used.Store(rec.Provider, true)
+		})
+	}
+	wg.Wait()
+	_, one := used.Load("echo-1")
+	_, two := used.Load("echo-2")
+	assert.True(t, one && two, "both providers served")
+
+	// Remove echo-1 while a task runs on it: the task finishes, then the
+	// removal returns, and no new task reaches echo-1.
+	running := testkit.Go(func() int { code, _, _ := s.taskOn("echo-1", 300); return code })
+	require.Eventually(t, func() bool { return s.engine.instances["echo-1"].inflight.Load() == 1 }, testkit.Wait, time.Millisecond)
+	var removed struct {
+		ID      string
+		Cleanup struct{ Result string }
+	}
+	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-1", token, nil, &removed))
+	assert.Equal(t, "ok", removed.Cleanup.Result)
+	assert.Equal(t, 200, testkit.Receive(t, running, "the task on echo-1"), "its lease delayed the removal")
+	for range 5 {
+		code, rec, msg := s.task("echo/v1", "echo", 1)
+		require.Equal(t, 200, code, msg)
+		assert.Equal(t, "echo-2", rec.Provider)
+	}
+
+	var list struct{ Providers []ProviderView }
+	require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
+	states := map[string]string{}
+	for _, p := range list.Providers {
+		states[p.ID] = p.State
+	}
+	assert.Equal(t, map[string]string{"audit": "ready", "store": "ready", "llm-1": "ready", "echo-2": "ready", "echo-1": "removed"}, states)
+}
+
+// taskOn runs a sleep task while only the given provider can take it.
+func (s *service) taskOn(id string, ms int) (int, TaskRecord, string) {
+	s.engine.mu.RLock()
+	var others []*instance
+	for oid, in := range s.engine.instances {
+		if oid != id && in.tmpl.Protocol == "echo/v1" {
+			others = append(others, in)
+		}
+	}
+	s.engine.mu.RUnlock()
+	for _, in := range others {
+		in.draining.Store(true)
+	}
+	defer func() {
+		for _, in := range others {
+			in.draining.Store(false)
+		}
+	}()
+	return s.task("echo/v1", "sleep", ms)
+}
+
+func TestReadiness(t *testing.T) {
+	s := start(t, "")
+	var out struct {
+		Ready   bool
+		Reasons []string
+	}
+	require.Equal(t, 200, s.call("GET", "/readyz", "", nil, &out))
+	assert.True(t, out.Ready)
+
+	// A non-critical provider failing does not make the service unready.
+	s.llm.Fail(1 << 20)
+	require.Equal(t, 200, s.call("GET", "/readyz", "", nil, &out))
+
+	// Shutting down does, at once.
+	s.engine.BeginShutdown()
+	require.Equal(t, 503, s.call("GET", "/readyz", "", nil, &out))
+	assert.Equal(t, []string{"shutting down"}, out.Reasons)
+	require.Equal(t, 200, s.call("GET", "/healthz", "", nil, nil), "alive while shutting down")
+}
+
+func TestMetrics(t *testing.T) {
+	s := start(t, "admin_token: "+token+"\n")
+	s.waitHealthy()
+	code, _, msg := s.task("echo/v1", "echo", 1)
+	require.Equal(t, 200, code, msg)
+	s.task("nope/v1", "x", nil)
+	require.Equal(t, 201, s.call("POST", "/v1/providers", token, map[string]string{"id": "echo-2", "template": "echo"}, nil))
+	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-2", token, nil, nil))
+
+	resp, err := http.Get(s.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	text := string(body)
+	for _, want := range []string{
+		`gleitzeit_tasks_total{outcome="ok",protocol="echo/v1"} 1`,
+		`gleitzeit_tasks_total{outcome="rejected",protocol="nope/v1"} 1`,
+		`gleitzeit_task_duration_seconds_count{protocol="echo/v1"} 1`,
+		`gleitzeit_provider_cleanup_seconds_count{outcome="ok",provider="echo-2"} 1`,
+		`gleitzeit_provider_health{provider="echo-1",status="healthy"} 1`,
+		`gleitzeit_leases_in_use{provider="echo-1"} 0`,
+		`go_goroutines`,
+	} {
+		assert.Contains(t, text, want)
+	}
+	assert.NotContains(t, text, `gleitzeit_provider_health{provider="echo-2"`, "a removed provider's health series is gone")
+	assert.NotContains(t, text, fmt.Sprint(token))
+	assert.False(t, strings.Contains(text, token))
+}
