@@ -100,16 +100,16 @@ providers:
 
 // service is the service, running in this process.
 type service struct {
-	t       *testing.T
-	app     *fxtest.App
-	engine  *Engine
-	reg     *lifecycle.Registry
-	admin   *adminServer
-	llm     *ollamatest.Server
+	t        *testing.T
+	app      *fxtest.App
+	engine   *Engine
+	reg      *lifecycle.Registry
+	admin    *adminServer
+	llm      *ollamatest.Server
 	base     string
 	settings *Settings
-	logs    *lockedWriter
-	stopped bool
+	logs     *lockedWriter
+	stopped  bool
 }
 
 func start(t *testing.T, extra string) *service {
