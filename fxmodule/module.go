@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -58,12 +59,16 @@ type loggerParams struct {
 // EventLogger sends fx's events to the graph's *zap.Logger through
 // [fxevent.ZapLogger], or nowhere if the graph has none. Pass it to
 // fx.WithLogger at the root of an application to log all of fx's events
-// with the rest of the service's.
+// with the rest of the service's. Routine events (a constructor provided,
+// a hook run) are logged at debug level, errors at error level: a service
+// logging at info keeps its startup and shutdown readable.
 func EventLogger(p loggerParams) fxevent.Logger {
 	if p.Logger == nil {
 		return fxevent.NopLogger
 	}
-	return &fxevent.ZapLogger{Logger: p.Logger}
+	l := &fxevent.ZapLogger{Logger: p.Logger.Named("fx")}
+	l.UseLogLevel(zapcore.DebugLevel)
+	return l
 }
 
 type registryParams struct {

@@ -29,16 +29,16 @@ func helperMain(mode string) {
 	}
 	switch mode {
 	case "sleeper":
-		select {}
+		sleepForever()
 	case "garbage":
 		os.Stdout.WriteString("this is not JSON\n")
-		select {}
+		sleepForever()
 	case "server":
 		conn := jsonrpc2.NewConn(context.Background(),
 			jsonrpc2.NewPlainObjectStream(stdio{}), jsonrpc2.HandlerWithError(serve))
 		<-conn.DisconnectNotify()
 		if os.Getenv(stubbornEnv) != "" {
-			select {} // stdin is closed, and still it does not exit
+			sleepForever() // stdin is closed, and still it does not exit
 		}
 		os.Exit(0)
 	}
@@ -84,3 +84,11 @@ type stdio struct{}
 func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
 func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
 func (stdio) Close() error                { return os.Stdin.Close() }
+
+// sleepForever parks the helper. Not select {}: with no other goroutine
+// left, the runtime would call that a deadlock and exit.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}

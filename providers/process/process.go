@@ -9,6 +9,7 @@ import (
 	"log"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -144,34 +145,50 @@ func (p *Process) Initialize(ctx context.Context) error {
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = append(os.Environ(), p.cfg.Env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, p.cfg.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if this process dies without cleaning up (a crash, a
+	// SIGKILL, a forced exit), the kernel kills the child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Wait also waits for the copy of stderr, which a grandchild that
 	// outlives the child may hold open; bound that.
 	cmd.WaitDelay = p.cfg.Grace
-	if err := cmd.Start(); err != nil {
+
+	// The kernel sends Pdeathsig when the thread that forked the child
+	// exits, not only the process (golang/go#27505). So one goroutine,
+	// locked to its thread, forks the child and holds that thread, blocked
+	// in Wait, until the child is reaped: it is the reaper too.
+	exited := make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.exitErr = err
+		conn := p.conn
+		p.mu.Unlock()
+		close(exited)
+		if conn != nil {
+			_ = conn.Close() // fail the calls in flight at once
+		}
+	}()
+	if err := <-started; err != nil {
 		p.mu.Unlock()
 		closeAll(stdinR, stdinW, stdoutR, stdoutW)
 		return fmt.Errorf("process %q: start %q: %w", p.cfg.ID, p.cfg.Command[0], err)
 	}
 	closeAll(stdinR, stdoutW) // the child's ends
 
-	p.cmd, p.started = cmd, time.Now()
-	p.exited = make(chan struct{})
+	p.cmd, p.started, p.exited = cmd, time.Now(), exited
 	p.conn = jsonrpc2.NewConn(context.Background(),
 		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{stdoutR, stdinW}), p: p},
 		jsonrpc2.HandlerWithError(refuse),
 		jsonrpc2.SetLogger(log.New(io.Discard, "", 0)))
-	exited, conn := p.exited, p.conn
 	p.mu.Unlock()
-
-	go func() { // the reaper: the one caller of cmd.Wait
-		err := cmd.Wait()
-		p.mu.Lock()
-		p.exitErr = err
-		p.mu.Unlock()
-		close(exited)
-		_ = conn.Close() // fail the calls in flight at once
-	}()
 
 	if p.cfg.ReadyMethod != "" {
 		if err := p.Call(ctx, p.cfg.ReadyMethod, nil, nil); err != nil {

@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+)
+
+// The service's child providers are this test binary, run again with
+// helperEnv set: a JSON-RPC server with "sleep", "echo" and "ping"; with
+// stubbornEnv it ignores SIGTERM and the end of its stdin.
+const (
+	helperEnv   = "GLEITZEIT_SERVICE_HELPER"
+	stubbornEnv = "GLEITZEIT_SERVICE_STUBBORN"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		helper()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func helper() {
+	stubborn := os.Getenv(stubbornEnv) != ""
+	if stubborn {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}),
+		jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, r *jsonrpc2.Request) (any, error) {
+			var params json.RawMessage
+			if r.Params != nil {
+				params = *r.Params
+			}
+			switch r.Method {
+			case "sleep":
+				var ms int
+				_ = json.Unmarshal(params, &ms)
+				time.Sleep(time.Duration(ms) * time.Millisecond)
+				return "slept", nil
+			case "echo":
+				return params, nil
+			case "ping":
+				return "pong", nil
+			}
+			return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: r.Method}
+		}))
+	<-conn.DisconnectNotify()
+	if stubborn {
+		sleepForever()
+	}
+	os.Exit(0)
+}
+
+type stdio struct{}
+
+func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
+func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
+func (stdio) Close() error                { return os.Stdin.Close() }
+
+// binary builds the service once per test binary run.
+var binary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "gleitzeit-service-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "service")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// running is the service binary, running.
+type running struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	stderr *lockedBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, once done is closed
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func run(t *testing.T, configPath string, env ...string) *running {
+	t.Helper()
+	bin, err := binary()
+	require.NoError(t, err)
+	r := &running{t: t, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(bin, "-config", configPath)
+	r.cmd.Env = append(os.Environ(), env...)
+	r.cmd.Stderr = r.stderr
+	require.NoError(t, r.cmd.Start())
+	go func() { r.err = r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Kill() // if a test failed before it stopped the service
+		<-r.done
+	})
+	return r
+}
+
+func (r *running) waitReady(addr string) {
+	r.t.Helper()
+	r.base = "http://" + addr
+	require.Eventually(r.t, func() bool {
+		select {
+		case <-r.done:
+			r.t.Fatalf("the service exited:\n%s", r.stderr)
+		default:
+		}
+		resp, err := http.Get(r.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 20*time.Millisecond, "the service did not become ready:\n%s", r.stderr)
+}
+
+// exitCode waits for the service to exit and returns its exit code.
+func (r *running) exitCode() int {
+	r.t.Helper()
+	select {
+	case <-r.done:
+		var ee *exec.ExitError
+		if errors.As(r.err, &ee) {
+			return ee.ExitCode()
+		}
+		require.NoError(r.t, r.err)
+		return 0
+	case <-time.After(30 * time.Second):
+		r.t.Fatalf("the service did not exit:\n%s", r.stderr)
+		return -1
+	}
+}
+
+// pids reads the child providers' pids from /v1/providers.
+func (r *running) pids() map[string]int {
+	r.t.Helper()
+	resp, err := http.Get(r.base + "/v1/providers")
+	require.NoError(r.t, err)
+	defer resp.Body.Close()
+	var list struct {
+		Providers []struct {
+			ID     string
+			Kind   string
+			Health struct{ Resources map[string]any }
+		}
+	}
+	require.NoError(r.t, json.NewDecoder(resp.Body).Decode(&list))
+	out := map[string]int{}
+	for _, p := range list.Providers {
+		if p.Kind == "process" {
+			out[p.ID] = int(p.Health.Resources["pid"].(float64))
+		}
+	}
+	return out
+}
+
+// config writes a configuration for the service: the loopback Ollama
+// server as "llm", this binary as "worker", or, if body is not empty,
+// what it says instead of the shutdown, templates and providers.
+func config(t *testing.T, addr, dataDir, llmURL, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "gleitzeit.yaml")
+	head := fmt.Sprintf("addr: %s\ndata_dir: %s\nhealth_interval: 100ms\n", addr, dataDir)
+	if body != "" {
+		require.NoError(t, os.WriteFile(p, []byte(head+body), 0o600))
+		return p
+	}
+	content := head + fmt.Sprintf(`
+shutdown:
+  timeout: 15s
+  drain_delay: 400ms
+templates:
+  llm:
+    kind: ollama
+    critical: true
+    ollama: {url: %q}
+  worker:
+    kind: process
+    protocol: work/v1
+    critical: true
+    process:
+      command: [%q, "-test.run=^$"]
+      env: [%s=1]
+      health_method: ping
+providers:
+  - {id: llm-1, template: llm}
+  - {id: worker-1, template: worker}
+  - {id: worker-2, template: worker}
+`, llmURL, os.Args[0], helperEnv)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+func post(base string, body string) (int, string, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post(base+"/v1/tasks", "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var rec struct{ ID string }
+	data, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(data, &rec)
+	return resp.StatusCode, rec.ID, nil
+}
+
+// The service under load gets SIGTERM: readiness answers 503 before the
+// listener closes, the requests in flight finish, every provider is
+// cleaned up (the log says so), no child is left, it exits 0, and every
+// task answered 2xx is in the store when it starts again.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	llm := ollamatest.Start()
+	defer llm.Close()
+	llm.SetTokenDelay(2 * time.Millisecond)
+	addr, data := freeAddr(t), t.TempDir()
+	cfg := config(t, addr, data, llm.URL(), "")
+	svc := run(t, cfg)
+	svc.waitReady(addr)
+	children := svc.pids()
+	require.Len(t, children, 2)
+
+	// Readiness, watched until the listener closes.
+	type probe struct {
+		code    int
+		refused bool
+	}
+	probes := make(chan []probe, 1)
+	go func() {
+		var seen []probe
+		for range 3000 {
+			resp, err := http.Get(svc.base + "/readyz")
+			if err != nil {
+				seen = append(seen, probe{refused: true})
+				break
+			}
+			resp.Body.Close()
+			seen = append(seen, probe{code: resp.StatusCode})
+			time.Sleep(5 * time.Millisecond)
+		}
+		probes <- seen
+	}()
+
+	// Many clients, until the listener closes.
+	var (
+		mu sync.Mutex
+		ok []string
+	)
+	bodies := []string{
+		`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"one two three four five"}}`,
+		`{"protocol":"work/v1","method":"sleep","params":20}`,
+		`{"protocol":"work/v1","method":"echo","params":{"x":1}}`,
+	}
+	var clients sync.WaitGroup
+	for c := range 16 {
+		clients.Go(func() {
+			for i := 0; i < 10000; i++ {
+				code, id, err := post(svc.base, bodies[(c+i)%len(bodies)])
+				if err != nil {
+					return // the listener closed
+				}
+				if code/100 == 2 {
+					mu.Lock()
+					ok = append(ok, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, svc.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, svc.exitCode(), "exit code; log:\n%s", svc.stderr)
+	testkit.Within(t, "the clients", clients.Wait)
+
+	seen := testkit.Receive(t, probes, "the readiness probe")
+	require.True(t, seen[len(seen)-1].refused, "the probe ran until the listener closed")
+	saw503 := false
+	for _, p := range seen {
+		saw503 = saw503 || p.code == 503
+	}
+	assert.True(t, saw503, "/readyz answered 503 before the listener closed: %v", seen)
+
+	log := svc.stderr.String()
+	assert.Contains(t, log, "shutting down: readiness is now 503")
+	assert.Contains(t, log, "cleanup report")
+	for _, id := range []string{"llm-1", "worker-1", "worker-2", "store", "audit"} {
+		assert.Contains(t, log, `"`+id+`":{"method":"Cleanup","result":"ok"`, "the report names %s", id)
+	}
+	for id, pid := range children {
+		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "child %s (pid %d) is gone", id, pid)
+	}
+	require.NotEmpty(t, ok)
+	t.Logf("%d tasks answered 2xx", len(ok))
+
+	// Started again on the same data, the store has every task answered 2xx.
+	again := run(t, cfg)
+	again.waitReady(addr)
+	for _, id := range ok {
+		resp, err := http.Get(again.base + "/v1/tasks/" + id)
+		require.NoError(t, err)
+		var rec struct{ ID, Status string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, "task %s", id)
+		assert.Equal(t, "ok", rec.Status)
+	}
+	require.NoError(t, again.cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, 0, again.exitCode())
+}
+
+// A second signal ends a shutdown stuck on a provider: exit code 1, and the
+// log names the provider that had not finished.
+func TestSecondSignalForcesExit(t *testing.T) {
+	llm := ollamatest.Start()
+	defer llm.Close()
+	addr := freeAddr(t)
+	cfg := config(t, addr, t.TempDir(), llm.URL(), `
+provider_timeout: 60s
+shutdown: {timeout: 50s, drain_delay: 0s}
+templates:
+  llm: {kind: ollama, ollama: {url: "`+llm.URL()+`"}}
+  stubborn:
+    kind: process
+    protocol: work/v1
+    # The handshake proves the child serves, so it ignores SIGTERM already.
+    process: {command: ["`+os.Args[0]+`", "-test.run=^$"], env: [`+helperEnv+`=1, `+stubbornEnv+`=1], grace: 40s, ready_method: ping}
+providers:
+  - {id: llm-1, template: llm}
+  - {id: stubborn-1, template: stubborn}
+`)
+	svc := run(t, cfg)
+	svc.waitReady(addr)
+	pid := svc.pids()["stubborn-1"]
+	require.NoError(t, syscall.Kill(pid, 0), "the stubborn child runs")
+	require.NoError(t, svc.cmd.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool { return strings.Contains(svc.stderr.String(), "cleaning up providers") },
+		testkit.Wait, 10*time.Millisecond)
+	require.NoError(t, svc.cmd.Process.Signal(syscall.SIGINT), "log:\n%s", svc.stderr)
+	assert.Equal(t, 1, svc.exitCode())
+	log := svc.stderr.String()
+	assert.Contains(t, log, "second signal: exiting now")
+	assert.Contains(t, log, "stubborn-1 (cleaning)")
+	// The kernel kills a child whose service died (Pdeathsig), so even a
+	// forced exit leaves none behind.
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, testkit.Wait, 10*time.Millisecond)
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// sleepForever parks the helper. Not select {}: with no other goroutine
+// left, the runtime would call that a deadlock and exit.
+func sleepForever() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
