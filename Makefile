@@ -25,4 +25,4 @@ fuzz:
 	$(GO) test ./lifecycle -run '^$$' -fuzz '^FuzzRegistry$$' -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) test ./lifecycle -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME)
+	$(GO) test ./lifecycle ./app -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME)

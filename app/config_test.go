@@ -31,7 +31,7 @@ func TestDefaults(t *testing.T) {
 	assert.False(t, tmpl.Critical, "the service is ready without its LLM")
 }
 
-func write(t *testing.T, name, content string) string {
+func write(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))

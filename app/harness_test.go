@@ -71,7 +71,7 @@ func (stdio) Close() error                { return os.Stdin.Close() }
 // config is a service configuration for the tests: the loopback Ollama
 // server as the "llm" template, this binary as the "echo" template, and
 // what extra says.
-func config(t *testing.T, llmURL, extra string) string {
+func config(t testing.TB, llmURL, extra string) string {
 	t.Helper()
 	return fmt.Sprintf(`
 addr: 127.0.0.1:0
@@ -100,7 +100,7 @@ providers:
 
 // service is the service, running in this process.
 type service struct {
-	t        *testing.T
+	t        testing.TB
 	app      *fxtest.App
 	engine   *Engine
 	reg      *lifecycle.Registry
@@ -112,7 +112,7 @@ type service struct {
 	stopped  bool
 }
 
-func start(t *testing.T, extra string) *service {
+func start(t testing.TB, extra string) *service {
 	t.Helper()
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
