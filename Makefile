@@ -6,8 +6,11 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run test lint fuzz bench
 
+# Built, then run, rather than `go run`: on Ctrl-C, go run exits 1 whatever
+# the service's own exit code is.
 run:
-	$(GO) run ./examples/service -log-format console
+	$(GO) build -o bin/service ./examples/service
+	./bin/service -log-format console
 
 test:
 	$(GO) vet ./...
