@@ -98,7 +98,7 @@ func TestTaskErrors(t *testing.T) {
 		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`},
 		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`},
 		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 502, "error", `model "nope:latest" not found`},
-		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", "no method dance"},
+		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`},
 		{"timeout", "echo/v1", "sleep", 5000, 504, "timeout", "task timed out after 200ms"},
 	}
 	for _, tt := range tests {

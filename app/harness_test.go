@@ -2,77 +2,36 @@ package app
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// helperEnv makes this test binary a JSON-RPC child: "echo" returns its
-// params, "sleep" sleeps its params' milliseconds, "pid" returns the pid.
-const helperEnv = "GLEITZEIT_APP_HELPER"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
-		helper()
-		return
-	}
+	rpctest.Serve()
 	goleak.VerifyTestMain(m)
 }
-
-func helper() {
-	conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}),
-		jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, r *jsonrpc2.Request) (any, error) {
-			var params json.RawMessage
-			if r.Params != nil {
-				params = *r.Params
-			}
-			switch r.Method {
-			case "echo":
-				return params, nil
-			case "sleep":
-				var ms int
-				_ = json.Unmarshal(params, &ms)
-				time.Sleep(time.Duration(ms) * time.Millisecond)
-				return "slept", nil
-			case "pid":
-				return os.Getpid(), nil
-			case "ping":
-				return "pong", nil
-			}
-			return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + r.Method}
-		}))
-	<-conn.DisconnectNotify()
-	os.Exit(0)
-}
-
-type stdio struct{}
-
-func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
-func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
-func (stdio) Close() error                { return os.Stdin.Close() }
 
 // config is a service configuration for the tests: the loopback Ollama
 // server as the "llm" template, this binary as the "echo" template, and
 // what extra says.
 func config(t testing.TB, llmURL, extra string) string {
 	t.Helper()
+	argv, env := rpctest.Command(rpctest.Server, false)
 	return fmt.Sprintf(`
 addr: 127.0.0.1:0
 data_dir: %s
@@ -88,14 +47,14 @@ templates:
     protocol: echo/v1
     critical: true
     process:
-      command: [%q, "-test.run=^$"]
-      env: [%s=1]
+      command: [%q, %q]
+      env: [%q]
       grace: 1s
       health_method: ping
 providers:
   - {id: llm-1, template: llm}
   - {id: echo-1, template: echo}
-%s`, t.TempDir(), llmURL, os.Args[0], helperEnv, extra)
+%s`, t.TempDir(), llmURL, argv[0], argv[1], env[0], extra)
 }
 
 // service is the service, running in this process.
@@ -108,7 +67,7 @@ type service struct {
 	llm      *ollamatest.Server
 	base     string
 	settings *Settings
-	logs     *lockedWriter
+	logs     *testkit.LockedBuffer
 	stopped  bool
 }
 
@@ -118,7 +77,7 @@ func start(t testing.TB, extra string) *service {
 	t.Cleanup(llm.Close)
 	s, err := Load([]string{"-config", write(t, "c.yaml", config(t, llm.URL(), extra))}, noEnv, io.Discard)
 	require.NoError(t, err)
-	svc := &service{t: t, llm: llm, logs: &lockedWriter{w: &bytes.Buffer{}}}
+	svc := &service{t: t, llm: llm, logs: &testkit.LockedBuffer{}}
 	log := newLogger("console", svc.logs)
 	svc.settings = s
 	svc.app = fxtest.New(t, Options(s, log, NewMetrics()), fx.Populate(&svc.engine, &svc.reg, &svc.admin))
@@ -133,24 +92,6 @@ func (s *service) stop() {
 		s.stopped = true
 		s.app.RequireStop()
 	}
-}
-
-// lockedWriter lets the test read the logs while the service writes them.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
 
 // call sends a request and decodes the JSON answer into out (if not nil).

@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
 
 // The example as a user runs it: start it, send SIGTERM, read the report.
@@ -21,7 +21,7 @@ func TestSIGTERMPrintsTheCleanupReport(t *testing.T) {
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testkit.LockedBuffer
 	cmd := exec.Command(bin)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
@@ -44,23 +44,4 @@ func TestSIGTERMPrintsTheCleanupReport(t *testing.T) {
 	for _, line := range []string{"cache    ok        Cleanup", "store    ok        Cleanup", "ticker   ok        Close"} {
 		assert.Contains(t, report, line)
 	}
-}
-
-// lockedBuffer is written by the command's output copier while the test
-// reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,67 +16,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
 
-// The service's child providers are this test binary, run again with
-// helperEnv set: a JSON-RPC server with "sleep", "echo" and "ping"; with
-// stubbornEnv it ignores SIGTERM and the end of its stdin.
-const (
-	helperEnv   = "GLEITZEIT_SERVICE_HELPER"
-	stubbornEnv = "GLEITZEIT_SERVICE_STUBBORN"
-)
-
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
-		helper()
-		return
-	}
+	rpctest.Serve()
 	goleak.VerifyTestMain(m)
 }
-
-func helper() {
-	stubborn := os.Getenv(stubbornEnv) != ""
-	if stubborn {
-		signal.Ignore(syscall.SIGTERM)
-	}
-	conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}),
-		jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, r *jsonrpc2.Request) (any, error) {
-			var params json.RawMessage
-			if r.Params != nil {
-				params = *r.Params
-			}
-			switch r.Method {
-			case "sleep":
-				var ms int
-				_ = json.Unmarshal(params, &ms)
-				time.Sleep(time.Duration(ms) * time.Millisecond)
-				return "slept", nil
-			case "echo":
-				return params, nil
-			case "ping":
-				return "pong", nil
-			}
-			return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: r.Method}
-		}))
-	<-conn.DisconnectNotify()
-	if stubborn {
-		sleepForever()
-	}
-	os.Exit(0)
-}
-
-type stdio struct{}
-
-func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
-func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
-func (stdio) Close() error                { return os.Stdin.Close() }
 
 // binary builds the service once per test binary run.
 var binary = sync.OnceValues(func() (string, error) {
@@ -100,7 +49,7 @@ type running struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	base   string
-	stderr *lockedBuffer
+	stderr *testkit.LockedBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, once done is closed
 }
@@ -116,7 +65,7 @@ func run(t *testing.T, configPath string, env ...string) *running {
 	t.Helper()
 	bin, err := binary()
 	require.NoError(t, err)
-	r := &running{t: t, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	r := &running{t: t, stderr: &testkit.LockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(bin, "-config", configPath)
 	r.cmd.Env = append(os.Environ(), env...)
 	r.cmd.Stderr = r.stderr
@@ -198,6 +147,7 @@ func config(t *testing.T, addr, dataDir, llmURL, body string) string {
 		require.NoError(t, os.WriteFile(p, []byte(head+body), 0o600))
 		return p
 	}
+	argv, env := rpctest.Command(rpctest.Server, false)
 	content := head + fmt.Sprintf(`
 shutdown:
   timeout: 15s
@@ -212,14 +162,14 @@ templates:
     protocol: work/v1
     critical: true
     process:
-      command: [%q, "-test.run=^$"]
-      env: [%s=1]
+      command: [%q, %q]
+      env: [%q]
       health_method: ping
 providers:
   - {id: llm-1, template: llm}
   - {id: worker-1, template: worker}
   - {id: worker-2, template: worker}
-`, llmURL, os.Args[0], helperEnv)
+`, llmURL, argv[0], argv[1], env[0])
 	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
 	return p
 }
@@ -346,6 +296,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	llm := ollamatest.Start()
 	defer llm.Close()
 	addr := freeAddr(t)
+	argv, env := rpctest.Command(rpctest.Server, true)
 	cfg := config(t, addr, t.TempDir(), llm.URL(), `
 provider_timeout: 60s
 shutdown: {timeout: 50s, drain_delay: 0s}
@@ -355,7 +306,7 @@ templates:
     kind: process
     protocol: work/v1
     # The handshake proves the child serves, so it ignores SIGTERM already.
-    process: {command: ["`+os.Args[0]+`", "-test.run=^$"], env: [`+helperEnv+`=1, `+stubbornEnv+`=1], grace: 40s, ready_method: ping}
+    process: {command: ["`+argv[0]+`", "`+argv[1]+`"], env: ["`+env[0]+`", "`+env[1]+`"], grace: 40s, ready_method: ping}
 providers:
   - {id: llm-1, template: llm}
   - {id: stubborn-1, template: stubborn}
@@ -375,29 +326,4 @@ providers:
 	// The kernel kills a child whose service died (Pdeathsig), so even a
 	// forced exit leaves none behind.
 	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, testkit.Wait, 10*time.Millisecond)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// sleepForever parks the helper. Not select {}: with no other goroutine
-// left, the runtime would call that a deadlock and exit.
-func sleepForever() {
-	for {
-		time.Sleep(time.Hour)
-	}
 }

@@ -3,14 +3,12 @@ package integration_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ollama/ollama/api"
-	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/file"
@@ -27,25 +26,10 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
-const helperEnv = "GLEITZEIT_INTEGRATION_HELPER"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" { // the child process: echo over JSON-RPC
-		conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}),
-			jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, r *jsonrpc2.Request) (any, error) {
-				return r.Params, nil
-			}))
-		<-conn.DisconnectNotify()
-		os.Exit(0)
-	}
+	rpctest.Serve()
 	goleak.VerifyTestMain(m)
 }
-
-type stdio struct{}
-
-func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
-func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
-func (stdio) Close() error                { return os.Stdin.Close() }
 
 // Every real provider, declared with fxmodule.Provide from its New and a
 // supplied Config, is initialized at start, usable, and cleaned up at stop,
@@ -54,6 +38,7 @@ func TestEveryProviderUnderFx(t *testing.T) {
 	llm := ollamatest.Start()
 	defer llm.Close()
 	dir := t.TempDir()
+	argv, env := rpctest.Command(rpctest.Server, false)
 	before := testkit.OpenFDs(t)
 
 	var (
@@ -68,8 +53,7 @@ func TestEveryProviderUnderFx(t *testing.T) {
 			sqldb.Config{ID: "store", DSN: filepath.Join(dir, "store.db")},
 			file.Config{ID: "audit", Path: filepath.Join(dir, "audit.jsonl")},
 			ollama.Config{ID: "ollama", URL: llm.URL()},
-			process.Config{ID: "echo", Command: []string{os.Args[0], "-test.run=^$"}, Env: []string{helperEnv + "=1"},
-				Protocol: "echo/v1", Stderr: &bytes.Buffer{}},
+			process.Config{ID: "echo", Command: argv, Env: env, Protocol: "echo/v1", Stderr: &bytes.Buffer{}},
 		),
 		fxmodule.Module,
 		fxmodule.Provide(sqldb.New),

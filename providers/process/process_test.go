@@ -16,16 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
 
 func TestMain(m *testing.M) {
-	if mode := os.Getenv(helperEnv); mode != "" {
-		helperMain(mode)
-		return
-	}
+	rpctest.Serve()
 	// Orphaned grandchildren come to this process, which Cleanup then reaps,
 	// instead of to a PID 1 that a test machine may not have reaping.
 	if err := process.BecomeSubreaper(); err != nil {
@@ -35,11 +33,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// start builds and initializes a helper process.
-func start(t *testing.T, mode string, cfg process.Config, env ...string) *process.Process {
+// start builds and initializes a child: this test binary in mode.
+func start(t *testing.T, mode string, stubborn bool, cfg process.Config) *process.Process {
 	t.Helper()
-	cfg.Command = []string{os.Args[0], "-test.run=^$"}
-	cfg.Env = append([]string{helperEnv + "=" + mode}, env...)
+	cfg.Command, cfg.Env = rpctest.Command(mode, stubborn)
 	if cfg.Stderr == nil {
 		cfg.Stderr = &bytes.Buffer{}
 	}
@@ -65,7 +62,7 @@ func pidOf(t *testing.T, p *process.Process) int {
 func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
 
 func TestCallsReachTheChild(t *testing.T) {
-	p := start(t, "server", process.Config{})
+	p := start(t, rpctest.Server, false, process.Config{})
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Go(func() {
@@ -86,7 +83,7 @@ func TestCallsReachTheChild(t *testing.T) {
 // leaves no descriptor open.
 func TestCleanupStopsAndReapsTheChild(t *testing.T) {
 	before := testkit.OpenFDs(t)
-	p := start(t, "server", process.Config{})
+	p := start(t, rpctest.Server, false, process.Config{})
 	pid := pidOf(t, p)
 	require.NoError(t, p.Cleanup(context.Background()))
 	assert.True(t, gone(pid), "the child is gone, not a zombie")
@@ -98,7 +95,7 @@ func TestCleanupStopsAndReapsTheChild(t *testing.T) {
 // A child that ignores SIGTERM and its stdin's end is killed after its
 // grace period, and the cleanup says so.
 func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
-	p := start(t, "server", process.Config{Grace: 100 * time.Millisecond}, stubbornEnv+"=1")
+	p := start(t, rpctest.Server, true, process.Config{Grace: 100 * time.Millisecond})
 	pid := pidOf(t, p)
 	var err error
 	testkit.Within(t, "Cleanup", func() { err = p.Cleanup(context.Background()) })
@@ -111,11 +108,7 @@ func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
 func TestGrandchildrenDoNotSurvive(t *testing.T) {
 	for _, stubborn := range []bool{false, true} {
 		t.Run(fmt.Sprintf("stubborn child %v", stubborn), func(t *testing.T) {
-			var env []string
-			if stubborn {
-				env = append(env, stubbornEnv+"=1")
-			}
-			p := start(t, "server", process.Config{Grace: 100 * time.Millisecond}, env...)
+			p := start(t, rpctest.Server, stubborn, process.Config{Grace: 100 * time.Millisecond})
 			pid := pidOf(t, p)
 			var gpid int
 			require.NoError(t, p.Call(context.Background(), "spawn", nil, &gpid))
@@ -131,7 +124,7 @@ func TestGrandchildrenDoNotSurvive(t *testing.T) {
 
 // A call in flight when Cleanup begins fails at once; it does not hang.
 func TestCallInFlightFailsAtCleanup(t *testing.T) {
-	p := start(t, "server", process.Config{})
+	p := start(t, rpctest.Server, false, process.Config{})
 	result := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
 	require.Eventually(t, func() bool {
 		return p.HealthCheck(context.Background()).Resources["calls_in_flight"] == int64(1)
@@ -144,7 +137,7 @@ func TestCallInFlightFailsAtCleanup(t *testing.T) {
 
 // A child that exits on its own fails its calls with the reason.
 func TestChildExitIsReported(t *testing.T) {
-	p := start(t, "server", process.Config{})
+	p := start(t, rpctest.Server, false, process.Config{})
 	pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
 	_ = p.Call(context.Background(), "exit", 7, nil)
 	err := testkit.Receive(t, pending, "the call in flight")
@@ -159,37 +152,33 @@ func TestChildExitIsReported(t *testing.T) {
 }
 
 func TestGarbageOnStdoutIsNamed(t *testing.T) {
-	p := start(t, "garbage", process.Config{Grace: 50 * time.Millisecond})
+	p := start(t, rpctest.Garbage, false, process.Config{Grace: 50 * time.Millisecond})
 	err := p.Call(context.Background(), "ping", nil, nil)
 	require.ErrorIs(t, err, process.ErrClosed)
 	assert.Contains(t, err.Error(), "reading its output: invalid character")
 }
 
 func TestHealth(t *testing.T) {
-	p := start(t, "server", process.Config{Protocol: "python/v1", HealthMethod: "ping"})
+	p := start(t, rpctest.Server, false, process.Config{Protocol: "python/v1", HealthMethod: "ping"})
 	h := p.HealthCheck(context.Background())
 	assert.Equal(t, lifecycle.StatusHealthy, h.Status)
 	assert.Equal(t, true, h.Resources["running"])
 	assert.Equal(t, "python/v1", h.Resources["protocol"])
 	assert.Positive(t, h.Resources["pid"])
 
-	bad := start(t, "server", process.Config{HealthMethod: "no-such-method"})
+	bad := start(t, rpctest.Server, false, process.Config{HealthMethod: "no-such-method"})
 	h = bad.HealthCheck(context.Background())
 	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
 	assert.Contains(t, h.Message, "no-such-method")
 }
 
 func TestHandshake(t *testing.T) {
-	ok := start(t, "server", process.Config{ReadyMethod: "ping"})
+	ok := start(t, rpctest.Server, false, process.Config{ReadyMethod: "ping"})
 	require.NoError(t, ok.Call(context.Background(), "ping", nil, nil))
 
 	before := testkit.OpenFDs(t)
-	p, err := process.New(process.Config{
-		Command:     []string{os.Args[0], "-test.run=^$"},
-		Env:         []string{helperEnv + "=server"},
-		ReadyMethod: "no-such-method",
-		Stderr:      &bytes.Buffer{},
-	})
+	argv, env := rpctest.Command(rpctest.Server, false)
+	p, err := process.New(process.Config{Command: argv, Env: env, ReadyMethod: "no-such-method", Stderr: &bytes.Buffer{}})
 	require.NoError(t, err)
 	err = p.Initialize(context.Background())
 	require.ErrorContains(t, err, "handshake")
@@ -219,13 +208,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // Under the registry, with a stubborn child and a stop deadline shorter
 // than the grace period: the grace is cut to fit, and the child is killed.
 func TestUnderTheRegistry(t *testing.T) {
-	p, err := process.New(process.Config{
-		ID:      "python",
-		Command: []string{os.Args[0], "-test.run=^$"},
-		Env:     []string{helperEnv + "=server", stubbornEnv + "=1"},
-		Grace:   time.Hour,
-		Stderr:  &bytes.Buffer{},
-	})
+	argv, env := rpctest.Command(rpctest.Server, true)
+	p, err := process.New(process.Config{ID: "python", Command: argv, Env: env, Grace: time.Hour, Stderr: &bytes.Buffer{}})
 	require.NoError(t, err)
 	r := lifecycle.NewRegistry()
 	require.NoError(t, r.Register(p, lifecycle.Timeout(time.Hour)))

@@ -1,0 +1,117 @@
+// Package rpctest turns a test binary into the child process that the
+// process provider's tests, and the service's, talk to: a JSON-RPC 2.0
+// server over stdin and stdout. A test package's TestMain calls Serve
+// first; Command gives the command line and environment that run the test
+// binary as that child.
+package rpctest
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sourcegraph/jsonrpc2"
+)
+
+const (
+	modeEnv     = "GLEITZEIT_RPC_HELPER"
+	stubbornEnv = "GLEITZEIT_RPC_STUBBORN"
+)
+
+// The child's modes.
+const (
+	Server  = "server"  // serves the methods below until stdin ends
+	Sleeper = "sleeper" // only sleeps: a grandchild
+	Garbage = "garbage" // writes what is not JSON, then sleeps
+)
+
+// Command returns the command line and the environment that run this test
+// binary as a child in mode. A stubborn child ignores SIGTERM and the end
+// of its stdin: only SIGKILL stops it.
+func Command(mode string, stubborn bool) (argv, env []string) {
+	env = []string{modeEnv + "=" + mode}
+	if stubborn {
+		env = append(env, stubbornEnv+"=1")
+	}
+	return []string{os.Args[0], "-test.run=^$"}, env
+}
+
+// Serve runs the child, and exits, if this process was started as one;
+// otherwise it returns at once. Call it first in TestMain.
+//
+// A Server answers "echo" (its params), "ping" ("pong"), "pid", "sleep"
+// (its params in milliseconds), "spawn" (starts a Sleeper grandchild in
+// its process group and returns its pid), "exit" (with its params as the
+// code) and "fail" (error 42).
+func Serve() {
+	mode := os.Getenv(modeEnv)
+	if mode == "" {
+		return
+	}
+	stubborn := os.Getenv(stubbornEnv) != ""
+	if stubborn {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	switch mode {
+	case Server:
+		conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}), jsonrpc2.HandlerWithError(handle))
+		<-conn.DisconnectNotify()
+		if !stubborn {
+			os.Exit(0)
+		}
+	case Garbage:
+		_, _ = os.Stdout.WriteString("this is not JSON\n")
+	case Sleeper:
+	default:
+		os.Exit(3)
+	}
+	for { // not select {}: with no other goroutine, the runtime calls that a deadlock
+		time.Sleep(time.Hour)
+	}
+}
+
+func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+	var params json.RawMessage
+	if req.Params != nil {
+		params = *req.Params
+	}
+	switch req.Method {
+	case "echo":
+		return params, nil
+	case "ping":
+		return "pong", nil
+	case "pid":
+		return os.Getpid(), nil
+	case "sleep":
+		var ms int
+		_ = json.Unmarshal(params, &ms)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return "slept", nil
+	case "spawn":
+		argv, env := Command(Sleeper, os.Getenv(stubbornEnv) != "")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), env...)
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		return cmd.Process.Pid, nil
+	case "exit":
+		var code int
+		_ = json.Unmarshal(params, &code)
+		os.Exit(code)
+	case "fail":
+		return nil, &jsonrpc2.Error{Code: 42, Message: "asked to fail"}
+	}
+	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + strconv.Quote(req.Method)}
+}
+
+type stdio struct{}
+
+func (stdio) Read(b []byte) (int, error)  { return os.Stdin.Read(b) }
+func (stdio) Write(b []byte) (int, error) { return os.Stdout.Write(b) }
+func (stdio) Close() error                { return os.Stdin.Close() }
