@@ -3,7 +3,10 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -15,12 +18,52 @@ type job struct {
 	n       *node
 	trigger Trigger
 	notify  chan<- *job // receives the job when it ends; nil for a lone cleanup
+	// quiet, instead of notify, when no cleanup of the run waits for this
+	// one: its end is only counted, and its run is told once all such
+	// jobs have ended.
+	quiet *quietJobs
 
 	began time.Time   // set before the job is shared with other goroutines
 	batch *batch      // the cleanups begun with it; nil when skipped
+	task  *task       // its place in the run that claimed it; set before it is shared
 	ended atomic.Bool // the outcome has been claimed
-	done  chan struct{}
-	out   Outcome // written once by whoever ends the job, before done closes
+	out   Outcome     // written once by whoever ends the job, before it is finished
+
+	// finished is closed once out is written. Most jobs are never waited
+	// for this way (their run hears of them through notify), so it is made
+	// only when someone asks: see wait.
+	finished atomic.Pointer[chan struct{}]
+	done     atomic.Bool // out is written
+}
+
+// closedChan is what wait returns for a job that has finished.
+var closedChan = func() *chan struct{} { c := make(chan struct{}); close(c); return &c }()
+
+// wait returns a channel that is closed once the job's outcome is written.
+func (j *job) wait() <-chan struct{} {
+	if p := j.finished.Load(); p != nil {
+		return *p
+	}
+	c := make(chan struct{})
+	if j.finished.CompareAndSwap(nil, &c) {
+		if j.done.Load() && j.finished.CompareAndSwap(&c, closedChan) {
+			// finish ran before the channel was in place and did not see it.
+			close(c)
+		}
+		return c
+	}
+	return *j.finished.Load()
+}
+
+// isDone reports whether the job's outcome is written.
+func (j *job) isDone() bool { return j.done.Load() }
+
+// finish marks the outcome written and wakes whoever waits.
+func (j *job) finish() {
+	j.done.Store(true)
+	if p := j.finished.Swap(closedChan); p != nil && p != closedChan {
+		close(*p)
+	}
 }
 
 // claim creates n's cleanup job unless one exists. It returns nil when the
@@ -36,7 +79,7 @@ func (r *Registry) claim(n *node, trigger Trigger, notify chan<- *job, j *job) *
 	if j == nil {
 		j = new(job)
 	}
-	j.n, j.trigger, j.notify, j.done = n, trigger, notify, make(chan struct{})
+	j.n, j.trigger, j.notify = n, trigger, notify
 	n.job = j
 	return j
 }
@@ -48,8 +91,12 @@ func (j *job) end(o Outcome) bool {
 		return false
 	}
 	j.out = o
-	close(j.done)
-	if j.notify != nil {
+	j.finish()
+	switch {
+	case j.quiet != nil:
+		j.quiet.r.cleaned(j) // its run will not hear of it: it reports itself
+		j.quiet.ended()
+	case j.notify != nil:
 		j.notify <- j // buffered for every job of the run: never blocks
 	}
 	if j.batch != nil {
@@ -64,24 +111,56 @@ func (j *job) end(o Outcome) bool {
 // context and a watcher per cleanup cost more than the cleanup of a
 // provider that has little to do; shared, they cost one timer a batch.
 type batch struct {
+	r       *Registry
 	parent  context.Context // the caller's: done means abandoned, not timed out
 	ctx     context.Context
 	cancel  context.CancelFunc
 	watch   func() bool // stops the watcher
 	jobs    []*job
 	running atomic.Int32 // jobs not yet ended; the last to end releases the timer
+
+	next     atomic.Int64               // the index of the next job no worker has taken
+	finished atomic.Int64               // jobs whose method a worker has run to the end
+	rescue   atomic.Pointer[time.Timer] // checks that the workers make progress
+	seen     int64                      // finished, as the rescue last saw it; only it touches this
+	// done is ctx.Done(), fetched once before any worker starts. Workers
+	// poll it rather than call ctx.Err(), which takes the shared context's
+	// lock: with thousands of cleanups ending at once, that lock was
+	// contended. Once made, the channel is read without a lock.
+	done <-chan struct{}
 }
 
+// expired reports whether the batch's deadline has passed.
+func (b *batch) expired() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Workers. A cleanup must run on a goroutine of its own, so that a hung
+// one holds up no other; but a goroutine made and destroyed for each
+// cleanup of a provider with little to do was the largest part of Stop's
+// cost. So a batch starts a few workers, which take its cleanups one after
+// another, and a rescue timer watches them: if no cleanup has ended for
+// rescueAfter while some wait unstarted, the workers are all busy with
+// slow or hung cleanups, and the rescue starts a goroutine for every
+// cleanup left. A slow cleanup waits at most about rescueAfter to begin.
+var workersPerBatch = 2 * runtime.GOMAXPROCS(0)
+
+const rescueAfter = 100 * time.Microsecond
+
 // begin begins the cleanups of jobs, whose providers share timeout. Each
-// waits for its provider's leases to drain, then calls the cleanup method,
-// on a goroutine of its own. A job ends when its method returns or the
-// batch's deadline passes, whichever is first; a method that overruns keeps
-// its goroutine, and its late return is reported as a
-// [ProviderReturnedLate] event. A provider without a cleanup method and
-// without leases ends at once, as skipped, with no goroutine.
+// waits for its provider's leases to drain, then calls the cleanup method.
+// A job ends when its method returns or the batch's deadline passes,
+// whichever is first; a method that overruns keeps its goroutine, and its
+// late return is reported as a [ProviderReturnedLate] event. A provider
+// without a cleanup method and without leases ends at once, as skipped.
 func (r *Registry) begin(ctx context.Context, timeout time.Duration, jobs []*job) {
 	now := time.Now()
-	b := &batch{parent: ctx, jobs: make([]*job, 0, len(jobs))}
+	b := &batch{r: r, parent: ctx, jobs: make([]*job, 0, len(jobs))}
 	for _, j := range jobs {
 		j.began = now
 		if j.n.cleanup == nil && j.n.leaseCount() == 0 {
@@ -96,7 +175,8 @@ func (r *Registry) begin(ctx context.Context, timeout time.Duration, jobs []*job
 	}
 	b.running.Store(int32(len(b.jobs)))
 	b.ctx, b.cancel = context.WithDeadline(ctx, now.Add(timeout))
-	// The watcher is in place, with every job, before any goroutine starts,
+	b.done = b.ctx.Done()
+	// The watcher is in place, with every job, before any worker starts,
 	// so the last job to end can always stop it.
 	b.watch = context.AfterFunc(b.ctx, func() {
 		for _, j := range b.jobs {
@@ -105,12 +185,49 @@ func (r *Registry) begin(ctx context.Context, timeout time.Duration, jobs []*job
 			}
 		}
 	})
-	for _, j := range b.jobs {
-		go r.clean(b, j)
+	workers := min(len(b.jobs), workersPerBatch)
+	for range workers {
+		go b.work()
+	}
+	if len(b.jobs) > workers {
+		// Stored before it is armed: check may run at once.
+		b.rescue.Store(time.AfterFunc(math.MaxInt64, b.check))
+		b.rescue.Load().Reset(rescueAfter)
 	}
 }
 
-// clean runs on j's goroutine: it waits for the leases, calls the cleanup
+// work takes the batch's cleanups one after another until none is left.
+func (b *batch) work() {
+	for {
+		i := int(b.next.Add(1) - 1)
+		if i >= len(b.jobs) {
+			return
+		}
+		b.r.clean(b, b.jobs[i])
+		b.finished.Add(1)
+	}
+}
+
+// check runs on the rescue timer: while cleanups wait unstarted, it starts
+// a goroutine for each of them if no cleanup has ended since it last
+// looked, and looks again later otherwise.
+func (b *batch) check() {
+	left := len(b.jobs) - int(b.next.Load())
+	if left <= 0 {
+		return
+	}
+	finished := b.finished.Load()
+	if finished == b.seen {
+		for range left {
+			go b.work()
+		}
+		return
+	}
+	b.seen = finished
+	b.rescue.Load().Reset(rescueAfter)
+}
+
+// clean runs on a worker: it waits for the leases, calls the cleanup
 // method, and ends j if the deadline has not passed.
 func (r *Registry) clean(b *batch, j *job) {
 	n := j.n
@@ -120,7 +237,7 @@ func (r *Registry) clean(b *batch, j *job) {
 		err = protect(b.ctx, n.cleanup)
 	}
 	took := time.Since(j.began)
-	if b.ctx.Err() == nil && j.end(r.returned(j, err, took)) {
+	if !b.expired() && j.end(r.returned(j, err, took)) {
 		return
 	}
 	if n.cleanup != nil {
@@ -191,7 +308,24 @@ type run struct {
 	trigger Trigger
 	tasks   []*task   // in registration order
 	mine    int       // tasks whose job this run claimed
-	ended   chan *job // every job of the run, once ended
+	ended   chan *job // every job of the run that unblocks another, once ended
+	quiet   quietJobs // the run's other jobs
+}
+
+// quietJobs counts the jobs of a run that no other cleanup of the run
+// waits for: the scheduler needs to hear only when the last has ended,
+// not of each. For a run of many independent providers that saves a
+// channel operation and a wake-up each.
+type quietJobs struct {
+	r    *Registry
+	left atomic.Int64
+	done chan struct{} // closed when left reaches zero
+}
+
+func (q *quietJobs) ended() {
+	if q.left.Add(-1) == 0 {
+		close(q.done)
+	}
 }
 
 // task is a job's place in one run. A job claimed by one run may be waited
@@ -200,6 +334,7 @@ type run struct {
 // that runs the run touches it.
 type task struct {
 	j        *job
+	run      *run
 	mine     bool    // claimed by this run; otherwise only waited for
 	pending  int     // dependents in this run whose cleanup has not ended
 	deps     []*task // dependencies in this run, back edges of a cycle removed
@@ -219,60 +354,87 @@ func (r *Registry) claimRun(nodes []*node, trigger Trigger) *run {
 	for i, n := range nodes {
 		if j := r.claim(n, trigger, ru.ended, &jobs[i]); j != nil {
 			ru.mine++
-			tasks = append(tasks, task{j: j, mine: true})
+			tasks = append(tasks, task{j: j, run: ru, mine: true})
 			continue
 		}
 		n.mu.Lock()
 		j := n.job
 		n.mu.Unlock()
-		select {
-		case <-j.done: // cleaned up already
-		default:
+		if !j.isDone() { // else cleaned up already
 			tasks = append(tasks, task{j: j})
 		}
 	}
 	ru.tasks = make([]*task, len(tasks))
 	for i := range tasks {
 		ru.tasks[i] = &tasks[i]
+		if tasks[i].mine {
+			tasks[i].j.task = &tasks[i]
+		}
 	}
 	return ru
 }
 
 // cleanup runs ru in dependency order: a provider's cleanup begins as soon
 // as the cleanups of all its dependents in the run have ended, so the run
-// takes the critical path of the graph, not the sum of its tiers. The
-// outcomes of the jobs it claimed are returned; the others are their
+// takes the critical path of the graph, not the sum of its tiers. When it
+// returns, every task the run claimed is recorded; the others are their
 // claimers' to report.
 //
 // Once ctx is done, every cleanup not yet begun is begun at once, with the
 // done context, so that a close that needs no time still happens; every
 // cleanup not yet ended is recorded as abandoned, and cleanup returns
 // without waiting further.
-func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
+func (r *Registry) cleanup(ctx context.Context, ru *run) {
 	quit := make(chan struct{})
 	defer close(quit)
-	index := make(map[string]*task, len(ru.tasks))
+	// The id index is for dependencies and for other callers' cleanups; a
+	// run of independent providers, the common large case, needs none.
+	var index map[string]*task
 	for _, t := range ru.tasks {
-		index[t.j.n.id] = t
-		if !t.mine {
-			go func(j *job) { // relay another caller's cleanup to this run
-				select {
-				case <-j.done:
-					ru.ended <- j
-				case <-quit:
-				}
-			}(t.j)
+		if len(t.j.n.deps) > 0 || !t.mine {
+			index = make(map[string]*task, len(ru.tasks))
+			break
 		}
 	}
-	linkTasks(ru.tasks, index)
+	if index != nil {
+		for _, t := range ru.tasks {
+			index[t.j.n.id] = t
+			if !t.mine {
+				go func(j *job) { // relay another caller's cleanup to this run
+					select {
+					case <-j.wait():
+						ru.ended <- j
+					case <-quit:
+					}
+				}(t.j)
+			}
+		}
+		linkTasks(ru.tasks, index)
+	}
+
+	// A job that unblocks no other needs no word to the scheduler: it is
+	// counted, and reports itself when it ends.
+	quiet := 0
+	ru.quiet.r, ru.quiet.done = r, make(chan struct{})
+	for _, t := range ru.tasks {
+		if t.mine && len(t.deps) == 0 {
+			t.j.notify, t.j.quiet = nil, &ru.quiet
+			quiet++
+		}
+	}
+	ru.quiet.left.Store(int64(quiet))
+	quietDone := ru.quiet.done
+	if quiet == 0 {
+		close(quietDone)
+	}
 
 	r.emit(CleanupBegan{Trigger: ru.trigger, Providers: ru.mine})
-	out := make(map[string]Outcome, ru.mine)
 	record := func(t *task) {
 		if t.mine && !t.recorded {
 			t.recorded = true
-			out[t.j.n.id] = t.j.out
-			r.emit(ProviderCleaned{ID: t.j.n.id, Trigger: ru.trigger, Outcome: t.j.out})
+			if t.j.quiet == nil {
+				r.cleaned(t.j)
+			}
 		}
 	}
 	// Cleanups launched in one step begin together, one batch for each
@@ -299,10 +461,13 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 			queue = rest
 		}
 	}
-	remaining := len(ru.tasks)
+	remaining := len(ru.tasks) - quiet
 	handle := func(j *job) {
 		remaining--
-		t := index[j.n.id]
+		t := j.task
+		if t == nil || t.run != ru {
+			t = index[j.n.id]
+		}
 		record(t)
 		for _, d := range t.deps {
 			if d.pending--; d.pending == 0 {
@@ -317,8 +482,10 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 		}
 	}
 	flush()
-	for remaining > 0 {
+	for remaining > 0 || quietDone != nil {
 		select {
+		case <-quietDone:
+			quietDone = nil
 		case j := <-ru.ended:
 			handle(j)
 			for drained := false; !drained; { // take what else has ended, to begin what it frees together
@@ -337,14 +504,25 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) map[string]Outcome {
 			flush()
 			for _, t := range ru.tasks {
 				if t.mine && (t.j.ended.Load() || !t.j.end(r.expired(ctx, t.j))) {
-					<-t.j.done // ended by its own goroutine; the outcome is set
+					<-t.j.wait() // ended by its own goroutine; the outcome is being set
 				}
 				record(t)
 			}
-			return out
+			<-ru.quiet.done // every quiet job has ended above, and reported itself
+			return
 		}
 	}
-	return out
+	for _, t := range ru.tasks {
+		record(t)
+	}
+}
+
+// cleaned reports one provider's cleanup, unless no one listens for a
+// cleanup that went well.
+func (r *Registry) cleaned(j *job) {
+	if !r.quiet || j.out.Result != ResultOK {
+		r.emit(ProviderCleaned{ID: j.n.id, Trigger: j.trigger, Outcome: j.out})
+	}
 }
 
 // linkTasks gives each task its dependencies in the run and counts, for
@@ -381,19 +559,19 @@ func linkTasks(tasks []*task, index map[string]*task) {
 	}
 }
 
-// sortedErrors returns the errors of the failed outcomes, ordered by
+// errorsOf returns the errors of the run's failed cleanups, ordered by
 // provider id so that the joined error reads the same on every run.
-func sortedErrors(outcomes map[string]Outcome) []error {
-	ids := make([]string, 0, len(outcomes))
-	for id, o := range outcomes {
-		if o.Err != nil {
-			ids = append(ids, id)
+func (ru *run) errorsOf() []error {
+	var failed []*task
+	for _, t := range ru.tasks {
+		if t.mine && t.j.out.Err != nil {
+			failed = append(failed, t)
 		}
 	}
-	slices.Sort(ids)
-	errs := make([]error, len(ids))
-	for i, id := range ids {
-		errs[i] = outcomes[id].Err
+	slices.SortFunc(failed, func(a, b *task) int { return strings.Compare(a.j.n.id, b.j.n.id) })
+	errs := make([]error, len(failed))
+	for i, t := range failed {
+		errs[i] = t.j.out.Err
 	}
 	return errs
 }

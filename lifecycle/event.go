@@ -76,11 +76,16 @@ type ProviderCleaned struct {
 }
 
 // CleanupEnded: every cleanup of a stop, a rollback or an unregister has
-// ended or been abandoned.
+// ended or been abandoned. Report holds this run's outcomes; it is left
+// empty when the registry has no observer but its logger, which needs only
+// the counts.
 type CleanupEnded struct {
 	Trigger  Trigger
 	Report   StopReport
 	Duration time.Duration
+	OK       int // outcomes ok
+	Skipped  int // providers without a cleanup method
+	Failed   int // error, panic, timeout or abandoned
 }
 
 // ProviderReturnedLate: a provider's method returned after the registry had

@@ -43,12 +43,10 @@ func (n *node) info() ProviderInfo {
 	}
 	if n.job != nil {
 		info.State = "cleaning"
-		select {
-		case <-n.job.done:
+		if n.job.isDone() {
 			info.State = "cleaned"
 			o := n.job.out
 			info.Outcome = &o
-		default:
 		}
 	}
 	return info

@@ -37,13 +37,12 @@ func (z zapObserver) Observe(e Event) {
 	case ProviderCleaned:
 		z.cleaned(e)
 	case CleanupEnded:
-		r := e.Report
 		z.log.Info("providers cleaned up",
 			zap.String("trigger", string(e.Trigger)),
-			zap.Int("providers", len(r.Providers)),
-			zap.Int("ok", r.Count(ResultOK)),
-			zap.Int("skipped", r.Count(ResultSkipped)),
-			zap.Int("failed", len(r.Providers)-r.Count(ResultOK)-r.Count(ResultSkipped)),
+			zap.Int("providers", e.OK+e.Skipped+e.Failed),
+			zap.Int("ok", e.OK),
+			zap.Int("skipped", e.Skipped),
+			zap.Int("failed", e.Failed),
 			zap.Duration("duration", e.Duration))
 	case ProviderReturnedLate:
 		z.log.Warn("provider returned after the registry stopped waiting",

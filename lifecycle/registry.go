@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // phase is where the registry is in its life. It only moves forward.
@@ -39,6 +40,9 @@ type Registry struct {
 	timeout       time.Duration
 	healthTimeout time.Duration
 	observers     []Observer // the zap observer first, then the user's
+	// quiet: no observer but the logger, and the logger does not log at
+	// debug level, so a provider cleaned up without trouble needs no event.
+	quiet bool
 
 	// stopping is set once Stop begins and never cleared. Acquire reads it
 	// without taking mu.
@@ -73,12 +77,13 @@ func NewRegistry(opts ...Option) *Registry {
 		nodes:         make(map[string]*node),
 		report:        StopReport{Providers: make(map[string]Outcome)},
 	}
+	log := zap.NewNop()
 	if c.logger != nil {
-		r.observers = append(r.observers, zapObserver{c.logger.Named("gleitzeit")})
-	} else {
-		r.observers = append(r.observers, zapObserver{zap.NewNop()})
+		log = c.logger.Named("gleitzeit")
 	}
+	r.observers = append(r.observers, zapObserver{log})
 	r.observers = append(r.observers, c.observers...)
+	r.quiet = len(c.observers) == 0 && !log.Core().Enabled(zapcore.DebugLevel)
 	return r
 }
 
@@ -187,10 +192,9 @@ func (r *Registry) initializeLate(n *node) error {
 	if j := r.claim(n, TriggerRollback, nil, nil); j != nil {
 		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
 		r.begin(context.Background(), n.timeout, []*job{j})
-		<-j.done
+		<-j.wait()
 		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: j.out})
-		r.emit(CleanupEnded{Trigger: TriggerRollback, Duration: j.out.Duration,
-			Report: StopReport{Duration: j.out.Duration, Providers: map[string]Outcome{n.id: j.out}}})
+		r.emit(endedOne(TriggerRollback, n.id, j.out))
 		r.remove(n)
 	}
 	return err
@@ -278,7 +282,7 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 		j = n.job
 		n.mu.Unlock()
 		select {
-		case <-j.done:
+		case <-j.wait():
 			return j.out.Err
 		case <-ctx.Done():
 			return providerError(id, "unregister", ctx.Err())
@@ -286,11 +290,10 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
 	r.begin(ctx, n.timeout, []*job{j})
-	<-j.done // bounded: the job ends by its deadline, which ctx bounds
+	<-j.wait() // bounded: the job ends by its deadline, which ctx bounds
 	r.remove(n)
 	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: j.out})
-	r.emit(CleanupEnded{Trigger: TriggerUnregister, Duration: j.out.Duration,
-		Report: StopReport{Duration: j.out.Duration, Providers: map[string]Outcome{id: j.out}}})
+	r.emit(endedOne(TriggerUnregister, id, j.out))
 	return j.out.Err
 }
 

@@ -208,21 +208,52 @@ func (r *Registry) rollback(ctx context.Context, failed *node) {
 }
 
 // cleanupRun runs ru and records its outcomes in the report.
-func (r *Registry) cleanupRun(ctx context.Context, ru *run) map[string]Outcome {
+func (r *Registry) cleanupRun(ctx context.Context, ru *run) {
 	begin := time.Now()
-	out := r.cleanup(ctx, ru)
+	r.cleanup(ctx, ru)
 	took := time.Since(begin)
+	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
+	if !r.quiet { // a copy for observers, taken only if someone listens
+		ended.Report.Providers = make(map[string]Outcome, ru.mine)
+	}
 	r.mu.Lock()
 	if len(r.report.Providers) == 0 {
-		r.report.Providers = make(map[string]Outcome, len(out))
+		r.report.Providers = make(map[string]Outcome, ru.mine)
 	}
-	for id, o := range out {
-		r.report.Providers[id] = o
+	for _, t := range ru.tasks {
+		if !t.mine {
+			continue
+		}
+		o := t.j.out
+		r.report.Providers[t.j.n.id] = o
+		if ended.Report.Providers != nil {
+			ended.Report.Providers[t.j.n.id] = o
+		}
+		ended.count(o.Result)
 	}
 	r.report.Duration += took
 	r.mu.Unlock()
-	r.emit(CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took, Providers: out}})
-	return out
+	r.emit(ended)
+}
+
+// count adds one outcome to the event's counts.
+func (e *CleanupEnded) count(res Result) {
+	switch res {
+	case ResultOK:
+		e.OK++
+	case ResultSkipped:
+		e.Skipped++
+	default:
+		e.Failed++
+	}
+}
+
+// endedOne is the CleanupEnded event of a cleanup of one provider.
+func endedOne(trigger Trigger, id string, o Outcome) CleanupEnded {
+	e := CleanupEnded{Trigger: trigger, Duration: o.Duration,
+		Report: StopReport{Duration: o.Duration, Providers: map[string]Outcome{id: o}}}
+	e.count(o.Result)
+	return e
 }
 
 // initOrder returns batch ordered so that every provider follows the

@@ -60,11 +60,11 @@ func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	ru := r.claimRun(r.sortedNodes(), TriggerStop)
 	r.mu.Unlock()
-	out := r.cleanupRun(ctx, ru)
+	r.cleanupRun(ctx, ru)
 
 	r.mu.Lock()
 	r.report.Duration = time.Since(begin)
-	r.stopErr = errors.Join(sortedErrors(out)...)
+	r.stopErr = errors.Join(ru.errorsOf()...)
 	r.phase = phaseStopped
 	err := r.stopErr
 	close(r.stopDone)

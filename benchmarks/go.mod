@@ -1,0 +1,19 @@
+module github.com/gleitzeit/gleitzeit/benchmarks
+
+go 1.26.0
+
+require (
+	github.com/gleitzeit/gleitzeit v0.0.0
+	github.com/samber/do/v2 v2.0.0
+	go.uber.org/fx v1.24.0
+)
+
+require (
+	github.com/samber/go-type-to-string v1.8.0 // indirect
+	go.uber.org/dig v1.19.0 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+	go.uber.org/zap v1.28.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
+
+replace github.com/gleitzeit/gleitzeit => ../
