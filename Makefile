@@ -2,6 +2,7 @@
 GO        ?= go
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1s
+RUNS      ?= 5
 STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run test lint fuzz bench
@@ -15,6 +16,7 @@ run:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	cd benchmarks && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -27,5 +29,8 @@ lint:
 fuzz:
 	$(GO) test ./lifecycle -run '^$$' -fuzz '^FuzzRegistry$$' -fuzztime $(FUZZTIME)
 
+# The registry's and the service's testing.B benchmarks, then the table of
+# benchmarks/ (the registry beside fx and samber/do). See BENCHMARKS.md.
 bench:
 	$(GO) test ./lifecycle ./app -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME)
+	cd benchmarks && $(GO) run . -runs $(RUNS)

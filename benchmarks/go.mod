@@ -5,7 +5,9 @@ go 1.26.0
 require (
 	github.com/gleitzeit/gleitzeit v0.0.0
 	github.com/samber/do/v2 v2.0.0
+	github.com/stretchr/testify v1.12.1
 	go.uber.org/fx v1.24.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (
@@ -13,6 +15,7 @@ require (
 	go.uber.org/dig v1.19.0 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
 	go.uber.org/zap v1.28.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
 

@@ -144,7 +144,9 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	r.order = append(r.order, n)
 	r.mu.Unlock()
 
-	r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
+	if !r.quiet { // only the logger's debug level and observers want this
+		r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
+	}
 	if running {
 		return r.initializeLate(n)
 	}

@@ -128,7 +128,9 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	n.setState(initRunning, nil)
 	if n.init == nil {
 		n.setState(initDone, nil)
-		r.emit(ProviderInitialized{ID: n.id})
+		if !r.quiet {
+			r.emit(ProviderInitialized{ID: n.id})
+		}
 		return nil
 	}
 	begin := time.Now()
@@ -150,7 +152,9 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	} else {
 		n.setState(initDone, nil)
 	}
-	r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
+	if err != nil || !r.quiet { // a failure is logged at warn level
+		r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
+	}
 	return err
 }
 
