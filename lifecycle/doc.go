@@ -22,6 +22,10 @@
 // all the providers that depend on B have ended, by returning, failing,
 // panicking or timing out. Nothing else orders cleanups, so Stop takes the
 // critical path of the dependency graph rather than the sum of its tiers.
+// Cleanups begun together share a few worker goroutines; when none of them
+// has ended for 100µs, every cleanup still waiting gets a goroutine of its
+// own, so a slow or hung cleanup delays another's start by that much at
+// most.
 //
 // # Bounds
 //
