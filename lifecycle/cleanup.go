@@ -520,7 +520,7 @@ func (r *Registry) cleanup(ctx context.Context, ru *run) {
 // cleaned reports one provider's cleanup, unless no one listens for a
 // cleanup that went well.
 func (r *Registry) cleaned(j *job) {
-	if !r.quiet || j.out.Result != ResultOK {
+	if !r.quiet() || j.out.Result != ResultOK {
 		r.emit(ProviderCleaned{ID: j.n.id, Trigger: j.trigger, Outcome: j.out})
 	}
 }

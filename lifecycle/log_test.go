@@ -104,3 +104,18 @@ func TestObserverReceivesTypedEvents(t *testing.T) {
 		"cleanup stop", "cleaned b ok", "cleaned a ok", "cleaned up stop",
 	}, kinds)
 }
+
+// The per-provider debug lines follow the logger's level as it is when
+// the providers are cleaned up, not when the registry was built.
+func TestDebugLinesFollowALevelChangedAtRunTime(t *testing.T) {
+	level := zap.NewAtomicLevelAt(zapcore.InfoLevel)
+	core, logs := observer.New(level)
+	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)))
+	mustRegister(t, r, newFake("db", &journal{}))
+	require.NoError(t, r.Start(context.Background()))
+	level.SetLevel(zapcore.DebugLevel)
+	require.NoError(t, r.Stop(context.Background()))
+	cleaned := logs.FilterMessage("provider cleaned up").All()
+	require.Len(t, cleaned, 1)
+	assert.Equal(t, "db", cleaned[0].ContextMap()["provider"])
+}

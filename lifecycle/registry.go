@@ -40,9 +40,8 @@ type Registry struct {
 	timeout       time.Duration
 	healthTimeout time.Duration
 	observers     []Observer // the zap observer first, then the user's
-	// quiet: no observer but the logger, and the logger does not log at
-	// debug level, so a provider cleaned up without trouble needs no event.
-	quiet bool
+	log          *zap.Logger // the zap observer's, for its level
+	hasObservers bool        // observers besides the logger
 
 	// stopping is set once Stop begins and never cleared. Acquire reads it
 	// without taking mu.
@@ -83,8 +82,16 @@ func NewRegistry(opts ...Option) *Registry {
 	}
 	r.observers = append(r.observers, zapObserver{log})
 	r.observers = append(r.observers, c.observers...)
-	r.quiet = len(c.observers) == 0 && !log.Core().Enabled(zapcore.DebugLevel)
+	r.log, r.hasObservers = log, len(c.observers) > 0
 	return r
+}
+
+// quiet reports that no one listens for routine events (a provider
+// registered, initialized or cleaned up without trouble): no observer but
+// the logger, which does not log at debug level now. It is asked each
+// time, since a logger's level may change while the service runs.
+func (r *Registry) quiet() bool {
+	return !r.hasObservers && !r.log.Core().Enabled(zapcore.DebugLevel)
 }
 
 func (r *Registry) emit(e Event) {
@@ -144,7 +151,7 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	r.order = append(r.order, n)
 	r.mu.Unlock()
 
-	if !r.quiet { // only the logger's debug level and observers want this
+	if !r.quiet() { // only the logger's debug level and observers want this
 		r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
 	}
 	if running {

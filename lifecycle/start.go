@@ -128,7 +128,7 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	n.setState(initRunning, nil)
 	if n.init == nil {
 		n.setState(initDone, nil)
-		if !r.quiet {
+		if !r.quiet() {
 			r.emit(ProviderInitialized{ID: n.id})
 		}
 		return nil
@@ -152,7 +152,7 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	} else {
 		n.setState(initDone, nil)
 	}
-	if err != nil || !r.quiet { // a failure is logged at warn level
+	if err != nil || !r.quiet() { // a failure is logged at warn level
 		r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
 	}
 	return err
@@ -217,7 +217,7 @@ func (r *Registry) cleanupRun(ctx context.Context, ru *run) {
 	r.cleanup(ctx, ru)
 	took := time.Since(begin)
 	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
-	if !r.quiet { // a copy for observers, taken only if someone listens
+	if !r.quiet() { // a copy for observers, taken only if someone listens
 		ended.Report.Providers = make(map[string]Outcome, ru.mine)
 	}
 	r.mu.Lock()
