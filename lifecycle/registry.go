@@ -39,9 +39,9 @@ func (p phase) String() string { return phaseNames[p] }
 type Registry struct {
 	timeout       time.Duration
 	healthTimeout time.Duration
-	observers     []Observer // the zap observer first, then the user's
-	log          *zap.Logger // the zap observer's, for its level
-	hasObservers bool        // observers besides the logger
+	observers     []Observer  // the zap observer first, then the user's
+	log           *zap.Logger // the zap observer's, for its level
+	hasObservers  bool        // observers besides the logger
 
 	// stopping is set once Stop begins and never cleared. Acquire reads it
 	// without taking mu.
