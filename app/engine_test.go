@@ -170,7 +170,7 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 			used.Store(rec.Provider, true)
 		})
 	}
-	wg.Wait()
+	testkit.Within(t, "the tasks", wg.Wait)
 	_, one := used.Load("echo-1")
 	_, two := used.Load("echo-2")
 	assert.True(t, one && two, "both providers served")

@@ -217,7 +217,7 @@ func runPlan(t *testing.T, data []byte, settle func()) {
 			}
 		})
 	}
-	wg.Wait()
+	within(t, "the operations", wg.Wait)
 	_ = r.Stop(ctx)
 	close(release) // let overrunning providers return
 	if ctx.Err() != nil {

@@ -105,7 +105,7 @@ func TestStopWaitsForUnregisterInFlight(t *testing.T) {
 	r := lifecycle.NewRegistry()
 	db, api := newFake("db", jnl), newFake("api", jnl)
 	apiBegan := make(chan struct{})
-	finish := make(chan struct{})
+	finish, open := gate(t)
 	api.cleanup = func(context.Context) error {
 		close(apiBegan)
 		<-finish
@@ -116,11 +116,11 @@ func TestStopWaitsForUnregisterInFlight(t *testing.T) {
 	require.NoError(t, r.Start(context.Background()))
 
 	unregistered := testkit.Go(func() error { return r.Unregister(context.Background(), "api") })
-	<-apiBegan
+	testkit.Receive(t, apiBegan, "api's cleanup")
 	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	time.Sleep(10 * time.Millisecond)
 	assert.EqualValues(t, 0, db.cleanups.Load(), "db cleaned while api still used it")
-	close(finish)
+	open()
 	require.NoError(t, testkit.Receive(t, unregistered, "Unregister"))
 	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
 	jnl.Before(t, "end api", "begin db")

@@ -66,7 +66,7 @@ func TestEveryWrittenRecordIsOnDiskAfterCleanup(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testkit.Within(t, "the writers", wg.Wait)
 	require.NoError(t, w.Cleanup(context.Background()))
 	assert.Equal(t, before, testkit.OpenFDs(t), "the file is closed")
 

@@ -71,7 +71,7 @@ func TestCallsReachTheChild(t *testing.T) {
 			assert.Equal(t, i, got["n"])
 		})
 	}
-	wg.Wait()
+	testkit.Within(t, "the calls", wg.Wait)
 
 	err := p.Call(context.Background(), "fail", nil, nil)
 	var rpcErr *jsonrpc2.Error

@@ -77,7 +77,7 @@ func TestSQLiteCommittedDataSurvivesCleanup(t *testing.T) {
 			assert.NoError(t, err)
 		})
 	}
-	wg.Wait()
+	testkit.Within(t, "the queries", wg.Wait)
 	require.NoError(t, d.Cleanup(context.Background()))
 	assert.Equal(t, before, testkit.OpenFDs(t), "every file of the pool is closed")
 	_, err = d.DB()
@@ -118,7 +118,7 @@ func TestPostgresCleanupLeavesNoConnection(t *testing.T) {
 			assert.NoError(t, err)
 		})
 	}
-	wg.Wait()
+	testkit.Within(t, "the queries", wg.Wait)
 	require.Positive(t, connections("gleitzeit-store"), "the check sees the pool's connections")
 
 	require.NoError(t, d.Cleanup(context.Background()))
