@@ -253,13 +253,18 @@ func (p *Provider) call(ctx context.Context, op string, fn func(context.Context,
 func (p *Provider) retry(ctx context.Context, op string, fn func(context.Context, *api.Client) error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = p.cfg.RetryBackoff, 2*time.Second
+	// last is the last attempt's error that says something about the
+	// server, not one made after ctx ended, which fails with ctx's error.
 	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		last = p.call(ctx, op, fn)
-		if last != nil && !retryable(last) {
-			return struct{}{}, backoff.Permanent(last)
+		err := p.call(ctx, op, fn)
+		if err != nil && (ctx.Err() == nil || last == nil) {
+			last = err
 		}
-		return struct{}{}, last
+		if err != nil && !retryable(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
 	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(p.cfg.Attempts)), backoff.WithMaxElapsedTime(0))
 	if err != nil && last != nil && !errors.Is(err, last) {
 		return fmt.Errorf("%w (last attempt: %w)", err, last)

@@ -225,15 +225,21 @@ func (d *DB) Initialize(ctx context.Context) error {
 	db.SetMaxIdleConns(d.cfg.MaxOpenConns)
 	db.SetConnMaxIdleTime(d.cfg.ConnMaxIdleTime)
 
+	// last is the last attempt's error that says something about the
+	// server: an attempt made after ctx ended fails with ctx's error alone,
+	// which would hide why the earlier ones failed.
 	var last error
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = d.cfg.ConnectBackoff, 2*time.Second
 	_, err = backoff.Retry(ctx, func() (struct{}, error) {
-		last = db.PingContext(ctx)
-		if last != nil && isPermanent(last) {
-			return struct{}{}, backoff.Permanent(last)
+		err := db.PingContext(ctx)
+		if err != nil && (ctx.Err() == nil || last == nil) {
+			last = err
 		}
-		return struct{}{}, last
+		if err != nil && isPermanent(err) {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
 	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(d.cfg.ConnectAttempts)), backoff.WithMaxElapsedTime(0))
 	if err != nil {
 		_ = db.Close()
