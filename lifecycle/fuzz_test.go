@@ -43,23 +43,38 @@ type fuzzProvider struct {
 	clock    *atomic.Int64
 	release  <-chan struct{}
 	cleanups atomic.Int32
-	accepted bool  // the registry took this registration; guarded by the run's mutex
-	regEnd   int64 // the clock when Register returned
+	inits    atomic.Int32
+	initing  atomic.Bool // its Initialize is running
+	accepted bool        // the registry took this registration; guarded by the run's mutex
+	regEnd   int64       // the clock when Register returned
 	began    atomic.Int64
 	ended    atomic.Int64
 	inUse    atomic.Int32
 	misuse   atomic.Bool // cleanup ran, within its deadline, while a lease was held
+	overlap  atomic.Bool // cleanup ran while Initialize was running
+	cut      atomic.Bool // cleanup began with its context done: begun by a Stop cut short
 }
 
 func (p *fuzzProvider) ID() string { return p.id }
 
-func (p *fuzzProvider) Initialize(ctx context.Context) error { return p.act(ctx, p.init) }
+func (p *fuzzProvider) Initialize(ctx context.Context) error {
+	p.inits.Add(1)
+	p.initing.Store(true)
+	defer p.initing.Store(false)
+	return p.act(ctx, p.init)
+}
 
 func (p *fuzzProvider) Cleanup(ctx context.Context) error {
 	p.cleanups.Add(1)
 	p.began.Store(p.clock.Add(1))
 	if p.inUse.Load() > 0 && ctx.Err() == nil {
 		p.misuse.Store(true)
+	}
+	if p.initing.Load() {
+		p.overlap.Store(true)
+	}
+	if ctx.Err() != nil {
+		p.cut.Store(true)
 	}
 	defer func() { p.ended.Store(p.clock.Add(1)) }()
 	return p.act(ctx, p.clean)
@@ -136,10 +151,13 @@ func decode(data []byte, clock *atomic.Int64, release <-chan struct{}) plan {
 
 // FuzzRegistry drives random interleavings of Register, Unregister, Acquire
 // and release, Start, Stop and Health from several goroutines against
-// providers that succeed, fail, panic or overrun, and checks after each
-// run: every cleanup ran at most once, and exactly once once Stop returned;
-// no dependency's cleanup began before its dependent's had ended; no
-// cleanup ran while a lease was held; no goroutine was left behind.
+// providers that succeed, fail, panic or overrun, with live contexts and
+// with contexts that are done already or run out at random points. After
+// each run it checks: every provider whose Initialize began was cleaned up
+// exactly once, and no other; no cleanup ran beside its Initialize or
+// while a lease was held; no dependency's cleanup began before its
+// dependent's had ended (unless a done context began it); no goroutine was
+// left behind; and nothing crashed or hung.
 func FuzzRegistry(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 0, 3, 0, 3, 6, 9, 12, 15})
@@ -147,6 +165,10 @@ func FuzzRegistry(f *testing.F) {
 	f.Add([]byte{5, 5, 2, 1, 3, 0, 0, 0, 4, 1, 0, 0, 3, 3, 0, 0, 1, 7, 0, 0, 2, 15, 200, 201, 202, 30, 31, 32, 3, 4, 5})
 	f.Add([]byte{7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 12, 13, 14, 21, 22, 23, 30, 60, 90, 120, 150, 180})
 	f.Add([]byte{3, 0, 1, 0, 2, 0, 0, 0, 3, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11})
+	// The deadline path: Stops, Unregisters and Starts whose contexts are
+	// done or about to be, among providers that overrun.
+	f.Add([]byte{6, 2, 0, 0, 3, 0, 0, 0, 3, 1, 0, 0, 1, 3, 0, 0, 3, 7, 0, 0, 0, 0, 18, 6, 16, 36, 9, 17, 27, 46, 56, 66})
+	f.Add([]byte{8, 8, 0, 0, 3, 0, 0, 1, 0, 3, 0, 0, 0, 3, 1, 0, 3, 15, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 46, 47, 48, 26, 27, 28, 106, 107, 116, 126})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fuzzing engine's own goroutines are there before the run.
 		ignore := goleak.IgnoreCurrent()
@@ -189,12 +211,23 @@ func runPlan(t *testing.T, data []byte, settle func()) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	// short returns a context that is done already (arg 0) or runs out
+	// within arg×20µs: the deadline path, where Stop, Unregister, Start and
+	// Health must neither crash nor hang nor lose a cleanup.
+	short := func(arg byte) (context.Context, context.CancelFunc) {
+		if arg%4 == 0 {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			return c, cancel
+		}
+		return context.WithTimeout(ctx, time.Duration(arg)*20*time.Microsecond)
+	}
 	var wg sync.WaitGroup
 	for _, ops := range pl.ops {
 		wg.Go(func() {
 			for _, op := range ops {
-				slot := pl.providers[int(op/6)%len(pl.providers)]
-				switch op % 6 {
+				slot := pl.providers[int(op/10)%len(pl.providers)]
+				switch op % 10 {
 				case 0:
 					_ = r.Start(ctx)
 				case 1:
@@ -203,6 +236,22 @@ func runPlan(t *testing.T, data []byte, settle func()) {
 					register(slot)
 				case 3:
 					_ = r.Unregister(ctx, slot.id)
+				case 6:
+					c, cancel := short(op / 10)
+					_ = r.Stop(c)
+					cancel()
+				case 7:
+					c, cancel := short(op / 10)
+					_ = r.Unregister(c, slot.id)
+					cancel()
+				case 8:
+					c, cancel := short(op / 10)
+					_ = r.Start(c)
+					cancel()
+				case 9:
+					c, cancel := short(op / 10)
+					_ = r.Health(c)
+					cancel()
 				case 4:
 					if p, release, err := r.Acquire(ctx, slot.id); err == nil {
 						fp := p.(*fuzzProvider)
@@ -226,15 +275,22 @@ func runPlan(t *testing.T, data []byte, settle func()) {
 	settle()
 
 	for _, p := range registered {
+		// Cleanup follows Initialize: owed once if Initialize began.
 		want := int32(0)
-		if p.accepted {
+		if p.accepted && p.inits.Load() > 0 {
 			want = 1
 		}
 		if n := p.cleanups.Load(); n != want {
-			t.Errorf("%s (registered at %d): cleanup ran %d times, want %d", p.id, p.regEnd, n, want)
+			t.Errorf("%s (registered at %d, initialized %d times): cleanup ran %d times, want %d", p.id, p.regEnd, p.inits.Load(), n, want)
+		}
+		if n := p.inits.Load(); n > 1 {
+			t.Errorf("%s: Initialize ran %d times", p.id, n)
 		}
 		if p.misuse.Load() {
 			t.Errorf("%s: cleanup ran while a lease was held", p.id)
+		}
+		if p.overlap.Load() {
+			t.Errorf("%s: cleanup ran while Initialize was running", p.id)
 		}
 	}
 	// Dependency order: a dependency whose cleanup began after its
@@ -251,7 +307,10 @@ func runPlan(t *testing.T, data []byte, settle func()) {
 			end = p.began.Load()
 		}
 		for _, d := range registered {
-			if !d.accepted || !slices.Contains(p.deps, d.id) || d.began.Load() < p.regEnd {
+			// A cleanup begun with its context done was begun by a Stop
+			// or an Unregister cut short, which begins every cleanup left
+			// at once: no order is owed then.
+			if !d.accepted || !slices.Contains(p.deps, d.id) || d.began.Load() < p.regEnd || d.cut.Load() || d.cleanups.Load() == 0 {
 				continue
 			}
 			if d.began.Load() < end {

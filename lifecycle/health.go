@@ -87,7 +87,7 @@ func (n *node) settledHealth() (Health, bool) {
 		return Health{Status: StatusUnhealthy, Message: "cleaned up or being cleaned up"}, true
 	case n.state == initPending:
 		return Health{Status: StatusUnknown, Message: "not initialized"}, true
-	case n.state == initRunning:
+	case n.state == initStarted:
 		return Health{Status: StatusUnknown, Message: "initializing"}, true
 	case n.health == nil:
 		return Health{Status: StatusHealthy, Message: "initialized; the provider has no health check"}, true

@@ -34,7 +34,7 @@ func (n *node) info() ProviderInfo {
 	switch n.state {
 	case initPending:
 		info.State = "registered"
-	case initRunning:
+	case initStarted:
 		info.State = "initializing"
 	case initDone:
 		info.State = "ready"
@@ -43,9 +43,8 @@ func (n *node) info() ProviderInfo {
 	}
 	if n.job != nil {
 		info.State = "cleaning"
-		if n.job.isDone() {
+		if o, ended := n.job.outcome(); ended {
 			info.State = "cleaned"
-			o := n.job.out
 			info.Outcome = &o
 		}
 	}

@@ -10,8 +10,8 @@ import (
 type initState int
 
 const (
-	initPending initState = iota // registered, Initialize not yet run
-	initRunning                  // Initialize running
+	initPending initState = iota // registered; Initialize has not begun
+	initStarted                  // Start reached it: Initialize is running
 	initDone                     // initialized: it may be leased
 	initFailed                   // Initialize failed, panicked or timed out
 )
@@ -31,11 +31,16 @@ type node struct {
 
 	mu      sync.Mutex // guards the fields below
 	state   initState
-	initErr error         // why Initialize failed, when state is initFailed
-	leases  int           // leases handed out and not yet released
-	drained chan struct{} // closed when leases reach zero, once a cleanup waits for that
-	job     *job          // the cleanup, once claimed; never replaced, so cleanup runs once
-	check   *healthCall   // the health check in flight, shared by concurrent callers
+	initErr error // why Initialize failed, when state is initFailed
+	// initReturned is closed when the Initialize method returns, which may
+	// be long after Start stopped waiting for it; nil until it begins, and
+	// for a provider without Initialize.
+	initReturned chan struct{}
+	initRunning  bool          // the Initialize method has begun and not returned
+	leases       int           // leases handed out and not yet released
+	drained      chan struct{} // closed when leases reach zero, once a cleanup waits for that
+	job          *job          // the cleanup, once claimed; never replaced, so cleanup runs once
+	check        *healthCall   // the health check in flight, shared by concurrent callers
 }
 
 func newNode(p Provider, id string, reg registration) *node {
@@ -110,6 +115,49 @@ func (n *node) awaitLeases(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// beginInit moves n to initializing unless its cleanup has been claimed or
+// stopping has begun: Initialize never begins after either, so that a
+// cleanup never races an Initialize that began after it. It reports
+// whether Initialize may begin.
+func (n *node) beginInit(stopping bool) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.job != nil || stopping || n.state != initPending {
+		return false
+	}
+	n.state = initStarted
+	if n.init != nil {
+		n.initRunning = true
+		n.initReturned = make(chan struct{})
+	}
+	return true
+}
+
+// initReturns marks the Initialize method returned, in time or late.
+func (n *node) initReturns() {
+	n.mu.Lock()
+	n.initRunning = false
+	close(n.initReturned)
+	n.mu.Unlock()
+}
+
+// initializing reports whether the Initialize method is running.
+func (n *node) initializing() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.initRunning
+}
+
+// awaitInit waits until the Initialize method, if it began, has returned.
+func (n *node) awaitInit() {
+	n.mu.Lock()
+	returned := n.initReturned
+	n.mu.Unlock()
+	if returned != nil {
+		<-returned
 	}
 }
 

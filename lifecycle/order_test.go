@@ -182,7 +182,10 @@ func TestStartNamesUnknownDependency(t *testing.T) {
 	assert.Contains(t, err.Error(), `"ghost"`)
 	assert.EqualValues(t, 0, a.inits.Load(), "nothing is initialized when the graph is wrong")
 	require.NoError(t, r.Stop(context.Background()))
-	assert.EqualValues(t, 1, a.cleanups.Load())
+	assert.EqualValues(t, 0, a.cleanups.Load(), "nothing initialized, nothing to clean up")
+	o := r.Report().Providers["api"]
+	assert.Equal(t, lifecycle.ResultSkipped, o.Result)
+	assert.Equal(t, lifecycle.ReasonNotInitialized, o.Reason)
 }
 
 func TestStartNamesCycle(t *testing.T) {
@@ -197,10 +200,12 @@ func TestStartNamesCycle(t *testing.T) {
 	for id, f := range fakes {
 		assert.EqualValues(t, 0, f.inits.Load(), id)
 	}
-	// Stop still cleans up every provider: the cycle is broken, not obeyed.
+	// Stop still ends, and reports every provider: none was initialized,
+	// so none is cleaned up.
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
 	for id, f := range fakes {
-		assert.EqualValues(t, 1, f.cleanups.Load(), id)
+		assert.EqualValues(t, 0, f.cleanups.Load(), id)
+		assert.Equal(t, lifecycle.ReasonNotInitialized, r.Report().Providers[id].Reason, id)
 	}
 }
 

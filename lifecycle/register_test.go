@@ -49,6 +49,7 @@ func TestRegisterWhileStoppingFails(t *testing.T) {
 	slow := newFake("slow", &journal{})
 	slow.cleanup = ignoring(release)
 	mustRegister(t, r, slow)
+	require.NoError(t, r.Start(context.Background()))
 
 	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 	eventually(t, "stop begins", func() bool { return slow.cleanups.Load() == 1 })
@@ -128,18 +129,26 @@ func TestSecondStopRunsNothingAndReturnsTheFirstResult(t *testing.T) {
 
 // The Python system skipped cleanup when its engine never started. Here a
 // registered provider is cleaned up whether or not Start ran.
-func TestStopWithoutStartCleansUpEveryProvider(t *testing.T) {
+// Property 7: cleanup follows Initialize. A registry that never started
+// initialized nothing, holds nothing, and cleans up nothing; its report
+// still names every provider, skipped, with the reason.
+func TestStopWithoutStartCleansUpNothing(t *testing.T) {
 	jnl := &journal{}
-	r := lifecycle.NewRegistry()
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
 	a, b := newFake("a", jnl), newFake("b", jnl)
 	mustRegister(t, r, a)
 	mustRegister(t, r, b, lifecycle.DependsOn("a"))
 	require.NoError(t, r.Stop(context.Background()))
-	assert.EqualValues(t, 1, a.cleanups.Load())
-	assert.EqualValues(t, 1, b.cleanups.Load())
-	assert.EqualValues(t, 0, a.inits.Load())
-	jnl.Before(t, "end b", "begin a")
-	assert.Len(t, r.Report().Providers, 2)
+	assert.EqualValues(t, 0, a.cleanups.Load())
+	assert.EqualValues(t, 0, b.cleanups.Load())
+	rep := r.Report()
+	require.Len(t, rep.Providers, 2)
+	for _, id := range []string{"a", "b"} {
+		assert.Equal(t, lifecycle.ResultSkipped, rep.Providers[id].Result, id)
+		assert.Equal(t, lifecycle.ReasonNotInitialized, rep.Providers[id].Reason, id)
+	}
+	assert.Len(t, obs.cleaned(), 2, "each skip is reported as an event")
 }
 
 func TestStartAfterStopFails(t *testing.T) {

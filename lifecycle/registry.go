@@ -57,7 +57,10 @@ type Registry struct {
 	cancelStart context.CancelFunc // cancels Start's initializations, for Stop
 	stopDone    chan struct{}      // closed when Stop's work has ended; nil before Stop
 	stopErr     error              // Stop's result, once stopDone is closed
-	report      StopReport         // outcomes of the rollback and of Stop
+	// reported holds the jobs of the rollback and of Stop, by provider id:
+	// Report reads their outcomes when asked, so that late results show.
+	reported       map[string]*job
+	reportDuration time.Duration
 }
 
 // NewRegistry returns an empty registry. With no options it logs nowhere,
@@ -74,7 +77,6 @@ func NewRegistry(opts ...Option) *Registry {
 		timeout:       c.timeout,
 		healthTimeout: c.healthTimeout,
 		nodes:         make(map[string]*node),
-		report:        StopReport{Providers: make(map[string]Outcome)},
 	}
 	log := zap.NewNop()
 	if c.logger != nil {
@@ -195,15 +197,19 @@ func (r *Registry) checkDeps(n *node, running bool) error {
 // and removes it, unless Stop has claimed it in the meantime.
 func (r *Registry) initializeLate(n *node) error {
 	err := r.initialize(context.Background(), n)
+	if errors.Is(err, errNotBegun) {
+		return providerError(n.id, "register", ErrStopped) // Stop claimed it first
+	}
 	if err == nil {
 		return nil
 	}
-	if j := r.claim(n, TriggerRollback, nil, nil); j != nil {
+	if j := claim(n, TriggerRollback, nil, nil); j != nil {
 		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
 		r.begin(context.Background(), n.timeout, []*job{j})
-		<-j.wait()
-		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: j.out})
-		r.emit(endedOne(TriggerRollback, n.id, j.out))
+		<-j.wait() // bounded: the job ends by its deadline
+		o, _ := j.outcome()
+		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: o})
+		r.emit(endedOne(TriggerRollback, n.id, o))
 		r.remove(n)
 	}
 	return err
@@ -257,81 +263,6 @@ func (r *Registry) Acquire(ctx context.Context, id string) (p Provider, release 
 }
 
 func noop() {}
-
-// Unregister cleans up the provider with the given id, by the same rules as
-// Stop (its leases drain first, its cleanup is bounded by its timeout and by
-// ctx), and then removes it. It fails with [ErrHasDependents], naming them,
-// while a registered provider depends on it; with [ErrNotFound] for an
-// unknown id; and with [ErrStopped] once Stop has begun, since Stop then
-// owns every cleanup. The provider's cleanup outcome is returned as an
-// error when it failed.
-//
-// If two Unregister calls race for one id, the cleanup still runs once: the
-// second call waits for the first one's outcome.
-func (r *Registry) Unregister(ctx context.Context, id string) error {
-	r.mu.Lock()
-	if r.phase >= phaseStopping {
-		r.mu.Unlock()
-		return providerError(id, "unregister", ErrStopped)
-	}
-	n := r.nodes[id]
-	if n == nil {
-		r.mu.Unlock()
-		return providerError(id, "unregister", ErrNotFound)
-	}
-	if deps := r.dependentsOf(n); len(deps) > 0 {
-		r.mu.Unlock()
-		return providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
-	}
-	j := r.claim(n, TriggerUnregister, nil, nil)
-	r.mu.Unlock()
-
-	if j == nil { // another Unregister, or a rollback, owns the cleanup
-		n.mu.Lock()
-		j = n.job
-		n.mu.Unlock()
-		select {
-		case <-j.wait():
-			return j.out.Err
-		case <-ctx.Done():
-			return providerError(id, "unregister", ctx.Err())
-		}
-	}
-	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
-	r.begin(ctx, n.timeout, []*job{j})
-	<-j.wait() // bounded: the job ends by its deadline, which ctx bounds
-	r.remove(n)
-	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: j.out})
-	r.emit(endedOne(TriggerUnregister, id, j.out))
-	return j.out.Err
-}
-
-// dependentsOf returns the ids of the registered providers that depend on
-// n, sorted. A dependent whose own cleanup is still running counts. r.mu is
-// held.
-func (r *Registry) dependentsOf(n *node) []string {
-	var ids []string
-	for _, m := range r.nodes {
-		if m != n && slices.Contains(m.deps, n.id) {
-			ids = append(ids, m.id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
-}
-
-// Report returns the per-provider outcome of the cleanups that Stop ran,
-// together with those of a failed Start's rollback. Before either, it is
-// empty.
-func (r *Registry) Report() StopReport {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := StopReport{Duration: r.report.Duration, Providers: make(map[string]Outcome, len(r.report.Providers))}
-	for id, o := range r.report.Providers {
-		out.Providers[id] = o
-	}
-	return out
-}
 
 // IDs returns the ids of the registered providers in registration order.
 func (r *Registry) IDs() []string {

@@ -22,7 +22,9 @@ const (
 	// ResultTimeout: the provider's own timeout ran out before its cleanup
 	// ended. The registry stopped waiting for it.
 	ResultTimeout
-	// ResultSkipped: the provider has no cleanup method. Not an error.
+	// ResultSkipped: there was nothing to clean up: the provider has no
+	// cleanup method, or its Initialize never began. Not an error; the
+	// Outcome's Reason says which.
 	ResultSkipped
 	// ResultAbandoned: the stop context was done before the cleanup ended,
 	// or before it began.
@@ -58,12 +60,27 @@ func (r Result) Failed() bool {
 	return r == ResultError || r == ResultPanic || r == ResultTimeout || r == ResultAbandoned
 }
 
+// The reasons a cleanup is skipped, in [Outcome.Reason].
+const (
+	// ReasonNoMethod: the provider has none of the cleanup methods.
+	ReasonNoMethod = "no cleanup method"
+	// ReasonNotInitialized: the provider's Initialize never began (Start
+	// never ran, or failed or was stopped before reaching it), so it holds
+	// nothing to clean up: as in fx, where OnStop follows OnStart.
+	ReasonNotInitialized = "never initialized"
+)
+
 // Outcome is what happened to one provider's cleanup.
 type Outcome struct {
-	Method   string // "Cleanup", "Shutdown" or "Close"; "" when skipped
+	Method   string // "Cleanup", "Shutdown" or "Close"; "" when it has none
 	Result   Result
-	Duration time.Duration // from the cleanup's start (its wait for leases included) to its end
+	Duration time.Duration // from the cleanup's start (its waits for Initialize and leases included) to its end
 	Err      error         // a *ProviderError when Result.Failed(); nil otherwise
+	Reason   string        // why it was skipped: ReasonNoMethod or ReasonNotInitialized
+	// Late: Stop's context was done before the cleanup ended (the outcome
+	// was abandoned), and the method returned afterwards: Result, Duration
+	// and Err are what it finally returned.
+	Late bool
 }
 
 // MarshalJSON encodes the outcome for admin APIs and logs: its duration in
@@ -74,7 +91,9 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 		Result     Result  `json:"result"`
 		DurationMS float64 `json:"duration_ms"`
 		Error      string  `json:"error,omitempty"`
-	}{o.Method, o.Result, float64(o.Duration.Microseconds()) / 1000, ""}
+		Reason     string  `json:"reason,omitempty"`
+		Late       bool    `json:"late,omitempty"`
+	}{o.Method, o.Result, float64(o.Duration.Microseconds()) / 1000, "", o.Reason, o.Late}
 	if o.Err != nil {
 		v.Error = Redact(o.Err.Error())
 	}
@@ -89,11 +108,14 @@ func (o *Outcome) UnmarshalJSON(b []byte) error {
 		Result     Result  `json:"result"`
 		DurationMS float64 `json:"duration_ms"`
 		Error      string  `json:"error"`
+		Reason     string  `json:"reason"`
+		Late       bool    `json:"late"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*o = Outcome{Method: v.Method, Result: v.Result, Duration: time.Duration(v.DurationMS * float64(time.Millisecond))}
+	*o = Outcome{Method: v.Method, Result: v.Result, Duration: time.Duration(v.DurationMS * float64(time.Millisecond)),
+		Reason: v.Reason, Late: v.Late}
 	if v.Error != "" {
 		o.Err = errors.New(v.Error)
 	}

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -108,24 +109,40 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			return initialized, err
 		}
 		for _, n := range order {
-			if r.stopping.Load() {
-				return initialized, ErrStopped // Stop cleans up everything
-			}
-			if err := r.initialize(ctx, n); err != nil {
-				if r.stopping.Load() { // Stop cancelled this Initialize, and cleans up
-					return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
+			err := r.initialize(ctx, n)
+			switch {
+			case err == nil:
+				initialized++
+			case r.stopping.Load(): // Stop began, or cancelled this Initialize: it cleans up
+				if errors.Is(err, errNotBegun) {
+					return initialized, ErrStopped
 				}
+				return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
+			case errors.Is(err, errNotBegun): // unregistered since the batch was chosen
+			default:
 				r.rollback(ctx, n)
 				return initialized, err
 			}
-			initialized++
 		}
 	}
 }
 
-// initialize runs n's Initialize, bounded by its timeout and ctx.
+// errNotBegun is initialize's answer for a provider whose cleanup was
+// claimed, or whose registry began stopping, before its Initialize could
+// begin.
+var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
+
+// initialize runs n's Initialize, bounded by its timeout and ctx. It never
+// begins once n's cleanup has been claimed or Stop has begun: the two are
+// decided under n's lock, so that a cleanup either sees the Initialize it
+// must wait for or knows that none will run.
 func (r *Registry) initialize(ctx context.Context, n *node) error {
-	n.setState(initRunning, nil)
+	if err := ctx.Err(); err != nil { // Start ran out of time, or Stop cancelled it
+		return providerError(n.id, "initialize", fmt.Errorf("not begun: %w", err))
+	}
+	if !n.beginInit(r.stopping.Load()) {
+		return errNotBegun
+	}
 	if n.init == nil {
 		n.setState(initDone, nil)
 		if !r.quiet() {
@@ -133,13 +150,17 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 		}
 		return nil
 	}
-	begin := time.Now()
+	began := time.Now()
 	ictx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
-	err, inTime := callBounded(ictx, n.init, func(err error) {
-		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(begin), Err: lateError(n.id, "initialize", err)})
+	initialize := func(ctx context.Context) error {
+		defer n.initReturns() // a panic too: protect recovers it after this
+		return n.init(ctx)
+	}
+	err, inTime := callBounded(ictx, initialize, func(err error) {
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(began), Err: lateError(n.id, "initialize", err)})
 	})
-	took := time.Since(begin)
+	took := time.Since(began)
 	switch {
 	case !inTime && ctx.Err() != nil:
 		err = fmt.Errorf("abandoned after %v: context done: %w", took.Round(time.Microsecond), ctx.Err())
@@ -156,6 +177,13 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 		r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
 	}
 	return err
+}
+
+func lateError(id, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return providerError(id, op, err)
 }
 
 // rollback cleans up, in dependency order, every provider initialized so
@@ -206,58 +234,12 @@ func (r *Registry) rollback(ctx context.Context, failed *node) {
 			set = append(set, n)
 		}
 	}
-	ru := r.claimRun(set, TriggerRollback)
+	// The rollback is not cut short by ctx: a start that ran out of time
+	// is exactly when cleanup matters. Its cleanups are bounded by their
+	// providers' timeouts.
+	ru := r.claimRun(context.WithoutCancel(ctx), set, TriggerRollback)
 	r.mu.Unlock()
-	r.cleanupRun(context.WithoutCancel(ctx), ru)
-}
-
-// cleanupRun runs ru and records its outcomes in the report.
-func (r *Registry) cleanupRun(ctx context.Context, ru *run) {
-	begin := time.Now()
-	r.cleanup(ctx, ru)
-	took := time.Since(begin)
-	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
-	if !r.quiet() { // a copy for observers, taken only if someone listens
-		ended.Report.Providers = make(map[string]Outcome, ru.mine)
-	}
-	r.mu.Lock()
-	if len(r.report.Providers) == 0 {
-		r.report.Providers = make(map[string]Outcome, ru.mine)
-	}
-	for _, t := range ru.tasks {
-		if !t.mine {
-			continue
-		}
-		o := t.j.out
-		r.report.Providers[t.j.n.id] = o
-		if ended.Report.Providers != nil {
-			ended.Report.Providers[t.j.n.id] = o
-		}
-		ended.count(o.Result)
-	}
-	r.report.Duration += took
-	r.mu.Unlock()
-	r.emit(ended)
-}
-
-// count adds one outcome to the event's counts.
-func (e *CleanupEnded) count(res Result) {
-	switch res {
-	case ResultOK:
-		e.OK++
-	case ResultSkipped:
-		e.Skipped++
-	default:
-		e.Failed++
-	}
-}
-
-// endedOne is the CleanupEnded event of a cleanup of one provider.
-func endedOne(trigger Trigger, id string, o Outcome) CleanupEnded {
-	e := CleanupEnded{Trigger: trigger, Duration: o.Duration,
-		Report: StopReport{Duration: o.Duration, Providers: map[string]Outcome{id: o}}}
-	e.count(o.Result)
-	return e
+	r.cleanupRun(ru)
 }
 
 // initOrder returns batch ordered so that every provider follows the

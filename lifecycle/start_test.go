@@ -2,6 +2,8 @@ package lifecycle_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +27,6 @@ func TestStartInitializesInDependencyOrderThenRegistrationOrder(t *testing.T) {
 // in dependency order with the ones before it, and nothing after it is
 // initialized.
 func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
-	release, _ := gate(t)
 	tests := []struct {
 		name    string
 		init    func(context.Context) error
@@ -34,7 +35,9 @@ func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
 	}{
 		{"error", failing(errBoom), time.Second, errBoom},
 		{"panic", panicking("half open"), time.Second, nil},
-		{"timeout", ignoring(release), 30 * time.Millisecond, context.DeadlineExceeded},
+		// Overruns its timeout, then returns once its context is done: the
+		// cleanup waits for that (see TestRollbackWaitsForAnAbandonedInitialize).
+		{"timeout", sleeping(time.Hour), 30 * time.Millisecond, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,13 +78,97 @@ func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
 			_, _, err = r.Acquire(context.Background(), "db")
 			assert.ErrorIs(t, err, lifecycle.ErrStopped)
 
-			// Stop then cleans up what the rollback left, once.
+			// Stop then has only audit, which was never initialized: it is
+			// reported, and not cleaned up.
 			require.NoError(t, r.Stop(context.Background()))
-			for _, f := range []*fake{db, cache, api, audit} {
+			for _, f := range []*fake{db, cache, api} {
 				assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
 			}
-			assert.Len(t, r.Report().Providers, 4)
+			assert.EqualValues(t, 0, audit.cleanups.Load())
+			rep = r.Report()
+			assert.Len(t, rep.Providers, 4)
+			assert.Equal(t, lifecycle.ReasonNotInitialized, rep.Providers["audit"].Reason)
 		})
+	}
+}
+
+// Property 7: a cleanup waits, within its timeout, for its provider's
+// abandoned Initialize to return, and never runs beside it: a provider
+// cleaned up while its Initialize still ran would reopen what it closed.
+// Once the Initialize returns, the cleanup runs, late.
+func TestRollbackWaitsForAnAbandonedInitialize(t *testing.T) {
+	release, open := gate(t)
+	jnl := &journal{}
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+	db := newFake("db", jnl)
+	var initializing atomic.Bool
+	db.initialize = func(context.Context) error {
+		initializing.Store(true)
+		defer initializing.Store(false)
+		<-release // ignores its context
+		jnl.Add("initialize returned db")
+		return nil
+	}
+	var overlapped atomic.Bool
+	db.cleanup = func(context.Context) error {
+		overlapped.Store(initializing.Load())
+		return nil
+	}
+	mustRegister(t, r, db, lifecycle.Timeout(30*time.Millisecond))
+
+	var err error
+	within(t, "Start", func() { err = r.Start(context.Background()) })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.EqualValues(t, 0, db.cleanups.Load(), "no cleanup while Initialize runs")
+	o := r.Report().Providers["db"]
+	assert.Equal(t, lifecycle.ResultTimeout, o.Result)
+	assert.ErrorContains(t, o.Err, "waiting for its Initialize to return")
+
+	open()
+	eventually(t, "the cleanup runs once Initialize returned", func() bool { return jnl.Has("end db") })
+	jnl.Before(t, "initialize returned db", "begin db")
+	assert.False(t, overlapped.Load(), "Cleanup ran while Initialize was running")
+	assert.EqualValues(t, 1, db.cleanups.Load())
+	require.NoError(t, r.Stop(context.Background()))
+	assert.EqualValues(t, 1, db.cleanups.Load())
+}
+
+// Property 7: once Stop has claimed a provider's cleanup, its Initialize
+// never begins, however Start and Stop interleave.
+func TestInitializeNeverBeginsAfterCleanupIsClaimed(t *testing.T) {
+	for i := range 200 {
+		r := lifecycle.NewRegistry()
+		fs := make([]*fake, 5)
+		for j := range fs {
+			fs[j] = newFake(fmt.Sprintf("p%d", j), &journal{})
+			mustRegister(t, r, fs[j])
+		}
+		started := testkit.Go(func() error { return r.Start(context.Background()) })
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 0 {
+			cancel()
+		}
+		within(t, "Stop", func() { _ = r.Stop(ctx) })
+		cancel()
+		testkit.Receive(t, started, "Start")
+		// A provider whose Initialize began (it may still be on its way)
+		// is cleaned up once it returns; one whose Initialize never began
+		// is reported so, and never cleaned up.
+		rep := r.Report()
+		for _, f := range fs {
+			if rep.Providers[f.id].Reason == lifecycle.ReasonNotInitialized {
+				assert.EqualValues(t, 0, f.inits.Load(), f.id)
+				continue
+			}
+			eventually(t, f.id+" is initialized, then cleaned up", func() bool { return f.inits.Load() == 1 && f.cleanups.Load() == 1 })
+		}
+		time.Sleep(time.Millisecond)
+		for _, f := range fs {
+			if rep.Providers[f.id].Reason == lifecycle.ReasonNotInitialized {
+				assert.EqualValues(t, 0, f.inits.Load()+f.cleanups.Load(), f.id)
+			}
+		}
 	}
 }
 
@@ -97,9 +184,9 @@ func TestSecondStartReturnsTheFirstResult(t *testing.T) {
 	require.NoError(t, r.Stop(context.Background()))
 }
 
-// A provider that depends on the one that failed was never initialized, but
-// it is cleaned up with the rollback, before its dependency: a later Stop
-// would clean it up after.
+// A provider that depends on the one that failed was never initialized: the
+// rollback takes it along, skipped, so that no later registration can
+// depend on what was rolled back.
 func TestStartRollbackTakesDependentsOfTheFailedProvider(t *testing.T) {
 	jnl := &journal{}
 	r := lifecycle.NewRegistry()
@@ -110,19 +197,23 @@ func TestStartRollbackTakesDependentsOfTheFailedProvider(t *testing.T) {
 	mustRegister(t, r, audit)
 	require.ErrorIs(t, r.Start(context.Background()), errBoom)
 	assert.EqualValues(t, 0, api.inits.Load())
-	assert.EqualValues(t, 1, api.cleanups.Load())
-	assert.EqualValues(t, 0, audit.cleanups.Load(), "an unrelated provider is left for Stop")
-	jnl.Before(t, "end api", "begin db")
+	assert.EqualValues(t, 0, api.cleanups.Load(), "never initialized: nothing to clean up")
+	assert.EqualValues(t, 1, db.cleanups.Load())
+	rep := r.Report()
+	assert.Equal(t, lifecycle.ReasonNotInitialized, rep.Providers["api"].Reason)
+	assert.NotContains(t, rep.Providers, "audit", "an unrelated provider is left for Stop")
 	// A failed registry takes no more providers: one depending on db could
 	// not be cleaned up before db, which is gone.
 	require.ErrorIs(t, r.Register(newFake("late", jnl), lifecycle.DependsOn("db")), lifecycle.ErrStopped)
 	require.NoError(t, r.Stop(context.Background()))
-	assert.EqualValues(t, 1, audit.cleanups.Load())
-	assert.EqualValues(t, 1, api.cleanups.Load())
+	assert.EqualValues(t, 0, audit.cleanups.Load())
+	assert.EqualValues(t, 1, db.cleanups.Load())
+	assert.Len(t, r.Report().Providers, 3)
 }
 
-// Stop during Start cancels Start and cleans up everything, the provider
-// caught mid-Initialize included.
+// Stop during Start cancels Start and cleans up what was initialized, the
+// provider caught mid-Initialize included; the provider Start never
+// reached is reported, not cleaned up.
 func TestStopDuringStartCancelsItAndCleansUp(t *testing.T) {
 	jnl := &journal{}
 	r := lifecycle.NewRegistry()
@@ -138,9 +229,11 @@ func TestStopDuringStartCancelsItAndCleansUp(t *testing.T) {
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
 	require.ErrorIs(t, testkit.Receive(t, started, "Start"), lifecycle.ErrStopped)
 	assert.EqualValues(t, 0, never.inits.Load())
-	for _, f := range []*fake{first, slow, never} {
+	for _, f := range []*fake{first, slow} {
 		assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
 	}
+	assert.EqualValues(t, 0, never.cleanups.Load())
+	assert.Equal(t, lifecycle.ReasonNotInitialized, r.Report().Providers["never"].Reason)
 }
 
 // Once running, Register initializes the provider itself; if that fails,
@@ -192,10 +285,15 @@ func TestStopDuringRollbackWaitsForIt(t *testing.T) {
 	eventually(t, "the rollback cleans db up", func() bool { return db.cleanups.Load() == 1 })
 
 	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	eventually(t, "Stop cleans audit up", func() bool { return audit.cleanups.Load() == 1 })
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while the rollback's cleanup of db still ran")
+	case <-time.After(20 * time.Millisecond):
+	}
 	open()
 	testkit.Receive(t, started, "Start")
-	testkit.Receive(t, stopped, "Stop")
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
 	assert.EqualValues(t, 1, db.cleanups.Load())
+	assert.EqualValues(t, 0, audit.cleanups.Load(), "never initialized")
 	assert.Len(t, r.Report().Providers, 3)
 }

@@ -10,16 +10,22 @@ import (
 // Stop cleans up every registered provider: in dependency order (a
 // provider's cleanup begins once the cleanups of all the providers that
 // depend on it have ended), concurrently where that order allows, each
-// bounded by the earlier of its own timeout and ctx. It cleans up providers
-// that were never initialized too: their cleanup must be safe to call, and
-// no registered provider is ever left holding something.
+// bounded by the earlier of its own timeout and ctx.
+//
+// Cleanup follows Initialize, as OnStop follows OnStart in fx: a provider
+// whose Initialize never began (Start never reached it, or never ran) holds
+// nothing and is not cleaned up; its outcome is skipped, with
+// [ReasonNotInitialized]. A provider whose Initialize Start stopped waiting
+// for is cleaned up once that Initialize returns, within its timeout.
 //
 // Errors, panics and hangs of one provider never stop another's cleanup.
 // Once ctx is done, the cleanups not yet begun are begun at once with the
 // done context, and Stop returns without waiting for any of them: it never
-// waits past ctx. Stop returns the errors of every cleanup it ran that
-// failed, joined; [Registry.Report] gives each provider's outcome, those of
-// a failed Start's rollback included.
+// waits past ctx. Those it stopped waiting for are abandoned; one that then
+// returns has its real result in [Registry.Report], marked late. Stop
+// returns the errors of every cleanup it ran that failed, joined;
+// [Registry.Report] gives each provider's outcome, those of a failed
+// Start's rollback included.
 //
 // From the moment Stop begins, Register and Acquire fail with
 // [ErrStopped]. A Start still running is cancelled first. A second Stop
@@ -46,7 +52,7 @@ func (r *Registry) Stop(ctx context.Context) error {
 	startDone, cancelStart := r.startDone, r.cancelStart
 	r.mu.Unlock()
 
-	begin := time.Now()
+	began := time.Now()
 	if starting {
 		// Start returns promptly once cancelled: its waits are bounded by
 		// its context. Its initialized providers are cleaned up below.
@@ -58,16 +64,81 @@ func (r *Registry) Stop(ctx context.Context) error {
 	}
 
 	r.mu.Lock()
-	ru := r.claimRun(r.sortedNodes(), TriggerStop)
+	ru := r.claimRun(ctx, r.sortedNodes(), TriggerStop)
 	r.mu.Unlock()
-	r.cleanupRun(ctx, ru)
+	errs := r.cleanupRun(ru)
 
 	r.mu.Lock()
-	r.report.Duration = time.Since(begin)
-	r.stopErr = errors.Join(ru.errorsOf()...)
+	r.reportDuration = time.Since(began)
+	r.stopErr = errors.Join(errs...)
 	r.phase = phaseStopped
 	err := r.stopErr
 	close(r.stopDone)
 	r.mu.Unlock()
 	return err
+}
+
+// cleanupRun executes ru, a Stop or a rollback, and records its jobs in the
+// report, which reads each job's outcome when asked, so that a late result
+// shows there. It returns the errors of the cleanups that failed.
+func (r *Registry) cleanupRun(ru *run) []error {
+	began := time.Now()
+	ru.execute()
+	took := time.Since(began)
+	outcomes, errs := ru.outcomes()
+
+	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
+	if !r.quiet() { // a copy for observers, kept only if someone listens
+		ended.Report.Providers = outcomes
+	}
+	for _, o := range outcomes {
+		ended.count(o.Result)
+	}
+	r.mu.Lock()
+	if r.reported == nil {
+		r.reported = make(map[string]*job, ru.mine)
+	}
+	for _, t := range ru.tasks {
+		if t.mine {
+			r.reported[t.j.n.id] = t.j
+		}
+	}
+	r.reportDuration += took
+	r.mu.Unlock()
+	r.emit(ended)
+	return errs
+}
+
+// Report returns the per-provider outcome of the cleanups that Stop ran,
+// together with those of a failed Start's rollback. Before either, it is
+// empty. A cleanup that Stop abandoned and that returned since shows its
+// real result, with Late set.
+func (r *Registry) Report() StopReport {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome, len(r.reported))}
+	for id, j := range r.reported {
+		out.Providers[id], _ = j.outcome()
+	}
+	return out
+}
+
+// count adds one outcome to the event's counts.
+func (e *CleanupEnded) count(res Result) {
+	switch res {
+	case ResultOK:
+		e.OK++
+	case ResultSkipped:
+		e.Skipped++
+	default:
+		e.Failed++
+	}
+}
+
+// endedOne is the CleanupEnded event of a cleanup of one provider.
+func endedOne(trigger Trigger, id string, o Outcome) CleanupEnded {
+	e := CleanupEnded{Trigger: trigger, Duration: o.Duration,
+		Report: StopReport{Duration: o.Duration, Providers: map[string]Outcome{id: o}}}
+	e.count(o.Result)
+	return e
 }

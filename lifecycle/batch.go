@@ -1,0 +1,123 @@
+package lifecycle
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// batch is the cleanups begun at one moment with one timeout. They share a
+// context, whose deadline is the earlier of that timeout and the caller's,
+// and one callback that ends, when that deadline passes, those still
+// running. A context and a callback per cleanup cost more than the cleanup
+// of a provider that has little to do; shared, they cost one timer a
+// batch.
+//
+// The callback may run the moment it is registered (the caller's context
+// may be done already), and a Stop may end a job of the batch from another
+// goroutine as soon as the job is running. So everything either of them
+// reads is set before it can start: jobs, caller, ctx and done before the
+// callback is registered, and running and stopExpiry under mu, which begin
+// holds until both are set.
+type batch struct {
+	r      *Registry
+	caller context.Context // the caller's: done means abandoned, not timed out
+	began  time.Time
+	ctx    context.Context
+	cancel context.CancelFunc
+	// done is ctx.Done(), fetched once before any cleanup runs: thousands
+	// of cleanups asking the shared context for it at once contended on
+	// its lock.
+	done <-chan struct{}
+	jobs []*job // the jobs that began in this batch
+
+	mu         sync.Mutex  // guards the fields below
+	running    int         // jobs not yet ended; the last to end releases the timer. Fixed before any job ends.
+	stopExpiry func() bool // unregisters the callback
+}
+
+// begin begins the cleanups of jobs, whose providers share timeout, bounded
+// by caller too. Each waits for its provider's Initialize to return and its
+// leases to drain, then calls the cleanup method, on a pool of goroutines.
+// A job ends when its method returns or its deadline passes, whichever is
+// first; a method that overruns keeps its goroutine, and its late return is
+// reported as a [ProviderReturnedLate] event.
+//
+// A provider without a cleanup method and without leases has nothing to
+// wait for: its job ends at once, skipped, without telling its run, and is
+// returned so that the caller counts it. A job that has ended meanwhile (a
+// Stop whose context is done ended it) does not begin.
+func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*job) (endedNow []*job) {
+	b := &batch{r: r, caller: caller, began: time.Now()}
+	b.mu.Lock()
+	for _, j := range jobs {
+		if j.n.cleanup == nil && j.n.leaseCount() == 0 {
+			skipped := Outcome{Result: ResultSkipped, Reason: ReasonNoMethod}
+			switch runs, ended := j.start(nil, b.began); {
+			case runs && ended:
+				j.returnedLate(skipped)
+			case runs:
+				j.record(skipped)
+				endedNow = append(endedNow, j)
+			}
+			continue
+		}
+		runs, ended := j.start(b, b.began)
+		if runs {
+			b.jobs = append(b.jobs, j)
+		}
+		if runs && !ended {
+			b.running++
+		}
+	}
+	if len(b.jobs) == 0 {
+		b.mu.Unlock()
+		return endedNow
+	}
+	b.ctx, b.cancel = context.WithDeadline(caller, b.began.Add(timeout))
+	b.done = b.ctx.Done()
+	b.stopExpiry = context.AfterFunc(b.ctx, b.expire)
+	none := b.running == 0
+	b.mu.Unlock()
+	if none { // every job was cut short: nothing to expire
+		stop, cancel := b.stopExpiry, b.cancel
+		stop()
+		cancel()
+	}
+
+	runPool(b.jobs, poolWorkers, stallAfter, func(j *job) { r.execute(b, j) })
+	return endedNow
+}
+
+// expire runs once the batch's deadline has passed: it ends every job still
+// running, as timed out or abandoned.
+func (b *batch) expire() {
+	for _, j := range b.jobs {
+		if _, ended := j.outcome(); !ended {
+			j.end(b.r.overdue(b.caller, j))
+		}
+	}
+}
+
+// passed reports whether the batch's deadline has passed.
+func (b *batch) passed() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ended tells the batch that one of its jobs has ended; the last releases
+// the batch's timer and callback.
+func (b *batch) ended() {
+	b.mu.Lock()
+	b.running--
+	last, stop := b.running == 0, b.stopExpiry
+	b.mu.Unlock()
+	if last {
+		stop()
+		b.cancel()
+	}
+}

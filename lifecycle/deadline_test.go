@@ -1,0 +1,200 @@
+package lifecycle_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// The deadline path is the one this package exists for: a Stop whose
+// context is already done when it begins (fx's StopTimeout used up by
+// earlier hooks), or runs out at any moment while cleanups begin and end.
+// Each of these tests would crash the process, hang, or lose a cleanup if a
+// callback that another goroutine runs read something not yet published.
+
+// counter is a provider whose cleanup counts its calls and does what it
+// is told: return at once, take a little time, or ignore its context.
+type counter struct {
+	id       string
+	kind     int // 0 instant, 1 slow (honours ctx), 2 ignores ctx until release
+	release  <-chan struct{}
+	cleanups atomic.Int32
+}
+
+func (c *counter) ID() string { return c.id }
+
+func (c *counter) Cleanup(ctx context.Context) error {
+	c.cleanups.Add(1)
+	switch c.kind {
+	case 1:
+		select {
+		case <-time.After(200 * time.Microsecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	case 2:
+		<-c.release
+	}
+	return nil
+}
+
+// deadlineGraph registers n providers of mixed kinds: some independent,
+// some in chains and diamonds, with timeouts down to a nanosecond.
+func deadlineGraph(t *testing.T, rng *rand.Rand, n int, release <-chan struct{}) (*lifecycle.Registry, []*counter) {
+	t.Helper()
+	r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(wait))
+	cs := make([]*counter, n)
+	for i := range cs {
+		c := &counter{id: fmt.Sprintf("p%d", i), kind: rng.IntN(3), release: release}
+		cs[i] = c
+		var opts []lifecycle.RegisterOption
+		for j := 0; j < i; j++ {
+			if rng.IntN(4) == 0 {
+				opts = append(opts, lifecycle.DependsOn(cs[j].id))
+			}
+		}
+		switch rng.IntN(4) {
+		case 0:
+			opts = append(opts, lifecycle.Timeout(time.Nanosecond))
+		case 1:
+			opts = append(opts, lifecycle.Timeout(time.Duration(rng.IntN(300))*time.Microsecond+time.Nanosecond))
+		}
+		mustRegister(t, r, c, opts...)
+	}
+	require.NoError(t, r.Start(context.Background()))
+	return r, cs
+}
+
+// stopContext returns a context that is already done, or whose deadline
+// falls within a few hundred microseconds: before, during or after the
+// cleanups begin.
+func stopContext(rng *rand.Rand) (context.Context, context.CancelFunc) {
+	switch rng.IntN(3) {
+	case 0:
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	case 1:
+		return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	default:
+		return context.WithTimeout(context.Background(), time.Duration(rng.IntN(500))*time.Microsecond)
+	}
+}
+
+// Property 5 and 6: many Stops at once, each with a context that is done
+// or about to be, on graphs of every shape. None crashes, each returns
+// within its bound, each reports every provider, and every cleanup runs
+// exactly once in the end.
+func TestStopWithDoneAndNearlyDoneContexts(t *testing.T) {
+	release, open := gate(t)
+	const registries = 64
+	var wg sync.WaitGroup
+	type result struct {
+		r   *lifecycle.Registry
+		cs  []*counter
+		err error
+	}
+	results := make([]result, registries)
+	for i := range registries {
+		rng := rand.New(rand.NewPCG(uint64(i), 8))
+		r, cs := deadlineGraph(t, rng, 1+rng.IntN(40), release)
+		results[i] = result{r: r, cs: cs}
+		ctx, cancel := stopContext(rng)
+		wg.Go(func() {
+			defer cancel()
+			results[i].err = r.Stop(ctx)
+		})
+	}
+	within(t, "every Stop", wg.Wait)
+	for i, res := range results {
+		rep := res.r.Report()
+		require.Len(t, rep.Providers, len(res.cs), "registry %d: every provider is in the report", i)
+		for _, c := range res.cs {
+			o, ok := rep.Providers[c.id]
+			require.True(t, ok, "registry %d: %s missing from the report", i, c.id)
+			if o.Result.Failed() {
+				assert.ErrorContains(t, res.err, fmt.Sprintf("%q", c.id), "registry %d: Stop's error names %s", i, c.id)
+			}
+		}
+	}
+	open()
+	for i, res := range results {
+		for _, c := range res.cs {
+			if !assert.Eventually(t, func() bool { return c.cleanups.Load() == 1 }, wait, time.Millisecond) {
+				t.Fatalf("registry %d: %s cleaned up %d times; outcome %+v; info %+v", i, c.id, c.cleanups.Load(), res.r.Report().Providers[c.id], res.r.Providers())
+			}
+		}
+	}
+	// No cleanup runs twice, even late.
+	time.Sleep(5 * time.Millisecond)
+	for _, res := range results {
+		for _, c := range res.cs {
+			require.EqualValues(t, 1, c.cleanups.Load(), c.id)
+		}
+	}
+}
+
+// Unregister with a request context that has run out, or is about to: the
+// cleanup still runs exactly once, and Unregister returns.
+func TestUnregisterWithDoneAndNearlyDoneContexts(t *testing.T) {
+	release, open := gate(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(wait))
+	const n = 200
+	cs := make([]*counter, n)
+	for i := range cs {
+		cs[i] = &counter{id: fmt.Sprintf("p%d", i), kind: rng.IntN(3), release: release}
+		opts := []lifecycle.RegisterOption{}
+		if rng.IntN(2) == 0 {
+			opts = append(opts, lifecycle.Timeout(time.Duration(rng.IntN(100))*time.Microsecond+time.Nanosecond))
+		}
+		mustRegister(t, r, cs[i], opts...)
+	}
+	require.NoError(t, r.Start(context.Background()))
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		ctx, cancel := stopContext(rng)
+		wg.Go(func() {
+			defer cancel()
+			_ = r.Unregister(ctx, c.id)
+		})
+	}
+	within(t, "every Unregister", wg.Wait)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = r.Stop(ctx)
+	open()
+	for _, c := range cs {
+		eventually(t, c.id+" cleaned up once", func() bool { return c.cleanups.Load() == 1 })
+	}
+}
+
+// Stop while Start is still initializing, with a context that runs out
+// during it: nothing crashes, and Stop returns.
+func TestStopWithDoneContextDuringStart(t *testing.T) {
+	for i := range 50 {
+		rng := rand.New(rand.NewPCG(uint64(i), 99))
+		r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(time.Millisecond))
+		for j := range 10 {
+			f := newFake(fmt.Sprintf("p%d", j), &journal{})
+			f.initialize = sleeping(time.Duration(rng.IntN(200)) * time.Microsecond)
+			f.cleanup = sleeping(time.Duration(rng.IntN(200)) * time.Microsecond)
+			mustRegister(t, r, f)
+		}
+		started := make(chan error, 1)
+		go func() { started <- r.Start(context.Background()) }()
+		ctx, cancel := stopContext(rng)
+		within(t, "Stop", func() { _ = r.Stop(ctx) })
+		cancel()
+		<-started
+	}
+}

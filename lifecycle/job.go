@@ -1,0 +1,170 @@
+package lifecycle
+
+import (
+	"sync"
+	"time"
+)
+
+// jobState is where one provider's cleanup is. It only moves forward.
+type jobState uint8
+
+const (
+	jobClaimed  jobState = iota // claimed: it will run, or be skipped, exactly once
+	jobRunning                  // begun: waiting for Initialize, for leases, or in its method
+	jobCutShort                 // ended, abandoned, before it began: it still begins, once
+	jobEnded                    // its outcome is recorded, and it has begun or never will
+)
+
+var jobStateNames = [...]string{"claimed", "running", "cut short", "ended"}
+
+// over reports whether the job's outcome is recorded.
+func (s jobState) over() bool { return s == jobCutShort || s == jobEnded }
+
+func (s jobState) String() string { return jobStateNames[s] }
+
+// job is one provider's cleanup. It is created once per provider, when Stop,
+// Unregister or a rollback claims the provider, and never replaced: that is
+// what makes cleanup run exactly once.
+//
+// Three parties may end a job: the goroutine that runs its method, when the
+// method returns in time; its batch's deadline; and a Stop whose context is
+// done. Each ends it through end, under mu, and only the first one counts.
+// Everything another goroutine reads is either set before the job is shared
+// (n, trigger, task) or guarded by mu.
+type job struct {
+	n       *node
+	trigger Trigger
+	task    *task // its place in the run that claimed it; nil for a lone cleanup
+
+	mu      sync.Mutex // guards the fields below
+	state   jobState
+	began   time.Time     // when it began running
+	batch   *batch        // the cleanups begun with it, once running
+	out     Outcome       // once ended
+	endedCh chan struct{} // closed when ended; made by the first waiter
+}
+
+// closed is what wait returns for a job that has ended.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// claim creates n's cleanup job unless one exists, and returns nil if one
+// does. A provider whose Initialize never began holds nothing, so its job
+// ends at once, skipped, the way fx runs no OnStop for a hook whose OnStart
+// never ran. j, when not nil, is the memory to use, so that a run can claim
+// many providers with one allocation.
+func claim(n *node, trigger Trigger, t *task, j *job) *job {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.job != nil {
+		return nil
+	}
+	if j == nil {
+		j = new(job)
+	}
+	j.n, j.trigger, j.task = n, trigger, t
+	if n.state == initPending {
+		j.state = jobEnded
+		j.out = Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized}
+	}
+	n.job = j
+	return j
+}
+
+// start begins the job, in batch b. It reports whether the job is to run,
+// and whether it has ended already: a Stop whose context is done may end a
+// job, abandoned, between the moment its run launched it and the moment it
+// begins. It still runs then, so that a close that needs no time still
+// happens, and its result replaces abandoned, as late.
+func (j *job) start(b *batch, now time.Time) (runs, ended bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch j.state {
+	case jobClaimed:
+		j.state, j.began, j.batch = jobRunning, now, b
+		return true, false
+	case jobCutShort:
+		j.state, j.began = jobEnded, now
+		return true, true
+	}
+	return false, false
+}
+
+// record ends the job with outcome o unless it has ended already, and
+// reports whether it did. It does not tell anyone: see end.
+func (j *job) record(o Outcome) (b *batch, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch j.state {
+	case jobClaimed:
+		j.state = jobCutShort
+	case jobRunning:
+		j.state = jobEnded
+	default:
+		return nil, false
+	}
+	j.out = o
+	if j.endedCh != nil {
+		close(j.endedCh)
+	}
+	return j.batch, true
+}
+
+// end ends the job with outcome o unless it has ended already, then tells
+// its batch and its run. It reports whether it ended the job.
+func (j *job) end(o Outcome) bool {
+	b, ok := j.record(o)
+	if !ok {
+		return false
+	}
+	if b != nil {
+		b.ended()
+	}
+	if j.task != nil {
+		j.task.run.ended(j.task)
+	}
+	return true
+}
+
+// returnedLate records the result of a method that returned after the job
+// had ended by its deadline. An abandoned cleanup's real result replaces
+// its outcome, marked late: a Stop whose context was done still got the
+// close it began. A timed-out one keeps its outcome, since the provider
+// broke its own timeout. It reports whether the outcome changed.
+func (j *job) returnedLate(o Outcome) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.state.over() || j.out.Result != ResultAbandoned {
+		return false
+	}
+	o.Late = true
+	j.out = o
+	return true
+}
+
+// wait returns a channel that is closed once the job has ended.
+func (j *job) wait() <-chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state.over() {
+		return closed
+	}
+	if j.endedCh == nil {
+		j.endedCh = make(chan struct{})
+	}
+	return j.endedCh
+}
+
+// outcome returns the job's outcome and whether it has ended.
+func (j *job) outcome() (Outcome, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.out, j.state.over()
+}
+
+// startedAt returns when the job began running; the zero time if it has
+// not.
+func (j *job) startedAt() time.Time {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.began
+}

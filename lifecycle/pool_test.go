@@ -1,0 +1,95 @@
+package lifecycle
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The pool's tests are internal: it is not part of the package's door.
+
+// waitFor waits, within a bound, for wg.
+func waitFor(t *testing.T, what string, wg *sync.WaitGroup) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not happen within 10s", what)
+	}
+}
+
+// Every item is run exactly once, on no more goroutines than asked while
+// nothing stalls.
+func TestPoolRunsEveryItemOnce(t *testing.T) {
+	for _, n := range []int{1, 2, 7, 1000} {
+		counts := make([]atomic.Int32, n)
+		items := make([]int, n)
+		for i := range items {
+			items[i] = i
+		}
+		var wg sync.WaitGroup
+		wg.Add(n)
+		var running, most atomic.Int32
+		runPool(items, 3, time.Hour, func(i int) {
+			defer wg.Done()
+			now := running.Add(1)
+			for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+			}
+			counts[i].Add(1)
+			running.Add(-1)
+		})
+		waitFor(t, "every item", &wg)
+		for i := range counts {
+			require.EqualValues(t, 1, counts[i].Load(), "item %d of %d", i, n)
+		}
+		assert.LessOrEqual(t, most.Load(), int32(3), "at most the workers asked for, while nothing stalls")
+	}
+}
+
+// When every worker is stuck in an item that never returns, the pool
+// starts a goroutine for each item left: no item waits for a hung one.
+func TestPoolRescuesItemsBehindHungOnes(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	const hung, quick = 2, 50
+	items := make([]int, hung+quick)
+	for i := range items {
+		items[i] = i
+	}
+	var wg sync.WaitGroup
+	wg.Add(quick)
+	runPool(items, hung, time.Millisecond, func(i int) {
+		if i < hung {
+			<-release // the first items hang, holding every worker
+			return
+		}
+		wg.Done()
+	})
+	waitFor(t, "the items behind the hung ones", &wg)
+}
+
+// A pool whose items are slow but progressing is not rescued: goroutines
+// are added only when nothing finishes.
+func TestPoolDoesNotRescueWhileItProgresses(t *testing.T) {
+	const n = 40
+	items := make([]int, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	var running, most atomic.Int32
+	runPool(items, 2, time.Second, func(int) {
+		defer wg.Done()
+		now := running.Add(1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		running.Add(-1)
+	})
+	waitFor(t, "every item", &wg)
+	assert.LessOrEqual(t, most.Load(), int32(2))
+}
