@@ -5,7 +5,7 @@ BENCHTIME ?= 1s
 RUNS      ?= 5
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run test lint fuzz bench
+.PHONY: run test stress lint fuzz bench
 
 # Built, then run, rather than `go run`: on Ctrl-C, go run exits 1 whatever
 # the service's own exit code is.
@@ -13,10 +13,19 @@ run:
 	$(GO) build -o bin/service ./examples/service
 	./bin/service -log-format console
 
+# The registry's core runs ten times: a race that shows once in a few
+# runs must fail CI, not a user's shutdown.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=10 -timeout 10m ./lifecycle
 	cd benchmarks && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+
+# Fifty runs of the core under the race detector: what a change to
+# concurrent code must pass before it lands (STRESS=200 for more).
+STRESS ?= 50
+stress:
+	$(GO) test -race -count=$(STRESS) -timeout 60m ./lifecycle
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -262,9 +263,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	in, release, err := e.pick(ctx, t.Protocol)
 	if err == nil {
 		rec.Provider = in.id
-		rec.Output, err = in.handle(ctx, t.Method, t.Params)
-		in.inflight.Add(-1)
-		release()
+		rec.Output, err = e.runOn(ctx, in, release, t)
 	}
 	rec.DurationMS = float64(time.Since(rec.Started).Microseconds()) / 1000
 	switch {
@@ -288,6 +287,24 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		return rec, errors.Join(err, serr)
 	}
 	return rec, err
+}
+
+// runOn runs the task on in, holding the lease pick took. The lease and the
+// count of tasks in flight are given back however the handler returns: a
+// handler that panicked would otherwise hold the provider's cleanup for its
+// whole timeout. The panic becomes the task's error, so the task is
+// answered and recorded like any other failure.
+func (e *Engine) runOn(ctx context.Context, in *instance, release func(), t Task) (out json.RawMessage, err error) {
+	defer release()
+	defer in.inflight.Add(-1)
+	defer func() {
+		if v := recover(); v != nil {
+			e.log.Error("task handler panicked", zap.String("provider", in.id), zap.String("method", t.Method),
+				zap.String("panic", lifecycle.Redact(fmt.Sprint(v))), zap.ByteString("stack", debug.Stack()))
+			out, err = nil, fmt.Errorf("the provider's handler panicked: %v", v)
+		}
+	}()
+	return in.handle(ctx, t.Method, t.Params)
 }
 
 // record saves the task and appends its audit line, under leases of the

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -199,6 +200,31 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 		states[p.ID] = p.State
 	}
 	assert.Equal(t, map[string]string{"audit": "ready", "store": "ready", "llm-1": "ready", "echo-2": "ready", "echo-1": "removed"}, states)
+}
+
+// A handler that panics gives its lease back: the task is answered and
+// recorded as failed, and the provider's removal does not wait for a lease
+// that no one will release.
+func TestPanickingHandlerReleasesItsLease(t *testing.T) {
+	s := start(t, "admin_token: "+token+"\n")
+	s.waitHealthy()
+	s.engine.mu.Lock()
+	in := s.engine.instances["echo-1"]
+	in.handle = func(context.Context, string, json.RawMessage) (json.RawMessage, error) { panic("handler bug") }
+	s.engine.mu.Unlock()
+
+	code, rec, msg := s.task("echo/v1", "echo", 1)
+	assert.GreaterOrEqual(t, code, 500, msg)
+	assert.Equal(t, "error", rec.Status)
+	assert.Contains(t, msg, "panicked")
+	assert.EqualValues(t, 0, in.inflight.Load())
+	for _, info := range s.engine.reg.Providers() {
+		assert.Zero(t, info.Leases, info.ID)
+	}
+	// A lease left held would make the removal's cleanup time out.
+	var removed struct{ Cleanup struct{ Result string } }
+	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-1", token, nil, &removed))
+	assert.Equal(t, "ok", removed.Cleanup.Result)
 }
 
 // taskOn runs a sleep task while only the given provider can take it.
