@@ -22,10 +22,23 @@
 // all the providers that depend on B have ended, by returning, failing,
 // panicking or timing out. Nothing else orders cleanups, so Stop takes the
 // critical path of the dependency graph rather than the sum of its tiers.
-// Cleanups begun together share a few worker goroutines; when none of them
-// has ended for 100µs, every cleanup still waiting gets a goroutine of its
-// own, so a slow or hung cleanup delays another's start by that much at
-// most.
+// The goroutine that ends a cleanup begins the cleanups it unblocks.
+// Cleanups begun together share a deadline and a few worker goroutines;
+// when none of them has finished for 100µs, every cleanup still waiting
+// gets a goroutine of its own, so a slow or hung cleanup delays another's
+// start by that much at most.
+//
+// # Cleanup follows Initialize
+//
+// As OnStop follows OnStart in fx, a provider is cleaned up only if its
+// Initialize began: one that Start never reached holds nothing, and is
+// reported skipped, with [ReasonNotInitialized]. A provider without
+// Initialize counts as initialized once Start reaches it. Once a provider's
+// cleanup is claimed, or Stop has begun, its Initialize never begins; and a
+// cleanup never runs beside its provider's Initialize: it waits, within its
+// timeout, for an Initialize that Start stopped waiting for to return, and
+// if its timeout runs out first, it still runs, late, once Initialize
+// returns.
 //
 // # Bounds
 //
@@ -34,11 +47,24 @@
 // A cleanup that overruns is recorded as timed out and no longer waited
 // for. Once Stop's context is done, Stop begins every remaining cleanup
 // with that done context and returns: it never waits past its context.
+// What it stopped waiting for is abandoned; a cleanup that then returns has
+// its real result put in [Registry.Report] in place of abandoned, with
+// [Outcome.Late] set.
 //
 // # Exactly once
 //
-// Every registered provider's cleanup runs exactly once, whichever of Stop,
-// a failed Start's rollback and [Registry.Unregister] reaches it first.
+// Every initialized provider's cleanup runs exactly once, whichever of
+// Stop, a failed Start's rollback and [Registry.Unregister] reaches it
+// first.
+//
+// # State
+//
+// Each provider's cleanup is one job with a mutex and a state (claimed,
+// running, cut short, ended). Three parties may end it: the goroutine that
+// ran its method, its deadline, and a Stop whose context is done; the first
+// to end it under the mutex records the outcome, and the others find it
+// ended. Callbacks that other goroutines run see only fields set before
+// they were registered, or read under a lock held until those are set.
 //
 // # Leases
 //
