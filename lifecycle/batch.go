@@ -17,8 +17,8 @@ import (
 // may be done already), and a Stop may end a job of the batch from another
 // goroutine as soon as the job is running. So everything either of them
 // reads is set before it can start: jobs, caller, ctx and done before the
-// callback is registered, and running and stopExpiry under mu, which begin
-// holds until both are set.
+// callback is registered, and stopExpiry under mu, which begin holds until
+// it is set.
 type batch struct {
 	r      *Registry
 	caller context.Context // the caller's: done means abandoned, not timed out
@@ -31,8 +31,7 @@ type batch struct {
 	done <-chan struct{}
 	jobs []*job // the jobs that began in this batch
 
-	mu         sync.Mutex  // guards the fields below
-	running    int         // jobs not yet ended; the last to end releases the timer. Fixed before any job ends.
+	mu         sync.Mutex  // guards stopExpiry
 	stopExpiry func() bool // unregisters the callback
 }
 
@@ -53,7 +52,7 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 	for _, j := range jobs {
 		if j.n.cleanup == nil && j.n.leaseCount() == 0 {
 			skipped := Outcome{Result: ResultSkipped, Reason: ReasonNoMethod}
-			switch runs, ended := j.start(nil, b.began); {
+			switch runs, ended := j.start(b.began); {
 			case runs && ended:
 				j.returnedLate(skipped)
 			case runs:
@@ -62,12 +61,8 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 			}
 			continue
 		}
-		runs, ended := j.start(b, b.began)
-		if runs {
+		if runs, _ := j.start(b.began); runs {
 			b.jobs = append(b.jobs, j)
-		}
-		if runs && !ended {
-			b.running++
 		}
 	}
 	if len(b.jobs) == 0 {
@@ -77,15 +72,9 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 	b.ctx, b.cancel = context.WithDeadline(caller, b.began.Add(timeout))
 	b.done = b.ctx.Done()
 	b.stopExpiry = context.AfterFunc(b.ctx, b.expire)
-	none := b.running == 0
 	b.mu.Unlock()
-	if none { // every job was cut short: nothing to expire
-		stop, cancel := b.stopExpiry, b.cancel
-		stop()
-		cancel()
-	}
 
-	runPool(b.jobs, poolWorkers, stallAfter, func(j *job) { r.execute(b, j) })
+	runPool(b.jobs, poolWorkers, stallAfter, func(j *job) { r.execute(b, j) }, b.release)
 	return endedNow
 }
 
@@ -109,15 +98,14 @@ func (b *batch) passed() bool {
 	}
 }
 
-// ended tells the batch that one of its jobs has ended; the last releases
-// the batch's timer and callback.
-func (b *batch) ended() {
+// release frees the batch's timer and callback once every cleanup of the
+// batch has returned, and so ended: its pool calls it. A batch with a
+// cleanup that never returns keeps them until the deadline, which ends
+// that cleanup.
+func (b *batch) release() {
 	b.mu.Lock()
-	b.running--
-	last, stop := b.running == 0, b.stopExpiry
+	stop := b.stopExpiry
 	b.mu.Unlock()
-	if last {
-		stop()
-		b.cancel()
-	}
+	stop()
+	b.cancel()
 }

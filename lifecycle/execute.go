@@ -17,8 +17,7 @@ import (
 // that the provider is closed, late, once its Initialize returns.
 func (r *Registry) execute(b *batch, j *job) {
 	n := j.n
-	n.awaitInit()
-	_ = n.awaitLeases(b.ctx) // a deadline here is the batch's to report
+	n.awaitInitAndLeases(b.ctx) // a deadline here is the batch's to report
 	var err error
 	if n.cleanup != nil {
 		err = protect(b.ctx, n.cleanup)

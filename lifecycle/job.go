@@ -70,17 +70,17 @@ func claim(n *node, trigger Trigger, t *task, j *job) *job {
 	return j
 }
 
-// start begins the job, in batch b. It reports whether the job is to run,
+// start begins the job. It reports whether the job is to run,
 // and whether it has ended already: a Stop whose context is done may end a
 // job, abandoned, between the moment its run launched it and the moment it
 // begins. It still runs then, so that a close that needs no time still
 // happens, and its result replaces abandoned, as late.
-func (j *job) start(b *batch, now time.Time) (runs, ended bool) {
+func (j *job) start(now time.Time) (runs, ended bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch j.state {
 	case jobClaimed:
-		j.state, j.began, j.batch = jobRunning, now, b
+		j.state, j.began = jobRunning, now
 		return true, false
 	case jobCutShort:
 		j.state, j.began = jobEnded, now
@@ -91,7 +91,7 @@ func (j *job) start(b *batch, now time.Time) (runs, ended bool) {
 
 // record ends the job with outcome o unless it has ended already, and
 // reports whether it did. It does not tell anyone: see end.
-func (j *job) record(o Outcome) (b *batch, ok bool) {
+func (j *job) record(o Outcome) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	switch j.state {
@@ -100,24 +100,20 @@ func (j *job) record(o Outcome) (b *batch, ok bool) {
 	case jobRunning:
 		j.state = jobEnded
 	default:
-		return nil, false
+		return false
 	}
 	j.out = o
 	if j.endedCh != nil {
 		close(j.endedCh)
 	}
-	return j.batch, true
+	return true
 }
 
 // end ends the job with outcome o unless it has ended already, then tells
-// its batch and its run. It reports whether it ended the job.
+// its run. It reports whether it ended the job.
 func (j *job) end(o Outcome) bool {
-	b, ok := j.record(o)
-	if !ok {
+	if !j.record(o) {
 		return false
-	}
-	if b != nil {
-		b.ended()
 	}
 	if j.task != nil {
 		j.task.run.ended(j.task)

@@ -151,13 +151,23 @@ func (n *node) initializing() bool {
 	return n.initRunning
 }
 
-// awaitInit waits until the Initialize method, if it began, has returned.
-func (n *node) awaitInit() {
+// awaitInitAndLeases waits until the Initialize method, if it began, has
+// returned (however long that takes: a cleanup must not run beside it),
+// then until every lease is released or ctx is done.
+func (n *node) awaitInitAndLeases(ctx context.Context) {
 	n.mu.Lock()
-	returned := n.initReturned
+	returned, leases := n.initReturned, n.leases
 	n.mu.Unlock()
 	if returned != nil {
-		<-returned
+		select {
+		case <-returned:
+		default:
+			<-returned
+			leases = n.leaseCount()
+		}
+	}
+	if leases > 0 {
+		_ = n.awaitLeases(ctx)
 	}
 }
 

@@ -26,8 +26,12 @@ type pool[T any] struct {
 	items []T // fixed before any goroutine starts
 	do    func(T)
 	stall time.Duration
+	// drained, if not nil, is called once, by the goroutine that finished
+	// the last item, when do has returned for every item.
+	drained func()
 
 	mu       sync.Mutex  // guards the fields below
+	workers  int         // goroutines started; none ends while items wait
 	next     int         // the index of the first item no goroutine has taken
 	finished int         // items whose do has returned
 	seen     int         // finished, as the rescue last saw it
@@ -35,18 +39,23 @@ type pool[T any] struct {
 }
 
 // runPool starts running do on every item, on at most workers goroutines
-// until the pool stalls for stall, and returns at once.
-func runPool[T any](items []T, workers int, stall time.Duration, do func(T)) {
+// until the pool stalls for stall, and returns at once. drained, if not
+// nil, is called once do has returned for every item.
+func runPool[T any](items []T, workers int, stall time.Duration, do func(T), drained func()) {
 	if len(items) == 0 {
+		if drained != nil {
+			drained()
+		}
 		return
 	}
-	p := &pool[T]{items: items, do: do, stall: stall}
+	p := &pool[T]{items: items, do: do, stall: stall, drained: drained}
 	workers = max(1, min(workers, len(items)))
+	p.mu.Lock()
+	p.workers = workers
 	if len(items) > workers {
-		p.mu.Lock()
 		p.rescue = time.AfterFunc(stall, p.check)
-		p.mu.Unlock()
 	}
+	p.mu.Unlock()
 	for range workers {
 		go p.work()
 	}
@@ -62,13 +71,20 @@ func (p *pool[T]) work() {
 		p.do(item)
 		p.mu.Lock()
 		p.finished++
+		if p.finished == len(p.items) && p.drained != nil {
+			p.mu.Unlock()
+			p.drained()
+			return
+		}
 	}
 	p.mu.Unlock()
 }
 
 // check runs on the rescue timer. While items wait, it starts a goroutine
-// for each of them if no item has finished since it last looked, and looks
-// again later otherwise.
+// for each of them if every goroutine is inside an item and none has
+// finished one since it last looked; otherwise it looks again later. A
+// goroutine that has not taken an item yet is not stuck, only not yet
+// scheduled: on a loaded machine that can take longer than stall.
 func (p *pool[T]) check() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -76,7 +92,8 @@ func (p *pool[T]) check() {
 	if left == 0 {
 		return
 	}
-	if p.finished == p.seen {
+	if busy := p.next - p.finished; busy >= p.workers && p.finished == p.seen {
+		p.workers += left
 		for range left {
 			go p.work()
 		}

@@ -43,7 +43,7 @@ func TestPoolRunsEveryItemOnce(t *testing.T) {
 			}
 			counts[i].Add(1)
 			running.Add(-1)
-		})
+		}, nil)
 		waitFor(t, "every item", &wg)
 		for i := range counts {
 			require.EqualValues(t, 1, counts[i].Load(), "item %d of %d", i, n)
@@ -70,7 +70,7 @@ func TestPoolRescuesItemsBehindHungOnes(t *testing.T) {
 			return
 		}
 		wg.Done()
-	})
+	}, nil)
 	waitFor(t, "the items behind the hung ones", &wg)
 }
 
@@ -89,7 +89,27 @@ func TestPoolDoesNotRescueWhileItProgresses(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		running.Add(-1)
-	})
+	}, nil)
 	waitFor(t, "every item", &wg)
 	assert.LessOrEqual(t, most.Load(), int32(2))
+}
+
+// drained is called once, after every item has returned, and not before.
+func TestPoolTellsWhenDrained(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 500} {
+		var returned, calls atomic.Int32
+		var wg sync.WaitGroup
+		wg.Add(1)
+		runPool(make([]int, n), 2, time.Millisecond, func(int) {
+			time.Sleep(time.Duration(n%3) * time.Microsecond)
+			returned.Add(1)
+		}, func() {
+			assert.EqualValues(t, n, returned.Load(), "drained before every item returned")
+			calls.Add(1)
+			wg.Done()
+		})
+		waitFor(t, "drained", &wg)
+		time.Sleep(time.Millisecond)
+		assert.EqualValues(t, 1, calls.Load(), "drained called once for %d items", n)
+	}
 }

@@ -57,9 +57,9 @@ type Registry struct {
 	cancelStart context.CancelFunc // cancels Start's initializations, for Stop
 	stopDone    chan struct{}      // closed when Stop's work has ended; nil before Stop
 	stopErr     error              // Stop's result, once stopDone is closed
-	// reported holds the jobs of the rollback and of Stop, by provider id:
-	// Report reads their outcomes when asked, so that late results show.
-	reported       map[string]*job
+	// reported holds the runs of the rollback and of Stop: Report reads
+	// their jobs' outcomes when asked, so that late results show.
+	reported       []*run
 	reportDuration time.Duration
 }
 

@@ -278,18 +278,21 @@ func link(tasks []*task, index map[string]*task) {
 	}
 }
 
-// outcomes returns the outcome of every task the run claimed, and the
-// errors of those that failed, ordered by provider id so that the joined
-// error reads the same on every run.
-func (ru *run) outcomes() (map[string]Outcome, []error) {
-	all := make(map[string]Outcome, ru.mine)
+// summarize counts the outcomes of the tasks the run claimed into e, adds
+// them to e's report if it has a map, and returns the errors of those that
+// failed, ordered by provider id so that the joined error reads the same
+// on every run.
+func (ru *run) summarize(e *CleanupEnded) []error {
 	var failed []*task
 	for _, t := range ru.tasks {
 		if !t.mine {
 			continue
 		}
 		o, _ := t.j.outcome()
-		all[t.j.n.id] = o
+		e.count(o.Result)
+		if e.Report.Providers != nil {
+			e.Report.Providers[t.j.n.id] = o
+		}
 		if o.Err != nil {
 			failed = append(failed, t)
 		}
@@ -297,9 +300,10 @@ func (ru *run) outcomes() (map[string]Outcome, []error) {
 	slices.SortFunc(failed, func(a, b *task) int { return strings.Compare(a.j.n.id, b.j.n.id) })
 	errs := make([]error, len(failed))
 	for i, t := range failed {
-		errs[i] = all[t.j.n.id].Err
+		o, _ := t.j.outcome()
+		errs[i] = o.Err
 	}
-	return all, errs
+	return errs
 }
 
 // cleaned reports one provider's cleanup, unless no one listens for a

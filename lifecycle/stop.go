@@ -78,31 +78,21 @@ func (r *Registry) Stop(ctx context.Context) error {
 	return err
 }
 
-// cleanupRun executes ru, a Stop or a rollback, and records its jobs in the
+// cleanupRun executes ru, a Stop or a rollback, and keeps it for the
 // report, which reads each job's outcome when asked, so that a late result
 // shows there. It returns the errors of the cleanups that failed.
 func (r *Registry) cleanupRun(ru *run) []error {
 	began := time.Now()
 	ru.execute()
 	took := time.Since(began)
-	outcomes, errs := ru.outcomes()
 
 	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
-	if !r.quiet() { // a copy for observers, kept only if someone listens
-		ended.Report.Providers = outcomes
+	if !r.quiet() { // a copy for observers, made only if someone listens
+		ended.Report.Providers = make(map[string]Outcome, ru.mine)
 	}
-	for _, o := range outcomes {
-		ended.count(o.Result)
-	}
+	errs := ru.summarize(&ended)
 	r.mu.Lock()
-	if r.reported == nil {
-		r.reported = make(map[string]*job, ru.mine)
-	}
-	for _, t := range ru.tasks {
-		if t.mine {
-			r.reported[t.j.n.id] = t.j
-		}
-	}
+	r.reported = append(r.reported, ru)
 	r.reportDuration += took
 	r.mu.Unlock()
 	r.emit(ended)
@@ -116,9 +106,17 @@ func (r *Registry) cleanupRun(ru *run) []error {
 func (r *Registry) Report() StopReport {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome, len(r.reported))}
-	for id, j := range r.reported {
-		out.Providers[id], _ = j.outcome()
+	n := 0
+	for _, ru := range r.reported {
+		n += ru.mine
+	}
+	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome, n)}
+	for _, ru := range r.reported {
+		for _, t := range ru.tasks {
+			if t.mine { // a provider's cleanup is claimed by one run only
+				out.Providers[t.j.n.id], _ = t.j.outcome()
+			}
+		}
 	}
 	return out
 }
