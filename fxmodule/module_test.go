@@ -3,8 +3,10 @@ package fxmodule_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -346,4 +348,69 @@ func TestDuplicateProviderIDFailsTheApp(t *testing.T) {
 		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "db", jnl: j}} }),
 	)
 	require.ErrorIs(t, app.Err(), lifecycle.ErrDuplicateID)
+}
+
+// flusher is a provider whose cleanup takes a little time and ignores its
+// context, as a buffer's flush does.
+type flusher struct {
+	id       string
+	cleanups atomic.Int32
+}
+
+func (f *flusher) ID() string                       { return f.id }
+func (f *flusher) Initialize(context.Context) error { return nil }
+func (f *flusher) Cleanup(context.Context) error {
+	f.cleanups.Add(1)
+	time.Sleep(2 * time.Millisecond)
+	return nil
+}
+
+// An fx app whose other hooks used up nearly all of StopTimeout: the
+// registry's Stop gets a context that runs out within a millisecond.
+// Nothing crashes, app.Stop returns, every provider is in the report and is
+// cleaned up once, and the cleanups the registry stopped waiting for have
+// their real results in the report once they return.
+//
+// fx runs no further OnStop hook once its context is done. If the earlier
+// hook took all of it, the registry's hook never ran; the test then calls
+// Stop with the done context itself, as a backstop after app.Stop would.
+func TestRegistryStopsWhenEarlierHooksUsedUpTheStopTimeout(t *testing.T) {
+	const stopTimeout = 20 * time.Millisecond
+	for i := range 20 {
+		var reg *lifecycle.Registry
+		var fs []*flusher
+		opts := []fx.Option{fx.NopLogger, fx.Populate(&reg), fx.StopTimeout(stopTimeout), fxmodule.Module}
+		for j := range 6 {
+			f := &flusher{id: fmt.Sprintf("flusher-%d", j)}
+			fs = append(fs, f)
+			opts = append(opts, fxmodule.Provide(fx.Annotated{Name: f.id, Target: func() *flusher { return f }}))
+		}
+		// Appended after the registry's hooks, so fx stops it first.
+		slow := stopTimeout - time.Millisecond + time.Duration(i)*50*time.Microsecond
+		opts = append(opts, fx.Invoke(func(lc fx.Lifecycle, _ *lifecycle.Registry) {
+			lc.Append(fx.Hook{OnStop: func(context.Context) error { time.Sleep(slow); return nil }})
+		}))
+		app := fx.New(opts...)
+		require.NoError(t, app.Start(context.Background()))
+		testkit.Within(t, "app.Stop", func() {
+			ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+			defer cancel()
+			if err := app.Stop(ctx); err != nil && len(reg.Report().Providers) == 0 {
+				_ = reg.Stop(ctx) // fx skipped the registry's hook
+			}
+		})
+		for _, f := range fs {
+			require.Eventually(t, func() bool { return f.cleanups.Load() == 1 }, wait, time.Millisecond, "%s cleaned up once", f.id)
+		}
+		// app.Stop returns at its deadline; the registry's Stop, on fx's
+		// goroutine, returns promptly after.
+		require.Eventually(t, func() bool { return len(reg.Report().Providers) == len(fs) }, wait, time.Millisecond)
+		require.Eventually(t, func() bool {
+			return reg.Report().Count(lifecycle.ResultOK) == len(fs)
+		}, wait, time.Millisecond, "late results replace abandoned: %v", reg.Report().Providers)
+		time.Sleep(3 * time.Millisecond)
+		for _, f := range fs {
+			require.EqualValues(t, 1, f.cleanups.Load(), f.id)
+		}
+	}
 }

@@ -198,3 +198,63 @@ func TestStopWithDoneContextDuringStart(t *testing.T) {
 		<-started
 	}
 }
+
+// Property 7: a cleanup that Stop abandoned and that returns afterwards has
+// its real result in the report, marked late; one that overran its own
+// timeout stays timed out. Either way the late return is an event.
+func TestLateResultsReplaceAbandoned(t *testing.T) {
+	tests := []struct {
+		name       string
+		timeout    time.Duration // the provider's own
+		stopIn     time.Duration // Stop's context
+		returns    error
+		wantBefore lifecycle.Result
+		wantAfter  lifecycle.Result
+		wantLate   bool
+	}{
+		{"abandoned, then ok", time.Hour, 20 * time.Millisecond, nil, lifecycle.ResultAbandoned, lifecycle.ResultOK, true},
+		{"abandoned, then an error", time.Hour, 20 * time.Millisecond, errBoom, lifecycle.ResultAbandoned, lifecycle.ResultError, true},
+		{"timed out, then ok", 20 * time.Millisecond, time.Hour, nil, lifecycle.ResultTimeout, lifecycle.ResultTimeout, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release, open := gate(t)
+			obs := &events{}
+			r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+			f := newFake("f", &journal{})
+			f.cleanup = func(context.Context) error { <-release; return tt.returns }
+			mustRegister(t, r, f, lifecycle.Timeout(tt.timeout))
+			require.NoError(t, r.Start(context.Background()))
+			ctx, cancel := context.WithTimeout(context.Background(), tt.stopIn)
+			defer cancel()
+			require.Error(t, r.Stop(ctx))
+			before := r.Report().Providers["f"]
+			require.Equal(t, tt.wantBefore, before.Result)
+			require.False(t, before.Late)
+
+			open()
+			eventually(t, "the late return is an event", func() bool {
+				for _, e := range obs.snapshot() {
+					if late, ok := e.(lifecycle.ProviderReturnedLate); ok && late.ID == "f" && late.Op == "cleanup" {
+						return true
+					}
+				}
+				return false
+			})
+			after := r.Report().Providers["f"]
+			assert.Equal(t, tt.wantAfter, after.Result)
+			assert.Equal(t, tt.wantLate, after.Late)
+			if tt.returns != nil {
+				assert.ErrorIs(t, after.Err, tt.returns)
+			}
+			var info *lifecycle.Outcome
+			for _, p := range r.Providers() {
+				if p.ID == "f" {
+					info = p.Outcome
+				}
+			}
+			require.NotNil(t, info)
+			assert.Equal(t, after, *info, "Providers agrees with Report")
+		})
+	}
+}
