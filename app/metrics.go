@@ -23,8 +23,11 @@ type Metrics struct {
 
 	registry atomic.Pointer[lifecycle.Registry] // for leases, read at scrape time
 
-	mu   sync.Mutex // guards last
+	mu   sync.Mutex // guards last, gone and the health series
 	last map[string]lifecycle.Outcome
+	// gone holds the ids of providers removed at run time: a health poll
+	// that began before the removal must not bring their series back.
+	gone map[string]bool
 }
 
 var _ lifecycle.Observer = (*Metrics)(nil)
@@ -48,6 +51,7 @@ func NewMetrics() *Metrics {
 			Name: "gleitzeit_provider_health", Help: "1 for each provider's current health status, 0 for the others.",
 		}, []string{"provider", "status"}),
 		last: map[string]lifecycle.Outcome{},
+		gone: map[string]bool{},
 	}
 	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, leases{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -61,13 +65,19 @@ func (m *Metrics) watch(r *lifecycle.Registry) { m.registry.Store(r) }
 
 // Observe records each provider's cleanup.
 func (m *Metrics) Observe(e lifecycle.Event) {
-	if c, ok := e.(lifecycle.ProviderCleaned); ok {
-		m.cleanupSeconds.WithLabelValues(c.ID, c.Outcome.Result.String()).Observe(c.Outcome.Duration.Seconds())
+	switch e := e.(type) {
+	case lifecycle.ProviderRegistered:
 		m.mu.Lock()
-		m.last[c.ID] = c.Outcome
+		delete(m.gone, e.ID) // an id taken again
 		m.mu.Unlock()
-		if c.Trigger == lifecycle.TriggerUnregister {
-			m.health.DeletePartialMatch(prometheus.Labels{"provider": c.ID})
+	case lifecycle.ProviderCleaned:
+		m.cleanupSeconds.WithLabelValues(e.ID, e.Outcome.Result.String()).Observe(e.Outcome.Duration.Seconds())
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.last[e.ID] = e.Outcome
+		if e.Trigger == lifecycle.TriggerUnregister {
+			m.gone[e.ID] = true
+			m.health.DeletePartialMatch(prometheus.Labels{"provider": e.ID})
 		}
 	}
 }
@@ -80,7 +90,12 @@ func (m *Metrics) observeTask(r TaskRecord) {
 var statuses = []lifecycle.Status{lifecycle.StatusUnknown, lifecycle.StatusHealthy, lifecycle.StatusDegraded, lifecycle.StatusUnhealthy}
 
 func (m *Metrics) observeHealth(rep lifecycle.HealthReport) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for id, h := range rep.Providers {
+		if m.gone[id] {
+			continue
+		}
 		for _, s := range statuses {
 			v := 0.0
 			if s == h.Status {

@@ -42,22 +42,25 @@ type batch struct {
 // first; a method that overruns keeps its goroutine, and its late return is
 // reported as a [ProviderReturnedLate] event.
 //
-// A provider without a cleanup method and without leases has nothing to
-// wait for: its job ends at once, skipped, without telling its run, and is
-// returned so that the caller counts it. A job that has ended meanwhile (a
+// A provider without a cleanup method, leases or an Initialize still
+// running has nothing to wait for: its job ends at once, skipped, without
+// telling its run, and is returned so that the caller counts it. A job that has ended meanwhile (a
 // Stop whose context is done ended it) does not begin.
 func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*job) (endedNow []*job) {
 	b := &batch{r: r, caller: caller, began: time.Now()}
 	b.mu.Lock()
 	for _, j := range jobs {
-		if j.n.cleanup == nil && j.n.leaseCount() == 0 {
+		if j.n.cleanup == nil && !j.n.holdsOn() {
 			skipped := Outcome{Result: ResultSkipped, Reason: ReasonNoMethod}
-			switch runs, ended := j.start(b.began); {
-			case runs && ended:
-				j.returnedLate(skipped)
-			case runs:
-				j.record(skipped)
-				endedNow = append(endedNow, j)
+			if runs, _ := j.start(b.began); runs {
+				// A Stop cut short may end the job between start and record:
+				// then it has told the run, and skipped replaces abandoned.
+				if j.record(skipped) {
+					endedNow = append(endedNow, j)
+				} else {
+					j.returnedLate(skipped)
+				}
+				j.markReturned()
 			}
 			continue
 		}

@@ -33,12 +33,19 @@
 // As OnStop follows OnStart in fx, a provider is cleaned up only if its
 // Initialize began: one that Start never reached holds nothing, and is
 // reported skipped, with [ReasonNotInitialized]. A provider without
-// Initialize counts as initialized once Start reaches it. Once a provider's
-// cleanup is claimed, or Stop has begun, its Initialize never begins; and a
-// cleanup never runs beside its provider's Initialize: it waits, within its
-// timeout, for an Initialize that Start stopped waiting for to return, and
-// if its timeout runs out first, it still runs, late, once Initialize
-// returns.
+// Initialize counts as initialized once Start reaches it. Whether a
+// provider's Initialize begins and whether its cleanup is claimed are
+// decided under one lock, so exactly one of "it began, and its cleanup
+// waits for it" and "it never will" holds; once Stop has begun, Start
+// begins no further Initialize (one it has just begun may still be
+// entering, with a cancelled context). A cleanup never runs beside its
+// provider's Initialize: it waits for an Initialize that Start stopped
+// waiting for to return, and that wait holds back the cleanups of the
+// providers it depends on, within its timeout. If the timeout runs out
+// first, the bound wins, as for any cleanup that overruns: the outcome is
+// timeout, the dependencies' cleanups go ahead, and Cleanup still runs,
+// late, once Initialize returns, so that the provider releases what it
+// holds itself.
 //
 // # Bounds
 //

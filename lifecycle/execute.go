@@ -16,6 +16,7 @@ import (
 // its deadline passes is ended by it, and the goroutine goes on waiting, so
 // that the provider is closed, late, once its Initialize returns.
 func (r *Registry) execute(b *batch, j *job) {
+	defer j.markReturned()
 	n := j.n
 	n.awaitInitAndLeases(b.ctx) // a deadline here is the batch's to report
 	var err error
@@ -32,11 +33,10 @@ func (r *Registry) execute(b *batch, j *job) {
 	if _, ended := j.outcome(); !ended {
 		j.end(r.overdue(b.caller, j))
 	}
-	if n.cleanup == nil {
-		return
-	}
 	j.returnedLate(o)
-	r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err})
+	if n.cleanup != nil {
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err})
+	}
 }
 
 // returned is the outcome of a cleanup method that returned.

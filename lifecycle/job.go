@@ -39,9 +39,13 @@ type job struct {
 	mu      sync.Mutex // guards the fields below
 	state   jobState
 	began   time.Time     // when it began running
-	batch   *batch        // the cleanups begun with it, once running
 	out     Outcome       // once ended
 	endedCh chan struct{} // closed when ended; made by the first waiter
+	// returned: the goroutine that runs the cleanup is through (its method
+	// returned, or it had none to call), or none will run. A job can end
+	// long before that, when its caller stops waiting.
+	returned   bool
+	returnedCh chan struct{} // closed when returned is set; made by the first waiter
 }
 
 // closed is what wait returns for a job that has ended.
@@ -63,7 +67,7 @@ func claim(n *node, trigger Trigger, t *task, j *job) *job {
 	}
 	j.n, j.trigger, j.task = n, trigger, t
 	if n.state == initPending {
-		j.state = jobEnded
+		j.state, j.returned = jobEnded, true
 		j.out = Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized}
 	}
 	n.job = j
@@ -134,6 +138,57 @@ func (j *job) returnedLate(o Outcome) bool {
 	}
 	o.Late = true
 	j.out = o
+	return true
+}
+
+// markReturned records that the cleanup's goroutine is through.
+func (j *job) markReturned() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.returned = true
+	if j.returnedCh != nil {
+		close(j.returnedCh)
+	}
+}
+
+// holding reports whether the job still holds back the cleanups of the
+// providers its provider depends on, although it has ended: it was
+// abandoned (its caller, an Unregister or a Stop, stopped waiting), and its
+// method still runs within the provider's own timeout. A Stop with time
+// left then waits for it, on returned or until deadline, as it would have
+// waited had it begun the cleanup itself.
+func (j *job) holding() (returned <-chan struct{}, deadline time.Time, holds bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.state.over() || j.out.Result != ResultAbandoned || j.returned || j.began.IsZero() {
+		return nil, time.Time{}, false
+	}
+	deadline = j.began.Add(j.n.timeout)
+	if !time.Now().Before(deadline) {
+		return nil, time.Time{}, false
+	}
+	if j.returnedCh == nil {
+		j.returnedCh = make(chan struct{})
+	}
+	return j.returnedCh, deadline, true
+}
+
+// awaitHolding waits while the job holds back its dependencies (see
+// holding), or until stop is closed. It reports whether it waited to the
+// end rather than being stopped.
+func (j *job) awaitHolding(stop <-chan struct{}) bool {
+	returned, deadline, holds := j.holding()
+	if !holds {
+		return true
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-returned:
+	case <-timer.C:
+	case <-stop:
+		return false
+	}
 	return true
 }
 

@@ -171,6 +171,14 @@ func (n *node) awaitInitAndLeases(ctx context.Context) {
 	}
 }
 
+// holdsOn reports whether a cleanup of n has something to wait for: an
+// Initialize still running, or leases.
+func (n *node) holdsOn() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.initRunning || n.leases > 0
+}
+
 func (n *node) leaseCount() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()

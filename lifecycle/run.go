@@ -63,7 +63,9 @@ func (r *Registry) claimRun(ctx context.Context, nodes []*node, trigger Trigger)
 			j := n.job
 			n.mu.Unlock()
 			if _, ended := j.outcome(); ended {
-				continue // cleaned up already
+				if _, _, holds := j.holding(); !holds {
+					continue // cleaned up already
+				}
 			}
 			t.j = j
 		}
@@ -125,12 +127,17 @@ func (ru *run) execute() {
 }
 
 // relay tells the run when another caller's cleanup, which the run waits
-// for, ends; or gives up once the run has settled without it.
+// for, ends, and, if that caller abandoned it, when its method returns or
+// its provider's own timeout passes; or gives up once the run has settled
+// without it.
 func (ru *run) relay(t *task) {
 	select {
 	case <-t.j.wait():
-		ru.ended(t)
 	case <-ru.settled:
+		return
+	}
+	if t.j.awaitHolding(ru.settled) {
+		ru.ended(t)
 	}
 }
 

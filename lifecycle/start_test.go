@@ -297,3 +297,59 @@ func TestStopDuringRollbackWaitsForIt(t *testing.T) {
 	assert.EqualValues(t, 0, audit.cleanups.Load(), "never initialized")
 	assert.Len(t, r.Report().Providers, 3)
 }
+
+// initOnly is a provider with an Initialize and no cleanup method.
+type initOnly struct {
+	id   string
+	init func(context.Context) error
+}
+
+func (p *initOnly) ID() string                           { return p.id }
+func (p *initOnly) Initialize(ctx context.Context) error { return p.init(ctx) }
+
+// Property 3 and 7: a dependent's abandoned Initialize holds back its
+// dependency's cleanup, within the dependent's timeout, even when the
+// dependent has no cleanup method: the Initialize may still be using the
+// dependency (found in review: a provider with nothing to call was skipped
+// at once, and its dependency closed under its Initialize).
+func TestAbandonedInitializeHoldsBackItsDependency(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db := newFake("db", jnl)
+	mustRegister(t, r, db)
+	api := &initOnly{id: "api", init: func(context.Context) error {
+		time.Sleep(60 * time.Millisecond) // ignores its context, and uses db
+		jnl.Add("api initialize returned")
+		return nil
+	}}
+	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(40*time.Millisecond))
+	require.ErrorIs(t, r.Start(context.Background()), context.DeadlineExceeded)
+	jnl.Before(t, "api initialize returned", "begin db")
+	rep := r.Report()
+	assert.Equal(t, lifecycle.ResultSkipped, rep.Providers["api"].Result)
+	assert.Equal(t, lifecycle.ReasonNoMethod, rep.Providers["api"].Reason)
+	assert.Equal(t, lifecycle.ResultOK, rep.Providers["db"].Result)
+}
+
+// The bound wins over the order, as for any cleanup that overruns: when a
+// dependent's Initialize outlasts the dependent's own cleanup timeout, the
+// dependency's cleanup goes ahead, and the dependent's Cleanup still runs,
+// late, once its Initialize returns, so that it releases what it holds
+// itself. It may then find its dependency closed: a provider's Cleanup
+// must cope with that, as it must with a dependency that timed out.
+func TestAnInitializeThatOutlastsItsCleanupTimeoutDoesNotHoldBackItsDependency(t *testing.T) {
+	release, open := gate(t)
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db, api := newFake("db", jnl), newFake("api", jnl)
+	api.initialize = func(context.Context) error { <-release; return nil } // ignores its context
+	mustRegister(t, r, db)
+	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(20*time.Millisecond))
+	within(t, "Start", func() { require.Error(t, r.Start(context.Background())) })
+	assert.EqualValues(t, 1, db.cleanups.Load(), "db's cleanup went ahead at api's timeout")
+	assert.Equal(t, lifecycle.ResultTimeout, r.Report().Providers["api"].Result)
+	assert.EqualValues(t, 0, api.cleanups.Load(), "not beside its Initialize")
+	open()
+	eventually(t, "api's Cleanup runs once its Initialize returned", func() bool { return jnl.Has("end api") })
+	assert.EqualValues(t, 1, api.cleanups.Load())
+}

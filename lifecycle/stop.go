@@ -69,7 +69,7 @@ func (r *Registry) Stop(ctx context.Context) error {
 	errs := r.cleanupRun(ru)
 
 	r.mu.Lock()
-	r.reportDuration = time.Since(began)
+	r.reportDuration += time.Since(began)
 	r.stopErr = errors.Join(errs...)
 	r.phase = phaseStopped
 	err := r.stopErr
@@ -93,29 +93,33 @@ func (r *Registry) cleanupRun(ru *run) []error {
 	errs := ru.summarize(&ended)
 	r.mu.Lock()
 	r.reported = append(r.reported, ru)
-	r.reportDuration += took
+	if ru.trigger == TriggerRollback { // Stop adds its whole duration itself
+		r.reportDuration += took
+	}
 	r.mu.Unlock()
 	r.emit(ended)
 	return errs
 }
 
-// Report returns the per-provider outcome of the cleanups that Stop ran,
-// together with those of a failed Start's rollback. Before either, it is
-// empty. A cleanup that Stop abandoned and that returned since shows its
+// Report returns the per-provider outcome of every provider the registry
+// held when Stop began (a cleanup another caller had begun and not ended
+// then, with that caller's outcome), together with those of a failed
+// Start's rollback. Before either, it is empty. A cleanup that Stop abandoned and that returned since shows its
 // real result, with Late set.
 func (r *Registry) Report() StopReport {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	n := 0
 	for _, ru := range r.reported {
-		n += ru.mine
+		n += len(ru.tasks)
 	}
 	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome, n)}
 	for _, ru := range r.reported {
+		// A task another caller claimed (an Unregister or the rollback in
+		// flight when Stop began) is reported with that caller's outcome:
+		// the provider was registered when Stop began.
 		for _, t := range ru.tasks {
-			if t.mine { // a provider's cleanup is claimed by one run only
-				out.Providers[t.j.n.id], _ = t.j.outcome()
-			}
+			out.Providers[t.j.n.id], _ = t.j.outcome()
 		}
 	}
 	return out

@@ -49,7 +49,18 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
 	r.begin(ctx, n.timeout, []*job{j}) // a provider never initialized has ended already, skipped
 	<-j.wait()                         // bounded: the job ends by its deadline, which ctx bounds
-	r.remove(n)
+	if _, _, holds := j.holding(); holds {
+		// ctx ran out while the cleanup still runs within its own timeout.
+		// The provider stays registered until it returns: a Stop must not
+		// clean up what it depends on beside it, the providers it depends
+		// on cannot be unregistered before it, and its id cannot be taken.
+		go func() {
+			j.awaitHolding(nil)
+			r.remove(n)
+		}()
+	} else {
+		r.remove(n)
+	}
 	o, _ := j.outcome()
 	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: o})
 	r.emit(endedOne(TriggerUnregister, id, o))

@@ -134,3 +134,32 @@ func TestUnregisterAfterStopFails(t *testing.T) {
 	require.NoError(t, r.Stop(context.Background()))
 	require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrStopped)
 }
+
+// An Unregister whose context ran out abandons the cleanup, which goes on
+// within the provider's own timeout. Until it returns the provider stays
+// registered: a later Stop does not clean up what it depends on beside it,
+// and its id cannot be taken (found in review, and by FuzzRegistry).
+func TestAbandonedUnregisterStillHoldsBackItsDependencies(t *testing.T) {
+	jnl := &journal{}
+	r := lifecycle.NewRegistry()
+	db, api := newFake("db", jnl), newFake("api", jnl)
+	release, open := gate(t)
+	api.cleanup = ignoring(release) // a flush that ignores its context
+	mustRegister(t, r, db)
+	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
+	require.NoError(t, r.Start(context.Background()))
+
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, r.Unregister(done, "api"), context.Canceled)
+	require.ErrorIs(t, r.Register(newFake("api", jnl)), lifecycle.ErrDuplicateID, "the id is still held")
+	require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrHasDependents)
+
+	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+	time.Sleep(20 * time.Millisecond)
+	assert.False(t, jnl.Has("begin db"), "db's cleanup began beside api's")
+	open()
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+	jnl.Before(t, "end api", "begin db")
+	assert.Contains(t, r.Report().Providers, "api")
+}
