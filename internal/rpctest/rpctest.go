@@ -54,7 +54,11 @@ func Serve() {
 	}
 	switch mode {
 	case Server:
-		conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}), jsonrpc2.HandlerWithError(handle))
+		// Async: a call handled while another sleeps, as a real server
+		// would. Handled one at a time, an "exit" sent behind a long
+		// "sleep" waited for it, and a test that expected the exit to cut
+		// the sleep short waited the whole sleep instead.
+		conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}), jsonrpc2.AsyncHandler(jsonrpc2.HandlerWithError(handle)))
 		<-conn.DisconnectNotify()
 		if !stubborn {
 			os.Exit(0)
