@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
 //go:embed defaults.yaml
@@ -75,7 +77,8 @@ type OllamaTemplate struct {
 type ProcessTemplate struct {
 	Command      []string `json:"command"`
 	Dir          string   `json:"dir"`
-	Env          []string `json:"env"`
+	Env          []string `json:"env"`         // KEY=VALUE: the child's own environment
+	InheritEnv   []string `json:"inherit_env"` // names of the service's variables to pass on, besides PATH, HOME, LANG, TZ and TMPDIR
 	Grace        string   `json:"grace"`
 	ReadyMethod  string   `json:"ready_method"`
 	HealthMethod string   `json:"health_method"`
@@ -312,6 +315,16 @@ func checkTemplate(field string, t Template) (Template, error) {
 		if t.Process.Grace != "" {
 			if _, err := duration(field+".process.grace", t.Process.Grace, false); err != nil {
 				return t, err
+			}
+		}
+		for i, kv := range t.Process.Env {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return t, bad(fmt.Sprintf("%s.process.env[%d]", field, i), "want KEY=VALUE, got %q", lifecycle.Redact(kv))
+			}
+		}
+		for i, name := range t.Process.InheritEnv {
+			if name == "" || strings.Contains(name, "=") {
+				return t, bad(fmt.Sprintf("%s.process.inherit_env[%d]", field, i), "want a variable's name, got %q", name)
 			}
 		}
 	case "":

@@ -98,6 +98,8 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"process without command", "templates: {t: {kind: process, protocol: p/v1}}\n", nil, "config: templates.t.process.command: required"},
 		{"process without protocol", "templates: {t: {kind: process, process: {command: [x]}}}\n", nil, "config: templates.t.protocol: required"},
 		{"bad grace", "templates: {t: {kind: process, protocol: p, process: {command: [x], grace: forever}}}\n", nil, `config: templates.t.process.grace: want a duration`},
+		{"bad child env", "templates: {t: {kind: process, protocol: p, process: {command: [x], env: [A=1, NOEQUALS]}}}\n", nil, `config: templates.t.process.env[1]: want KEY=VALUE, got "NOEQUALS"`},
+		{"bad inherit_env", "templates: {t: {kind: process, protocol: p, process: {command: [x], inherit_env: [\"A=1\"]}}}\n", nil, `config: templates.t.process.inherit_env[0]: want a variable's name`},
 		{"bad log format", "log_format: xml\n", nil, `config: log_format: want "json" or "console", got "xml"`},
 		{"bad flag value", "", []string{"-shutdown-timeout", "0s"}, "config: shutdown.timeout: must be positive, got 0s"},
 		{"unknown flag", "", []string{"-nope"}, "config: flags: flag provided but not defined: -nope"},

@@ -165,8 +165,8 @@ func (e *Engine) build(id string, t Template) (lifecycle.Provider, handler, erro
 		return p, llmHandler(p), nil
 	case "process":
 		grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
-		p, err := process.New(process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir, Env: t.Process.Env,
-			Protocol: t.Protocol, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
+		p, err := process.New(process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir,
+			Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Protocol: t.Protocol, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
 		if err != nil {
 			return nil, nil, err
 		}

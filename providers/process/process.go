@@ -44,8 +44,13 @@ type Config struct {
 	Command []string
 	// Dir is the working directory; the service's if empty.
 	Dir string
-	// Env is added to the service's environment.
+	// Env is the child's own environment, as KEY=VALUE entries. The child
+	// gets these, the service's variables named in BaseEnv and those named
+	// in InheritEnv, and nothing else: see BaseEnv.
 	Env []string
+	// InheritEnv names variables of the service's environment to pass to
+	// the child besides BaseEnv.
+	InheritEnv []string
 	// Protocol names what the child serves, such as "python/v1" or
 	// "mcp/v1", for whoever routes work to providers.
 	Protocol string
@@ -104,6 +109,9 @@ func New(cfg Config) (*Process, error) {
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("process: Config.Grace is negative (%v)", cfg.Grace)
 	}
+	if err := checkEnv(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.ID == "" {
 		cfg.ID = "process"
 	}
@@ -143,7 +151,7 @@ func (p *Process) Initialize(ctx context.Context) error {
 	}
 	cmd := exec.Command(p.path, p.cfg.Command[1:]...)
 	cmd.Dir = p.cfg.Dir
-	cmd.Env = append(os.Environ(), p.cfg.Env...)
+	cmd.Env = childEnv(p.cfg, os.LookupEnv)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, p.cfg.Stderr
 	// Pdeathsig: if this process dies without cleaning up (a crash, a
 	// SIGKILL, a forced exit), the kernel kills the child.

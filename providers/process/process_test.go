@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -221,4 +223,53 @@ func TestUnderTheRegistry(t *testing.T) {
 	require.ErrorIs(t, err, process.ErrKilled)
 	assert.Equal(t, lifecycle.ResultError, r.Report().Providers["python"].Result)
 	assert.True(t, gone(pid))
+}
+
+// A child gets an allow-list environment: BaseEnv, the names its Config
+// inherits, and its own Env. The service's secrets stay with the service.
+func TestChildGetsAnAllowListEnvironment(t *testing.T) {
+	t.Setenv("GLEITZEIT_ADMIN_TOKEN", "s3cret-token")
+	t.Setenv("GLEITZEIT_STORE_DSN", "postgres://app:hunter2@db/app")
+	t.Setenv("ASKED_FOR", "yes")
+	t.Setenv("LANG", "C.UTF-8")
+	p := start(t, rpctest.Server, false, process.Config{InheritEnv: []string{"ASKED_FOR"}})
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pidOf(t, p)))
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	_, own := rpctest.Command(rpctest.Server, false)
+	allowed := append(slices.Clone(process.BaseEnv), "ASKED_FOR")
+	for _, kv := range own {
+		k, _, _ := strings.Cut(kv, "=")
+		allowed = append(allowed, k)
+	}
+	for k := range env {
+		assert.Contains(t, allowed, k, "the child got %s", k)
+	}
+	assert.Equal(t, "yes", env["ASKED_FOR"])
+	assert.Equal(t, "C.UTF-8", env["LANG"])
+	assert.Equal(t, os.Getenv("PATH"), env["PATH"])
+	assert.NotContains(t, string(raw), "s3cret-token")
+	assert.NotContains(t, string(raw), "hunter2")
+}
+
+func TestBadEnvIsRefused(t *testing.T) {
+	argv, _ := rpctest.Command(rpctest.Server, false)
+	for _, tt := range []struct {
+		name string
+		cfg  process.Config
+		want string
+	}{
+		{"no equals sign", process.Config{Command: argv, Env: []string{"FOO"}}, `Config.Env[0]: want KEY=VALUE, got "FOO"`},
+		{"empty key", process.Config{Command: argv, Env: []string{"A=1", "=x"}}, `Config.Env[1]`},
+		{"inherit with equals", process.Config{Command: argv, InheritEnv: []string{"A=1"}}, `Config.InheritEnv[0]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := process.New(tt.cfg)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
 }
