@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -296,4 +298,25 @@ func TestMetrics(t *testing.T) {
 	assert.NotContains(t, text, `gleitzeit_provider_health{provider="echo-2"`, "a removed provider's health series is gone")
 	assert.NotContains(t, text, fmt.Sprint(token))
 	assert.False(t, strings.Contains(text, token))
+}
+
+// An audit log that a crash left ending inside a record is repaired when
+// the service starts: the torn record is dropped and logged, and the next
+// task's audit line is a line of its own.
+func TestTornAuditLogIsRepairedOnStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	torn := `{"id":"t1","status":"ok"}` + "\n" + `{"id":"t2","sta`
+	require.NoError(t, os.WriteFile(path, []byte(torn), 0o640))
+	s := start(t, fmt.Sprintf("audit: {path: %q}\n", path))
+	s.waitHealthy()
+	assert.Contains(t, s.logs.String(), "audit log repaired")
+	assert.Contains(t, s.logs.String(), `"bytes_dropped": 15`)
+	code, _, msg := s.task("echo/v1", "echo", 1)
+	require.Equal(t, 200, code, msg)
+	s.stop()
+	lines := auditLines(t, path)
+	require.Len(t, lines, 2)
+	for _, l := range lines {
+		assert.True(t, json.Valid([]byte(l)), "line %q", l)
+	}
 }

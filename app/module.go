@@ -24,10 +24,13 @@ func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
 			lifecycle.WithDefaultTimeout(s.ProviderTimeout),
 			lifecycle.WithObserver(m),
 		),
-		fx.Supply(
-			sqldb.Config{ID: storeID, DSN: s.StoreDSN},
-			file.Config{ID: auditID, Path: s.AuditPath},
-		),
+		fx.Supply(sqldb.Config{ID: storeID, DSN: s.StoreDSN}),
+		fx.Provide(func(log *zap.Logger) file.Config {
+			return file.Config{ID: auditID, Path: s.AuditPath, OnRepair: func(path string, dropped int64) {
+				log.Warn("audit log repaired: the last record, cut short by a crash, was dropped",
+					zap.String("path", path), zap.Int64("bytes_dropped", dropped))
+			}}
+		}),
 		fxmodule.Provide(sqldb.New),
 		fxmodule.Provide(file.New),
 		fx.Provide(newEngine, newAdmin),

@@ -1,7 +1,7 @@
 package file
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,19 +42,26 @@ type Config struct {
 	FlushInterval time.Duration
 	// Mode is the new file's permission bits; DefaultMode if zero.
 	Mode os.FileMode
+	// OnRepair, if set, is told how many bytes Initialize dropped from the
+	// end of the file: a record a crash cut short. It is for logging.
+	OnRepair func(path string, dropped int64)
 }
 
 // Writer appends JSON records to a file, one per line.
 type Writer struct {
 	cfg Config
 
-	mu      sync.Mutex // guards the fields below, and every use of buf and f
-	f       *os.File
-	buf     *bufio.Writer
-	closed  bool  // Cleanup has run
-	err     error // the last write or flush error, for health
-	records int64 // records written since Initialize
-	bytes   int64
+	mu sync.Mutex // guards the fields below, and every use of f
+	f  *os.File
+	// buf holds whole records not yet written to the file. It is written
+	// as one piece, so the file never ends inside a record because of a
+	// flush: bufio.Writer, which flushed whenever it was full, did.
+	buf      []byte
+	repaired int64 // bytes of a torn last record that Initialize dropped
+	closed   bool  // Cleanup has run
+	err      error // the last write or flush error, for health
+	records  int64 // records written since Initialize
+	bytes    int64
 
 	stop chan struct{} // closed by Cleanup to stop the flusher
 	done chan struct{} // closed when the flusher has returned
@@ -99,6 +106,11 @@ func (w *Writer) Path() string { return w.cfg.Path }
 // Initialize opens the file for appending, creating it if needed, and
 // starts the periodic flush. A missing or unwritable directory fails with
 // an error that names it.
+//
+// A file that a crash left ending inside a record (a process killed during
+// a write, or a disk full) is repaired first: it is truncated to its last
+// newline, so the next record starts a line of its own. The bytes dropped
+// are reported to Config.OnRepair and in the health resources.
 func (w *Writer) Initialize(context.Context) error {
 	dir := filepath.Dir(w.cfg.Path)
 	st, err := os.Stat(dir)
@@ -110,9 +122,17 @@ func (w *Writer) Initialize(context.Context) error {
 	case !st.IsDir():
 		return fmt.Errorf("file %q: %q is not a directory", w.cfg.Path, dir)
 	}
-	f, err := os.OpenFile(w.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
+	f, err := os.OpenFile(w.cfg.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
 	if err != nil {
 		return fmt.Errorf("file %q: cannot open for appending: %w", w.cfg.Path, err)
+	}
+	dropped, err := repairTail(f)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("file %q: repair a torn last record: %w", w.cfg.Path, err)
+	}
+	if dropped > 0 && w.cfg.OnRepair != nil {
+		w.cfg.OnRepair(w.cfg.Path, dropped)
 	}
 
 	w.mu.Lock()
@@ -121,7 +141,7 @@ func (w *Writer) Initialize(context.Context) error {
 		_ = f.Close()
 		return fmt.Errorf("file %q: already initialized", w.cfg.Path)
 	}
-	w.f, w.buf, w.closed, w.err = f, bufio.NewWriterSize(f, w.cfg.BufferSize), false, nil
+	w.f, w.buf, w.closed, w.err, w.repaired = f, make([]byte, 0, w.cfg.BufferSize), false, nil, dropped
 	if w.cfg.FlushInterval > 0 {
 		w.stop, w.done = make(chan struct{}), make(chan struct{})
 		go w.flushEvery(w.cfg.FlushInterval, w.stop, w.done)
@@ -156,9 +176,18 @@ func (w *Writer) Write(record any) error {
 	if w.closed {
 		return fmt.Errorf("file %q: %w", w.cfg.Path, ErrClosed)
 	}
-	if _, err := w.buf.Write(line); err != nil {
-		w.err = err
-		return fmt.Errorf("file %q: write: %w", w.cfg.Path, err)
+	if len(w.buf)+len(line) > cap(w.buf) && len(w.buf) > 0 {
+		if err := w.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(line) > cap(w.buf) { // larger than the buffer: one write of its own
+		if _, err := w.f.Write(line); err != nil {
+			w.err = err
+			return fmt.Errorf("file %q: write: %w", w.cfg.Path, err)
+		}
+	} else {
+		w.buf = append(w.buf, line...)
 	}
 	w.records++
 	w.bytes += int64(len(line))
@@ -193,8 +222,16 @@ func (w *Writer) Sync() error {
 	return nil
 }
 
+// flushLocked writes the buffered records in one write. What a failed
+// write did not take stays buffered, to be written by the next flush, so
+// that a record is completed rather than cut.
 func (w *Writer) flushLocked() error {
-	if err := w.buf.Flush(); err != nil {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n, err := w.f.Write(w.buf)
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	if err != nil {
 		w.err = err
 		return fmt.Errorf("file %q: flush: %w", w.cfg.Path, err)
 	}
@@ -222,8 +259,8 @@ func (w *Writer) Cleanup(context.Context) error {
 		return nil
 	}
 	var errs []error
-	if err := w.buf.Flush(); err != nil {
-		errs = append(errs, fmt.Errorf("flush: %w", err))
+	if err := w.flushLocked(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := w.f.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("fsync: %w", err))
@@ -239,8 +276,8 @@ func (w *Writer) Cleanup(context.Context) error {
 }
 
 // HealthCheck reports whether the file is open and writable, with what it
-// holds: "path", "open", "buffered_bytes", "records", "bytes" and, after a
-// failure, "last_error".
+// holds: "path", "open", "buffered_bytes", "records", "bytes", after a
+// failure "last_error", and after a repair on open "repaired_bytes".
 func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -250,8 +287,11 @@ func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 		"records": w.records,
 		"bytes":   w.bytes,
 	}
-	if w.buf != nil {
-		res["buffered_bytes"] = w.buf.Buffered()
+	if w.f != nil {
+		res["buffered_bytes"] = len(w.buf)
+	}
+	if w.repaired > 0 {
+		res["repaired_bytes"] = w.repaired
 	}
 	switch {
 	case w.f == nil:
@@ -261,4 +301,37 @@ func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "writes are failing: " + w.err.Error(), Resources: res}
 	}
 	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "open for appending", Resources: res}
+}
+
+// repairTail truncates f to its last newline, if it does not end with one,
+// and returns how many bytes it dropped. It reads backwards a block at a
+// time, so a large file costs a read or two.
+func repairTail(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	if size == 0 {
+		return 0, nil
+	}
+	const block = 64 << 10
+	b := make([]byte, block)
+	end := size
+	for end > 0 {
+		start := max(0, end-block)
+		n, err := f.ReadAt(b[:end-start], start)
+		if err != nil && n < int(end-start) {
+			return 0, err
+		}
+		if end == size && b[n-1] == '\n' {
+			return 0, nil // whole
+		}
+		if i := bytes.LastIndexByte(b[:n], '\n'); i >= 0 {
+			keep := start + int64(i) + 1
+			return size - keep, f.Truncate(keep)
+		}
+		end = start
+	}
+	return size, f.Truncate(0) // not one whole line
 }

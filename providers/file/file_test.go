@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,4 +209,67 @@ func TestUnderTheRegistry(t *testing.T) {
 	assert.Equal(t, "ok", r.Report().Providers["audit"].Result.String())
 	assert.Len(t, readRecords(t, path), 100)
 	assert.Equal(t, before, testkit.OpenFDs(t))
+}
+
+// The file never ends inside a record because of a flush: with a buffer
+// smaller than a few records, what reaches the file after each Write is
+// whole lines (a kill -9 at that moment would lose no line but the
+// buffered ones).
+func TestFlushesWriteWholeRecordsOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w, err := file.New(file.Config{Path: path, BufferSize: 100, FlushInterval: -1})
+	require.NoError(t, err)
+	require.NoError(t, w.Initialize(context.Background()))
+	defer w.Cleanup(context.Background())
+	for i := range 50 {
+		note := strings.Repeat("x", i*7) // from shorter than the buffer to longer
+		require.NoError(t, w.Write(record{Seq: i, Note: note}))
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		if len(raw) > 0 {
+			require.Equal(t, byte('\n'), raw[len(raw)-1], "after record %d the file ends inside a record", i)
+		}
+	}
+	require.NoError(t, w.Sync())
+	assert.Len(t, readRecords(t, path), 50)
+}
+
+// A file that a crash left ending inside a record is truncated to its last
+// newline on open, the bytes dropped are reported, and the next record
+// starts a line of its own.
+func TestInitializeRepairsATornLastRecord(t *testing.T) {
+	tests := []struct {
+		name     string
+		content  string
+		wantKeep string
+	}{
+		{"torn after whole records", `{"seq":1}` + "\n" + `{"seq":2}` + "\n" + `{"seq":3,"no`, `{"seq":1}` + "\n" + `{"seq":2}` + "\n"},
+		{"only a torn record", `{"seq":1,"no`, ""},
+		{"whole", `{"seq":1}` + "\n", `{"seq":1}` + "\n"},
+		{"torn beyond one read block", `{"seq":1}` + "\n" + `{"note":"` + strings.Repeat("y", 200<<10), `{"seq":1}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o640))
+			var dropped int64 = -1
+			w, err := file.New(file.Config{Path: path, OnRepair: func(p string, n int64) {
+				assert.Equal(t, path, p)
+				dropped = n
+			}})
+			require.NoError(t, err)
+			require.NoError(t, w.Initialize(context.Background()))
+			if want := int64(len(tt.content) - len(tt.wantKeep)); want > 0 {
+				assert.Equal(t, want, dropped)
+				assert.Equal(t, want, w.HealthCheck(context.Background()).Resources["repaired_bytes"])
+			} else {
+				assert.EqualValues(t, -1, dropped, "a whole file is not repaired")
+			}
+			require.NoError(t, w.Write(record{Seq: 9}))
+			require.NoError(t, w.Cleanup(context.Background()))
+			raw, err := os.ReadFile(path)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantKeep+`{"worker":0,"seq":9,"note":""}`+"\n", string(raw))
+		})
+	}
 }
