@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -44,6 +45,10 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	if err := process.BecomeSubreaper(); err != nil {
 		log.Warn("orphaned grandchildren of child processes will go to PID 1", zap.Error(err))
+	}
+	if !process.DiesWithService {
+		log.Warn("child processes outlive this service if it crashes or is killed: only Linux kills them with it (Pdeathsig)",
+			zap.String("os", runtime.GOOS))
 	}
 
 	signals := make(chan os.Signal, 2)

@@ -153,9 +153,10 @@ func (p *Process) Initialize(ctx context.Context) error {
 	cmd.Dir = p.cfg.Dir
 	cmd.Env = childEnv(p.cfg, os.LookupEnv)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdinR, stdoutW, p.cfg.Stderr
-	// Pdeathsig: if this process dies without cleaning up (a crash, a
-	// SIGKILL, a forced exit), the kernel kills the child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// A process group of its own; on Linux, Pdeathsig too: if this process
+	// dies without cleaning up (a crash, a SIGKILL, a forced exit), the
+	// kernel kills the child. See sys_linux.go and sys_other.go.
+	cmd.SysProcAttr = sysProcAttr()
 	// Wait also waits for the copy of stderr, which a grandchild that
 	// outlives the child may hold open; bound that.
 	cmd.WaitDelay = p.cfg.Grace
@@ -425,18 +426,6 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 		}
 	}
 	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: res}
-}
-
-// BecomeSubreaper makes this process the reaper of its descendants'
-// orphans (Linux's PR_SET_CHILD_SUBREAPER), so that Cleanup can reap
-// grandchildren whose parent died first instead of leaving them to a PID 1
-// that may not reap. Call it once, early in main.
-func BecomeSubreaper() error {
-	const prSetChildSubreaper = 36
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
-		return fmt.Errorf("process: become a subreaper: %w", errno)
-	}
-	return nil
 }
 
 // pipes joins the child's stdout and stdin into the one stream the JSON-RPC
