@@ -38,8 +38,11 @@ func newAdmin(lc fx.Lifecycle, e *Engine, s *Settings, m *Metrics, log *zap.Logg
 	a.srv = &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(a.log),
+		// A body trickled in slowly holds a request open; task bodies are
+		// small JSON.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    zap.NewStdLog(a.log),
 	}
 	lc.Append(fx.Hook{OnStart: a.start, OnStop: a.stop})
 	return a
@@ -76,21 +79,47 @@ func (a *adminServer) start(context.Context) error {
 	return nil
 }
 
-// stop closes the listener and waits, within ctx, for the requests in
-// flight to finish.
+// stop closes the listener and waits for the requests in flight to finish,
+// within what ctx leaves after the cleanup reserve: no request, however
+// long or slow, may cost the providers their cleanup. When that runs out,
+// the tasks still running are cancelled, and their handlers, which answer
+// 503 and record the task, get a moment to do so before the connections
+// are closed. The shutdown goes on either way: running out of time here is
+// logged, not returned, since fx would skip the hooks after a failed one.
 func (a *adminServer) stop(ctx context.Context) error {
-	err := a.srv.Shutdown(ctx)
+	httpCtx := ctx
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		httpCtx, cancel = context.WithDeadline(ctx, deadline.Add(-a.settings.CleanupReserve))
+		defer cancel()
+	}
+	err := a.srv.Shutdown(httpCtx)
 	if err != nil {
-		_ = a.srv.Close() // out of time: cut the rest
+		cut := a.engine.CancelTasks()
+		a.log.Warn("requests still in flight when the shutdown's HTTP time ran out: tasks cancelled",
+			zap.Int("tasks", cut), zap.Duration("cleanup_reserve", a.settings.CleanupReserve))
+		answerCtx, cancel := context.WithTimeout(ctx, answerGrace(a.settings.CleanupReserve))
+		err = a.srv.Shutdown(answerCtx)
+		cancel()
+		if err != nil {
+			_ = a.srv.Close() // a handler that ignores cancellation: cut it
+		}
 	}
 	if a.served != nil {
 		<-a.served // ErrServerClosed, once Shutdown or Close has closed the listener
 	}
 	if err != nil {
-		return fmt.Errorf("admin server: finish requests in flight: %w", err)
+		a.log.Warn("admin server closed with requests unanswered", zap.Error(err))
+		return nil
 	}
 	a.log.Info("admin server stopped")
 	return nil
+}
+
+// answerGrace is how long cancelled tasks get to be answered and recorded:
+// a small part of the cleanup reserve.
+func answerGrace(reserve time.Duration) time.Duration {
+	return min(time.Second, reserve/4)
 }
 
 func (a *adminServer) ready(w http.ResponseWriter, r *http.Request) {

@@ -54,6 +54,10 @@ type AuditFile struct {
 type ShutdownFile struct {
 	Timeout    string `json:"timeout"`
 	DrainDelay string `json:"drain_delay"`
+	// CleanupReserve is the part of Timeout kept for the engine's stop and
+	// the providers' cleanup, which no request can use up; by default the
+	// longest provider timeout plus a second.
+	CleanupReserve string `json:"cleanup_reserve"`
 }
 
 // Template is a kind of provider the service can run: the only thing the
@@ -103,6 +107,7 @@ type Settings struct {
 	ProviderTimeout time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
+	CleanupReserve  time.Duration
 	Templates       map[string]Template
 	Providers       []Instance
 }
@@ -252,12 +257,27 @@ func (f *File) resolve() (*Settings, error) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	longest := s.ProviderTimeout
 	for _, name := range names {
 		t, err := checkTemplate("templates."+name, s.Templates[name])
 		if err != nil {
 			return nil, err
 		}
 		s.Templates[name] = t
+		if t.Timeout != "" {
+			d, _ := time.ParseDuration(t.Timeout) // checked above
+			longest = max(longest, d)
+		}
+	}
+	if f.Shutdown.CleanupReserve != "" {
+		d, err := duration("shutdown.cleanup_reserve", f.Shutdown.CleanupReserve, false)
+		if err != nil {
+			return nil, err
+		}
+		s.CleanupReserve = d
+	}
+	if err := s.checkReserve(f.Shutdown.CleanupReserve != "", longest); err != nil {
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for i, p := range s.Providers {
@@ -333,6 +353,26 @@ func checkTemplate(field string, t Template) (Template, error) {
 		return t, bad(field+".kind", `want "ollama" or "process", got %q`, t.Kind)
 	}
 	return t, nil
+}
+
+// checkReserve fills in the cleanup reserve, unless it was given, with the
+// longest provider timeout and a second for the engine's stop and the
+// report, and refuses a reserve that leaves the drain and the HTTP shutdown
+// nothing of shutdown.timeout.
+func (s *Settings) checkReserve(given bool, longest time.Duration) error {
+	if !given {
+		s.CleanupReserve = longest + time.Second
+		if s.DrainDelay+s.CleanupReserve >= s.ShutdownTimeout {
+			return bad("shutdown.timeout", "%v cannot hold the drain delay (%v) and the cleanup reserve (%v: the longest provider timeout, %v, and a second); raise it or set shutdown.cleanup_reserve",
+				s.ShutdownTimeout, s.DrainDelay, s.CleanupReserve, longest)
+		}
+		return nil
+	}
+	if s.CleanupReserve == 0 || s.DrainDelay+s.CleanupReserve >= s.ShutdownTimeout {
+		return bad("shutdown.cleanup_reserve", "want more than 0s and less than shutdown.timeout (%v) minus shutdown.drain_delay (%v), got %v",
+			s.ShutdownTimeout, s.DrainDelay, s.CleanupReserve)
+	}
+	return nil
 }
 
 // IsConfigError reports whether err is a configuration error: exit code 2.

@@ -22,6 +22,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, filepath.Join("data", "audit.jsonl"), s.AuditPath)
 	assert.Equal(t, 25*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, time.Duration(0), s.DrainDelay)
+	assert.Equal(t, 11*time.Second, s.CleanupReserve, "the longest provider timeout and a second")
 	assert.Equal(t, 60*time.Second, s.TaskTimeout)
 	assert.Empty(t, s.AdminToken)
 	require.Len(t, s.Providers, 1)
@@ -98,6 +99,9 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"process without command", "templates: {t: {kind: process, protocol: p/v1}}\n", nil, "config: templates.t.process.command: required"},
 		{"process without protocol", "templates: {t: {kind: process, process: {command: [x]}}}\n", nil, "config: templates.t.protocol: required"},
 		{"bad grace", "templates: {t: {kind: process, protocol: p, process: {command: [x], grace: forever}}}\n", nil, `config: templates.t.process.grace: want a duration`},
+		{"reserve leaves nothing", "shutdown: {timeout: 10s, drain_delay: 2s, cleanup_reserve: 8s}\n", nil, "config: shutdown.cleanup_reserve: want more than 0s and less than shutdown.timeout (10s) minus shutdown.drain_delay (2s), got 8s"},
+		{"providers outlast the shutdown", "provider_timeout: 30s\n", nil, "config: shutdown.timeout: 25s cannot hold the drain delay (0s) and the cleanup reserve (31s: the longest provider timeout, 30s, and a second)"},
+		{"a template outlasts the shutdown", "templates: {t: {kind: ollama, timeout: 40s}}\nproviders: []\n", nil, "the longest provider timeout, 40s"},
 		{"bad child env", "templates: {t: {kind: process, protocol: p, process: {command: [x], env: [A=1, NOEQUALS]}}}\n", nil, `config: templates.t.process.env[1]: want KEY=VALUE, got "NOEQUALS"`},
 		{"bad inherit_env", "templates: {t: {kind: process, protocol: p, process: {command: [x], inherit_env: [\"A=1\"]}}}\n", nil, `config: templates.t.process.inherit_env[0]: want a variable's name`},
 		{"bad log format", "log_format: xml\n", nil, `config: log_format: want "json" or "console", got "xml"`},

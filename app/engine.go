@@ -67,6 +67,12 @@ type Engine struct {
 	mu        sync.RWMutex // guards instances
 	instances map[string]*instance
 
+	// tasks is the parent of every task's context: CancelTasks cuts the
+	// tasks in flight short when the shutdown's HTTP time runs out.
+	tasks       context.Context
+	cancelTasks context.CancelCauseFunc
+	running     atomic.Int64 // tasks between pick and answer
+
 	health   atomic.Pointer[lifecycle.HealthReport] // the last poll's
 	started  atomic.Bool
 	draining atomic.Bool // shutdown began: readiness answers 503
@@ -92,6 +98,7 @@ type engineParams struct {
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, instances: map[string]*instance{}}
+	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	for _, in := range p.Settings.Providers {
 		if err := e.add(in.ID, in.Template); err != nil {
 			return nil, err
@@ -123,6 +130,7 @@ func (e *Engine) start(ctx context.Context) error {
 func (e *Engine) stop(context.Context) error {
 	e.draining.Store(true)
 	e.stopped.Store(true)
+	e.cancelTasks(errCutShort) // none is left: the admin server has answered every request
 	if e.pollStop != nil {
 		close(e.pollStop)
 		<-e.pollDone
@@ -153,6 +161,17 @@ func (e *Engine) pollHealth(ctx context.Context) {
 // BeginShutdown turns readiness to 503 at once; tasks are still served
 // until the admin server stops taking requests.
 func (e *Engine) BeginShutdown() { e.draining.Store(true) }
+
+// errCutShort is the cause of a task's context that CancelTasks ended.
+var errCutShort = errors.New("the service is shutting down: the task was cut short")
+
+// CancelTasks cancels every task in flight and refuses new ones. Their
+// handlers answer 503 and record them. It returns how many were running.
+func (e *Engine) CancelTasks() int {
+	e.stopped.Store(true)
+	e.cancelTasks(errCutShort)
+	return int(e.running.Load())
+}
 
 // build makes a provider from a template.
 func (e *Engine) build(id string, t Template) (lifecycle.Provider, handler, error) {
@@ -259,6 +278,11 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ctx, cut := context.WithCancelCause(ctx)
+	defer cut(nil)
+	defer context.AfterFunc(e.tasks, func() { cut(context.Cause(e.tasks)) })()
+	e.running.Add(1)
+	defer e.running.Add(-1)
 
 	in, release, err := e.pick(ctx, t.Protocol)
 	if err == nil {
@@ -269,6 +293,9 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	switch {
 	case err == nil:
 		rec.Status = "ok"
+	case errors.Is(context.Cause(ctx), errCutShort):
+		rec.Status = "cancelled"
+		err = fmt.Errorf("%w: %w", errShuttingDown, errCutShort)
 	case errors.Is(err, errNoProvider), errors.Is(err, errNoProtocol), errors.Is(err, errShuttingDown):
 		rec.Status = "rejected"
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:

@@ -299,7 +299,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	argv, env := rpctest.Command(rpctest.Server, true)
 	cfg := config(t, addr, t.TempDir(), llm.URL(), `
 provider_timeout: 60s
-shutdown: {timeout: 50s, drain_delay: 0s}
+shutdown: {timeout: 50s, drain_delay: 0s, cleanup_reserve: 45s}
 templates:
   llm: {kind: ollama, ollama: {url: "`+llm.URL()+`"}}
   stubborn:
@@ -326,4 +326,78 @@ providers:
 	// The kernel kills a child whose service died (Pdeathsig), so even a
 	// forced exit leaves none behind.
 	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }, testkit.Wait, 10*time.Millisecond)
+}
+
+// One task longer than the whole shutdown budget is in flight at SIGTERM.
+// The HTTP part of the shutdown gets what is left after the cleanup
+// reserve; when that runs out the task is cancelled, answered 503 and
+// recorded, and the providers still get their cleanup: a full report,
+// children stopped by SIGTERM (not killed), exit 0.
+func TestALongTaskCannotCostTheProvidersTheirCleanup(t *testing.T) {
+	llm := ollamatest.Start()
+	defer llm.Close()
+	addr, data := freeAddr(t), t.TempDir()
+	argv, env := rpctest.Command(rpctest.Server, false)
+	cfg := config(t, addr, data, llm.URL(), fmt.Sprintf(`
+task_timeout: 60s
+shutdown: {timeout: 4s, drain_delay: 100ms, cleanup_reserve: 2s}
+templates:
+  llm:
+    kind: ollama
+    ollama: {url: %q}
+  worker:
+    kind: process
+    protocol: work/v1
+    critical: true
+    process: {command: [%q, %q], env: [%q], grace: 1s, health_method: ping}
+providers:
+  - {id: llm-1, template: llm}
+  - {id: worker-1, template: worker}
+`, llm.URL(), argv[0], argv[1], env[0]))
+	svc := run(t, cfg)
+	svc.waitReady(addr)
+	children := svc.pids()
+
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	long := testkit.Go(func() answer {
+		client := &http.Client{Timeout: 30 * time.Second}
+		resp, err := client.Post(svc.base+"/v1/tasks", "application/json",
+			strings.NewReader(`{"protocol":"work/v1","method":"sleep","params":30000}`))
+		if err != nil {
+			return answer{err: err}
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return answer{code: resp.StatusCode, body: string(b)}
+	})
+	time.Sleep(300 * time.Millisecond) // the task reaches the child
+	require.NoError(t, svc.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, svc.exitCode(), "exit code; log:\n%s", svc.stderr)
+
+	a := testkit.Receive(t, long, "the long task's answer")
+	require.NoError(t, a.err, "the long task got no answer")
+	assert.Equal(t, 503, a.code, a.body)
+	var answered struct {
+		Error string
+		Task  struct{ ID, Status string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(a.body), &answered), a.body)
+	rec := answered.Task
+	assert.Equal(t, "cancelled", rec.Status)
+	assert.Contains(t, answered.Error, "cut short")
+
+	log := svc.stderr.String()
+	for _, id := range []string{"llm-1", "worker-1", "store", "audit"} {
+		assert.Contains(t, log, `"`+id+`":{"method":"Cleanup","result":"ok"`, "the report names %s", id)
+	}
+	for id, pid := range children {
+		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "child %s (pid %d) is gone", id, pid)
+	}
+	audit, err := os.ReadFile(filepath.Join(data, "audit.jsonl"))
+	require.NoError(t, err)
+	assert.Contains(t, string(audit), rec.ID, "the cancelled task is in the audit log")
 }
