@@ -191,7 +191,11 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := a.engine.Run(r.Context(), t)
 	if err != nil {
-		writeJSON(w, statusOf(err), map[string]any{"error": lifecycle.Redact(err.Error()), "task": rec})
+		body := map[string]any{"error": lifecycle.Redact(err.Error())}
+		if rec.ID != "" { // recorded: it can be looked up
+			body["task"] = rec
+		}
+		writeJSON(w, statusOf(err), body)
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -215,7 +219,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable):
 		return http.StatusConflict
-	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped):
+	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped),
+		errors.Is(err, errStoreUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,10 +28,13 @@ import (
 // Errors of the engine, each with its HTTP status in the admin server.
 var (
 	errShuttingDown = errors.New("the service is shutting down")
-	errNoProtocol   = errors.New("no provider serves this protocol")
-	errNoProvider   = errors.New("no healthy provider is available for this protocol")
-	errUnknownID    = errors.New("no such provider")
-	errNotRemovable = errors.New("this provider is not a template instance and cannot be removed")
+	// errStoreUnavailable: the task store cannot record a task, so the
+	// service refuses it (before it runs) or cannot vouch for its outcome.
+	errStoreUnavailable = errors.New("the task store is unavailable")
+	errNoProtocol       = errors.New("no provider serves this protocol")
+	errNoProvider       = errors.New("no healthy provider is available for this protocol")
+	errUnknownID        = errors.New("no such provider")
+	errNotRemovable     = errors.New("this provider is not a template instance and cannot be removed")
 )
 
 // Task is a unit of work: a method of a protocol, with its params.
@@ -261,20 +265,28 @@ func (e *Engine) Remove(ctx context.Context, id string) (lifecycle.Outcome, erro
 
 // Run runs a task on a provider of its protocol and records it.
 func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
-	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Started: time.Now()}
+	// A request refused before it is recorded gets no id: every id the
+	// service answers with can be looked up.
 	if e.stopped.Load() || !e.started.Load() {
-		return rec, errShuttingDown
+		return TaskRecord{}, errShuttingDown
 	}
 	timeout := e.settings.TaskTimeout
 	if t.Timeout != "" {
 		d, err := time.ParseDuration(t.Timeout)
 		if err != nil || d <= 0 {
-			return rec, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %q", errBadRequest, t.Timeout)
+			return TaskRecord{}, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %q", errBadRequest, t.Timeout)
 		}
 		timeout = min(timeout, d)
 	}
 	if t.Protocol == "" || t.Method == "" {
-		return rec, fmt.Errorf("%w: protocol and method are required", errBadRequest)
+		return TaskRecord{}, fmt.Errorf("%w: protocol and method are required", errBadRequest)
+	}
+	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now()}
+	// Recorded before it reaches a provider: a task the store cannot take
+	// does not run, so nothing runs unrecorded and a retry runs nothing
+	// twice.
+	if err := e.record(rec, beginTask); err != nil {
+		return TaskRecord{}, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -308,11 +320,15 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		rec.Error = lifecycle.Redact(err.Error())
 		rec.Output = nil
 	}
-	e.metrics.observeTask(rec)
-	if serr := e.record(rec); serr != nil {
-		// A task answered with success must be in the store.
-		return rec, errors.Join(err, serr)
+	if serr := e.record(rec, finishTask); serr != nil {
+		// The task ran, but its outcome is not in the store, which still
+		// says "running": the answer must not claim more.
+		rec.Status, rec.Output = "unrecorded", nil
+		rec.Error = lifecycle.Redact(serr.Error())
+		e.metrics.observeTask(rec)
+		return rec, fmt.Errorf("%w: the task ran, but its outcome could not be recorded: %w", errStoreUnavailable, serr)
 	}
+	e.metrics.observeTask(rec)
 	return rec, err
 }
 
@@ -337,7 +353,7 @@ func (e *Engine) runOn(ctx context.Context, in *instance, release func(), t Task
 // record saves the task and appends its audit line, under leases of the
 // store and the audit log, with a context of its own: a task that ran out
 // of time is recorded all the same.
-func (e *Engine) record(rec TaskRecord) error {
+func (e *Engine) record(rec TaskRecord, save func(context.Context, *sql.DB, TaskRecord) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
@@ -349,7 +365,7 @@ func (e *Engine) record(rec TaskRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := saveTask(ctx, db, rec); err != nil {
+	if err := save(ctx, db, rec); err != nil {
 		return err
 	}
 	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)

@@ -80,10 +80,14 @@ func TestTasksRunAndAreRecorded(t *testing.T) {
 		})
 	}
 	s.stop() // flushes the audit log
+	// Each task has two lines: when it began, and its outcome.
 	lines := auditLines(t, s.settings.AuditPath)
-	require.Len(t, lines, len(tests))
+	require.Len(t, lines, 2*len(tests))
 	for i, id := range ids {
-		assert.Contains(t, lines[i], id)
+		assert.Contains(t, lines[2*i], id)
+		assert.Contains(t, lines[2*i], `"status":"running"`)
+		assert.Contains(t, lines[2*i+1], id)
+		assert.Contains(t, lines[2*i+1], `"status":"ok"`)
 	}
 }
 
@@ -315,8 +319,41 @@ func TestTornAuditLogIsRepairedOnStart(t *testing.T) {
 	require.Equal(t, 200, code, msg)
 	s.stop()
 	lines := auditLines(t, path)
-	require.Len(t, lines, 2)
+	require.Len(t, lines, 3, "the whole record, then the task's two")
 	for _, l := range lines {
 		assert.True(t, json.Valid([]byte(l)), "line %q", l)
 	}
+}
+
+// A task the store cannot record is refused with 503 before it reaches a
+// provider, and the answer carries no id; a request refused as bad carries
+// none either. Every id the service answers with can be looked up.
+func TestNothingRunsUnrecorded(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	code, rec, msg := s.task("echo/v1", "", nil)
+	require.Equal(t, 400, code, msg)
+	assert.Empty(t, rec.ID, "a refused request carries no id")
+
+	// Break the store under the service: the next write fails.
+	db, err := s.engine.store.DB()
+	require.NoError(t, err)
+	_, err = db.Exec(`ALTER TABLE tasks RENAME TO tasks_gone`)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = db.Exec(`ALTER TABLE tasks_gone RENAME TO tasks`) })
+	calls := func() int { return s.llm.Requests("/api/generate") } // health checks do not generate
+	before := calls()
+	code, rec, msg = s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi"})
+	assert.Equal(t, 503, code, msg)
+	assert.Empty(t, rec.ID)
+	assert.Contains(t, msg, "task store is unavailable")
+	assert.Equal(t, before, calls(), "the task reached the provider")
+
+	_, err = db.Exec(`ALTER TABLE tasks_gone RENAME TO tasks`)
+	require.NoError(t, err)
+	code, rec, msg = s.task("echo/v1", "echo", 1)
+	require.Equal(t, 200, code, msg)
+	var got TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &got))
+	assert.Equal(t, "ok", got.Status)
 }

@@ -21,7 +21,7 @@ type TaskRecord struct {
 	Protocol   string          `json:"protocol"`
 	Method     string          `json:"method"`
 	Provider   string          `json:"provider,omitempty"`
-	Status     string          `json:"status"` // "ok", "error", "timeout", "rejected"
+	Status     string          `json:"status"` // "running", then "ok", "error", "timeout", "rejected", "cancelled" or "unrecorded"
 	Error      string          `json:"error,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	Started    time.Time       `json:"started"`
@@ -51,19 +51,35 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// saveTask records a task's outcome. It commits before it returns: a task
-// answered with success is in the store even if the service stops at once.
-func saveTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
+// beginTask records a task as it is about to run. It commits before it
+// returns.
+func beginTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
+	_, err := db.ExecContext(ctx,
+		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, nil, r.Started.UTC().Format(time.RFC3339Nano), r.DurationMS)
+	if err != nil {
+		return fmt.Errorf("task store: record task %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// finishTask records a task's outcome. It commits before it returns: a
+// task answered with success is in the store even if the service stops at
+// once.
+func finishTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
 	var output any
 	if len(r.Output) > 0 {
 		output = string(r.Output)
 	}
-	_, err := db.ExecContext(ctx,
-		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, output, r.Started.UTC().Format(time.RFC3339Nano), r.DurationMS)
+	res, err := db.ExecContext(ctx,
+		`UPDATE tasks SET provider = $2, status = $3, error = $4, output = $5, duration_ms = $6 WHERE id = $1`,
+		r.ID, r.Provider, r.Status, r.Error, output, r.DurationMS)
 	if err != nil {
 		return fmt.Errorf("task store: save task %s: %w", r.ID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n != 1 {
+		return fmt.Errorf("task store: save task %s: it was not recorded when it began", r.ID)
 	}
 	return nil
 }
