@@ -160,6 +160,15 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 	if fs.NArg() > 0 {
 		return nil, bad("flags", "unexpected argument %q", fs.Arg(0))
 	}
+	var empty error
+	fs.Visit(func(fl *flag.Flag) { // given, but empty: not the same as not given
+		if fl.Value.String() == "" && empty == nil {
+			empty = bad("-"+fl.Name, "empty")
+		}
+	})
+	if empty != nil {
+		return nil, empty
+	}
 
 	var f File
 	if err := yaml.UnmarshalStrict(defaultsYAML, &f); err != nil {
@@ -174,6 +183,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		// adding to them: what it names is what runs.
 		f.Templates, f.Providers = nil, nil
 		if err := yaml.UnmarshalStrict(data, &f); err != nil {
+			if field := unknownField(data); field != "" {
+				return nil, bad(field, "unknown field %q in %s", field[strings.LastIndexAny(field, ".]")+1:], *path)
+			}
 			return nil, bad(*path, "%s", cleanYAMLError(err))
 		}
 	}
@@ -277,6 +289,9 @@ func (f *File) resolve() (*Settings, error) {
 		s.CleanupReserve = d
 	}
 	if err := s.checkReserve(f.Shutdown.CleanupReserve != "", longest); err != nil {
+		return nil, err
+	}
+	if err := s.checkProviders(names); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
