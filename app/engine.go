@@ -188,8 +188,11 @@ func (e *Engine) build(id string, t Template) (lifecycle.Provider, handler, erro
 		return p, llmHandler(p), nil
 	case "process":
 		grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
+		log := e.log.With(zap.String("provider", id))
 		p, err := process.New(process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir,
-			Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Protocol: t.Protocol, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
+			Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Protocol: t.Protocol,
+			Stderr:        newChildStderr(e.log, id),
+			OnOutputError: func(err error) { log.Error("child process output is not JSON-RPC: it cannot be used", zap.Error(err)) }, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -356,4 +357,34 @@ func TestNothingRunsUnrecorded(t *testing.T) {
 	var got TaskRecord
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &got))
 	assert.Equal(t, "ok", got.Status)
+}
+
+// A child's stderr is logged a line at a time with its provider's id, not
+// copied raw; a child whose stdout is not JSON-RPC is logged with what it
+// printed, and reads unhealthy.
+func TestChildOutputIsLoggedWithItsProvider(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	code, _, msg := s.task("echo/v1", "log", []string{"hello from the child", "a second line"})
+	require.Equal(t, 200, code, msg)
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.logs.String(), `child stderr	{"provider": "echo-1", "line": "a second line"}`)
+	}, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
+	assert.Contains(t, s.logs.String(), `child stderr	{"provider": "echo-1", "line": "hello from the child"}`)
+
+	argv, env := rpctest.Command(rpctest.Garbage, false)
+	s.engine.settings.Templates["garbage"] = Template{Kind: "process", Protocol: "garbage/v1",
+		Process: &ProcessTemplate{Command: argv, Env: env, Grace: "1s"}}
+	require.NoError(t, s.engine.Add("garbage-1", "garbage"))
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.logs.String(), "child process output is not JSON-RPC")
+	}, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
+	log := s.logs.String()
+	line := log[strings.Index(log, "child process output is not JSON-RPC"):]
+	line = line[:strings.IndexByte(line, '\n')]
+	assert.Contains(t, line, `"provider": "garbage-1"`)
+	assert.Contains(t, line, `this is not JSON`)
+	h := s.engine.reg.Health(context.Background()).Providers["garbage-1"]
+	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+	assert.Contains(t, h.Message, "this is not JSON")
 }

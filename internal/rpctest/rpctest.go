@@ -42,7 +42,8 @@ func Command(mode string, stubborn bool) (argv, env []string) {
 // A Server answers "echo" (its params), "ping" ("pong"), "pid", "sleep"
 // (its params in milliseconds), "spawn" (starts a Sleeper grandchild in
 // its process group and returns its pid), "exit" (with its params as the
-// code) and "fail" (error 42).
+// code), "fail" (error 42) and "log" (writes each string of its params, an
+// array, as a line on stderr).
 func Serve() {
 	mode := os.Getenv(modeEnv)
 	if mode == "" {
@@ -105,6 +106,13 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 		os.Exit(code)
 	case "fail":
 		return nil, &jsonrpc2.Error{Code: 42, Message: "asked to fail"}
+	case "log":
+		var lines []string
+		_ = json.Unmarshal(params, &lines)
+		for _, l := range lines {
+			_, _ = os.Stderr.WriteString(l + "\n")
+		}
+		return len(lines), nil
 	}
 	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + strconv.Quote(req.Method)}
 }

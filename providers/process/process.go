@@ -58,6 +58,12 @@ type Config struct {
 	Grace time.Duration
 	// Stderr receives the child's standard error; the service's if nil.
 	Stderr io.Writer
+	// OnOutputError, if set, is told once when reading the child's
+	// standard output fails with something other than its end: output that
+	// is not JSON-RPC (a banner printed on stdout, say), with the bytes
+	// read just before. The child is unusable after that; this is for
+	// logging it.
+	OnOutputError func(error)
 	// ReadyMethod, if set, is called with no parameters during Initialize,
 	// which fails unless it succeeds: a handshake.
 	ReadyMethod string
@@ -193,8 +199,9 @@ func (p *Process) Initialize(ctx context.Context) error {
 	closeAll(stdinR, stdoutW) // the child's ends
 
 	p.cmd, p.started, p.exited = cmd, time.Now(), exited
+	tail := &outputTail{}
 	p.conn = jsonrpc2.NewConn(context.Background(),
-		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{stdoutR, stdinW}), p: p},
+		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{r: stdoutR, w: stdinW, tail: tail}), p: p, tail: tail},
 		jsonrpc2.HandlerWithError(refuse),
 		jsonrpc2.SetLogger(log.New(io.Discard, "", 0)))
 	p.mu.Unlock()
@@ -247,16 +254,23 @@ func (p *Process) why() string {
 	defer p.mu.Unlock()
 	select {
 	case <-p.exited:
+		why := " (exited)"
 		if p.exitErr != nil {
-			return " (" + p.exitErr.Error() + ")"
+			why = " (" + p.exitErr.Error() + ")"
 		}
-		return " (exited)"
+		return why + p.outputError()
 	default:
 	}
 	if p.closing {
 		return " (cleaned up)"
 	}
-	if err := p.readErr.Load(); err != nil && !errors.Is(*err, io.EOF) {
+	return p.outputError()
+}
+
+// outputError describes the error that ended reading the child's output,
+// if it was not the output's end.
+func (p *Process) outputError() string {
+	if err := p.readErr.Load(); err != nil && !errors.Is(*err, io.EOF) && !errors.Is(*err, os.ErrClosed) {
 		return " (reading its output: " + (*err).Error() + ")"
 	}
 	return ""
@@ -420,6 +434,11 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 	default:
 		res["running"] = true
 	}
+	if why := p.outputError(); why != "" { // running, but no answer can come back
+		msg := "its output is broken" + why
+		res["output"] = msg
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: msg, Resources: res}
+	}
 	if p.cfg.HealthMethod != "" {
 		if err := p.Call(ctx, p.cfg.HealthMethod, nil, nil); err != nil {
 			return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: err.Error(), Resources: res}
@@ -432,27 +451,57 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 // connection reads and writes. Closing it closes both, which ends the
 // connection's reader at once.
 type pipes struct {
-	r *os.File // the child's stdout
-	w *os.File // the child's stdin
+	r    *os.File // the child's stdout
+	w    *os.File // the child's stdin
+	tail *outputTail
 }
 
-func (s pipes) Read(b []byte) (int, error)  { return s.r.Read(b) }
+func (s pipes) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	s.tail.add(b[:n])
+	return n, err
+}
 func (s pipes) Write(b []byte) (int, error) { return s.w.Write(b) }
 func (s pipes) Close() error                { return errors.Join(s.w.Close(), s.r.Close()) }
 
-// recordingStream keeps the error that ended reading, for error messages.
+// recordingStream keeps the error that ended reading, for error messages,
+// naming the output that caused it.
 type recordingStream struct {
 	jsonrpc2.ObjectStream
-	p *Process
+	p    *Process
+	tail *outputTail
 }
 
 func (s *recordingStream) ReadObject(v any) error {
 	err := s.ObjectStream.ReadObject(v)
-	if err != nil {
-		s.p.readErr.CompareAndSwap(nil, &err)
+	if err == nil {
+		return nil
 	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w; the output ended with %q", err, s.tail.bytes())
+		if s.p.readErr.CompareAndSwap(nil, &err) && s.p.cfg.OnOutputError != nil {
+			s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
+		}
+		return err
+	}
+	s.p.readErr.CompareAndSwap(nil, &err)
 	return err
 }
+
+// outputTail keeps the last bytes read from the child's output, to show
+// what could not be parsed. Only the connection's reader uses it.
+type outputTail struct{ buf []byte }
+
+const outputTailSize = 80
+
+func (t *outputTail) add(b []byte) {
+	t.buf = append(t.buf, b...)
+	if len(t.buf) > outputTailSize {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-outputTailSize:]...)
+	}
+}
+
+func (t *outputTail) bytes() []byte { return t.buf }
 
 func closeAll(files ...*os.File) {
 	for _, f := range files {

@@ -153,11 +153,22 @@ func TestChildExitIsReported(t *testing.T) {
 	require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), "exit status 7")
 }
 
+// A child whose stdout is not JSON-RPC (a banner, a print left in): the
+// error names what it printed, is told to OnOutputError once, and stays in
+// the health message.
 func TestGarbageOnStdoutIsNamed(t *testing.T) {
-	p := start(t, rpctest.Garbage, false, process.Config{Grace: 50 * time.Millisecond})
+	reported := make(chan error, 2)
+	p := start(t, rpctest.Garbage, false, process.Config{Grace: 50 * time.Millisecond,
+		OnOutputError: func(err error) { reported <- err }})
 	err := p.Call(context.Background(), "ping", nil, nil)
 	require.ErrorIs(t, err, process.ErrClosed)
 	assert.Contains(t, err.Error(), "reading its output: invalid character")
+	assert.Contains(t, err.Error(), `"this is not JSON\n"`)
+	got := testkit.Receive(t, reported, "the output error")
+	assert.Contains(t, got.Error(), `process "process": its output is not JSON-RPC`)
+	assert.Contains(t, got.Error(), "this is not JSON")
+	assert.Len(t, reported, 0, "told once")
+	assert.Contains(t, p.HealthCheck(context.Background()).Message, "this is not JSON")
 }
 
 func TestHealth(t *testing.T) {

@@ -1,0 +1,55 @@
+package app
+
+import (
+	"bytes"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// maxChildLine bounds one logged line of a child's standard error: a child
+// that writes megabytes without a newline is logged in pieces of this size.
+const maxChildLine = 4096
+
+// childStderr logs a child's standard error a line at a time, each line a
+// log entry with the provider's id, redacted: a child's output is not the
+// service's log format, and must not be copied into it raw.
+type childStderr struct {
+	log *zap.Logger
+
+	mu  sync.Mutex // guards buf: exec copies stderr on a goroutine of its own
+	buf []byte
+}
+
+func newChildStderr(log *zap.Logger, id string) *childStderr {
+	return &childStderr{log: log.With(zap.String("provider", id))}
+}
+
+func (c *childStderr) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	for {
+		i := bytes.IndexByte(c.buf, '\n')
+		switch {
+		case i >= 0:
+			c.line(c.buf[:i])
+			c.buf = c.buf[i+1:]
+		case len(c.buf) >= maxChildLine:
+			c.line(c.buf[:maxChildLine])
+			c.buf = c.buf[maxChildLine:]
+		default:
+			c.buf = append([]byte(nil), c.buf...) // let go of what was logged
+			return len(p), nil
+		}
+	}
+}
+
+func (c *childStderr) line(b []byte) {
+	if len(b) > maxChildLine {
+		b = b[:maxChildLine]
+	}
+	c.log.Info("child stderr", zap.String("line", lifecycle.Redact(string(bytes.TrimRight(b, "\r")))))
+}
