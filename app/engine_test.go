@@ -107,7 +107,8 @@ func TestTaskErrors(t *testing.T) {
 		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`},
 		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 502, "error", `model "nope:latest" not found`},
 		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`},
-		{"timeout", "echo/v1", "sleep", 5000, 504, "timeout", "task timed out after 200ms"},
+		{"timeout", "echo/v1", "sleep", []int{5000}, 504, "timeout", "task timed out after 200ms"},
+		{"params neither object nor array", "echo/v1", "echo", 1, 400, "error", "params: JSON-RPC wants an object or an array, got 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +174,7 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 	used := sync.Map{}
 	for range 6 {
 		wg.Go(func() {
-			code, rec, msg := s.task("echo/v1", "sleep", 100)
+			code, rec, msg := s.task("echo/v1", "sleep", []int{100})
 			assert.Equal(t, 200, code, msg)
 			used.Store(rec.Provider, true)
 		})
@@ -195,7 +196,7 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 	assert.Equal(t, "ok", removed.Cleanup.Result)
 	assert.Equal(t, 200, testkit.Receive(t, running, "the task on echo-1"), "its lease delayed the removal")
 	for range 5 {
-		code, rec, msg := s.task("echo/v1", "echo", 1)
+		code, rec, msg := s.task("echo/v1", "echo", []int{1})
 		require.Equal(t, 200, code, msg)
 		assert.Equal(t, "echo-2", rec.Provider)
 	}
@@ -220,7 +221,7 @@ func TestPanickingHandlerReleasesItsLease(t *testing.T) {
 	in.handle = func(context.Context, string, json.RawMessage) (json.RawMessage, error) { panic("handler bug") }
 	s.engine.mu.Unlock()
 
-	code, rec, msg := s.task("echo/v1", "echo", 1)
+	code, rec, msg := s.task("echo/v1", "echo", []int{1})
 	assert.GreaterOrEqual(t, code, 500, msg)
 	assert.Equal(t, "error", rec.Status)
 	assert.Contains(t, msg, "panicked")
@@ -252,7 +253,7 @@ func (s *service) taskOn(id string, ms int) (int, TaskRecord, string) {
 			in.draining.Store(false)
 		}
 	}()
-	return s.task("echo/v1", "sleep", ms)
+	return s.task("echo/v1", "sleep", []int{ms})
 }
 
 func TestReadiness(t *testing.T) {
@@ -278,7 +279,7 @@ func TestReadiness(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	s := start(t, "admin_token: "+token+"\n")
 	s.waitHealthy()
-	code, _, msg := s.task("echo/v1", "echo", 1)
+	code, _, msg := s.task("echo/v1", "echo", []int{1})
 	require.Equal(t, 200, code, msg)
 	s.task("nope/v1", "x", nil)
 	require.Equal(t, 201, s.call("POST", "/v1/providers", token, map[string]string{"id": "echo-2", "template": "echo"}, nil))
@@ -316,7 +317,7 @@ func TestTornAuditLogIsRepairedOnStart(t *testing.T) {
 	s.waitHealthy()
 	assert.Contains(t, s.logs.String(), "audit log repaired")
 	assert.Contains(t, s.logs.String(), `"bytes_dropped": 15`)
-	code, _, msg := s.task("echo/v1", "echo", 1)
+	code, _, msg := s.task("echo/v1", "echo", []int{1})
 	require.Equal(t, 200, code, msg)
 	s.stop()
 	lines := auditLines(t, path)
@@ -352,7 +353,7 @@ func TestNothingRunsUnrecorded(t *testing.T) {
 
 	_, err = db.Exec(`ALTER TABLE tasks_gone RENAME TO tasks`)
 	require.NoError(t, err)
-	code, rec, msg = s.task("echo/v1", "echo", 1)
+	code, rec, msg = s.task("echo/v1", "echo", []int{1})
 	require.Equal(t, 200, code, msg)
 	var got TaskRecord
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &got))

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -78,8 +79,14 @@ func llmHandler(p *ollama.Provider) handler {
 func rpcHandler(p *process.Process) handler {
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 		var in any
-		if len(params) > 0 {
+		switch trimmed := bytes.TrimSpace(params); {
+		case len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")):
+		case trimmed[0] == '{' || trimmed[0] == '[':
 			in = params
+		default:
+			// JSON-RPC 2.0 params are structured; a strict child drops
+			// anything else without an answer, and the task would hang.
+			return nil, fmt.Errorf("%w: params: JSON-RPC wants an object or an array, got %.40s", errBadRequest, trimmed)
 		}
 		var out json.RawMessage
 		err := p.Call(ctx, method, in, &out)

@@ -230,7 +230,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	)
 	bodies := []string{
 		`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"one two three four five"}}`,
-		`{"protocol":"work/v1","method":"sleep","params":20}`,
+		`{"protocol":"work/v1","method":"sleep","params":[20]}`,
 		`{"protocol":"work/v1","method":"echo","params":{"x":1}}`,
 	}
 	var clients sync.WaitGroup
@@ -366,7 +366,7 @@ providers:
 	long := testkit.Go(func() answer {
 		client := &http.Client{Timeout: 30 * time.Second}
 		resp, err := client.Post(svc.base+"/v1/tasks", "application/json",
-			strings.NewReader(`{"protocol":"work/v1","method":"sleep","params":30000}`))
+			strings.NewReader(`{"protocol":"work/v1","method":"sleep","params":[30000]}`))
 		if err != nil {
 			return answer{err: err}
 		}

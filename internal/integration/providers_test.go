@@ -74,9 +74,9 @@ func TestEveryProviderUnderFx(t *testing.T) {
 	assert.Equal(t, ollamatest.Version, v)
 	require.NoError(t, model.Generate(context.Background(), &api.GenerateRequest{Model: "llama3.2", Prompt: "hi"},
 		func(api.GenerateResponse) error { return nil }))
-	var echoed string
-	require.NoError(t, child.Call(context.Background(), "echo", "hello", &echoed))
-	assert.Equal(t, "hello", echoed)
+	var echoed []string
+	require.NoError(t, child.Call(context.Background(), "echo", []string{"hello"}, &echoed))
+	assert.Equal(t, []string{"hello"}, echoed)
 	pid := child.HealthCheck(context.Background()).Resources["pid"].(int)
 
 	health := reg.Health(context.Background())

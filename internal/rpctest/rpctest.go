@@ -40,9 +40,8 @@ func Command(mode string, stubborn bool) (argv, env []string) {
 // otherwise it returns at once. Call it first in TestMain.
 //
 // A Server answers "echo" (its params), "ping" ("pong"), "pid", "sleep"
-// (its params in milliseconds), "spawn" (starts a Sleeper grandchild in
-// its process group and returns its pid), "exit" (with its params as the
-// code), "fail" (error 42) and "log" (writes each string of its params, an
+// ([milliseconds]), "spawn" (starts a Sleeper grandchild in its process
+// group and returns its pid), "exit" ([code]), "fail" (error 42) and "log" (writes each string of its params, an
 // array, as a line on stderr).
 func Serve() {
 	mode := os.Getenv(modeEnv)
@@ -88,9 +87,7 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 	case "pid":
 		return os.Getpid(), nil
 	case "sleep":
-		var ms int
-		_ = json.Unmarshal(params, &ms)
-		time.Sleep(time.Duration(ms) * time.Millisecond)
+		time.Sleep(time.Duration(firstInt(params)) * time.Millisecond)
 		return "slept", nil
 	case "spawn":
 		argv, env := Command(Sleeper, os.Getenv(stubbornEnv) != "")
@@ -101,9 +98,7 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 		}
 		return cmd.Process.Pid, nil
 	case "exit":
-		var code int
-		_ = json.Unmarshal(params, &code)
-		os.Exit(code)
+		os.Exit(firstInt(params))
 	case "fail":
 		return nil, &jsonrpc2.Error{Code: 42, Message: "asked to fail"}
 	case "log":
@@ -115,6 +110,16 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 		return len(lines), nil
 	}
 	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + strconv.Quote(req.Method)}
+}
+
+// firstInt reads params of the form [n]: JSON-RPC params are structured.
+func firstInt(params json.RawMessage) int {
+	var args []int
+	_ = json.Unmarshal(params, &args)
+	if len(args) == 0 {
+		return 0
+	}
+	return args[0]
 }
 
 type stdio struct{}

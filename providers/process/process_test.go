@@ -127,7 +127,7 @@ func TestGrandchildrenDoNotSurvive(t *testing.T) {
 // A call in flight when Cleanup begins fails at once; it does not hang.
 func TestCallInFlightFailsAtCleanup(t *testing.T) {
 	p := start(t, rpctest.Server, false, process.Config{})
-	result := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
+	result := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
 	require.Eventually(t, func() bool {
 		return p.HealthCheck(context.Background()).Resources["calls_in_flight"] == int64(1)
 	}, testkit.Wait, time.Millisecond)
@@ -140,8 +140,8 @@ func TestCallInFlightFailsAtCleanup(t *testing.T) {
 // A child that exits on its own fails its calls with the reason.
 func TestChildExitIsReported(t *testing.T) {
 	p := start(t, rpctest.Server, false, process.Config{})
-	pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", 60_000, nil) })
-	_ = p.Call(context.Background(), "exit", 7, nil)
+	pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
+	_ = p.Call(context.Background(), "exit", []int{7}, nil)
 	err := testkit.Receive(t, pending, "the call in flight")
 	require.ErrorIs(t, err, process.ErrClosed)
 	require.Eventually(t, func() bool {
