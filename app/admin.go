@@ -142,7 +142,7 @@ func (a *adminServer) mutating(next http.HandlerFunc) http.HandlerFunc {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.settings.AdminToken)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gleitzeit"`)
-			writeError(w, http.StatusUnauthorized, errors.New("a valid bearer token is required"))
+			writeError(w, http.StatusUnauthorized, errors.New("this endpoint needs the admin token in the Authorization header"))
 			return
 		}
 		next(w, r)
@@ -215,12 +215,12 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask):
+	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask), errors.Is(err, errNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable):
 		return http.StatusConflict
 	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped),
-		errors.Is(err, errStoreUnavailable):
+		errors.Is(err, errStoreUnavailable), errors.Is(err, errUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
@@ -231,7 +231,16 @@ func statusOf(err error) int {
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("more data after the JSON object")
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body: larger than %d bytes", tooLarge.Limit))
+		return false
+	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: %w", err))
 		return false
 	}

@@ -311,11 +311,11 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	case errors.Is(context.Cause(ctx), errCutShort):
 		rec.Status = "cancelled"
 		err = fmt.Errorf("%w: %w", errShuttingDown, errCutShort)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the task's deadline, wherever it caught the task
+		rec.Status = "timeout"
+		err = fmt.Errorf("task timed out after %v: %w", timeout, context.DeadlineExceeded)
 	case errors.Is(err, errNoProvider), errors.Is(err, errNoProtocol), errors.Is(err, errShuttingDown):
 		rec.Status = "rejected"
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		rec.Status = "timeout"
-		err = fmt.Errorf("task timed out after %v: %w", timeout, err)
 	default:
 		rec.Status = "error"
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/ollama"
 )
 
 // waitHealthy waits until the engine's health poll has seen every provider.
@@ -105,7 +106,8 @@ func TestTaskErrors(t *testing.T) {
 		{"unknown protocol", "sql/v1", "query", nil, 404, "rejected", `no provider serves this protocol: "sql/v1"`},
 		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`},
 		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`},
-		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 502, "error", `model "nope:latest" not found`},
+		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 404, "error", `model "nope:latest" not found`},
+		{"stream asked for", "llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true}, 400, "error", "stream: true is not served"},
 		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`},
 		{"timeout", "echo/v1", "sleep", []int{5000}, 504, "timeout", "task timed out after 200ms"},
 		{"params neither object nor array", "echo/v1", "echo", 1, 400, "error", "params: JSON-RPC wants an object or an array, got 1"},
@@ -388,4 +390,70 @@ func TestChildOutputIsLoggedWithItsProvider(t *testing.T) {
 	h := s.engine.reg.Health(context.Background()).Providers["garbage-1"]
 	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
 	assert.Contains(t, h.Message, "this is not JSON")
+}
+
+// rawPost sends body as it is to POST /v1/tasks and returns the status and
+// the body.
+func (s *service) rawPost(body io.Reader, header map[string]string) (int, string) {
+	s.t.Helper()
+	req, err := http.NewRequest("POST", s.base+"/v1/tasks", body)
+	require.NoError(s.t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The statuses of the README's table that the task table above does not
+// reach: each row its own case.
+func TestStatusTable(t *testing.T) {
+	s := start(t, "admin_token: "+token+"\n")
+	s.waitHealthy()
+
+	t.Run("a deadline that passed before a provider was picked is 504", func(t *testing.T) {
+		code, body := s.rawPost(strings.NewReader(`{"protocol":"echo/v1","method":"echo","params":[1],"timeout":"1ns"}`), nil)
+		assert.Equal(t, 504, code, body)
+		assert.Contains(t, body, `"status": "timeout"`)
+	})
+	t.Run("a body too large is 413", func(t *testing.T) {
+		big := `{"protocol":"echo/v1","method":"echo","params":["` + strings.Repeat("x", 2<<20) + `"]}`
+		code, body := s.rawPost(strings.NewReader(big), nil)
+		assert.Equal(t, 413, code, body)
+		assert.Contains(t, body, "larger than")
+	})
+	t.Run("data after the JSON object is 400", func(t *testing.T) {
+		code, body := s.rawPost(strings.NewReader(`{"protocol":"echo/v1","method":"echo","params":[1]} {"again":1}`), nil)
+		assert.Equal(t, 400, code, body)
+		assert.Contains(t, body, "more data after the JSON object")
+		assert.NotContains(t, body, `"id"`, "a refused request carries no id")
+	})
+	t.Run("a missing admin token is a readable 401", func(t *testing.T) {
+		code := s.call("POST", "/v1/providers", "", map[string]string{"id": "x", "template": "echo"}, nil)
+		assert.Equal(t, 401, code)
+		req, _ := http.NewRequest("POST", s.base+"/v1/providers", strings.NewReader(`{}`))
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Contains(t, string(b), "needs the admin token in the Authorization header")
+	})
+	t.Run("an open breaker is 503", func(t *testing.T) {
+		// Which answers first depends on the health poll: the breaker, or
+		// routing that already marked the provider unhealthy. Both are 503.
+		assert.Equal(t, 503, statusOf(llmError(fmt.Errorf("generate: %w", ollama.ErrUnavailable))))
+		s.llm.Fail(1000)
+		defer s.llm.Fail(0)
+		code, body := 0, ""
+		for range 20 {
+			code, body = s.rawPost(strings.NewReader(`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"x"},"timeout":"2s"}`), nil)
+			if code == 503 {
+				break
+			}
+		}
+		assert.Equal(t, 503, code, body)
+	})
 }

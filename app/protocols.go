@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/ollama/ollama/api"
@@ -15,9 +16,16 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
 
-// errBadRequest marks a task the caller got wrong: an unknown method, or
-// parameters that do not fit it.
-var errBadRequest = errors.New("bad request")
+var (
+	// errBadRequest marks a task the caller got wrong: an unknown method,
+	// or parameters that do not fit it (the provider's own 4xx included).
+	errBadRequest = errors.New("bad request")
+	// errNotFound: the provider has no such thing, such as a model: 404.
+	errNotFound = errors.New("not found")
+	// errUnavailable: the provider refuses work for now, such as an open
+	// circuit breaker: 503, and worth a retry later.
+	errUnavailable = errors.New("the provider is unavailable")
+)
 
 // handler runs one method of a protocol on one provider.
 type handler func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
@@ -26,6 +34,32 @@ type handler func(ctx context.Context, method string, params json.RawMessage) (j
 // models and version. Generation is asked for unstreamed: a task's answer
 // is one JSON object.
 func llmHandler(p *ollama.Provider) handler {
+	h := llmMethods(p)
+	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		out, err := h(ctx, method, params)
+		return out, llmError(err)
+	}
+}
+
+// llmError sorts the provider's errors into the statuses they deserve:
+// Ollama's own 4xx is the caller's mistake (404 for what does not exist),
+// an open breaker is 503; the rest stays a failure of the provider.
+func llmError(err error) error {
+	var se api.StatusError
+	switch {
+	case err == nil, errors.Is(err, errBadRequest):
+		return err
+	case errors.Is(err, ollama.ErrUnavailable):
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	case errors.As(err, &se) && se.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", errNotFound, err)
+	case errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500:
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	return err
+}
+
+func llmMethods(p *ollama.Provider) handler {
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 		decode := func(v any) error {
 			if len(params) == 0 {
@@ -39,10 +73,19 @@ func llmHandler(p *ollama.Provider) handler {
 			return nil
 		}
 		unstreamed := false
+		refuseStream := func(stream *bool) error {
+			if stream != nil && *stream {
+				return fmt.Errorf("%w: params of %s: stream: true is not served: a task's answer is one JSON object", errBadRequest, method)
+			}
+			return nil
+		}
 		switch method {
 		case "generate":
 			var req api.GenerateRequest
 			if err := decode(&req); err != nil {
+				return nil, err
+			}
+			if err := refuseStream(req.Stream); err != nil {
 				return nil, err
 			}
 			req.Stream = &unstreamed
@@ -52,6 +95,9 @@ func llmHandler(p *ollama.Provider) handler {
 		case "chat":
 			var req api.ChatRequest
 			if err := decode(&req); err != nil {
+				return nil, err
+			}
+			if err := refuseStream(req.Stream); err != nil {
 				return nil, err
 			}
 			req.Stream = &unstreamed
