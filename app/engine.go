@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/file"
@@ -77,7 +78,8 @@ type Engine struct {
 	cancelTasks context.CancelCauseFunc
 	running     atomic.Int64 // tasks between pick and answer
 
-	health   atomic.Pointer[lifecycle.HealthReport] // the last poll's
+	health   atomic.Pointer[healthSnapshot] // the last check's
+	recheck  singleflight.Group             // live checks that routing and probes share
 	started  atomic.Bool
 	draining atomic.Bool // shutdown began: readiness answers 503
 	stopped  atomic.Bool // the engine stopped: tasks are refused
@@ -158,8 +160,58 @@ func (e *Engine) poll(stop, done chan struct{}) {
 
 func (e *Engine) pollHealth(ctx context.Context) {
 	rep := e.reg.Health(ctx)
-	e.health.Store(&rep)
+	e.health.Store(&healthSnapshot{rep: rep, at: time.Now()})
 	e.metrics.observeHealth(rep)
+}
+
+// usable returns the candidates that rep does not call unhealthy, and why
+// the others are not.
+func usable(candidates []*instance, rep *lifecycle.HealthReport) (healthy []*instance, why []string) {
+	for _, in := range candidates {
+		if rep != nil {
+			if h, ok := rep.Providers[in.id]; ok && h.Status == lifecycle.StatusUnhealthy {
+				why = append(why, in.id+": "+h.Message)
+				continue
+			}
+		}
+		healthy = append(healthy, in)
+	}
+	return healthy, why
+}
+
+// healthSnapshot is one health check of every provider, and when it ended.
+type healthSnapshot struct {
+	rep lifecycle.HealthReport
+	at  time.Time
+}
+
+// recentHealth returns the last health check if it is recent (within two
+// poll intervals), and checks again otherwise. Probes and the provider
+// list read it, so looking at the service does not call every provider
+// (and count against an Ollama breaker) once per look.
+func (e *Engine) recentHealth(ctx context.Context) lifecycle.HealthReport {
+	if snap := e.health.Load(); snap != nil && time.Since(snap.at) <= 2*e.settings.HealthInterval {
+		return snap.rep
+	}
+	return e.liveHealth(ctx)
+}
+
+// liveHealth checks every provider now. Concurrent callers share one
+// check, which is not cut short by any one caller's context: a caller that
+// goes away gets the last result.
+func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
+	ch := e.recheck.DoChan("health", func() (any, error) {
+		e.pollHealth(context.Background())
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	if snap := e.health.Load(); snap != nil {
+		return snap.rep
+	}
+	return lifecycle.HealthReport{Status: lifecycle.StatusUnknown}
 }
 
 // BeginShutdown turns readiness to 503 at once; tasks are still served
@@ -400,17 +452,17 @@ func (e *Engine) pick(ctx context.Context, protocol string) (*instance, func(), 
 	if !known {
 		return nil, nil, fmt.Errorf("%w: %q", errNoProtocol, protocol)
 	}
-	rep := e.health.Load()
-	var why []string
-	healthy := candidates[:0]
-	for _, in := range candidates {
-		if rep != nil {
-			if h, ok := rep.Providers[in.id]; ok && h.Status == lifecycle.StatusUnhealthy {
-				why = append(why, in.id+": "+h.Message)
-				continue
-			}
-		}
-		healthy = append(healthy, in)
+	var rep *lifecycle.HealthReport
+	if snap := e.health.Load(); snap != nil {
+		rep = &snap.rep
+	}
+	healthy, why := usable(candidates, rep)
+	if len(healthy) == 0 && len(candidates) > 0 {
+		// Every one was unhealthy at the last poll: one may have recovered
+		// since. Look again, live, rather than refuse for a whole poll
+		// interval while readiness may already say 200.
+		live := e.liveHealth(ctx)
+		healthy, why = usable(candidates, &live)
 	}
 	slices.SortFunc(healthy, func(a, b *instance) int { return int(a.inflight.Load() - b.inflight.Load()) })
 	for _, in := range healthy {
@@ -446,7 +498,7 @@ func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 		}
 	}
 	e.mu.RUnlock()
-	rep := e.reg.Health(ctx)
+	rep := e.recentHealth(ctx)
 	why := []string{}
 	for id := range critical {
 		h, ok := rep.Providers[id]
@@ -477,7 +529,7 @@ type ProviderView struct {
 
 // Providers describes every provider, and those removed at run time.
 func (e *Engine) Providers(ctx context.Context) []ProviderView {
-	rep := e.reg.Health(ctx)
+	rep := e.recentHealth(ctx)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	var out []ProviderView

@@ -27,8 +27,8 @@ import (
 func (s *service) waitHealthy() {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
-		rep := s.engine.health.Load()
-		return rep != nil && rep.Status == lifecycle.StatusHealthy
+		snap := s.engine.health.Load()
+		return snap != nil && snap.rep.Status == lifecycle.StatusHealthy
 	}, testkit.Wait, 10*time.Millisecond)
 }
 
@@ -456,4 +456,46 @@ func TestStatusTable(t *testing.T) {
 		}
 		assert.Equal(t, 503, code, body)
 	})
+}
+
+// Routing agrees with readiness. When the last poll called every provider
+// of a protocol unhealthy, a task checks again, live, before it is refused:
+// a provider that came back is used at once. Probes read a recent poll
+// rather than calling every provider per look.
+func TestRoutingRechecksBeforeRefusing(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	// Stop the poller, so that only this test sets what the last poll saw.
+	close(s.engine.pollStop)
+	<-s.engine.pollDone
+	s.engine.pollStop = nil
+	stale := func(at time.Time) {
+		rep := s.engine.reg.Health(context.Background())
+		h := rep.Providers["echo-1"]
+		h.Status, h.Message = lifecycle.StatusUnhealthy, "down at the last poll"
+		rep.Providers["echo-1"] = h
+		s.engine.health.Store(&healthSnapshot{rep: rep, at: at})
+	}
+
+	stale(time.Now())
+	code, _ := s.rawReady()
+	assert.Equal(t, 503, code, "a recent poll is what readiness reads")
+	code, rec, msg := s.task("echo/v1", "echo", []int{1})
+	require.Equal(t, 200, code, "the task was refused on a stale poll: %s", msg)
+	assert.Equal(t, "echo-1", rec.Provider)
+	code, _ = s.rawReady()
+	assert.Equal(t, 200, code, "the live check that the task made is what readiness reads now")
+
+	stale(time.Now().Add(-time.Hour))
+	code, _ = s.rawReady()
+	assert.Equal(t, 200, code, "a poll too old is checked again")
+}
+
+func (s *service) rawReady() (int, string) {
+	s.t.Helper()
+	resp, err := http.Get(s.base + "/readyz")
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -219,6 +219,18 @@ func retryable(err error) bool {
 // call runs fn through the breaker, with a context that Cleanup cancels,
 // and names the provider, the server and op in its error.
 func (p *Provider) call(ctx context.Context, op string, fn func(context.Context, *api.Client) error) error {
+	return p.run(ctx, op, fn, true)
+}
+
+// probe is call without the breaker, for health checks: a probe that
+// fails must not count towards opening it (looking at the service would
+// then open it), and an open breaker must not stop a probe from seeing that
+// the server is back.
+func (p *Provider) probe(ctx context.Context, op string, fn func(context.Context, *api.Client) error) error {
+	return p.run(ctx, op, fn, false)
+}
+
+func (p *Provider) run(ctx context.Context, op string, fn func(context.Context, *api.Client) error, viaBreaker bool) error {
 	p.mu.Lock()
 	if p.client == nil || p.closed {
 		p.mu.Unlock()
@@ -236,7 +248,12 @@ func (p *Provider) call(ctx context.Context, op string, fn func(context.Context,
 	stop := context.AfterFunc(calls, cancel)
 	defer stop()
 
-	_, err := breaker.Execute(func() (struct{}, error) { return struct{}{}, fn(cctx, client) })
+	var err error
+	if viaBreaker {
+		_, err = breaker.Execute(func() (struct{}, error) { return struct{}{}, fn(cctx, client) })
+	} else {
+		err = fn(cctx, client)
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -421,7 +438,7 @@ func (p *Provider) HealthCheck(ctx context.Context) lifecycle.Health {
 	res["breaker"] = breaker.State().String()
 	res["consecutive_failures"] = breaker.Counts().ConsecutiveFailures
 	var v string
-	err := p.call(ctx, "version", func(ctx context.Context, c *api.Client) (err error) {
+	err := p.probe(ctx, "version", func(ctx context.Context, c *api.Client) (err error) {
 		v, err = c.Version(ctx)
 		return err
 	})

@@ -331,3 +331,27 @@ func TestUnderTheRegistry(t *testing.T) {
 	require.ErrorIs(t, testkit.Receive(t, result, "Generate"), ollama.ErrClosed)
 	require.Eventually(t, func() bool { return s.OpenConns() == 0 }, testkit.Wait, 5*time.Millisecond)
 }
+
+// Health checks do not go through the breaker: looking at a failing server
+// does not open it, and an open breaker does not hide that the server is
+// back (the provider then reads degraded, recovering).
+func TestHealthChecksDoNotTouchTheBreaker(t *testing.T) {
+	s := serve(t)
+	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 2, BreakerOpenFor: time.Hour})
+	ctx := context.Background()
+	s.Fail(1000)
+	for range 5 {
+		h := p.HealthCheck(ctx)
+		require.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+		require.Equal(t, "closed", h.Resources["breaker"], "a probe counted as a failure")
+		require.EqualValues(t, 0, h.Resources["consecutive_failures"])
+	}
+	for range 2 { // calls do count
+		_ = p.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
+	}
+	s.Fail(0)
+	h := p.HealthCheck(ctx)
+	assert.Equal(t, lifecycle.StatusDegraded, h.Status, h.Message)
+	assert.Equal(t, true, h.Resources["reachable"])
+	assert.Equal(t, "open", h.Resources["breaker"])
+}
