@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ollama/ollama/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -498,4 +499,24 @@ func (s *service) rawReady() (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// The provider's own answers map to the statuses of the README's table.
+func TestProviderErrorsMapToStatuses(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"Ollama's 400", api.StatusError{StatusCode: 400, ErrorMessage: "bad input"}, 400},
+		{"Ollama's 404", api.StatusError{StatusCode: 404, ErrorMessage: "model not found"}, 404},
+		{"Ollama's 500", api.StatusError{StatusCode: 500, ErrorMessage: "boom"}, 502},
+		{"breaker open", ollama.ErrUnavailable, 503},
+		{"a deadline", context.DeadlineExceeded, 504},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, statusOf(llmError(fmt.Errorf("ollama %q: generate: %w", "llm-1", tt.err))))
+		})
+	}
 }
