@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -232,8 +233,15 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("more data after the JSON object")
+	if err == nil {
+		// Only the end may follow the object: dec.More says false for a
+		// stray ']' or '}', and for a read error.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = errors.New("more data after the JSON object")
+			if tooLarge := (*http.MaxBytesError)(nil); errors.As(terr, &tooLarge) {
+				err = terr
+			}
+		}
 	}
 	var tooLarge *http.MaxBytesError
 	switch {

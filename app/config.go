@@ -358,8 +358,11 @@ func checkTemplate(field string, t Template) (Template, error) {
 			}
 		}
 		for i, name := range t.Process.InheritEnv {
-			if name == "" || strings.Contains(name, "=") {
+			switch {
+			case name == "" || strings.Contains(name, "="):
 				return t, bad(fmt.Sprintf("%s.process.inherit_env[%d]", field, i), "want a variable's name, got %q", name)
+			case strings.HasPrefix(name, "GLEITZEIT_"):
+				return t, bad(fmt.Sprintf("%s.process.inherit_env[%d]", field, i), "%s is the service's own setting: a child never gets those", name)
 			}
 		}
 	case "":
@@ -370,15 +373,20 @@ func checkTemplate(field string, t Template) (Template, error) {
 	return t, nil
 }
 
+// reserveMargin is what the default cleanup reserve adds to the longest
+// provider timeout: up to a second to answer the tasks that the end of the
+// HTTP shutdown cancelled (see answerGrace), and a second for the engine's
+// stop and the report.
+const reserveMargin = 2 * time.Second
+
 // checkReserve fills in the cleanup reserve, unless it was given, with the
-// longest provider timeout and a second for the engine's stop and the
-// report, and refuses a reserve that leaves the drain and the HTTP shutdown
-// nothing of shutdown.timeout.
+// longest provider timeout and reserveMargin, and refuses a reserve that
+// leaves the drain and the HTTP shutdown nothing of shutdown.timeout.
 func (s *Settings) checkReserve(given bool, longest time.Duration) error {
 	if !given {
-		s.CleanupReserve = longest + time.Second
+		s.CleanupReserve = longest + reserveMargin
 		if s.DrainDelay+s.CleanupReserve >= s.ShutdownTimeout {
-			return bad("shutdown.timeout", "%v cannot hold the drain delay (%v) and the cleanup reserve (%v: the longest provider timeout, %v, and a second); raise it or set shutdown.cleanup_reserve",
+			return bad("shutdown.timeout", "%v cannot hold the drain delay (%v) and the cleanup reserve (%v: the longest provider timeout, %v, and 2s); raise it or set shutdown.cleanup_reserve",
 				s.ShutdownTimeout, s.DrainDelay, s.CleanupReserve, longest)
 		}
 		return nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, filepath.Join("data", "audit.jsonl"), s.AuditPath)
 	assert.Equal(t, 25*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, time.Duration(0), s.DrainDelay)
-	assert.Equal(t, 11*time.Second, s.CleanupReserve, "the longest provider timeout and a second")
+	assert.Equal(t, 12*time.Second, s.CleanupReserve, "the longest provider timeout and 2s")
 	assert.Equal(t, 60*time.Second, s.TaskTimeout)
 	assert.Empty(t, s.AdminToken)
 	require.Len(t, s.Providers, 1)
@@ -100,7 +101,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"process without protocol", "templates: {t: {kind: process, process: {command: [x]}}}\n", nil, "config: templates.t.protocol: required"},
 		{"bad grace", "templates: {t: {kind: process, protocol: p, process: {command: [x], grace: forever}}}\n", nil, `config: templates.t.process.grace: want a duration`},
 		{"reserve leaves nothing", "shutdown: {timeout: 10s, drain_delay: 2s, cleanup_reserve: 8s}\n", nil, "config: shutdown.cleanup_reserve: want more than 0s and less than shutdown.timeout (10s) minus shutdown.drain_delay (2s), got 8s"},
-		{"providers outlast the shutdown", "provider_timeout: 30s\n", nil, "config: shutdown.timeout: 25s cannot hold the drain delay (0s) and the cleanup reserve (31s: the longest provider timeout, 30s, and a second)"},
+		{"providers outlast the shutdown", "provider_timeout: 30s\n", nil, "config: shutdown.timeout: 25s cannot hold the drain delay (0s) and the cleanup reserve (32s: the longest provider timeout, 30s, and 2s)"},
 		{"a template outlasts the shutdown", "templates: {t: {kind: ollama, timeout: 40s}}\nproviders: []\n", nil, "the longest provider timeout, 40s"},
 		{"typo inside a template", "templates: {o: {kind: ollama, critcal: true}}\nproviders: []\n", nil, `config: templates.o.critcal: unknown field "critcal"`},
 		{"typo in a provider", "templates: {o: {kind: ollama}}\nproviders: [{id: a, template: o, tmpl: x}]\n", nil, `config: providers[0].tmpl: unknown field "tmpl"`},
@@ -135,4 +136,20 @@ func TestMainExitsTwoOnBadConfiguration(t *testing.T) {
 	code := Main([]string{"-config", write(t, "c.yaml", "shutdown: {timeout: soon}\n")}, noEnv, &stderr)
 	assert.Equal(t, ExitConfig, code)
 	assert.Contains(t, stderr.String(), "config: shutdown.timeout")
+}
+
+// Found in review: a child may not inherit the service's own settings, and
+// a DSN of another database is refused at load, its password kept out of
+// the message and the exit code 2.
+func TestSecretsStayOutOfChildrenAndMessages(t *testing.T) {
+	cfg := write(t, "c.yaml", "templates:\n  p: {kind: process, protocol: p/v1, process: {command: [sh], inherit_env: [GLEITZEIT_ADMIN_TOKEN]}}\nproviders: []\n")
+	_, err := Load([]string{"-config", cfg}, noEnv, io.Discard)
+	require.ErrorContains(t, err, "config: templates.p.process.inherit_env[0]: GLEITZEIT_ADMIN_TOKEN is the service's own setting")
+
+	var stderr bytes.Buffer
+	cfg = write(t, "d.yaml", "data_dir: "+t.TempDir()+"\nstore: {dsn: \"mysql://app:hunter2@db/prod\"}\n")
+	code := Main([]string{"-config", cfg, "-addr", "127.0.0.1:0"}, noEnv, &stderr)
+	assert.Equal(t, ExitConfig, code, stderr.String())
+	assert.Contains(t, stderr.String(), "config: store.dsn:")
+	assert.NotContains(t, stderr.String(), "hunter2")
 }

@@ -85,6 +85,7 @@ type Engine struct {
 	stopped  atomic.Bool // the engine stopped: tasks are refused
 
 	pollStop chan struct{}
+	stopPoll sync.Once
 	pollDone chan struct{}
 }
 
@@ -137,21 +138,35 @@ func (e *Engine) stop(context.Context) error {
 	e.draining.Store(true)
 	e.stopped.Store(true)
 	e.cancelTasks(errCutShort) // none is left: the admin server has answered every request
-	if e.pollStop != nil {
-		close(e.pollStop)
-		<-e.pollDone
-	}
+	e.stopPoll.Do(func() {     // fx calls stop once; a test may call it first
+		if e.pollStop != nil {
+			close(e.pollStop)
+			<-e.pollDone
+		}
+	})
 	return nil
 }
 
 func (e *Engine) poll(stop, done chan struct{}) {
 	defer close(done)
+	// A poll in progress ends when stop is closed: a provider whose check
+	// hangs for the whole health timeout must not hold up the engine's stop,
+	// which comes out of the providers' cleanup reserve.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(e.settings.HealthInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			e.pollHealth(context.Background())
+			e.pollHealth(ctx)
 		case <-stop:
 			return
 		}
@@ -177,6 +192,27 @@ func usable(candidates []*instance, rep *lifecycle.HealthReport) (healthy []*ins
 		healthy = append(healthy, in)
 	}
 	return healthy, why
+}
+
+// count adds the task to the metrics. A protocol no provider serves is
+// counted as "unknown": the label is the client's to choose, and a label
+// per made-up protocol would grow the metrics without bound.
+func (e *Engine) count(rec TaskRecord) {
+	if !e.servesProtocol(rec.Protocol) {
+		rec.Protocol = "unknown"
+	}
+	e.metrics.observeTask(rec)
+}
+
+func (e *Engine) servesProtocol(protocol string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, in := range e.instances {
+		if in.tmpl.Protocol == protocol {
+			return true
+		}
+	}
+	return false
 }
 
 // healthSnapshot is one health check of every provider, and when it ended.
@@ -243,8 +279,10 @@ func (e *Engine) build(id string, t Template) (lifecycle.Provider, handler, erro
 		log := e.log.With(zap.String("provider", id))
 		p, err := process.New(process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir,
 			Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Protocol: t.Protocol,
-			Stderr:        newChildStderr(e.log, id),
-			OnOutputError: func(err error) { log.Error("child process output is not JSON-RPC: it cannot be used", zap.Error(err)) }, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
+			Stderr: newChildStderr(e.log, id),
+			OnOutputError: func(err error) {
+				log.Error("child process output is not JSON-RPC: it cannot be used", zap.String("error", lifecycle.Redact(err.Error())))
+			}, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -380,10 +418,10 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		// says "running": the answer must not claim more.
 		rec.Status, rec.Output = "unrecorded", nil
 		rec.Error = lifecycle.Redact(serr.Error())
-		e.metrics.observeTask(rec)
+		e.count(rec)
 		return rec, fmt.Errorf("%w: the task ran, but its outcome could not be recorded: %w", errStoreUnavailable, serr)
 	}
-	e.metrics.observeTask(rec)
+	e.count(rec)
 	return rec, err
 }
 

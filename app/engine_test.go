@@ -295,7 +295,7 @@ func TestMetrics(t *testing.T) {
 	text := string(body)
 	for _, want := range []string{
 		`gleitzeit_tasks_total{outcome="ok",protocol="echo/v1"} 1`,
-		`gleitzeit_tasks_total{outcome="rejected",protocol="nope/v1"} 1`,
+		`gleitzeit_tasks_total{outcome="rejected",protocol="unknown"} 1`, // a protocol no provider serves: not a label of its own
 		`gleitzeit_task_duration_seconds_count{protocol="echo/v1"} 1`,
 		`gleitzeit_provider_cleanup_seconds_count{outcome="ok",provider="echo-2"} 1`,
 		`gleitzeit_provider_health{provider="echo-1",status="healthy"} 1`,
@@ -467,9 +467,7 @@ func TestRoutingRechecksBeforeRefusing(t *testing.T) {
 	s := start(t, "")
 	s.waitHealthy()
 	// Stop the poller, so that only this test sets what the last poll saw.
-	close(s.engine.pollStop)
-	<-s.engine.pollDone
-	s.engine.pollStop = nil
+	s.engine.stopPoll.Do(func() { close(s.engine.pollStop); <-s.engine.pollDone })
 	stale := func(at time.Time) {
 		rep := s.engine.reg.Health(context.Background())
 		h := rep.Providers["echo-1"]
@@ -518,5 +516,70 @@ func TestProviderErrorsMapToStatuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, statusOf(llmError(fmt.Errorf("ollama %q: generate: %w", "llm-1", tt.err))))
 		})
+	}
+}
+
+// Found in review: more request-body shapes that must not pass, a protocol
+// label the client chooses, and a child's stdout carrying a secret.
+func TestReviewFindings(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	t.Run("only the end may follow the JSON object", func(t *testing.T) {
+		for body, want := range map[string]int{
+			`{"protocol":"echo/v1","method":"echo","params":[1]}]`:                                   400,
+			`{"protocol":"echo/v1","method":"echo","params":[1]}}}`:                                  400,
+			`{"protocol":"echo/v1","method":"echo","params":[1]}` + strings.Repeat(" ", 1<<20) + `x`: 413,
+			`{"protocol":"echo/v1","method":"echo","params":[1]}` + "\n \t":                          200,
+		} {
+			code, answer := s.rawPost(strings.NewReader(body), nil)
+			assert.Equal(t, want, code, "%.70q: %s", body, answer)
+		}
+	})
+	t.Run("an unknown protocol is not a label of its own", func(t *testing.T) {
+		for i := range 20 {
+			code, _ := s.rawPost(strings.NewReader(fmt.Sprintf(`{"protocol":"junk-%d","method":"m"}`, i)), nil)
+			require.Equal(t, 404, code)
+		}
+		resp, err := http.Get(s.base + "/metrics")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.NotContains(t, string(b), "junk-")
+	})
+	t.Run("a child's stdout is logged redacted", func(t *testing.T) {
+		s.engine.settings.Templates["leaky"] = Template{Kind: "process", Protocol: "leaky/v1", Process: &ProcessTemplate{
+			Command: []string{"sh", "-c", "echo connecting to postgres://app:hunter2@db/prod; exec sleep 100"}, Grace: "1s"}}
+		require.NoError(t, s.engine.Add("leaky-1", "leaky"))
+		require.Eventually(t, func() bool { return strings.Contains(s.logs.String(), "not JSON-RPC") }, testkit.Wait, time.Millisecond)
+		assert.NotContains(t, s.logs.String(), "hunter2")
+	})
+	t.Run("short client timeouts do not open the Ollama breaker", func(t *testing.T) {
+		s.llm.SetHang(true)
+		for range 8 {
+			code, _ := s.rawPost(strings.NewReader(`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"x"},"timeout":"30ms"}`), nil)
+			require.Equal(t, 504, code)
+		}
+		s.llm.SetHang(false)
+		code, rec, msg := s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi"})
+		assert.Equal(t, 200, code, "an honest task after others' short timeouts: %s %s", rec.Status, msg)
+	})
+}
+
+// Found in review: the engine's stop must not wait for a health poll that
+// hangs on a provider for the whole health timeout: that time comes out of
+// the providers' cleanup reserve.
+func TestEngineStopDoesNotWaitForAHungHealthPoll(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	s.llm.SetHang(true)
+	defer s.llm.SetHang(false)
+	before := s.llm.Requests("/api/version")
+	require.Eventually(t, func() bool { return s.llm.Requests("/api/version") > before }, testkit.Wait, time.Millisecond, "a poll reaches the hung server")
+	stopped := testkit.Go(func() error { return s.engine.stop(context.Background()) })
+	select {
+	case err := <-stopped:
+		require.NoError(t, err)
+	case <-time.After(time.Second): // the registry's health timeout is 2 s
+		t.Fatal("the engine's stop waited for the hung health poll")
 	}
 }

@@ -43,6 +43,9 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
 		return ExitFailed
 	}
+	if err := process.HideEnviron(); err != nil {
+		log.Warn("child processes running as this user can read the service's environment", zap.Error(err))
+	}
 	if err := process.BecomeSubreaper(); err != nil {
 		log.Warn("orphaned grandchildren of child processes will go to PID 1", zap.Error(err))
 	}

@@ -187,7 +187,10 @@ func (p *Provider) Initialize(context.Context) error {
 			return c.ConsecutiveFailures >= p.cfg.BreakerFailures
 		},
 		IsSuccessful: answered,
-		IsExcluded:   func(err error) bool { return errors.Is(err, context.Canceled) },
+		IsExcluded: func(err error) bool {
+			var ce callerEnded
+			return errors.Is(err, context.Canceled) || errors.As(err, &ce)
+		},
 	})
 	p.calls, p.cancel = context.WithCancel(context.Background())
 	return nil
@@ -215,6 +218,13 @@ func retryable(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.As(err, &ne) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
+
+// callerEnded marks an error that came from the caller's context ending;
+// the breaker does not count it.
+type callerEnded struct{ err error }
+
+func (c callerEnded) Error() string { return c.err.Error() }
+func (c callerEnded) Unwrap() error { return c.err }
 
 // call runs fn through the breaker, with a context that Cleanup cancels,
 // and names the provider, the server and op in its error.
@@ -250,7 +260,19 @@ func (p *Provider) run(ctx context.Context, op string, fn func(context.Context, 
 
 	var err error
 	if viaBreaker {
-		_, err = breaker.Execute(func() (struct{}, error) { return struct{}{}, fn(cctx, client) })
+		_, err = breaker.Execute(func() (struct{}, error) {
+			err := fn(cctx, client)
+			if err != nil && ctx.Err() != nil {
+				// The caller's own deadline or cancellation: not the server's
+				// failure. A client sending short timeouts must not open the
+				// breaker for everyone.
+				return struct{}{}, callerEnded{err}
+			}
+			return struct{}{}, err
+		})
+		if ce, ok := err.(callerEnded); ok {
+			err = ce.err
+		}
 	} else {
 		err = fn(cctx, client)
 	}

@@ -26,3 +26,18 @@ func BecomeSubreaper() error {
 	}
 	return nil
 }
+
+// HideEnviron makes this process non-dumpable (PR_SET_DUMPABLE 0), so that
+// a child running as the same, non-root user cannot read the service's
+// environment, and the secrets in it, from /proc/<ppid>/environ: the
+// allow-list keeps them out of the child's own environment, not out of
+// reach. A child running as root can still read it: run the service as a
+// user of its own. Elsewhere than on Linux it fails with an error that
+// wraps [errors.ErrUnsupported].
+func HideEnviron() error {
+	const prSetDumpable = 4
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); errno != 0 {
+		return fmt.Errorf("process: hide the environment from children: %w", errno)
+	}
+	return nil
+}

@@ -24,3 +24,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 func BecomeSubreaper() error {
 	return fmt.Errorf("process: become a subreaper: not available on %s: %w", runtime.GOOS, errors.ErrUnsupported)
 }
+
+// HideEnviron is Linux's PR_SET_DUMPABLE 0; elsewhere it fails with an
+// error that wraps [errors.ErrUnsupported].
+func HideEnviron() error {
+	return fmt.Errorf("process: hide the environment from children: not available on %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

@@ -183,6 +183,12 @@ func sqliteDSN(dsn string) (string, string, error) {
 	if path == "" {
 		return "", "", errors.New("SQLite DSN names no file")
 	}
+	if scheme, _, ok := strings.Cut(path, "://"); ok && !strings.ContainsAny(scheme, `/\`) {
+		// A URL of another database ("mysql://user:pass@host/db") is not a
+		// file name: say so rather than look for its directory, and keep
+		// its password out of the message.
+		return "", "", fmt.Errorf("DSN %q: scheme %q is neither PostgreSQL (postgres://) nor a SQLite file", lifecycle.Redact(dsn), scheme)
+	}
 	pragmas := strings.Join(query["_pragma"], ",")
 	for _, p := range []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),
