@@ -33,12 +33,13 @@ const (
 // provider can append its own, so every such component starts after the
 // providers are initialized and stops before they are cleaned up.
 //
-// If a *zap.Logger is in the graph, the registry logs to it, and so do the
-// module's own fx events; use [EventLogger] to send every fx event there.
+// If a *zap.Logger is in the graph, the registry logs to it. Module leaves
+// fx's own events to the application's choice of logger (fx.WithLogger,
+// fxtest's, or fx's default): a module that chose one would override it.
+// [EventLogger] sends them to the graph's *zap.Logger.
 var Module fx.Option = fx.Module("gleitzeit",
 	fx.Provide(newRegistry),
 	fx.Invoke(registerProviders),
-	fx.WithLogger(EventLogger),
 )
 
 // WithRegistryOptions passes options to the registry that Module builds.
@@ -51,7 +52,10 @@ func WithRegistryOptions(opts ...lifecycle.Option) fx.Option {
 	))
 }
 
-type loggerParams struct {
+// EventLoggerParams is what [EventLogger] takes from the graph: a
+// *zap.Logger, if there is one. It is exported so that EventLogger can be
+// called, or wrapped, outside fx.WithLogger.
+type EventLoggerParams struct {
 	fx.In
 	Logger *zap.Logger `optional:"true"`
 }
@@ -62,7 +66,7 @@ type loggerParams struct {
 // with the rest of the service's. Routine events (a constructor provided,
 // a hook run) are logged at debug level, errors at error level: a service
 // logging at info keeps its startup and shutdown readable.
-func EventLogger(p loggerParams) fxevent.Logger {
+func EventLogger(p EventLoggerParams) fxevent.Logger {
 	if p.Logger == nil {
 		return fxevent.NopLogger
 	}

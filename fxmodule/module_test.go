@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -413,4 +414,42 @@ func TestRegistryStopsWhenEarlierHooksUsedUpTheStopTimeout(t *testing.T) {
 			require.EqualValues(t, 1, f.cleanups.Load(), f.id)
 		}
 	}
+}
+
+// eventRecorder is an fx logger that keeps every event.
+type eventRecorder struct {
+	mu     sync.Mutex
+	events []fxevent.Event
+}
+
+func (r *eventRecorder) LogEvent(e fxevent.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+// Module leaves fx's events to the application's logger: the module's own
+// provides reach a logger the application chose (they did not while Module
+// set one of its own), and EventLogger can be called directly.
+func TestModuleLeavesTheLoggerToTheApplication(t *testing.T) {
+	rec := &eventRecorder{}
+	app := fx.New(
+		fx.WithLogger(func() fxevent.Logger { return rec }),
+		fx.Supply(&journal{}),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+	)
+	require.NoError(t, app.Err())
+	rec.mu.Lock()
+	var fromModule []string
+	for _, e := range rec.events {
+		if p, ok := e.(*fxevent.Provided); ok && p.ModuleName == "gleitzeit" {
+			fromModule = append(fromModule, p.OutputTypeNames...)
+		}
+	}
+	rec.mu.Unlock()
+	assert.Contains(t, fromModule, "*lifecycle.Registry", "the module's events reached the application's logger")
+
+	assert.Equal(t, fxevent.NopLogger, fxmodule.EventLogger(fxmodule.EventLoggerParams{}))
+	assert.NotNil(t, fxmodule.EventLogger(fxmodule.EventLoggerParams{Logger: zap.NewNop()}))
 }
