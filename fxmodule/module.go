@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -98,10 +99,12 @@ type hooks struct{ r *lifecycle.Registry }
 
 // start starts the registry. If that fails, fx will not call stop, so start
 // stops the registry itself: Start has rolled back what it initialized, and
-// Stop cleans up the providers it never reached. Neither is cut short by a
-// start context that ran out; each cleanup is bounded by its provider's
-// timeout.
+// Stop reports the providers it never reached (skipped: never initialized).
+// Neither is cut short by a start context that ran out; each cleanup is
+// bounded by its provider's timeout.
 func (h hooks) start(ctx context.Context) error {
+	ctx, cancel := early(ctx)
+	defer cancel()
 	err := h.r.Start(ctx)
 	if err != nil {
 		_ = h.r.Stop(context.WithoutCancel(ctx)) // its failures are in the report and the log
@@ -109,7 +112,25 @@ func (h hooks) start(ctx context.Context) error {
 	return err
 }
 
-func (h hooks) stop(ctx context.Context) error { return h.r.Stop(ctx) }
+// stop stops the registry a little before fx's deadline: see early.
+func (h hooks) stop(ctx context.Context) error {
+	ctx, cancel := early(ctx)
+	defer cancel()
+	return h.r.Stop(ctx)
+}
+
+// early returns ctx with a deadline a little before its own. fx answers a
+// hook that returns after its deadline with the bare context error; the
+// registry, given the earlier deadline, returns first, and app.Start's or
+// app.Stop's error names the providers that failed or hung.
+func early(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(max(time.Until(deadline)/20, 5*time.Millisecond), 250*time.Millisecond)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
 
 // member is one provider on its way to the registry, through the value
 // group.

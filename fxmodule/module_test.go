@@ -256,8 +256,11 @@ func TestStopTimeoutBoundsTheStop(t *testing.T) {
 		defer cancel()
 		return app.Stop(ctx)
 	})
-	// fx reports its own deadline; the registry names the provider.
-	require.ErrorIs(t, testkit.Receive(t, stopped, "app.Stop"), context.DeadlineExceeded)
+	// The registry returns a little before fx's deadline, so app.Stop's
+	// error names the provider, not only the deadline.
+	err := testkit.Receive(t, stopped, "app.Stop")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, `provider "db"`)
 	require.Eventually(t, func() bool {
 		o := reg.Report().Providers["db"]
 		return o.Result == lifecycle.ResultAbandoned && strings.Contains(o.Err.Error(), `provider "db"`)
@@ -452,4 +455,35 @@ func TestModuleLeavesTheLoggerToTheApplication(t *testing.T) {
 
 	assert.Equal(t, fxevent.NopLogger, fxmodule.EventLogger(fxmodule.EventLoggerParams{}))
 	assert.NotNil(t, fxmodule.EventLogger(fxmodule.EventLoggerParams{Logger: zap.NewNop()}))
+}
+
+// slowStart's Initialize takes until its context ends.
+type slowStart struct{ base }
+
+func (s *slowStart) Initialize(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A StartTimeout that cuts a slow Initialize: app.Start's error names the
+// provider, not only fx's deadline, and the provider is rolled back.
+func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
+	var reg *lifecycle.Registry
+	app := fx.New(
+		fx.NopLogger,
+		fx.Populate(&reg),
+		fx.StartTimeout(100*time.Millisecond),
+		fx.Supply(&journal{}),
+		fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *slowStart { return &slowStart{base{id: "slow", jnl: j}} }, lifecycle.Timeout(time.Hour)),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	err := app.Start(ctx)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `provider "slow"`)
+	require.Eventually(t, func() bool {
+		o, ok := reg.Report().Providers["slow"]
+		return ok && o.Result == lifecycle.ResultOK
+	}, wait, time.Millisecond, "the slow provider is cleaned up: %v", reg.Report().Providers)
 }
