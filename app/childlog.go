@@ -53,3 +53,15 @@ func (c *childStderr) line(b []byte) {
 	}
 	c.log.Info("child stderr", zap.String("line", lifecycle.Redact(string(bytes.TrimRight(b, "\r")))))
 }
+
+// Flush logs what is left of a last line that ended without a newline: a
+// crash message is often the child's last words. The process provider
+// calls it once the child has exited.
+func (c *childStderr) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf) > 0 {
+		c.line(c.buf)
+		c.buf = nil
+	}
+}

@@ -16,12 +16,15 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/ollama"
+	"github.com/gleitzeit/gleitzeit/providers/process"
 )
 
 // waitHealthy waits until the engine's health poll has seen every provider.
@@ -582,4 +585,22 @@ func TestEngineStopDoesNotWaitForAHungHealthPoll(t *testing.T) {
 	case <-time.After(time.Second): // the registry's health timeout is 2 s
 		t.Fatal("the engine's stop waited for the hung health poll")
 	}
+}
+
+// A child's last stderr line that ends without a newline is logged once it
+// exits (found in review: a crash message was lost).
+func TestChildsLastWordsAreLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	p, err := process.New(process.Config{ID: "c", Command: []string{"sh", "-c", "printf 'first\\nfatal: out of memory' >&2; exit 1"},
+		Stderr: newChildStderr(zap.New(core), "c"), Grace: time.Second})
+	require.NoError(t, err)
+	require.NoError(t, p.Initialize(context.Background()))
+	defer p.Cleanup(context.Background())
+	require.Eventually(t, func() bool { return logs.Len() == 2 }, testkit.Wait, time.Millisecond)
+	var lines []string
+	for _, e := range logs.All() {
+		lines = append(lines, e.ContextMap()["line"].(string))
+		assert.Equal(t, "c", e.ContextMap()["provider"])
+	}
+	assert.Equal(t, []string{"first", "fatal: out of memory"}, lines)
 }

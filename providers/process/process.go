@@ -56,7 +56,9 @@ type Config struct {
 	Protocol string
 	// Grace is the time between SIGTERM and SIGKILL; DefaultGrace if zero.
 	Grace time.Duration
-	// Stderr receives the child's standard error; the service's if nil.
+	// Stderr receives the child's standard error; the service's if nil. If
+	// it has a Flush method, that is called once the child has exited and
+	// its output is copied, for a last line that ends without a newline.
 	Stderr io.Writer
 	// OnOutputError, if set, is told once when reading the child's
 	// standard output fails with something other than its end: output that
@@ -182,6 +184,9 @@ func (p *Process) Initialize(ctx context.Context) error {
 		}
 		started <- nil
 		err := cmd.Wait()
+		if f, ok := p.cfg.Stderr.(interface{ Flush() }); ok {
+			f.Flush() // Wait has copied all of stderr
+		}
 		p.mu.Lock()
 		p.exitErr = err
 		conn := p.conn
