@@ -199,7 +199,26 @@ func Provide(ctor any, opts ...lifecycle.RegisterOption) fx.Option {
 		fx.Provide(fx.Annotate(adapter.Interface(),
 			fx.ParamTags(``, `name:"`+rawName+`"`),
 			fx.ResultTags(publicTag, `group:"`+providerGroup+`"`))),
+		fx.Invoke(requireModule(t)),
 	)
+}
+
+type moduleParams struct {
+	fx.In
+	Registry *lifecycle.Registry `optional:"true"`
+}
+
+// requireModule fails the app if Module is missing: without it, a provider
+// that nothing else consumes would never be built, initialized or cleaned
+// up, silently, and one that something consumes would fail with a bare
+// "missing type: *lifecycle.Registry".
+func requireModule(t reflect.Type) func(moduleParams) error {
+	return func(p moduleParams) error {
+		if p.Registry == nil {
+			return fmt.Errorf("fxmodule.Provide(%v) needs fxmodule.Module in the same app: add it to fx.New", t)
+		}
+		return nil
+	}
 }
 
 // providedType checks ctor's shape and returns the provider type it builds.

@@ -487,3 +487,18 @@ func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
 		return ok && o.Result == lifecycle.ResultOK
 	}, wait, time.Millisecond, "the slow provider is cleaned up: %v", reg.Report().Providers)
 }
+
+// Provide without Module fails the app, saying so: the provider would
+// otherwise never be built, initialized or cleaned up.
+func TestProvideWithoutModuleFailsSayingSo(t *testing.T) {
+	app := fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB))
+	err := app.Err()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "fxmodule.Provide(*fxmodule_test.DB) needs fxmodule.Module in the same app")
+
+	// And one that something consumes says so too, not only "missing type".
+	app = fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB), fx.Invoke(func(*DB) {}))
+	err = app.Err()
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "needs fxmodule.Module")
+}
