@@ -197,22 +197,11 @@ func usable(candidates []*instance, rep *lifecycle.HealthReport) (healthy []*ins
 // count adds the task to the metrics. A protocol no provider serves is
 // counted as "unknown": the label is the client's to choose, and a label
 // per made-up protocol would grow the metrics without bound.
-func (e *Engine) count(rec TaskRecord) {
-	if !e.servesProtocol(rec.Protocol) {
+func (e *Engine) count(rec TaskRecord, served bool) {
+	if !served {
 		rec.Protocol = "unknown"
 	}
 	e.metrics.observeTask(rec)
-}
-
-func (e *Engine) servesProtocol(protocol string) bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	for _, in := range e.instances {
-		if in.tmpl.Protocol == protocol {
-			return true
-		}
-	}
-	return false
 }
 
 // healthSnapshot is one health check of every provider, and when it ended.
@@ -390,6 +379,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	defer e.running.Add(-1)
 
 	in, release, err := e.pick(ctx, t.Protocol)
+	served := !errors.Is(err, errNoProtocol)
 	if err == nil {
 		rec.Provider = in.id
 		rec.Output, err = e.runOn(ctx, in, release, t)
@@ -418,10 +408,10 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		// says "running": the answer must not claim more.
 		rec.Status, rec.Output = "unrecorded", nil
 		rec.Error = lifecycle.Redact(serr.Error())
-		e.count(rec)
+		e.count(rec, served)
 		return rec, fmt.Errorf("%w: the task ran, but its outcome could not be recorded: %w", errStoreUnavailable, serr)
 	}
-	e.count(rec)
+	e.count(rec, served)
 	return rec, err
 }
 

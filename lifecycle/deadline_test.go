@@ -196,7 +196,7 @@ func TestStopWithDoneContextDuringStart(t *testing.T) {
 		ctx, cancel := stopContext(rng)
 		within(t, "Stop", func() { _ = r.Stop(ctx) })
 		cancel()
-		<-started
+		testkit.Receive(t, started, "Start")
 	}
 }
 
@@ -342,7 +342,7 @@ func TestRandomGraphsRacingEveryOperation(t *testing.T) {
 		started := make(chan struct{})
 		go func() { defer close(started); _ = r.Start(startCtx) }()
 		if rng.IntN(2) == 0 {
-			<-started
+			testkit.Receive(t, started, "Start")
 		}
 		var leases []func()
 		for _, id := range bares {

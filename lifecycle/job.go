@@ -129,16 +129,14 @@ func (j *job) end(o Outcome) bool {
 // had ended by its deadline. An abandoned cleanup's real result replaces
 // its outcome, marked late: a Stop whose context was done still got the
 // close it began. A timed-out one keeps its outcome, since the provider
-// broke its own timeout. It reports whether the outcome changed.
-func (j *job) returnedLate(o Outcome) bool {
+// broke its own timeout.
+func (j *job) returnedLate(o Outcome) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if !j.state.over() || j.out.Result != ResultAbandoned {
-		return false
+	if j.state.over() && j.out.Result == ResultAbandoned {
+		o.Late = true
+		j.out = o
 	}
-	o.Late = true
-	j.out = o
-	return true
 }
 
 // markReturned records that the cleanup's goroutine is through.

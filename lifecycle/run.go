@@ -35,6 +35,7 @@ type task struct {
 	j     *job
 	run   *run
 	mine  bool    // claimed by this run; otherwise another caller's, only waited for
+	skip  bool    // claimed ended: its Initialize never began, so there is nothing to run
 	deps  []*task // its dependencies in this run, back edges of a cycle removed; fixed once linked
 	color uint8   // for link's walk, before the run begins
 
@@ -56,7 +57,8 @@ func (r *Registry) claimRun(ctx context.Context, nodes []*node, trigger Trigger)
 		t := &tasks[i]
 		t.run = ru
 		if j := claim(n, trigger, t, &jobs[i]); j != nil {
-			t.j, t.mine = j, true
+			// The job is not shared yet: its state is read without its lock.
+			t.j, t.mine, t.skip = j, true, j.state == jobEnded
 			ru.mine++
 		} else {
 			n.mu.Lock()
@@ -97,10 +99,10 @@ func (ru *run) execute() {
 	var ended, ready []*task
 	ru.mu.Lock()
 	for _, t := range ru.tasks {
-		switch _, done := t.j.outcome(); {
+		switch {
 		case !t.mine:
 			t.launched = true // another caller's to begin
-		case done: // skipped when claimed: never initialized
+		case t.skip:
 			t.launched = true
 			ended = append(ended, t)
 		case t.pending == 0:
@@ -243,7 +245,7 @@ func (ru *run) begin(ready []*task) (ended []*task) {
 				rest = append(rest, t)
 			}
 		}
-		for _, j := range ru.r.begin(ru.ctx, timeout, slices.Clone(jobs)) {
+		for _, j := range ru.r.begin(ru.ctx, timeout, jobs) { // begin keeps none of jobs
 			ended = append(ended, j.task)
 		}
 		ready = rest
