@@ -128,7 +128,9 @@ func early(ctx context.Context) (context.Context, context.CancelFunc) {
 	if !ok {
 		return ctx, func() {}
 	}
-	margin := min(max(time.Until(deadline)/20, 5*time.Millisecond), 250*time.Millisecond)
+	// A tenth of what is left, at least 20ms (the registry's return must be
+	// scheduled, under load, before fx's deadline) and at most 250ms.
+	margin := min(max(time.Until(deadline)/10, 20*time.Millisecond), 250*time.Millisecond)
 	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 

@@ -243,7 +243,7 @@ func TestStopTimeoutBoundsTheStop(t *testing.T) {
 	app := fx.New(
 		fx.NopLogger,
 		fx.Populate(&reg),
-		fx.StopTimeout(50*time.Millisecond),
+		fx.StopTimeout(300*time.Millisecond),
 		fx.Supply(jnl),
 		fxmodule.Module,
 		fxmodule.Provide(func(j *journal) *DB {
@@ -472,7 +472,7 @@ func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
 	app := fx.New(
 		fx.NopLogger,
 		fx.Populate(&reg),
-		fx.StartTimeout(100*time.Millisecond),
+		fx.StartTimeout(time.Second),
 		fx.Supply(&journal{}),
 		fxmodule.Module,
 		fxmodule.Provide(func(j *journal) *slowStart { return &slowStart{base{id: "slow", jnl: j}} }, lifecycle.Timeout(time.Hour)),
