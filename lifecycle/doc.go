@@ -73,6 +73,17 @@
 // ended. Callbacks that other goroutines run see only fields set before
 // they were registered, or read under a lock held until those are set.
 //
+// # Staged providers
+//
+// A framework with an order of its own (fx, whose hooks start in the order
+// components were built and stop in reverse) registers providers with
+// Staged and steps through them: Registry.StartProvider initializes one
+// when its turn comes, and Registry.Release frees its cleanup when the
+// framework has stopped everything that used it. Stop still cleans up
+// concurrently: a released provider's cleanup begins as soon as its
+// dependents' have ended, whatever the framework does next. Package
+// fxmodule is built on this.
+//
 // # Leases
 //
 // [Registry.Acquire] lends a provider out for one unit of work. A

@@ -70,6 +70,12 @@ func claim(n *node, trigger Trigger, t *task, j *job) *job {
 		j.state, j.returned = jobEnded, true
 		j.out = Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized}
 	}
+	// A Stop's cleanup of a staged provider waits for its Release. Decided
+	// here, under n.mu, with n.job: a Release either comes before and is
+	// seen, or comes after and finds the task to free.
+	if t != nil && trigger == TriggerStop && n.staged && !n.released && j.state != jobEnded {
+		t.held = true
+	}
 	n.job = j
 	return j
 }

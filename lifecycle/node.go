@@ -24,6 +24,7 @@ type node struct {
 	seq     uint64 // registration order: ties in Start's order follow it
 	timeout time.Duration
 	deps    []string // ids of the providers it uses
+	staged  bool     // see Staged: StartProvider initializes it, Release frees its cleanup
 	method  string   // the cleanup method's name, "" when it has none
 	cleanup func(context.Context) error
 	init    func(context.Context) error // nil when it has no Initialize
@@ -40,11 +41,12 @@ type node struct {
 	leases       int           // leases handed out and not yet released
 	drained      chan struct{} // closed when leases reach zero, once a cleanup waits for that
 	job          *job          // the cleanup, once claimed; never replaced, so cleanup runs once
+	released     bool          // Release was called: a Stop need not wait for it
 	check        *healthCall   // the health check in flight, shared by concurrent callers
 }
 
 func newNode(p Provider, id string, reg registration) *node {
-	n := &node{p: p, id: id, timeout: reg.timeout, deps: dedupe(reg.deps)}
+	n := &node{p: p, id: id, timeout: reg.timeout, deps: dedupe(reg.deps), staged: reg.staged}
 	n.method, n.cleanup = cleanupMethod(p)
 	if i, ok := p.(Initializer); ok {
 		n.init = i.Initialize

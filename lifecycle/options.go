@@ -101,6 +101,7 @@ type RegisterOption interface {
 type registration struct {
 	timeout time.Duration // 0: the registry's default
 	deps    []string
+	staged  bool
 }
 
 // Timeout bounds the provider's Initialize and its cleanup, replacing the
@@ -129,7 +130,23 @@ func (o dependsOnOption) String() string {
 	return "DependsOn(" + strings.Join(o, ", ") + ")"
 }
 
+// Staged registers a provider whose start and stop an outer framework
+// steps through itself, one provider at a time, in its own order: package
+// fxmodule does, so that each provider takes its place among fx's hooks.
+// Start leaves a staged provider to [Registry.StartProvider], and Stop
+// begins its cleanup only once [Registry.Release] has been called for it
+// (as well as, as always, once its dependents' cleanups have ended), or
+// once Stop's context is done. A rollback or an Unregister does not wait
+// for Release.
+func Staged() RegisterOption { return stagedOption{} }
+
+type stagedOption struct{}
+
+func (stagedOption) applyRegister(r *registration) { r.staged = true }
+func (stagedOption) String() string                { return "Staged()" }
+
 var (
 	_ RegisterOption = timeoutOption(0)
 	_ RegisterOption = dependsOnOption(nil)
+	_ RegisterOption = stagedOption{}
 )

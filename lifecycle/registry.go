@@ -143,7 +143,7 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 		return providerError(id, "register", fmt.Errorf("the registry failed to start: %w", ErrStopped))
 	}
 	running := r.phase == phaseRunning
-	if err := r.checkDeps(n, running); err != nil {
+	if err := r.checkDeps(n, running && !n.staged); err != nil {
 		r.mu.Unlock()
 		return providerError(id, "register", err)
 	}
@@ -156,7 +156,7 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	if !r.quiet() { // only the logger's debug level and observers want this
 		r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
 	}
-	if running {
+	if running && !n.staged {
 		return r.initializeLate(n)
 	}
 	return nil

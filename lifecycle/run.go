@@ -39,7 +39,9 @@ type task struct {
 	deps  []*task // its dependencies in this run, back edges of a cycle removed; fixed once linked
 	color uint8   // for link's walk, before the run begins
 
-	pending  int  // dependents in this run whose cleanup has not ended; guarded by run.mu
+	pending  int  // dependents in this run whose cleanup has not ended, and its hold; guarded by run.mu
+	held     bool // a staged provider's cleanup not yet released (see Staged); set by claim, then guarded by run.mu
+	holding  bool // its hold is counted in pending; guarded by run.mu
 	launched bool // begun, or another caller's to begin; guarded by run.mu
 	counted  bool // its end is counted; guarded by run.mu
 }
@@ -99,6 +101,10 @@ func (ru *run) execute() {
 	var ended, ready []*task
 	ru.mu.Lock()
 	for _, t := range ru.tasks {
+		if t.held { // counted as one more dependent, until Release
+			t.pending++
+			t.holding = true
+		}
 		switch {
 		case !t.mine:
 			t.launched = true // another caller's to begin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -90,20 +91,26 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			r.mu.Unlock()
 			return initialized, ErrStopped
 		}
-		var batch []*node
+		// Staged providers are checked with the rest (an unknown
+		// dependency or a cycle fails Start), but left to StartProvider.
+		var pending []*node
 		for _, n := range r.sortedNodes() {
 			n.mu.Lock()
 			if n.state == initPending && n.job == nil {
-				batch = append(batch, n)
+				pending = append(pending, n)
 			}
 			n.mu.Unlock()
 		}
-		if len(batch) == 0 {
+		order, err := initOrder(pending, r.nodes)
+		if err == nil {
+			order = slices.DeleteFunc(order, func(n *node) bool { return n.staged })
+			err = r.checkStagedDeps(order)
+		}
+		if err == nil && len(order) == 0 {
 			r.phase = phaseRunning
 			r.mu.Unlock()
 			return initialized, nil
 		}
-		order, err := initOrder(batch, r.nodes)
 		r.mu.Unlock()
 		if err != nil {
 			return initialized, err
@@ -313,4 +320,25 @@ func cycleError(path []*node, d *node) error {
 	}
 	names = append(names, fmt.Sprintf("%q", d.id))
 	return fmt.Errorf("%w: %s", ErrCycle, strings.Join(names, " -> "))
+}
+
+// checkStagedDeps refuses a provider that Start would initialize although
+// it depends on a staged provider not started yet: Start never waits for
+// StartProvider. r.mu is held.
+func (r *Registry) checkStagedDeps(order []*node) error {
+	for _, n := range order {
+		for _, id := range n.deps {
+			d := r.nodes[id]
+			if d == nil || !d.staged {
+				continue
+			}
+			d.mu.Lock()
+			ready := d.state == initDone
+			d.mu.Unlock()
+			if !ready {
+				return providerError(n.id, "start", fmt.Errorf("depends on %q, which is staged and not started yet: %w", id, ErrNotReady))
+			}
+		}
+	}
+	return nil
 }
