@@ -18,6 +18,7 @@ import (
 // since dig 1.0; TestDiscover* fail if it changes.
 type graph struct {
 	params    [][]string          // by constructor: the keys it consumes
+	results   [][]string          // by constructor: the keys it produces
 	producers map[string][]int    // by result key: the constructors producing it
 	members   map[string][]string // by group key: the result keys in the group
 }
@@ -44,6 +45,7 @@ func parseGraph(dot string) (*graph, error) {
 				return nil, fmt.Errorf("read constructor result %q: %w", line, err)
 			}
 			g.producers[key] = append(g.producers[key], ctor)
+			g.results[ctor] = append(g.results[ctor], key)
 		case paramLine.MatchString(line):
 			m := paramLine.FindStringSubmatch(line)
 			n, _ := strconv.Atoi(m[1])
@@ -75,6 +77,7 @@ func parseGraph(dot string) (*graph, error) {
 func (g *graph) grow(n int) {
 	for len(g.params) <= n {
 		g.params = append(g.params, nil)
+		g.results = append(g.results, nil)
 	}
 }
 
@@ -100,31 +103,4 @@ func (g *graph) producersOf(key string) []int {
 		return out
 	}
 	return g.producers[key]
-}
-
-// reaches walks the constructors that from's parameters need, directly or
-// through other constructors, and calls found for each constructor in stop
-// that it meets, without walking past it.
-func (g *graph) reaches(from int, stop map[int]bool, found func(int)) {
-	seen := map[int]bool{from: true}
-	var walk func(c int)
-	walk = func(c int) {
-		if c >= len(g.params) {
-			return
-		}
-		for _, key := range g.params[c] {
-			for _, p := range g.producersOf(key) {
-				if seen[p] {
-					continue
-				}
-				seen[p] = true
-				if stop[p] {
-					found(p)
-					continue
-				}
-				walk(p)
-			}
-		}
-	}
-	walk(from)
 }

@@ -334,7 +334,6 @@ func TestProvideRejectsWhatIsNotAProviderConstructor(t *testing.T) {
 		{"not a function", 42, "want a constructor function"},
 		{"not a provider", func() *Repo { return nil }, "does not implement lifecycle.Provider"},
 		{"second result not an error", func() (*DB, int) { return nil, 0 }, "returns the provider, and optionally an error"},
-		{"grouped", fx.Annotated{Group: "g", Target: NewMetrics}, "group of its own"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -446,7 +445,7 @@ func TestModuleLeavesTheLoggerToTheApplication(t *testing.T) {
 	rec.mu.Lock()
 	var fromModule []string
 	for _, e := range rec.events {
-		if p, ok := e.(*fxevent.Provided); ok && p.ModuleName == "gleitzeit" {
+		if p, ok := e.(*fxevent.Provided); ok && p.ModuleName == "fxmodule" {
 			fromModule = append(fromModule, p.OutputTypeNames...)
 		}
 	}
@@ -494,7 +493,8 @@ func TestProvideWithoutModuleFailsSayingSo(t *testing.T) {
 	app := fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB))
 	err := app.Err()
 	require.Error(t, err)
-	assert.ErrorContains(t, err, "fxmodule.Provide(*fxmodule_test.DB) needs fxmodule.Module in the same app")
+	assert.ErrorContains(t, err, "fxmodule.Provide(github.com/gleitzeit/gleitzeit/fxmodule_test.NewDB (")
+	assert.ErrorContains(t, err, "module_test.go:72)) needs fxmodule.Module in the same app")
 
 	// And one that something consumes says so too, not only "missing type".
 	app = fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB), fx.Invoke(func(*DB) {}))

@@ -1,0 +1,47 @@
+package fxmodule
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"go.uber.org/fx"
+)
+
+// fx.Annotate returns a value of an unexported type whose exported fields
+// hold the function and its annotations. Provide splits them: annotations
+// of parameters go on the wrapper that calls the function, annotations of
+// results on the identity that exposes its value. The fields are read by
+// reflection; TestProvideTakesFxAnnotate fails if fx changes them.
+
+const (
+	paramSide = iota
+	resultSide
+)
+
+// annotatedParts returns the function and the annotations of a value made
+// by fx.Annotate.
+func annotatedParts(v any) (target any, anns []fx.Annotation, ok bool) {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() || rv.Kind() != reflect.Struct || rv.Type().PkgPath() != "go.uber.org/fx" || rv.Type().Name() != "annotated" {
+		return nil, nil, false
+	}
+	t, a := rv.FieldByName("Target"), rv.FieldByName("Annotations")
+	if !t.IsValid() || !a.IsValid() || !t.CanInterface() || !a.CanInterface() {
+		return nil, nil, false
+	}
+	anns, ok = a.Interface().([]fx.Annotation)
+	return t.Interface(), anns, ok
+}
+
+// annotationSide tells which of the two an annotation belongs on.
+func annotationSide(a fx.Annotation) (int, error) {
+	name := strings.TrimPrefix(reflect.TypeOf(a).String(), "*")
+	switch name {
+	case "fx.paramTagsAnnotation", "fx.fromAnnotation":
+		return paramSide, nil
+	case "fx.resultTagsAnnotation", "fx.asAnnotation", "fx.lifecycleHookAnnotation":
+		return resultSide, nil
+	}
+	return 0, fmt.Errorf("fx.Annotate with %s is not supported on a provider", name)
+}

@@ -1,0 +1,284 @@
+package fxmodule
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+)
+
+// discover finds each provider's dependencies and whether its stop hook
+// must wait for its cleanup, and sets them on the slots.
+//
+// Two views are combined. The values a provider's constructor received
+// are exact: a parameter, an fx.In field or a group member that is another
+// provider's value is a dependency, by identity, whatever the types are
+// called and whichever module provided them. fx's graph (fx.DotGraph) is
+// the only view of the constructors in between (a repository built from
+// a database provider, say), and it names types by their printed names,
+// which two packages, or two modules' private providers, may share. So:
+//
+//   - an edge found through a type name that one constructor alone
+//     produces is certain;
+//   - one found through a name that several produce is possible: it is
+//     kept, ordering two providers that may need no order, unless it would
+//     close a cycle, which a legal fx graph cannot have;
+//   - a provider found by identity that the graph does not show as an
+//     input at all means the graph was misread, and fails the start.
+func discover(slots []*slot, dot string) error {
+	g, err := parseGraph(dot)
+	if err != nil {
+		return fmt.Errorf("fxmodule: read fx's graph: %w", err)
+	}
+	byMarker := make(map[string]*slot, len(slots))
+	for _, sl := range slots {
+		byMarker[markerKey(sl.d.marker)] = sl
+	}
+	ctorOf := make(map[int]*slot, len(slots))
+	slotCtor := make(map[*slot]int, len(slots))
+	for c, results := range g.results {
+		for _, key := range results {
+			if sl := byMarker[key]; sl != nil {
+				ctorOf[c] = sl
+				slotCtor[sl] = c
+			}
+		}
+	}
+	byValue := make(map[valueKey]*slot, len(slots))
+	for _, sl := range slots {
+		if k, ok := keyOf(sl.raw); ok {
+			byValue[k] = sl
+		}
+		if k, ok := keyOf(reflect.ValueOf(sl.p)); ok {
+			byValue[k] = sl
+		}
+	}
+
+	order := make(map[*slot]int, len(slots))
+	for i, sl := range slots {
+		order[sl] = i
+	}
+	certain := make(map[*slot]map[*slot]bool, len(slots))
+	possible := make(map[*slot]map[*slot]bool, len(slots))
+	for _, sl := range slots {
+		c, ok := slotCtor[sl]
+		if !ok {
+			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where)
+		}
+		found := g.walk(c, ctorOf)
+		sl.waits = found.hooked
+		certain[sl], possible[sl] = found.certain, found.possible
+		delete(certain[sl], sl)
+		delete(possible[sl], sl)
+		for _, q := range identities(sl.args, byValue) {
+			if q == sl {
+				continue
+			}
+			if !found.certain[q] && !found.possible[q] {
+				return fmt.Errorf("fxmodule: provider %q receives provider %q, but fx's graph does not show %s among the inputs of %s",
+					sl.id, q.id, q.d.where, sl.d.where)
+			}
+			certain[sl][q] = true
+			delete(possible[sl], q)
+		}
+	}
+
+	// Certain edges first, then possible ones in a fixed order, each only
+	// if it closes no cycle.
+	edges := make(map[*slot][]*slot, len(slots))
+	for _, sl := range slots {
+		for q := range certain[sl] {
+			edges[sl] = append(edges[sl], q)
+		}
+		slices.SortFunc(edges[sl], func(a, b *slot) int { return order[a] - order[b] })
+	}
+	for _, sl := range slots {
+		qs := make([]*slot, 0, len(possible[sl]))
+		for q := range possible[sl] {
+			qs = append(qs, q)
+		}
+		slices.SortFunc(qs, func(a, b *slot) int { return order[a] - order[b] })
+		for _, q := range qs {
+			if !reaches(edges, q, sl) {
+				edges[sl] = append(edges[sl], q)
+			}
+		}
+	}
+	for _, sl := range slots {
+		sl.deps = sl.deps[:0]
+		for _, q := range edges[sl] {
+			sl.deps = append(sl.deps, q.id)
+		}
+	}
+	return nil
+}
+
+// reaches reports whether to is reachable from from along edges.
+func reaches(edges map[*slot][]*slot, from, to *slot) bool {
+	seen := map[*slot]bool{}
+	stack := []*slot{from}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n == to {
+			return true
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		stack = append(stack, edges[n]...)
+	}
+	return false
+}
+
+// valueKey identifies a value by its dynamic type and address.
+type valueKey struct {
+	t   reflect.Type
+	ptr uintptr
+}
+
+func keyOf(v reflect.Value) (valueKey, bool) {
+	for v.IsValid() && v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return valueKey{}, false
+		}
+		v = v.Elem()
+	}
+	if !v.IsValid() {
+		return valueKey{}, false
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.UnsafePointer:
+		if v.IsNil() {
+			return valueKey{}, false
+		}
+		return valueKey{v.Type(), v.Pointer()}, true
+	}
+	return valueKey{}, false
+}
+
+// identities returns the providers among a constructor's arguments: the
+// arguments themselves, the fields of fx.In structs, and group members.
+func identities(args []reflect.Value, byValue map[valueKey]*slot) []*slot {
+	var out []*slot
+	var visit func(v reflect.Value, depth int)
+	visit = func(v reflect.Value, depth int) {
+		if !v.IsValid() || depth > 4 {
+			return
+		}
+		if k, ok := keyOf(v); ok {
+			if sl := byValue[k]; sl != nil && !slices.Contains(out, sl) {
+				out = append(out, sl)
+			}
+			return
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			if !embedsIn(v.Type()) {
+				return
+			}
+			for i := range v.NumField() {
+				if v.Type().Field(i).IsExported() {
+					visit(v.Field(i), depth+1)
+				}
+			}
+		case reflect.Slice: // a group
+			for i := range min(v.Len(), 4096) {
+				visit(v.Index(i), depth+1)
+			}
+		}
+	}
+	for _, a := range args {
+		visit(a, 0)
+	}
+	return out
+}
+
+func embedsIn(t reflect.Type) bool {
+	for f := range t.Fields() {
+		if f.Anonymous && f.Type == inType {
+			return true
+		}
+	}
+	return false
+}
+
+// markerKey is the key under which fx's graph lists a marker result.
+func markerKey(name string) string {
+	return markerType.String() + "[name=" + name + "]"
+}
+
+// found is what a walk of the graph from one provider's constructor found.
+type found struct {
+	certain, possible map[*slot]bool
+	hooked            bool // a plain constructor in between takes fx.Lifecycle
+}
+
+// Keys a walk never follows: the lifecycle every hooked constructor takes,
+// and the session every provider wrapper takes.
+var skipKeys = map[string]bool{
+	lifecycleType.String(): true,
+	sessionType.String():   true,
+}
+
+// walk follows the constructors that c's parameters need, through plain
+// constructors, stopping at provider constructors (ctorOf).
+func (g *graph) walk(c int, ctorOf map[int]*slot) found {
+	f := found{certain: map[*slot]bool{}, possible: map[*slot]bool{}}
+	type item struct {
+		ctor      int
+		ambiguous bool
+	}
+	seen := map[int]bool{c: true}
+	queue := []item{{c, false}}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		for _, key := range g.params[it.ctor] {
+			if skipKeys[key] {
+				continue
+			}
+			producers := g.producersOf(key)
+			amb := it.ambiguous || len(producers) > 1
+			for _, p := range producers {
+				if sl := ctorOf[p]; sl != nil {
+					if amb {
+						if !f.certain[sl] {
+							f.possible[sl] = true
+						}
+					} else {
+						f.certain[sl] = true
+						delete(f.possible, sl)
+					}
+					continue
+				}
+				if seen[p] {
+					continue
+				}
+				seen[p] = true
+				if slices.Contains(g.params[p], lifecycleType.String()) {
+					f.hooked = true
+				}
+				queue = append(queue, item{p, amb})
+			}
+		}
+	}
+	return f
+}
+
+// sameValue reports whether a and b are one value: the same pointer, or
+// equal comparable values.
+func sameValue(a, b reflect.Value) bool {
+	ka, okA := keyOf(a)
+	kb, okB := keyOf(b)
+	if okA || okB {
+		return okA && okB && ka == kb
+	}
+	for a.Kind() == reflect.Interface {
+		a = a.Elem()
+	}
+	for b.Kind() == reflect.Interface {
+		b = b.Elem()
+	}
+	return a.Type() == b.Type() && a.Comparable() && b.Comparable() && a.Equal(b)
+}
