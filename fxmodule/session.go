@@ -42,9 +42,9 @@ type slot struct {
 	raw      reflect.Value      // what the constructor built
 	p        lifecycle.Provider // what the registry manages: raw, or what consumers receive
 	replaced bool               // a decorator or fx.Replace changed the value consumers receive
-	deps     []string // found in fx's graph
-	allDeps  []string // and those given with lifecycle.DependsOn, as registered
-	waits    bool // a component it was built from has hooks: fx must not stop that before this cleanup ends
+	deps     []string           // found in fx's graph
+	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
+	waits    bool               // a component it was built from has hooks: fx must not stop that before this cleanup ends
 
 	cleaned  chan struct{} // closed when its cleanup has ended (or been abandoned)
 	outcome  lifecycle.Outcome
