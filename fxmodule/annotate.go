@@ -45,3 +45,21 @@ func annotationSide(a fx.Annotation) (int, error) {
 	}
 	return 0, fmt.Errorf("fx.Annotate with %s is not supported on a provider", name)
 }
+
+// paramTags returns the tags of an fx.ParamTags annotation, so that Provide
+// can add its own for the session after the user's.
+func paramTags(a fx.Annotation) ([]string, bool) {
+	v := reflect.ValueOf(a)
+	if v.Kind() != reflect.Struct || v.Type().String() != "fx.paramTagsAnnotation" {
+		return nil, false
+	}
+	f := v.FieldByName("tags")
+	if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.String {
+		return nil, false
+	}
+	tags := make([]string, f.Len())
+	for i := range tags {
+		tags[i] = f.Index(i).String()
+	}
+	return tags, true
+}

@@ -23,7 +23,11 @@ import (
 //     kept, ordering two providers that may need no order, unless it would
 //     close a cycle, which a legal fx graph cannot have;
 //   - a provider found by identity that the graph does not show as an
-//     input at all means the graph was misread, and fails the start.
+//     input at all means the graph was misread, and fails the start;
+//   - fx's graph does not show decorators: a provider held, a few levels
+//     down, by a value a constructor received (a repository that a
+//     decorator wrapped with a cache provider, say) is a possible
+//     dependency too.
 func discover(slots []*slot, dot string) error {
 	g, err := parseGraph(dot)
 	if err != nil {
@@ -64,20 +68,49 @@ func discover(slots []*slot, dot string) error {
 		if !ok {
 			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where)
 		}
-		found := g.walk(c, ctorOf)
-		sl.waits = found.hooked
-		certain[sl], possible[sl] = found.certain, found.possible
-		delete(certain[sl], sl)
-		delete(possible[sl], sl)
+		f := g.walk(c, ctorOf)
+		sl.waits = f.hooked
+		certain[sl], possible[sl] = f.certain, map[*slot]bool{}
 		for _, q := range identities(sl.args, byValue) {
 			if q == sl {
 				continue
 			}
-			if !found.certain[q] && !found.possible[q] {
+			if !f.has(q) {
 				return fmt.Errorf("fxmodule: provider %q receives provider %q, but fx's graph does not show %s among the inputs of %s",
 					sl.id, q.id, q.d.where, sl.d.where)
 			}
 			certain[sl][q] = true
+		}
+		// What a decorator put together is not in the graph: the parts
+		// its arguments hold, and those of a value that replaced the
+		// provider's own, are possible dependencies. They also decide,
+		// where they can, between the providers an ambiguous name may
+		// stand for.
+		var inside []reflect.Value
+		if sl.replaced {
+			inside = append(inside, reflect.ValueOf(sl.p))
+		}
+		h := held(sl.args, inside, byValue)
+		for _, q := range h {
+			possible[sl][q] = true
+		}
+		for _, group := range f.possible {
+			var confirmed []*slot
+			for q := range group {
+				if slices.Contains(h, q) || certain[sl][q] {
+					confirmed = append(confirmed, q)
+				}
+			}
+			if len(confirmed) > 0 {
+				continue // the values name which: the others are not
+			}
+			for q := range group {
+				possible[sl][q] = true
+			}
+		}
+		delete(certain[sl], sl)
+		delete(possible[sl], sl)
+		for q := range certain[sl] {
 			delete(possible[sl], q)
 		}
 	}
@@ -194,6 +227,70 @@ func identities(args []reflect.Value, byValue map[valueKey]*slot) []*slot {
 	return out
 }
 
+// Bounds of held's walk: a value graph may be large, and only the values
+// near the top are a component's parts.
+const (
+	heldDepth = 4
+	heldNodes = 512
+)
+
+// held returns the providers that values hold, a few levels down through
+// pointers, interfaces, struct fields (unexported ones too) and slices:
+// the parts of a component that a decorator put together, which fx's
+// graph does not show. A value that is a provider is not looked into,
+// except those in inside.
+func held(vals, inside []reflect.Value, byValue map[valueKey]*slot) []*slot {
+	var out []*slot
+	seen := map[valueKey]bool{}
+	nodes := 0
+	var visit func(v reflect.Value, depth int)
+	visit = func(v reflect.Value, depth int) {
+		if !v.IsValid() || depth > heldDepth || nodes >= heldNodes {
+			return
+		}
+		nodes++
+		for v.Kind() == reflect.Interface {
+			if v.IsNil() {
+				return
+			}
+			v = v.Elem()
+		}
+		if k, ok := keyOf(v); ok {
+			if sl := byValue[k]; sl != nil && depth > 0 {
+				if !slices.Contains(out, sl) {
+					out = append(out, sl)
+				}
+				return
+			}
+			if seen[k] {
+				return
+			}
+			seen[k] = true
+		}
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				visit(v.Elem(), depth+1)
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				visit(v.Field(i), depth+1)
+			}
+		case reflect.Slice, reflect.Array:
+			for i := range min(v.Len(), 64) {
+				visit(v.Index(i), depth+1)
+			}
+		}
+	}
+	for _, v := range vals {
+		visit(v, 1) // an argument that is a provider is found, not looked into
+	}
+	for _, v := range inside {
+		visit(v, 0)
+	}
+	return out
+}
+
 func embedsIn(t reflect.Type) bool {
 	for f := range t.Fields() {
 		if f.Anonymous && f.Type == inType {
@@ -210,8 +307,23 @@ func markerKey(name string) string {
 
 // found is what a walk of the graph from one provider's constructor found.
 type found struct {
-	certain, possible map[*slot]bool
-	hooked            bool // a plain constructor in between takes fx.Lifecycle
+	certain map[*slot]bool
+	// possible holds, by the first name on the way that several
+	// constructors produce, the providers found past it.
+	possible map[string]map[*slot]bool
+	hooked   bool // a plain constructor in between takes fx.Lifecycle
+}
+
+func (f found) has(sl *slot) bool {
+	if f.certain[sl] {
+		return true
+	}
+	for _, group := range f.possible {
+		if group[sl] {
+			return true
+		}
+	}
+	return false
 }
 
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
@@ -224,13 +336,13 @@ var skipKeys = map[string]bool{
 // walk follows the constructors that c's parameters need, through plain
 // constructors, stopping at provider constructors (ctorOf).
 func (g *graph) walk(c int, ctorOf map[int]*slot) found {
-	f := found{certain: map[*slot]bool{}, possible: map[*slot]bool{}}
+	f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}}
 	type item struct {
-		ctor      int
-		ambiguous bool
+		ctor  int
+		group string // the first ambiguous name on the way, if any
 	}
 	seen := map[int]bool{c: true}
-	queue := []item{{c, false}}
+	queue := []item{{c, ""}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
@@ -239,16 +351,19 @@ func (g *graph) walk(c int, ctorOf map[int]*slot) found {
 				continue
 			}
 			producers := g.producersOf(key)
-			amb := it.ambiguous || len(producers) > 1
+			group := it.group
+			if group == "" && len(producers) > 1 {
+				group = key
+			}
 			for _, p := range producers {
 				if sl := ctorOf[p]; sl != nil {
-					if amb {
-						if !f.certain[sl] {
-							f.possible[sl] = true
-						}
-					} else {
+					if group == "" {
 						f.certain[sl] = true
-						delete(f.possible, sl)
+					} else {
+						if f.possible[group] == nil {
+							f.possible[group] = map[*slot]bool{}
+						}
+						f.possible[group][sl] = true
 					}
 					continue
 				}
@@ -259,7 +374,7 @@ func (g *graph) walk(c int, ctorOf map[int]*slot) found {
 				if slices.Contains(g.params[p], lifecycleType.String()) {
 					f.hooked = true
 				}
-				queue = append(queue, item{p, amb})
+				queue = append(queue, item{p, group})
 			}
 		}
 	}

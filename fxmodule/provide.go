@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 
 	"go.uber.org/fx"
@@ -53,7 +54,8 @@ type decl struct {
 
 	// How the value is exposed: exactly one of these is used.
 	tag        string          // a name or group tag for the value, from fx.Annotated
-	paramAnns  []fx.Annotation // fx.Annotate's annotations on parameters
+	paramTags  []string        // fx.Annotate's fx.ParamTags, if any
+	paramAnns  []fx.Annotation // its other annotations on parameters
 	resultAnns []fx.Annotation // and on results, hooks included
 	annotated  bool
 
@@ -108,7 +110,11 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 				case err != nil:
 					return nil, err
 				case side == paramSide:
-					d.paramAnns = append(d.paramAnns, a)
+					if tags, ok := paramTags(a); ok {
+						d.paramTags = tags
+					} else {
+						d.paramAnns = append(d.paramAnns, a)
+					}
 				default:
 					d.resultAnns = append(d.resultAnns, a)
 				}
@@ -162,20 +168,38 @@ func (d *decl) options() fx.Option {
 	}
 	// Annotated: the wrapped constructor, with the user's parameter
 	// annotations, gives the value under the marker's name; an identity,
-	// with the user's result annotations, exposes it.
+	// with the user's result annotations, exposes it, and gives besides a
+	// value of a type of its own, which the invoke asks for, so that the
+	// identity, and any hook its annotations add, is built with the
+	// provider even if nothing consumes it.
 	raw := `name:"` + d.marker + `.value"`
-	w := any(d.wrapper(raw, false))
-	if len(d.paramAnns) > 0 {
-		w = fx.Annotate(w, d.paramAnns...)
+	var w any
+	switch {
+	case d.paramTags != nil:
+		// The user's tags, then the session's, optional, so that a
+		// missing Module is reported as such.
+		tags := slices.Clone(d.paramTags)
+		for len(tags) < d.fnType.NumIn() {
+			tags = append(tags, ``)
+		}
+		tags = append(tags, `optional:"true"`, ``)
+		w = fx.Annotate(d.wrapper(raw, false), append([]fx.Annotation{fx.ParamTags(tags...)}, d.paramAnns...)...)
+	case len(d.paramAnns) > 0:
+		w = fx.Annotate(d.wrapper(raw, false), d.paramAnns...)
+	default:
+		w = d.wrapper(raw, true)
 	}
+	exposed := reflect.StructOf([]reflect.StructField{
+		{Name: "Marker", Type: markerType, Tag: reflect.StructTag(`fxmodule:"` + d.marker + `"`)},
+	})
 	expose := reflect.MakeFunc(
-		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided}, false),
-		func(args []reflect.Value) []reflect.Value { return args })
+		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided, exposed}, false),
+		func(args []reflect.Value) []reflect.Value { return []reflect.Value{args[0], reflect.Zero(exposed)} })
 	anns := append([]fx.Annotation{fx.ParamTags(raw)}, d.resultAnns...)
 	opts = append(opts,
 		fx.Provide(append([]any{w}, provideOpts...)...),
 		fx.Provide(append([]any{fx.Annotate(expose.Interface(), anns...)}, provideOpts...)...),
-		fx.Invoke(d.check(raw)),
+		fx.Invoke(d.checkType(exposed)),
 	)
 	return fx.Options(opts...)
 }
@@ -285,6 +309,24 @@ func (d *decl) check(tag string) any {
 			err = d.missingModule()
 		} else if p.NumField() > 2 {
 			err = s.received(d, p.Field(2))
+		}
+		return []reflect.Value{reflect.ValueOf(&err).Elem()}
+	}).Interface()
+}
+
+// checkType is check for an annotated provider, whose exposed value cannot
+// be asked for by a key known here: it asks for the identity's own result.
+func (d *decl) checkType(exposed reflect.Type) any {
+	in := reflect.StructOf([]reflect.StructField{
+		{Name: "In", Type: inType, Anonymous: true},
+		{Name: "Session", Type: sessionType, Tag: `optional:"true"`},
+		{Name: "Exposed", Type: exposed, Tag: `optional:"true"`},
+	})
+	ft := reflect.FuncOf([]reflect.Type{in}, []reflect.Type{errorType}, false)
+	return reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
+		var err error
+		if s, _ := args[0].Field(1).Interface().(*session); s == nil {
+			err = d.missingModule()
 		}
 		return []reflect.Value{reflect.ValueOf(&err).Elem()}
 	}).Interface()

@@ -1,0 +1,150 @@
+package fxmodule_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Tracer is a plain fx component with hooks of its own, as an fx program
+// has many: providers may be built from it.
+type Tracer struct{}
+
+func NewTracer(lc fx.Lifecycle, j *journal) *Tracer {
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { j.Add("start tracer"); return nil },
+		OnStop:  func(context.Context) error { j.Add("stop tracer"); return nil },
+	})
+	return &Tracer{}
+}
+
+// Client is a plain component between the tracer and a provider.
+type Client struct{ tr *Tracer }
+
+func NewClient(tr *Tracer) *Client { return &Client{tr} }
+
+// A provider built from a component with hooks, directly, through another
+// constructor or through an fx.In field, is initialized after the
+// component starts and cleaned up before it stops: fx's order, whatever the
+// order of the options.
+func TestProviderBuiltFromAHookedComponent(t *testing.T) {
+	type dbParams struct {
+		fx.In
+		J      *journal
+		Client *Client
+	}
+	tests := []struct {
+		name string
+		opts fx.Option
+	}{
+		{"directly", fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} })},
+		{"through a constructor", fx.Options(fx.Provide(NewClient),
+			fxmodule.Provide(func(j *journal, _ *Client) *DB { return &DB{base{id: "db", jnl: j}} }))},
+		{"through an fx.In field", fx.Options(fx.Provide(NewClient),
+			fxmodule.Provide(func(p dbParams) *DB { return &DB{base{id: "db", jnl: p.J}} }))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, tracerFirst := range []bool{true, false} {
+				jnl := &journal{}
+				opts := []fx.Option{fx.Supply(jnl), fxmodule.Module, tt.opts}
+				if tracerFirst {
+					opts = append([]fx.Option{fx.Provide(NewTracer)}, opts...)
+				} else {
+					opts = append(opts, fx.Provide(NewTracer))
+				}
+				app := fxtest.New(t, opts...)
+				app.RequireStart()
+				app.RequireStop()
+				jnl.Before(t, "start tracer", "init db")
+				jnl.Before(t, "cleanup db", "stop tracer")
+			}
+		})
+	}
+}
+
+// A provider's own constructor may append hooks: they run once the
+// provider is initialized and stop before it is cleaned up.
+func TestHooksOfAProviderConstructor(t *testing.T) {
+	jnl := &journal{}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(func(lc fx.Lifecycle, j *journal) *DB {
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { j.Add("warm db"); return nil },
+				OnStop:  func(context.Context) error { j.Add("drain db"); return nil },
+			})
+			return &DB{base{id: "db", jnl: j}}
+		}),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	jnl.Before(t, "init db", "warm db")
+	jnl.Before(t, "drain db", "cleanup db")
+}
+
+// A provider that must be cleaned up before a component it was built from
+// stops does not serialize the others: two independent providers, one
+// declared before and one after it, are still cleaned up together (each
+// cleanup returns only once both have begun).
+func TestOrderWithComponentsKeepsCleanupsConcurrent(t *testing.T) {
+	jnl := &journal{}
+	var both sync.WaitGroup
+	both.Add(2)
+	meet := func(ctx context.Context) error {
+		both.Done()
+		done := make(chan struct{})
+		go func() { both.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fx.Provide(NewTracer),
+		fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j, cleanup: meet}} }),
+		fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }),
+		fxmodule.Provide(func(j *journal) *Metrics { return &Metrics{base{id: "metrics", jnl: j, cleanup: meet}} }),
+		fxmodule.WithRegistryOptions(lifecycle.WithDefaultTimeout(wait)),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	jnl.Before(t, "cleanup db", "stop tracer")
+}
+
+// A component built from the registry (an engine that leases providers)
+// starts after every provider is initialized and stops before any is
+// cleaned up, even when its invoke comes first.
+func TestComponentsOfTheRegistryComeAfterEveryProvider(t *testing.T) {
+	jnl := &journal{}
+	engine := func(lc fx.Lifecycle, _ *lifecycle.Registry) {
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error { jnl.Add("start engine"); return nil },
+			OnStop:  func(context.Context) error { jnl.Add("stop engine"); return nil },
+		})
+	}
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fx.Invoke(engine),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(NewMetrics),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	for _, id := range []string{"db", "metrics"} {
+		jnl.Before(t, "init "+id, "start engine")
+		jnl.Before(t, "stop engine", "cleanup "+id)
+	}
+}
