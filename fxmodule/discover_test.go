@@ -94,7 +94,7 @@ func TestSiblingModulesWithPrivateTypesOfOneName(t *testing.T) {
 	module := func(name string) fx.Option {
 		return fx.Module(name,
 			fxmodule.Provide(fxmodule.Private(func(j *journal) *DB { return &DB{base{id: name + "-db", jnl: j}} })),
-			fx.Provide(fx.Private, func(db *DB) *Repo { return &Repo{db} }),
+			fx.Provide(fx.Private, func(db *DB) *Repo { return &Repo{db: db} }),
 			fxmodule.Provide(fxmodule.Private(func(j *journal, _ *Repo) *API { return &API{base{id: name + "-api", jnl: j}} })),
 		)
 	}

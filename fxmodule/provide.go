@@ -146,8 +146,8 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 		return nil, fmt.Errorf("%s: a provider constructor returns the provider itself, not an fx.Out struct", d.where)
 	}
 	// Unique for as long as the option lives, without a counter shared by
-	// every app in the process.
-	d.marker = fmt.Sprintf("gleitzeit.provider.%p", d)
+	// every app in the process, and telling in fx's logs.
+	d.marker = fmt.Sprintf("fxmodule.Provide(%s)@%p", runtime.FuncForPC(fn.Pointer()).Name(), d)
 	return d, nil
 }
 
