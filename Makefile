@@ -40,8 +40,10 @@ lint:
 fuzz:
 	$(GO) test ./lifecycle -run '^$$' -fuzz '^FuzzRegistry$$' -fuzztime $(FUZZTIME)
 
-# The registry's and the service's testing.B benchmarks, then the table of
-# benchmarks/ (the registry beside fx and samber/do). See BENCHMARKS.md.
+# The registry's and the service's testing.B benchmarks, what fxmodule costs
+# an fx app, then the table of benchmarks/ (the registry beside fx and
+# samber/do). See BENCHMARKS.md.
 bench:
 	$(GO) test ./lifecycle ./app -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME)
+	cd benchmarks && $(GO) test ./fxapp -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 3
 	cd benchmarks && $(GO) run . -runs $(RUNS)

@@ -66,7 +66,7 @@ func discover(slots []*slot, dot string) error {
 	for _, sl := range slots {
 		c, ok := slotCtor[sl]
 		if !ok {
-			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where)
+			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where())
 		}
 		f := g.walk(c, ctorOf)
 		sl.waits = f.hooked
@@ -77,7 +77,7 @@ func discover(slots []*slot, dot string) error {
 			}
 			if !f.has(q) {
 				return fmt.Errorf("fxmodule: provider %q receives provider %q, but fx's graph does not show %s among the inputs of %s",
-					sl.id, q.id, q.d.where, sl.d.where)
+					sl.id, q.id, q.d.where(), sl.d.where())
 			}
 			certain[sl][q] = true
 		}

@@ -2,7 +2,6 @@ package fxmodule
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -23,18 +22,17 @@ type graph struct {
 	members   map[string][]string // by group key: the result keys in the group
 }
 
-var (
-	clusterLine = regexp.MustCompile(`^\tsubgraph cluster_(\d+) \{$`)
-	paramLine   = regexp.MustCompile(`^\tconstructor_(\d+) -> (".*") \[ltail=cluster_\d+.*\];$`)
-)
-
 func parseGraph(dot string) (*graph, error) {
 	g := &graph{producers: make(map[string][]int), members: make(map[string][]string)}
 	ctor := -1 // the cluster being read, or -1 outside one
-	for _, line := range strings.Split(dot, "\n") {
+	for line := range strings.Lines(dot) {
+		line = strings.TrimSuffix(line, "\n")
 		switch {
-		case clusterLine.MatchString(line):
-			n, _ := strconv.Atoi(clusterLine.FindStringSubmatch(line)[1])
+		case strings.HasPrefix(line, "\tsubgraph cluster_"):
+			n, err := strconv.Atoi(strings.TrimSuffix(line[len("\tsubgraph cluster_"):], " {"))
+			if err != nil {
+				return nil, fmt.Errorf("read constructor %q: %w", line, err)
+			}
 			ctor = n
 			g.grow(n)
 		case line == "\t}":
@@ -46,10 +44,14 @@ func parseGraph(dot string) (*graph, error) {
 			}
 			g.producers[key] = append(g.producers[key], ctor)
 			g.results[ctor] = append(g.results[ctor], key)
-		case paramLine.MatchString(line):
-			m := paramLine.FindStringSubmatch(line)
-			n, _ := strconv.Atoi(m[1])
-			key, _, err := quoted(m[2])
+		case strings.HasPrefix(line, "\tconstructor_"):
+			// constructor_N -> "key" [ltail=cluster_N...];
+			num, rest, ok := strings.Cut(line[len("\tconstructor_"):], " -> ")
+			n, err := strconv.Atoi(num)
+			if !ok || err != nil {
+				return nil, fmt.Errorf("read constructor parameter %q", line)
+			}
+			key, _, err := quoted(rest)
 			if err != nil {
 				return nil, fmt.Errorf("read constructor parameter %q: %w", line, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.uber.org/fx"
@@ -48,7 +49,6 @@ type private struct{ ctor any }
 type decl struct {
 	fn      reflect.Value // the user's function
 	fnType  reflect.Type
-	where   string // the user's function, by name and file:line, for errors
 	private bool
 	opts    []lifecycle.RegisterOption
 
@@ -126,28 +126,28 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 	if !fn.IsValid() || fn.Kind() != reflect.Func || fn.IsNil() {
 		return nil, fmt.Errorf("want a constructor function, got %T", ctor)
 	}
-	d.fn, d.fnType, d.where = fn, fn.Type(), funcLocation(fn)
+	d.fn, d.fnType = fn, fn.Type()
 	ft := d.fnType
 	switch {
 	case ft.NumOut() == 1:
 	case ft.NumOut() == 2 && ft.Out(1) == errorType:
 		d.hasErr = true
 	default:
-		return nil, fmt.Errorf("%s: a provider constructor returns the provider, and optionally an error; %v does not", d.where, ft)
+		return nil, fmt.Errorf("%s: a provider constructor returns the provider, and optionally an error; %v does not", d.where(), ft)
 	}
 	d.provided = ft.Out(0)
 	if !d.provided.Implements(providerType) {
-		return nil, fmt.Errorf("%s: %v does not implement lifecycle.Provider (it needs an ID() string method)", d.where, d.provided)
+		return nil, fmt.Errorf("%s: %v does not implement lifecycle.Provider (it needs an ID() string method)", d.where(), d.provided)
 	}
 	if ft.IsVariadic() && d.annotated {
-		return nil, fmt.Errorf("%s: a variadic provider constructor cannot be annotated", d.where)
+		return nil, fmt.Errorf("%s: a variadic provider constructor cannot be annotated", d.where())
 	}
 	if isOutStruct(d.provided) {
-		return nil, fmt.Errorf("%s: a provider constructor returns the provider itself, not an fx.Out struct", d.where)
+		return nil, fmt.Errorf("%s: a provider constructor returns the provider itself, not an fx.Out struct", d.where())
 	}
 	// Unique for as long as the option lives, without a counter shared by
 	// every app in the process, and telling in fx's logs.
-	d.marker = fmt.Sprintf("fxmodule.Provide(%s)@%p", runtime.FuncForPC(fn.Pointer()).Name(), d)
+	d.marker = "fxmodule.Provide(" + runtime.FuncForPC(fn.Pointer()).Name() + ")@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
 	return d, nil
 }
 
@@ -332,8 +332,11 @@ func (d *decl) checkType(exposed reflect.Type) any {
 	}).Interface()
 }
 
+// where names the user's function, with its file and line, for errors.
+func (d *decl) where() string { return funcLocation(d.fn) }
+
 func (d *decl) missingModule() error {
-	return fmt.Errorf("fxmodule.Provide(%s) needs fxmodule.Module in the same app: add it to fx.New", d.where)
+	return fmt.Errorf("fxmodule.Provide(%s) needs fxmodule.Module in the same app: add it to fx.New", d.where())
 }
 
 // funcLocation names a function as fx does, with its file and line.

@@ -45,6 +45,7 @@ type slot struct {
 	deps     []string           // found in fx's graph
 	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
 	waits    bool               // a component it was built from has hooks: fx must not stop that before this cleanup ends
+	ready    bool               // initialized: startWithDeps need not look at it again; guarded by s.mu
 
 	cleaned  chan struct{} // closed when its cleanup has ended (or been abandoned)
 	outcome  lifecycle.Outcome
@@ -74,20 +75,20 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	lc.Append(fx.Hook{OnStart: sl.start, OnStop: sl.stop})
 	v, err := call()
 	if err != nil {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s: %w", d.where, err)
+		return reflect.Value{}, fmt.Errorf("provider constructor %s: %w", d.where(), err)
 	}
 	p, ok := v.Interface().(lifecycle.Provider)
 	if !ok || isNil(v) {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a nil %v", d.where, d.provided)
+		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a nil %v", d.where(), d.provided)
 	}
 	id := p.ID()
 	if id == "" {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a %v with an empty id", d.where, d.provided)
+		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a %v with an empty id", d.where(), d.provided)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s: built after the app started", d.where)
+		return reflect.Value{}, fmt.Errorf("provider constructor %s: built after the app started", d.where())
 	}
 	if other := s.byID[id]; other != nil {
 		return reflect.Value{}, duplicate(id, other, d, d.provided)
@@ -101,7 +102,7 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 
 func duplicate(id string, first *slot, d *decl, t reflect.Type) error {
 	return fmt.Errorf("provider id %q is given twice: by %v from %s, and by %v from %s; each provider needs an id of its own: %w",
-		id, reflect.TypeOf(first.p), first.d.where, t, d.where, lifecycle.ErrDuplicateID)
+		id, reflect.TypeOf(first.p), first.d.where(), t, d.where(), lifecycle.ErrDuplicateID)
 }
 
 // received records the value that consumers of a provider receive. A
@@ -294,14 +295,21 @@ func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slo
 	for _, id := range sl.allDeps {
 		s.mu.Lock()
 		d := s.byID[id]
+		pending := d != nil && !d.ready && !visiting[d]
 		s.mu.Unlock()
-		if d != nil && !visiting[d] {
+		if pending {
 			if err := s.startWithDeps(ctx, d, visiting); err != nil {
 				return err
 			}
 		}
 	}
-	return s.reg.StartProvider(ctx, sl.id)
+	if err := s.reg.StartProvider(ctx, sl.id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sl.ready = true
+	s.mu.Unlock()
+	return nil
 }
 
 // ident is the provider's id, or "" if its constructor failed.
