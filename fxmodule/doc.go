@@ -10,27 +10,87 @@
 //		fx.Invoke(Serve),
 //	)
 //
-// [Provide] declares a provider constructor: its value is available to the
-// graph as with fx.Provide, and it joins the registry through a value
-// group. [Module] builds the registry, registers every provider, starts it
-// in an OnStart hook and stops it in an OnStop hook.
+// [Provide] declares a provider constructor: it takes what fx.Provide takes
+// (a function, an fx.Annotated, or fx.Annotate's result with fx.As,
+// fx.ParamTags, fx.ResultTags, fx.From, fx.OnStart and fx.OnStop; [Private]
+// for fx.Private), and its value reaches the rest of the graph as
+// fx.Provide would give it. [Module] builds the registry, injectable as a
+// *lifecycle.Registry, and manages every provider declared. Include it
+// once: a second copy fails fx.New ("already provided by
+// fxmodule.newSession"). Provide without Module fails fx.New, saying so.
+//
+// # Order: a place among fx's hooks for each provider
+//
+// fx starts hooks in the order they were appended, which is the order
+// their components were built, and stops them in reverse. Each provider
+// takes its place in that order: its wrapper appends the provider's hooks
+// when fx builds it, before calling its constructor. So, whatever the
+// order of the options given to fx.New:
+//
+//   - a component the provider was built from, directly or through other
+//     constructors, was built first: it starts before the provider is
+//     initialized and stops after the provider is cleaned up;
+//   - a component built from the provider, hooks that its own constructor
+//     appends included, starts after it is initialized and stops before
+//     its cleanup begins;
+//   - a component built from the *lifecycle.Registry (an engine that
+//     leases providers by id, an admin server) comes after every provider,
+//     since the registry is given to the graph only once all are built.
+//
+// The hooks coordinate with one registry Stop, so that providers are still
+// cleaned up concurrently. A provider's OnStop hook runs when fx has
+// stopped everything appended after it; it releases the provider's
+// cleanup (see lifecycle.Staged), which then begins as soon as the cleanups
+// of the providers that depend on it have ended, and the hook returns at
+// once, so that fx goes on to the next hook while the cleanup runs. Only a
+// provider built from a component that has hooks of its own waits in its
+// hook for its cleanup to end, since fx stops that component next. The
+// module's own hooks come before every provider's: the first registers the
+// providers and starts the registry; the last releases whatever fx did not
+// reach and returns the errors the provider hooks did not.
 //
 // # Dependencies
 //
-// Value groups are unordered, so no order comes from the group. The order
-// comes from the constructors: a provider whose constructor receives another
-// provider, as a parameter, as an fx.In field, or through other constructors
-// in between (a repository built from the database, say), depends on it: it
-// is initialized after it and cleaned up before it. [lifecycle.DependsOn]
-// adds dependencies by hand. The graph is read from [fx.DotGraph], the
-// view fx gives of every constructor in the application.
+// A provider depends on every other provider its constructor receives: as
+// a parameter, an fx.In field or a group member, found by identity (the
+// very value another provider's constructor built), which tells apart
+// types that print alike, from two packages both named store or from two
+// modules' private providers. Through other constructors (a repository
+// built from the database), dependencies are read from fx's graph
+// (fx.DotGraph), the one view fx gives of constructors it did not declare
+// itself. That graph names types as they print: where two constructors
+// produce one printed name, the values the constructor received decide
+// between them if they hold one of the candidates, and otherwise every
+// candidate is kept, which orders more than needed but never less, and
+// never into a cycle. A decorator's inputs are not in fx's graph: a
+// provider that a received value holds, a few levels down (a repository
+// wrapped with a cache provider by fx.Decorate), is a dependency too.
+// [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
+// fx builds later brings that provider's Initialize forward to its
+// dependent's turn.
 //
-// # Stopping
+// # Decorators and replacements
 //
-// Every component built from a provider, and so every hook it appends,
-// stops before the providers are cleaned up, whatever the order of the
-// options given to fx.New: the registry's hooks are appended when the
-// registry is built, which is before any provider can be. fx.StopTimeout
-// bounds the whole stop. If the application's start fails anywhere, the
-// providers initialized so far are cleaned up.
+// The registry manages the value that consumers receive: if fx.Decorate or
+// fx.Replace changed a provider's value, the changed one is initialized and
+// cleaned up, and the original, which no one sees, is left alone (a
+// provider acquires nothing in its constructor). The value is looked at
+// where the provider is declared, with the decorators in scope there.
+//
+// # Errors and timeouts
+//
+// A constructor's error names the user's constructor by file and line, as
+// do a duplicate provider id (with both types) and a missing Module.
+// fx.StartTimeout and fx.StopTimeout bound the start and the stop. The
+// module's hooks return a little before fx's deadline (a tenth of the time
+// left, at least 20ms and at most 250ms), so that app.Start's and
+// app.Stop's errors name the providers that failed or hung rather than
+// fx's bare context error. If the app's start fails, fx stops what started;
+// the providers initialized are cleaned up, each bounded by its own
+// timeout rather than by the start context that ran out.
+//
+// # Logging
+//
+// Module logs through the graph's *zap.Logger, if any, and leaves fx's own
+// events to the application's logger; [EventLogger] sends them to zap.
 package fxmodule

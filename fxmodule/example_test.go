@@ -55,3 +55,49 @@ func Example() {
 	// pool: closed
 	// ok ok
 }
+
+// Mailbox is what the mailer is used as.
+type Mailbox interface{ Send(to string) }
+
+func (*Mailer) Send(to string) { fmt.Println("mail to", to) }
+
+// Tracing is a plain component with hooks of its own, which the pool is
+// built from.
+type Tracing struct{}
+
+func NewTracing(lc fx.Lifecycle) *Tracing {
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { fmt.Println("tracing: on"); return nil },
+		OnStop:  func(context.Context) error { fmt.Println("tracing: off"); return nil },
+	})
+	return &Tracing{}
+}
+
+// Provide takes fx.Annotate, as fx.Provide does, and each provider keeps
+// fx's order with plain components: the pool, built from tracing, is
+// opened after tracing starts and closed before it stops.
+func ExampleProvide() {
+	app := fx.New(
+		fx.NopLogger,
+		fxmodule.Module,
+		fx.Provide(NewTracing, NewUsers),
+		fxmodule.Provide(func(*Tracing) *Pool { return NewPool() }),
+		fxmodule.Provide(fx.Annotate(NewMailer, fx.As(new(Mailbox)))),
+		fx.Invoke(func(m Mailbox) { m.Send("ops@example.com") }),
+	)
+	if err := app.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := app.Stop(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// mail to ops@example.com
+	// tracing: on
+	// pool: open
+	// mailer: connected
+	// mailer: flushed
+	// pool: closed
+	// tracing: off
+}
