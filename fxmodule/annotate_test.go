@@ -93,3 +93,23 @@ func TestPrivateProviders(t *testing.T) {
 	)
 	require.ErrorContains(t, app2.Err(), "missing type: *fxmodule_test.DB", "a private provider is not visible outside its module")
 }
+
+// fx.From: a parameter satisfied by another type that implements it.
+func TestProvideTakesFxFrom(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t,
+		fx.Supply(jnl),
+		fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(fx.Annotate(
+			func(s Store, j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} },
+			fx.From(new(*DB)),
+		)),
+		fx.Populate(&reg),
+	)
+	app.RequireStart()
+	app.RequireStop()
+	assert.Equal(t, []string{"db"}, dependsOn(reg)["cache"])
+	jnl.Before(t, "cleanup cache", "cleanup db")
+}
