@@ -22,8 +22,10 @@ import (
 //   - one found through a name that several produce is possible: it is
 //     kept, ordering two providers that may need no order, unless it would
 //     close a cycle, which a legal fx graph cannot have;
-//   - a provider found by identity that the graph does not show as an
-//     input at all means the graph was misread, and fails the start;
+//   - a provider found by identity is a dependency even if the graph does
+//     not show it (a decorator may have handed it over);
+//   - a provider built after the one that would depend on it is no input
+//     of it, whatever the names say: fx builds every input first;
 //   - fx's graph does not show decorators: a provider held, a few levels
 //     down, by a value a constructor received (a repository that a
 //     decorator wrapped with a cache provider, say) is a possible
@@ -33,17 +35,20 @@ func discover(slots []*slot, dot string) error {
 	if err != nil {
 		return fmt.Errorf("fxmodule: read fx's graph: %w", err)
 	}
-	byMarker := make(map[string]*slot, len(slots))
+	// One Provide option used in several modules is one marker on several
+	// constructors: its nodes stand for any of its slots.
+	byMarker := make(map[string][]*slot, len(slots))
 	for _, sl := range slots {
-		byMarker[markerKey(sl.d.marker)] = sl
+		k := markerKey(sl.d.marker)
+		byMarker[k] = append(byMarker[k], sl)
 	}
-	ctorOf := make(map[int]*slot, len(slots))
-	slotCtor := make(map[*slot]int, len(slots))
+	ctorOf := make(map[int][]*slot, len(slots))
+	nodesOf := make(map[*slot][]int, len(slots))
 	for c, results := range g.results {
 		for _, key := range results {
-			if sl := byMarker[key]; sl != nil {
-				ctorOf[c] = sl
-				slotCtor[sl] = c
+			for _, sl := range byMarker[key] {
+				ctorOf[c] = append(ctorOf[c], sl)
+				nodesOf[sl] = append(nodesOf[sl], c)
 			}
 		}
 	}
@@ -64,21 +69,19 @@ func discover(slots []*slot, dot string) error {
 	certain := make(map[*slot]map[*slot]bool, len(slots))
 	possible := make(map[*slot]map[*slot]bool, len(slots))
 	for _, sl := range slots {
-		c, ok := slotCtor[sl]
-		if !ok {
+		nodes := nodesOf[sl]
+		if len(nodes) == 0 {
 			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where())
 		}
-		f := g.walk(c, ctorOf)
+		f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}}
+		for _, c := range nodes {
+			g.walk(c, ctorOf, &f, len(nodes) > 1)
+		}
 		sl.waits = f.hooked
 		certain[sl], possible[sl] = f.certain, map[*slot]bool{}
+		// The values a constructor received are exact, and win: a
+		// decorator may hand it a provider the graph does not show.
 		for _, q := range identities(sl.args, byValue) {
-			if q == sl {
-				continue
-			}
-			if !f.has(q) {
-				return fmt.Errorf("fxmodule: provider %q receives provider %q, but fx's graph does not show %s among the inputs of %s",
-					sl.id, q.id, q.d.where(), sl.d.where())
-			}
 			certain[sl][q] = true
 		}
 		// What a decorator put together is not in the graph: the parts
@@ -95,13 +98,13 @@ func discover(slots []*slot, dot string) error {
 			possible[sl][q] = true
 		}
 		for _, group := range f.possible {
-			var confirmed []*slot
+			confirmed := false
 			for q := range group {
 				if slices.Contains(h, q) || certain[sl][q] {
-					confirmed = append(confirmed, q)
+					confirmed = true
 				}
 			}
-			if len(confirmed) > 0 {
+			if confirmed {
 				continue // the values name which: the others are not
 			}
 			for q := range group {
@@ -112,6 +115,19 @@ func discover(slots []*slot, dot string) error {
 		delete(possible[sl], sl)
 		for q := range certain[sl] {
 			delete(possible[sl], q)
+		}
+		// Every input of a constructor was built before it: a provider
+		// built later is no input, whatever the graph's names suggest (a
+		// soft group, an optional parameter, a name several types print).
+		for q := range certain[sl] {
+			if order[q] > order[sl] {
+				delete(certain[sl], q)
+			}
+		}
+		for q := range possible[sl] {
+			if order[q] > order[sl] {
+				delete(possible[sl], q)
+			}
 		}
 	}
 
@@ -314,18 +330,6 @@ type found struct {
 	hooked   bool // a plain constructor in between takes fx.Lifecycle
 }
 
-func (f found) has(sl *slot) bool {
-	if f.certain[sl] {
-		return true
-	}
-	for _, group := range f.possible {
-		if group[sl] {
-			return true
-		}
-	}
-	return false
-}
-
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
 // and the session every provider wrapper takes.
 var skipKeys = map[string]bool{
@@ -334,15 +338,20 @@ var skipKeys = map[string]bool{
 }
 
 // walk follows the constructors that c's parameters need, through plain
-// constructors, stopping at provider constructors (ctorOf).
-func (g *graph) walk(c int, ctorOf map[int]*slot) found {
-	f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}}
+// constructors, stopping at provider constructors (ctorOf), and adds what
+// it finds to f. reused: c is one of several constructors of one Provide
+// option, so what it finds may belong to another of them.
+func (g *graph) walk(c int, ctorOf map[int][]*slot, f *found, reused bool) {
 	type item struct {
 		ctor  int
 		group string // the first ambiguous name on the way, if any
 	}
+	first := ""
+	if reused {
+		first = "\x00reused"
+	}
 	seen := map[int]bool{c: true}
-	queue := []item{{c, ""}}
+	queue := []item{{c, first}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
@@ -356,14 +365,20 @@ func (g *graph) walk(c int, ctorOf map[int]*slot) found {
 				group = key
 			}
 			for _, p := range producers {
-				if sl := ctorOf[p]; sl != nil {
-					if group == "" {
-						f.certain[sl] = true
-					} else {
-						if f.possible[group] == nil {
-							f.possible[group] = map[*slot]bool{}
+				if sls := ctorOf[p]; len(sls) > 0 {
+					for _, sl := range sls {
+						if group == "" && len(sls) == 1 {
+							f.certain[sl] = true
+							continue
 						}
-						f.possible[group][sl] = true
+						k := group
+						if k == "" {
+							k = key
+						}
+						if f.possible[k] == nil {
+							f.possible[k] = map[*slot]bool{}
+						}
+						f.possible[k][sl] = true
 					}
 					continue
 				}
@@ -378,7 +393,6 @@ func (g *graph) walk(c int, ctorOf map[int]*slot) found {
 			}
 		}
 	}
-	return f
 }
 
 // sameValue reports whether a and b are one value: the same pointer, or

@@ -67,17 +67,34 @@
 // never into a cycle. A decorator's inputs are not in fx's graph: a
 // provider that a received value holds, a few levels down (a repository
 // wrapped with a cache provider by fx.Decorate), is a dependency too.
+// Every input of a constructor is built before it, so a provider built
+// later is never taken for one, whatever the names suggest.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
-// dependent's turn.
+// dependent's turn, unless that provider is built from a component with
+// hooks, which fx would then start too late and stop too early: the start
+// fails, saying to let the dependent's constructor take the provider.
+//
+// What fx's graph cannot show is not found: a decorator's input that the
+// decorated value keeps only in a closure, or deeper than a few levels,
+// and a component with hooks that reaches a provider only through a
+// decorator. Declare those with lifecycle.DependsOn.
+//
+// Providers are registered in the order fx builds them, which follows the
+// order of the Provide options, a module's after its parent's (fx provides
+// a module's constructors after its parent's).
 //
 // # Decorators and replacements
 //
 // The registry manages the value that consumers receive: if fx.Decorate or
 // fx.Replace changed a provider's value, the changed one is initialized and
 // cleaned up, and the original, which no one sees, is left alone (a
-// provider acquires nothing in its constructor). The value is looked at
-// where the provider is declared, with the decorators in scope there.
+// provider acquires nothing in its constructor). A decorator that wraps the
+// original without lifecycle methods of its own (a tracing wrapper) leaves
+// the original managed: the wrapper delegates to it. The value is looked at
+// where the provider is declared, with the decorators in scope there, and
+// as fx.Annotate's first fx.As and first result tag expose it; a Provide
+// option used in several modules is not looked at.
 //
 // # Errors and timeouts
 //
@@ -89,7 +106,11 @@
 // app.Stop's errors name the providers that failed or hung rather than
 // fx's bare context error. If the app's start fails, fx stops what started;
 // the providers initialized are cleaned up, each bounded by its own
-// timeout rather than by the start context that ran out.
+// timeout rather than by the start context that ran out. fx returns from
+// app.Start at that context's deadline whatever its hooks do: cleanups that
+// have not ended by then go on (the error says so), and Registry.Stop
+// waits for them. A Registry.Stop called by hand otherwise waits for fx's
+// hooks to release each provider, or for its context to end.
 //
 // # Logging
 //

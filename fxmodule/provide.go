@@ -58,6 +58,11 @@ type decl struct {
 	paramAnns  []fx.Annotation // its other annotations on parameters
 	resultAnns []fx.Annotation // and on results, hooks included
 	annotated  bool
+	// How consumers ask for the value, where fx.Annotate's result
+	// annotations say: the type of the first fx.As, and the first tag of
+	// fx.ResultTags.
+	exposedType reflect.Type
+	exposedTag  string
 
 	provided reflect.Type // the constructor's result: what is registered
 	hasErr   bool
@@ -117,6 +122,12 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 					}
 				default:
 					d.resultAnns = append(d.resultAnns, a)
+					if tag, ok := firstResultTag(a); ok {
+						d.exposedTag = tag
+					}
+					if t, ok := firstAsType(a); ok && d.exposedType == nil && t != nil {
+						d.exposedType = t
+					}
 				}
 			}
 			ctor = target
@@ -136,6 +147,9 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 		return nil, fmt.Errorf("%s: a provider constructor returns the provider, and optionally an error; %v does not", d.where(), ft)
 	}
 	d.provided = ft.Out(0)
+	if d.exposedType == nil {
+		d.exposedType = d.provided
+	}
 	if !d.provided.Implements(providerType) {
 		return nil, fmt.Errorf("%s: %v does not implement lifecycle.Provider (it needs an ID() string method)", d.where(), d.provided)
 	}
@@ -163,7 +177,7 @@ func (d *decl) options() fx.Option {
 	var opts []fx.Option
 	if !d.annotated {
 		opts = append(opts, fx.Provide(append([]any{d.wrapper(d.tag, true)}, provideOpts...)...))
-		opts = append(opts, fx.Invoke(d.check(d.tag)))
+		opts = append(opts, fx.Invoke(d.check(d.provided, d.tag)))
 		return fx.Options(opts...)
 	}
 	// Annotated: the wrapped constructor, with the user's parameter
@@ -189,17 +203,14 @@ func (d *decl) options() fx.Option {
 	default:
 		w = d.wrapper(raw, true)
 	}
-	exposed := reflect.StructOf([]reflect.StructField{
-		{Name: "Marker", Type: markerType, Tag: reflect.StructTag(`fxmodule:"` + d.marker + `"`)},
-	})
 	expose := reflect.MakeFunc(
-		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided, exposed}, false),
-		func(args []reflect.Value) []reflect.Value { return []reflect.Value{args[0], reflect.Zero(exposed)} })
+		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided}, false),
+		func(args []reflect.Value) []reflect.Value { return args })
 	anns := append([]fx.Annotation{fx.ParamTags(raw)}, d.resultAnns...)
 	opts = append(opts,
 		fx.Provide(append([]any{w}, provideOpts...)...),
 		fx.Provide(append([]any{fx.Annotate(expose.Interface(), anns...)}, provideOpts...)...),
-		fx.Invoke(d.checkType(exposed)),
+		fx.Invoke(d.check(d.exposedType, d.exposedTag)),
 	)
 	return fx.Options(opts...)
 }
@@ -284,49 +295,31 @@ var sessionParams = reflect.TypeFor[struct {
 
 // check returns the invoke of one Provide: it fails the app if Module is
 // missing (a provider nothing consumes would otherwise never be built, in
-// silence), and tells the session what value consumers receive, which a
-// decorator or fx.Replace may have changed.
-func (d *decl) check(tag string) any {
+// silence), asks for the value as consumers do (typ, tag), so that it is
+// built, with any hook fx.Annotate adds, and tells the session what value
+// consumers receive, which a decorator or fx.Replace may have changed.
+func (d *decl) check(typ reflect.Type, tag string) any {
+	group := strings.Contains(tag, "group:")
+	field := reflect.StructField{Name: "Value", Type: typ, Tag: reflect.StructTag(strings.TrimSpace(tag + ` optional:"true"`))}
+	if group { // a member is not asked for alone: the whole group is
+		name := reflect.StructTag(tag).Get("group")
+		name, _, _ = strings.Cut(name, ",")
+		field = reflect.StructField{Name: "Value", Type: reflect.SliceOf(typ), Tag: reflect.StructTag(`group:"` + name + `"`)}
+	}
 	in := reflect.StructOf([]reflect.StructField{
 		{Name: "In", Type: inType, Anonymous: true},
 		{Name: "Session", Type: sessionType, Tag: `optional:"true"`},
-		{Name: "Value", Type: d.provided, Tag: reflect.StructTag(tag + ` optional:"true"`)},
+		field,
 	})
 	ft := reflect.FuncOf([]reflect.Type{in}, []reflect.Type{errorType}, false)
-	if strings.Contains(tag, "group:") {
-		// A group member is not requested alone: only the session is checked.
-		in = reflect.StructOf([]reflect.StructField{
-			{Name: "In", Type: inType, Anonymous: true},
-			{Name: "Session", Type: sessionType, Tag: `optional:"true"`},
-		})
-		ft = reflect.FuncOf([]reflect.Type{in}, []reflect.Type{errorType}, false)
-	}
 	return reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
 		p := args[0]
 		s, _ := p.Field(1).Interface().(*session)
 		var err error
 		if s == nil {
 			err = d.missingModule()
-		} else if p.NumField() > 2 {
+		} else if !group {
 			err = s.received(d, p.Field(2))
-		}
-		return []reflect.Value{reflect.ValueOf(&err).Elem()}
-	}).Interface()
-}
-
-// checkType is check for an annotated provider, whose exposed value cannot
-// be asked for by a key known here: it asks for the identity's own result.
-func (d *decl) checkType(exposed reflect.Type) any {
-	in := reflect.StructOf([]reflect.StructField{
-		{Name: "In", Type: inType, Anonymous: true},
-		{Name: "Session", Type: sessionType, Tag: `optional:"true"`},
-		{Name: "Exposed", Type: exposed, Tag: `optional:"true"`},
-	})
-	ft := reflect.FuncOf([]reflect.Type{in}, []reflect.Type{errorType}, false)
-	return reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
-		var err error
-		if s, _ := args[0].Field(1).Interface().(*session); s == nil {
-			err = d.missingModule()
 		}
 		return []reflect.Value{reflect.ValueOf(&err).Elem()}
 	}).Interface()

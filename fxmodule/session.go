@@ -23,7 +23,7 @@ type session struct {
 	mu       sync.Mutex // guards the fields below and each slot's mutable fields
 	slots    []*slot    // in the order fx built them, which is the order of their hooks
 	byID     map[string]*slot
-	byDecl   map[*decl]*slot
+	byDecl   map[*decl][]*slot // several if one Provide option is used in several modules
 	graph    string // fx's DOT graph, set by Module's invoke
 	started  bool   // the session's start hook ran: the providers are registered
 	stopping *stopRun
@@ -61,7 +61,7 @@ type stopRun struct {
 }
 
 func newSessionState(reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl]*slot)}
+	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot)}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
 }
@@ -96,7 +96,7 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	sl.id, sl.raw, sl.p, sl.args = id, v, p, slices.Clone(args)
 	s.slots = append(s.slots, sl)
 	s.byID[id] = sl
-	s.byDecl[d] = sl
+	s.byDecl[d] = append(s.byDecl[d], sl)
 	return v, nil
 }
 
@@ -108,20 +108,33 @@ func duplicate(id string, first *slot, d *decl, t reflect.Type) error {
 // received records the value that consumers of a provider receive. A
 // decorator or fx.Replace may have changed it: the registry then manages
 // that value, which is the one in use, and not the one its constructor
-// built, which no one sees.
+// built, which no one sees. A decorator that wraps the original (holds it)
+// without lifecycle methods of its own leaves the original managed: the
+// wrapper delegates to it.
 func (s *session) received(d *decl, v reflect.Value) error {
 	if !v.IsValid() || isNil(v) {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sl := s.byDecl[d]
-	if sl == nil || sameValue(sl.raw, v) {
-		return nil
+	var sl *slot
+	for _, c := range s.byDecl[d] {
+		if sameValue(c.raw, v) {
+			return nil
+		}
+		sl = c
+	}
+	if sl == nil || len(s.byDecl[d]) > 1 {
+		return nil // not built, or used in several modules: which one changed is unknown
 	}
 	p, ok := v.Interface().(lifecycle.Provider)
 	if !ok {
 		return nil
+	}
+	if k, ok := keyOf(sl.raw); ok && !hasLifecycle(p) {
+		if wraps := held(nil, []reflect.Value{v}, map[valueKey]*slot{k: sl}); len(wraps) > 0 {
+			return nil
+		}
 	}
 	id := p.ID()
 	if other := s.byID[id]; other != nil && other != sl {
@@ -133,10 +146,19 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	return nil
 }
 
+// hasLifecycle reports whether p has an Initialize or a cleanup method.
+func hasLifecycle(p lifecycle.Provider) bool {
+	switch p.(type) {
+	case lifecycle.Initializer, lifecycle.Cleaner, lifecycle.Shutdowner, interface{ Close() error }, interface{ Close() }:
+		return true
+	}
+	return false
+}
+
 // observe sees the registry's events: a provider's cleanup ended.
 func (s *session) observe(e lifecycle.Event) {
-	c, ok := e.(lifecycle.ProviderCleaned)
-	if !ok || c.Trigger != lifecycle.TriggerStop {
+	c, ok := e.(lifecycle.ProviderCleaned) // by Stop, or by an Unregister before it
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -176,9 +198,53 @@ func (s *session) start(ctx context.Context) error {
 	for _, sl := range slots {
 		sl.allDeps = deps[sl.id]
 	}
+	if err := s.checkForward(slots); err != nil {
+		return err
+	}
 	ctx, cancel := early(ctx)
 	defer cancel()
 	return s.reg.Start(ctx)
+}
+
+// checkForward refuses a dependency, given with lifecycle.DependsOn, on a
+// provider that fx builds later from a component with hooks: its
+// Initialize would have to come before that component starts, and fx
+// would stop that component before the dependent's cleanup. Any other
+// dependency on a provider built later only brings its Initialize forward.
+func (s *session) checkForward(slots []*slot) error {
+	order := make(map[string]int, len(slots))
+	for i, sl := range slots {
+		order[sl.id] = i
+	}
+	for _, sl := range slots {
+		seen := map[string]bool{}
+		var visit func(id string) error
+		visit = func(id string) error {
+			d := s.byID[id]
+			if d == nil || seen[id] {
+				return nil
+			}
+			seen[id] = true
+			if order[id] > order[sl.id] && d.waits {
+				return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks: "+
+					"fx would start that component after %q is initialized and stop it before %q is cleaned up; "+
+					"let %s take %q's type as a parameter, so that fx builds %q first",
+					sl.id, id, sl.id, sl.id, sl.d.where(), id, id)
+			}
+			for _, next := range d.allDeps {
+				if err := visit(next); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for _, id := range sl.allDeps {
+			if err := visit(id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // stop is the session's OnStop hook, the last of the app's providers': it
@@ -187,16 +253,20 @@ func (s *session) start(ctx context.Context) error {
 func (s *session) stop(ctx context.Context) error {
 	s.releaseAll()
 	sr, rollback := s.beginStop(ctx, false)
-	if rollback {
-		<-sr.done // bounded by each provider's timeout: a failed start is when cleanup matters
-	} else {
-		ctx, cancel := early(ctx)
-		defer cancel()
-		select {
-		case <-sr.done:
-		case <-ctx.Done(): // the registry's Stop has the same deadline: it is returning
-			<-sr.done
+	ectx, cancel := early(ctx)
+	defer cancel()
+	select {
+	case <-sr.done:
+	case <-ectx.Done():
+		if !rollback {
+			<-sr.done // the registry's Stop has the same deadline: it is returning
+			break
 		}
+		// A rollback's cleanups are bounded by their own timeouts, not by
+		// fx's start context; fx returns at its deadline whatever the hooks
+		// do, and this error, returned first, names what is left.
+		return fmt.Errorf("fxmodule: the providers' cleanups had not ended at fx's start deadline; "+
+			"they go on, each within its timeout (Registry.Stop waits for them): %w", ectx.Err())
 	}
 	return s.unreported(sr.err)
 }
@@ -282,6 +352,12 @@ func (sl *slot) start(fxCtx context.Context) error {
 		// fx stops next joins.
 		sl.s.beginStop(fxCtx, true)
 		sl.s.reg.Release(id)
+		if sl.waits { // fx stops a component it was built from next
+			select {
+			case <-sl.cleaned:
+			case <-ctx.Done():
+			}
+		}
 	}
 	return err
 }
@@ -368,6 +444,9 @@ func early(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 func isNil(v reflect.Value) bool {
+	for v.Kind() == reflect.Interface && !v.IsNil() {
+		v = v.Elem()
+	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
 		return v.IsNil()
