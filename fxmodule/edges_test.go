@@ -63,7 +63,9 @@ func TestNoDependencyOnAProviderBuiltLater(t *testing.T) {
 			fxmodule.Provide(func(j *journal) *ystore.Client { return &ystore.Client{Log: j.Add} }),
 			fx.Provide(func(c *ystore.Client) *closure { return &closure{get: c.ID} }),
 			fxmodule.Provide(func(j *journal, _ *closure) *API { return &API{base{id: "api", jnl: j}} }),
-			fxmodule.Provide(func(j *journal, _ *Tracer) *xstore.Client { return &xstore.Client{Log: func(s string) { j.Add(s + " (later)") }} }),
+			fxmodule.Provide(func(j *journal, _ *Tracer) *xstore.Client {
+				return &xstore.Client{Log: func(s string) { j.Add(s + " (later)") }}
+			}),
 		},
 		"an optional parameter a private provider would serve": {
 			fx.Module("b", fxmodule.Provide(func(p optionalIn) *API { return &API{base{id: "api", jnl: p.J}} })),

@@ -24,8 +24,8 @@ type session struct {
 	slots    []*slot    // in the order fx built them, which is the order of their hooks
 	byID     map[string]*slot
 	byDecl   map[*decl][]*slot // several if one Provide option is used in several modules
-	graph    string // fx's DOT graph, set by Module's invoke
-	started  bool   // the session's start hook ran: the providers are registered
+	graph    string            // fx's DOT graph, set by Module's invoke
+	started  bool              // the session's start hook ran: the providers are registered
 	stopping *stopRun
 }
 
