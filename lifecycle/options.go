@@ -136,8 +136,8 @@ func (o dependsOnOption) String() string {
 // Start leaves a staged provider to [Registry.StartProvider], and Stop
 // begins its cleanup only once [Registry.Release] has been called for it
 // (as well as, as always, once its dependents' cleanups have ended), or
-// once Stop's context is done. A rollback or an Unregister does not wait
-// for Release.
+// once Stop's context is done, whoever called Stop. A rollback or an
+// Unregister does not wait for Release.
 func Staged() RegisterOption { return stagedOption{} }
 
 type stagedOption struct{}
