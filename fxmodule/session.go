@@ -217,30 +217,29 @@ func (s *session) checkForward(slots []*slot) error {
 		order[sl.id] = i
 	}
 	for _, sl := range slots {
-		seen := map[string]bool{}
-		var visit func(id string) error
-		visit = func(id string) error {
-			d := s.byID[id]
-			if d == nil || seen[id] {
-				return nil
+		for _, first := range sl.allDeps {
+			if o, ok := order[first]; !ok || o < order[sl.id] {
+				continue // built before: fx's order and the registry's agree
 			}
-			seen[id] = true
-			if order[id] > order[sl.id] && d.waits {
-				return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks: "+
-					"fx would start that component after %q is initialized and stop it before %q is cleaned up; "+
-					"let %s take %q's type as a parameter, so that fx builds %q first",
-					sl.id, id, sl.id, sl.id, sl.d.where(), id, id)
-			}
-			for _, next := range d.allDeps {
-				if err := visit(next); err != nil {
-					return err
+			// A dependency built later is initialized at sl's turn, and
+			// so is everything it depends on.
+			seen := map[string]bool{}
+			stack := []string{first}
+			for len(stack) > 0 {
+				id := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				d := s.byID[id]
+				if d == nil || seen[id] {
+					continue
 				}
-			}
-			return nil
-		}
-		for _, id := range sl.allDeps {
-			if err := visit(id); err != nil {
-				return err
+				seen[id] = true
+				if order[id] > order[sl.id] && d.waits {
+					return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks: "+
+						"fx would start that component after %q is initialized and stop it before %q is cleaned up; "+
+						"let %s take %q's type as a parameter, so that fx builds %q first",
+						sl.id, id, sl.id, sl.id, sl.d.where(), id, id)
+				}
+				stack = append(stack, d.allDeps...)
 			}
 		}
 	}
