@@ -73,12 +73,23 @@ func discover(slots []*slot, dot string) error {
 		if len(nodes) == 0 {
 			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where())
 		}
-		f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}}
+		f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}, hooked: map[int]bool{}}
 		for _, c := range nodes {
 			g.walk(c, ctorOf, &f, len(nodes) > 1)
 		}
-		sl.waits = f.hooked
-		certain[sl], possible[sl] = f.certain, map[*slot]bool{}
+		sl.waits, sl.hooked = len(f.hooked) > 0, f.hooked
+		// Every input of a constructor was built before it: a provider
+		// built later is no input, whatever the graph's names suggest (a
+		// soft group, an optional parameter, a name several types print).
+		// Values are another matter: a value fx.Replace gave, or one a
+		// decorator put together, may hold a provider built later.
+		earlier := func(q *slot) bool { return order[q] < order[sl] }
+		certain[sl], possible[sl] = map[*slot]bool{}, map[*slot]bool{}
+		for q := range f.certain {
+			if earlier(q) {
+				certain[sl][q] = true
+			}
+		}
 		// The values a constructor received are exact, and win: a
 		// decorator may hand it a provider the graph does not show.
 		for _, q := range identities(sl.args, byValue) {
@@ -108,26 +119,15 @@ func discover(slots []*slot, dot string) error {
 				continue // the values name which: the others are not
 			}
 			for q := range group {
-				possible[sl][q] = true
+				if earlier(q) {
+					possible[sl][q] = true
+				}
 			}
 		}
 		delete(certain[sl], sl)
 		delete(possible[sl], sl)
 		for q := range certain[sl] {
 			delete(possible[sl], q)
-		}
-		// Every input of a constructor was built before it: a provider
-		// built later is no input, whatever the graph's names suggest (a
-		// soft group, an optional parameter, a name several types print).
-		for q := range certain[sl] {
-			if order[q] > order[sl] {
-				delete(certain[sl], q)
-			}
-		}
-		for q := range possible[sl] {
-			if order[q] > order[sl] {
-				delete(possible[sl], q)
-			}
 		}
 	}
 
@@ -327,7 +327,7 @@ type found struct {
 	// possible holds, by the first name on the way that several
 	// constructors produce, the providers found past it.
 	possible map[string]map[*slot]bool
-	hooked   bool // a plain constructor in between takes fx.Lifecycle
+	hooked   map[int]bool // the plain constructors in between that take fx.Lifecycle
 }
 
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
@@ -387,7 +387,7 @@ func (g *graph) walk(c int, ctorOf map[int][]*slot, f *found, reused bool) {
 				}
 				seen[p] = true
 				if slices.Contains(g.params[p], lifecycleType.String()) {
-					f.hooked = true
+					f.hooked[p] = true
 				}
 				queue = append(queue, item{p, group})
 			}

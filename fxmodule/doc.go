@@ -71,14 +71,17 @@
 // later is never taken for one, whatever the names suggest.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
-// dependent's turn, unless that provider is built from a component with
-// hooks, which fx would then start too late and stop too early: the start
-// fails, saying to let the dependent's constructor take the provider.
+// dependent's turn, and the dependent's stop hook waits for its cleanup.
+// If that provider is built from a component with hooks that the
+// dependent is not built from, fx would start that component too late and
+// stop it too early: the start fails, saying to let the dependent's
+// constructor take the provider.
 //
 // What fx's graph cannot show is not found: a decorator's input that the
-// decorated value keeps only in a closure, or deeper than a few levels,
-// and a component with hooks that reaches a provider only through a
-// decorator. Declare those with lifecycle.DependsOn.
+// decorated value keeps only in a closure, or deeper than a few levels
+// (declare it with lifecycle.DependsOn), and a component with hooks that
+// reaches a provider only through a decorator (let the provider's
+// constructor take the component).
 //
 // Providers are registered in the order fx builds them, which follows the
 // order of the Provide options, a module's after its parent's (fx provides
@@ -91,7 +94,10 @@
 // cleaned up, and the original, which no one sees, is left alone (a
 // provider acquires nothing in its constructor). A decorator that wraps the
 // original without lifecycle methods of its own (a tracing wrapper) leaves
-// the original managed: the wrapper delegates to it. The value is looked at
+// the original managed: the wrapper delegates to it. A wrapper with
+// lifecycle methods of its own is managed in place of the original: its
+// Initialize and cleanup must call the original's. A decorator that hands
+// over another provider, managed already, leaves the original unmanaged. The value is looked at
 // where the provider is declared, with the decorators in scope there, and
 // as fx.Annotate's first fx.As and first result tag expose it; a Provide
 // option used in several modules is not looked at.

@@ -302,3 +302,124 @@ func TestAnnotationCombinations(t *testing.T) {
 		})
 	}
 }
+
+// A consumer of a provider that fx.Replace swapped, declared before it, is
+// built first (fx hands it the fake without building the original): it
+// still depends on the provider it received.
+func TestReplacedProviderConsumedBeforeItIsBuilt(t *testing.T) {
+	jnl := &journal{}
+	fake := &DB{base{id: "db", jnl: jnl}}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal, _ *DB) *API { return &API{base{id: "api", jnl: j}} }),
+		fxmodule.Provide(func(j *journal) *DB { return &DB{base{id: "db", jnl: j}} }),
+		fx.Replace(fake), fx.Populate(&reg))
+	app.RequireStart()
+	require.NoError(t, stop(t, app.App))
+	assert.Contains(t, dependsOn(reg)["api"], "db")
+	jnl.Before(t, "init db", "init api")
+	jnl.Before(t, "cleanup api", "cleanup db")
+}
+
+// CachedDB is what a caching decorator makes of a KV: a provider of its
+// own that holds a cache provider.
+type CachedDB struct {
+	base
+	inner KV
+	cache *Cache
+}
+
+func (*CachedDB) Get(string) string { return "cached" }
+
+// A decorator that replaces a provider with one holding another provider:
+// the dependency is found whatever the order of the options.
+func TestDecoratedProviderHoldingAnotherWhateverTheOrder(t *testing.T) {
+	for _, cacheFirst := range []bool{false, true} {
+		jnl := &journal{}
+		var reg *lifecycle.Registry
+		kv := fxmodule.Provide(func(j *journal) KV { return &DB{base{id: "db", jnl: j}} })
+		cache := fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} })
+		provs := []fx.Option{kv, cache}
+		if cacheFirst {
+			provs = []fx.Option{cache, kv}
+		}
+		app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Options(provs...),
+			fx.Decorate(func(kv KV, c *Cache, j *journal) KV { return &CachedDB{base: base{id: "cached-db", jnl: j}, inner: kv, cache: c} }),
+			fx.Invoke(func(KV) {}), fx.Populate(&reg))
+		app.RequireStart()
+		require.NoError(t, stop(t, app.App))
+		assert.Contains(t, dependsOn(reg)["cached-db"], "cache", "cache first: %v", cacheFirst)
+		jnl.Before(t, "cleanup cached-db", "cleanup cache")
+	}
+}
+
+// A decorator that swaps in another managed provider: that one serves,
+// the original is unused and not managed, and fx.New does not fail.
+func TestDecoratorSwapsInAnotherManagedProvider(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) KV { return &DB{base{id: "db", jnl: j}} }),
+		fxmodule.Provide(func(j *journal) *MemStore { return &MemStore{base{id: "mem", jnl: j}} }),
+		fx.Decorate(func(_ KV, m *MemStore) KV { return m }),
+		fx.Invoke(func(KV) {}), fx.Populate(&reg))
+	app.RequireStart()
+	app.RequireStop()
+	assert.Equal(t, []string{"mem"}, reg.IDs())
+	assert.False(t, jnl.Has("init db"))
+}
+
+// fx.As(fx.Self()) first exposes the provider as its own type: a decorator
+// of that type is seen.
+func TestSelfFirstThenAsDecorated(t *testing.T) {
+	jnl := &journal{}
+	var dec *MemStore
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(fx.Annotate(func(j *journal) *MemStore { return &MemStore{base{id: "mem", jnl: j, initErr: assert.AnError}} },
+			fx.As(fx.Self()), fx.As(new(Store)))),
+		fx.Decorate(func(m *MemStore) *MemStore { dec = &MemStore{base{id: "mem", jnl: m.jnl}}; return dec }),
+		fx.Invoke(func(*MemStore) {}))
+	app.RequireStart()
+	app.RequireStop()
+	assert.Equal(t, 1, dec.cleanups)
+}
+
+// Failing is a provider whose Initialize fails.
+type Failing struct{ base }
+
+// A start that fails after a provider was initialized at a dependent's
+// turn (lifecycle.DependsOn on one built later), whose own hook fx never
+// reaches: the rollback does not wait for that hook, ends without a
+// deadline, names the failure, and keeps fx's order with the tracer.
+func TestRollbackWithAProviderBroughtForward(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fx.New(fx.NopLogger, fx.Supply(jnl), fx.Provide(NewTracer), fxmodule.Module,
+		fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }),
+		fxmodule.Provide(NewMetrics, lifecycle.DependsOn("cache")),
+		fxmodule.Provide(func(j *journal) *Failing { return &Failing{base{id: "fail", jnl: j, initErr: errors.New("boom")}} }),
+		fxmodule.Provide(func(j *journal, _ *DB) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Populate(&reg))
+	err := testkit.Receive(t, testkit.Go(func() error { return app.Start(context.Background()) }), "app.Start without a deadline")
+	assert.ErrorContains(t, err, "boom")
+	require.Eventually(t, func() bool { return len(reg.Report().Providers) == 4 }, wait, time.Millisecond)
+	jnl.Before(t, "cleanup metrics", "cleanup cache")
+	jnl.Before(t, "cleanup cache", "cleanup db")
+	jnl.Before(t, "cleanup db", "stop tracer")
+}
+
+// lifecycle.DependsOn between two providers built from one hooked
+// component, the later one depended on: a legal order exists (the
+// component starts first and stops last), and the app keeps it.
+func TestDependsOnASiblingOfOneHookedComponent(t *testing.T) {
+	jnl := &journal{}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer),
+		fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }, lifecycle.DependsOn("cache")),
+		fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }))
+	app.RequireStart()
+	require.NoError(t, stop(t, app.App))
+	jnl.Before(t, "start tracer", "init cache")
+	jnl.Before(t, "init cache", "init db")
+	jnl.Before(t, "cleanup db", "cleanup cache")
+	jnl.Before(t, "cleanup cache", "stop tracer")
+}

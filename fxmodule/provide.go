@@ -110,6 +110,7 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 	default:
 		if target, anns, ok := annotatedParts(ctor); ok {
 			d.annotated = true
+			exposedSet := false
 			for _, a := range anns {
 				switch side, err := annotationSide(a); {
 				case err != nil:
@@ -125,8 +126,8 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 					if tag, ok := firstResultTag(a); ok {
 						d.exposedTag = tag
 					}
-					if t, ok := firstAsType(a); ok && d.exposedType == nil && t != nil {
-						d.exposedType = t
+					if t, ok := firstAsType(a); ok && !exposedSet {
+						d.exposedType, exposedSet = t, true // nil for fx.Self: the result's own type
 					}
 				}
 			}

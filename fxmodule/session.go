@@ -46,6 +46,10 @@ type slot struct {
 	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
 	waits    bool               // a component it was built from has hooks: fx must not stop that before this cleanup ends
 	ready    bool               // initialized: startWithDeps need not look at it again; guarded by s.mu
+	hooked   map[int]bool       // the hooked components it was built from, by their constructor in fx's graph
+	waitFor  []*slot            // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
+	started  bool               // fx ran its start hook; guarded by s.mu
+	dropped  bool               // a decorator handed its consumers another provider: nothing to manage
 
 	cleaned  chan struct{} // closed when its cleanup has ended (or been abandoned)
 	outcome  lifecycle.Outcome
@@ -136,6 +140,17 @@ func (s *session) received(d *decl, v reflect.Value) error {
 			return nil
 		}
 	}
+	if k, ok := keyOf(v); ok {
+		for _, other := range s.slots {
+			if other != sl && !other.dropped && (keyOf2(other.raw, k) || keyOf2(reflect.ValueOf(other.p), k)) {
+				// Another provider, managed already: the original is
+				// unused, and holds nothing.
+				delete(s.byID, sl.id)
+				sl.dropped = true
+				return nil
+			}
+		}
+	}
 	id := p.ID()
 	if other := s.byID[id]; other != nil && other != sl {
 		return duplicate(id, other, d, v.Type())
@@ -144,6 +159,12 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	sl.id, sl.p, sl.replaced = id, p, true
 	s.byID[id] = sl
 	return nil
+}
+
+// keyOf2 reports whether v is the value k identifies.
+func keyOf2(v reflect.Value, k valueKey) bool {
+	kv, ok := keyOf(v)
+	return ok && kv == k
 }
 
 // hasLifecycle reports whether p has an Initialize or a cleanup method.
@@ -179,6 +200,7 @@ func (s *session) start(ctx context.Context) error {
 	s.started = true
 	slots, graph := slices.Clone(s.slots), s.graph
 	s.mu.Unlock()
+	slots = slices.DeleteFunc(slots, func(sl *slot) bool { return sl.dropped })
 	if err := discover(slots, graph); err != nil {
 		return err
 	}
@@ -198,7 +220,7 @@ func (s *session) start(ctx context.Context) error {
 	for _, sl := range slots {
 		sl.allDeps = deps[sl.id]
 	}
-	if err := s.checkForward(slots); err != nil {
+	if err := s.assignWaits(slots); err != nil {
 		return err
 	}
 	ctx, cancel := early(ctx)
@@ -206,42 +228,61 @@ func (s *session) start(ctx context.Context) error {
 	return s.reg.Start(ctx)
 }
 
-// checkForward refuses a dependency, given with lifecycle.DependsOn, on a
-// provider that fx builds later from a component with hooks: its
-// Initialize would have to come before that component starts, and fx
-// would stop that component before the dependent's cleanup. Any other
-// dependency on a provider built later only brings its Initialize forward.
-func (s *session) checkForward(slots []*slot) error {
-	order := make(map[string]int, len(slots))
+// assignWaits decides which stop hook waits for each cleanup that must end
+// before fx stops a hooked component its provider was built from. Its own
+// hook, usually; but if a provider that depends on it was built earlier
+// (lifecycle.DependsOn on a provider built later), fx runs that one's hook
+// later, and the cleanup cannot begin before it: the waiting moves to the
+// hook fx runs last among them. That is only right if the hooked
+// components were built before that provider too; otherwise fx would stop
+// one of them before the cleanup can begin, and the start fails, saying
+// so.
+func (s *session) assignWaits(slots []*slot) error {
+	order := make(map[*slot]int, len(slots))
+	byID := make(map[string]*slot, len(slots))
 	for i, sl := range slots {
-		order[sl.id] = i
+		order[sl], byID[sl.id] = i, sl
 	}
+	dependents := make(map[*slot][]*slot, len(slots))
 	for _, sl := range slots {
-		for _, first := range sl.allDeps {
-			if o, ok := order[first]; !ok || o < order[sl.id] {
-				continue // built before: fx's order and the registry's agree
-			}
-			// A dependency built later is initialized at sl's turn, and
-			// so is everything it depends on.
-			seen := map[string]bool{}
-			stack := []string{first}
-			for len(stack) > 0 {
-				id := stack[len(stack)-1]
-				stack = stack[:len(stack)-1]
-				d := s.byID[id]
-				if d == nil || seen[id] {
-					continue
-				}
-				seen[id] = true
-				if order[id] > order[sl.id] && d.waits {
-					return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks: "+
-						"fx would start that component after %q is initialized and stop it before %q is cleaned up; "+
-						"let %s take %q's type as a parameter, so that fx builds %q first",
-						sl.id, id, sl.id, sl.id, sl.d.where(), id, id)
-				}
-				stack = append(stack, d.allDeps...)
+		for _, id := range sl.allDeps {
+			if d := byID[id]; d != nil {
+				dependents[d] = append(dependents[d], sl)
 			}
 		}
+	}
+	for _, q := range slots {
+		if !q.waits {
+			continue
+		}
+		// The hook fx runs last among q's and its dependents'.
+		waiter := q
+		seen := map[*slot]bool{q: true}
+		stack := []*slot{q}
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if order[n] < order[waiter] {
+				waiter = n
+			}
+			for _, d := range dependents[n] {
+				if !seen[d] {
+					seen[d] = true
+					stack = append(stack, d)
+				}
+			}
+		}
+		if waiter != q {
+			for c := range q.hooked {
+				if !waiter.hooked[c] {
+					return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks "+
+						"that %q is not built from: fx would stop that component before %q can be cleaned up; "+
+						"let %s take %q's type as a parameter, so that fx builds %q first",
+						waiter.id, q.id, waiter.id, q.id, waiter.d.where(), q.id, q.id)
+				}
+			}
+		}
+		waiter.waitFor = append(waiter.waitFor, q)
 	}
 	return nil
 }
@@ -341,10 +382,14 @@ func (sl *slot) start(fxCtx context.Context) error {
 	if id == "" {
 		return nil // its constructor failed: fx does not start the app
 	}
+	sl.s.mu.Lock()
+	sl.started = true
+	sl.s.mu.Unlock()
 	ctx, cancel := early(fxCtx)
 	defer cancel()
 	err := sl.s.startWithDeps(ctx, sl, map[*slot]bool{})
 	if err != nil {
+		sl.s.releaseUnstarted()
 		// fx calls no OnStop for a hook whose OnStart failed: the provider
 		// (which may hold half of what it acquired) is released here, and
 		// cleaned up by the Stop this begins, which every provider hook
@@ -391,6 +436,9 @@ func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slo
 func (sl *slot) ident() string {
 	sl.s.mu.Lock()
 	defer sl.s.mu.Unlock()
+	if sl.dropped {
+		return ""
+	}
 	return sl.id
 }
 
@@ -407,24 +455,45 @@ func (sl *slot) stop(ctx context.Context) error {
 	}
 	s := sl.s
 	s.beginStop(ctx, false)
+	s.releaseUnstarted()
 	s.reg.Release(id)
-	if !sl.waits {
+	if len(sl.waitFor) == 0 {
 		return nil
 	}
 	ctx, cancel := early(ctx)
 	defer cancel()
-	select {
-	case <-sl.cleaned:
-	case <-ctx.Done():
-		return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", id, ctx.Err())
+	var errs []error
+	for _, q := range sl.waitFor {
+		select {
+		case <-q.cleaned:
+		case <-ctx.Done():
+			return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
+		}
+		s.mu.Lock()
+		if q.outcome.Err != nil {
+			q.reported = true
+			errs = append(errs, q.outcome.Err)
+		}
+		s.mu.Unlock()
 	}
+	return errors.Join(errs...)
+}
+
+// releaseUnstarted releases the providers whose start hook fx never ran:
+// it will not run their stop hooks either. A provider among them may have
+// been initialized at a dependent's turn.
+func (s *session) releaseUnstarted() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sl.outcome.Err != nil {
-		sl.reported = true
-		return sl.outcome.Err
+	var ids []string
+	for _, sl := range s.slots {
+		if !sl.started && sl.id != "" && !sl.dropped {
+			ids = append(ids, sl.id)
+		}
 	}
-	return nil
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.reg.Release(id)
+	}
 }
 
 // early returns ctx with a deadline a little before its own. fx answers a
@@ -437,8 +506,11 @@ func early(ctx context.Context) (context.Context, context.CancelFunc) {
 		return ctx, func() {}
 	}
 	// A tenth of what is left, at least 20ms (the registry's return must be
-	// scheduled, under load, before fx's deadline) and at most 250ms.
-	margin := min(max(time.Until(deadline)/10, 20*time.Millisecond), 250*time.Millisecond)
+	// scheduled, under load, before fx's deadline) and at most 250ms; never
+	// more than half of what is left, so that a short timeout still leaves
+	// the registry time to work.
+	left := time.Until(deadline)
+	margin := min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
 	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
