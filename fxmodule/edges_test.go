@@ -344,7 +344,9 @@ func TestDecoratedProviderHoldingAnotherWhateverTheOrder(t *testing.T) {
 			provs = []fx.Option{cache, kv}
 		}
 		app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Options(provs...),
-			fx.Decorate(func(kv KV, c *Cache, j *journal) KV { return &CachedDB{base: base{id: "cached-db", jnl: j}, inner: kv, cache: c} }),
+			fx.Decorate(func(kv KV, c *Cache, j *journal) KV {
+				return &CachedDB{base: base{id: "cached-db", jnl: j}, inner: kv, cache: c}
+			}),
 			fx.Invoke(func(KV) {}), fx.Populate(&reg))
 		app.RequireStart()
 		require.NoError(t, stop(t, app.App))
