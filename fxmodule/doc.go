@@ -72,10 +72,10 @@
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
 // dependent's turn, and the dependent's stop hook waits for its cleanup.
-// If that provider is built from a component with hooks that the
-// dependent is not built from, fx would start that component too late and
-// stop it too early: the start fails, saying to let the dependent's
-// constructor take the provider.
+// If that provider is built from a component with hooks that fx builds
+// after the dependent, fx would start that component too late and stop it
+// too early: the start fails, saying to let the dependent's constructor
+// take the provider.
 //
 // What fx's graph cannot show is not found: a decorator's input that the
 // decorated value keeps only in a closure, or deeper than a few levels
@@ -97,7 +97,10 @@
 // the original managed: the wrapper delegates to it. A wrapper with
 // lifecycle methods of its own is managed in place of the original: its
 // Initialize and cleanup must call the original's. A decorator that hands
-// over another provider, managed already, leaves the original unmanaged. The value is looked at
+// over another provider, managed already, leaves the original unmanaged.
+// fx.Replace hands its value out without building the provider: a
+// component built from it before fx builds the provider is started before
+// the provider's Initialize (fakes in tests rarely mind). The value is looked at
 // where the provider is declared, with the decorators in scope there, and
 // as fx.Annotate's first fx.As and first result tag expose it; a Provide
 // option used in several modules is not looked at.

@@ -425,3 +425,20 @@ func TestDependsOnASiblingOfOneHookedComponent(t *testing.T) {
 	jnl.Before(t, "cleanup db", "cleanup cache")
 	jnl.Before(t, "cleanup cache", "stop tracer")
 }
+
+// lifecycle.DependsOn on a provider built later from a hooked component
+// that fx built earlier anyway (another provider took it first): the
+// component starts before the dependent, so the order holds.
+func TestDependsOnLaterFromAComponentBuiltEarlier(t *testing.T) {
+	jnl := &journal{}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer),
+		fxmodule.Provide(func(j *journal, _ *Tracer) *Metrics { return &Metrics{base{id: "metrics", jnl: j}} }),
+		fxmodule.Provide(NewDB, lifecycle.DependsOn("cache")),
+		fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }))
+	app.RequireStart()
+	require.NoError(t, stop(t, app.App))
+	jnl.Before(t, "start tracer", "init cache")
+	jnl.Before(t, "init cache", "init db")
+	jnl.Before(t, "cleanup db", "cleanup cache")
+	jnl.Before(t, "cleanup cache", "stop tracer")
+}

@@ -243,6 +243,12 @@ func (s *session) assignWaits(slots []*slot) error {
 	for i, sl := range slots {
 		order[sl], byID[sl.id] = i, sl
 	}
+	first := make(map[int]int) // by hooked component: the first provider built from it
+	for i := len(slots) - 1; i >= 0; i-- {
+		for c := range slots[i].hooked {
+			first[c] = i
+		}
+	}
 	dependents := make(map[*slot][]*slot, len(slots))
 	for _, sl := range slots {
 		for _, id := range sl.allDeps {
@@ -274,9 +280,11 @@ func (s *session) assignWaits(slots []*slot) error {
 		}
 		if waiter != q {
 			for c := range q.hooked {
-				if !waiter.hooked[c] {
+				// A hooked component some provider up to the waiter was
+				// built from was built, and so started, before the waiter.
+				if first[c] > order[waiter] {
 					return fmt.Errorf("fxmodule: provider %q depends on %q, which fx builds after it, from a component with hooks "+
-						"that %q is not built from: fx would stop that component before %q can be cleaned up; "+
+						"built after %q: fx would stop that component before %q can be cleaned up; "+
 						"let %s take %q's type as a parameter, so that fx builds %q first",
 						waiter.id, q.id, waiter.id, q.id, waiter.d.where(), q.id, q.id)
 				}
