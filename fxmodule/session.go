@@ -27,6 +27,9 @@ type session struct {
 	graph    string            // fx's DOT graph, set by Module's invoke
 	started  bool              // the session's start hook ran: the providers are registered
 	stopping *stopRun
+	// unstartedReleased: the providers whose start hook fx never ran are
+	// released (see releaseUnstarted).
+	unstartedReleased bool
 }
 
 // slot is one provider: where its hooks sit among fx's, and what the
@@ -492,6 +495,11 @@ func (sl *slot) stop(ctx context.Context) error {
 // been initialized at a dependent's turn.
 func (s *session) releaseUnstarted() {
 	s.mu.Lock()
+	if s.unstartedReleased { // fx runs no start hook once it stops: once is enough
+		s.mu.Unlock()
+		return
+	}
+	s.unstartedReleased = true
 	var ids []string
 	for _, sl := range s.slots {
 		if !sl.started && sl.id != "" && !sl.dropped {
