@@ -1,0 +1,280 @@
+package fxmodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// start is the session's OnStart hook, the first of the app's providers':
+// it registers every provider, with the dependencies found, in the order
+// fx built them, and starts the registry. Each provider is initialized by
+// its own hook.
+func (s *session) start(ctx context.Context) error {
+	s.mu.Lock()
+	s.started = true
+	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *slot) bool { return sl.dropped })
+	graph := s.graph
+	s.mu.Unlock()
+	if err := discover(slots, graph); err != nil {
+		return err
+	}
+	for _, sl := range slots {
+		opts := append(slices.Clone(sl.d.opts), lifecycle.Staged())
+		if len(sl.deps) > 0 {
+			opts = append(opts, lifecycle.DependsOn(sl.deps...))
+		}
+		if err := s.reg.Register(sl.p, opts...); err != nil {
+			return err
+		}
+	}
+	deps := make(map[string][]string, len(slots))
+	for _, info := range s.reg.Providers() {
+		deps[info.ID] = info.DependsOn
+	}
+	for _, sl := range slots {
+		sl.allDeps = deps[sl.id]
+	}
+	if err := s.assignWaits(slots); err != nil {
+		return err
+	}
+	ctx, cancel := early(ctx)
+	defer cancel()
+	return s.reg.Start(ctx)
+}
+
+// stop is the session's OnStop hook, the last of the app's providers': it
+// releases every provider whose own hook fx did not reach, and returns
+// the registry's errors that no provider's hook returned already.
+func (s *session) stop(ctx context.Context) error {
+	s.releaseAll()
+	sr, rollback := s.beginStop(ctx, false)
+	ectx, cancel := early(ctx)
+	defer cancel()
+	select {
+	case <-sr.done:
+	case <-ectx.Done():
+		if !rollback {
+			<-sr.done // the registry's Stop has the same deadline: it is returning
+			break
+		}
+		// A rollback's cleanups are bounded by their own timeouts, not by
+		// fx's start context; fx returns at its deadline whatever the hooks
+		// do, and this error, returned first, names what is left.
+		return fmt.Errorf("fxmodule: the providers' cleanups had not ended at fx's start deadline; "+
+			"they go on, each within its timeout (Registry.Stop waits for them): %w", ectx.Err())
+	}
+	return s.unreported(sr.err)
+}
+
+// beginStop begins the registry's Stop unless it has begun, and returns
+// it. A Stop begun by a failed start (a rollback) is bounded by each
+// provider's timeout rather than by ctx, fx's start context, and frees
+// every provider once that context is done, when fx runs no more hooks.
+func (s *session) beginStop(ctx context.Context, rollback bool) (*stopRun, bool) {
+	s.mu.Lock()
+	if sr := s.stopping; sr != nil {
+		s.mu.Unlock()
+		return sr, sr.rolledBack
+	}
+	sr := &stopRun{rolledBack: rollback, done: make(chan struct{})}
+	s.stopping = sr
+	s.mu.Unlock()
+
+	var sctx context.Context
+	cancel := func() {}
+	if rollback {
+		sctx = context.WithoutCancel(ctx)
+		context.AfterFunc(ctx, s.releaseAll)
+	} else {
+		sctx, cancel = early(ctx)
+	}
+	go func() {
+		defer cancel()
+		sr.err = s.reg.Stop(sctx)
+		close(sr.done)
+	}()
+	return sr, rollback
+}
+
+func (s *session) releaseAll() {
+	s.mu.Lock()
+	slots := slices.Clone(s.slots)
+	s.mu.Unlock()
+	for _, sl := range slots {
+		s.reg.Release(sl.id)
+	}
+}
+
+// unreported returns the errors of err, the registry's Stop's, that no
+// provider's own hook returned.
+func (s *session) unreported(err error) error {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []error
+	for _, e := range errs {
+		var pe *lifecycle.ProviderError
+		if errors.As(e, &pe) {
+			if sl := s.byID[pe.ProviderID]; sl != nil && sl.reported {
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// start is a provider's OnStart hook: it initializes the provider, a
+// little before fx's deadline (see early).
+func (sl *slot) start(fxCtx context.Context) error {
+	id := sl.ident()
+	if id == "" {
+		return nil // its constructor failed: fx does not start the app
+	}
+	sl.s.mu.Lock()
+	sl.started = true
+	sl.s.mu.Unlock()
+	ctx, cancel := early(fxCtx)
+	defer cancel()
+	err := sl.s.startWithDeps(ctx, sl, map[*slot]bool{})
+	if err != nil {
+		sl.s.releaseUnstarted()
+		// fx calls no OnStop for a hook whose OnStart failed: the provider
+		// (which may hold half of what it acquired) is released here, and
+		// cleaned up by the Stop this begins, which every provider hook
+		// fx stops next joins.
+		sl.s.beginStop(fxCtx, true)
+		sl.s.reg.Release(id)
+		if sl.waits { // fx stops a component it was built from next
+			select {
+			case <-sl.cleaned:
+			case <-ctx.Done():
+			}
+		}
+	}
+	return err
+}
+
+// startWithDeps initializes sl's dependencies that are not yet, then sl.
+// Every provider sl's constructor received was built, so started, before
+// it; only a lifecycle.DependsOn on a provider fx builds later can be
+// pending, and its Initialize is brought forward to sl's turn.
+func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slot]bool) error {
+	visiting[sl] = true
+	for _, id := range sl.allDeps {
+		s.mu.Lock()
+		d := s.byID[id]
+		pending := d != nil && !d.ready && !visiting[d]
+		s.mu.Unlock()
+		if pending {
+			if err := s.startWithDeps(ctx, d, visiting); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.reg.StartProvider(ctx, sl.id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sl.ready = true
+	s.mu.Unlock()
+	return nil
+}
+
+// ident is the provider's id, or "" if its constructor failed.
+func (sl *slot) ident() string {
+	sl.s.mu.Lock()
+	defer sl.s.mu.Unlock()
+	if sl.dropped {
+		return ""
+	}
+	return sl.id
+}
+
+// stop is a provider's OnStop hook. fx has stopped every hook appended
+// after the provider's, so every component built from it: its cleanup
+// may begin, as soon as those of the providers that depend on it have
+// ended. The hook returns at once, so that fx goes on and the cleanups
+// run concurrently, unless a component the provider was built from has
+// hooks: fx stops that next, so the hook waits for the cleanup to end.
+func (sl *slot) stop(ctx context.Context) error {
+	id := sl.ident()
+	if id == "" {
+		return nil
+	}
+	s := sl.s
+	s.beginStop(ctx, false)
+	s.releaseUnstarted()
+	s.reg.Release(id)
+	if len(sl.waitFor) == 0 {
+		return nil
+	}
+	ctx, cancel := early(ctx)
+	defer cancel()
+	var errs []error
+	for _, q := range sl.waitFor {
+		select {
+		case <-q.cleaned:
+		case <-ctx.Done():
+			return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
+		}
+		s.mu.Lock()
+		if q.outcome.Err != nil {
+			q.reported = true
+			errs = append(errs, q.outcome.Err)
+		}
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// releaseUnstarted releases the providers whose start hook fx never ran:
+// it will not run their stop hooks either. A provider among them may have
+// been initialized at a dependent's turn.
+func (s *session) releaseUnstarted() {
+	s.mu.Lock()
+	if s.unstartedReleased { // fx runs no start hook once it stops: once is enough
+		s.mu.Unlock()
+		return
+	}
+	s.unstartedReleased = true
+	var ids []string
+	for _, sl := range s.slots {
+		if !sl.started && sl.id != "" && !sl.dropped {
+			ids = append(ids, sl.id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.reg.Release(id)
+	}
+}
+
+// early returns ctx with a deadline a little before its own. fx answers a
+// hook that returns after its deadline with the bare context error; the
+// registry, given the earlier deadline, returns first, and app.Start's or
+// app.Stop's error names the providers that failed or hung.
+func early(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	// A tenth of what is left, at least 20ms (the registry's return must be
+	// scheduled, under load, before fx's deadline) and at most 250ms; never
+	// more than half of what is left, so that a short timeout still leaves
+	// the registry time to work.
+	left := time.Until(deadline)
+	margin := min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
