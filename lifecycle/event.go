@@ -51,12 +51,14 @@ type ProviderInitialized struct {
 
 // StartBegan: Start began initializing providers.
 type StartBegan struct {
-	Providers int
+	Providers int // to initialize
+	Staged    int // left to StartProvider (see Staged)
 }
 
 // StartEnded: Start ended. Err is nil on success.
 type StartEnded struct {
 	Providers int // initialized successfully
+	Staged    int // left to StartProvider (see Staged)
 	Duration  time.Duration
 	Err       error
 }

@@ -19,7 +19,7 @@ func (z zapObserver) Observe(e Event) {
 			ce.Write(zap.String("provider", e.ID), zap.Strings("depends_on", e.DependsOn), zap.Duration("timeout", e.Timeout))
 		}
 	case StartBegan:
-		z.log.Info("initializing providers", zap.Int("providers", e.Providers))
+		z.log.Info("initializing providers", zap.Int("providers", e.Providers), zap.Int("staged", e.Staged))
 	case ProviderInitialized:
 		if e.Err != nil {
 			z.log.Warn("provider initialize failed", zap.String("provider", e.ID), zap.Duration("duration", e.Duration), zap.Error(e.Err))
@@ -30,7 +30,7 @@ func (z zapObserver) Observe(e Event) {
 		if e.Err != nil {
 			z.log.Warn("providers not started", zap.Int("initialized", e.Providers), zap.Duration("duration", e.Duration), zap.Error(e.Err))
 		} else {
-			z.log.Info("providers initialized", zap.Int("providers", e.Providers), zap.Duration("duration", e.Duration))
+			z.log.Info("providers initialized", zap.Int("providers", e.Providers), zap.Int("staged", e.Staged), zap.Duration("duration", e.Duration))
 		}
 	case CleanupBegan:
 		z.log.Info("cleaning up providers", zap.String("trigger", string(e.Trigger)), zap.Int("providers", e.Providers))

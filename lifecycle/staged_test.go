@@ -19,16 +19,19 @@ import (
 // its dependencies are initialized, and only once.
 func TestStartProviderInitializesOneStagedProvider(t *testing.T) {
 	jnl := &journal{}
-	r := lifecycle.NewRegistry()
+	ev := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(ev))
 	db, api := newFake("db", jnl), newFake("api", jnl)
 	mustRegister(t, r, db, lifecycle.Staged())
 	mustRegister(t, r, api, lifecycle.Staged(), lifecycle.DependsOn("db"))
+	mustRegister(t, r, newFake("plain", jnl))
 
 	err := r.StartProvider(context.Background(), "db")
 	require.ErrorIs(t, err, lifecycle.ErrNotReady, "before Start")
 
 	require.NoError(t, r.Start(context.Background()))
 	assert.Zero(t, db.inits.Load(), "Start initialized a staged provider")
+	assert.Contains(t, ev.snapshot(), lifecycle.StartBegan{Providers: 1, Staged: 2}, "the start's counts tell the staged apart")
 
 	err = r.StartProvider(context.Background(), "api")
 	require.ErrorIs(t, err, lifecycle.ErrNotReady)
@@ -45,6 +48,7 @@ func TestStartProviderInitializesOneStagedProvider(t *testing.T) {
 	r.Release("db")
 	require.NoError(t, r.Stop(context.Background()))
 	jnl.Before(t, "end api", "begin db")
+	assert.Len(t, r.Report().Providers, 3)
 }
 
 // A failed Initialize is returned again, and the provider stays to be

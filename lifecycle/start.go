@@ -52,11 +52,17 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.phase = phaseStarting
 	r.startDone = make(chan struct{})
 	r.cancelStart = cancel
-	count := len(r.nodes)
+	staged := 0
+	for _, n := range r.order {
+		if n.staged {
+			staged++
+		}
+	}
+	count := len(r.nodes) - staged
 	r.mu.Unlock()
 
 	begin := time.Now()
-	r.emit(StartBegan{Providers: count})
+	r.emit(StartBegan{Providers: count, Staged: staged})
 	initialized, err := r.start(sctx)
 	cancel()
 
@@ -71,7 +77,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.startErr = err
 	close(r.startDone)
 	r.mu.Unlock()
-	r.emit(StartEnded{Providers: initialized, Duration: time.Since(begin), Err: err})
+	r.emit(StartEnded{Providers: initialized, Staged: staged, Duration: time.Since(begin), Err: err})
 	return err
 }
 
