@@ -34,10 +34,9 @@
 //     appends included, starts after it is initialized and stops before
 //     its cleanup begins;
 //   - a component built from the *lifecycle.Registry (an engine that
-//     leases providers by id, an admin server) comes after every provider
-//     visible at the root, since the registry is given to the graph only
-//     once those are built; a Private provider is built by its module's
-//     invokes, which fx runs in the order of the modules.
+//     leases providers by id, an admin server) comes after every provider,
+//     Private ones included, since the registry is given to the graph only
+//     once all are built.
 //
 // The hooks coordinate with one registry Stop, so that providers are still
 // cleaned up concurrently. A provider's OnStop hook runs when fx has

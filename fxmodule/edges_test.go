@@ -442,3 +442,31 @@ func TestDependsOnLaterFromAComponentBuiltEarlier(t *testing.T) {
 	jnl.Before(t, "cleanup db", "cleanup cache")
 	jnl.Before(t, "cleanup cache", "stop tracer")
 }
+
+// A Private provider in a module that fx invokes after the module of a
+// component built from the registry: the registry still comes after it,
+// so the component starts once it is initialized and may lease it.
+func TestPrivateProviderComesBeforeComponentsOfTheRegistry(t *testing.T) {
+	jnl := &journal{}
+	var acquireErr error
+	engine := func(lc fx.Lifecycle, reg *lifecycle.Registry) {
+		lc.Append(fx.Hook{
+			OnStart: func(ctx context.Context) error {
+				jnl.Add("start engine")
+				_, release, err := reg.Acquire(ctx, "db")
+				acquireErr = err
+				release()
+				return nil
+			},
+			OnStop: func(context.Context) error { jnl.Add("stop engine"); return nil },
+		})
+	}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Module("api", fx.Invoke(engine)),
+		fx.Module("storage", fxmodule.Provide(fxmodule.Private(NewDB))))
+	app.RequireStart()
+	app.RequireStop()
+	require.NoError(t, acquireErr)
+	jnl.Before(t, "init db", "start engine")
+	jnl.Before(t, "stop engine", "cleanup db")
+}

@@ -176,6 +176,11 @@ func (d *decl) options() fx.Option {
 		provideOpts = append(provideOpts, fx.Private)
 	}
 	var opts []fx.Option
+	if d.private {
+		// The value stays in its module, but the registry's group, at the
+		// root, must still wait for it: see exportMember.
+		opts = append(opts, fx.Provide(d.exportMember()))
+	}
 	if !d.annotated {
 		opts = append(opts, fx.Provide(append([]any{d.wrapper(d.tag, true)}, provideOpts...)...))
 		opts = append(opts, fx.Invoke(d.check(d.provided, d.tag)))
@@ -183,10 +188,10 @@ func (d *decl) options() fx.Option {
 	}
 	// Annotated: the wrapped constructor, with the user's parameter
 	// annotations, gives the value under the marker's name; an identity,
-	// with the user's result annotations, exposes it, and gives besides a
-	// value of a type of its own, which the invoke asks for, so that the
-	// identity, and any hook its annotations add, is built with the
-	// provider even if nothing consumes it.
+	// with the user's result annotations, exposes it. The invoke asks for
+	// it as consumers do, so that the identity, and any hook its
+	// annotations add, is built with the provider even if nothing consumes
+	// it.
 	raw := `name:"` + d.marker + `.value"`
 	var w any
 	switch {
@@ -284,6 +289,25 @@ func (d *decl) wrapper(tag string, optionalSession bool) any {
 		o.Field(1).Set(v)
 		return []reflect.Value{o, reflect.Zero(errorType)}
 	}).Interface()
+}
+
+// exportMember returns, for a Private provider, a constructor that fx
+// exports to the root while calling it in the provider's module: it takes
+// the provider's marker, visible only there, and gives a member of the
+// providers group, which the registry waits for. So the registry, and
+// every component built from it, come after a Private provider as after
+// any other.
+func (d *decl) exportMember() any {
+	in := reflect.StructOf([]reflect.StructField{
+		{Name: "In", Type: inType, Anonymous: true},
+		{Name: "Marker", Type: markerType, Tag: reflect.StructTag(`name:"` + d.marker + `"`)},
+	})
+	out := reflect.StructOf([]reflect.StructField{
+		{Name: "Out", Type: outType, Anonymous: true},
+		{Name: "Member", Type: memberType, Tag: `group:"` + providerGroup + `"`},
+	})
+	return reflect.MakeFunc(reflect.FuncOf([]reflect.Type{in}, []reflect.Type{out}, false),
+		func([]reflect.Value) []reflect.Value { return []reflect.Value{reflect.Zero(out)} }).Interface()
 }
 
 // sessionParams is the wrapper's last parameter when it may be an fx.In
