@@ -93,10 +93,11 @@
 // cleaned up, and the original, which no one sees, is left alone (a
 // provider acquires nothing in its constructor). A decorator that wraps the
 // original without lifecycle methods of its own (a tracing wrapper) leaves
-// the original managed: the wrapper delegates to it. A wrapper with
-// lifecycle methods of its own is managed in place of the original: its
-// Initialize and cleanup must call the original's. A decorator that hands
-// over another provider, managed already, leaves the original unmanaged.
+// the original managed: the wrapper delegates to it. A wrapper with a
+// life of its own (its own id, and Initialize or a cleanup method) is
+// managed as well as the original, depending on it: initialized after it
+// and cleaned up before it. A decorator that hands over another provider,
+// managed already, leaves the original unmanaged.
 // fx.Replace hands its value out without building the provider: a
 // component built from it before fx builds the provider is started before
 // the provider's Initialize (fakes in tests rarely mind). The value is looked at

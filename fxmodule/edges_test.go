@@ -470,3 +470,22 @@ func TestPrivateProviderComesBeforeComponentsOfTheRegistry(t *testing.T) {
 	jnl.Before(t, "init db", "start engine")
 	jnl.Before(t, "stop engine", "cleanup db")
 }
+
+// A decorator that wraps the original in a provider with a life of its
+// own (its own id, Initialize and Cleanup): both are managed, the wrapper
+// initialized after the original and cleaned up before it.
+func TestWrapperWithALifeOfItsOwnAndTheOriginalBothManaged(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fx.Provide(NewTracer), fxmodule.Module,
+		fxmodule.Provide(func(j *journal, _ *Tracer) KV { return &DB{base{id: "db", jnl: j}} }),
+		fx.Decorate(func(kv KV, j *journal) KV { return &CachedDB{base: base{id: "cached-db", jnl: j}, inner: kv} }),
+		fx.Invoke(func(KV) {}), fx.Populate(&reg))
+	app.RequireStart()
+	require.NoError(t, stop(t, app.App))
+	assert.ElementsMatch(t, []string{"db", "cached-db"}, reg.IDs())
+	jnl.Before(t, "start tracer", "init db")
+	jnl.Before(t, "init db", "init cached-db")
+	jnl.Before(t, "cleanup cached-db", "cleanup db")
+	jnl.Before(t, "cleanup db", "stop tracer")
+}

@@ -28,6 +28,12 @@ func (s *session) start(ctx context.Context) error {
 		if len(sl.deps) > 0 {
 			opts = append(opts, lifecycle.DependsOn(sl.deps...))
 		}
+		if sl.inner != nil {
+			if err := s.reg.Register(sl.inner, opts...); err != nil {
+				return err
+			}
+			opts = append(opts, lifecycle.DependsOn(sl.inner.ID()))
+		}
 		if err := s.reg.Register(sl.p, opts...); err != nil {
 			return err
 		}
@@ -106,7 +112,7 @@ func (s *session) releaseAll() {
 	slots := slices.Clone(s.slots)
 	s.mu.Unlock()
 	for _, sl := range slots {
-		s.reg.Release(sl.id)
+		s.release(sl)
 	}
 }
 
@@ -155,11 +161,13 @@ func (sl *slot) start(fxCtx context.Context) error {
 		// cleaned up by the Stop this begins, which every provider hook
 		// fx stops next joins.
 		sl.s.beginStop(fxCtx, true)
-		sl.s.reg.Release(id)
+		sl.s.release(sl)
 		if sl.waits { // fx stops a component it was built from next
-			select {
-			case <-sl.cleaned:
-			case <-ctx.Done():
+			for _, cleaned := range sl.cleanups() {
+				select {
+				case <-cleaned:
+				case <-ctx.Done():
+				}
 			}
 		}
 	}
@@ -181,6 +189,11 @@ func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slo
 			if err := s.startWithDeps(ctx, d, visiting); err != nil {
 				return err
 			}
+		}
+	}
+	if sl.inner != nil {
+		if err := s.reg.StartProvider(ctx, sl.inner.ID()); err != nil {
+			return err
 		}
 	}
 	if err := s.reg.StartProvider(ctx, sl.id); err != nil {
@@ -216,7 +229,7 @@ func (sl *slot) stop(ctx context.Context) error {
 	s := sl.s
 	s.beginStop(ctx, false)
 	s.releaseUnstarted()
-	s.reg.Release(id)
+	s.release(sl)
 	if len(sl.waitFor) == 0 {
 		return nil
 	}
@@ -224,10 +237,12 @@ func (sl *slot) stop(ctx context.Context) error {
 	defer cancel()
 	var errs []error
 	for _, q := range sl.waitFor {
-		select {
-		case <-q.cleaned:
-		case <-ctx.Done():
-			return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
+		for _, cleaned := range q.cleanups() {
+			select {
+			case <-cleaned:
+			case <-ctx.Done():
+				return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
+			}
 		}
 		s.mu.Lock()
 		if q.outcome.Err != nil {
@@ -249,15 +264,23 @@ func (s *session) releaseUnstarted() {
 		return
 	}
 	s.unstartedReleased = true
-	var ids []string
+	var unstarted []*slot
 	for _, sl := range s.slots {
 		if !sl.started && sl.id != "" && !sl.dropped {
-			ids = append(ids, sl.id)
+			unstarted = append(unstarted, sl)
 		}
 	}
 	s.mu.Unlock()
-	for _, id := range ids {
-		s.reg.Release(id)
+	for _, sl := range unstarted {
+		s.release(sl)
+	}
+}
+
+// release frees a provider's cleanup, and its wrapped original's.
+func (s *session) release(sl *slot) {
+	s.reg.Release(sl.id)
+	if sl.inner != nil {
+		s.reg.Release(sl.inner.ID())
 	}
 }
 
@@ -277,4 +300,13 @@ func early(ctx context.Context) (context.Context, context.CancelFunc) {
 	left := time.Until(deadline)
 	margin := min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
 	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// cleanups are the channels closed when the slot's cleanups have ended:
+// its provider's, and its wrapped original's.
+func (sl *slot) cleanups() []chan struct{} {
+	if sl.inner != nil {
+		return []chan struct{}{sl.cleaned, sl.innerCleaned}
+	}
+	return []chan struct{}{sl.cleaned}
 }

@@ -21,6 +21,7 @@ type session struct {
 	slots    []*slot    // in the order fx built them, which is the order of their hooks
 	byID     map[string]*slot
 	byDecl   map[*decl][]*slot // several if one Provide option is used in several modules
+	byInner  map[string]*slot  // by the id of a wrapped original (see slot.inner)
 	graph    string            // fx's DOT graph, set by Module's invoke
 	started  bool              // the session's start hook ran: the providers are registered
 	stopping *stopRun
@@ -50,6 +51,12 @@ type slot struct {
 	waitFor  []*slot            // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
 	started  bool               // fx ran its start hook; guarded by s.mu
 	dropped  bool               // a decorator handed its consumers another provider: nothing to manage
+	// inner is the original a decorator wrapped in a provider with
+	// lifecycle methods of its own (p): both are managed, p depending on
+	// inner, whose cleanup closes innerCleaned.
+	inner        lifecycle.Provider
+	innerCleaned chan struct{}
+	innerOutcome lifecycle.Outcome
 
 	cleaned  chan struct{} // closed when its cleanup has ended (or been abandoned)
 	outcome  lifecycle.Outcome
@@ -65,7 +72,7 @@ type stopRun struct {
 }
 
 func newSessionState(reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot)}
+	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot)}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
 }
@@ -135,9 +142,13 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	if !ok {
 		return nil
 	}
-	if k, ok := keyOf(sl.raw); ok && !hasLifecycle(p) {
+	var inner lifecycle.Provider
+	if k, ok := keyOf(sl.raw); ok {
 		if wraps := held(nil, []reflect.Value{v}, map[valueKey]*slot{k: sl}); len(wraps) > 0 {
-			return nil
+			if !hasLifecycle(p) || p.ID() == sl.id {
+				return nil // the wrapper delegates to the original, or cannot be told from it
+			}
+			inner = sl.p // a wrapper with a life of its own: both are managed
 		}
 	}
 	if k, ok := keyOf(v); ok {
@@ -154,6 +165,17 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	id := p.ID()
 	if other := s.byID[id]; other != nil && other != sl {
 		return duplicate(id, other, d, v.Type())
+	}
+	if inner != nil {
+		if other := s.byID[id]; other != nil && other != sl {
+			return duplicate(id, other, d, v.Type())
+		}
+		sl.inner, sl.innerCleaned = inner, make(chan struct{})
+		s.byInner[sl.id] = sl
+		delete(s.byID, sl.id)
+		sl.id, sl.p, sl.replaced = id, p, true
+		s.byID[id] = sl
+		return nil
 	}
 	delete(s.byID, sl.id)
 	sl.id, sl.p, sl.replaced = id, p, true
@@ -183,12 +205,19 @@ func (s *session) observe(e lifecycle.Event) {
 		return
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sl := s.byInner[c.ID]; sl != nil {
+		if sl.innerOutcome.Result == 0 {
+			sl.innerOutcome = c.Outcome
+			close(sl.innerCleaned)
+		}
+		return
+	}
 	sl := s.byID[c.ID]
 	if sl != nil && sl.outcome.Result == 0 {
 		sl.outcome = c.Outcome
 		close(sl.cleaned)
 	}
-	s.mu.Unlock()
 }
 
 func isNil(v reflect.Value) bool {
