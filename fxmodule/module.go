@@ -23,8 +23,9 @@ const (
 // If a *zap.Logger is in the graph, the registry logs to it. Module leaves
 // fx's own events to the application's choice of logger (fx.WithLogger,
 // fxtest's, or fx's default): a module that chose one would override it.
-// [EventLogger] sends them to the graph's *zap.Logger.
-var Module fx.Option = fx.Module("fxmodule",
+// [EventLogger] sends them to the graph's *zap.Logger. In fx's events the
+// module is named "gleitzeit", as the registry's logger is.
+var Module fx.Option = fx.Module("gleitzeit",
 	fx.Provide(newSession, registryOf),
 	fx.Invoke(readGraph),
 )

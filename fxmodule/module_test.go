@@ -448,7 +448,7 @@ func TestModuleLeavesTheLoggerToTheApplication(t *testing.T) {
 	rec.mu.Lock()
 	var fromModule []string
 	for _, e := range rec.events {
-		if p, ok := e.(*fxevent.Provided); ok && p.ModuleName == "fxmodule" {
+		if p, ok := e.(*fxevent.Provided); ok && p.ModuleName == "gleitzeit" {
 			fromModule = append(fromModule, p.OutputTypeNames...)
 		}
 	}
