@@ -14,7 +14,7 @@ import (
 // Reading DOT is the one way fx lets a module see the constructors it did
 // not declare itself, which is where a dependency through a repository or a
 // client in between is found. The format is dig's own (internal/dot), stable
-// since dig 1.0; TestDiscover* fail if it changes.
+// since dig 1.0; TestParseGraphReadsFxsDOT fails first if it changes.
 type graph struct {
 	params    [][]string          // by constructor: the keys it consumes
 	results   [][]string          // by constructor: the keys it produces
