@@ -77,7 +77,7 @@ func discover(slots []*slot, dot string) error {
 		for _, c := range nodes {
 			g.walk(c, ctorOf, &f, len(nodes) > 1)
 		}
-		sl.waits, sl.hooked = len(f.hooked) > 0, f.hooked
+		sl.hooked = f.hooked
 		// Every input of a constructor was built before it: a provider
 		// built later is no input, whatever the graph's names suggest (a
 		// soft group, an optional parameter, a name several types print).

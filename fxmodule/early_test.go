@@ -21,17 +21,20 @@ func TestEarlyMargin(t *testing.T) {
 		{30 * time.Millisecond, 15 * time.Millisecond},
 		{10 * time.Millisecond, 5 * time.Millisecond},
 	} {
-		parent, cancel := context.WithTimeout(context.Background(), tt.left)
-		pd, _ := parent.Deadline()
-		ctx, cancelEarly := early(parent)
-		d, ok := ctx.Deadline()
-		assert.True(t, ok)
-		assert.InDelta(t, float64(tt.margin), float64(pd.Sub(d)), float64(time.Millisecond), "left %v", tt.left)
-		cancelEarly()
-		cancel()
+		assert.Equal(t, tt.margin, margin(tt.left), "left %v", tt.left)
 	}
-	ctx, cancel := early(context.Background())
+
+	parent, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, ok := ctx.Deadline()
+	pd, _ := parent.Deadline()
+	ctx, cancelEarly := early(parent)
+	defer cancelEarly()
+	d, ok := ctx.Deadline()
+	assert.True(t, ok)
+	assert.Equal(t, 250*time.Millisecond, pd.Sub(d), "a minute's margin is the largest, whatever the clock did since")
+
+	ctx, cancelNone := early(context.Background())
+	defer cancelNone()
+	_, ok = ctx.Deadline()
 	assert.False(t, ok, "no deadline, no margin")
 }

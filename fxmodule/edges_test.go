@@ -22,6 +22,17 @@ import (
 // stop until fx's deadline, lost a provider, or refused an app plain fx
 // accepts.
 
+// start runs app.Start with a context of its StartTimeout, within the
+// tests' bound.
+func start(t *testing.T, app *fx.App) error {
+	t.Helper()
+	return testkit.Receive(t, testkit.Go(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+		defer cancel()
+		return app.Start(ctx)
+	}), "app.Start")
+}
+
 // stop runs app.Stop with a context of its StopTimeout; a stop that hangs
 // until that deadline fails with the error that names it.
 func stop(t *testing.T, app *fx.App) error {
@@ -79,7 +90,7 @@ func TestNoDependencyOnAProviderBuiltLater(t *testing.T) {
 			app := fx.New(append([]fx.Option{fx.NopLogger, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer),
 				fx.Populate(&reg), fx.StopTimeout(5 * time.Second)}, opts...)...)
 			require.NoError(t, app.Err())
-			require.NoError(t, app.Start(context.Background()))
+			require.NoError(t, start(t, app))
 			require.NoError(t, stop(t, app))
 			for id, deps := range dependsOn(reg) {
 				assert.NotContains(t, deps, "later", id)
@@ -101,7 +112,7 @@ func TestDependsOnAProviderBuiltLater(t *testing.T) {
 		fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
 	)
 	require.NoError(t, app.Err())
-	err := app.Start(context.Background())
+	err := start(t, app)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, `provider "db" depends on "cache", which fx builds after it, from a component with hooks`)
 
@@ -122,7 +133,7 @@ func TestUnregisteredProviderDoesNotHoldTheStop(t *testing.T) {
 	app := fx.New(fx.NopLogger, fx.Supply(&journal{}), fx.Provide(NewTracer), fxmodule.Module,
 		fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }),
 		fx.Populate(&reg), fx.StopTimeout(5*time.Second))
-	require.NoError(t, app.Start(context.Background()))
+	require.NoError(t, start(t, app))
 	require.NoError(t, reg.Unregister(context.Background(), "db"))
 	require.NoError(t, stop(t, app))
 }
@@ -410,37 +421,30 @@ func TestRollbackWithAProviderBroughtForward(t *testing.T) {
 	jnl.Before(t, "cleanup db", "stop tracer")
 }
 
-// lifecycle.DependsOn between two providers built from one hooked
-// component, the later one depended on: a legal order exists (the
-// component starts first and stops last), and the app keeps it.
-func TestDependsOnASiblingOfOneHookedComponent(t *testing.T) {
-	jnl := &journal{}
-	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer),
-		fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }, lifecycle.DependsOn("cache")),
-		fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }))
-	app.RequireStart()
-	require.NoError(t, stop(t, app.App))
-	jnl.Before(t, "start tracer", "init cache")
-	jnl.Before(t, "init cache", "init db")
-	jnl.Before(t, "cleanup db", "cleanup cache")
-	jnl.Before(t, "cleanup cache", "stop tracer")
-}
-
 // lifecycle.DependsOn on a provider built later from a hooked component
-// that fx built earlier anyway (another provider took it first): the
-// component starts before the dependent, so the order holds.
-func TestDependsOnLaterFromAComponentBuiltEarlier(t *testing.T) {
-	jnl := &journal{}
-	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer),
-		fxmodule.Provide(func(j *journal, _ *Tracer) *Metrics { return &Metrics{base{id: "metrics", jnl: j}} }),
-		fxmodule.Provide(NewDB, lifecycle.DependsOn("cache")),
-		fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }))
-	app.RequireStart()
-	require.NoError(t, stop(t, app.App))
-	jnl.Before(t, "start tracer", "init cache")
-	jnl.Before(t, "init cache", "init db")
-	jnl.Before(t, "cleanup db", "cleanup cache")
-	jnl.Before(t, "cleanup cache", "stop tracer")
+// that fx starts before the dependent anyway: because the dependent is
+// built from it too, or because a provider built earlier took it first. A
+// legal order exists (the component starts first and stops last), and the
+// app keeps it.
+func TestDependsOnLaterFromAComponentStartedEarlier(t *testing.T) {
+	for name, first := range map[string]fx.Option{
+		"the dependent is built from it": fxmodule.Provide(func(j *journal, _ *Tracer) *DB { return &DB{base{id: "db", jnl: j}} }, lifecycle.DependsOn("cache")),
+		"an earlier provider took it": fx.Options(
+			fxmodule.Provide(func(j *journal, _ *Tracer) *Metrics { return &Metrics{base{id: "metrics", jnl: j}} }),
+			fxmodule.Provide(NewDB, lifecycle.DependsOn("cache"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			jnl := &journal{}
+			app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.Provide(NewTracer), first,
+				fxmodule.Provide(func(j *journal, _ *Tracer) *Cache { return &Cache{base{id: "cache", jnl: j}} }))
+			app.RequireStart()
+			require.NoError(t, stop(t, app.App))
+			jnl.Before(t, "start tracer", "init cache")
+			jnl.Before(t, "init cache", "init db")
+			jnl.Before(t, "cleanup db", "cleanup cache")
+			jnl.Before(t, "cleanup cache", "stop tracer")
+		})
+	}
 }
 
 // A Private provider in a module that fx invokes after the module of a

@@ -162,13 +162,8 @@ func (sl *slot) start(fxCtx context.Context) error {
 		// fx stops next joins.
 		sl.s.beginStop(fxCtx, true)
 		sl.s.release(sl)
-		if sl.waits { // fx stops a component it was built from next
-			for _, cleaned := range sl.cleanups() {
-				select {
-				case <-cleaned:
-				case <-ctx.Done():
-				}
-			}
+		if sl.waits() { // fx stops a component it was built from next
+			sl.awaitCleanups(ctx)
 		}
 	}
 	return err
@@ -237,12 +232,8 @@ func (sl *slot) stop(ctx context.Context) error {
 	defer cancel()
 	var errs []error
 	for _, q := range sl.waitFor {
-		for _, cleaned := range q.cleanups() {
-			select {
-			case <-cleaned:
-			case <-ctx.Done():
-				return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
-			}
+		if !q.awaitCleanups(ctx) {
+			return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
 		}
 		s.mu.Lock()
 		if q.outcome.Err != nil {
@@ -293,20 +284,31 @@ func early(ctx context.Context) (context.Context, context.CancelFunc) {
 	if !ok {
 		return ctx, func() {}
 	}
-	// A tenth of what is left, at least 20ms (the registry's return must be
-	// scheduled, under load, before fx's deadline) and at most 250ms; never
-	// more than half of what is left, so that a short timeout still leaves
-	// the registry time to work.
-	left := time.Until(deadline)
-	margin := min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
-	return context.WithDeadline(ctx, deadline.Add(-margin))
+	return context.WithDeadline(ctx, deadline.Add(-margin(time.Until(deadline))))
 }
 
-// cleanups are the channels closed when the slot's cleanups have ended:
-// its provider's, and its wrapped original's.
-func (sl *slot) cleanups() []chan struct{} {
-	if sl.inner != nil {
-		return []chan struct{}{sl.cleaned, sl.innerCleaned}
+// margin is how much earlier than fx's deadline, left away, the hooks'
+// own deadline falls: a tenth of what is left, at least 20ms (the
+// registry's return must be scheduled, under load, before fx's deadline)
+// and at most 250ms; never more than half of what is left, so that a short
+// timeout still leaves the registry time to work.
+func margin(left time.Duration) time.Duration {
+	return min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
+}
+
+// awaitCleanups waits until the slot's cleanups have ended (its
+// provider's, and its wrapped original's), and reports whether they did
+// before ctx ended.
+func (sl *slot) awaitCleanups(ctx context.Context) bool {
+	for _, cleaned := range []chan struct{}{sl.cleaned, sl.innerCleaned} {
+		if cleaned == nil {
+			continue // no wrapped original
+		}
+		select {
+		case <-cleaned:
+		case <-ctx.Done():
+			return false
+		}
 	}
-	return []chan struct{}{sl.cleaned}
+	return true
 }

@@ -133,13 +133,13 @@ func TestDiscoversDependencies(t *testing.T) {
 	}
 }
 
-// The walk does not invent dependencies: independent providers stay
-// independent, so their cleanups may overlap.
-func TestIndependentProvidersStayIndependent(t *testing.T) {
-	jnl := &journal{}
+// meeting returns a cleanup method that returns only once n cleanups using
+// it have begun, or its context ends: cleanups that overlap pass, cleanups
+// run one after another time out.
+func meeting(n int) func(context.Context) error {
 	var all sync.WaitGroup
-	all.Add(2)
-	meet := func(ctx context.Context) error { // returns once both have begun
+	all.Add(n)
+	return func(ctx context.Context) error {
 		all.Done()
 		done := make(chan struct{})
 		go func() { all.Wait(); close(done) }()
@@ -150,6 +150,13 @@ func TestIndependentProvidersStayIndependent(t *testing.T) {
 			return ctx.Err()
 		}
 	}
+}
+
+// The walk does not invent dependencies: independent providers stay
+// independent, so their cleanups may overlap.
+func TestIndependentProvidersStayIndependent(t *testing.T) {
+	jnl := &journal{}
+	meet := meeting(2)
 	app := fxtest.New(t,
 		fx.Supply(jnl),
 		fxmodule.Module,
@@ -206,7 +213,7 @@ func TestFailingStartElsewhereCleansUpProviders(t *testing.T) {
 		}),
 	)
 	require.NoError(t, app.Err())
-	err := app.Start(context.Background())
+	err := start(t, app)
 	require.ErrorContains(t, err, "port in use")
 	jnl.Before(t, "init cache", "cleanup cache")
 	jnl.Before(t, "cleanup cache", "cleanup db")
@@ -229,11 +236,13 @@ func TestFailingProviderRollsBackTheApp(t *testing.T) {
 		fxmodule.Provide(NewMetrics),
 		fx.Populate(&reg),
 	)
-	err := app.Start(context.Background())
+	err := start(t, app)
 	require.ErrorContains(t, err, "no memory")
 	jnl.Before(t, "cleanup cache", "cleanup db")
 	assert.Len(t, reg.Report().Providers, 3, "every provider, initialized or not, is cleaned up")
-	require.ErrorIs(t, reg.Stop(context.Background()), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, reg.Stop(ctx), "a second Stop returns the first one's result")
 }
 
 // fx.StopTimeout bounds the whole stop, even for a provider that ignores
@@ -253,7 +262,7 @@ func TestStopTimeoutBoundsTheStop(t *testing.T) {
 			return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { <-release; return nil }}}
 		}, lifecycle.Timeout(time.Hour)),
 	)
-	require.NoError(t, app.Start(context.Background()))
+	require.NoError(t, start(t, app))
 	stopped := testkit.Go(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
 		defer cancel()
@@ -280,8 +289,8 @@ func TestEventsReachZap(t *testing.T) {
 		fxmodule.Module,
 		fxmodule.Provide(NewDB),
 	)
-	require.NoError(t, app.Start(context.Background()))
-	require.NoError(t, app.Stop(context.Background()))
+	require.NoError(t, start(t, app))
+	require.NoError(t, stop(t, app))
 	assert.NotEmpty(t, logs.FilterMessage("provided").All(), "fx's own events")
 	assert.NotEmpty(t, logs.FilterMessage("OnStop hook executed").All())
 	assert.NotEmpty(t, logs.FilterMessage("providers cleaned up").All(), "the registry's")
@@ -397,7 +406,7 @@ func TestRegistryStopsWhenEarlierHooksUsedUpTheStopTimeout(t *testing.T) {
 			lc.Append(fx.Hook{OnStop: func(context.Context) error { time.Sleep(slow); return nil }})
 		}))
 		app := fx.New(opts...)
-		require.NoError(t, app.Start(context.Background()))
+		require.NoError(t, start(t, app))
 		testkit.Within(t, "app.Stop", func() {
 			ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
 			defer cancel()

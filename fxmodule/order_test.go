@@ -2,7 +2,6 @@ package fxmodule_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"go.uber.org/fx"
@@ -96,19 +95,7 @@ func TestHooksOfAProviderConstructor(t *testing.T) {
 // cleanup returns only once both have begun).
 func TestOrderWithComponentsKeepsCleanupsConcurrent(t *testing.T) {
 	jnl := &journal{}
-	var both sync.WaitGroup
-	both.Add(2)
-	meet := func(ctx context.Context) error {
-		both.Done()
-		done := make(chan struct{})
-		go func() { both.Wait(); close(done) }()
-		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	meet := meeting(2)
 	app := fxtest.New(t,
 		fx.Supply(jnl),
 		fx.Provide(NewTracer),

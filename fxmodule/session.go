@@ -45,7 +45,6 @@ type slot struct {
 	replaced bool               // a decorator or fx.Replace changed the value consumers receive
 	deps     []string           // found in fx's graph
 	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
-	waits    bool               // a component it was built from has hooks: fx must not stop that before this cleanup ends
 	ready    bool               // initialized: startWithDeps need not look at it again; guarded by s.mu
 	hooked   map[int]bool       // the hooked components it was built from, by their constructor in fx's graph
 	waitFor  []*slot            // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
@@ -219,6 +218,10 @@ func (s *session) observe(e lifecycle.Event) {
 		close(sl.cleaned)
 	}
 }
+
+// waits reports whether a component the provider was built from has hooks:
+// fx must not stop it before the provider's cleanup ends.
+func (sl *slot) waits() bool { return len(sl.hooked) > 0 }
 
 func isNil(v reflect.Value) bool {
 	for v.Kind() == reflect.Interface && !v.IsNil() {

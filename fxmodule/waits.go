@@ -32,7 +32,7 @@ func (s *session) assignWaits(slots []*slot) error {
 		}
 	}
 	for _, q := range slots {
-		if !q.waits {
+		if !q.waits() {
 			continue
 		}
 		// The hook fx runs last among q's and its dependents'.

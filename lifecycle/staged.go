@@ -19,22 +19,9 @@ import (
 func (r *Registry) StartProvider(ctx context.Context, id string) error {
 	r.mu.RLock()
 	n, ph := r.nodes[id], r.phase
-	var notReady string
+	var depErr error
 	if n != nil {
-		for _, dep := range n.deps {
-			d := r.nodes[dep]
-			if d == nil {
-				notReady = dep
-				break
-			}
-			d.mu.Lock()
-			ready := d.state == initDone
-			d.mu.Unlock()
-			if !ready {
-				notReady = dep
-				break
-			}
-		}
+		depErr = r.checkDeps(n, true) // as for a provider registered while running
 	}
 	r.mu.RUnlock()
 	switch {
@@ -44,8 +31,8 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 		return providerError(id, "start", ErrStopped)
 	case ph != phaseRunning:
 		return providerError(id, "start", fmt.Errorf("the registry has not started: %w", ErrNotReady))
-	case notReady != "":
-		return providerError(id, "start", fmt.Errorf("depends on %q, which is not initialized: %w", notReady, ErrNotReady))
+	case depErr != nil:
+		return providerError(id, "start", depErr)
 	}
 	n.mu.Lock()
 	state, initErr := n.state, n.initErr
