@@ -17,19 +17,31 @@ import (
 // If two Unregister calls race for one id, the cleanup still runs once: the
 // second call waits for the first one's outcome.
 func (r *Registry) Unregister(ctx context.Context, id string) error {
+	_, err := r.Remove(ctx, id)
+	return err
+}
+
+// Remove is [Registry.Unregister], and says how the cleanup ended: whoever
+// removes providers all the time (a pool scaling down, a supervisor
+// replacing a dead child) reports each one's outcome, which an error alone
+// cannot carry for a cleanup that was skipped or went well. The Outcome is
+// the zero value when no cleanup ran for this call: an unknown id, a
+// dependent, a Stop already begun, or ctx done while another call's cleanup
+// of the same provider was running.
+func (r *Registry) Remove(ctx context.Context, id string) (Outcome, error) {
 	r.mu.Lock()
 	if r.phase >= phaseStopping {
 		r.mu.Unlock()
-		return providerError(id, "unregister", ErrStopped)
+		return Outcome{}, providerError(id, "unregister", ErrStopped)
 	}
 	n := r.nodes[id]
 	if n == nil {
 		r.mu.Unlock()
-		return providerError(id, "unregister", ErrNotFound)
+		return Outcome{}, providerError(id, "unregister", ErrNotFound)
 	}
 	if deps := r.dependentsOf(n); len(deps) > 0 {
 		r.mu.Unlock()
-		return providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
+		return Outcome{}, providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
 	}
 	j := claim(n, TriggerUnregister, nil, nil)
 	r.mu.Unlock()
@@ -41,9 +53,9 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 		select {
 		case <-j.wait():
 			o, _ := j.outcome()
-			return o.Err
+			return o, o.Err
 		case <-ctx.Done():
-			return providerError(id, "unregister", ctx.Err())
+			return Outcome{}, providerError(id, "unregister", ctx.Err())
 		}
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
@@ -64,7 +76,7 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 	o, _ := j.outcome()
 	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: o})
 	r.emit(endedOne(TriggerUnregister, id, o))
-	return o.Err
+	return o, o.Err
 }
 
 // dependentsOf returns the ids of the registered providers that depend on

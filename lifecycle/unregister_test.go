@@ -163,3 +163,48 @@ func TestAbandonedUnregisterStillHoldsBackItsDependencies(t *testing.T) {
 	jnl.Before(t, "end api", "begin db")
 	assert.Contains(t, r.Report().Providers, "api")
 }
+
+// Remove says how each removal's cleanup ended, which Unregister's error
+// cannot say for one that went well or was skipped; a call that ran no
+// cleanup gets the zero Outcome.
+func TestRemoveReturnsTheOutcome(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	good, bad, never := newFake("good", &journal{}), newFake("bad", &journal{}), newFake("never", &journal{})
+	bad.cleanup = failing(assert.AnError)
+	for _, f := range []*fake{good, bad} {
+		mustRegister(t, r, f)
+	}
+	require.NoError(t, r.Start(context.Background()))
+	mustRegister(t, r, never, lifecycle.Staged()) // registered, never initialized
+	dependent := newFake("dependent", &journal{})
+	mustRegister(t, r, dependent, lifecycle.Staged(), lifecycle.DependsOn("good"))
+
+	o, err := r.Remove(context.Background(), "good")
+	require.ErrorIs(t, err, lifecycle.ErrHasDependents)
+	assert.Zero(t, o)
+
+	o, err = r.Remove(context.Background(), "bad")
+	require.ErrorIs(t, err, assert.AnError)
+	assert.Equal(t, lifecycle.ResultError, o.Result)
+	assert.Equal(t, "Cleanup", o.Method)
+	assert.Equal(t, o.Err, err)
+
+	o, err = r.Remove(context.Background(), "never")
+	require.NoError(t, err)
+	assert.Equal(t, lifecycle.ResultSkipped, o.Result)
+	assert.Equal(t, lifecycle.ReasonNotInitialized, o.Reason)
+
+	_, err = r.Remove(context.Background(), "dependent")
+	require.NoError(t, err)
+	o, err = r.Remove(context.Background(), "good")
+	require.NoError(t, err)
+	assert.Equal(t, lifecycle.ResultOK, o.Result)
+
+	o, err = r.Remove(context.Background(), "good")
+	require.ErrorIs(t, err, lifecycle.ErrNotFound)
+	assert.Zero(t, o)
+	require.NoError(t, r.Stop(context.Background()))
+	o, err = r.Remove(context.Background(), "good")
+	require.ErrorIs(t, err, lifecycle.ErrStopped)
+	assert.Zero(t, o)
+}
