@@ -1,0 +1,235 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Lease is a task's hold on one instance. Release gives it back; further
+// calls do nothing.
+type Lease[H any] struct {
+	ID     string // the instance's id
+	Handle H
+	once   sync.Once
+	done   func()
+}
+
+// Release gives the instance back, to the first task waiting if any.
+func (l *Lease[H]) Release() { l.once.Do(l.done) }
+
+// waiter is a task in the queue. got receives the instance it was handed,
+// or nil when the pool closes; it is buffered, so a sender never blocks.
+type waiter[H any] struct {
+	got chan *member[H]
+}
+
+// Acquire leases an instance for one task: at once if one can take it, or
+// after waiting in the queue (sized pools only). It fails with
+// [ErrQueueFull], [ErrQueueTimeout], [ErrNoInstance], [ErrClosed], or
+// ctx's error.
+func (p *Pool[H]) Acquire(ctx context.Context) (*Lease[H], error) {
+	return p.acquire(ctx, true)
+}
+
+// TryAcquire leases an instance only if one can take the task at once.
+func (p *Pool[H]) TryAcquire(ctx context.Context) (*Lease[H], error) {
+	return p.acquire(ctx, false)
+}
+
+func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if m := p.best(); m != nil {
+		m.inflight++
+		h := m.handle
+		p.mu.Unlock()
+		p.wakeIfBusy()
+		return p.lease(ctx, m, h)
+	}
+	if !wait || !p.canWait() {
+		why := p.whyNone()
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrNoInstance, why)
+	}
+	if len(p.queue) >= p.cfg.Sizing.Queue {
+		n := len(p.queue)
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w (%d waiting)", ErrQueueFull, n)
+	}
+	w := &waiter[H]{got: make(chan *member[H], 1)}
+	p.queue = append(p.queue, w)
+	p.mu.Unlock()
+	p.wake()
+
+	timer := time.NewTimer(p.cfg.Sizing.QueueTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case m := <-w.got:
+		if m == nil {
+			return nil, ErrClosed
+		}
+		return p.lease(ctx, m, p.handleOf(m))
+	case <-timer.C:
+		err = fmt.Errorf("%w (%v)", ErrQueueTimeout, p.cfg.Sizing.QueueTimeout)
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	p.mu.Lock()
+	if i := slices.Index(p.queue, w); i >= 0 {
+		p.queue = slices.Delete(p.queue, i, i+1)
+		p.mu.Unlock()
+		return nil, err
+	}
+	p.mu.Unlock()
+	// Handed an instance (or the close) just as the wait ended: the
+	// handoff happened under the lock, before the waiter left the queue,
+	// so got holds it. Pass it on.
+	if m := <-w.got; m != nil {
+		p.release(m)
+	}
+	return nil, err
+}
+
+func (p *Pool[H]) handleOf(m *member[H]) H {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return m.handle
+}
+
+// lease takes the registry's lease on m, which p admitted the task to.
+func (p *Pool[H]) lease(ctx context.Context, m *member[H], h H) (*Lease[H], error) {
+	_, release, err := p.deps.Registry.Acquire(ctx, m.id)
+	if err != nil {
+		p.release(m)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNoInstance, m.id, err)
+	}
+	return &Lease[H]{ID: m.id, Handle: h, done: func() {
+		release()
+		p.release(m)
+	}}, nil
+}
+
+// release ends one task on m and hands m to the first waiter if it can
+// take one more.
+func (p *Pool[H]) release(m *member[H]) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m.inflight--
+	p.handoff()
+}
+
+// handoff gives waiting tasks, first come first served, to instances that
+// can take them. p.mu is held.
+func (p *Pool[H]) handoff() {
+	for len(p.queue) > 0 {
+		m := p.best()
+		if m == nil {
+			return
+		}
+		m.inflight++
+		w := p.queue[0]
+		p.queue = slices.Delete(p.queue, 0, 1)
+		w.got <- m
+	}
+}
+
+// best is the ready, usable instance with the fewest tasks, below
+// PerInstance; nil if none. p.mu is held.
+func (p *Pool[H]) best() *member[H] {
+	var best *member[H]
+	for _, m := range p.members {
+		if m.state != ready || !p.hasRoom(m) || !p.deps.Usable(m.id) {
+			continue
+		}
+		if best == nil || m.inflight < best.inflight || m.inflight == best.inflight && compareIDs(m.id, best.id) < 0 {
+			best = m
+		}
+	}
+	return best
+}
+
+func (p *Pool[H]) hasRoom(m *member[H]) bool {
+	return p.cfg.Sizing == nil || m.inflight < p.cfg.Sizing.PerInstance
+}
+
+// canWait reports whether a task that finds no instance free may queue:
+// the pool is sized, and an instance is busy, starting or restarting, or
+// the pool may still grow. p.mu is held.
+func (p *Pool[H]) canWait() bool {
+	if p.cfg.Sizing == nil {
+		return false
+	}
+	for _, m := range p.members {
+		switch {
+		case m.state == starting, m.state == waiting:
+			return true
+		case m.state == ready && m.inflight > 0 && p.deps.Usable(m.id):
+			return true
+		}
+	}
+	return p.gaveUp == "" && p.size() < p.cfg.Sizing.Max && p.scaling
+}
+
+// whyNone says why no instance can take a task. p.mu is held.
+func (p *Pool[H]) whyNone() string {
+	if len(p.members) == 0 {
+		if p.gaveUp != "" {
+			return "template " + p.cfg.Template + " gave up: " + p.gaveUp
+		}
+		return "template " + p.cfg.Template + " has no instance"
+	}
+	var why []string
+	for _, id := range p.sortedIDs() {
+		m := p.members[id]
+		switch {
+		case m.state != ready:
+			why = append(why, id+" is "+m.state.String())
+		case !p.deps.Usable(id):
+			why = append(why, id+" is unhealthy")
+		default:
+			why = append(why, fmt.Sprintf("%s is busy (%d tasks)", id, m.inflight))
+		}
+	}
+	if p.gaveUp != "" {
+		why = append(why, "gave up: "+p.gaveUp)
+	}
+	return strings.Join(why, "; ")
+}
+
+func (p *Pool[H]) sortedIDs() []string {
+	ids := make([]string, 0, len(p.members))
+	for id := range p.members {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, compareIDs)
+	return ids
+}
+
+// wakeIfBusy wakes the scaler when an admission may have taken
+// utilization to ScaleUpAt, so that the pool grows before tasks queue.
+func (p *Pool[H]) wakeIfBusy() {
+	if p.cfg.Sizing != nil {
+		p.wake()
+	}
+}
+
+// size counts the instances that hold a place below Max: all but those
+// being removed. A dead one holds its place: under the policy never, it
+// is not replaced by growth either. p.mu is held.
+func (p *Pool[H]) size() int {
+	n := 0
+	for _, m := range p.members {
+		if m.state != draining {
+			n++
+		}
+	}
+	return n
+}

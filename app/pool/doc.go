@@ -1,0 +1,52 @@
+// Package pool runs the instances of one provider template: it admits
+// tasks to them, queues what they cannot take yet, grows and shrinks their
+// number with the load, and replaces those whose child process dies. The
+// registry ([lifecycle.Registry]) still owns every instance's life: the
+// pool registers each one, starts it, and removes it through the registry,
+// so that every cleanup runs once, bounded, and is reported.
+//
+// # Admission
+//
+// A task takes a [Lease] on the least busy instance that is ready, usable
+// (healthy at the last look) and below PerInstance tasks. When every one is
+// at PerInstance, the task waits in a FIFO queue of Queue entries for at
+// most QueueTimeout: a full queue is [ErrQueueFull], a wait that runs out
+// [ErrQueueTimeout]. Whoever releases a lease hands the instance to the
+// first waiter directly, so a queue is served in order and no waiter is
+// overtaken by a task that arrives later. Each lease holds a registry
+// lease too, so an instance's cleanup waits for the tasks running on it.
+//
+// # Scaling
+//
+// Utilization is the tasks in flight over the ready instances times
+// PerInstance. At or above ScaleUpAt, or with tasks waiting, the pool starts
+// as many instances as the tasks in flight and waiting need, up to Max, at
+// once: a burst should not wait one start per tick. At or below ScaleDownAt
+// for a whole Cooldown, it removes idle instances down to what the load
+// needs, never below Min, and waits another Cooldown before shrinking
+// again. Only an idle instance is chosen, and it is marked draining under
+// the same lock that admits tasks, so no task can reach it afterwards:
+// no task fails because the pool shrank. A start that fails holds further
+// growth back for the restart backoff, so a template that cannot start does
+// not spin.
+//
+// # Supervision
+//
+// An instance whose child exits when nobody asked it to is logged at warn
+// (pid, exit status or signal, the last line of its stderr); the tasks
+// running on it fail with that reason. What follows is the template's
+// [Restart] policy: never, on failure (a non-zero status or a signal), or
+// always. A replacement, under the same id, is started after an
+// exponential backoff with jitter, once the dead instance has been removed
+// from the registry: its cleanup runs exactly once and is reported to
+// [Deps.Removed]. More than MaxRestarts restarts within Window and the pool
+// gives up: it logs at error, keeps the dead instance registered (so health
+// reports it unhealthy, and Stop cleans it up), and [Pool.GaveUp] says why.
+//
+// # Ownership
+//
+// Every goroutine the pool starts (the scaler, starts, removals, restarts)
+// ends when [Pool.Close] cancels it, and Close waits for them. A removal or
+// start cut short that way is finished by the registry, whose Stop waits
+// for it.
+package pool

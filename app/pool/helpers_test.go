@@ -1,0 +1,137 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// child stands for an instance's child process: the test kills it, and
+// its cleanup ends it the way a real one's does, telling the pool that the
+// exit was expected.
+type child struct {
+	id       string
+	exited   func(Exit)
+	initErr  error
+	cleanups atomic.Int32
+	once     sync.Once
+}
+
+func (c *child) ID() string                       { return c.id }
+func (c *child) Initialize(context.Context) error { return c.initErr }
+
+func (c *child) Cleanup(context.Context) error {
+	c.cleanups.Add(1)
+	c.end(Exit{Status: "signal: terminated", Failed: true, Expected: true})
+	return nil
+}
+
+// kill ends the child as a crash does.
+func (c *child) kill(status string, failed bool) {
+	c.end(Exit{Pid: 4242, Status: status, Failed: failed, LastLine: "panic: boom"})
+}
+
+func (c *child) end(x Exit) { c.once.Do(func() { c.exited(x) }) }
+
+// world is a pool over a real registry and children the test controls.
+type world struct {
+	t    *testing.T
+	reg  *lifecycle.Registry
+	pool *Pool[string]
+
+	mu       sync.Mutex
+	children map[string][]*child // by id, every generation
+	removals []Removal
+	failInit map[string]int // starts of the id that fail, still to come
+}
+
+func newWorld(t *testing.T, cfg Config) *world {
+	w := &world{t: t, reg: lifecycle.NewRegistry(), children: map[string][]*child{}, failInit: map[string]int{}}
+	if cfg.Template == "" {
+		cfg.Template = "t"
+	}
+	if cfg.Restart.Window == 0 {
+		cfg.Restart = Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, MaxRestarts: 3, Window: time.Minute}
+	}
+	w.pool = New(cfg, Deps[string]{
+		Registry: w.reg,
+		Build: func(id string, exited func(Exit)) (lifecycle.Provider, string, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			c := &child{id: id, exited: exited}
+			if w.failInit[id] > 0 {
+				w.failInit[id]--
+				c.initErr = errors.New("handshake refused")
+			}
+			w.children[id] = append(w.children[id], c)
+			return c, "handler of " + id, nil
+		},
+		Removed: func(r Removal) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.removals = append(w.removals, r)
+		},
+	})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+		defer cancel()
+		require.NoError(t, w.pool.Close(ctx))
+		require.NoError(t, w.reg.Stop(ctx))
+	})
+	return w
+}
+
+// start declares the pool's first instances and starts the registry and
+// the scaler, as the service does.
+func (w *world) start() {
+	require.NoError(w.t, w.pool.DeclareMin())
+	require.NoError(w.t, w.reg.Start(context.Background()))
+	w.pool.Run()
+}
+
+func (w *world) child(id string) *child {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	gens := w.children[id]
+	require.NotEmpty(w.t, gens, "no child %s", id)
+	return gens[len(gens)-1]
+}
+
+func (w *world) generations(id string) []*child {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]*child(nil), w.children[id]...)
+}
+
+func (w *world) removed() []Removal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Removal(nil), w.removals...)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testkit.Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, testkit.Wait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func sized(min, max, per, queue int) *Sizing {
+	return &Sizing{Min: min, Max: max, PerInstance: per, ScaleUpAt: 0.8, ScaleDownAt: 0.2,
+		Cooldown: time.Hour, Queue: queue, QueueTimeout: time.Minute}
+}

@@ -1,0 +1,308 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+var (
+	// ErrQueueFull: every instance is at PerInstance and Queue tasks wait
+	// already. The caller should retry later (429).
+	ErrQueueFull = errors.New("every instance is busy and the queue is full")
+	// ErrQueueTimeout: the task waited QueueTimeout for an instance (503).
+	ErrQueueTimeout = errors.New("every instance stayed busy for the whole queue timeout")
+	// ErrNoInstance: no instance can take the task, and none is coming.
+	ErrNoInstance = errors.New("no instance can take the task")
+	// ErrClosed: the pool was closed; the service is shutting down.
+	ErrClosed = errors.New("the pool is closed")
+	// ErrExists: an instance with that id is in the pool already.
+	ErrExists = errors.New("an instance with this id exists")
+	// ErrUnknown: no instance with that id is in the pool.
+	ErrUnknown = errors.New("no such instance")
+)
+
+// Exit is what became of an instance's child process.
+type Exit struct {
+	Pid      int
+	Status   string // as the process package says it: "exit status 3", "signal: killed"
+	Failed   bool   // a non-zero status or a signal
+	Expected bool   // its cleanup had begun: not a crash
+	LastLine string // the last line it wrote to stderr, if any
+}
+
+// Removal is one instance removed from the registry while the service
+// runs, and how its cleanup ended.
+type Removal struct {
+	ID       string
+	Template string
+	Reason   string // "scaled down", "removed", "exited: exit status 1", "failed to start"
+	Outcome  lifecycle.Outcome
+	Err      error // the removal's error, if it had one (its cleanup's included)
+	At       time.Time
+}
+
+// Deps is what a pool needs from the service. H is what a task runs
+// through: a handler of the instance's protocol.
+type Deps[H any] struct {
+	Registry *lifecycle.Registry
+	// Build makes, without starting it, the provider of the instance with
+	// the given id; the provider calls exited once, when its child exits.
+	Build func(id string, exited func(Exit)) (lifecycle.Provider, H, error)
+	// Usable reports whether an instance may take tasks (healthy at the
+	// last look); nil means every ready one may. It is called with the
+	// pool's lock held, so it must not call the pool.
+	Usable func(id string) bool
+	// Removed is told of every removal, with its cleanup's outcome.
+	Removed func(Removal)
+	Log     *zap.Logger
+	// Now is the clock of scaling decisions; time.Now if nil.
+	Now func() time.Time
+}
+
+// state is where an instance is in its life in the pool.
+type state int
+
+const (
+	starting state = iota // registered, or about to be, and initializing
+	ready                 // takes tasks
+	draining              // being removed: no new task reaches it
+	dead                  // its child exited: no task reaches it
+	waiting               // its dead predecessor is removed; a replacement starts after the backoff
+)
+
+var stateNames = [...]string{"starting", "ready", "draining", "dead", "restarting"}
+
+func (s state) String() string { return stateNames[s] }
+
+// member is one instance: an id and the provider that now bears it.
+type member[H any] struct {
+	id       string
+	provider lifecycle.Provider
+	handle   H
+	state    state
+	inflight int // tasks admitted to it and not yet released
+	since    time.Time
+	exit     Exit // how its child exited, once dead
+}
+
+// Pool is one template's instances. Its methods are safe for concurrent
+// use.
+type Pool[H any] struct {
+	cfg  Config
+	deps Deps[H]
+	log  *zap.Logger
+
+	ctx    context.Context // ends starts, backoffs and removal waits at Close
+	cancel context.CancelFunc
+	kick   chan struct{} // wakes the scaler; buffered, one pending kick is enough
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below and every member's fields
+	members   map[string]*member[H]
+	queue     []*waiter[H] // FIFO
+	closed    bool
+	scaling   bool          // the scaler runs
+	restarts  []time.Time   // restarts within the window, oldest first
+	gaveUp    string        // why the supervisor gave up; "" while it has not
+	lowSince  time.Time     // when utilization last fell to ScaleDownAt or below; zero while above
+	holdUntil time.Time     // no growth before this: a start failed
+	holdFor   time.Duration // how long the last failed start held growth back
+	last      *ScaleEvent
+	counts    Counts
+}
+
+// Counts are a pool's cumulative events.
+type Counts struct {
+	ScaleUps   int
+	ScaleDowns int
+	Restarts   int
+}
+
+// New returns an empty pool. Its instances are added by [Pool.Declare],
+// [Pool.Add] and, for a sized pool, by [Pool.Run].
+func New[H any](cfg Config, deps Deps[H]) *Pool[H] {
+	if deps.Log == nil {
+		deps.Log = zap.NewNop()
+	}
+	if deps.Usable == nil {
+		deps.Usable = func(string) bool { return true }
+	}
+	if deps.Removed == nil {
+		deps.Removed = func(Removal) {}
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool[H]{cfg: cfg, deps: deps, log: deps.Log.With(zap.String("template", cfg.Template)),
+		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), members: map[string]*member[H]{}}
+}
+
+// Config returns the pool's configuration.
+func (p *Pool[H]) Config() Config { return p.cfg }
+
+// Declare builds an instance and registers it before the registry starts,
+// whose Start then initializes it with everything else: the instances the
+// configuration names, and a sized pool's first Min.
+func (p *Pool[H]) Declare(id string) error {
+	p.mu.Lock()
+	if _, ok := p.members[id]; ok {
+		p.mu.Unlock()
+		return ErrExists
+	}
+	m := &member[H]{id: id, state: ready, since: p.deps.Now()}
+	p.members[id] = m
+	p.mu.Unlock()
+	prov, h, err := p.deps.Build(id, func(x Exit) { p.exited(m, x) })
+	if err == nil {
+		err = p.deps.Registry.Register(prov, p.cfg.Register...)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		delete(p.members, id)
+		return err
+	}
+	m.provider, m.handle = prov, h
+	return nil
+}
+
+// DeclareMin declares a sized pool's first Min instances.
+func (p *Pool[H]) DeclareMin() error {
+	if p.cfg.Sizing == nil {
+		return nil
+	}
+	for n := 1; n <= p.cfg.Sizing.Min; n++ {
+		if err := p.Declare(InstanceID(p.cfg.Template, n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run starts a sized pool's scaler, once the registry has started.
+func (p *Pool[H]) Run() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.Sizing == nil || p.scaling || p.closed {
+		return
+	}
+	p.scaling = true
+	p.goLocked(p.scaler)
+}
+
+// Close stops the pool: waiting tasks fail with [ErrClosed], no instance
+// is added, started or restarted any more, and the pool's goroutines end.
+// It waits for them within ctx. The instances stay registered: the
+// registry's Stop cleans them up.
+func (p *Pool[H]) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	for _, w := range p.queue {
+		w.got <- nil
+	}
+	p.queue = nil
+	p.mu.Unlock()
+	p.cancel()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// GaveUp says why the supervisor gave up on the template, or "" if it has
+// not.
+func (p *Pool[H]) GaveUp() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gaveUp
+}
+
+// Has reports whether the instance is in the pool.
+func (p *Pool[H]) Has(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.members[id]
+	return ok
+}
+
+// MemberState says what an instance is doing: starting, ready, draining,
+// dead or restarting; "" if it is not in the pool.
+func (p *Pool[H]) MemberState(id string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m, ok := p.members[id]; ok {
+		return m.state.String()
+	}
+	return ""
+}
+
+// Members returns the ids of the pool's instances, sorted.
+func (p *Pool[H]) Members() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.members))
+	for id := range p.members {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, compareIDs)
+	return ids
+}
+
+// compareIDs orders ids by their numbers where they share a template:
+// t-2 before t-10.
+func compareIDs(a, b string) int {
+	ia, na := splitNumber(a)
+	ib, nb := splitNumber(b)
+	if ia == ib && na != nb {
+		return na - nb
+	}
+	return strings.Compare(a, b)
+}
+
+func splitNumber(id string) (string, int) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return id, 0
+	}
+	n, err := strconv.Atoi(id[i+1:])
+	if err != nil {
+		return id, 0
+	}
+	return id[:i], n
+}
+
+// goLocked starts f on a goroutine the pool owns, unless the pool is
+// closed. p.mu is held, which orders it before Close's wait.
+func (p *Pool[H]) goLocked(f func()) bool {
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// wake asks the scaler to look now.
+func (p *Pool[H]) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}

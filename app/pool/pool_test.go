@@ -1,0 +1,361 @@
+package pool
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+func TestDecide(t *testing.T) {
+	s := Sizing{Min: 1, Max: 4, PerInstance: 2, ScaleUpAt: 0.8, ScaleDownAt: 0.2, Cooldown: time.Minute}
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		give       load
+		wantGrow   int
+		wantShrink int
+		wantLow    time.Time
+	}{
+		{name: "below scale_up_at", give: load{ready: 2, inflight: 3, now: now}},
+		{name: "at scale_up_at grows by one", give: load{ready: 1, inflight: 2, now: now}, wantGrow: 1},
+		{name: "a queue grows by what it needs", give: load{ready: 1, inflight: 2, queued: 4, now: now}, wantGrow: 2},
+		{name: "never past max", give: load{ready: 1, inflight: 2, queued: 40, now: now}, wantGrow: 3},
+		{name: "starting instances count", give: load{ready: 1, starting: 3, inflight: 2, queued: 40, now: now}},
+		{name: "held back after a failed start", give: load{ready: 1, inflight: 2, queued: 4, now: now, held: true}},
+		{name: "gave up", give: load{ready: 1, inflight: 2, queued: 4, now: now, gaveUp: true}},
+		{name: "no instance and a task", give: load{queued: 1, now: now}, wantGrow: 1},
+		{name: "low load starts the cooldown", give: load{ready: 3, now: now}, wantLow: now},
+		{name: "within the cooldown", give: load{ready: 3, now: now, lowSince: now.Add(-time.Second)}, wantLow: now.Add(-time.Second)},
+		{name: "after the cooldown, down to min", give: load{ready: 3, now: now, lowSince: now.Add(-time.Minute)}, wantShrink: 2, wantLow: now},
+		{name: "after the cooldown, down to what runs needs", give: load{ready: 4, inflight: 1, now: now, lowSince: now.Add(-time.Minute)}, wantShrink: 3, wantLow: now},
+		{name: "never below min", give: load{ready: 1, now: now, lowSince: now.Add(-time.Hour)}, wantLow: now.Add(-time.Hour)},
+		{name: "load between the marks resets the cooldown", give: load{ready: 2, inflight: 2, now: now, lowSince: now.Add(-time.Hour)}},
+		{name: "no shrinking while one starts", give: load{ready: 3, starting: 1, now: now, lowSince: now.Add(-time.Hour)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decide(s, tt.give)
+			assert.Equal(t, tt.wantGrow, d.grow, "grow")
+			assert.Equal(t, tt.wantShrink, d.shrink, "shrink")
+			assert.Equal(t, tt.wantLow, d.lowSince, "low since")
+			if d.grow+d.shrink > 0 {
+				assert.NotEmpty(t, d.reason)
+			}
+		})
+	}
+}
+
+func TestBackoffDoublesWithJitterUpToTheMaximum(t *testing.T) {
+	p := New(Config{Restart: Restart{Backoff: 100 * time.Millisecond, MaxBackoff: time.Second}}, Deps[string]{})
+	defer p.cancel()
+	for k, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		p.restarts = make([]time.Time, k+1)
+		for range 20 {
+			d := p.backoff()
+			assert.GreaterOrEqual(t, d, want/2, "restart %d", k+1)
+			assert.LessOrEqual(t, d, want, "restart %d", k+1)
+		}
+	}
+}
+
+func TestQueueIsFIFOAndBounded(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 2)})
+	w.start()
+	first, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "t-1", first.ID)
+	assert.Equal(t, "handler of t-1", first.Handle)
+
+	a := testkit.Go(func() *Lease[string] { l, _ := w.pool.Acquire(context.Background()); return l })
+	eventually(t, "a queued", func() bool { return w.pool.Stats().QueueDepth == 1 })
+	b := testkit.Go(func() *Lease[string] { l, _ := w.pool.Acquire(context.Background()); return l })
+	eventually(t, "b queued", func() bool { return w.pool.Stats().QueueDepth == 2 })
+	_, err = w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrQueueFull)
+
+	first.Release()
+	first.Release() // a second release gives nothing back twice
+	la := testkit.Receive(t, a, "the first waiter")
+	require.NotNil(t, la)
+	select {
+	case <-b:
+		t.Fatal("the second waiter overtook the first, or the instance was given out twice")
+	case <-time.After(20 * time.Millisecond):
+	}
+	la.Release()
+	lb := testkit.Receive(t, b, "the second waiter")
+	require.NotNil(t, lb)
+	lb.Release()
+	assert.Zero(t, w.pool.Stats().Busy)
+}
+
+func TestQueueTimeout(t *testing.T) {
+	s := sized(1, 1, 1, 4)
+	s.QueueTimeout = 20 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s})
+	w.start()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	defer l.Release()
+	_, err = w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrQueueTimeout)
+	assert.Zero(t, w.pool.Stats().QueueDepth)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := testkit.Go(func() error { _, err := w.pool.Acquire(ctx); return err })
+	cancel()
+	require.ErrorIs(t, testkit.Receive(t, gone, "a waiter whose caller went away"), context.Canceled)
+}
+
+// A burst on a pool of min 1 max 4 grows it to 4, queues the rest, and
+// serves every task; idle for the cooldown, it is back at 1, each removed
+// instance cleaned up once and reported.
+func TestGrowsForABurstAndShrinksWhenIdle(t *testing.T) {
+	s := sized(1, 4, 1, 64)
+	s.Cooldown = 50 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s})
+	w.start()
+	leases := make(chan *Lease[string], 16)
+	errs := make(chan error, 16)
+	for range 16 {
+		go func() {
+			l, err := w.pool.Acquire(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			leases <- l
+		}()
+	}
+	eventually(t, "four instances and twelve waiting", func() bool {
+		st := w.pool.Stats()
+		return st.Size == 4 && st.Starting == 0 && st.Busy == 4 && st.QueueDepth == 12
+	})
+	assert.Equal(t, "up", w.pool.Stats().LastScale.Direction)
+	for range 16 {
+		select {
+		case l := <-leases:
+			l.Release()
+		case err := <-errs:
+			t.Fatalf("a task failed: %v", err)
+		case <-time.After(testkit.Wait):
+			t.Fatal("a task was never served")
+		}
+	}
+	eventually(t, "back at one", func() bool { return w.pool.Stats().Size == 1 && len(w.removed()) == 3 })
+	st := w.pool.Stats()
+	assert.Equal(t, "down", st.LastScale.Direction)
+	assert.Equal(t, []string{"t-1"}, w.pool.Members())
+	for _, r := range w.removed() {
+		assert.Equal(t, "scaled down", r.Reason)
+		assert.Equal(t, lifecycle.ResultOK, r.Outcome.Result, r.ID)
+		assert.NoError(t, r.Err)
+		assert.EqualValues(t, 1, w.child(r.ID).cleanups.Load(), r.ID)
+	}
+	assert.Equal(t, []string{"t-1"}, w.reg.IDs())
+}
+
+// Scaling down takes idle instances only: the one with a task keeps it.
+func TestScaleDownNeverTakesABusyInstance(t *testing.T) {
+	s := sized(1, 2, 4, 0)
+	s.Cooldown = 30 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s})
+	w.start()
+	var held []*Lease[string]
+	for range 4 {
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		held = append(held, l)
+	}
+	eventually(t, "grown to two", func() bool { return w.pool.Stats().Size == 2 && w.pool.MemberState("t-2") == "ready" })
+	// Keep one task on t-2, the instance a scale-down would take first.
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "t-2", l.ID)
+	for _, h := range held {
+		h.Release()
+	}
+	eventually(t, "one instance removed", func() bool { return len(w.removed()) == 1 })
+	assert.Equal(t, "t-1", w.removed()[0].ID, "the idle one goes, not the one running a task")
+	assert.Zero(t, w.child("t-2").cleanups.Load())
+	l.Release()
+}
+
+func TestReplacesAChildThatDies(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 4)})
+	w.start()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	w.child("t-1").kill("exit status 1", true)
+	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+	l.Release() // the task on it failed; its lease comes back
+	eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == 2 && w.pool.MemberState("t-1") == "ready" })
+
+	l, err = w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	l.Release()
+	dead := w.generations("t-1")[0]
+	assert.EqualValues(t, 1, dead.cleanups.Load(), "the dead one is cleaned up once")
+	require.Len(t, w.removed(), 1)
+	assert.Equal(t, "exited: exit status 1", w.removed()[0].Reason)
+	assert.Equal(t, lifecycle.ResultOK, w.removed()[0].Outcome.Result)
+	assert.Equal(t, 1, w.pool.Stats().Restarts)
+}
+
+func TestRestartPolicies(t *testing.T) {
+	tests := []struct {
+		name     string
+		policy   Policy
+		failed   bool
+		replaced bool
+	}{
+		{"never, after a crash", Never, true, false},
+		{"on-failure, after a crash", OnFailure, true, true},
+		{"on-failure, after a clean exit", OnFailure, false, false},
+		{"always, after a clean exit", Always, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0),
+				Restart: Restart{Policy: tt.policy, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 3, Window: time.Minute}})
+			w.start()
+			w.child("t-1").kill("exit status 0", tt.failed)
+			if tt.replaced {
+				eventually(t, "replaced", func() bool { return w.pool.MemberState("t-1") == "ready" })
+				assert.Len(t, w.generations("t-1"), 2)
+				return
+			}
+			assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+			assert.Equal(t, []string{"t-1"}, w.reg.IDs(), "it stays registered: health reports it, Stop cleans it up")
+			_, err := w.pool.Acquire(context.Background())
+			require.ErrorIs(t, err, ErrNoInstance)
+			assert.Contains(t, err.Error(), "t-1 is dead")
+			assert.Len(t, w.generations("t-1"), 1)
+		})
+	}
+}
+
+func TestGivesUpAfterMaxRestartsWithinTheWindow(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 3, 1, 4),
+		Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 2, Window: time.Minute}})
+	w.start()
+	for gen := 1; gen <= 2; gen++ {
+		w.child("t-1").kill("signal: killed", true)
+		eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == gen+1 && w.pool.MemberState("t-1") == "ready" })
+	}
+	w.child("t-1").kill("signal: killed", true)
+	assert.Contains(t, w.pool.GaveUp(), "more than 2 restarts within 1m0s")
+	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+	assert.Equal(t, []string{"t-1"}, w.reg.IDs())
+	_, err := w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrNoInstance, "a pool that gave up does not grow")
+	assert.Contains(t, err.Error(), "gave up")
+	assert.Equal(t, 2, w.pool.Stats().Restarts)
+}
+
+func TestAReplacementThatFailsToStartIsRetried(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
+	w.start()
+	w.mu.Lock()
+	w.failInit["t-1"] = 1
+	w.mu.Unlock()
+	w.child("t-1").kill("exit status 2", true)
+	eventually(t, "replaced on the second try", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 3 })
+	var reasons []string
+	for _, r := range w.removed() {
+		reasons = append(reasons, r.Reason)
+	}
+	assert.Equal(t, []string{"exited: exit status 2", "failed to start"}, reasons)
+	assert.ErrorContains(t, w.removed()[1].Err, "handshake refused")
+	assert.Equal(t, 2, w.pool.Stats().Restarts)
+	for _, c := range w.generations("t-1")[:2] {
+		assert.EqualValues(t, 1, c.cleanups.Load())
+	}
+}
+
+func TestAReplacementThatNeverStartsGivesUp(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
+	w.start()
+	w.mu.Lock()
+	w.failInit["t-1"] = 100
+	w.mu.Unlock()
+	w.child("t-1").kill("exit status 2", true)
+	eventually(t, "gave up", func() bool { return w.pool.GaveUp() != "" })
+	assert.Contains(t, w.pool.GaveUp(), "its replacement failed to start: ")
+	assert.Equal(t, 3, w.pool.Stats().Restarts)
+	assert.Len(t, w.generations("t-1"), 4, "the first and three replacements")
+	assert.Empty(t, w.reg.IDs(), "every failed replacement was removed")
+	assert.Empty(t, w.pool.Members())
+}
+
+func TestCloseFailsWaiters(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 4)})
+	w.start()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	waiting := testkit.Go(func() error { _, err := w.pool.Acquire(context.Background()); return err })
+	eventually(t, "queued", func() bool { return w.pool.Stats().QueueDepth == 1 })
+	require.NoError(t, w.pool.Close(context.Background()))
+	require.ErrorIs(t, testkit.Receive(t, waiting, "the waiter"), ErrClosed)
+	l.Release()
+	_, err = w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// Without pool:, instances are added and removed by hand and take any
+// number of tasks; a removal waits for the tasks on the instance.
+func TestInstancesByHand(t *testing.T) {
+	w := newWorld(t, Config{})
+	require.NoError(t, w.pool.Declare("a"))
+	require.NoError(t, w.reg.Start(context.Background()))
+	w.pool.Run() // does nothing without pool:
+	require.NoError(t, w.pool.Add(context.Background(), "b"))
+	require.ErrorIs(t, w.pool.Add(context.Background(), "b"), ErrExists)
+	var held []*Lease[string]
+	for range 6 {
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		held = append(held, l)
+	}
+	assert.Equal(t, 6, w.pool.Stats().Busy)
+
+	var onA []*Lease[string]
+	for _, l := range held {
+		if l.ID == "a" {
+			onA = append(onA, l)
+		} else {
+			l.Release()
+		}
+	}
+	require.Len(t, onA, 3, "tasks spread over the least busy")
+	removed := testkit.Go(func() error { _, err := w.pool.Remove(context.Background(), "a"); return err })
+	eventually(t, "a draining", func() bool { return w.pool.MemberState("a") == "draining" })
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "b", l.ID, "no task reaches a draining instance")
+	l.Release()
+	select {
+	case <-removed:
+		t.Fatal("the removal did not wait for the tasks on the instance")
+	case <-time.After(20 * time.Millisecond):
+	}
+	for _, l := range onA {
+		l.Release()
+	}
+	require.NoError(t, testkit.Receive(t, removed, "Remove"))
+	assert.EqualValues(t, 1, w.child("a").cleanups.Load())
+	assert.Equal(t, []string{"b"}, w.pool.Members())
+	_, err = w.pool.Remove(context.Background(), "a")
+	require.ErrorIs(t, err, ErrUnknown)
+
+	w.child("b").kill("exit status 1", true)
+	eventually(t, "b replaced under its own id", func() bool { return w.pool.MemberState("b") == "ready" })
+	assert.Len(t, w.generations("b"), 2)
+}

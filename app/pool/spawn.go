@@ -1,0 +1,179 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// bring builds m's provider, registers it and initializes it, within ctx
+// and its own timeout. An instance that fails to initialize is removed
+// again at once (it may hold half of its resources), and the removal
+// reported; unless the pool is closing, when the registry's Stop cleans it
+// up instead.
+func (p *Pool[H]) bring(ctx context.Context, m *member[H]) error {
+	prov, h, err := p.deps.Build(m.id, func(x Exit) { p.exited(m, x) })
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	m.provider, m.handle = prov, h
+	p.mu.Unlock()
+	reg := p.deps.Registry
+	// Staged: so that it is initialized with ctx, which Close cancels.
+	// Released at once: nothing of the pool's holds its cleanup back, and
+	// Stop may claim it whenever it comes.
+	if err := reg.Register(prov, append(slices.Clone(p.cfg.Register), lifecycle.Staged())...); err != nil {
+		return err
+	}
+	reg.Release(m.id)
+	err = reg.StartProvider(ctx, m.id)
+	if err == nil || p.ctx.Err() != nil {
+		return err
+	}
+	o, rerr := reg.Remove(p.ctx, m.id)
+	if !errors.Is(rerr, lifecycle.ErrStopped) {
+		p.deps.Removed(p.removal(m.id, "failed to start", o, errors.Join(err, rerr)))
+	}
+	return err
+}
+
+// start starts an instance the scaler added.
+func (p *Pool[H]) start(m *member[H]) {
+	err := p.bring(p.ctx, m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.holdFor = 0
+		p.settle(m)
+		return
+	}
+	if p.members[m.id] == m {
+		delete(p.members, m.id)
+	}
+	if p.closed {
+		return
+	}
+	// Hold growth back, for longer each time in a row: a template that
+	// cannot start must not be tried on every tick.
+	p.holdFor = min(max(2*p.holdFor, p.cfg.Restart.Backoff), max(p.cfg.Restart.MaxBackoff, p.cfg.Restart.Backoff))
+	p.holdUntil = p.deps.Now().Add(p.holdFor)
+	p.log.Error("pool instance failed to start", zap.String("provider", m.id),
+		zap.String("error", lifecycle.Redact(err.Error())), zap.Duration("next_growth_after", p.holdFor))
+}
+
+// settle makes an instance that has started take tasks, unless it died
+// meanwhile. p.mu is held.
+func (p *Pool[H]) settle(m *member[H]) {
+	switch {
+	case p.closed:
+	case m.state == dead: // exited while it started
+		p.onDeath(m)
+	case m.state == starting:
+		m.state = ready
+		m.since = p.deps.Now()
+		p.log.Info("pool instance ready", zap.String("provider", m.id))
+		p.handoff()
+	}
+}
+
+// drain removes an instance no task can reach any more, and reports it.
+func (p *Pool[H]) drain(m *member[H], reason string) {
+	o, err := p.deps.Registry.Remove(p.ctx, m.id)
+	p.mu.Lock()
+	if p.members[m.id] == m {
+		delete(p.members, m.id)
+	}
+	p.mu.Unlock()
+	if errors.Is(err, lifecycle.ErrStopped) && o.Result == 0 {
+		return // Stop began first: its report has it
+	}
+	p.deps.Removed(p.removal(m.id, reason, o, err))
+}
+
+func (p *Pool[H]) removal(id, reason string, o lifecycle.Outcome, err error) Removal {
+	return Removal{ID: id, Template: p.cfg.Template, Reason: reason, Outcome: o, Err: err, At: p.deps.Now()}
+}
+
+// Add starts an instance of a template without pool: at run time, within
+// ctx and its timeout. A sized pool chooses its own instances.
+func (p *Pool[H]) Add(ctx context.Context, id string) error {
+	if p.cfg.Sizing != nil {
+		return fmt.Errorf("template %q is a pool: it starts and stops its own instances", p.cfg.Template)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if _, ok := p.members[id]; ok {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrExists, id)
+	}
+	m := &member[H]{id: id, state: starting, since: p.deps.Now()}
+	p.members[id] = m
+	p.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(p.ctx, cancel)()
+	err := p.bring(ctx, m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		if p.members[m.id] == m {
+			delete(p.members, m.id)
+		}
+		return err
+	}
+	p.settle(m)
+	return nil
+}
+
+// Remove takes an instance out of a template without pool: no new task
+// reaches it, its tasks finish (within its timeout), and it is cleaned up.
+// The Outcome says how; it is zero if no cleanup ran.
+func (p *Pool[H]) Remove(ctx context.Context, id string) (lifecycle.Outcome, error) {
+	if p.cfg.Sizing != nil {
+		return lifecycle.Outcome{}, fmt.Errorf("template %q is a pool: it starts and stops its own instances", p.cfg.Template)
+	}
+	p.mu.Lock()
+	m := p.members[id]
+	switch {
+	case m == nil:
+		p.mu.Unlock()
+		return lifecycle.Outcome{}, fmt.Errorf("%w: %q", ErrUnknown, id)
+	case m.state == draining:
+		p.mu.Unlock()
+		return lifecycle.Outcome{}, fmt.Errorf("%w: %q is being removed already", ErrUnknown, id)
+	case m.state == waiting: // dead and removed; its replacement is not due yet
+		delete(p.members, id)
+		p.mu.Unlock()
+		return lifecycle.Outcome{Result: lifecycle.ResultSkipped, Reason: "removed while restarting"}, nil
+	}
+	was := m.state
+	m.state = draining
+	p.mu.Unlock()
+
+	o, err := p.deps.Registry.Remove(ctx, id)
+	p.mu.Lock()
+	if errors.Is(err, lifecycle.ErrHasDependents) {
+		m.state = was
+		p.handoff()
+		p.mu.Unlock()
+		return o, err
+	}
+	if p.members[id] == m {
+		delete(p.members, id)
+	}
+	p.mu.Unlock()
+	if !errors.Is(err, lifecycle.ErrStopped) || o.Result != 0 {
+		p.deps.Removed(p.removal(id, "removed", o, err))
+	}
+	return o, err
+}

@@ -1,0 +1,50 @@
+package pool
+
+import "go.uber.org/zap"
+
+// Stats is a pool at one moment, for the admin API and the metrics.
+type Stats struct {
+	Template string
+	Protocol string
+	Sized    bool // the template has pool:
+	Min, Max int  // 0 for a template without pool:
+	// Size counts the instances that take tasks or are starting (a
+	// restart due included); draining and dead ones are not counted.
+	Size       int
+	Starting   int
+	Busy       int // tasks in flight
+	QueueDepth int
+	Counts
+	GaveUp    string
+	LastScale *ScaleEvent
+}
+
+// Stats reads the pool.
+func (p *Pool[H]) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Stats{Template: p.cfg.Template, Protocol: p.cfg.Protocol, Sized: p.cfg.Sizing != nil,
+		QueueDepth: len(p.queue), Counts: p.counts, GaveUp: p.gaveUp}
+	if p.cfg.Sizing != nil {
+		s.Min, s.Max = p.cfg.Sizing.Min, p.cfg.Sizing.Max
+	}
+	for _, m := range p.members {
+		switch m.state {
+		case ready:
+			s.Size++
+		case starting, waiting:
+			s.Size++
+			s.Starting++
+		}
+		s.Busy += m.inflight
+	}
+	if p.last != nil {
+		e := *p.last
+		s.LastScale = &e
+	}
+	return s
+}
+
+func zapScale(e *ScaleEvent) []zap.Field {
+	return []zap.Field{zap.Int("from", e.From), zap.Int("to", e.To), zap.String("reason", e.Reason)}
+}
