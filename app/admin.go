@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -57,6 +59,9 @@ func (a *adminServer) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", a.ready)
 	mux.HandleFunc("GET /v1/providers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"providers": a.engine.Providers(r.Context())})
+	})
+	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, a.engine.Pools())
 	})
 	mux.HandleFunc("POST /v1/providers", a.mutating(a.addProvider))
 	mux.HandleFunc("DELETE /v1/providers/{id}", a.mutating(a.removeProvider))
@@ -158,7 +163,7 @@ func (a *adminServer) addProvider(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	if err := a.engine.Add(req.ID, req.Template); err != nil {
+	if err := a.engine.Add(r.Context(), req.ID, req.Template); err != nil {
 		writeError(w, statusOf(err), err)
 		return
 	}
@@ -196,7 +201,15 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 		if rec.ID != "" { // recorded: it can be looked up
 			body["task"] = rec
 		}
+		var busy *busyError
+		if errors.As(err, &busy) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, busy.retryAfter.Round(time.Second))/time.Second)))
+		}
 		writeJSON(w, statusOf(err), body)
+		return
+	}
+	if rec.Sent {
+		writeJSON(w, http.StatusAccepted, rec)
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
@@ -216,12 +229,17 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask), errors.Is(err, errNotFound):
+	case errors.Is(err, pool.ErrQueueFull):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask), errors.Is(err, errNotFound),
+		errors.Is(err, pool.ErrUnknown):
 		return http.StatusNotFound
-	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable):
+	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable),
+		errors.Is(err, errPooled), errors.Is(err, pool.ErrExists):
 		return http.StatusConflict
 	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped),
-		errors.Is(err, errStoreUnavailable), errors.Is(err, errUnavailable):
+		errors.Is(err, errStoreUnavailable), errors.Is(err, errUnavailable), errors.Is(err, pool.ErrQueueTimeout),
+		errors.Is(err, pool.ErrClosed), errors.Is(err, pool.ErrNoInstance):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

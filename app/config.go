@@ -16,6 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -64,12 +65,18 @@ type ShutdownFile struct {
 // admin API can instantiate, so that no URL or command line arrives over
 // HTTP.
 type Template struct {
-	Kind     string           `json:"kind"` // "ollama" or "process"
+	Kind     string           `json:"kind"` // "ollama", "process" or "mcp"
 	Protocol string           `json:"protocol"`
 	Critical bool             `json:"critical"` // readiness needs it healthy
 	Timeout  string           `json:"timeout"`  // its Initialize and cleanup; provider_timeout if empty
 	Ollama   *OllamaTemplate  `json:"ollama,omitempty"`
-	Process  *ProcessTemplate `json:"process,omitempty"`
+	Process  *ProcessTemplate `json:"process,omitempty"` // the child, for process and mcp
+	Pool     *PoolFile        `json:"pool,omitempty"`
+	Restart  *RestartFile     `json:"restart,omitempty"`
+
+	// Resolved by Load from Pool and Restart.
+	Sizing      *pool.Sizing `json:"-"` // nil without pool:
+	Supervision pool.Restart `json:"-"`
 }
 
 // OllamaTemplate configures an Ollama provider.
@@ -304,6 +311,11 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, bad(field+".id", "%q is used twice (store and audit are taken)", p.ID)
 		case s.Templates[p.Template].Kind == "":
 			return nil, bad(field+".template", "no template %q (have: %s)", p.Template, strings.Join(names, ", "))
+		case s.Templates[p.Template].Sizing != nil:
+			return nil, bad(field+".template", "template %q is a pool: it runs its own instances (%s); remove this entry", p.Template, pool.InstanceID(p.Template, 1))
+		}
+		if name, ok := poolInstanceOf(p.ID, s.Templates); ok {
+			return nil, bad(field+".id", "%q is named like an instance of the pool %q: those names are the pool's", p.ID, name)
 		}
 		seen[p.ID] = true
 	}
@@ -338,14 +350,21 @@ func checkTemplate(field string, t Template) (Template, error) {
 		if t.Protocol == "" {
 			t.Protocol = "llm/v1"
 		}
-	case "process":
+	case "process", "mcp":
+		if t.Kind == "mcp" && t.Protocol == "" {
+			t.Protocol = "mcp/v1"
+		}
 		switch {
 		case t.Ollama != nil:
-			return t, bad(field+".ollama", "set for a process template")
+			return t, bad(field+".ollama", "set for a %s template", t.Kind)
 		case t.Process == nil || len(t.Process.Command) == 0:
 			return t, bad(field+".process.command", "required")
 		case t.Protocol == "":
-			return t, bad(field+".protocol", "required for a process template (such as python/v1 or mcp/v1)")
+			return t, bad(field+".protocol", "required for a process template (such as python/v1)")
+		case t.Kind == "mcp" && t.Process.ReadyMethod != "":
+			return t, bad(field+".process.ready_method", "set for an mcp template: its handshake is MCP's initialize")
+		case t.Kind == "mcp" && t.Process.HealthMethod != "":
+			return t, bad(field+".process.health_method", "set for an mcp template: its health check is MCP's ping")
 		}
 		if t.Process.Grace != "" {
 			if _, err := duration(field+".process.grace", t.Process.Grace, false); err != nil {
@@ -366,9 +385,22 @@ func checkTemplate(field string, t Template) (Template, error) {
 			}
 		}
 	case "":
-		return t, bad(field+".kind", `required: "ollama" or "process"`)
+		return t, bad(field+".kind", `required: "ollama", "process" or "mcp"`)
 	default:
-		return t, bad(field+".kind", `want "ollama" or "process", got %q`, t.Kind)
+		return t, bad(field+".kind", `want "ollama", "process" or "mcp", got %q`, t.Kind)
+	}
+	sizing, err := resolveSizing(field+".pool", t.Pool)
+	if err != nil {
+		return t, err
+	}
+	if sizing != nil {
+		if name := field[len("templates."):]; !idPattern.MatchString(pool.InstanceID(name, sizing.Max)) {
+			return t, bad(field, "a pool's template names its instances (%s): want lowercase letters, digits, '.', '_' or '-'", pool.InstanceID(name, 1))
+		}
+	}
+	t.Sizing = sizing
+	if t.Supervision, err = resolveRestart(field+".restart", t.Kind, t.Restart); err != nil {
+		return t, err
 	}
 	return t, nil
 }

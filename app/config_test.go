@@ -96,7 +96,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"duplicate id", "templates: {t: {kind: ollama}}\nproviders: [{id: a, template: t}, {id: a, template: t}]\n", nil, `config: providers[1].id: "a" is used twice`},
 		{"reserved id", "templates: {t: {kind: ollama}}\nproviders: [{id: store, template: t}]\n", nil, `config: providers[0].id: "store" is used twice`},
 		{"no kind", "templates: {t: {protocol: x}}\n", nil, `config: templates.t.kind: required`},
-		{"unknown kind", "templates: {t: {kind: redis}}\n", nil, `config: templates.t.kind: want "ollama" or "process", got "redis"`},
+		{"unknown kind", "templates: {t: {kind: redis}}\n", nil, `config: templates.t.kind: want "ollama", "process" or "mcp", got "redis"`},
 		{"process without command", "templates: {t: {kind: process, protocol: p/v1}}\n", nil, "config: templates.t.process.command: required"},
 		{"process without protocol", "templates: {t: {kind: process, process: {command: [x]}}}\n", nil, "config: templates.t.protocol: required"},
 		{"bad grace", "templates: {t: {kind: process, protocol: p, process: {command: [x], grace: forever}}}\n", nil, `config: templates.t.process.grace: want a duration`},

@@ -31,7 +31,7 @@ func (s *Settings) checkProviders(names []string) error {
 			if _, err := ollama.New(ollama.Config{ID: name, URL: t.Ollama.URL, Protocol: t.Protocol}); err != nil {
 				return bad(field+".ollama.url", "%s", lifecycle.Redact(trimOwner(err.Error())))
 			}
-		case "process":
+		case "process", "mcp":
 			grace, _ := time.ParseDuration(t.Process.Grace) // checked by checkTemplate
 			_, err := process.New(process.Config{ID: name, Command: t.Process.Command, Dir: t.Process.Dir,
 				Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Grace: grace})

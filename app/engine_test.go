@@ -192,8 +192,9 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 
 	// Remove echo-1 while a task runs on it: the task finishes, then the
 	// removal returns, and no new task reaches echo-1.
-	running := testkit.Go(func() int { code, _, _ := s.taskOn("echo-1", 300); return code })
-	require.Eventually(t, func() bool { return s.engine.instances["echo-1"].inflight.Load() == 1 }, testkit.Wait, time.Millisecond)
+	// With both idle, a task goes to the lower id.
+	running := testkit.Go(func() int { code, _, _ := s.task("echo/v1", "sleep", []int{300}); return code })
+	require.Eventually(t, func() bool { return leasesOn(s.reg, "echo-1") == 1 }, testkit.Wait, time.Millisecond)
 	var removed struct {
 		ID      string
 		Cleanup struct{ Result string }
@@ -222,64 +223,36 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 func TestPanickingHandlerReleasesItsLease(t *testing.T) {
 	s := start(t, "admin_token: "+token+"\n")
 	s.waitHealthy()
-	s.engine.mu.Lock()
-	in := s.engine.instances["echo-1"]
-	in.handle = func(context.Context, string, json.RawMessage) (json.RawMessage, error) { panic("handler bug") }
-	s.engine.mu.Unlock()
+	s.engine.endpointHook = func(ep endpoint) endpoint {
+		ep.call = func(context.Context, string, json.RawMessage) (json.RawMessage, error) { panic("handler bug") }
+		return ep
+	}
+	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-1", token, nil, nil))
+	require.Equal(t, 201, s.call("POST", "/v1/providers", token, map[string]string{"id": "echo-3", "template": "echo"}, nil))
 
 	code, rec, msg := s.task("echo/v1", "echo", []int{1})
 	assert.GreaterOrEqual(t, code, 500, msg)
+	assert.Equal(t, "echo-3", rec.Provider)
 	assert.Equal(t, "error", rec.Status)
 	assert.Contains(t, msg, "panicked")
-	assert.EqualValues(t, 0, in.inflight.Load())
 	for _, info := range s.engine.reg.Providers() {
 		assert.Zero(t, info.Leases, info.ID)
 	}
+	assert.Zero(t, s.engine.pools["echo"].Stats().Busy)
 	// A lease left held would make the removal's cleanup time out.
 	var removed struct{ Cleanup struct{ Result string } }
-	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-1", token, nil, &removed))
+	require.Equal(t, 200, s.call("DELETE", "/v1/providers/echo-3", token, nil, &removed))
 	assert.Equal(t, "ok", removed.Cleanup.Result)
 }
 
-// taskOn runs a sleep task while only the given provider can take it.
-func (s *service) taskOn(id string, ms int) (int, TaskRecord, string) {
-	s.engine.mu.RLock()
-	var others []*instance
-	for oid, in := range s.engine.instances {
-		if oid != id && in.tmpl.Protocol == "echo/v1" {
-			others = append(others, in)
+// leasesOn is how many leases a provider has: tasks running on it.
+func leasesOn(reg *lifecycle.Registry, id string) int {
+	for _, p := range reg.Providers() {
+		if p.ID == id {
+			return p.Leases
 		}
 	}
-	s.engine.mu.RUnlock()
-	for _, in := range others {
-		in.draining.Store(true)
-	}
-	defer func() {
-		for _, in := range others {
-			in.draining.Store(false)
-		}
-	}()
-	return s.task("echo/v1", "sleep", []int{ms})
-}
-
-func TestReadiness(t *testing.T) {
-	s := start(t, "")
-	var out struct {
-		Ready   bool
-		Reasons []string
-	}
-	require.Equal(t, 200, s.call("GET", "/readyz", "", nil, &out))
-	assert.True(t, out.Ready)
-
-	// A non-critical provider failing does not make the service unready.
-	s.llm.Fail(1 << 20)
-	require.Equal(t, 200, s.call("GET", "/readyz", "", nil, &out))
-
-	// Shutting down does, at once.
-	s.engine.BeginShutdown()
-	require.Equal(t, 503, s.call("GET", "/readyz", "", nil, &out))
-	assert.Equal(t, []string{"shutting down"}, out.Reasons)
-	require.Equal(t, 200, s.call("GET", "/healthz", "", nil, nil), "alive while shutting down")
+	return -1
 }
 
 func TestMetrics(t *testing.T) {
@@ -370,7 +343,8 @@ func TestNothingRunsUnrecorded(t *testing.T) {
 // copied raw; a child whose stdout is not JSON-RPC is logged with what it
 // printed, and reads unhealthy.
 func TestChildOutputIsLoggedWithItsProvider(t *testing.T) {
-	s := start(t, "")
+	argv, env := rpctest.Command(rpctest.Garbage, false)
+	s := startWith(t, fmt.Sprintf("  garbage: {kind: process, protocol: garbage/v1, process: {command: [%q, %q], env: [%q], grace: 1s}}", argv[0], argv[1], env[0]), "")
 	s.waitHealthy()
 	code, _, msg := s.task("echo/v1", "log", []string{"hello from the child", "a second line"})
 	require.Equal(t, 200, code, msg)
@@ -379,10 +353,7 @@ func TestChildOutputIsLoggedWithItsProvider(t *testing.T) {
 	}, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
 	assert.Contains(t, s.logs.String(), `child stderr	{"provider": "echo-1", "line": "hello from the child"}`)
 
-	argv, env := rpctest.Command(rpctest.Garbage, false)
-	s.engine.settings.Templates["garbage"] = Template{Kind: "process", Protocol: "garbage/v1",
-		Process: &ProcessTemplate{Command: argv, Env: env, Grace: "1s"}}
-	require.NoError(t, s.engine.Add("garbage-1", "garbage"))
+	require.NoError(t, s.engine.Add(context.Background(), "garbage-1", "garbage"))
 	require.Eventually(t, func() bool {
 		return strings.Contains(s.logs.String(), "child process output is not JSON-RPC")
 	}, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
@@ -525,7 +496,7 @@ func TestProviderErrorsMapToStatuses(t *testing.T) {
 // Found in review: more request-body shapes that must not pass, a protocol
 // label the client chooses, and a child's stdout carrying a secret.
 func TestReviewFindings(t *testing.T) {
-	s := start(t, "")
+	s := startWith(t, `  leaky: {kind: process, protocol: leaky/v1, process: {command: [sh, -c, "echo connecting to postgres://app:hunter2@db/prod; exec sleep 100"], grace: 1s}}`, "")
 	s.waitHealthy()
 	t.Run("only the end may follow the JSON object", func(t *testing.T) {
 		for body, want := range map[string]int{
@@ -550,9 +521,7 @@ func TestReviewFindings(t *testing.T) {
 		assert.NotContains(t, string(b), "junk-")
 	})
 	t.Run("a child's stdout is logged redacted", func(t *testing.T) {
-		s.engine.settings.Templates["leaky"] = Template{Kind: "process", Protocol: "leaky/v1", Process: &ProcessTemplate{
-			Command: []string{"sh", "-c", "echo connecting to postgres://app:hunter2@db/prod; exec sleep 100"}, Grace: "1s"}}
-		require.NoError(t, s.engine.Add("leaky-1", "leaky"))
+		require.NoError(t, s.engine.Add(context.Background(), "leaky-1", "leaky"))
 		require.Eventually(t, func() bool { return strings.Contains(s.logs.String(), "not JSON-RPC") }, testkit.Wait, time.Millisecond)
 		assert.NotContains(t, s.logs.String(), "hunter2")
 	})

@@ -27,9 +27,9 @@ func TestMain(m *testing.M) {
 }
 
 // config is a service configuration for the tests: the loopback Ollama
-// server as the "llm" template, this binary as the "echo" template, and
-// what extra says.
-func config(t testing.TB, llmURL, extra string) string {
+// server as the "llm" template, this binary as the "echo" template, the
+// templates given (indented by two spaces), and what extra says.
+func config(t testing.TB, llmURL, templates, extra string) string {
 	t.Helper()
 	argv, env := rpctest.Command(rpctest.Server, false)
 	return fmt.Sprintf(`
@@ -51,10 +51,11 @@ templates:
       env: [%q]
       grace: 1s
       health_method: ping
+%s
 providers:
   - {id: llm-1, template: llm}
   - {id: echo-1, template: echo}
-%s`, t.TempDir(), llmURL, argv[0], argv[1], env[0], extra)
+%s`, t.TempDir(), llmURL, argv[0], argv[1], env[0], templates, extra)
 }
 
 // service is the service, running in this process.
@@ -73,9 +74,15 @@ type service struct {
 
 func start(t testing.TB, extra string) *service {
 	t.Helper()
+	return startWith(t, "", extra)
+}
+
+// startWith starts the service with more templates.
+func startWith(t testing.TB, templates, extra string) *service {
+	t.Helper()
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
-	s, err := Load([]string{"-config", write(t, "c.yaml", config(t, llm.URL(), extra))}, noEnv, io.Discard)
+	s, err := Load([]string{"-config", write(t, "c.yaml", config(t, llm.URL(), templates, extra))}, noEnv, io.Discard)
 	require.NoError(t, err)
 	svc := &service{t: t, llm: llm, logs: &testkit.LockedBuffer{}}
 	log := newLogger("console", svc.logs)

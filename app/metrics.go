@@ -1,18 +1,18 @@
 package app
 
 import (
-	"maps"
 	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
 // Metrics are the service's Prometheus metrics, on a registry of their own.
-// It is also the registry's Observer: cleanup outcomes arrive as events.
+// It is also the registry's Observer: cleanup durations arrive as events.
 type Metrics struct {
 	reg *prometheus.Registry
 
@@ -21,10 +21,10 @@ type Metrics struct {
 	cleanupSeconds *prometheus.HistogramVec
 	health         *prometheus.GaugeVec
 
-	registry atomic.Pointer[lifecycle.Registry] // for leases, read at scrape time
+	registry atomic.Pointer[lifecycle.Registry]  // for leases, read at scrape time
+	pools    atomic.Pointer[func() []pool.Stats] // for the pools, read at scrape time
 
-	mu   sync.Mutex // guards last, gone and the health series
-	last map[string]lifecycle.Outcome
+	mu sync.Mutex // guards gone and the health series
 	// gone holds the ids of providers removed at run time: a health poll
 	// that began before the removal must not bring their series back.
 	gone map[string]bool
@@ -50,10 +50,9 @@ func NewMetrics() *Metrics {
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gleitzeit_provider_health", Help: "1 for each provider's current health status, 0 for the others.",
 		}, []string{"provider", "status"}),
-		last: map[string]lifecycle.Outcome{},
 		gone: map[string]bool{},
 	}
-	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, leases{m},
+	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, leases{m}, pools{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -61,7 +60,10 @@ func NewMetrics() *Metrics {
 // Registry is the Prometheus registry to serve.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *Metrics) watch(r *lifecycle.Registry) { m.registry.Store(r) }
+func (m *Metrics) watch(r *lifecycle.Registry, stats func() []pool.Stats) {
+	m.registry.Store(r)
+	m.pools.Store(&stats)
+}
 
 // Observe records each provider's cleanup.
 func (m *Metrics) Observe(e lifecycle.Event) {
@@ -74,7 +76,6 @@ func (m *Metrics) Observe(e lifecycle.Event) {
 		m.cleanupSeconds.WithLabelValues(e.ID, e.Outcome.Result.String()).Observe(e.Outcome.Duration.Seconds())
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		m.last[e.ID] = e.Outcome
 		if e.Trigger == lifecycle.TriggerUnregister {
 			m.gone[e.ID] = true
 			m.health.DeletePartialMatch(prometheus.Labels{"provider": e.ID})
@@ -106,24 +107,6 @@ func (m *Metrics) observeHealth(rep lifecycle.HealthReport) {
 	}
 }
 
-func (m *Metrics) outcome(id string) (lifecycle.Outcome, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o, ok := m.last[id]
-	return o, ok
-}
-
-func (m *Metrics) lastOutcome(id string) lifecycle.Outcome {
-	o, _ := m.outcome(id)
-	return o
-}
-
-func (m *Metrics) outcomes() map[string]lifecycle.Outcome {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return maps.Clone(m.last)
-}
-
 // leases reports the leases in use per provider, read from the registry at
 // scrape time.
 type leases struct{ m *Metrics }
@@ -139,5 +122,45 @@ func (l leases) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, p := range r.Providers() {
 		ch <- prometheus.MustNewConstMetric(leasesDesc, prometheus.GaugeValue, float64(p.Leases), p.ID)
+	}
+}
+
+// pools reports each pool's size, queue, scale events and restarts, read
+// from the pools at scrape time: counters that the pools keep, exported as
+// they stand.
+type pools struct{ m *Metrics }
+
+var (
+	poolSizeDesc = prometheus.NewDesc("gleitzeit_pool_size",
+		"Instances of a pool that take tasks or are starting.", []string{"template"}, nil)
+	poolQueueDesc = prometheus.NewDesc("gleitzeit_pool_queue_depth",
+		"Tasks waiting for an instance of a pool.", []string{"template"}, nil)
+	poolScaleDesc = prometheus.NewDesc("gleitzeit_pool_scale_events_total",
+		"Times a pool grew (up) or shrank (down).", []string{"template", "direction"}, nil)
+	restartsDesc = prometheus.NewDesc("gleitzeit_provider_restarts_total",
+		"Replacements started for instances of a template whose child exited.", []string{"template"}, nil)
+)
+
+func (p pools) Describe(ch chan<- *prometheus.Desc) {
+	ch <- poolSizeDesc
+	ch <- poolQueueDesc
+	ch <- poolScaleDesc
+	ch <- restartsDesc
+}
+
+func (p pools) Collect(ch chan<- prometheus.Metric) {
+	stats := p.m.pools.Load()
+	if stats == nil {
+		return
+	}
+	for _, s := range (*stats)() {
+		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Template)
+		if !s.Sized {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(poolSizeDesc, prometheus.GaugeValue, float64(s.Size), s.Template)
+		ch <- prometheus.MustNewConstMetric(poolQueueDesc, prometheus.GaugeValue, float64(s.QueueDepth), s.Template)
+		ch <- prometheus.MustNewConstMetric(poolScaleDesc, prometheus.CounterValue, float64(s.ScaleUps), s.Template, "up")
+		ch <- prometheus.MustNewConstMetric(poolScaleDesc, prometheus.CounterValue, float64(s.ScaleDowns), s.Template, "down")
 	}
 }

@@ -17,15 +17,18 @@ const (
 
 // TaskRecord is a task and its outcome, as the store keeps it.
 type TaskRecord struct {
-	ID         string          `json:"id"`
-	Protocol   string          `json:"protocol"`
-	Method     string          `json:"method"`
-	Provider   string          `json:"provider,omitempty"`
-	Status     string          `json:"status"` // "running", then "ok", "error", "timeout", "rejected", "cancelled" or "unrecorded"
-	Error      string          `json:"error,omitempty"`
-	Output     json.RawMessage `json:"output,omitempty"`
-	Started    time.Time       `json:"started"`
-	DurationMS float64         `json:"duration_ms"`
+	ID       string          `json:"id"`
+	Protocol string          `json:"protocol"`
+	Method   string          `json:"method"`
+	Provider string          `json:"provider,omitempty"`
+	Status   string          `json:"status"` // "running", then "ok", "error", "timeout", "rejected", "cancelled" or "unrecorded"
+	Error    string          `json:"error,omitempty"`
+	Output   json.RawMessage `json:"output,omitempty"`
+	// Sent: the task was a notification, sent and not answered (202). The
+	// store keeps its status, not this.
+	Sent       bool      `json:"sent,omitempty"`
+	Started    time.Time `json:"started"`
+	DurationMS float64   `json:"duration_ms"`
 }
 
 // errNoTask: no task with that id is stored.

@@ -146,7 +146,7 @@ func (p *Pool[H]) handoff() {
 func (p *Pool[H]) best() *member[H] {
 	var best *member[H]
 	for _, m := range p.members {
-		if m.state != ready || !p.hasRoom(m) || !p.deps.Usable(m.id) {
+		if m.state != ready || !p.hasRoom(m) || !p.deps.Usable(m.id, m.since) {
 			continue
 		}
 		if best == nil || m.inflight < best.inflight || m.inflight == best.inflight && compareIDs(m.id, best.id) < 0 {
@@ -171,7 +171,7 @@ func (p *Pool[H]) canWait() bool {
 		switch {
 		case m.state == starting, m.state == waiting:
 			return true
-		case m.state == ready && m.inflight > 0 && p.deps.Usable(m.id):
+		case m.state == ready && m.inflight > 0 && p.deps.Usable(m.id, m.since):
 			return true
 		}
 	}
@@ -192,7 +192,7 @@ func (p *Pool[H]) whyNone() string {
 		switch {
 		case m.state != ready:
 			why = append(why, id+" is "+m.state.String())
-		case !p.deps.Usable(id):
+		case !p.deps.Usable(id, m.since):
 			why = append(why, id+" is unhealthy")
 		default:
 			why = append(why, fmt.Sprintf("%s is busy (%d tasks)", id, m.inflight))

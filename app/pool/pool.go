@@ -57,10 +57,11 @@ type Deps[H any] struct {
 	// Build makes, without starting it, the provider of the instance with
 	// the given id; the provider calls exited once, when its child exits.
 	Build func(id string, exited func(Exit)) (lifecycle.Provider, H, error)
-	// Usable reports whether an instance may take tasks (healthy at the
-	// last look); nil means every ready one may. It is called with the
-	// pool's lock held, so it must not call the pool.
-	Usable func(id string) bool
+	// Usable reports whether an instance, ready since the given time, may
+	// take tasks (healthy at the last look, if that look was since); nil
+	// means every ready one may. It is called with the pool's lock held,
+	// so it must not call the pool.
+	Usable func(id string, since time.Time) bool
 	// Removed is told of every removal, with its cleanup's outcome.
 	Removed func(Removal)
 	Log     *zap.Logger
@@ -134,7 +135,7 @@ func New[H any](cfg Config, deps Deps[H]) *Pool[H] {
 		deps.Log = zap.NewNop()
 	}
 	if deps.Usable == nil {
-		deps.Usable = func(string) bool { return true }
+		deps.Usable = func(string, time.Time) bool { return true }
 	}
 	if deps.Removed == nil {
 		deps.Removed = func(Removal) {}

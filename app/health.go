@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// healthSnapshot is one health check of every provider, and when it ended.
+type healthSnapshot struct {
+	rep lifecycle.HealthReport
+	at  time.Time
+}
+
+func (e *Engine) poll(stop, done chan struct{}) {
+	defer close(done)
+	// A poll in progress ends when stop is closed: a provider whose check
+	// hangs for the whole health timeout must not hold up the engine's stop,
+	// which comes out of the providers' cleanup reserve.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(e.settings.HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			e.pollHealth(ctx)
+		case <-stop:
+			return
+		}
+	}
+}
+
+func (e *Engine) pollHealth(ctx context.Context) {
+	begun := time.Now()
+	rep := e.reg.Health(ctx)
+	// Stamped with the check's start: an instance that became ready while
+	// it ran is not judged by it.
+	e.health.Store(&healthSnapshot{rep: rep, at: begun})
+	e.metrics.observeHealth(rep)
+}
+
+// usable reports whether an instance, ready since the given time, may take
+// tasks: not unhealthy at the last check, if that check was made since. A
+// replacement bears its dead predecessor's id, whose last check must not
+// keep it out.
+func (e *Engine) usable(id string, since time.Time) bool {
+	snap := e.health.Load()
+	if snap == nil || snap.at.Before(since) {
+		return true
+	}
+	h, ok := snap.rep.Providers[id]
+	return !ok || h.Status != lifecycle.StatusUnhealthy
+}
+
+// unhealthy says which instances of the pools the last check called
+// unhealthy, and why.
+func (e *Engine) unhealthy(pools []*pool.Pool[endpoint]) []string {
+	snap := e.health.Load()
+	if snap == nil {
+		return nil
+	}
+	var why []string
+	for _, p := range pools {
+		for _, id := range p.Members() {
+			if h, ok := snap.rep.Providers[id]; ok && h.Status == lifecycle.StatusUnhealthy {
+				why = append(why, id+": "+h.Message)
+			}
+		}
+	}
+	return why
+}
+
+// recentHealth returns the last health check if it is recent (within two
+// poll intervals), and checks again otherwise. Probes and the provider
+// list read it, so looking at the service does not call every provider
+// (and count against an Ollama breaker) once per look.
+func (e *Engine) recentHealth(ctx context.Context) lifecycle.HealthReport {
+	if snap := e.health.Load(); snap != nil && time.Since(snap.at) <= 2*e.settings.HealthInterval {
+		return snap.rep
+	}
+	return e.liveHealth(ctx)
+}
+
+// liveHealth checks every provider now. Concurrent callers share one
+// check, which is not cut short by any one caller's context: a caller that
+// goes away gets the last result.
+func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
+	ch := e.recheck.DoChan("health", func() (any, error) {
+		e.pollHealth(context.Background())
+		return nil, nil
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	if snap := e.health.Load(); snap != nil {
+		return snap.rep
+	}
+	return lifecycle.HealthReport{Status: lifecycle.StatusUnknown}
+}
+
+// Ready reports whether the service should receive traffic: started, not
+// shutting down, the store and the audit log healthy, and every critical
+// template serving. A critical template without pool: needs each of its
+// instances healthy (degraded counts: it still serves); a critical pool
+// needs one healthy instance, and a supervisor that has not given up.
+func (e *Engine) Ready(ctx context.Context) (bool, []string) {
+	switch {
+	case e.draining.Load():
+		return false, []string{"shutting down"}
+	case !e.started.Load():
+		return false, []string{"starting"}
+	}
+	rep := e.recentHealth(ctx)
+	serving := func(id string) (bool, string) {
+		h, ok := rep.Providers[id]
+		if !ok {
+			return true, "" // removed, or registered since the check
+		}
+		if h.Status != lifecycle.StatusHealthy && h.Status != lifecycle.StatusDegraded {
+			return false, fmt.Sprintf("%s is %s: %s", id, h.Status, h.Message)
+		}
+		return true, ""
+	}
+	why := []string{}
+	for _, id := range []string{storeID, auditID} {
+		if ok, reason := serving(id); !ok {
+			why = append(why, reason)
+		}
+	}
+	for name, p := range e.pools {
+		if !e.settings.Templates[name].Critical {
+			continue
+		}
+		if gu := p.GaveUp(); gu != "" {
+			why = append(why, fmt.Sprintf("template %s gave up restarting: %s", name, gu))
+			continue
+		}
+		var down []string
+		up := 0
+		for _, id := range p.Members() {
+			switch p.MemberState(id) {
+			case "ready":
+				if ok, reason := serving(id); ok {
+					up++
+				} else {
+					down = append(down, reason)
+				}
+			case "dead":
+				down = append(down, id+" exited")
+			case "restarting":
+				down = append(down, id+" is restarting")
+			}
+		}
+		switch {
+		case p.Config().Sizing == nil:
+			why = append(why, down...)
+		case up == 0:
+			why = append(why, fmt.Sprintf("pool %s has no healthy instance (%d down)", name, len(down)))
+		}
+	}
+	slices.Sort(why)
+	return len(why) == 0, why
+}

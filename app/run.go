@@ -1,0 +1,246 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// Task is a unit of work: a method of a protocol, with its params.
+type Task struct {
+	Protocol string          `json:"protocol"`
+	Method   string          `json:"method"`
+	Params   json.RawMessage `json:"params,omitempty"`
+	// Timeout, if set, shortens the task's deadline below task_timeout.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// busyError is a task refused because every instance was busy: the queue
+// was full, or the wait ran out. RetryAfter is when to try again.
+type busyError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (b *busyError) Error() string { return b.err.Error() }
+func (b *busyError) Unwrap() error { return b.err }
+
+// Run runs a task on an instance of its protocol and records it.
+func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
+	// A request refused before it is recorded gets no id: every id the
+	// service answers with can be looked up.
+	if e.stopped.Load() || !e.started.Load() {
+		return TaskRecord{}, errShuttingDown
+	}
+	timeout := e.settings.TaskTimeout
+	if t.Timeout != "" {
+		d, err := time.ParseDuration(t.Timeout)
+		if err != nil || d <= 0 {
+			return TaskRecord{}, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %q", errBadRequest, t.Timeout)
+		}
+		timeout = min(timeout, d)
+	}
+	if t.Protocol == "" || t.Method == "" {
+		return TaskRecord{}, fmt.Errorf("%w: protocol and method are required", errBadRequest)
+	}
+	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now()}
+	// Recorded before it reaches a provider: a task the store cannot take
+	// does not run, so nothing runs unrecorded and a retry runs nothing
+	// twice.
+	if err := e.record(rec, beginTask); err != nil {
+		return TaskRecord{}, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx, cut := context.WithCancelCause(ctx)
+	defer cut(nil)
+	defer context.AfterFunc(e.tasks, func() { cut(context.Cause(e.tasks)) })()
+	e.running.Add(1)
+	defer e.running.Add(-1)
+
+	lease, err := e.pick(ctx, t.Protocol)
+	served := !errors.Is(err, errNoProtocol)
+	if err == nil {
+		rec.Provider = lease.ID
+		rec.Output, rec.Sent, err = e.runOn(ctx, lease, t)
+	}
+	rec.DurationMS = float64(time.Since(rec.Started).Microseconds()) / 1000
+	switch {
+	case err == nil:
+		rec.Status = "ok"
+	case errors.Is(context.Cause(ctx), errCutShort):
+		rec.Status = "cancelled"
+		err = fmt.Errorf("%w: %w", errShuttingDown, errCutShort)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the task's deadline, wherever it caught the task
+		rec.Status = "timeout"
+		err = fmt.Errorf("task timed out after %v: %w", timeout, context.DeadlineExceeded)
+	case errors.Is(err, errNoProvider), errors.Is(err, errNoProtocol), errors.Is(err, errShuttingDown),
+		errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout), errors.Is(err, pool.ErrClosed):
+		rec.Status = "rejected"
+	default:
+		rec.Status = "error"
+	}
+	if err != nil {
+		rec.Error = lifecycle.Redact(err.Error())
+		rec.Output, rec.Sent = nil, false
+	}
+	if serr := e.record(rec, finishTask); serr != nil {
+		// The task ran, but its outcome is not in the store, which still
+		// says "running": the answer must not claim more.
+		rec.Status, rec.Output, rec.Sent = "unrecorded", nil, false
+		rec.Error = lifecycle.Redact(serr.Error())
+		e.count(rec, served)
+		return rec, fmt.Errorf("%w: the task ran, but its outcome could not be recorded: %w", errStoreUnavailable, serr)
+	}
+	e.count(rec, served)
+	return rec, err
+}
+
+// runOn runs the task on the instance its lease holds, as a request, or as
+// a notification where the protocol has them. The lease is given back
+// however the handler returns: a handler that panicked would otherwise
+// hold the instance's cleanup for its whole timeout. The panic becomes the
+// task's error, so the task is answered and recorded like any other
+// failure.
+func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task) (out json.RawMessage, sent bool, err error) {
+	defer lease.Release()
+	defer func() {
+		if v := recover(); v != nil {
+			e.log.Error("task handler panicked", zap.String("provider", lease.ID), zap.String("method", t.Method),
+				zap.String("panic", lifecycle.Redact(fmt.Sprint(v))), zap.ByteString("stack", debug.Stack()))
+			out, sent, err = nil, false, fmt.Errorf("the provider's handler panicked: %v", v)
+		}
+	}()
+	if ep := lease.Handle; ep.notify != nil && strings.HasPrefix(t.Method, "notifications/") {
+		return nil, true, ep.notify(ctx, t.Method, t.Params)
+	}
+	out, err = lease.Handle.call(ctx, t.Method, t.Params)
+	return out, false, err
+}
+
+// count adds the task to the metrics. A protocol no provider serves is
+// counted as "unknown": the label is the client's to choose, and a label
+// per made-up protocol would grow the metrics without bound.
+func (e *Engine) count(rec TaskRecord, served bool) {
+	if !served {
+		rec.Protocol = "unknown"
+	}
+	e.metrics.observeTask(rec)
+}
+
+// record saves the task and appends its audit line, under leases of the
+// store and the audit log, with a context of its own: a task that ran out
+// of time is recorded all the same.
+func (e *Engine) record(rec TaskRecord, save func(context.Context, *sql.DB, TaskRecord) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
+	if err != nil {
+		return fmt.Errorf("record task %s: %w", rec.ID, err)
+	}
+	defer releaseStore()
+	db, err := e.store.DB()
+	if err != nil {
+		return err
+	}
+	if err := save(ctx, db, rec); err != nil {
+		return err
+	}
+	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)
+	if err != nil {
+		return fmt.Errorf("audit task %s: %w", rec.ID, err)
+	}
+	defer releaseAudit()
+	return e.audit.Write(map[string]any{
+		"time": rec.Started.UTC(), "task": rec.ID, "protocol": rec.Protocol, "method": rec.Method,
+		"provider": rec.Provider, "status": rec.Status, "duration_ms": rec.DurationMS,
+	})
+}
+
+// pick leases an instance of the protocol. With one template serving it,
+// its pool decides (and may queue the task). With several, the least
+// utilized that can take the task at once gets it; if none can, the task
+// waits in the first sized pool's queue. If no instance was usable because
+// the last health check called them unhealthy, it looks again, live,
+// rather than refuse for a whole poll interval while readiness may already
+// say 200.
+func (e *Engine) pick(ctx context.Context, protocol string) (*pool.Lease[endpoint], error) {
+	pools := e.byProtocol[protocol]
+	if len(pools) == 0 {
+		return nil, fmt.Errorf("%w: %q", errNoProtocol, protocol)
+	}
+	lease, err := e.acquire(ctx, pools)
+	if errors.Is(err, pool.ErrNoInstance) && len(e.unhealthy(pools)) > 0 {
+		e.liveHealth(ctx)
+		lease, err = e.acquire(ctx, pools)
+	}
+	var b *busyError
+	switch {
+	case err == nil:
+		return lease, nil
+	case errors.Is(err, pool.ErrNoInstance):
+		if why := e.unhealthy(pools); len(why) > 0 {
+			return nil, fmt.Errorf("%w: %q (%w; %s)", errNoProvider, protocol, err, strings.Join(why, "; "))
+		}
+		return nil, fmt.Errorf("%w: %q (%w)", errNoProvider, protocol, err)
+	case errors.As(err, &b):
+		return nil, err
+	}
+	return nil, fmt.Errorf("%q: %w", protocol, err)
+}
+
+func (e *Engine) acquire(ctx context.Context, pools []*pool.Pool[endpoint]) (*pool.Lease[endpoint], error) {
+	if len(pools) > 1 {
+		byLoad := slices.Clone(pools)
+		slices.SortStableFunc(byLoad, func(a, b *pool.Pool[endpoint]) int { return compareLoad(a.Stats(), b.Stats()) })
+		for _, p := range byLoad {
+			if lease, err := p.TryAcquire(ctx); err == nil {
+				return lease, nil
+			}
+		}
+		pools = byLoad
+	}
+	wait := pools[0]
+	for _, p := range pools {
+		if p.Config().Sizing != nil {
+			wait = p
+			break
+		}
+	}
+	lease, err := wait.Acquire(ctx)
+	if errors.Is(err, pool.ErrQueueFull) || errors.Is(err, pool.ErrQueueTimeout) {
+		return nil, &busyError{err: fmt.Errorf("template %q: %w", wait.Config().Template, err), retryAfter: wait.Config().Sizing.QueueTimeout}
+	}
+	return lease, err
+}
+
+// compareLoad orders pools by tasks in flight per instance.
+func compareLoad(a, b pool.Stats) int {
+	la, lb := float64(a.Busy)/float64(max(a.Size, 1)), float64(b.Busy)/float64(max(b.Size, 1))
+	switch {
+	case la < lb:
+		return -1
+	case la > lb:
+		return 1
+	}
+	return 0
+}
+
+func newTaskID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// ProviderView is one provider as GET /v1/providers shows it.
+type ProviderView struct {
+	ID        string             `json:"id"`
+	Kind      string             `json:"kind"`
+	Template  string             `json:"template,omitempty"`
+	Protocol  string             `json:"protocol,omitempty"`
+	Critical  bool               `json:"critical"`
+	State     string             `json:"state"`
+	Instance  string             `json:"instance,omitempty"` // its pool's word: starting, ready, draining, dead or restarting
+	DependsOn []string           `json:"depends_on"`
+	Leases    int                `json:"leases"`
+	Health    lifecycle.Health   `json:"health"`
+	Cleanup   *lifecycle.Outcome `json:"last_cleanup,omitempty"`
+	Removed   *RemovalView       `json:"removed,omitempty"`
+}
+
+// RemovalView says why and when an instance was removed at run time.
+type RemovalView struct {
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// Providers describes every provider, and the last instances removed at
+// run time whose ids no provider bears now.
+func (e *Engine) Providers(ctx context.Context) []ProviderView {
+	rep := e.recentHealth(ctx)
+	var out []ProviderView
+	seen := map[string]bool{}
+	for _, info := range e.reg.Providers() {
+		v := ProviderView{ID: info.ID, State: info.State, DependsOn: info.DependsOn, Leases: info.Leases,
+			Health: rep.Providers[info.ID], Cleanup: info.Outcome}
+		if v.DependsOn == nil {
+			v.DependsOn = []string{}
+		}
+		switch name, p := e.poolOf(info.ID); {
+		case p != nil:
+			t := e.settings.Templates[name]
+			v.Kind, v.Template, v.Protocol, v.Critical, v.Instance = t.Kind, name, t.Protocol, t.Critical, p.MemberState(info.ID)
+		case info.ID == storeID:
+			v.Kind, v.Critical = "sqldb", true
+		case info.ID == auditID:
+			v.Kind, v.Critical = "file", true
+		}
+		seen[info.ID] = true
+		out = append(out, v)
+	}
+	for _, r := range e.removals.latest() {
+		if seen[r.ID] {
+			continue
+		}
+		seen[r.ID] = true
+		t := e.settings.Templates[r.Template]
+		o := r.Outcome
+		rv := &RemovalView{Reason: r.Reason, At: r.At}
+		if r.Err != nil {
+			rv.Error = lifecycle.Redact(r.Err.Error())
+		}
+		out = append(out, ProviderView{ID: r.ID, Kind: t.Kind, Template: r.Template, Protocol: t.Protocol, Critical: t.Critical,
+			State: "removed", DependsOn: []string{}, Cleanup: &o, Removed: rv,
+			Health: lifecycle.Health{Status: lifecycle.StatusUnknown, Message: "removed"}})
+	}
+	slices.SortFunc(out, func(a, b ProviderView) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// poolOf finds the pool an instance is in.
+func (e *Engine) poolOf(id string) (string, *pool.Pool[endpoint]) {
+	for name, p := range e.pools {
+		if p.Has(id) {
+			return name, p
+		}
+	}
+	return "", nil
+}
+
+// PoolView is one pool as GET /v1/pools shows it.
+type PoolView struct {
+	Template   string           `json:"template"`
+	Protocol   string           `json:"protocol"`
+	Size       int              `json:"size"`
+	Starting   int              `json:"starting"`
+	Min        int              `json:"min"`
+	Max        int              `json:"max"`
+	Busy       int              `json:"busy"`
+	QueueDepth int              `json:"queue_depth"`
+	Restarts   int              `json:"restarts"`
+	ScaleUps   int              `json:"scale_ups"`
+	ScaleDowns int              `json:"scale_downs"`
+	GaveUp     string           `json:"gave_up,omitempty"`
+	LastScale  *pool.ScaleEvent `json:"last_scale_event"`
+}
+
+// Pools describes the templates with pool:, sorted by template.
+func (e *Engine) Pools() []PoolView {
+	out := []PoolView{}
+	for _, s := range e.poolStats() {
+		if !s.Sized {
+			continue
+		}
+		out = append(out, PoolView{Template: s.Template, Protocol: s.Protocol, Size: s.Size, Starting: s.Starting,
+			Min: s.Min, Max: s.Max, Busy: s.Busy, QueueDepth: s.QueueDepth, Restarts: s.Restarts,
+			ScaleUps: s.ScaleUps, ScaleDowns: s.ScaleDowns, GaveUp: s.GaveUp, LastScale: s.LastScale})
+	}
+	return out
+}
+
+// Task returns a recorded task.
+func (e *Engine) Task(ctx context.Context, id string) (TaskRecord, error) {
+	db, err := e.store.DB()
+	if err != nil {
+		return TaskRecord{}, err
+	}
+	return loadTask(ctx, db, id)
+}
+
+// keptRemovals bounds the removals kept for the provider list: pools
+// remove instances all day long.
+const keptRemovals = 256
+
+// removals are the last instances removed at run time, oldest first.
+type removals struct {
+	mu   sync.Mutex // guards list
+	list []pool.Removal
+}
+
+func (r *removals) add(x pool.Removal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.list) == keptRemovals {
+		r.list = slices.Delete(r.list, 0, 1)
+	}
+	r.list = append(r.list, x)
+}
+
+// latest returns the removals, newest first.
+func (r *removals) latest() []pool.Removal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := slices.Clone(r.list)
+	slices.Reverse(out)
+	return out
+}
+
+// all returns the removals, oldest first.
+func (r *removals) all() []pool.Removal {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.list)
+}
