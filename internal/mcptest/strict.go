@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 )
 
 const (
@@ -28,7 +30,7 @@ func Strict() (argv, env []string) { return StrictAnswering("") }
 // StrictAnswering is [Strict], answering initialize with version whatever
 // the client asks for: a server that speaks another version.
 func StrictAnswering(version string) (argv, env []string) {
-	env = []string{strictEnv + "=1"}
+	env = []string{strictEnv + "=1", rpctest.NoRaceExitSleep()}
 	if version != "" {
 		env = append(env, versionEnv+"="+version)
 	}

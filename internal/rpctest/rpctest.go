@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -32,11 +33,20 @@ const (
 // binary as a child in mode. A stubborn child ignores SIGTERM and the end
 // of its stdin: only SIGKILL stops it.
 func Command(mode string, stubborn bool) (argv, env []string) {
-	env = []string{modeEnv + "=" + mode}
+	env = []string{modeEnv + "=" + mode, NoRaceExitSleep()}
 	if stubborn {
 		env = append(env, stubbornEnv+"=1")
 	}
 	return []string{os.Args[0], "-test.run=^$"}, env
+}
+
+// NoRaceExitSleep is the GORACE setting, the test's own and then
+// atexit_sleep_ms=0, for a child that is this test binary: built with
+// -race, a binary sleeps a second at its exit, to let its goroutines
+// report races, and a test that waits for its child to exit would wait
+// that second every time.
+func NoRaceExitSleep() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
 // Serve runs the child, and exits, if this process was started as one;
