@@ -33,10 +33,11 @@ const (
 // binary as a child in mode. A stubborn child ignores SIGTERM and the end
 // of its stdin: only SIGKILL stops it.
 func Command(mode string, stubborn bool) (argv, env []string) {
-	env = []string{modeEnv + "=" + mode, NoRaceExitSleep()}
+	env = []string{modeEnv + "=" + mode}
 	if stubborn {
 		env = append(env, stubbornEnv+"=1")
 	}
+	env = append(env, NoRaceExitSleep()) // last: callers count on the order above
 	return []string{os.Args[0], "-test.run=^$"}, env
 }
 
