@@ -3,10 +3,13 @@ package rpctest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +24,7 @@ const (
 // The child's modes.
 const (
 	Server  = "server"  // serves the methods below until stdin ends
+	Drainer = "drainer" // a Server that answers the calls it has before exiting at stdin's end
 	Sleeper = "sleeper" // only sleeps: a grandchild
 	Garbage = "garbage" // writes what is not JSON, then sleeps
 )
@@ -33,16 +37,33 @@ func Command(mode string, stubborn bool) (argv, env []string) {
 	if stubborn {
 		env = append(env, stubbornEnv+"=1")
 	}
+	env = append(env, NoRaceExitSleep()) // last: callers count on the order above
 	return []string{os.Args[0], "-test.run=^$"}, env
+}
+
+// NoRaceExitSleep is the GORACE setting, the test's own and then
+// atexit_sleep_ms=0, for a child that is this test binary: built with
+// -race, a binary sleeps a second at its exit, to let its goroutines
+// report races, and a test that waits for its child to exit would wait
+// that second every time.
+func NoRaceExitSleep() string {
+	return "GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")
 }
 
 // Serve runs the child, and exits, if this process was started as one;
 // otherwise it returns at once. Call it first in TestMain.
 //
 // A Server answers "echo" (its params), "ping" ("pong"), "pid", "sleep"
-// ([milliseconds]), "spawn" (starts a Sleeper grandchild in its process
-// group and returns its pid), "exit" ([code]), "fail" (error 42) and "log" (writes each string of its params, an
-// array, as a line on stderr).
+// ([milliseconds], or [milliseconds, 1] to send the notification
+// "sleeping" first), "spawn" (starts a Sleeper grandchild in its process
+// group and returns its pid), "exit" ([code]), "fail" (error 42), "log"
+// (writes each string of its params, an array, as a line on stderr),
+// "ask" ([method]: calls method on the parent with {"x": 1} and returns
+// {"result": ...} or {"error": {"code": ..., "message": ...}}), "tell"
+// ([method]: sends method to the parent as a notification), "heard" (the
+// methods of the notifications it got, in order) and "strays" (how many
+// responses it got to requests it never sent: a parent that answers
+// notifications) and "id" (the id of the request).
 func Serve() {
 	mode := os.Getenv(modeEnv)
 	if mode == "" {
@@ -53,12 +74,13 @@ func Serve() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	switch mode {
-	case Server:
-		// Async: a call handled while another sleeps, as a real server
-		// would. Handled one at a time, an "exit" sent behind a long
-		// "sleep" waited for it, and a test that expected the exit to cut
-		// the sleep short waited the whole sleep instead.
-		conn := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewPlainObjectStream(stdio{}), jsonrpc2.AsyncHandler(jsonrpc2.HandlerWithError(handle)))
+	case Server, Drainer:
+		s := &server{}
+		var stream jsonrpc2.ObjectStream = jsonrpc2.NewPlainObjectStream(stdio{})
+		if mode == Drainer {
+			stream = drainingStream{ObjectStream: stream, s: s}
+		}
+		conn := jsonrpc2.NewConn(context.Background(), stream, s, jsonrpc2.OnRecv(s.recv))
 		<-conn.DisconnectNotify()
 		if !stubborn {
 			os.Exit(0)
@@ -74,7 +96,59 @@ func Serve() {
 	}
 }
 
-func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+// server handles the parent's messages: notifications at once, in order,
+// on the reading goroutine; requests each on a goroutine of its own, a call
+// handled while another sleeps, as a real server would. Handled one at a
+// time, an "exit" sent behind a long "sleep" waited for it, and a test
+// that expected the exit to cut the sleep short waited the whole sleep.
+type server struct {
+	calls sync.WaitGroup // the requests being handled
+
+	mu     sync.Mutex // guards the fields below
+	heard  []string   // the notifications' methods
+	strays int        // responses to no request of ours
+}
+
+func (s *server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if req.Notif {
+		s.mu.Lock()
+		s.heard = append(s.heard, req.Method)
+		s.mu.Unlock()
+		return
+	}
+	s.calls.Add(1)
+	go func() {
+		defer s.calls.Done()
+		jsonrpc2.HandlerWithError(s.handle).Handle(ctx, conn, req)
+	}()
+}
+
+// recv counts the responses that match no request of ours.
+func (s *server) recv(req *jsonrpc2.Request, resp *jsonrpc2.Response) {
+	if resp != nil && req == nil {
+		s.mu.Lock()
+		s.strays++
+		s.mu.Unlock()
+	}
+}
+
+// drainingStream, at the end of stdin, waits for the requests being
+// handled to be answered before it reports the end, which closes the
+// connection.
+type drainingStream struct {
+	jsonrpc2.ObjectStream
+	s *server
+}
+
+func (d drainingStream) ReadObject(v any) error {
+	err := d.ObjectStream.ReadObject(v)
+	if err != nil {
+		d.s.calls.Wait()
+	}
+	return err
+}
+
+func (s *server) handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
 	var params json.RawMessage
 	if req.Params != nil {
 		params = *req.Params
@@ -84,9 +158,16 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 		return params, nil
 	case "ping":
 		return "pong", nil
+	case "id":
+		return req.ID, nil
 	case "pid":
 		return os.Getpid(), nil
 	case "sleep":
+		var args []int
+		_ = json.Unmarshal(params, &args)
+		if len(args) > 1 && args[1] == 1 {
+			_ = conn.Notify(ctx, "sleeping", nil)
+		}
 		time.Sleep(time.Duration(firstInt(params)) * time.Millisecond)
 		return "slept", nil
 	case "spawn":
@@ -101,6 +182,31 @@ func handle(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, er
 		os.Exit(firstInt(params))
 	case "fail":
 		return nil, &jsonrpc2.Error{Code: 42, Message: "asked to fail"}
+	case "ask":
+		var method []string
+		_ = json.Unmarshal(params, &method)
+		var result json.RawMessage
+		err := conn.Call(ctx, method[0], map[string]int{"x": 1}, &result)
+		var rpcErr *jsonrpc2.Error
+		switch {
+		case errors.As(err, &rpcErr):
+			return map[string]any{"error": map[string]any{"code": rpcErr.Code, "message": rpcErr.Message}}, nil
+		case err != nil:
+			return nil, err
+		}
+		return map[string]any{"result": result}, nil
+	case "tell":
+		var method []string
+		_ = json.Unmarshal(params, &method)
+		return "told", conn.Notify(ctx, method[0], map[string]int{"x": 1})
+	case "heard":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return append([]string{}, s.heard...), nil
+	case "strays":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.strays, nil
 	case "log":
 		var lines []string
 		_ = json.Unmarshal(params, &lines)

@@ -10,6 +10,22 @@
 // fit the cleanup's deadline), then sends SIGKILL to the group and reaps
 // it. A child that had to be killed is reported with [ErrKilled].
 //
+// With [Config.CloseWait], Cleanup begins as MCP's stdio transport asks: it
+// closes the child's stdin alone, so that the child sees the end of its
+// input, and keeps reading its output while it waits for the child to
+// exit by itself; only then does the sequence above follow, for whatever
+// is left. [Config.OnExit] is told how the child ended, whether Cleanup
+// asked for it or not.
+//
+// # Traffic from the child
+//
+// The connection is symmetric: the child may send requests and
+// notifications of its own. [Config.Handler] handles them; without one,
+// requests are refused with method not found and notifications dropped.
+// [Process.Notify] sends notifications the other way, and [Process.Call]
+// takes jsonrpc2's call options, so a caller can pick a request's id and
+// name it later, to cancel it.
+//
 // # Grandchildren and zombies
 //
 // Processes the child starts stay in its group and are signalled with it,

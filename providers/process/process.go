@@ -72,6 +72,27 @@ type Config struct {
 	// HealthMethod, if set, is called with no parameters by HealthCheck,
 	// which reports unhealthy unless it succeeds.
 	HealthMethod string
+	// Handler handles what the child sends on its own: its requests and
+	// notifications. It runs on the goroutine that reads the child's
+	// output, one message at a time and in order, so it must not block: a
+	// handler that waits for an answer from the child waits forever. If
+	// nil, requests are answered with method not found and notifications
+	// are dropped; jsonrpc2's HandlerWithError, used for that, answers no
+	// notification, as JSON-RPC requires.
+	Handler jsonrpc2.Handler
+	// OnExit, if set, is called once when the child has exited and been
+	// reaped and its standard error copied and flushed, from the goroutine
+	// that reaped it. Calls in flight have failed by then. Cleanup waits
+	// for it to return, so it must not block.
+	OnExit func(Exit)
+	// CloseWait, if positive, makes Cleanup first close the child's stdin
+	// only and wait up to this long (at most half of what is left of the
+	// cleanup's deadline) for the child to exit by itself, reading its
+	// output meanwhile so that calls in flight can still be answered.
+	// SIGTERM and SIGKILL follow if it does not. This is how MCP's stdio
+	// transport shuts a server down. If zero, Cleanup closes both pipes
+	// and signals SIGTERM at once.
+	CloseWait time.Duration
 }
 
 // Process is a child process and the JSON-RPC connection to it.
@@ -82,9 +103,11 @@ type Process struct {
 	mu       sync.Mutex // guards the fields below
 	cmd      *exec.Cmd
 	conn     *jsonrpc2.Conn
+	stdin    *os.File // the child's stdin, closed alone for CloseWait
 	started  time.Time
 	exited   chan struct{} // closed once the child has been reaped
 	exitErr  error         // cmd.Wait's result, once exited is closed
+	reaped   chan struct{} // closed once the reaper has told OnExit and ended
 	closing  bool          // Cleanup has begun: no new calls
 	cleaned  chan struct{} // closed when Cleanup has ended
 	cleanErr error
@@ -116,6 +139,9 @@ func New(cfg Config) (*Process, error) {
 	}
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("process: Config.Grace is negative (%v)", cfg.Grace)
+	}
+	if cfg.CloseWait < 0 {
+		return nil, fmt.Errorf("process: Config.CloseWait is negative (%v)", cfg.CloseWait)
 	}
 	if err := checkEnv(cfg); err != nil {
 		return nil, err
@@ -173,11 +199,12 @@ func (p *Process) Initialize(ctx context.Context) error {
 	// exits, not only the process (golang/go#27505). So one goroutine,
 	// locked to its thread, forks the child and holds that thread, blocked
 	// in Wait, until the child is reaped: it is the reaper too.
-	exited := make(chan struct{})
+	exited, reaped := make(chan struct{}), make(chan struct{})
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		defer close(reaped)
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -187,13 +214,17 @@ func (p *Process) Initialize(ctx context.Context) error {
 		if f, ok := p.cfg.Stderr.(interface{ Flush() }); ok {
 			f.Flush() // Wait has copied all of stderr
 		}
-		p.mu.Lock()
+		p.mu.Lock() // held by Initialize until conn is set
 		p.exitErr = err
 		conn := p.conn
+		exit := exitOf(cmd.Process.Pid, cmd.ProcessState, err, p.closing)
 		p.mu.Unlock()
 		close(exited)
 		if conn != nil {
 			_ = conn.Close() // fail the calls in flight at once
+		}
+		if p.cfg.OnExit != nil {
+			p.cfg.OnExit(exit)
 		}
 	}()
 	if err := <-started; err != nil {
@@ -203,11 +234,15 @@ func (p *Process) Initialize(ctx context.Context) error {
 	}
 	closeAll(stdinR, stdoutW) // the child's ends
 
-	p.cmd, p.started, p.exited = cmd, time.Now(), exited
+	p.cmd, p.started, p.exited, p.reaped, p.stdin = cmd, time.Now(), exited, reaped, stdinW
+	handler := p.cfg.Handler
+	if handler == nil {
+		handler = jsonrpc2.HandlerWithError(refuse)
+	}
 	tail := &outputTail{}
 	p.conn = jsonrpc2.NewConn(context.Background(),
 		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{r: stdoutR, w: stdinW, tail: tail}), p: p, tail: tail},
-		jsonrpc2.HandlerWithError(refuse),
+		handler,
 		jsonrpc2.SetLogger(log.New(io.Discard, "", 0)))
 	p.mu.Unlock()
 
@@ -227,18 +262,24 @@ func refuse(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) {
 // Call calls method with params and decodes the result into result (a
 // pointer, or nil to discard it). It fails with [ErrClosed] when the child
 // is not running, and fails at once, never hangs, if the child exits or is
-// cleaned up meanwhile. An error the child returns is a *jsonrpc2.Error.
-func (p *Process) Call(ctx context.Context, method string, params, result any) error {
-	p.mu.Lock()
-	conn, closing := p.conn, p.closing
-	p.mu.Unlock()
-	if conn == nil || closing {
-		return fmt.Errorf("process %q: call %q: %w", p.cfg.ID, method, ErrClosed)
+// cleaned up meanwhile. An error the child returns is a *jsonrpc2.Error. A
+// call whose ctx has ended is not sent; one whose ctx ends before the
+// answer returns ctx's error, and the answer, if it comes, is dropped.
+//
+// opts are jsonrpc2's: jsonrpc2.PickID lets the caller know the request's
+// id, to cancel it by a protocol of its own (MCP's notifications/cancelled).
+// Calls without a picked id are numbered 0, 1, 2 and so on; a caller that
+// picks ids must keep clear of those, by picking every id or by picking
+// string ids.
+func (p *Process) Call(ctx context.Context, method string, params, result any, opts ...jsonrpc2.CallOption) error {
+	conn, err := p.connFor(ctx)
+	if err != nil {
+		return fmt.Errorf("process %q: call %q: %w", p.cfg.ID, method, err)
 	}
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
 	var raw json.RawMessage
-	err := conn.Call(ctx, method, params, &raw)
+	err = conn.Call(ctx, method, params, &raw, opts...)
 	switch {
 	case errors.Is(err, jsonrpc2.ErrClosed):
 		return fmt.Errorf("process %q: call %q: %w%s", p.cfg.ID, method, ErrClosed, p.why())
@@ -250,6 +291,34 @@ func (p *Process) Call(ctx context.Context, method string, params, result any) e
 		}
 	}
 	return nil
+}
+
+// Notify sends method with params as a JSON-RPC notification, which has
+// no answer. It fails with [ErrClosed] when the child is not running, and
+// does not send if ctx has ended.
+func (p *Process) Notify(ctx context.Context, method string, params any) error {
+	conn, err := p.connFor(ctx)
+	if err == nil {
+		err = conn.Notify(ctx, method, params)
+	}
+	switch {
+	case errors.Is(err, jsonrpc2.ErrClosed):
+		return fmt.Errorf("process %q: notify %q: %w%s", p.cfg.ID, method, ErrClosed, p.why())
+	case err != nil:
+		return fmt.Errorf("process %q: notify %q: %w", p.cfg.ID, method, err)
+	}
+	return nil
+}
+
+// connFor returns the connection for a message to be sent within ctx.
+func (p *Process) connFor(ctx context.Context) (*jsonrpc2.Conn, error) {
+	p.mu.Lock()
+	conn, closing := p.conn, p.closing
+	p.mu.Unlock()
+	if conn == nil || closing {
+		return nil, ErrClosed
+	}
+	return conn, ctx.Err()
 }
 
 // why says, for an error, why the connection ended: the child's exit, or
@@ -281,8 +350,9 @@ func (p *Process) outputError() string {
 	return ""
 }
 
-// Cleanup stops the child: it fails the calls in flight, closes the pipes,
-// sends SIGTERM to the process group, waits for the grace period (or less,
+// Cleanup stops the child: with CloseWait, it first closes the child's
+// stdin and waits for it to exit by itself; then it fails the calls in
+// flight, closes the pipes, sends SIGTERM to the process group, waits for the grace period (or less,
 // to fit ctx's deadline), sends SIGKILL to whatever of the group is left,
 // and reaps it. It returns [ErrKilled] if SIGKILL was needed, and an error
 // if the group could not be reaped before ctx ended. It is idempotent, and
@@ -301,17 +371,39 @@ func (p *Process) Cleanup(ctx context.Context) error {
 	}
 	p.closing = true
 	p.cleaned = make(chan struct{})
-	cmd, conn, exited := p.cmd, p.conn, p.exited
+	cmd, conn, exited, reaped, stdin := p.cmd, p.conn, p.exited, p.reaped, p.stdin
 	p.mu.Unlock()
 	defer close(p.cleaned)
 	if cmd == nil {
 		return nil
 	}
-	p.cleanErr = p.stop(ctx, cmd, conn, exited)
+	if p.cfg.CloseWait > 0 {
+		p.closeStdin(ctx, stdin, exited)
+	}
+	p.cleanErr = p.stop(ctx, cmd, conn, exited, reaped)
 	return p.cleanErr
 }
 
-func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, exited chan struct{}) error {
+// closeStdin closes the child's stdin, and only that, and waits up to
+// CloseWait, or half of what is left of ctx, for the child to exit. Its
+// stdout is still read meanwhile, so calls in flight may be answered.
+func (p *Process) closeStdin(ctx context.Context, stdin *os.File, exited chan struct{}) {
+	_ = stdin.Close()
+	wait := p.cfg.CloseWait
+	if d, ok := ctx.Deadline(); ok {
+		// The other half is for SIGTERM, SIGKILL and reaping.
+		wait = min(wait, time.Until(d)/2)
+	}
+	timer := time.NewTimer(max(wait, 0))
+	defer timer.Stop()
+	select {
+	case <-exited:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, exited, reaped chan struct{}) error {
 	_ = conn.Close() // fails calls in flight; closes stdin (EOF) and stdout
 	pgid := cmd.Process.Pid
 
@@ -347,6 +439,11 @@ func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, 
 	}
 	if err := reapGroup(rctx, pgid); err != nil {
 		return fmt.Errorf("process %q (process group %d): %w", p.cfg.ID, pgid, err)
+	}
+	select { // OnExit has returned, so Cleanup's caller has seen the exit
+	case <-reaped:
+	case <-rctx.Done():
+		return fmt.Errorf("process %q (pid %d): Config.OnExit did not return: %w", p.cfg.ID, pgid, rctx.Err())
 	}
 	if killed {
 		return fmt.Errorf("process %q (pid %d): %w (%v)", p.cfg.ID, pgid, ErrKilled, p.cfg.Grace)

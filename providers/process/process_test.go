@@ -209,6 +209,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"unknown program", process.Config{Command: []string{"gleitzeit-no-such-program"}}, `"gleitzeit-no-such-program"`},
 		{"bad dir", process.Config{Command: []string{"true"}, Dir: "/no/such/dir"}, `"/no/such/dir" is not a directory`},
 		{"negative grace", process.Config{Command: []string{"true"}, Grace: -time.Second}, "Grace is negative"},
+		{"negative close wait", process.Config{Command: []string{"true"}, CloseWait: -time.Second}, "CloseWait is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,154 @@
+package mcp_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
+	"github.com/gleitzeit/gleitzeit/providers/process"
+)
+
+// everything starts the MCP project's reference server, as pinned in
+// internal/mcptest.
+func everything(t *testing.T, cfg mcp.Config) (*mcp.Client, *observer.ObservedLogs) {
+	t.Helper()
+	return started(t, mcptest.Everything(t), nil, cfg)
+}
+
+// The handshake with the real server: it speaks the newest version, says
+// who it is, answers ping, and announces the tools it adds once
+// initialized.
+func TestEverythingHandshake(t *testing.T) {
+	c, logs := everything(t, mcp.Config{})
+	h := c.HealthCheck(context.Background())
+	require.Equal(t, lifecycle.StatusHealthy, h.Status, h.Message)
+	assert.Equal(t, "mcp-servers/everything", h.Resources["server_name"])
+	assert.NotEmpty(t, h.Resources["server_version"])
+	assert.Equal(t, mcp.LatestVersion, h.Resources["protocol_version"])
+	assert.Contains(t, h.Resources["capabilities"], "tools")
+	assert.Contains(t, h.Resources["capabilities"], "logging")
+
+	s, ok := c.Session()
+	require.True(t, ok)
+	assert.NotEmpty(t, s.Instructions)
+
+	require.Eventually(t, func() bool {
+		return logs.FilterMessage("server list changed").FilterField(zap.String("method", "notifications/tools/list_changed")).Len() > 0
+	}, testkit.Wait, 5*time.Millisecond)
+}
+
+// The real server's tools, through one client: answers, tool errors,
+// progress, and a cancellation after which the client goes on.
+func TestEverythingTools(t *testing.T) {
+	// The cancelled operation's timers keep node alive after its stdin
+	// ends: no need to wait long for an exit that will not come.
+	c, logs := everything(t, mcp.Config{CloseWait: 100 * time.Millisecond})
+
+	t.Run("echo answers its message", func(t *testing.T) {
+		result, err := callTool(t, c, "echo", map[string]string{"message": "hello, everything"})
+		require.NoError(t, err)
+		assert.Contains(t, text(t, result), "hello, everything")
+	})
+
+	t.Run("get-sum adds", func(t *testing.T) {
+		a, b := 17, 25
+		result, err := callTool(t, c, "get-sum", map[string]int{"a": a, "b": b})
+		require.NoError(t, err)
+		assert.Contains(t, text(t, result), strconv.Itoa(a+b))
+	})
+
+	t.Run("an unknown tool is a tool error", func(t *testing.T) {
+		result, err := callTool(t, c, "no-such-tool", map[string]any{})
+		require.ErrorIs(t, err, mcp.ErrToolError)
+		var toolErr *mcp.ToolError
+		require.ErrorAs(t, err, &toolErr)
+		assert.Equal(t, "no-such-tool", toolErr.Tool)
+		assert.Contains(t, toolErr.Message, "no-such-tool")
+		assert.NotEmpty(t, result)
+	})
+
+	t.Run("a progress token brings progress", func(t *testing.T) {
+		logs.TakeAll()
+		const steps = 3
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+		defer cancel()
+		_, err := c.Call(ctx, "tools/call", toolParams(t, "trigger-long-running-operation",
+			map[string]any{"duration": 0.3, "steps": steps}, map[string]any{"progressToken": "tok-1"}))
+		require.NoError(t, err)
+		// Each notification came before the answer, and was logged then.
+		got := logs.FilterMessage("server progress").All()
+		require.Len(t, got, steps)
+		for i, e := range got {
+			assert.Equal(t, map[string]any{"provider": "mcp", "progress_token": "tok-1",
+				"progress": float64(i + 1), "total": float64(steps)}, e.ContextMap())
+		}
+	})
+
+	t.Run("a cancelled call returns and the client goes on", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		var err error
+		testkit.Within(t, "the cancelled call", func() {
+			_, err = c.Call(ctx, "tools/call", toolParams(t, "trigger-long-running-operation",
+				map[string]any{"duration": 60, "steps": 60}, nil))
+		})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+
+		result, err := callTool(t, c, "echo", map[string]string{"message": "after the cancel"})
+		require.NoError(t, err)
+		assert.Contains(t, text(t, result), "after the cancel")
+		h := c.HealthCheck(context.Background())
+		assert.Equal(t, lifecycle.StatusHealthy, h.Status, h.Message)
+	})
+}
+
+// The real server's log messages arrive at the level they name.
+func TestEverythingLogs(t *testing.T) {
+	c, logs := everything(t, mcp.Config{})
+	_, err := callTool(t, c, "toggle-simulated-logging", map[string]any{})
+	require.NoError(t, err)
+	// The first message is sent at once, but not before the answer.
+	require.Eventually(t, func() bool { return logs.FilterMessage("server log").Len() > 0 }, testkit.Wait, 5*time.Millisecond)
+	_, err = callTool(t, c, "toggle-simulated-logging", map[string]any{}) // off again
+	require.NoError(t, err)
+
+	e := logs.FilterMessage("server log").All()[0]
+	fields := e.ContextMap()
+	assert.Equal(t, "mcp", fields["provider"])
+	assert.NotEmpty(t, fields["data"])
+	want := map[string]string{"debug": "debug", "info": "info", "notice": "warn", "warning": "warn",
+		"error": "error", "critical": "error", "alert": "error", "emergency": "error"}
+	require.Contains(t, want, fields["server_level"])
+	assert.Equal(t, want[fields["server_level"].(string)], e.Level.String())
+}
+
+// Cleanup closes the server's stdin, node exits by itself, and nothing of
+// its process group is left.
+func TestEverythingCleanup(t *testing.T) {
+	ch, onExit := exits()
+	cfg := mcp.Config{CloseWait: testkit.Wait}
+	cfg.Process.OnExit = onExit
+	c, _ := everything(t, cfg)
+	pid, ok := c.HealthCheck(context.Background()).Resources["pid"].(int)
+	require.True(t, ok)
+
+	var err error
+	testkit.Within(t, "Cleanup", func() { err = c.Cleanup(context.Background()) })
+	require.NoError(t, err)
+	got := testkit.Receive(t, ch, "OnExit")
+	assert.Equal(t, process.Exit{Pid: pid, Code: 0, CleanedUp: true}, got, "node exited by itself: %v", got)
+	assert.True(t, errors.Is(syscall.Kill(-pid, 0), syscall.ESRCH), "the process group is gone")
+	assert.True(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "node is gone, not a zombie")
+}
