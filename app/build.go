@@ -10,6 +10,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
 	"github.com/gleitzeit/gleitzeit/providers/ollama"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
@@ -42,19 +43,29 @@ func (e *Engine) buildKind(id string, t Template, exited func(pool.Exit)) (lifec
 		}
 		return p, endpoint{call: llmHandler(p)}, nil
 	case "process":
-		cfg, _ := e.processConfig(id, t, exited)
-		p, err := process.New(cfg)
+		p, err := process.New(e.processConfig(id, t, exited))
 		if err != nil {
 			return nil, endpoint{}, err
 		}
 		return p, endpoint{call: rpcHandler(p)}, nil
+	case "mcp":
+		cfg := e.processConfig(id, t, exited)
+		c, err := mcp.New(mcp.Config{Process: cfg, ClientName: mcpClientName, Log: e.log.Named("mcp")})
+		if err != nil {
+			return nil, endpoint{}, err
+		}
+		return c, endpoint{call: mcpHandler(c), notify: c.Notify}, nil
 	}
 	return nil, endpoint{}, fmt.Errorf("template kind %q", t.Kind)
 }
 
-// processConfig is the child of a process or mcp template, its stderr
-// logged a line at a time.
-func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) (process.Config, *childStderr) {
+// mcpClientName is the clientInfo name the service gives MCP servers; the
+// version is the module's.
+const mcpClientName = "gleitzeit-service"
+
+// processConfig is the child of a process or mcp template: its stderr
+// logged a line at a time, its exit told to its pool with the last line.
+func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) process.Config {
 	grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
 	log := e.log.With(zap.String("provider", id))
 	stderr := newChildStderr(e.log, id)
@@ -63,5 +74,10 @@ func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) (p
 		Stderr: stderr,
 		OnOutputError: func(err error) {
 			log.Error("child process output is not JSON-RPC: it cannot be used", zap.String("error", lifecycle.Redact(err.Error())))
-		}, Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}, stderr
+		},
+		OnExit: func(x process.Exit) {
+			exited(pool.Exit{Pid: x.Pid, Status: x.String(), Failed: x.Code != 0 || x.Signal != "" || x.Err != nil,
+				Expected: x.CleanedUp, LastLine: stderr.lastLine()})
+		},
+		Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}
 }

@@ -19,8 +19,9 @@ const maxChildLine = 4096
 type childStderr struct {
 	log *zap.Logger
 
-	mu  sync.Mutex // guards buf: exec copies stderr on a goroutine of its own
-	buf []byte
+	mu   sync.Mutex // guards buf and last: exec copies stderr on a goroutine of its own
+	buf  []byte
+	last string // the last line logged, redacted: a crash's last words
 }
 
 func newChildStderr(log *zap.Logger, id string) *childStderr {
@@ -51,7 +52,15 @@ func (c *childStderr) line(b []byte) {
 	if len(b) > maxChildLine {
 		b = b[:maxChildLine]
 	}
-	c.log.Info("child stderr", zap.String("line", lifecycle.Redact(string(bytes.TrimRight(b, "\r")))))
+	c.last = lifecycle.Redact(string(bytes.TrimRight(b, "\r")))
+	c.log.Info("child stderr", zap.String("line", c.last))
+}
+
+// lastLine is the last line the child wrote, redacted; "" if none.
+func (c *childStderr) lastLine() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }
 
 // Flush logs what is left of a last line that ended without a newline: a

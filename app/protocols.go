@@ -12,6 +12,7 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/sourcegraph/jsonrpc2"
 
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
 	"github.com/gleitzeit/gleitzeit/providers/ollama"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
@@ -141,6 +142,34 @@ func rpcHandler(p *process.Process) handler {
 			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 		}
 		return out, err
+	}
+}
+
+// mcpHandler serves an MCP server's methods: each a request to it. A tool
+// that reports an error (isError) fails the task, with its message.
+func mcpHandler(c *mcp.Client) handler {
+	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		if err := structured(params); err != nil {
+			return nil, err
+		}
+		out, err := c.Call(ctx, method, params)
+		var rpcErr *jsonrpc2.Error
+		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
+			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
+		}
+		return out, err
+	}
+}
+
+// structured refuses params that are not a JSON object or array: JSON-RPC
+// 2.0 params are structured, and a strict server drops anything else
+// without an answer, which would leave the task waiting.
+func structured(params json.RawMessage) error {
+	switch trimmed := bytes.TrimSpace(params); {
+	case len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")), trimmed[0] == '{' || trimmed[0] == '[':
+		return nil
+	default:
+		return fmt.Errorf("%w: params: JSON-RPC wants an object or an array, got %.40s", errBadRequest, trimmed)
 	}
 }
 
