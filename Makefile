@@ -7,6 +7,13 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run test stress lint fuzz bench
 
+# The real MCP server the tests run (providers/mcp, the service's pools),
+# pinned by internal/mcptest's package-lock.json, installed by npm ci
+# whenever the lock file is newer than what is installed.
+MCPTEST := internal/mcptest
+$(MCPTEST)/node_modules/.package-lock.json: $(MCPTEST)/package-lock.json $(MCPTEST)/package.json
+	cd $(MCPTEST) && npm ci --no-audit --no-fund
+
 # Built, then run, rather than `go run`: on Ctrl-C, go run exits 1 whatever
 # the service's own exit code is.
 run:
@@ -15,7 +22,7 @@ run:
 
 # The registry's core runs ten times: a race that shows once in a few
 # runs must fail CI, not a user's shutdown.
-test:
+test: $(MCPTEST)/node_modules/.package-lock.json
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/app/pool"
 )
 
 func noEnv(string) string { return "" }
@@ -115,6 +117,19 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"bad flag value", "", []string{"-shutdown-timeout", "0s"}, "config: shutdown.timeout: must be positive, got 0s"},
 		{"unknown flag", "", []string{"-nope"}, "config: flags: flag provided but not defined: -nope"},
 		{"missing file", "", []string{"-config", "/no/such/file.yaml"}, "config: -config: open /no/such/file.yaml: no such file or directory"},
+		{"pool min above max", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {min: 3, max: 2}}}\nproviders: []\n", nil, "config: templates.t.pool.min: 3 is more than max (2)"},
+		{"pool marks crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {scale_up_at: 0.5, scale_down_at: 0.5}}}\nproviders: []\n", nil, "config: templates.t.pool.scale_down_at: 0.5 is not below scale_up_at (0.5)"},
+		{"pool utilization above 1", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {scale_up_at: 2}}}\nproviders: []\n", nil, "config: templates.t.pool.scale_up_at: want a utilization from 0 to 1, got 2"},
+		{"pool bad cooldown", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {cooldown: later}}}\nproviders: []\n", nil, `config: templates.t.pool.cooldown: want a duration such as 30s, got "later"`},
+		{"pool per_instance 0", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {per_instance: 0}}}\nproviders: []\n", nil, "config: templates.t.pool.per_instance: want at least 1, got 0"},
+		{"pool typo", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {maxx: 3}}}\nproviders: []\n", nil, `config: templates.t.pool.maxx: unknown field "maxx"`},
+		{"bad restart policy", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {policy: sometimes}}}\nproviders: []\n", nil, `config: templates.t.restart.policy: want never, on-failure or always, got "sometimes"`},
+		{"restart backoffs crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 1s}}}\nproviders: []\n", nil, "config: templates.t.restart.max_backoff: 1s is less than backoff (5s)"},
+		{"restart for ollama", "templates: {o: {kind: ollama, restart: {policy: always}}}\nproviders: []\n", nil, "config: templates.o.restart: set for an ollama template"},
+		{"a provider of a pool", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {}}}\nproviders: [{id: x, template: t}]\n", nil, `config: providers[0].template: template "t" is a pool: it runs its own instances (t-1)`},
+		{"an id of a pool's", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {}}, u: {kind: process, protocol: p, process: {command: [sh]}}}\nproviders: [{id: t-2, template: u}]\n", nil, `config: providers[0].id: "t-2" is named like an instance of the pool "t"`},
+		{"mcp with a ready method", "templates: {m: {kind: mcp, process: {command: [sh], ready_method: hello}}}\nproviders: []\n", nil, "config: templates.m.process.ready_method: set for an mcp template"},
+		{"mcp without a command", "templates: {m: {kind: mcp}}\nproviders: []\n", nil, "config: templates.m.process.command: required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,4 +167,27 @@ func TestSecretsStayOutOfChildrenAndMessages(t *testing.T) {
 	assert.Equal(t, ExitConfig, code, stderr.String())
 	assert.Contains(t, stderr.String(), "config: store.dsn:")
 	assert.NotContains(t, stderr.String(), "hunter2")
+}
+
+// pool: and restart: fill in what they leave out with the documented
+// defaults; kind: mcp speaks mcp/v1 unless told otherwise.
+func TestPoolAndRestartDefaults(t *testing.T) {
+	s, err := Load([]string{"-config", write(t, "c.yaml", `
+templates:
+  m: {kind: mcp, process: {command: [sh]}, pool: {max: 8, queue: 0}}
+  p: {kind: process, protocol: p/v1, process: {command: [sh]}, restart: {policy: always, max_restarts: 0}}
+  o: {kind: ollama}
+providers: []
+`)}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	m := s.Templates["m"]
+	assert.Equal(t, "mcp/v1", m.Protocol)
+	want := defaultSizing
+	want.Max, want.Queue = 8, 0
+	assert.Equal(t, &want, m.Sizing)
+	assert.Equal(t, defaultRestart, m.Supervision)
+	assert.Equal(t, pool.Restart{Policy: pool.Always, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxRestarts: 0, Window: time.Minute},
+		s.Templates["p"].Supervision)
+	assert.Nil(t, s.Templates["p"].Sizing)
+	assert.Equal(t, pool.Never, s.Templates["o"].Supervision.Policy, "an ollama provider has no child to restart")
 }

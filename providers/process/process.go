@@ -282,6 +282,7 @@ func (p *Process) Call(ctx context.Context, method string, params, result any, o
 	err = conn.Call(ctx, method, params, &raw, opts...)
 	switch {
 	case errors.Is(err, jsonrpc2.ErrClosed):
+		p.awaitExit(ctx)
 		return fmt.Errorf("process %q: call %q: %w%s", p.cfg.ID, method, ErrClosed, p.why())
 	case err != nil:
 		return fmt.Errorf("process %q: call %q: %w", p.cfg.ID, method, err)
@@ -319,6 +320,29 @@ func (p *Process) connFor(ctx context.Context) (*jsonrpc2.Conn, error) {
 		return nil, ErrClosed
 	}
 	return conn, ctx.Err()
+}
+
+// exitReapWait bounds how long a call that lost its connection waits for
+// the child to be reaped, to name its exit: the end of its stdout usually
+// comes a moment before Wait returns.
+const exitReapWait = 100 * time.Millisecond
+
+// awaitExit waits, briefly, for a child whose output ended to be reaped,
+// unless Cleanup closed the connection.
+func (p *Process) awaitExit(ctx context.Context) {
+	p.mu.Lock()
+	exited, closing := p.exited, p.closing
+	p.mu.Unlock()
+	if exited == nil || closing {
+		return
+	}
+	t := time.NewTimer(exitReapWait)
+	defer t.Stop()
+	select {
+	case <-exited:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // why says, for an error, why the connection ended: the child's exit, or
