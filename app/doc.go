@@ -15,11 +15,25 @@
 //
 // # Pools
 //
-// Several providers can serve one protocol. The admin API adds one by
-// instantiating a template named in the configuration (no URL or command
-// line arrives over HTTP) and removes one by stopping new tasks reaching
-// it, waiting for its leases and cleaning it up. Both need the configured
-// bearer token, and answer 403 when none is configured.
+// Every template's instances are a pool (package app/pool), through which
+// tasks are admitted. A template with pool: sizes itself between min and
+// max on utilization, queues what its instances cannot take yet (429 when
+// the queue is full, 503 when a wait runs out, both with Retry-After), and
+// names its own instances. For a template without it, the admin API adds
+// an instance by instantiating the template (no URL or command line
+// arrives over HTTP) and removes one by stopping new tasks reaching it,
+// waiting for its leases and cleaning it up; both need the configured
+// bearer token, and answer 403 when none is configured. Children of
+// process and mcp templates are supervised: one that dies is replaced
+// under its id, after a backoff, within a restart budget.
+//
+// # Files
+//
+// engine.go builds the pools and owns the engine's life and the admin
+// operations; build.go makes providers from templates; run.go runs and
+// records tasks; health.go polls health and decides readiness; view.go
+// is what the admin API shows; protocols.go maps each protocol's methods
+// to its provider; config.go and poolconfig.go read the configuration.
 //
 // # Endpoints
 //
@@ -28,6 +42,7 @@
 //	GET    /v1/providers         state, dependencies, health, resources, last cleanup
 //	POST   /v1/providers         {"id", "template"}            (bearer token)
 //	DELETE /v1/providers/{id}                                  (bearer token)
+//	GET    /v1/pools             size, queue, restarts, last scale event
 //	POST   /v1/tasks             {"protocol", "method", "params", "timeout"}
 //	GET    /v1/tasks/{id}
 //	GET    /metrics              Prometheus
