@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
@@ -73,7 +74,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer cancelStart()
 	if err := app.Start(startCtx); err != nil {
 		log.Error("cannot start the service", zap.Error(err))
-		logReport(log, reg)
+		logReport(log, reg, engine)
 		return ExitFailed
 	}
 	log.Info("service started", zap.String("addr", s.Addr), zap.String("data_dir", s.DataDir))
@@ -99,7 +100,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	case sig := <-signals:
 		return forced(log, reg, sig)
 	}
-	logReport(log, reg)
+	logReport(log, reg, engine)
 	if err != nil {
 		log.Error("service stopped with errors", zap.Duration("duration", time.Since(begin)), zap.Error(err))
 		return ExitFailed
@@ -122,19 +123,45 @@ func forced(log *zap.Logger, reg *lifecycle.Registry, sig os.Signal) int {
 }
 
 // logReport logs the cleanup report: one line naming every provider and
-// what happened to it.
-func logReport(log *zap.Logger, reg *lifecycle.Registry) {
+// what happened to it, and the instances removed while the service ran
+// (scaled down, replaced after their child died, removed by hand), each
+// with its cleanup's outcome.
+func logReport(log *zap.Logger, reg *lifecycle.Registry, e *Engine) {
 	if reg == nil {
 		return
 	}
 	rep := reg.Report()
 	ids := rep.IDs()
-	fields := make([]zap.Field, 0, len(ids)+1)
+	fields := make([]zap.Field, 0, len(ids)+2)
 	fields = append(fields, zap.Duration("duration", rep.Duration))
 	for _, id := range ids {
 		fields = append(fields, zap.Any(id, rep.Providers[id]))
 	}
+	if e != nil {
+		if removed := e.removals.all(); len(removed) > 0 {
+			fields = append(fields, zap.Array("removed_while_running", removalList(removed)))
+		}
+	}
 	log.Info("cleanup report", fields...)
+}
+
+// removalList logs removals as objects: id, template, reason and the
+// cleanup's outcome.
+type removalList []pool.Removal
+
+func (l removalList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, r := range l {
+		if err := enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+			o.AddString("id", r.ID)
+			o.AddString("template", r.Template)
+			o.AddString("reason", r.Reason)
+			o.AddTime("at", r.At)
+			return o.AddReflected("outcome", r.Outcome)
+		})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newLogger(format string, w io.Writer) *zap.Logger {

@@ -235,5 +235,11 @@ providers: []
 	require.NoError(t, svc.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, svc.exitCode(), svc.stderr.String())
 	assert.Empty(t, withMark(mark), "node processes left after the service exited")
-	assert.Contains(t, svc.stderr.String(), `"cleanup report"`)
+	report := svc.stderr.String()
+	report = report[strings.Index(report, `"cleanup report"`):]
+	report = report[:strings.IndexByte(report, '\n')]
+	assert.Contains(t, report, `"tools-1":{"method":"Cleanup","result":"ok"`)
+	assert.Contains(t, report, `"reason":"exited: signal: killed"`, "the killed child, cleaned up while the service ran")
+	assert.Contains(t, report, `"reason":"scaled down"`)
+	assert.NotContains(t, report, `"result":"error"`)
 }
