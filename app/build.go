@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,7 +55,7 @@ func (e *Engine) buildKind(id string, t Template, exited func(pool.Exit)) (lifec
 		if err != nil {
 			return nil, endpoint{}, err
 		}
-		return c, endpoint{call: mcpHandler(c), notify: c.Notify}, nil
+		return c, endpoint{call: mcpHandler(c), notify: mcpNotify(c)}, nil
 	}
 	return nil, endpoint{}, fmt.Errorf("template kind %q", t.Kind)
 }
@@ -69,14 +70,22 @@ func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) pr
 	grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
 	log := e.log.With(zap.String("provider", id))
 	stderr := newChildStderr(e.log, id)
+	// A child whose output broke is cut off by the service, and may then
+	// exit 0 at the end of its stdin, as a stdio server should: a failure
+	// all the same, for the restart policy.
+	var broken atomic.Bool
 	return process.Config{ID: id, Command: t.Process.Command, Dir: t.Process.Dir,
 		Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Protocol: t.Protocol,
 		Stderr: stderr,
 		OnOutputError: func(err error) {
+			broken.Store(true)
 			log.Error("child process output is not JSON-RPC: it cannot be used", zap.String("error", lifecycle.Redact(err.Error())))
+			// Useless from now on, even if it runs on: its pool treats it
+			// as dead, and removing it ends it.
+			exited(pool.Exit{Status: "its output is not JSON-RPC", Failed: true, LastLine: stderr.lastLine()})
 		},
 		OnExit: func(x process.Exit) {
-			exited(pool.Exit{Pid: x.Pid, Status: x.String(), Failed: x.Code != 0 || x.Signal != "" || x.Err != nil,
+			exited(pool.Exit{Pid: x.Pid, Status: x.String(), Failed: x.Code != 0 || x.Signal != "" || x.Err != nil || broken.Load(),
 				Expected: x.CleanedUp, LastLine: stderr.lastLine()})
 		},
 		Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}

@@ -283,6 +283,9 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, err
 		}
 		s.Templates[name] = t
+		if t.Sizing != nil && t.Sizing.QueueTimeout >= s.TaskTimeout {
+			return nil, bad("templates."+name+".pool.queue_timeout", "%v is not shorter than task_timeout (%v): the task's own deadline would end every longer wait", t.Sizing.QueueTimeout, s.TaskTimeout)
+		}
 		if t.Timeout != "" {
 			d, _ := time.ParseDuration(t.Timeout) // checked above
 			longest = max(longest, d)

@@ -155,7 +155,7 @@ func (e *Engine) start(ctx context.Context) error {
 // server has finished its requests, and before the providers are cleaned
 // up, which the registry does for every instance the pools leave.
 func (e *Engine) stop(ctx context.Context) error {
-	e.draining.Store(true)
+	e.BeginShutdown() // a test may stop without a signal
 	e.stopped.Store(true)
 	e.cancelTasks(errCutShort) // none is left: the admin server has answered every request
 	var errs []error
@@ -178,9 +178,15 @@ func (e *Engine) stop(ctx context.Context) error {
 	return nil
 }
 
-// BeginShutdown turns readiness to 503 at once; tasks are still served
-// until the admin server stops taking requests.
-func (e *Engine) BeginShutdown() { e.draining.Store(true) }
+// BeginShutdown turns readiness to 503 at once, and stops the pools
+// growing and restarting children; tasks are still served until the admin
+// server stops taking requests.
+func (e *Engine) BeginShutdown() {
+	e.draining.Store(true)
+	for _, p := range e.pools {
+		p.Quiesce()
+	}
+}
 
 // errCutShort is the cause of a task's context that CancelTasks ended.
 var errCutShort = errors.New("the service is shutting down: the task was cut short")
@@ -209,7 +215,7 @@ func (e *Engine) Add(ctx context.Context, id, template string) error {
 		return fmt.Errorf("%w: %q", errPooled, template)
 	}
 	if name, ok := poolInstanceOf(id, e.settings.Templates); ok {
-		return fmt.Errorf("%w: %q is named like an instance of the pool %q", errBadRequest, id, name)
+		return fmt.Errorf("%w: %q is named like an instance of the pool %q", errPooled, id, name)
 	}
 	for _, other := range e.pools {
 		if other.Has(id) {

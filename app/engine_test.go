@@ -344,7 +344,7 @@ func TestNothingRunsUnrecorded(t *testing.T) {
 // printed, and reads unhealthy.
 func TestChildOutputIsLoggedWithItsProvider(t *testing.T) {
 	argv, env := rpctest.Command(rpctest.Garbage, false)
-	s := startWith(t, fmt.Sprintf("  garbage: {kind: process, protocol: garbage/v1, process: {command: [%q, %q], env: [%q], grace: 1s}}", argv[0], argv[1], env[0]), "")
+	s := startWith(t, fmt.Sprintf("  garbage: {kind: process, protocol: garbage/v1, process: {command: [%q, %q], env: [%q], grace: 1s}, restart: {policy: never}}", argv[0], argv[1], env[0]), "")
 	s.waitHealthy()
 	code, _, msg := s.task("echo/v1", "log", []string{"hello from the child", "a second line"})
 	require.Equal(t, 200, code, msg)

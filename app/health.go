@@ -49,13 +49,21 @@ func (e *Engine) pollHealth(ctx context.Context) {
 	// it ran is not judged by it.
 	e.health.Store(&healthSnapshot{rep: rep, at: begun})
 	e.metrics.observeHealth(rep)
+	for _, p := range e.pools { // an instance that came back takes what waits
+		p.Recheck()
+	}
 }
 
 // usable reports whether an instance, ready since the given time, may take
-// tasks: not unhealthy at the last check, if that check was made since. A
+// tasks: its child running (a check of its own, without a call: a child
+// that died a moment ago must not be handed a task that waited for it),
+// and not unhealthy at the last check, if that check was made since. A
 // replacement bears its dead predecessor's id, whose last check must not
 // keep it out.
-func (e *Engine) usable(id string, since time.Time) bool {
+func (e *Engine) usable(id string, p lifecycle.Provider, since time.Time) bool {
+	if r, ok := p.(interface{ Running() bool }); ok && !r.Running() {
+		return false
+	}
 	snap := e.health.Load()
 	if snap == nil || snap.at.Before(since) {
 		return true
@@ -164,9 +172,11 @@ func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 				down = append(down, id+" is restarting")
 			}
 		}
-		switch {
+		switch st := p.Stats(); {
 		case p.Config().Sizing == nil:
 			why = append(why, down...)
+		case up == 0 && st.Min == 0 && st.Size == 0 && len(down) == 0:
+			// Empty by its own choice: the first task starts an instance.
 		case up == 0:
 			why = append(why, fmt.Sprintf("pool %s has no healthy instance (%d down)", name, len(down)))
 		}

@@ -162,6 +162,9 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 	if r.MaxBackoff < r.Backoff {
 		return r, bad(field+".max_backoff", "%v is less than backoff (%v)", r.MaxBackoff, r.Backoff)
 	}
+	if r.Window <= r.MaxBackoff {
+		return r, bad(field+".window", "%v is not longer than max_backoff (%v): restarts that far apart would never add up to max_restarts, and a crash loop would never be given up", r.Window, r.MaxBackoff)
+	}
 	return r, nil
 }
 

@@ -1,17 +1,21 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
 
+	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
@@ -62,6 +66,15 @@ func TestSupervisedChild(t *testing.T) {
 	require.Eventually(t, func() bool { return s.engine.pools["crashy"].MemberState("crashy-1") == "ready" },
 		testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
 	assert.NotEqual(t, first, s.pid("crashy-1"), "a new child under the same id")
+	var list struct{ Providers []ProviderView }
+	require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
+	for _, p := range list.Providers {
+		if p.ID == "crashy-1" {
+			require.NotNil(t, p.Previous, "the dead one's removal is shown with its replacement")
+			assert.Equal(t, "exited: exit status 3", p.Previous.Reason)
+			assert.Equal(t, "ok", p.Previous.Cleanup.Result.String())
+		}
+	}
 	log := s.logs.String()
 	assert.Contains(t, log, "child process exited")
 	assert.Contains(t, log, fmt.Sprintf(`"pid": %d`, first))
@@ -70,6 +83,7 @@ func TestSupervisedChild(t *testing.T) {
 
 	// The pool decides its instances, not the admin API.
 	assert.Equal(t, 409, s.call("POST", "/v1/providers", token, map[string]string{"id": "x", "template": "crashy"}, nil))
+	assert.Equal(t, 409, s.call("POST", "/v1/providers", token, map[string]string{"id": "crashy-7", "template": "echo"}, nil))
 	assert.Equal(t, 409, s.call("DELETE", "/v1/providers/crashy-1", token, nil, nil))
 
 	// Two more crashes: the second restart is the last one allowed, the
@@ -115,4 +129,87 @@ func TestSupervisedChild(t *testing.T) {
 	rep := s.reg.Report()
 	require.Contains(t, rep.Providers, "crashy-1")
 	assert.False(t, rep.Providers["crashy-1"].Result.Failed(), "%+v", rep.Providers["crashy-1"])
+}
+
+// A task waiting for the only instance while its child dies is not handed
+// the dead one: it waits for the replacement, and succeeds.
+func TestAQueuedTaskWaitsForTheReplacement(t *testing.T) {
+	argv, env := rpctest.Command(rpctest.Server, false)
+	s := startWith(t, fmt.Sprintf(`  one:
+    kind: process
+    protocol: one/v1
+    process: {command: [%q, %q], env: [%q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 1, queue: 4, queue_timeout: 10s}
+    restart: {backoff: 5ms, max_backoff: 10ms, max_restarts: 50, window: 1m}`, argv[0], argv[1], env[0]), "")
+	s.waitHealthy()
+	for round := range 5 {
+		code, rec, msg := s.task("one/v1", "pid", nil)
+		require.Equal(t, 200, code, msg)
+		var pid int
+		require.NoError(t, json.Unmarshal(rec.Output, &pid))
+		running := testkit.Go(func() TaskRecord { _, rec, _ := s.task("one/v1", "sleep", []int{5000}); return rec })
+		require.Eventually(t, func() bool { return leasesOn(s.reg, "one-1") == 1 }, testkit.Wait, time.Millisecond)
+		queued := testkit.Go(func() int { code, _, _ := s.task("one/v1", "echo", []int{round}); return code })
+		require.Eventually(t, func() bool { return s.engine.pools["one"].Stats().QueueDepth == 1 }, testkit.Wait, time.Millisecond)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		assert.Equal(t, "error", testkit.Receive(t, running, "the task on the killed child").Status)
+		assert.Equal(t, 200, testkit.Receive(t, queued, "the queued task"), "round %d: the queued task was handed the dead child", round)
+	}
+}
+
+// A child whose output is not JSON-RPC is useless even if it runs on: it
+// is replaced like one that died.
+func TestAChildWithBrokenOutputIsReplaced(t *testing.T) {
+	argv, env := rpctest.Command(rpctest.Garbage, false)
+	s := startWith(t, fmt.Sprintf(`  garbage:
+    kind: process
+    protocol: garbage/v1
+    process: {command: [%q, %q], env: [%q], grace: 1s}
+    pool: {min: 1, max: 1}
+    restart: {backoff: 5ms, max_backoff: 10ms, max_restarts: 2, window: 1m}`, argv[0], argv[1], env[0]), "")
+	require.Eventually(t, func() bool { return s.engine.pools["garbage"].GaveUp() != "" }, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
+	assert.Contains(t, s.engine.pools["garbage"].GaveUp(), "its output is not JSON-RPC")
+	assert.Equal(t, 2, s.engine.pools["garbage"].Stats().Restarts)
+}
+
+// A critical pool of min 0 is ready while empty: the first task starts
+// its instance.
+func TestACriticalPoolOfMinZeroIsReadyEmpty(t *testing.T) {
+	argv, env := rpctest.Command(rpctest.Server, false)
+	s := startWith(t, fmt.Sprintf(`  lazy:
+    kind: process
+    protocol: lazy/v1
+    critical: true
+    process: {command: [%q, %q], env: [%q], grace: 1s}
+    pool: {min: 0, max: 1, queue: 1, queue_timeout: 10s}`, argv[0], argv[1], env[0]), "")
+	s.waitHealthy()
+	var ready struct{ Reasons []string }
+	require.Equal(t, 200, s.call("GET", "/readyz", "", nil, &ready), "%v", ready.Reasons)
+	code, rec, msg := s.task("lazy/v1", "echo", []int{7})
+	require.Equal(t, 200, code, msg)
+	assert.Equal(t, "lazy-1", rec.Provider)
+}
+
+// A start that fails leaves no supervisor behind: the children that died
+// while the registry initialized them are the start's failure, not crashes
+// to restart.
+func TestAFailedStartRestartsNothing(t *testing.T) {
+	llm := ollamatest.Start()
+	t.Cleanup(llm.Close)
+	cfg := config(t, llm.URL(), `  dies:
+    kind: process
+    protocol: dies/v1
+    process: {command: [sh, -c, "exit 1"], ready_method: ping, grace: 1s}
+    pool: {min: 1, max: 2}`, "")
+	s, err := Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)
+	require.NoError(t, err)
+	logs := &testkit.LockedBuffer{}
+	app := fx.New(Options(s, newLogger("console", logs), NewMetrics()), fx.NopLogger)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	require.Error(t, app.Start(ctx))
+	require.NoError(t, app.Stop(ctx))
+	time.Sleep(50 * time.Millisecond) // a restart after 200 ms of backoff at most would have begun
+	assert.NotContains(t, logs.String(), "restarting")
+	assert.NotContains(t, logs.String(), "replacement")
 }

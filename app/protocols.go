@@ -152,6 +152,9 @@ func mcpHandler(c *mcp.Client) handler {
 		if err := structured(params); err != nil {
 			return nil, err
 		}
+		if err := mcpOwn(method); err != nil {
+			return nil, err
+		}
 		out, err := c.Call(ctx, method, params)
 		var rpcErr *jsonrpc2.Error
 		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
@@ -159,6 +162,28 @@ func mcpHandler(c *mcp.Client) handler {
 		}
 		return out, err
 	}
+}
+
+// mcpNotify sends an MCP notification a task names.
+func mcpNotify(c *mcp.Client) func(context.Context, string, json.RawMessage) error {
+	return func(ctx context.Context, method string, params json.RawMessage) error {
+		if err := structured(params); err != nil {
+			return err
+		}
+		if err := mcpOwn(method); err != nil {
+			return err
+		}
+		return c.Notify(ctx, method, params)
+	}
+}
+
+// mcpOwn refuses the methods of the handshake, which the provider's
+// Initialize sends, once.
+func mcpOwn(method string) error {
+	if method == "initialize" || method == "notifications/initialized" {
+		return fmt.Errorf("%w: %s is the session's handshake, which the service does at start", errBadRequest, method)
+	}
+	return nil
 }
 
 // structured refuses params that are not a JSON object or array: JSON-RPC

@@ -25,13 +25,27 @@ type ProviderView struct {
 	Health    lifecycle.Health   `json:"health"`
 	Cleanup   *lifecycle.Outcome `json:"last_cleanup,omitempty"`
 	Removed   *RemovalView       `json:"removed,omitempty"`
+	// Previous is the last instance that bore this id and was removed: a
+	// replaced child, or one scaled down whose id was given again.
+	Previous *RemovalView `json:"previous,omitempty"`
 }
 
-// RemovalView says why and when an instance was removed at run time.
+// RemovalView says why and when an instance was removed at run time, and
+// how its cleanup ended.
 type RemovalView struct {
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-	Error  string    `json:"error,omitempty"`
+	Reason  string             `json:"reason"`
+	At      time.Time          `json:"at"`
+	Error   string             `json:"error,omitempty"`
+	Cleanup *lifecycle.Outcome `json:"cleanup,omitempty"`
+}
+
+func removalView(r pool.Removal) *RemovalView {
+	o := r.Outcome
+	v := &RemovalView{Reason: r.Reason, At: r.At, Cleanup: &o}
+	if r.Err != nil {
+		v.Error = lifecycle.Redact(r.Err.Error())
+	}
+	return v
 }
 
 // Providers describes every provider, and the last instances removed at
@@ -40,6 +54,13 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 	rep := e.recentHealth(ctx)
 	var out []ProviderView
 	seen := map[string]bool{}
+	removed := e.removals.latest()
+	last := map[string]pool.Removal{}
+	for _, r := range removed {
+		if _, ok := last[r.ID]; !ok {
+			last[r.ID] = r
+		}
+	}
 	for _, info := range e.reg.Providers() {
 		v := ProviderView{ID: info.ID, State: info.State, DependsOn: info.DependsOn, Leases: info.Leases,
 			Health: rep.Providers[info.ID], Cleanup: info.Outcome}
@@ -55,22 +76,21 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 		case info.ID == auditID:
 			v.Kind, v.Critical = "file", true
 		}
+		if r, ok := last[info.ID]; ok {
+			v.Previous = removalView(r)
+		}
 		seen[info.ID] = true
 		out = append(out, v)
 	}
-	for _, r := range e.removals.latest() {
+	for _, r := range removed {
 		if seen[r.ID] {
 			continue
 		}
 		seen[r.ID] = true
 		t := e.settings.Templates[r.Template]
-		o := r.Outcome
-		rv := &RemovalView{Reason: r.Reason, At: r.At}
-		if r.Err != nil {
-			rv.Error = lifecycle.Redact(r.Err.Error())
-		}
+		rv := removalView(r)
 		out = append(out, ProviderView{ID: r.ID, Kind: t.Kind, Template: r.Template, Protocol: t.Protocol, Critical: t.Critical,
-			State: "removed", DependsOn: []string{}, Cleanup: &o, Removed: rv,
+			State: "removed", DependsOn: []string{}, Cleanup: rv.Cleanup, Removed: rv,
 			Health: lifecycle.Health{Status: lifecycle.StatusUnknown, Message: "removed"}})
 	}
 	slices.SortFunc(out, func(a, b ProviderView) int { return strings.Compare(a.ID, b.ID) })

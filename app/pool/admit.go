@@ -78,7 +78,10 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 		}
 		return p.lease(ctx, m, p.handleOf(m))
 	case <-timer.C:
-		err = fmt.Errorf("%w (%v)", ErrQueueTimeout, p.cfg.Sizing.QueueTimeout)
+		p.mu.Lock()
+		why := p.whyNone()
+		p.mu.Unlock()
+		err = fmt.Errorf("%w (%v): %s", ErrQueueTimeout, p.cfg.Sizing.QueueTimeout, why)
 	case <-ctx.Done():
 		err = context.Cause(ctx)
 	}
@@ -146,7 +149,7 @@ func (p *Pool[H]) handoff() {
 func (p *Pool[H]) best() *member[H] {
 	var best *member[H]
 	for _, m := range p.members {
-		if m.state != ready || !p.hasRoom(m) || !p.deps.Usable(m.id, m.since) {
+		if m.state != ready || !p.hasRoom(m) || !p.usable(m) {
 			continue
 		}
 		if best == nil || m.inflight < best.inflight || m.inflight == best.inflight && compareIDs(m.id, best.id) < 0 {
@@ -171,7 +174,7 @@ func (p *Pool[H]) canWait() bool {
 		switch {
 		case m.state == starting, m.state == waiting:
 			return true
-		case m.state == ready && m.inflight > 0 && p.deps.Usable(m.id, m.since):
+		case m.state == ready && m.inflight > 0 && p.usable(m):
 			return true
 		}
 	}
@@ -192,7 +195,7 @@ func (p *Pool[H]) whyNone() string {
 		switch {
 		case m.state != ready:
 			why = append(why, id+" is "+m.state.String())
-		case !p.deps.Usable(id, m.since):
+		case !p.usable(m):
 			why = append(why, id+" is unhealthy")
 		default:
 			why = append(why, fmt.Sprintf("%s is busy (%d tasks)", id, m.inflight))
@@ -232,4 +235,9 @@ func (p *Pool[H]) size() int {
 		}
 	}
 	return n
+}
+
+// usable reports whether m may take tasks now. p.mu is held.
+func (p *Pool[H]) usable(m *member[H]) bool {
+	return m.provider != nil && p.deps.Usable(m.id, m.provider, m.since)
 }

@@ -26,6 +26,7 @@ type child struct {
 	initErr  error
 	cleanups atomic.Int32
 	once     sync.Once
+	hold     <-chan struct{} // if set, Cleanup waits for it
 }
 
 func (c *child) ID() string                       { return c.id }
@@ -33,6 +34,9 @@ func (c *child) Initialize(context.Context) error { return c.initErr }
 
 func (c *child) Cleanup(context.Context) error {
 	c.cleanups.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
 	c.end(Exit{Status: "signal: terminated", Failed: true, Expected: true})
 	return nil
 }
@@ -54,10 +58,12 @@ type world struct {
 	children map[string][]*child // by id, every generation
 	removals []Removal
 	failInit map[string]int // starts of the id that fail, still to come
+	sick     map[string]bool
+	hold     <-chan struct{} // the cleanups of children built from now on wait for it
 }
 
 func newWorld(t *testing.T, cfg Config) *world {
-	w := &world{t: t, reg: lifecycle.NewRegistry(), children: map[string][]*child{}, failInit: map[string]int{}}
+	w := &world{t: t, reg: lifecycle.NewRegistry(), children: map[string][]*child{}, failInit: map[string]int{}, sick: map[string]bool{}}
 	if cfg.Template == "" {
 		cfg.Template = "t"
 	}
@@ -69,13 +75,18 @@ func newWorld(t *testing.T, cfg Config) *world {
 		Build: func(id string, exited func(Exit)) (lifecycle.Provider, string, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			c := &child{id: id, exited: exited}
+			c := &child{id: id, exited: exited, hold: w.hold}
 			if w.failInit[id] > 0 {
 				w.failInit[id]--
 				c.initErr = errors.New("handshake refused")
 			}
 			w.children[id] = append(w.children[id], c)
 			return c, "handler of " + id, nil
+		},
+		Usable: func(id string, _ lifecycle.Provider, _ time.Time) bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return !w.sick[id]
 		},
 		Removed: func(r Removal) {
 			w.mu.Lock()
@@ -134,4 +145,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func sized(min, max, per, queue int) *Sizing {
 	return &Sizing{Min: min, Max: max, PerInstance: per, ScaleUpAt: 0.8, ScaleDownAt: 0.2,
 		Cooldown: time.Hour, Queue: queue, QueueTimeout: time.Minute}
+}
+
+func (w *world) setSick(id string, sick bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sick[id] = sick
 }

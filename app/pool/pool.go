@@ -19,7 +19,7 @@ var (
 	// already. The caller should retry later (429).
 	ErrQueueFull = errors.New("every instance is busy and the queue is full")
 	// ErrQueueTimeout: the task waited QueueTimeout for an instance (503).
-	ErrQueueTimeout = errors.New("every instance stayed busy for the whole queue timeout")
+	ErrQueueTimeout = errors.New("no instance could take the task within the queue timeout")
 	// ErrNoInstance: no instance can take the task, and none is coming.
 	ErrNoInstance = errors.New("no instance can take the task")
 	// ErrClosed: the pool was closed; the service is shutting down.
@@ -57,11 +57,11 @@ type Deps[H any] struct {
 	// Build makes, without starting it, the provider of the instance with
 	// the given id; the provider calls exited once, when its child exits.
 	Build func(id string, exited func(Exit)) (lifecycle.Provider, H, error)
-	// Usable reports whether an instance, ready since the given time, may
-	// take tasks (healthy at the last look, if that look was since); nil
-	// means every ready one may. It is called with the pool's lock held,
-	// so it must not call the pool.
-	Usable func(id string, since time.Time) bool
+	// Usable reports whether an instance's provider, ready since the given
+	// time, may take tasks (running, and healthy at the last look if that
+	// look was since); nil means every ready one may. It is called with
+	// the pool's lock held, so it must not call the pool.
+	Usable func(id string, p lifecycle.Provider, since time.Time) bool
 	// Removed is told of every removal, with its cleanup's outcome.
 	Removed func(Removal)
 	Log     *zap.Logger
@@ -102,15 +102,20 @@ type Pool[H any] struct {
 	deps Deps[H]
 	log  *zap.Logger
 
-	ctx    context.Context // ends starts, backoffs and removal waits at Close
+	ctx    context.Context // ends starts and backoffs at Close
 	cancel context.CancelFunc
-	kick   chan struct{} // wakes the scaler; buffered, one pending kick is enough
-	wg     sync.WaitGroup
+	kick   chan struct{}  // wakes the scaler; buffered, one pending kick is enough
+	wg     sync.WaitGroup // the scaler, starts and restarts: Close waits for them
+	// removing counts removals in progress. Close does not wait for them:
+	// a removal is the registry's to finish (its Stop waits for it), and
+	// waiting here would hold up every other provider's cleanup behind it.
+	removing sync.WaitGroup
 
 	mu        sync.Mutex // guards the fields below and every member's fields
 	members   map[string]*member[H]
 	queue     []*waiter[H] // FIFO
 	closed    bool
+	quiet     bool          // the service is shutting down: no growth, no restarts
 	scaling   bool          // the scaler runs
 	restarts  []time.Time   // restarts within the window, oldest first
 	gaveUp    string        // why the supervisor gave up; "" while it has not
@@ -135,7 +140,7 @@ func New[H any](cfg Config, deps Deps[H]) *Pool[H] {
 		deps.Log = zap.NewNop()
 	}
 	if deps.Usable == nil {
-		deps.Usable = func(string, time.Time) bool { return true }
+		deps.Usable = func(string, lifecycle.Provider, time.Time) bool { return true }
 	}
 	if deps.Removed == nil {
 		deps.Removed = func(Removal) {}
@@ -160,7 +165,9 @@ func (p *Pool[H]) Declare(id string) error {
 		p.mu.Unlock()
 		return ErrExists
 	}
-	m := &member[H]{id: id, state: ready, since: p.deps.Now()}
+	// Starting until Run: the registry's Start initializes it, and a child
+	// that exits meanwhile fails that start rather than being restarted.
+	m := &member[H]{id: id, state: starting, since: p.deps.Now()}
 	p.members[id] = m
 	p.mu.Unlock()
 	prov, h, err := p.deps.Build(id, func(x Exit) { p.exited(m, x) })
@@ -190,21 +197,49 @@ func (p *Pool[H]) DeclareMin() error {
 	return nil
 }
 
-// Run starts a sized pool's scaler, once the registry has started.
+// Run puts the declared instances to work, once the registry has started
+// (and so initialized them), and starts a sized pool's scaler.
 func (p *Pool[H]) Run() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cfg.Sizing == nil || p.scaling || p.closed {
+	if p.scaling || p.closed {
+		return
+	}
+	for _, m := range p.members {
+		if m.provider != nil && (m.state == starting || m.state == dead) {
+			p.settle(m)
+		}
+	}
+	if p.cfg.Sizing == nil {
 		return
 	}
 	p.scaling = true
 	p.goLocked(p.scaler)
 }
 
+// Quiesce stops growth and restarts while the pool goes on serving: the
+// service is shutting down, and whatever started now would be cleaned up
+// moments later.
+func (p *Pool[H]) Quiesce() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.quiet = true
+}
+
+// Recheck hands waiting tasks to instances that became usable (their
+// health came back), and lets the scaler look again.
+func (p *Pool[H]) Recheck() {
+	p.mu.Lock()
+	p.handoff()
+	p.mu.Unlock()
+	p.wake()
+}
+
 // Close stops the pool: waiting tasks fail with [ErrClosed], no instance
 // is added, started or restarted any more, and the pool's goroutines end.
-// It waits for them within ctx. The instances stay registered: the
-// registry's Stop cleans them up.
+// It waits for them within ctx, but not for removals in progress, which
+// the registry finishes (its Stop waits for them). The instances stay
+// registered: the registry's Stop cleans them up.
 func (p *Pool[H]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -298,6 +333,16 @@ func (p *Pool[H]) goLocked(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// removeLocked starts a removal on a goroutine of its own, which Close
+// does not wait for. p.mu is held.
+func (p *Pool[H]) removeLocked(f func()) {
+	p.removing.Add(1)
+	go func() {
+		defer p.removing.Done()
+		f()
+	}()
 }
 
 // wake asks the scaler to look now.

@@ -359,3 +359,97 @@ func TestInstancesByHand(t *testing.T) {
 	eventually(t, "b replaced under its own id", func() bool { return w.pool.MemberState("b") == "ready" })
 	assert.Len(t, w.generations("b"), 2)
 }
+
+// Close does not wait for a removal in progress, nor cut its cleanup
+// short: the registry's Stop waits for it, and its outcome is its own.
+func TestCloseLeavesRemovalsToTheRegistry(t *testing.T) {
+	s := sized(1, 2, 1, 0)
+	s.Cooldown = 20 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s})
+	w.start()
+	hold, release := testkit.Gate(t)
+	w.mu.Lock()
+	w.hold = hold
+	w.mu.Unlock()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	eventually(t, "grown to two", func() bool { return w.pool.MemberState("t-2") == "ready" })
+	l.Release()
+	eventually(t, "t-2's cleanup began", func() bool { return w.pool.MemberState("t-2") == "draining" && w.child("t-2").cleanups.Load() == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	require.NoError(t, w.pool.Close(ctx), "Close waited for the removal")
+	stopped := testkit.Go(func() error { return w.reg.Stop(context.Background()) })
+	release()
+	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+	eventually(t, "the removal reported", func() bool { return len(w.removed()) == 1 })
+	assert.Equal(t, lifecycle.ResultOK, w.removed()[0].Outcome.Result, "its cleanup ran to its end")
+}
+
+// Once the service shuts down, a child that dies is not replaced and the
+// pool does not grow: whatever started now would be cleaned up at once.
+func TestQuiesceStopsGrowthAndRestarts(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 3, 1, 4)})
+	w.start()
+	w.pool.Quiesce()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	defer l.Release()
+	w.child("t-1").kill("signal: killed", true)
+	time.Sleep(20 * time.Millisecond) // a restart or a growth would have begun
+	assert.Equal(t, []string{"t-1"}, w.pool.Members())
+	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+	assert.Len(t, w.generations("t-1"), 1)
+	assert.Zero(t, w.pool.Stats().Restarts)
+}
+
+// An instance that is unhealthy is no capacity: a task waits, the pool
+// grows, and one that recovers is handed the waiting task at once.
+func TestUnhealthyInstancesAreNoCapacity(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 2, 1, 4)})
+	w.start()
+	w.setSick("t-1", true)
+	got := testkit.Go(func() *Lease[string] { l, _ := w.pool.Acquire(context.Background()); return l })
+	l := testkit.Receive(t, got, "a task while t-1 is unhealthy")
+	require.NotNil(t, l)
+	assert.Equal(t, "t-2", l.ID, "the pool grew past the unhealthy instance")
+
+	// t-1 unhealthy, t-2 busy, the pool at max: the task waits for t-2.
+	waiting := testkit.Go(func() *Lease[string] { l, _ := w.pool.Acquire(context.Background()); return l })
+	eventually(t, "queued", func() bool { return w.pool.Stats().QueueDepth == 1 })
+	w.setSick("t-1", false)
+	w.pool.Recheck()
+	l2 := testkit.Receive(t, waiting, "the task handed to the recovered instance")
+	require.NotNil(t, l2)
+	assert.Equal(t, "t-1", l2.ID)
+	l.Release()
+	l2.Release()
+}
+
+// The queue timeout says why no instance could take the task.
+func TestQueueTimeoutSaysWhy(t *testing.T) {
+	s := sized(1, 1, 1, 4)
+	s.QueueTimeout = 20 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s})
+	w.start()
+	w.setSick("t-1", true)
+	w.pool.Recheck()
+	_, err := w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrNoInstance, "an unhealthy instance at max: nothing will come")
+	assert.Contains(t, err.Error(), "t-1 is unhealthy")
+}
+
+// An instance whose child exits before Run (while the registry's Start
+// initializes it, or after) is not restarted until Run: a start that fails
+// is the start's failure, and Run, once the start succeeded, restarts it.
+func TestExitBeforeRunIsSettledByRun(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
+	require.NoError(t, w.pool.DeclareMin())
+	require.NoError(t, w.reg.Start(context.Background()))
+	w.child("t-1").kill("exit status 1", true)
+	time.Sleep(10 * time.Millisecond) // a restart would have begun
+	assert.Len(t, w.generations("t-1"), 1, "no restart before Run")
+	w.pool.Run()
+	eventually(t, "restarted by Run", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 2 })
+}

@@ -20,7 +20,7 @@ type ScaleEvent struct {
 type load struct {
 	ready    int // instances that take tasks
 	starting int // instances starting or due to restart: capacity on its way
-	dead     int // instances whose child exited, kept: they hold their place below Max
+	dead     int // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
 	inflight int // tasks on the ready instances
 	queued   int
 	now      time.Time
@@ -122,7 +122,7 @@ func tickEvery(cooldown time.Duration) time.Duration {
 func (p *Pool[H]) scale() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.quiet {
 		return
 	}
 	l := p.loadLocked()
@@ -149,7 +149,7 @@ func (p *Pool[H]) scale() {
 		idle = idle[:min(d.shrink, len(idle))]
 		for _, m := range idle {
 			m.state = draining // under the lock that admits tasks: none reaches it now
-			p.goLocked(func() { p.drain(m, "scaled down") })
+			p.removeLocked(func() { p.drain(m, "scaled down") })
 		}
 		if len(idle) > 0 {
 			p.record("down", from, from-len(idle), d.reason, l.now)
@@ -162,13 +162,18 @@ func (p *Pool[H]) loadLocked() load {
 	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), gaveUp: p.gaveUp != ""}
 	l.held = l.now.Before(p.holdUntil)
 	for _, m := range p.members {
-		switch m.state {
-		case ready:
+		switch {
+		case m.state == ready && p.usable(m):
 			l.ready++
 			l.inflight += m.inflight
-		case starting, waiting:
+		case m.state == ready:
+			// Unhealthy: no capacity now, but a place below Max. What it
+			// runs still counts, so that an unusable pool grows.
+			l.dead++
+			l.inflight += m.inflight
+		case m.state == starting, m.state == waiting:
 			l.starting++
-		case dead:
+		case m.state == dead:
 			l.dead++
 		}
 	}

@@ -36,7 +36,9 @@ func (p *Pool[H]) bring(ctx context.Context, m *member[H]) error {
 	if err == nil || p.ctx.Err() != nil {
 		return err
 	}
-	o, rerr := reg.Remove(p.ctx, m.id)
+	// Not cut short by Close: the registry's Stop waits for a removal in
+	// progress, and this one should end as its cleanup does.
+	o, rerr := reg.Remove(context.WithoutCancel(p.ctx), m.id)
 	if !errors.Is(rerr, lifecycle.ErrStopped) {
 		p.deps.Removed(p.removal(m.id, "failed to start", o, errors.Join(err, rerr)))
 	}
@@ -72,7 +74,7 @@ func (p *Pool[H]) start(m *member[H]) {
 func (p *Pool[H]) settle(m *member[H]) {
 	switch {
 	case p.closed:
-	case m.state == dead: // exited while it started
+	case m.state == dead: // exited while it started, or since Declare
 		p.onDeath(m)
 	case m.state == starting:
 		m.state = ready
@@ -84,7 +86,8 @@ func (p *Pool[H]) settle(m *member[H]) {
 
 // drain removes an instance no task can reach any more, and reports it.
 func (p *Pool[H]) drain(m *member[H], reason string) {
-	o, err := p.deps.Registry.Remove(p.ctx, m.id)
+	// Not cut short by Close: see bring.
+	o, err := p.deps.Registry.Remove(context.WithoutCancel(p.ctx), m.id)
 	p.mu.Lock()
 	if p.members[m.id] == m {
 		delete(p.members, m.id)

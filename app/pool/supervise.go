@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -34,6 +35,9 @@ func (p *Pool[H]) exited(m *member[H], x Exit) {
 func (p *Pool[H]) onDeath(m *member[H]) {
 	x := m.exit
 	switch r := p.cfg.Restart; {
+	case p.quiet:
+		p.log.Info("not restarted: the service is shutting down", zap.String("provider", m.id))
+		return
 	case r.Policy == Never, r.Policy == OnFailure && !x.Failed:
 		p.log.Warn("not restarted", zap.String("provider", m.id), zap.Stringer("restart", r.Policy), zap.String("exit", x.Status))
 		return // it stays registered, and unhealthy
@@ -41,7 +45,7 @@ func (p *Pool[H]) onDeath(m *member[H]) {
 		p.giveUp(m.id, x.Status)
 		return // it stays registered, and unhealthy: Stop cleans it up
 	}
-	p.goLocked(func() { p.restart(m, x.Status) })
+	p.removeLocked(func() { p.replace(m, x.Status) })
 }
 
 // allowRestart counts a restart, unless MaxRestarts were made within the
@@ -88,18 +92,27 @@ func (p *Pool[H]) backoff() time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// restart removes a dead instance, then starts replacements under its id,
-// each after its backoff, until one starts, the restarts run out, or the
-// pool closes. The first restart was counted by the caller.
-func (p *Pool[H]) restart(dead *member[H], why string) {
-	o, err := p.deps.Registry.Remove(p.ctx, dead.id)
+// replace removes a dead instance, and then has a replacement started
+// under its id. The removal is not cut short by Close (see bring); the
+// replacement is.
+func (p *Pool[H]) replace(dead *member[H], why string) {
+	o, err := p.deps.Registry.Remove(context.WithoutCancel(p.ctx), dead.id)
 	if errors.Is(err, lifecycle.ErrStopped) && o.Result == 0 {
 		return // Stop began: it cleans the dead one up
 	}
 	p.deps.Removed(p.removal(dead.id, "exited: "+why, o, err))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.goLocked(func() { p.restart(dead) })
+}
+
+// restart starts replacements under a removed instance's id, each after
+// its backoff, until one starts, the restarts run out, or the pool closes.
+// The first restart was counted by the caller.
+func (p *Pool[H]) restart(dead *member[H]) {
 	for {
 		p.mu.Lock()
-		if p.closed || p.members[dead.id] != dead { // removed meanwhile
+		if p.closed || p.quiet || p.members[dead.id] != dead { // removed meanwhile, or shutting down
 			p.mu.Unlock()
 			return
 		}

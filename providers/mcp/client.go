@@ -218,6 +218,10 @@ func (c *Client) Cleanup(ctx context.Context) error { return c.proc.Cleanup(ctx)
 // HealthCheck reports the process's health and, while it runs, whether
 // the server answers ping. Its resources are the process's, and once
 // initialized, "server_name", "server_version", "protocol_version" and
+// Running reports, without calling the server, whether its process runs
+// and can be reached: see [process.Process.Running].
+func (c *Client) Running() bool { return c.proc.Running() }
+
 // "capabilities".
 func (c *Client) HealthCheck(ctx context.Context) lifecycle.Health {
 	h := c.proc.HealthCheck(ctx)

@@ -530,6 +530,25 @@ func groupGone(pgid int) bool {
 	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
 }
 
+// Running reports, without calling the child, whether a call could reach
+// it: it was started, has not exited, is not being cleaned up, and its
+// output can still be read. Routing asks this before every task, since a
+// health check is only as fresh as its poll.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	exited, started, closing := p.exited, p.cmd != nil, p.closing
+	p.mu.Unlock()
+	if !started || closing || p.outputError() != "" {
+		return false
+	}
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // HealthCheck reports whether the child is running and, if HealthMethod is
 // set, answering. Its resources: "pid", "running", "uptime_seconds",
 // "calls_in_flight", "protocol", and after an exit, "exit".
