@@ -157,6 +157,9 @@ providers: []
 	// A notification is sent, not answered.
 	a = postTask(t, svc.base, `{"protocol": "mcp/v1", "method": "notifications/roots/list_changed"}`)
 	assert.Equal(t, 202, a.code, a.body)
+	// The handshake is the service's, once.
+	a = postTask(t, svc.base, `{"protocol": "mcp/v1", "method": "initialize", "params": {}}`)
+	assert.Equal(t, 400, a.code, a.body)
 
 	// kill -9: the pool replaces the child under the same id.
 	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))

@@ -151,6 +151,35 @@ func TestChildExitIsReported(t *testing.T) {
 	assert.Contains(t, h.Message, "exit status 7")
 	assert.Equal(t, false, h.Resources["running"])
 	require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), "exit status 7")
+	assert.False(t, p.Running())
+}
+
+// The call that lost its child names the exit: the end of its output
+// comes a moment before the child is reaped, and the call waits for that.
+func TestTheCallThatLostItsChildNamesTheExit(t *testing.T) {
+	for range 20 {
+		p := start(t, rpctest.Server, false, process.Config{})
+		assert.True(t, p.Running())
+		pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
+		_ = p.Call(context.Background(), "exit", []int{9}, nil)
+		err := testkit.Receive(t, pending, "the call in flight")
+		require.ErrorIs(t, err, process.ErrClosed)
+		assert.Contains(t, err.Error(), "exit status 9")
+		assert.False(t, p.Running(), "a call that failed on the exit sees it")
+	}
+}
+
+func TestRunning(t *testing.T) {
+	p, err := process.New(process.Config{Command: []string{"sh", "-c", "exec sleep 60"}, Grace: 50 * time.Millisecond})
+	require.NoError(t, err)
+	assert.False(t, p.Running(), "not started")
+	require.NoError(t, p.Initialize(context.Background()))
+	assert.True(t, p.Running())
+	require.NoError(t, p.Cleanup(context.Background()))
+	assert.False(t, p.Running(), "cleaned up")
+
+	g := start(t, rpctest.Garbage, false, process.Config{Grace: 50 * time.Millisecond})
+	require.Eventually(t, func() bool { return !g.Running() }, testkit.Wait, time.Millisecond, "its output broke: no call can reach it")
 }
 
 // A child whose stdout is not JSON-RPC (a banner, a print left in): the
