@@ -208,6 +208,7 @@ providers: []
 	}
 	close(watching)
 	<-watched
+	t.Logf("16 tasks of 2 s: the pool peaked at %d instances with %d waiting", peak.Size, peak.QueueDepth)
 	assert.Equal(t, 4, peak.Size, "the pool grew to its max")
 	assert.Positive(t, peak.QueueDepth, "tasks waited in the queue")
 
@@ -230,6 +231,7 @@ providers: []
 			assert.Contains(t, a.body, `"status": "rejected"`)
 		}
 	}
+	t.Logf("26 tasks of 1 s on a pool of max 4 and a queue of 16: %v", counts)
 	assert.GreaterOrEqual(t, counts[429], 6, "answers: %v", counts)
 	assert.Equal(t, len(answers), counts[200]+counts[429], "every task answered 200 or 429: %v", counts)
 
