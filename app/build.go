@@ -82,7 +82,7 @@ func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) pr
 			log.Error("child process output is not JSON-RPC: it cannot be used", zap.String("error", lifecycle.Redact(err.Error())))
 			// Useless from now on, even if it runs on: its pool treats it
 			// as dead, and removing it ends it.
-			exited(pool.Exit{Status: "its output is not JSON-RPC", Failed: true, LastLine: stderr.lastLine()})
+			exited(pool.Exit{Status: "its output is not JSON-RPC", Failed: true, Cut: true, LastLine: stderr.lastLine()})
 		},
 		OnExit: func(x process.Exit) {
 			exited(pool.Exit{Pid: x.Pid, Status: x.String(), Failed: x.Code != 0 || x.Signal != "" || x.Err != nil || broken.Load(),

@@ -178,6 +178,17 @@ func (e *Engine) stop(ctx context.Context) error {
 	return nil
 }
 
+// awaitRemovals waits, within ctx, for the pools' removals in progress to
+// be reported: after the registry's Stop, which finishes them, and before
+// the final report, which lists them.
+func (e *Engine) awaitRemovals(ctx context.Context) {
+	for name, p := range e.pools {
+		if err := p.AwaitRemovals(ctx); err != nil {
+			e.log.Warn("a removal was not reported in time", zap.String("template", name), zap.Error(err))
+		}
+	}
+}
+
 // BeginShutdown turns readiness to 503 at once, and stops the pools
 // growing and restarting children; tasks are still served until the admin
 // server stops taking requests.

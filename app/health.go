@@ -175,8 +175,9 @@ func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 		switch st := p.Stats(); {
 		case p.Config().Sizing == nil:
 			why = append(why, down...)
-		case up == 0 && st.Min == 0 && st.Size == 0 && len(down) == 0:
-			// Empty by its own choice: the first task starts an instance.
+		case up == 0 && st.Min == 0 && len(down) == 0:
+			// Empty by its own choice, or starting what a task asked for:
+			// a pool of min 0 serves on demand.
 		case up == 0:
 			why = append(why, fmt.Sprintf("pool %s has no healthy instance (%d down)", name, len(down)))
 		}

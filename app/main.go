@@ -100,6 +100,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	case sig := <-signals:
 		return forced(log, reg, sig)
 	}
+	engine.awaitRemovals(ctx)
 	logReport(log, reg, engine)
 	if err != nil {
 		log.Error("service stopped with errors", zap.Duration("duration", time.Since(begin)), zap.Error(err))

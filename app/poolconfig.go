@@ -162,8 +162,11 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 	if r.MaxBackoff < r.Backoff {
 		return r, bad(field+".max_backoff", "%v is less than backoff (%v)", r.MaxBackoff, r.Backoff)
 	}
-	if r.Window <= r.MaxBackoff {
-		return r, bad(field+".window", "%v is not longer than max_backoff (%v): restarts that far apart would never add up to max_restarts, and a crash loop would never be given up", r.Window, r.MaxBackoff)
+	// A crash loop must be able to reach max_restarts within the window:
+	// its restarts are at most their backoffs apart.
+	if spread := restartSpread(r); r.MaxRestarts > 0 && r.Window <= spread {
+		return r, bad(field+".window", "%v is not longer than the backoffs of %d restarts (%v, from backoff doubling up to max_backoff): a crash loop would never add up to max_restarts within it, and never be given up",
+			r.Window, r.MaxRestarts, spread)
 	}
 	return r, nil
 }
@@ -181,4 +184,17 @@ func poolInstanceOf(id string, templates map[string]Template) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// restartSpread is the longest time max_restarts restarts can take: the
+// sum of their backoffs before jitter, each double the last, up to
+// max_backoff.
+func restartSpread(r pool.Restart) time.Duration {
+	var sum time.Duration
+	d := r.Backoff
+	for range r.MaxRestarts {
+		sum += d
+		d = min(2*d, r.MaxBackoff)
+	}
+	return sum
 }

@@ -149,11 +149,16 @@ func TestAQueuedTaskWaitsForTheReplacement(t *testing.T) {
 		require.NoError(t, json.Unmarshal(rec.Output, &pid))
 		running := testkit.Go(func() TaskRecord { _, rec, _ := s.task("one/v1", "sleep", []int{5000}); return rec })
 		require.Eventually(t, func() bool { return leasesOn(s.reg, "one-1") == 1 }, testkit.Wait, time.Millisecond)
-		queued := testkit.Go(func() int { code, _, _ := s.task("one/v1", "echo", []int{round}); return code })
+		type answer struct {
+			code int
+			msg  string
+		}
+		queued := testkit.Go(func() answer { code, _, msg := s.task("one/v1", "echo", []int{round}); return answer{code, msg} })
 		require.Eventually(t, func() bool { return s.engine.pools["one"].Stats().QueueDepth == 1 }, testkit.Wait, time.Millisecond)
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		assert.Equal(t, "error", testkit.Receive(t, running, "the task on the killed child").Status)
-		assert.Equal(t, 200, testkit.Receive(t, queued, "the queued task"), "round %d: the queued task was handed the dead child", round)
+		a := testkit.Receive(t, queued, "the queued task")
+		assert.Equal(t, 200, a.code, "round %d: the queued task was not served by the replacement: %s", round, a.msg)
 	}
 }
 

@@ -22,9 +22,15 @@ type Lease[H any] struct {
 func (l *Lease[H]) Release() { l.once.Do(l.done) }
 
 // waiter is a task in the queue. got receives the instance it was handed,
-// or nil when the pool closes; it is buffered, so a sender never blocks.
+// or why it never will be; it is buffered, so a sender never blocks.
 type waiter[H any] struct {
-	got chan *member[H]
+	got chan grant[H]
+}
+
+// grant is what a waiter is told: an instance, or an error.
+type grant[H any] struct {
+	m   *member[H]
+	err error
 }
 
 // Acquire leases an instance for one task: at once if one can take it, or
@@ -63,7 +69,7 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w (%d waiting)", ErrQueueFull, n)
 	}
-	w := &waiter[H]{got: make(chan *member[H], 1)}
+	w := &waiter[H]{got: make(chan grant[H], 1)}
 	p.queue = append(p.queue, w)
 	p.mu.Unlock()
 	p.wake()
@@ -72,11 +78,11 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 	defer timer.Stop()
 	var err error
 	select {
-	case m := <-w.got:
-		if m == nil {
-			return nil, ErrClosed
+	case g := <-w.got:
+		if g.err != nil {
+			return nil, g.err
 		}
-		return p.lease(ctx, m, p.handleOf(m))
+		return p.lease(ctx, g.m, p.handleOf(g.m))
 	case <-timer.C:
 		p.mu.Lock()
 		why := p.whyNone()
@@ -95,8 +101,8 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 	// Handed an instance (or the close) just as the wait ended: the
 	// handoff happened under the lock, before the waiter left the queue,
 	// so got holds it. Pass it on.
-	if m := <-w.got; m != nil {
-		p.release(m)
+	if g := <-w.got; g.m != nil {
+		p.release(g.m)
 	}
 	return nil, err
 }
@@ -130,17 +136,26 @@ func (p *Pool[H]) release(m *member[H]) {
 }
 
 // handoff gives waiting tasks, first come first served, to instances that
-// can take them. p.mu is held.
+// can take them, and refuses them at once if none ever will (the last
+// instance died and none is coming, the service is shutting down): a task
+// must not wait out its queue timeout for nothing. p.mu is held.
 func (p *Pool[H]) handoff() {
 	for len(p.queue) > 0 {
 		m := p.best()
 		if m == nil {
-			return
+			break
 		}
 		m.inflight++
 		w := p.queue[0]
 		p.queue = slices.Delete(p.queue, 0, 1)
-		w.got <- m
+		w.got <- grant[H]{m: m}
+	}
+	if len(p.queue) > 0 && !p.canWait() {
+		err := fmt.Errorf("%w: %s", ErrNoInstance, p.whyNone())
+		for _, w := range p.queue {
+			w.got <- grant[H]{err: err}
+		}
+		p.queue = nil
 	}
 }
 
@@ -163,22 +178,22 @@ func (p *Pool[H]) hasRoom(m *member[H]) bool {
 	return p.cfg.Sizing == nil || m.inflight < p.cfg.Sizing.PerInstance
 }
 
-// canWait reports whether a task that finds no instance free may queue:
-// the pool is sized, and an instance is busy, starting or restarting, or
-// the pool may still grow. p.mu is held.
+// canWait reports whether a task that finds no instance free may wait: the
+// pool is sized, and an instance is ready (busy, or unusable for now: it
+// may come back, or its child may have died a moment ago and be replaced),
+// starting or restarting (a dead one being replaced included), or the pool
+// may still grow. Other dead instances and draining ones bring nothing.
+// p.mu is held.
 func (p *Pool[H]) canWait() bool {
 	if p.cfg.Sizing == nil {
 		return false
 	}
 	for _, m := range p.members {
-		switch {
-		case m.state == starting, m.state == waiting:
-			return true
-		case m.state == ready && m.inflight > 0 && p.usable(m):
+		if m.state == ready || m.state == starting || m.state == waiting || m.replacing {
 			return true
 		}
 	}
-	return p.gaveUp == "" && p.size() < p.cfg.Sizing.Max && p.scaling
+	return p.gaveUp == "" && !p.quiet && p.size() < p.cfg.Sizing.Max && p.scaling
 }
 
 // whyNone says why no instance can take a task. p.mu is held.

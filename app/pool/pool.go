@@ -37,6 +37,9 @@ type Exit struct {
 	Failed   bool   // a non-zero status or a signal
 	Expected bool   // its cleanup had begun: not a crash
 	LastLine string // the last line it wrote to stderr, if any
+	// Cut: the child has not exited, but is useless (its output broke);
+	// the pool treats it as dead, and its removal ends it.
+	Cut bool
 }
 
 // Removal is one instance removed from the registry while the service
@@ -93,6 +96,9 @@ type member[H any] struct {
 	inflight int // tasks admitted to it and not yet released
 	since    time.Time
 	exit     Exit // how its child exited, once dead
+	// replacing: dead, and a replacement is on its way (the supervisor is
+	// removing it): tasks may wait for it.
+	replacing bool
 }
 
 // Pool is one template's instances. Its methods are safe for concurrent
@@ -224,6 +230,21 @@ func (p *Pool[H]) Quiesce() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.quiet = true
+	p.handoff() // refuses the waiting tasks that only growth would have served
+}
+
+// AwaitRemovals waits, within ctx, for the removals in progress to end and
+// be reported: after the registry's Stop, which finishes them, so that a
+// final report can list them.
+func (p *Pool[H]) AwaitRemovals(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { p.removing.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Recheck hands waiting tasks to instances that became usable (their
@@ -244,7 +265,7 @@ func (p *Pool[H]) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	for _, w := range p.queue {
-		w.got <- nil
+		w.got <- grant[H]{err: ErrClosed}
 	}
 	p.queue = nil
 	p.mu.Unlock()

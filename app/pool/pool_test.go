@@ -2,6 +2,10 @@ package pool
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,7 +440,7 @@ func TestQueueTimeoutSaysWhy(t *testing.T) {
 	w.setSick("t-1", true)
 	w.pool.Recheck()
 	_, err := w.pool.Acquire(context.Background())
-	require.ErrorIs(t, err, ErrNoInstance, "an unhealthy instance at max: nothing will come")
+	require.ErrorIs(t, err, ErrQueueTimeout, "an unhealthy instance may come back")
 	assert.Contains(t, err.Error(), "t-1 is unhealthy")
 }
 
@@ -452,4 +456,162 @@ func TestExitBeforeRunIsSettledByRun(t *testing.T) {
 	assert.Len(t, w.generations("t-1"), 1, "no restart before Run")
 	w.pool.Run()
 	eventually(t, "restarted by Run", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 2 })
+}
+
+// A restart waiting out its backoff when the shutdown begins starts
+// nothing.
+func TestQuiesceDuringABackoff(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 2, 1, 4),
+		Restart: Restart{Policy: OnFailure, Backoff: 100 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxRestarts: 5, Window: time.Minute}})
+	w.start()
+	w.child("t-1").kill("signal: killed", true)
+	eventually(t, "restarting", func() bool { return w.pool.MemberState("t-1") == "restarting" })
+	w.pool.Quiesce()
+	time.Sleep(300 * time.Millisecond) // past the backoff: a replacement would have started
+	assert.Len(t, w.generations("t-1"), 1)
+	assert.Empty(t, w.pool.Members())
+}
+
+// A task nothing will ever serve is refused at once, not after its queue
+// timeout: an empty pool that may not grow (the shutdown began), and a
+// queued task whose only instance died and is not restarted.
+func TestHopelessTasksAreRefusedAtOnce(t *testing.T) {
+	t.Run("empty and quiet", func(t *testing.T) {
+		s := sized(0, 2, 1, 4)
+		s.QueueTimeout = time.Hour
+		w := newWorld(t, Config{Sizing: s})
+		w.start()
+		w.pool.Quiesce()
+		err := testkit.Receive(t, testkit.Go(func() error { _, err := w.pool.Acquire(context.Background()); return err }), "Acquire")
+		require.ErrorIs(t, err, ErrNoInstance)
+	})
+	t.Run("queued, its instance dead for good", func(t *testing.T) {
+		s := sized(1, 1, 1, 4)
+		s.QueueTimeout = time.Hour
+		w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: Never, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 1, Window: time.Minute}})
+		w.start()
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		queued := testkit.Go(func() error { _, err := w.pool.Acquire(context.Background()); return err })
+		eventually(t, "queued", func() bool { return w.pool.Stats().QueueDepth == 1 })
+		w.child("t-1").kill("signal: killed", true)
+		l.Release()
+		err = testkit.Receive(t, queued, "the queued task")
+		require.ErrorIs(t, err, ErrNoInstance)
+		assert.Contains(t, err.Error(), "t-1 is dead")
+	})
+	t.Run("queued, and the shutdown begins", func(t *testing.T) {
+		s := sized(1, 2, 1, 4)
+		s.QueueTimeout = time.Hour
+		w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Hour, MaxBackoff: time.Hour, MaxRestarts: 1, Window: 2 * time.Hour}})
+		w.start()
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		eventually(t, "grown", func() bool { return w.pool.MemberState("t-2") == "ready" })
+		l2, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		queued := testkit.Go(func() error { _, err := w.pool.Acquire(context.Background()); return err })
+		eventually(t, "queued", func() bool { return w.pool.Stats().QueueDepth == 1 })
+		w.pool.Quiesce()
+		w.child("t-1").kill("signal: killed", true)
+		w.child("t-2").kill("signal: killed", true)
+		l.Release()
+		l2.Release()
+		require.ErrorIs(t, testkit.Receive(t, queued, "the queued task"), ErrNoInstance)
+	})
+}
+
+// Chaos: tasks with random deadlines, children killed, health flipping,
+// rechecks, then the shutdown's Quiesce; at the end no task is counted
+// anywhere. (From the second review.)
+func TestChaos(t *testing.T) {
+	s := sized(1, 4, 2, 16)
+	s.QueueTimeout = 100 * time.Millisecond
+	s.Cooldown = 10 * time.Millisecond
+	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: 3 * time.Millisecond, MaxRestarts: 100000, Window: 2 * time.Second}})
+	w.start()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var leased, refused atomic.Int64
+	var mu sync.Mutex
+	errs := map[string]int{}
+	for range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(150))*time.Millisecond)
+				l, err := w.pool.Acquire(ctx)
+				cancel()
+				if err != nil {
+					refused.Add(1)
+					k := "other"
+					for _, e := range []error{ErrQueueFull, ErrQueueTimeout, ErrNoInstance, ErrClosed, context.DeadlineExceeded} {
+						if errors.Is(err, e) {
+							k = e.Error()
+						}
+					}
+					mu.Lock()
+					errs[k]++
+					mu.Unlock()
+					continue
+				}
+				leased.Add(1)
+				time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+				l.Release()
+				l.Release()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			for _, id := range w.pool.Members() {
+				switch rand.IntN(6) {
+				case 0:
+					w.mu.Lock()
+					g := w.children[id]
+					w.mu.Unlock()
+					if len(g) > 0 {
+						g[len(g)-1].kill("signal: killed", true)
+					}
+				case 1:
+					w.setSick(id, rand.IntN(2) == 0)
+				case 2:
+					w.pool.Recheck()
+				}
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	w.pool.Quiesce()
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("workers hung")
+	}
+	st := w.pool.Stats()
+	t.Logf("leased=%d refused=%d errs=%v stats=%+v", leased.Load(), refused.Load(), errs, st)
+	assert.Zero(t, st.Busy)
+	assert.Zero(t, st.QueueDepth)
+	w.pool.mu.Lock()
+	for id, m := range w.pool.members {
+		assert.Zero(t, m.inflight, id)
+	}
+	w.pool.mu.Unlock()
 }

@@ -61,6 +61,7 @@ func (p *Pool[H]) start(m *member[H]) {
 	if p.closed {
 		return
 	}
+	defer p.handoff() // the waiters it was started for may have nothing else coming
 	// Hold growth back, for longer each time in a row: a template that
 	// cannot start must not be tried on every tick.
 	p.holdFor = min(max(2*p.holdFor, p.cfg.Restart.Backoff), max(p.cfg.Restart.MaxBackoff, p.cfg.Restart.Backoff))

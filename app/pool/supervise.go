@@ -22,9 +22,14 @@ func (p *Pool[H]) exited(m *member[H], x Exit) {
 	was := m.state
 	m.state = dead
 	m.exit = x
-	p.log.Warn("child process exited", zap.String("provider", m.id), zap.Int("pid", x.Pid),
-		zap.String("exit", x.Status), zap.String("last_stderr", x.LastLine),
-		zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))
+	if x.Cut {
+		p.log.Warn("child process cut off", zap.String("provider", m.id), zap.String("why", x.Status),
+			zap.String("last_stderr", x.LastLine), zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))
+	} else {
+		p.log.Warn("child process exited", zap.String("provider", m.id), zap.Int("pid", x.Pid),
+			zap.String("exit", x.Status), zap.String("last_stderr", x.LastLine),
+			zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))
+	}
 	if was == starting {
 		return // its start settles it
 	}
@@ -37,14 +42,18 @@ func (p *Pool[H]) onDeath(m *member[H]) {
 	switch r := p.cfg.Restart; {
 	case p.quiet:
 		p.log.Info("not restarted: the service is shutting down", zap.String("provider", m.id))
+		p.handoff() // what waited for it may have nothing left to wait for
 		return
 	case r.Policy == Never, r.Policy == OnFailure && !x.Failed:
 		p.log.Warn("not restarted", zap.String("provider", m.id), zap.Stringer("restart", r.Policy), zap.String("exit", x.Status))
+		p.handoff()
 		return // it stays registered, and unhealthy
 	case !p.allowRestart():
 		p.giveUp(m.id, x.Status)
+		p.handoff()
 		return // it stays registered, and unhealthy: Stop cleans it up
 	}
+	m.replacing = true
 	p.removeLocked(func() { p.replace(m, x.Status) })
 }
 
@@ -112,7 +121,13 @@ func (p *Pool[H]) replace(dead *member[H], why string) {
 func (p *Pool[H]) restart(dead *member[H]) {
 	for {
 		p.mu.Lock()
-		if p.closed || p.quiet || p.members[dead.id] != dead { // removed meanwhile, or shutting down
+		if p.members[dead.id] != dead { // removed meanwhile
+			p.mu.Unlock()
+			return
+		}
+		if p.closed || p.quiet { // shutting down: it stays removed
+			delete(p.members, dead.id)
+			p.handoff()
 			p.mu.Unlock()
 			return
 		}
@@ -130,7 +145,11 @@ func (p *Pool[H]) restart(dead *member[H]) {
 			return
 		}
 		p.mu.Lock()
-		if p.closed || p.members[dead.id] != slot { // removed meanwhile
+		if p.closed || p.quiet || p.members[dead.id] != slot { // removed meanwhile, or shutting down
+			if p.members[dead.id] == slot {
+				delete(p.members, dead.id)
+				p.handoff()
+			}
 			p.mu.Unlock()
 			return
 		}
@@ -154,6 +173,7 @@ func (p *Pool[H]) restart(dead *member[H]) {
 				delete(p.members, dead.id)
 			}
 			p.giveUp(dead.id, "its replacement failed to start: "+lifecycle.Redact(err.Error()))
+			p.handoff()
 			p.mu.Unlock()
 			return
 		}

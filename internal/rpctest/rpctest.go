@@ -25,6 +25,7 @@ const (
 const (
 	Server  = "server"  // serves the methods below until stdin ends
 	Drainer = "drainer" // a Server that answers the calls it has before exiting at stdin's end
+	Serial  = "serial"  // a Server that handles one request at a time, as many stdio servers do
 	Sleeper = "sleeper" // only sleeps: a grandchild
 	Garbage = "garbage" // writes what is not JSON, then sleeps
 )
@@ -74,8 +75,8 @@ func Serve() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	switch mode {
-	case Server, Drainer:
-		s := &server{}
+	case Server, Drainer, Serial:
+		s := &server{serial: mode == Serial}
 		var stream jsonrpc2.ObjectStream = jsonrpc2.NewPlainObjectStream(stdio{})
 		if mode == Drainer {
 			stream = drainingStream{ObjectStream: stream, s: s}
@@ -102,7 +103,8 @@ func Serve() {
 // time, an "exit" sent behind a long "sleep" waited for it, and a test
 // that expected the exit to cut the sleep short waited the whole sleep.
 type server struct {
-	calls sync.WaitGroup // the requests being handled
+	calls  sync.WaitGroup // the requests being handled
+	serial bool           // handle each request on the reading goroutine, in turn
 
 	mu     sync.Mutex // guards the fields below
 	heard  []string   // the notifications' methods
@@ -114,6 +116,10 @@ func (s *server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 		s.mu.Lock()
 		s.heard = append(s.heard, req.Method)
 		s.mu.Unlock()
+		return
+	}
+	if s.serial {
+		jsonrpc2.HandlerWithError(s.handle).Handle(ctx, conn, req)
 		return
 	}
 	s.calls.Add(1)

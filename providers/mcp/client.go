@@ -239,8 +239,9 @@ func (c *Client) HealthCheck(ctx context.Context) lifecycle.Health {
 		h.Status, h.Message = lifecycle.StatusUnhealthy, ErrNotInitialized.Error()
 		return h
 	}
+	busy, _ := h.Resources["calls_in_flight"].(int64)
 	if _, err := c.request(ctx, "ping", nil, true); err != nil {
-		h.Status, h.Message = lifecycle.StatusUnhealthy, err.Error()
+		h.Status, h.Message = process.HealthCallStatus(err, busy), err.Error()
 	}
 	return h
 }

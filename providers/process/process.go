@@ -585,11 +585,24 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: msg, Resources: res}
 	}
 	if p.cfg.HealthMethod != "" {
+		busy := p.inflight.Load()
 		if err := p.Call(ctx, p.cfg.HealthMethod, nil, nil); err != nil {
-			return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: err.Error(), Resources: res}
+			return lifecycle.Health{Status: HealthCallStatus(err, busy), Message: err.Error(), Resources: res}
 		}
 	}
 	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: res}
+}
+
+// HealthCallStatus is the status of a health call that failed with err while busy
+// other calls were in flight: a child that answers in turn, busy with a
+// long call, cannot answer a health call before its deadline, and is busy,
+// not broken (degraded: routing keeps it, readiness counts it); any other
+// failure is unhealthy.
+func HealthCallStatus(err error, busy int64) lifecycle.Status {
+	if busy > 0 && errors.Is(err, context.DeadlineExceeded) {
+		return lifecycle.StatusDegraded
+	}
+	return lifecycle.StatusUnhealthy
 }
 
 // pipes joins the child's stdout and stdin into the one stream the JSON-RPC

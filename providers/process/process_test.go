@@ -314,3 +314,24 @@ func TestBadEnvIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A child that answers in turn, busy with a long call, cannot answer its
+// health call in time: busy, not broken. Idle, the same child is healthy.
+func TestABusySerialChildIsDegradedNotUnhealthy(t *testing.T) {
+	p := start(t, rpctest.Serial, false, process.Config{HealthMethod: "ping"})
+	assert.Equal(t, lifecycle.StatusHealthy, p.HealthCheck(context.Background()).Status)
+	long, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	busy := testkit.Go(func() error { return p.Call(long, "sleep", []int{60_000}, nil) })
+	var h lifecycle.Health
+	require.Eventually(t, func() bool { // once the long call has reached the child
+		ctx, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer stop()
+		h = p.HealthCheck(ctx)
+		require.NotEqual(t, lifecycle.StatusUnhealthy, h.Status, h.Message)
+		return h.Status == lifecycle.StatusDegraded
+	}, testkit.Wait, time.Millisecond)
+	assert.Contains(t, h.Message, "deadline exceeded")
+	cancel()
+	require.ErrorIs(t, testkit.Receive(t, busy, "the long call"), context.Canceled)
+}
