@@ -15,6 +15,7 @@ import (
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
 
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
@@ -23,6 +24,7 @@ import (
 
 func TestMain(m *testing.M) {
 	rpctest.Serve()
+	mcptest.Serve()
 	goleak.VerifyTestMain(m)
 }
 

@@ -1,0 +1,91 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+)
+
+// seen asks the strict MCP server what it saw.
+func (s *service) seen() mcptest.Seen {
+	s.t.Helper()
+	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "seen", "arguments": map[string]any{}})
+	require.Equal(s.t, 200, code, msg)
+	var out struct{ StructuredContent mcptest.Seen }
+	require.NoError(s.t, json.Unmarshal(rec.Output, &out))
+	return out.StructuredContent
+}
+
+// Through the service, against a strict MCP server of the tests' own: the
+// handshake before anything, a task that times out and one whose client
+// goes away cancelled on the server with their request ids, a notification
+// answered 202, a tool's error a failed task.
+func TestMCPThroughTheService(t *testing.T) {
+	argv, env := mcptest.Strict()
+	s := startWith(t, fmt.Sprintf(`  strict:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
+	s.waitHealthy()
+
+	var list struct{ Providers []ProviderView }
+	require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
+	for _, p := range list.Providers {
+		if p.ID == "strict-1" {
+			assert.Equal(t, "mcp", p.Kind)
+			assert.Equal(t, mcptest.StrictInfo["name"], p.Health.Resources["server_name"])
+		}
+	}
+
+	// A task that times out is cancelled on the server.
+	var timedOut struct {
+		Task TaskRecord `json:"task"`
+	}
+	code := s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "tools/call", "timeout": "100ms",
+		"params": map[string]any{"name": "slow", "arguments": map[string]any{}}}, &timedOut)
+	assert.Equal(t, 504, code)
+	assert.Equal(t, "timeout", timedOut.Task.Status)
+
+	// A task whose client goes away is cancelled too.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/v1/tasks",
+		strings.NewReader(`{"protocol": "mcp/v1", "method": "tools/call", "params": {"name": "slow", "arguments": {}}}`))
+	require.NoError(t, err)
+	gone := testkit.Go(func() error { _, err := http.DefaultClient.Do(req); return err })
+	require.Eventually(t, func() bool { return len(s.seen().Slow) == 2 }, testkit.Wait, 5*time.Millisecond)
+	cancel()
+	require.Error(t, testkit.Receive(t, gone, "the request whose client went away"))
+
+	require.Eventually(t, func() bool { return len(s.seen().Cancelled) == 2 }, testkit.Wait, 5*time.Millisecond)
+	seen := s.seen()
+	assert.Equal(t, seen.Slow, seen.Cancelled, "each cancellation names its request")
+
+	// A notification is sent, and answered 202; a tool's error fails the task.
+	require.Equal(t, 202, s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "notifications/roots/list_changed"}, nil))
+	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "fail", "arguments": map[string]any{"text": "no such row, dsn postgres://app:hunter2@db/x"}})
+	assert.Equal(t, 502, code, msg)
+	assert.Equal(t, "error", rec.Status)
+	assert.Contains(t, msg, "no such row")
+	assert.NotContains(t, msg, "hunter2")
+
+	seen = s.seen()
+	assert.Empty(t, seen.Violations, "nothing out of the protocol's order")
+	assert.Contains(t, seen.Notified, "notifications/roots/list_changed")
+	var init struct {
+		ClientInfo struct{ Name, Version string }
+	}
+	require.NoError(t, json.Unmarshal(seen.Initialize, &init))
+	assert.Equal(t, "gleitzeit-service", init.ClientInfo.Name)
+	assert.NotEmpty(t, init.ClientInfo.Version)
+}
