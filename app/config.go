@@ -44,6 +44,12 @@ type File struct {
 // StoreFile configures the task store.
 type StoreFile struct {
 	DSN string `json:"dsn"`
+	// BatchSize and BatchDelay bound group commit: the records of
+	// concurrent tasks commit together, up to BatchSize in one transaction,
+	// the first waiting up to BatchDelay for the others. A batch size of 1
+	// commits each record on its own.
+	BatchSize  *int   `json:"batch_size"`
+	BatchDelay string `json:"batch_delay"`
 }
 
 // AuditFile configures the audit log.
@@ -108,6 +114,8 @@ type Settings struct {
 	AdminToken      string
 	LogFormat       string
 	StoreDSN        string
+	StoreBatchSize  int
+	StoreBatchDelay time.Duration
 	AuditPath       string
 	TaskTimeout     time.Duration
 	HealthInterval  time.Duration
@@ -118,6 +126,15 @@ type Settings struct {
 	Templates       map[string]Template
 	Providers       []Instance
 }
+
+// The group commit's defaults, measured (BENCHMARKS.md, "Task
+// throughput"): records that arrive during a commit make the next batch,
+// so no delay is needed for batches to form under load, and a task alone
+// waits for nothing but its own commit.
+const (
+	defaultBatchSize  = 64
+	defaultBatchDelay = 0
+)
 
 // ConfigError names a configuration field and what is wrong with it.
 type ConfigError struct {
@@ -246,6 +263,23 @@ func (f *File) resolve() (*Settings, error) {
 	}
 	if s.StoreDSN == "" {
 		s.StoreDSN = filepath.Join(s.DataDir, "gleitzeit.db")
+	}
+	s.StoreBatchSize, s.StoreBatchDelay = defaultBatchSize, defaultBatchDelay
+	if f.Store.BatchSize != nil {
+		if *f.Store.BatchSize < 1 || *f.Store.BatchSize > 4096 {
+			return nil, bad("store.batch_size", "want 1 to 4096 records in one commit, got %d", *f.Store.BatchSize)
+		}
+		s.StoreBatchSize = *f.Store.BatchSize
+	}
+	if f.Store.BatchDelay != "" {
+		d, err := duration("store.batch_delay", f.Store.BatchDelay, true)
+		if err != nil {
+			return nil, err
+		}
+		if d > time.Second {
+			return nil, bad("store.batch_delay", "want at most 1s: every task waits for it, got %v", d)
+		}
+		s.StoreBatchDelay = d
 	}
 	if s.AuditPath == "" {
 		s.AuditPath = filepath.Join(s.DataDir, "audit.jsonl")

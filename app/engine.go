@@ -63,6 +63,7 @@ type Engine struct {
 	stopped  atomic.Bool // the engine stopped: tasks are refused
 
 	removals removals
+	commits  *groupCommit // the task records' commits
 	// endpointHook, if set, changes the endpoints of instances built from
 	// then on: for the tests' faults, nil otherwise.
 	endpointHook func(endpoint) endpoint
@@ -88,7 +89,8 @@ type engineParams struct {
 // initializes when it starts.
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
-		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{}}
+		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
+		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay)}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	names := make([]string, 0, len(p.Settings.Templates))
 	for name := range p.Settings.Templates {

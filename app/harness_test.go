@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
+	"github.com/gleitzeit/gleitzeit/internal/pgtest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -25,8 +27,22 @@ import (
 func TestMain(m *testing.M) {
 	rpctest.Serve()
 	mcptest.Serve()
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if pg, err := postgres(); pg != nil && err == nil {
+		pg.Stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
+
+// postgres is a PostgreSQL server for the tests that need one, started by
+// the first of them.
+var postgres = sync.OnceValues(pgtest.Start)
 
 // config is a service configuration for the tests: the loopback Ollama
 // server as the "llm" template, this binary as the "echo" template, the

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -143,8 +142,10 @@ func (e *Engine) count(rec TaskRecord, served bool) {
 
 // record saves the task and appends its audit line, under leases of the
 // store and the audit log, with a context of its own: a task that ran out
-// of time is recorded all the same.
-func (e *Engine) record(rec TaskRecord, save func(context.Context, *sql.DB, TaskRecord) error) error {
+// of time is recorded all the same. It returns once the record is
+// committed, with those of concurrent tasks (see groupCommit): a task
+// answered as recorded is in the store even if the service dies at once.
+func (e *Engine) record(rec TaskRecord, save func(context.Context, execer, TaskRecord) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
@@ -156,7 +157,7 @@ func (e *Engine) record(rec TaskRecord, save func(context.Context, *sql.DB, Task
 	if err != nil {
 		return err
 	}
-	if err := save(ctx, db, rec); err != nil {
+	if err := e.commits.do(ctx, db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) }); err != nil {
 		return err
 	}
 	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)

@@ -54,9 +54,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// beginTask records a task as it is about to run. It commits before it
-// returns.
-func beginTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
+// beginTask records a task as it is about to run, in db's transaction or
+// on its own.
+func beginTask(ctx context.Context, db execer, r TaskRecord) error {
 	_, err := db.ExecContext(ctx,
 		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -67,10 +67,8 @@ func beginTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
 	return nil
 }
 
-// finishTask records a task's outcome. It commits before it returns: a
-// task answered with success is in the store even if the service stops at
-// once.
-func finishTask(ctx context.Context, db *sql.DB, r TaskRecord) error {
+// finishTask records a task's outcome, in db's transaction or on its own.
+func finishTask(ctx context.Context, db execer, r TaskRecord) error {
 	var output any
 	if len(r.Output) > 0 {
 		output = string(r.Output)

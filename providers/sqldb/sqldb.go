@@ -193,6 +193,9 @@ func sqliteDSN(dsn string) (string, string, error) {
 	for _, p := range []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),
 		"journal_mode(WAL)",
+		// Every commit reaches the disk before it returns: a caller told
+		// that its record is committed may count on it after a crash.
+		"synchronous(FULL)",
 		"foreign_keys(1)",
 	} {
 		name, _, _ := strings.Cut(p, "(")

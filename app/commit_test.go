@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// stores are the task stores of the group commit's tests: a SQLite file
+// and a real PostgreSQL server.
+func stores(t *testing.T) map[string]*sql.DB {
+	t.Helper()
+	pg, err := postgres()
+	require.NoError(t, err, "PostgreSQL is needed for these tests")
+	out := map[string]*sql.DB{}
+	for name, dsn := range map[string]string{
+		"sqlite":     filepath.Join(t.TempDir(), "tasks.db"),
+		"postgresql": pg.DSN("postgres"),
+	} {
+		d, err := sqldb.New(sqldb.Config{ID: "store", DSN: dsn})
+		require.NoError(t, err)
+		require.NoError(t, d.Initialize(context.Background()))
+		t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
+		db, err := d.DB()
+		require.NoError(t, err)
+		require.NoError(t, migrate(context.Background(), db))
+		_, err = db.Exec(`DELETE FROM tasks`) // the PostgreSQL server is shared by the tests
+		require.NoError(t, err)
+		out[name] = db
+	}
+	return out
+}
+
+// Concurrent tasks' records commit together, each caller returning once
+// its own is committed; every record is there afterwards.
+func TestGroupCommitBatchesConcurrentRecords(t *testing.T) {
+	for name, db := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			g := newGroupCommit(64, 0)
+			const tasks = 200
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*tasks)
+			for i := range tasks {
+				wg.Go(func() {
+					rec := TaskRecord{ID: fmt.Sprintf("%s-%03d", name, i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()}
+					ctx := context.Background()
+					errs <- g.do(ctx, db, func(ctx context.Context, x execer) error { return beginTask(ctx, x, rec) })
+					rec.Status, rec.Output = "ok", []byte(`{"n":1}`)
+					errs <- g.do(ctx, db, func(ctx context.Context, x execer) error { return finishTask(ctx, x, rec) })
+				})
+			}
+			testkit.Within(t, "the records", wg.Wait)
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			var ok int
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE status = 'ok' AND id LIKE $1`, name+"-%").Scan(&ok))
+			assert.Equal(t, tasks, ok)
+			assert.Positive(t, g.batches.Load(), "no two records were committed together")
+			t.Logf("%d records in %d transactions of more than one", 2*tasks, g.batches.Load())
+		})
+	}
+}
+
+// A record that fails fails alone: the others of its batch are committed.
+func TestOneBadRecordFailsAlone(t *testing.T) {
+	for name, db := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			const n = 8
+			g := newGroupCommit(n, time.Minute) // one batch: its leader waits for all n
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() {
+					rec := TaskRecord{ID: fmt.Sprintf("%s-bad-%d", name, i), Status: "ok", Started: time.Now()}
+					save := beginTask
+					if i == 3 {
+						save = finishTask // of a task never begun: no row to update
+					}
+					errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) })
+				})
+			}
+			testkit.Within(t, "the batch", wg.Wait)
+			assert.EqualValues(t, 1, g.batches.Load(), "one batch")
+			for i, err := range errs {
+				if i == 3 {
+					assert.ErrorContains(t, err, "it was not recorded when it began")
+					continue
+				}
+				assert.NoError(t, err, i)
+			}
+			var rows int
+			require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE id LIKE $1`, name+"-bad-%").Scan(&rows))
+			assert.Equal(t, n-1, rows)
+		})
+	}
+}
