@@ -146,8 +146,9 @@ func commitBatch(ctx context.Context, db *sql.DB, batch []*pendingWrite) []error
 		}
 		return errs
 	}
+	x := &preparedTx{tx: tx, stmts: map[string]*sql.Stmt{}}
 	for _, b := range batch {
-		if err := b.exec(ctx, tx); err != nil {
+		if err := b.exec(ctx, x); err != nil {
 			_ = tx.Rollback()
 			for i, b := range batch {
 				errs[i] = b.exec(ctx, db)
@@ -161,4 +162,24 @@ func commitBatch(ctx context.Context, db *sql.DB, batch []*pendingWrite) []error
 		}
 	}
 	return errs
+}
+
+// preparedTx runs a batch's statements in its transaction, each text
+// prepared once: a batch repeats the same two statements, and parsing them
+// again for every record was a good part of the one writer's time.
+type preparedTx struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt // closed with the transaction
+}
+
+func (p *preparedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, ok := p.stmts[query]
+	if !ok {
+		var err error
+		if st, err = p.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		p.stmts[query] = st
+	}
+	return st.ExecContext(ctx, args...)
 }
