@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,10 @@ func (g *groupCommit) do(ctx context.Context, db *sql.DB, exec func(context.Cont
 // passes the lead on.
 func (g *groupCommit) lead(ctx context.Context, db *sql.DB, w *pendingWrite) error {
 	if g.maxDelay > 0 {
+		select {
+		case <-g.full: // left by a batch that filled before its leader looked
+		default:
+		}
 		g.mu.Lock()
 		short := len(g.pending) < g.maxBatch
 		g.mu.Unlock()
@@ -110,7 +115,7 @@ func (g *groupCommit) lead(ctx context.Context, db *sql.DB, w *pendingWrite) err
 	if len(batch) > 1 {
 		g.batches.Add(1)
 	}
-	errs := commitBatch(ctx, db, batch)
+	errs := safeCommit(ctx, db, batch)
 	var mine error
 	for i, b := range batch {
 		if b == w {
@@ -127,6 +132,21 @@ func (g *groupCommit) lead(ctx context.Context, db *sql.DB, w *pendingWrite) err
 	}
 	g.mu.Unlock()
 	return mine
+}
+
+// safeCommit is commitBatch, a panic in it turned into every record's
+// error: the batch's callers are told, and the lead is passed on, whatever
+// happens, or every record after it would wait for ever.
+func safeCommit(ctx context.Context, db *sql.DB, batch []*pendingWrite) (errs []error) {
+	defer func() {
+		if v := recover(); v != nil {
+			errs = make([]error, len(batch))
+			for i := range errs {
+				errs[i] = fmt.Errorf("task store: commit panicked: %v", v)
+			}
+		}
+	}()
+	return commitBatch(ctx, db, batch)
 }
 
 // commitBatch runs a batch's statements in one transaction. If one of
@@ -146,6 +166,7 @@ func commitBatch(ctx context.Context, db *sql.DB, batch []*pendingWrite) []error
 		}
 		return errs
 	}
+	defer func() { _ = tx.Rollback() }() // after a panic; after Commit, it does nothing
 	x := &preparedTx{tx: tx, stmts: map[string]*sql.Stmt{}}
 	for _, b := range batch {
 		if err := b.exec(ctx, x); err != nil {

@@ -106,3 +106,37 @@ func TestOneBadRecordFailsAlone(t *testing.T) {
 		})
 	}
 }
+
+// A commit that panics fails its batch, and the records after it are
+// committed: the lead is passed on.
+func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
+	db := stores(t)["sqlite"]
+	g := newGroupCommit(4, time.Minute)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+				if i == 2 {
+					panic("driver bug")
+				}
+				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("p-%d", i), Started: time.Now()})
+			})
+		})
+	}
+	testkit.Within(t, "the batch", wg.Wait)
+	for _, err := range errs {
+		assert.ErrorContains(t, err, "commit panicked: driver bug")
+	}
+	for i := range 4 { // the next batch (its leader waits for four)
+		wg.Go(func() {
+			errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("after-%d", i), Started: time.Now()})
+			})
+		})
+	}
+	testkit.Within(t, "the batch after the panic", wg.Wait)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+}
