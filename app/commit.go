@@ -21,30 +21,40 @@ type execer interface {
 // transaction that holds its record has committed, so an answer that says
 // a task was recorded is as true as with a commit of its own.
 //
-// There is no goroutine of its own to start and stop: the first caller to
-// find no commit in progress leads. It waits up to maxDelay for more
-// records (or until maxBatch wait), commits the first maxBatch, tells each
-// caller its result, and hands the lead to the first record left waiting,
-// whose caller commits the next batch. Records that arrive during a commit
-// therefore form the next batch: under load, batches grow by themselves,
-// and alone, a record waits for nothing but its own commit (with the
-// default maxDelay of 0).
+// There is no goroutine of its own to start and stop: a caller that finds
+// fewer than maxLeaders commits in progress leads. It waits up to maxDelay
+// for more records (or until maxBatch wait), commits its own record and the
+// oldest others, up to maxBatch, tells each caller its result, and hands
+// the lead to the oldest record left waiting, whose caller commits the next
+// batch. Records that arrive during a commit therefore form the next
+// batch: under load, batches grow by themselves, and alone, a record waits
+// for nothing but its own commit (with the default maxDelay of 0).
+//
+// A batch runs on a context of its own (batchTimeout), not its leader's:
+// one caller's deadline must not fail the records of the others. Each
+// caller waits within its own context; one that gives up before its record
+// was taken into a batch takes it back, uncommitted.
 type groupCommit struct {
-	maxBatch int
-	maxDelay time.Duration
+	maxBatch   int
+	maxDelay   time.Duration
+	maxLeaders int // batches committing at once: 1 for SQLite's one writer, more for PostgreSQL's pool
 
 	batches atomic.Int64 // transactions of more than one record, for the tests
 
-	mu      sync.Mutex      // guards pending and leading
-	pending []*pendingWrite // in arrival order; the first is the leader's, or the next leader's
-	leading bool            // a caller is committing, or waiting out maxDelay
+	mu      sync.Mutex      // guards pending and leaders
+	pending []*pendingWrite // in arrival order, not yet in a batch
+	leaders int             // callers committing a batch, or waiting out maxDelay
 	full    chan struct{}
 }
+
+// batchTimeout bounds one batch: its delay, its statements and its commit.
+const batchTimeout = 5 * time.Second
 
 // pendingWrite is one record waiting to be committed.
 type pendingWrite struct {
 	exec  func(context.Context, execer) error
-	ready chan turn // buffered: the leader never blocks on it
+	ready chan turn // buffered: one message only, so nothing blocks on it
+	led   bool      // the lead was handed to it: no other batch may take it; g.mu guards it
 }
 
 // turn is what a waiting caller is told: its record's result, or that it
@@ -54,20 +64,21 @@ type turn struct {
 	lead bool
 }
 
-func newGroupCommit(maxBatch int, maxDelay time.Duration) *groupCommit {
-	return &groupCommit{maxBatch: max(maxBatch, 1), maxDelay: maxDelay, full: make(chan struct{}, 1)}
+func newGroupCommit(maxBatch int, maxDelay time.Duration, maxLeaders int) *groupCommit {
+	return &groupCommit{maxBatch: max(maxBatch, 1), maxDelay: maxDelay, maxLeaders: max(maxLeaders, 1), full: make(chan struct{}, 1)}
 }
 
 // do runs exec in a transaction with the records of other callers, and
-// returns once that transaction has committed or failed.
+// returns once that transaction has committed or failed, or ctx ends.
 func (g *groupCommit) do(ctx context.Context, db *sql.DB, exec func(context.Context, execer) error) error {
 	w := &pendingWrite{exec: exec, ready: make(chan turn, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, w)
-	if !g.leading {
-		g.leading = true // pending held nothing: w is its first
+	if g.leaders < g.maxLeaders {
+		g.leaders++
+		w.led = true // its own batch's: no other may take it, nor hand it the lead
 		g.mu.Unlock()
-		return g.lead(ctx, db, w)
+		return g.lead(db, w)
 	}
 	if len(g.pending) >= g.maxBatch {
 		select {
@@ -76,18 +87,61 @@ func (g *groupCommit) do(ctx context.Context, db *sql.DB, exec func(context.Cont
 		}
 	}
 	g.mu.Unlock()
-	// Bounded: the leader's own context bounds its commit, and it tells
-	// every caller of its batch.
-	t := <-w.ready
-	if !t.lead {
+	select {
+	case t := <-w.ready:
+		if t.lead {
+			return g.lead(db, w)
+		}
 		return t.err
+	case <-ctx.Done():
+		select {
+		case t := <-w.ready: // told at the same moment: the answer wins
+			if t.lead {
+				return g.lead(db, w)
+			}
+			return t.err
+		default:
+		}
+		return g.leave(ctx, w)
 	}
-	return g.lead(ctx, db, w)
 }
 
-// lead commits one batch, which begins with w, tells its callers, and
-// passes the lead on.
-func (g *groupCommit) lead(ctx context.Context, db *sql.DB, w *pendingWrite) error {
+// leave takes back the record of a caller whose context ended while it
+// waited: uncommitted, if no batch has taken it yet; otherwise its commit
+// is under way, and the caller cannot know how it ends.
+func (g *groupCommit) leave(ctx context.Context, w *pendingWrite) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	i := slices.Index(g.pending, w)
+	if i < 0 {
+		return fmt.Errorf("task store: gave up waiting for the commit of its record, which may yet commit: %w", context.Cause(ctx))
+	}
+	g.pending = slices.Delete(g.pending, i, i+1)
+	if w.led { // the lead was handed to it (under g.mu): pass it on
+		<-w.ready
+		g.passLead()
+	}
+	return fmt.Errorf("task store: not recorded: %w", context.Cause(ctx))
+}
+
+// passLead hands the lead to the oldest record waiting that has not been
+// handed one, or gives it up. g.mu is held.
+func (g *groupCommit) passLead() {
+	for _, p := range g.pending {
+		if !p.led {
+			p.led = true
+			p.ready <- turn{lead: true}
+			return
+		}
+	}
+	g.leaders--
+}
+
+// lead commits one batch, which holds w, tells its callers, and passes the
+// lead on.
+func (g *groupCommit) lead(db *sql.DB, w *pendingWrite) error {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
 	if g.maxDelay > 0 {
 		select {
 		case <-g.full: // left by a batch that filled before its leader looked
@@ -101,37 +155,37 @@ func (g *groupCommit) lead(ctx context.Context, db *sql.DB, w *pendingWrite) err
 			select {
 			case <-t.C:
 			case <-g.full:
-			case <-ctx.Done():
 			}
 			t.Stop()
 		}
 	}
 	g.mu.Lock()
-	n := min(len(g.pending), g.maxBatch)
-	batch := slices.Clone(g.pending[:n])
-	g.pending = slices.Delete(g.pending, 0, n)
+	// w and the oldest others, but none that leads a batch of its own:
+	// with several leaders, w need not be first.
+	batch := []*pendingWrite{w}
+	g.pending = slices.DeleteFunc(g.pending, func(p *pendingWrite) bool {
+		if p == w {
+			return true
+		}
+		if len(batch) < g.maxBatch && !p.led {
+			batch = append(batch, p)
+			return true
+		}
+		return false
+	})
 	g.mu.Unlock()
 
 	if len(batch) > 1 {
 		g.batches.Add(1)
 	}
 	errs := safeCommit(ctx, db, batch)
-	var mine error
-	for i, b := range batch {
-		if b == w {
-			mine = errs[i]
-			continue
-		}
-		b.ready <- turn{err: errs[i]}
+	for i, b := range batch[1:] {
+		b.ready <- turn{err: errs[i+1]}
 	}
 	g.mu.Lock()
-	if len(g.pending) > 0 {
-		g.pending[0].ready <- turn{lead: true}
-	} else {
-		g.leading = false
-	}
+	g.passLead()
 	g.mu.Unlock()
-	return mine
+	return errs[0]
 }
 
 // safeCommit is commitBatch, a panic in it turned into every record's

@@ -46,7 +46,7 @@ func stores(t *testing.T) map[string]*sql.DB {
 func TestGroupCommitBatchesConcurrentRecords(t *testing.T) {
 	for name, db := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			g := newGroupCommit(64, 0)
+			g := newGroupCommit(64, 0, 1)
 			const tasks = 200
 			var wg sync.WaitGroup
 			errs := make(chan error, 2*tasks)
@@ -78,7 +78,7 @@ func TestOneBadRecordFailsAlone(t *testing.T) {
 	for name, db := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			const n = 8
-			g := newGroupCommit(n, time.Minute) // one batch: its leader waits for all n
+			g := newGroupCommit(n, time.Minute, 1) // one batch: its leader waits for all n
 			var wg sync.WaitGroup
 			errs := make([]error, n)
 			for i := range n {
@@ -111,7 +111,7 @@ func TestOneBadRecordFailsAlone(t *testing.T) {
 // committed: the lead is passed on.
 func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
 	db := stores(t)["sqlite"]
-	g := newGroupCommit(4, time.Minute)
+	g := newGroupCommit(4, time.Minute, 1)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range 4 {
@@ -139,4 +139,95 @@ func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
+}
+
+// A batch runs on a context of its own: its leader's deadline does not
+// fail the records of the others.
+func TestALeadersDeadlineFailsNoOtherRecord(t *testing.T) {
+	for name, db := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			g := newGroupCommit(6, 100*time.Millisecond, 1)
+			short, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			save := func(id string) func(context.Context, execer) error {
+				return func(ctx context.Context, x execer) error {
+					return beginTask(ctx, x, TaskRecord{ID: id, Started: time.Now()})
+				}
+			}
+			leader := testkit.Go(func() error { return g.do(short, db, save(name+"-leader")) })
+			require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.leaders == 1 }, testkit.Wait, time.Millisecond)
+			var wg sync.WaitGroup
+			errs := make([]error, 5)
+			for i := range 5 {
+				wg.Go(func() { errs[i] = g.do(context.Background(), db, save(fmt.Sprintf("%s-f%d", name, i))) })
+			}
+			testkit.Within(t, "the followers", wg.Wait)
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			require.NoError(t, testkit.Receive(t, leader, "the leader"), "the leader's record was taken into its batch, which ran on its own context")
+		})
+	}
+}
+
+// A caller waits within its own context: one that gives up before a
+// batch took its record takes it back, uncommitted, and the records after
+// it are committed.
+func TestACallerThatGivesUpTakesItsRecordBack(t *testing.T) {
+	db := stores(t)["sqlite"]
+	g := newGroupCommit(1, 0, 1)
+	hold, release := testkit.Gate(t)
+	slow := testkit.Go(func() error {
+		return g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+			<-hold // a commit that takes its time
+			return beginTask(ctx, x, TaskRecord{ID: "slow", Started: time.Now()})
+		})
+	})
+	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.leaders == 1 }, testkit.Wait, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := g.do(ctx, db, func(ctx context.Context, x execer) error {
+		return beginTask(ctx, x, TaskRecord{ID: "impatient", Started: time.Now()})
+	})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "not recorded")
+	after := testkit.Go(func() error {
+		return g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+			return beginTask(ctx, x, TaskRecord{ID: "after", Started: time.Now()})
+		})
+	})
+	release()
+	require.NoError(t, testkit.Receive(t, slow, "the slow record"))
+	require.NoError(t, testkit.Receive(t, after, "the record after"))
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE id IN ('slow', 'impatient', 'after')`).Scan(&n))
+	assert.Equal(t, 2, n, "the impatient record was taken back")
+}
+
+// On PostgreSQL several batches commit side by side, each caller still
+// told only of its own.
+func TestSeveralLeadersOnPostgreSQL(t *testing.T) {
+	db := stores(t)["postgresql"]
+	g := newGroupCommit(8, 0, 4)
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for i := range 400 {
+		wg.Go(func() {
+			errs <- g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("many-%03d", i), Started: time.Now()})
+			})
+		})
+	}
+	testkit.Within(t, "the records", wg.Wait)
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE id LIKE 'many-%'`).Scan(&n))
+	assert.Equal(t, 400, n)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	assert.Zero(t, g.leaders, "every lead given back")
+	assert.Empty(t, g.pending)
 }

@@ -90,7 +90,7 @@ type engineParams struct {
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
-		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay)}
+		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store))}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	names := make([]string, 0, len(p.Settings.Templates))
 	for name := range p.Settings.Templates {
@@ -178,6 +178,17 @@ func (e *Engine) stop(ctx context.Context) error {
 		e.log.Warn("pools did not close in time", zap.Error(err))
 	}
 	return nil
+}
+
+// commitLeaders is how many batches of task records may commit at once:
+// one on SQLite, whose writers take turns on its one connection anyway;
+// on PostgreSQL, half of the pool, which commits them side by side and
+// keeps the rest for reads.
+func commitLeaders(store *sqldb.DB) int {
+	if store.Driver() == sqldb.SQLite {
+		return 1
+	}
+	return max(1, store.MaxOpenConns()/2)
 }
 
 // awaitRemovals waits, within ctx, for the pools' removals in progress to

@@ -212,6 +212,9 @@ func (d *DB) ID() string { return d.cfg.ID }
 // Driver returns SQLite or Postgres.
 func (d *DB) Driver() string { return d.cfg.Driver }
 
+// MaxOpenConns returns the pool's bound on open connections.
+func (d *DB) MaxOpenConns() int { return d.cfg.MaxOpenConns }
+
 // DB returns the pool, or [ErrClosed] before Initialize and after Cleanup.
 func (d *DB) DB() (*sql.DB, error) {
 	d.mu.Lock()
