@@ -11,7 +11,8 @@
 // flight, under a registry lease so that no task runs on a provider being
 // cleaned up, bounded by the task timeout. Every task and its outcome is
 // recorded in the task store (SQLite by default) and appended to the audit
-// log.
+// log; the records of concurrent tasks commit together (commit.go), each
+// task answered only once the transaction holding its record committed.
 //
 // # Pools
 //
@@ -31,7 +32,7 @@
 //
 // engine.go builds the pools and owns the engine's life and the admin
 // operations; build.go makes providers from templates; run.go runs and
-// records tasks; health.go polls health and decides readiness; view.go
+// records tasks; commit.go commits their records in groups; health.go polls health and decides readiness; view.go
 // is what the admin API shows; protocols.go maps each protocol's methods
 // to its provider; config.go and poolconfig.go read the configuration.
 //
