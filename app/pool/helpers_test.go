@@ -152,3 +152,10 @@ func (w *world) setSick(id string, sick bool) {
 	defer w.mu.Unlock()
 	w.sick[id] = sick
 }
+
+// failStarts makes the next n starts of the id fail their handshake.
+func (w *world) failStarts(id string, n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failInit[id] = n
+}

@@ -267,9 +267,7 @@ func TestGivesUpAfterMaxRestartsWithinTheWindow(t *testing.T) {
 func TestAReplacementThatFailsToStartIsRetried(t *testing.T) {
 	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
 	w.start()
-	w.mu.Lock()
-	w.failInit["t-1"] = 1
-	w.mu.Unlock()
+	w.failStarts("t-1", 1)
 	w.child("t-1").kill("exit status 2", true)
 	eventually(t, "replaced on the second try", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 3 })
 	var reasons []string
@@ -287,9 +285,7 @@ func TestAReplacementThatFailsToStartIsRetried(t *testing.T) {
 func TestAReplacementThatNeverStartsGivesUp(t *testing.T) {
 	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
 	w.start()
-	w.mu.Lock()
-	w.failInit["t-1"] = 100
-	w.mu.Unlock()
+	w.failStarts("t-1", 100)
 	w.child("t-1").kill("exit status 2", true)
 	eventually(t, "gave up", func() bool { return w.pool.GaveUp() != "" })
 	assert.Contains(t, w.pool.GaveUp(), "its replacement failed to start: ")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -64,15 +62,7 @@ func TestKill9UnderLoadLosesNoAnsweredTask(t *testing.T) {
 	t.Logf("%d tasks answered 200 before kill -9", len(ids))
 	again := run(t, cfg)
 	again.waitReady(addr)
-	for _, id := range ids {
-		resp, err := http.Get(again.base + "/v1/tasks/" + id)
-		require.NoError(t, err)
-		var rec struct{ ID, Status string }
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
-		resp.Body.Close()
-		require.Equal(t, 200, resp.StatusCode, "task %s was answered 200 and is not in the store", id)
-		assert.Equal(t, "ok", rec.Status, "task %s", id)
-	}
+	requireStoredOK(t, again.base, ids)
 	require.NoError(t, again.cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, again.exitCode())
 }

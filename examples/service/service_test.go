@@ -174,6 +174,21 @@ providers:
 	return p
 }
 
+// requireStoredOK looks every task up and requires it stored, ok: each
+// was answered 200.
+func requireStoredOK(t *testing.T, base string, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		resp, err := http.Get(base + "/v1/tasks/" + id)
+		require.NoError(t, err)
+		var rec struct{ ID, Status string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+		resp.Body.Close()
+		require.Equal(t, 200, resp.StatusCode, "task %s was answered 200 and is not in the store", id)
+		assert.Equal(t, "ok", rec.Status, "task %s", id)
+	}
+}
+
 func post(base string, body string) (int, string, error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Post(base+"/v1/tasks", "application/json", strings.NewReader(body))
@@ -277,15 +292,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	// Started again on the same data, the store has every task answered 2xx.
 	again := run(t, cfg)
 	again.waitReady(addr)
-	for _, id := range ok {
-		resp, err := http.Get(again.base + "/v1/tasks/" + id)
-		require.NoError(t, err)
-		var rec struct{ ID, Status string }
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
-		resp.Body.Close()
-		require.Equal(t, 200, resp.StatusCode, "task %s", id)
-		assert.Equal(t, "ok", rec.Status)
-	}
+	requireStoredOK(t, again.base, ok)
 	require.NoError(t, again.cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, 0, again.exitCode())
 }
