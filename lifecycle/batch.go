@@ -46,7 +46,7 @@ type batch struct {
 // running has nothing to wait for: its job ends at once, skipped, without
 // telling its run, and is returned so that the caller counts it. A job that has ended meanwhile (a
 // Stop whose context is done ended it) does not begin.
-func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*job) (endedNow []*job) {
+func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*job, via *worker) (endedNow []*job) {
 	b := &batch{r: r, caller: caller, began: time.Now()}
 	b.mu.Lock()
 	for _, j := range jobs {
@@ -77,7 +77,7 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 	b.stopExpiry = context.AfterFunc(b.ctx, b.expire)
 	b.mu.Unlock()
 
-	runPool(b.jobs, poolWorkers, stallAfter, func(j *job) { r.execute(b, j) }, b.release)
+	runPool(b.jobs, poolWorkers, stallAfter, func(w *worker, j *job) { r.execute(b, j, w) }, b.release, via)
 	return endedNow
 }
 
@@ -86,7 +86,7 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 func (b *batch) expire() {
 	for _, j := range b.jobs {
 		if _, ended := j.outcome(); !ended {
-			j.end(b.r.overdue(b.caller, j))
+			j.end(b.r.overdue(b.caller, j), nil)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // The wait for Initialize has no bound of its own: a job still waiting when
 // its deadline passes is ended by it, and the goroutine goes on waiting, so
 // that the provider is closed, late, once its Initialize returns.
-func (r *Registry) execute(b *batch, j *job) {
+func (r *Registry) execute(b *batch, j *job, w *worker) {
 	defer j.markReturned()
 	n := j.n
 	n.awaitInitAndLeases(b.ctx) // a deadline here is the batch's to report
@@ -24,14 +24,14 @@ func (r *Registry) execute(b *batch, j *job) {
 		err = protect(b.ctx, n.cleanup)
 	}
 	o := r.returned(j, err, time.Since(b.began))
-	if !b.passed() && j.end(o) {
+	if !b.passed() && j.end(o, w) { // w returns at once: it may run what this end unblocks
 		return
 	}
 	// The deadline passed first, or a Stop whose context is done ended the
 	// job. If the batch's callback has not ended it yet, it is about to:
 	// end it here, so that the late result below has an outcome to replace.
 	if _, ended := j.outcome(); !ended {
-		j.end(r.overdue(b.caller, j))
+		j.end(r.overdue(b.caller, j), nil)
 	}
 	j.returnedLate(o)
 	if n.cleanup != nil {

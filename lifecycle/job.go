@@ -121,12 +121,12 @@ func (j *job) record(o Outcome) bool {
 
 // end ends the job with outcome o unless it has ended already, then tells
 // its run. It reports whether it ended the job.
-func (j *job) end(o Outcome) bool {
+func (j *job) end(o Outcome, via *worker) bool {
 	if !j.record(o) {
 		return false
 	}
 	if j.task != nil {
-		j.task.run.ended(j.task)
+		j.task.run.ended(j.task, via)
 	}
 	return true
 }

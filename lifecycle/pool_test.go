@@ -36,14 +36,14 @@ func TestPoolRunsEveryItemOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Add(n)
 		var running, most atomic.Int32
-		runPool(items, 3, time.Hour, func(i int) {
+		runPool(items, 3, time.Hour, func(_ *worker, i int) {
 			defer wg.Done()
 			now := running.Add(1)
 			for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
 			}
 			counts[i].Add(1)
 			running.Add(-1)
-		}, nil)
+		}, nil, nil)
 		waitFor(t, "every item", &wg)
 		for i := range counts {
 			require.EqualValues(t, 1, counts[i].Load(), "item %d of %d", i, n)
@@ -64,13 +64,13 @@ func TestPoolRescuesItemsBehindHungOnes(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(quick)
-	runPool(items, hung, time.Millisecond, func(i int) {
+	runPool(items, hung, time.Millisecond, func(_ *worker, i int) {
 		if i < hung {
 			<-release // the first items hang, holding every worker
 			return
 		}
 		wg.Done()
-	}, nil)
+	}, nil, nil)
 	waitFor(t, "the items behind the hung ones", &wg)
 }
 
@@ -82,14 +82,14 @@ func TestPoolDoesNotRescueWhileItProgresses(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(n)
 	var running, most atomic.Int32
-	runPool(items, 2, time.Second, func(int) {
+	runPool(items, 2, time.Second, func(*worker, int) {
 		defer wg.Done()
 		now := running.Add(1)
 		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
 		}
 		time.Sleep(time.Millisecond)
 		running.Add(-1)
-	}, nil)
+	}, nil, nil)
 	waitFor(t, "every item", &wg)
 	assert.LessOrEqual(t, most.Load(), int32(2))
 }
@@ -100,16 +100,67 @@ func TestPoolTellsWhenDrained(t *testing.T) {
 		var returned, calls atomic.Int32
 		var wg sync.WaitGroup
 		wg.Add(1)
-		runPool(make([]int, n), 2, time.Millisecond, func(int) {
+		runPool(make([]int, n), 2, time.Millisecond, func(*worker, int) {
 			time.Sleep(time.Duration(n%3) * time.Microsecond)
 			returned.Add(1)
 		}, func() {
 			assert.EqualValues(t, n, returned.Load(), "drained before every item returned")
 			calls.Add(1)
 			wg.Done()
-		})
+		}, nil)
 		waitFor(t, "drained", &wg)
 		time.Sleep(time.Millisecond)
 		assert.EqualValues(t, 1, calls.Load(), "drained called once for %d items", n)
 	}
+}
+
+// An item that begins a pool through its worker runs that pool's item on
+// its own goroutine once it returns, as fx runs the next hook: a chain of
+// any length runs on one goroutine, one link after the other.
+func TestPoolHandsAChainToTheWorkerThatEndsEachLink(t *testing.T) {
+	const links = 1000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var first *worker
+	var running atomic.Int32
+	var link func(w *worker, i int)
+	link = func(w *worker, i int) {
+		if running.Add(1) != 1 {
+			t.Errorf("link %d began while another ran", i)
+		}
+		defer running.Add(-1)
+		switch {
+		case i == 0:
+			first = w
+		case w != first:
+			t.Errorf("link %d ran on another worker", i)
+		}
+		if i == links-1 {
+			wg.Done()
+			return
+		}
+		runPool([]int{i + 1}, 4, time.Hour, link, nil, w)
+	}
+	runPool([]int{0}, 4, time.Hour, link, nil, nil)
+	waitFor(t, "the chain", &wg)
+}
+
+// A pool handed to a worker whose own pool still has items waiting gets a
+// goroutine of its own: it never waits behind them.
+func TestPoolHandedOverDoesNotWaitForTheWorkersItems(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	// One worker, two items: the first hands over a pool, the second hangs.
+	// The handed pool must run while the second item hangs.
+	runPool([]int{0, 1, 2}, 1, time.Hour, func(w *worker, i int) {
+		switch i {
+		case 0:
+			runPool([]int{0}, 1, time.Hour, func(*worker, int) { wg.Done() }, nil, w)
+		case 1:
+			<-release
+		}
+	}, nil, nil)
+	waitFor(t, "the pool handed over", &wg)
 }

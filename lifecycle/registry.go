@@ -205,7 +205,7 @@ func (r *Registry) initializeLate(n *node) error {
 	}
 	if j := claim(n, TriggerRollback, nil, nil); j != nil {
 		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
-		r.begin(context.Background(), n.timeout, []*job{j})
+		r.begin(context.Background(), n.timeout, []*job{j}, nil)
 		<-j.wait() // bounded: the job ends by its deadline
 		o, _ := j.outcome()
 		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: o})

@@ -125,7 +125,7 @@ func (ru *run) execute() {
 			go ru.relay(t)
 		}
 	}
-	ru.advance(ended, ready)
+	ru.advance(ended, ready, nil)
 
 	select {
 	case <-ru.settled:
@@ -145,7 +145,7 @@ func (ru *run) relay(t *task) {
 		return
 	}
 	if t.j.awaitHolding(ru.settled) {
-		ru.ended(t)
+		ru.ended(t, nil)
 	}
 }
 
@@ -168,11 +168,11 @@ func (ru *run) cutShort() {
 		}
 	}
 	ru.mu.Unlock()
-	ru.advance(nil, ready)
+	ru.advance(nil, ready, nil)
 	for _, t := range ru.tasks {
 		if t.mine {
 			if _, ended := t.j.outcome(); !ended {
-				t.j.end(ru.r.overdue(ru.ctx, t.j))
+				t.j.end(ru.r.overdue(ru.ctx, t.j), nil)
 			}
 		}
 	}
@@ -182,7 +182,9 @@ func (ru *run) cutShort() {
 }
 
 // ended counts a task that has ended and begins the cleanups it unblocks.
-func (ru *run) ended(t *task) {
+// via, if not nil, is the worker of the cleanup that ended, which may run
+// them (see worker).
+func (ru *run) ended(t *task, via *worker) {
 	if t.mine {
 		ru.r.cleaned(t.j)
 	}
@@ -190,18 +192,18 @@ func (ru *run) ended(t *task) {
 	ready := ru.count(t, nil)
 	ru.mu.Unlock()
 	if len(ready) > 0 {
-		ru.advance(nil, ready)
+		ru.advance(nil, ready, via)
 	}
 }
 
 // advance counts the tasks that have ended and begins those that are
 // ready, until neither is left: beginning a cleanup may end it at once (a
 // provider without a cleanup method), and counting an end may make others
-// ready.
-func (ru *run) advance(ended, ready []*task) {
+// ready. via is as for ended.
+func (ru *run) advance(ended, ready []*task, via *worker) {
 	for len(ended) > 0 || len(ready) > 0 {
 		if len(ready) > 0 {
-			ended = append(ended, ru.begin(ready)...)
+			ended = append(ended, ru.begin(ready, via)...)
 			ready = nil
 		}
 		for _, t := range ended {
@@ -239,7 +241,7 @@ func (ru *run) count(t *task, ready []*task) []*task {
 
 // begin begins the cleanups of ready tasks together, one batch for each
 // timeout among them, and returns the tasks whose jobs ended at once.
-func (ru *run) begin(ready []*task) (ended []*task) {
+func (ru *run) begin(ready []*task, via *worker) (ended []*task) {
 	var jobs []*job
 	for len(ready) > 0 {
 		timeout, rest := ready[0].j.n.timeout, ready[:0]
@@ -251,7 +253,7 @@ func (ru *run) begin(ready []*task) (ended []*task) {
 				rest = append(rest, t)
 			}
 		}
-		for _, j := range ru.r.begin(ru.ctx, timeout, jobs) { // begin keeps none of jobs
+		for _, j := range ru.r.begin(ru.ctx, timeout, jobs, via) { // begin keeps none of jobs
 			ended = append(ended, j.task)
 		}
 		ready = rest

@@ -90,6 +90,6 @@ func (r *Registry) Release(id string) {
 	}
 	ru.mu.Unlock()
 	if len(ready) > 0 {
-		ru.advance(nil, ready)
+		ru.advance(nil, ready, nil)
 	}
 }

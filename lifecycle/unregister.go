@@ -59,8 +59,8 @@ func (r *Registry) Remove(ctx context.Context, id string) (Outcome, error) {
 		}
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
-	r.begin(ctx, n.timeout, []*job{j}) // a provider never initialized has ended already, skipped
-	<-j.wait()                         // bounded: the job ends by its deadline, which ctx bounds
+	r.begin(ctx, n.timeout, []*job{j}, nil) // a provider never initialized has ended already, skipped
+	<-j.wait()                              // bounded: the job ends by its deadline, which ctx bounds
 	if _, _, holds := j.holding(); holds {
 		// ctx ran out while the cleanup still runs within its own timeout.
 		// The provider stays registered until it returns: a Stop must not
