@@ -121,21 +121,18 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 		if err != nil {
 			return initialized, err
 		}
-		for _, n := range order {
-			err := r.initialize(ctx, n)
-			switch {
-			case err == nil:
-				initialized++
-			case r.stopping.Load(): // Stop began, or cancelled this Initialize: it cleans up
-				if errors.Is(err, errNotBegun) {
-					return initialized, ErrStopped
-				}
-				return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
-			case errors.Is(err, errNotBegun): // unregistered since the batch was chosen
-			default:
-				r.rollback(ctx, n)
-				return initialized, err
+		count, failed, err := r.initAll(ctx, order)
+		initialized += count
+		switch {
+		case err == nil:
+		case r.stopping.Load(): // Stop began, or cancelled this Initialize: it cleans up
+			if errors.Is(err, errNotBegun) {
+				return initialized, ErrStopped
 			}
+			return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
+		default:
+			r.rollback(ctx, failed)
+			return initialized, err
 		}
 	}
 }
@@ -146,48 +143,13 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
 
 // initialize runs n's Initialize, bounded by its timeout and ctx. It never
-// begins once n's cleanup has been claimed or Stop has begun: the two are
-// decided under n's lock, so that a cleanup either sees the Initialize it
-// must wait for or knows that none will run.
+// begins once n's cleanup has been claimed or Stop has begun (errNotBegun):
+// the two are decided under n's lock, so that a cleanup either sees the
+// Initialize it must wait for or knows that none will run.
 func (r *Registry) initialize(ctx context.Context, n *node) error {
-	if err := ctx.Err(); err != nil { // Start ran out of time, or Stop cancelled it
-		return providerError(n.id, "initialize", fmt.Errorf("not begun: %w", err))
-	}
-	if !n.beginInit(r.stopping.Load()) {
+	count, _, err := r.initAll(ctx, []*node{n})
+	if err == nil && count == 0 {
 		return errNotBegun
-	}
-	if n.init == nil {
-		n.setState(initDone, nil)
-		if !r.quiet() {
-			r.emit(ProviderInitialized{ID: n.id})
-		}
-		return nil
-	}
-	began := time.Now()
-	ictx, cancel := context.WithTimeout(ctx, n.timeout)
-	defer cancel()
-	initialize := func(ctx context.Context) error {
-		defer n.initReturns() // a panic too: protect recovers it after this
-		return n.init(ctx)
-	}
-	err, inTime := callBounded(ictx, initialize, func(err error) {
-		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(began), Err: lateError(n.id, "initialize", err)})
-	})
-	took := time.Since(began)
-	switch {
-	case !inTime && ctx.Err() != nil:
-		err = fmt.Errorf("abandoned after %v: context done: %w", took.Round(time.Microsecond), ctx.Err())
-	case !inTime:
-		err = fmt.Errorf("did not return within its %v timeout: %w", n.timeout, context.DeadlineExceeded)
-	}
-	if err != nil {
-		err = providerError(n.id, "initialize", err)
-		n.setState(initFailed, err)
-	} else {
-		n.setState(initDone, nil)
-	}
-	if err != nil || !r.quiet() { // a failure is logged at warn level
-		r.emit(ProviderInitialized{ID: n.id, Duration: took, Err: err})
 	}
 	return err
 }
