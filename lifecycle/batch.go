@@ -47,7 +47,7 @@ type batch struct {
 // telling its run, and is returned so that the caller counts it. A job that has ended meanwhile (a
 // Stop whose context is done ended it) does not begin.
 func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*job, via *worker) (endedNow []*job) {
-	b := &batch{r: r, caller: caller, began: time.Now()}
+	b := &batch{r: r, caller: caller, began: time.Now(), jobs: make([]*job, 0, len(jobs))}
 	b.mu.Lock()
 	for _, j := range jobs {
 		if j.n.cleanup == nil && !j.n.holdsOn() {
@@ -77,7 +77,7 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 	b.stopExpiry = context.AfterFunc(b.ctx, b.expire)
 	b.mu.Unlock()
 
-	runPool(b.jobs, poolWorkers, stallAfter, func(w *worker, j *job) { r.execute(b, j, w) }, b.release, via)
+	runPool(b.jobs, poolWorkers, poolGrowTo, stallAfter, func(w *worker, j *job) { r.execute(b, j, w) }, b.release, via)
 	return endedNow
 }
 

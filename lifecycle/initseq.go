@@ -191,10 +191,7 @@ func (s *initSeq) step(n *node) bool {
 	s.mu.Unlock()
 
 	ctx := newInitCtx(s.ctx, call.deadline)
-	err := protect(ctx, func(ctx context.Context) error {
-		defer n.initReturns() // a panic too: protect recovers it after this
-		return n.init(ctx)
-	})
+	err := n.callInit(ctx)
 	ctx.release()
 	took := time.Since(began)
 

@@ -34,8 +34,8 @@ type node struct {
 	state   initState
 	initErr error // why Initialize failed, when state is initFailed
 	// initReturned is closed when the Initialize method returns, which may
-	// be long after Start stopped waiting for it; nil until it begins, and
-	// for a provider without Initialize.
+	// be long after Start stopped waiting for it. It is made by the first
+	// cleanup that must wait for that, as most never do.
 	initReturned chan struct{}
 	initRunning  bool          // the Initialize method has begun and not returned
 	leases       int           // leases handed out and not yet released
@@ -133,7 +133,6 @@ func (n *node) beginInit(stopping bool) bool {
 	n.state = initStarted
 	if n.init != nil {
 		n.initRunning = true
-		n.initReturned = make(chan struct{})
 	}
 	return true
 }
@@ -142,7 +141,9 @@ func (n *node) beginInit(stopping bool) bool {
 func (n *node) initReturns() {
 	n.mu.Lock()
 	n.initRunning = false
-	close(n.initReturned)
+	if n.initReturned != nil {
+		close(n.initReturned)
+	}
 	n.mu.Unlock()
 }
 
@@ -158,6 +159,9 @@ func (n *node) initializing() bool {
 // then until every lease is released or ctx is done.
 func (n *node) awaitInitAndLeases(ctx context.Context) {
 	n.mu.Lock()
+	if n.initRunning && n.initReturned == nil {
+		n.initReturned = make(chan struct{})
+	}
 	returned, leases := n.initReturned, n.leases
 	n.mu.Unlock()
 	if returned != nil {

@@ -98,7 +98,8 @@ func (ru *run) execute() {
 
 	// Nothing else touches the run before the first cleanup begins, but
 	// the relays below may count a task as soon as they start.
-	var ended, ready []*task
+	var ended []*task
+	ready := make([]*task, 0, len(ru.tasks)) // sized once: most of a large run is often ready at once
 	ru.mu.Lock()
 	for _, t := range ru.tasks {
 		if t.held { // counted as one more dependent, until Release
@@ -242,7 +243,7 @@ func (ru *run) count(t *task, ready []*task) []*task {
 // begin begins the cleanups of ready tasks together, one batch for each
 // timeout among them, and returns the tasks whose jobs ended at once.
 func (ru *run) begin(ready []*task, via *worker) (ended []*task) {
-	var jobs []*job
+	jobs := make([]*job, 0, len(ready))
 	for len(ready) > 0 {
 		timeout, rest := ready[0].j.n.timeout, ready[:0]
 		jobs = jobs[:0]
