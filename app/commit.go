@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -125,16 +126,18 @@ func (g *groupCommit) leave(ctx context.Context, w *pendingWrite) error {
 }
 
 // passLead hands the lead to the oldest record waiting that has not been
-// handed one, or gives it up. g.mu is held.
-func (g *groupCommit) passLead() {
+// handed one, or gives it up, and reports whether it handed it. g.mu is
+// held.
+func (g *groupCommit) passLead() bool {
 	for _, p := range g.pending {
 		if !p.led {
 			p.led = true
 			p.ready <- turn{lead: true}
-			return
+			return true
 		}
 	}
 	g.leaders--
+	return false
 }
 
 // lead commits one batch, which holds w, tells its callers, and passes the
@@ -183,8 +186,15 @@ func (g *groupCommit) lead(db *sql.DB, w *pendingWrite) error {
 		b.ready <- turn{err: errs[i+1]}
 	}
 	g.mu.Lock()
-	g.passLead()
+	passed := g.passLead()
 	g.mu.Unlock()
+	if passed {
+		// The next leader is ready to run, but on this goroutine's
+		// processor, behind the rest of this task's request: yield, so
+		// that the one writer does not stand idle meanwhile. Measured at 16
+		// clients, the writer was idle a quarter of the time without this.
+		runtime.Gosched()
+	}
 	return errs[0]
 }
 
