@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -39,6 +40,12 @@ func newInitCtx(parent context.Context, deadline time.Time) *initCtx {
 }
 
 func (c *initCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// String names the context as the standard ones do, from the fields that
+// never change: printing it must not race with a Done.
+func (c *initCtx) String() string {
+	return fmt.Sprintf("%v.WithDeadline(%v)", c.parent, c.deadline)
+}
 
 func (c *initCtx) Done() <-chan struct{} {
 	c.mu.Lock()

@@ -25,12 +25,15 @@ import (
 // it returns before its deadline and its context's end, the watcher
 // otherwise. Both decide under mu, and the one that decides sets over when
 // the sequence ends there; the runner then stops, reporting the return
-// that came late.
+// that came late, after the outcome (told). The watcher also sets over,
+// blaming no provider, when the caller's context ends between two calls:
+// the runner then blames the provider it would have begun next.
 type initSeq struct {
 	r     *Registry
 	ctx   context.Context // the caller's: Start's, or StartProvider's
 	order []*node
 	done  chan struct{} // closed when the runner has stopped
+	told  chan struct{} // closed once the watcher, if it decided an outcome, has reported it
 
 	mu       sync.Mutex // guards the fields below
 	cur      initCall   // the Initialize running; n is nil between calls
@@ -55,7 +58,13 @@ type initCall struct {
 // begin because the registry is stopping; one whose cleanup another caller
 // claimed is passed over.
 func (r *Registry) initAll(ctx context.Context, order []*node) (initialized int, failed *node, err error) {
-	s := &initSeq{r: r, ctx: ctx, order: order, done: make(chan struct{})}
+	if len(order) == 0 {
+		return 0, nil, nil
+	}
+	if err := ctx.Err(); err != nil { // no goroutine for a sequence that cannot begin
+		return 0, order[0], providerError(order[0].id, "initialize", fmt.Errorf("not begun: %w", err))
+	}
+	s := &initSeq{r: r, ctx: ctx, order: order, done: make(chan struct{}), told: make(chan struct{})}
 	s.watchdog = time.NewTimer(time.Hour)
 	s.watchdog.Stop()
 	defer s.watchdog.Stop()
@@ -111,6 +120,7 @@ func (s *initSeq) cutShort(ctxDone bool) bool {
 	s.over, s.failed, s.err = true, call.n, err
 	s.mu.Unlock()
 	s.r.initEnded(call.n, time.Since(call.began), err)
+	close(s.told) // the runner reports the late return after this outcome
 	return true
 }
 
@@ -141,12 +151,14 @@ func (s *initSeq) run() {
 	}
 }
 
-// stop ends the sequence at n with err, unless the watcher ended it first,
-// and reports false, for run to return.
+// stop ends the sequence at n with err, unless the watcher ended it first
+// by cutting an Initialize short, and reports false, for run to return. A
+// sequence the watcher ended between two calls (its context ended) blames
+// no provider yet: n, which did not begin, is the one.
 func (s *initSeq) stop(n *node, err error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.over {
+	if s.failed == nil {
 		s.over, s.failed, s.err = true, n, err
 	}
 	return false
@@ -199,6 +211,7 @@ func (s *initSeq) step(n *node) bool {
 	s.cur = initCall{}
 	if s.over { // the watcher decided: this return is late
 		s.mu.Unlock()
+		<-s.told // bounded by the watcher's report of the outcome
 		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: took, Err: lateError(n.id, "initialize", err)})
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -188,4 +189,82 @@ func TestStartStopsAtTheHungProviderOfMany(t *testing.T) {
 		assert.Equal(t, want, f.inits.Load(), "Initialize calls of %s", f.id)
 	}
 	open()
+}
+
+// StartProvider with a context that has ended reports that, not a stop:
+// the registry runs, and nothing claimed the provider.
+func TestStartProviderWithAnEndedContext(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	p := newFake("p", &journal{})
+	mustRegister(t, r, p, lifecycle.Staged())
+	require.NoError(t, r.Start(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := r.StartProvider(ctx, "p")
+	require.ErrorIs(t, err, context.Canceled)
+	assert.NotErrorIs(t, err, lifecycle.ErrStopped)
+	assert.EqualValues(t, 0, p.inits.Load())
+	require.NoError(t, r.StartProvider(context.Background(), "p"), "the provider can still be started")
+	r.Release("p") // its owner is done with it: Stop may clean it up
+	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
+}
+
+// Start with a context that ends between two Initialize calls returns that
+// end, having initialized the first provider and not the second, and rolls
+// the first back.
+func TestStartWhoseContextEndsBetweenTwoInitializeCalls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.ID == "a" {
+			cancel()
+			time.Sleep(time.Millisecond) // room for the watcher to see the end first
+		}
+	})))
+	a, b := newFake("a", &journal{}), newFake("b", &journal{})
+	mustRegister(t, r, a)
+	mustRegister(t, r, b, lifecycle.DependsOn("a"))
+	var err error
+	within(t, "Start", func() { err = r.Start(ctx) })
+	require.ErrorIs(t, err, context.Canceled)
+	assert.ErrorContains(t, err, `"b"`)
+	assert.EqualValues(t, 1, a.inits.Load())
+	assert.EqualValues(t, 0, b.inits.Load())
+	assert.EqualValues(t, 1, a.cleanups.Load(), "a is rolled back")
+}
+
+// When Start stops waiting for a hung Initialize, its outcome is reported
+// before the late return, however slow the observer that reports it.
+func TestTheOutcomeOfAHungInitializeIsReportedBeforeItsLateReturn(t *testing.T) {
+	release, open := gate(t)
+	obs := &events{}
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.Err != nil {
+			open()                            // the Initialize returns now, late
+			time.Sleep(20 * time.Millisecond) // while the outcome is still being reported
+		}
+		obs.Observe(e)
+	})))
+	p := newFake("p", &journal{})
+	p.initialize = ignoring(release)
+	mustRegister(t, r, p, lifecycle.Timeout(10*time.Millisecond))
+	var err error
+	within(t, "Start", func() { err = r.Start(context.Background()) })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var order []string
+	eventually(t, "the late return", func() bool {
+		order = order[:0]
+		for _, e := range obs.snapshot() {
+			switch e := e.(type) {
+			case lifecycle.ProviderInitialized:
+				order = append(order, "outcome")
+			case lifecycle.ProviderReturnedLate:
+				if e.Op == "initialize" {
+					order = append(order, "late")
+				}
+			}
+		}
+		return slices.Contains(order, "late")
+	})
+	assert.Equal(t, []string{"outcome", "late"}, order)
 }
