@@ -205,7 +205,8 @@ func (s *initSeq) step(n *node) bool {
 	ctx := newInitCtx(s.ctx, call.deadline)
 	err := n.callInit(ctx)
 	ctx.release()
-	took := time.Since(began)
+	now := time.Now() // once: the clock is a syscall on some machines
+	took := now.Sub(began)
 
 	s.mu.Lock()
 	s.cur = initCall{}
@@ -217,7 +218,7 @@ func (s *initSeq) step(n *node) bool {
 	}
 	// A return after the deadline is late even if the watcher has not
 	// noticed the deadline yet: the outcome follows the clock.
-	late := s.ctx.Err() != nil || !time.Now().Before(call.deadline)
+	late := s.ctx.Err() != nil || !now.Before(call.deadline)
 	if late {
 		lateErr := err
 		err = s.overdue(call)

