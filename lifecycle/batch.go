@@ -77,7 +77,7 @@ func (r *Registry) begin(caller context.Context, timeout time.Duration, jobs []*
 	b.stopExpiry = context.AfterFunc(b.ctx, b.expire)
 	b.mu.Unlock()
 
-	runPool(b.jobs, poolWorkers, poolGrowTo, stallAfter, func(w *worker, j *job) { r.execute(b, j, w) }, b.release, via)
+	runPool(b.jobs, poolSize(len(b.jobs)), stallAfter, func(w *worker, j *job) { r.execute(b, j, w) }, b.release, via)
 	return endedNow
 }
 

@@ -25,13 +25,12 @@
 // The goroutine that ends a cleanup begins the cleanups it unblocks, and
 // runs the next one itself when that is all there is to do (a chain runs
 // on one goroutine, as fx's hooks do). Cleanups begun together share a
-// deadline and a few worker goroutines, which grow to one for each cleanup
-// (up to 128) whenever all of them are busy; beyond that, when none has
-// finished for 100µs, every cleanup still waiting gets a goroutine of its
-// own (Go's runtime fires that timer up to a millisecond late while the
-// process is otherwise idle). So a slow or hung cleanup holds back
-// another's start only beyond 128 slow ones begun together, and then by
-// about a millisecond at most.
+// deadline. A batch of up to 128 gets a goroutine for each cleanup; a
+// larger one shares a few, and when none of them has finished for 100µs,
+// every cleanup still waiting gets a goroutine of its own (Go's runtime
+// fires that timer up to a millisecond late while the process is otherwise
+// idle). So a slow or hung cleanup holds back another's start only in a
+// batch of more than 128, and by about a millisecond at most.
 //
 // Start runs the Initialize calls on one goroutine, one after another,
 // watched from the caller's goroutine by one timer: a hung Initialize

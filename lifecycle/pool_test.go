@@ -36,7 +36,7 @@ func TestPoolRunsEveryItemOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Add(n)
 		var running, most atomic.Int32
-		runPool(items, 3, 3, time.Hour, func(_ *worker, i int) {
+		runPool(items, 3, time.Hour, func(_ *worker, i int) {
 			defer wg.Done()
 			now := running.Add(1)
 			for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
@@ -64,7 +64,7 @@ func TestPoolRescuesItemsBehindHungOnes(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	wg.Add(quick)
-	runPool(items, hung, hung, time.Millisecond, func(_ *worker, i int) {
+	runPool(items, hung, time.Millisecond, func(_ *worker, i int) {
 		if i < hung {
 			<-release // the first items hang, holding every worker
 			return
@@ -82,7 +82,7 @@ func TestPoolDoesNotRescueWhileItProgresses(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(n)
 	var running, most atomic.Int32
-	runPool(items, 2, 2, time.Second, func(*worker, int) {
+	runPool(items, 2, time.Second, func(*worker, int) {
 		defer wg.Done()
 		now := running.Add(1)
 		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
@@ -100,7 +100,7 @@ func TestPoolTellsWhenDrained(t *testing.T) {
 		var returned, calls atomic.Int32
 		var wg sync.WaitGroup
 		wg.Add(1)
-		runPool(make([]int, n), 2, 2, time.Millisecond, func(*worker, int) {
+		runPool(make([]int, n), 2, time.Millisecond, func(*worker, int) {
 			time.Sleep(time.Duration(n%3) * time.Microsecond)
 			returned.Add(1)
 		}, func() {
@@ -139,9 +139,9 @@ func TestPoolHandsAChainToTheWorkerThatEndsEachLink(t *testing.T) {
 			wg.Done()
 			return
 		}
-		runPool([]int{i + 1}, 4, 4, time.Hour, link, nil, w)
+		runPool([]int{i + 1}, 4, time.Hour, link, nil, w)
 	}
-	runPool([]int{0}, 4, 4, time.Hour, link, nil, nil)
+	runPool([]int{0}, 4, time.Hour, link, nil, nil)
 	waitFor(t, "the chain", &wg)
 }
 
@@ -154,10 +154,10 @@ func TestPoolHandedOverDoesNotWaitForTheWorkersItems(t *testing.T) {
 	wg.Add(1)
 	// One worker, two items: the first hands over a pool, the second hangs.
 	// The handed pool must run while the second item hangs.
-	runPool([]int{0, 1, 2}, 1, 1, time.Hour, func(w *worker, i int) {
+	runPool([]int{0, 1, 2}, 1, time.Hour, func(w *worker, i int) {
 		switch i {
 		case 0:
-			runPool([]int{0}, 1, 1, time.Hour, func(*worker, int) { wg.Done() }, nil, w)
+			runPool([]int{0}, 1, time.Hour, func(*worker, int) { wg.Done() }, nil, w)
 		case 1:
 			<-release
 		}
@@ -165,52 +165,12 @@ func TestPoolHandedOverDoesNotWaitForTheWorkersItems(t *testing.T) {
 	waitFor(t, "the pool handed over", &wg)
 }
 
-// A batch of slow items all begin at once, without the rescue: the pool
-// grows while every goroutine is busy, up to growTo.
-func TestPoolGrowsForSlowItems(t *testing.T) {
-	const n = 100
-	var begun sync.WaitGroup
-	begun.Add(n)
-	all := make(chan struct{})
-	go func() { begun.Wait(); close(all) }()
-	var done sync.WaitGroup
-	done.Add(n)
-	var running, most atomic.Int32
-	runPool(make([]int, n), 2, 128, time.Hour, func(*worker, int) { // no rescue within the test
-		defer done.Done()
-		now := running.Add(1)
-		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
-		}
-		begun.Done()
-		select { // slow: it holds its goroutine until every item has begun
-		case <-all:
-		case <-time.After(10 * time.Second):
-		}
-		running.Add(-1)
-	}, nil, nil)
-	waitFor(t, "every item", &done)
-	assert.EqualValues(t, n, most.Load(), "every item ran at once")
-}
-
-// It grows no further than growTo: the rest wait for a goroutine, or for
-// the rescue.
-func TestPoolGrowsNoFurtherThanAsked(t *testing.T) {
-	const n, growTo = 50, 8
-	release := make(chan struct{})
-	var running, most atomic.Int32
-	var done sync.WaitGroup
-	done.Add(n)
-	runPool(make([]int, n), 2, growTo, time.Hour, func(*worker, int) {
-		defer done.Done()
-		now := running.Add(1)
-		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
-		}
-		<-release
-		running.Add(-1)
-	}, nil, nil)
-	require.Eventually(t, func() bool { return running.Load() == growTo }, 10*time.Second, time.Millisecond)
-	time.Sleep(10 * time.Millisecond) // room for a goroutine too many
-	close(release)
-	waitFor(t, "every item", &done)
-	assert.EqualValues(t, growTo, most.Load())
+// A small batch gets a goroutine for each item at once, a large one the
+// pool's few: slow cleanups of a small batch never wait for the rescue.
+func TestPoolSize(t *testing.T) {
+	assert.Equal(t, 1, poolSize(1))
+	assert.Equal(t, 100, poolSize(100))
+	assert.Equal(t, poolAtOnce, poolSize(poolAtOnce))
+	assert.Equal(t, poolWorkers, poolSize(poolAtOnce+1))
+	assert.Equal(t, poolWorkers, poolSize(100000))
 }
