@@ -139,7 +139,7 @@ func (e *Engine) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, e.store.Driver()); err != nil {
 		return err
 	}
 	e.pollHealth(ctx)

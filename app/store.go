@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 // The ids of the providers the service always runs.
@@ -46,10 +48,37 @@ const schema = `CREATE TABLE IF NOT EXISTS tasks (
 	duration_ms REAL NOT NULL
 )`
 
-// migrate creates the tasks table if it is not there.
-func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+// migrateLock is the PostgreSQL advisory lock under which replicas create
+// the schema: any number, fixed, that other users of the database are
+// unlikely to take ("gleitzeit" in ASCII, trimmed to 63 bits).
+const migrateLock int64 = 0x676c6569747a65
+
+// migrate creates the tasks table if it is not there. On PostgreSQL it
+// does so under a transaction-scoped advisory lock: replicas that start at
+// the same moment on an empty database would otherwise race in CREATE
+// TABLE IF NOT EXISTS, which PostgreSQL does not make safe across
+// sessions (one fails with a unique violation, SQLSTATE 23505). The lock
+// is released when the transaction ends, however it ends.
+func migrate(ctx context.Context, db *sql.DB, driver string) error {
+	if driver != sqldb.Postgres {
+		if _, err := db.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("task store: create table: %w", err)
+		}
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("task store: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit, it does nothing
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+		return fmt.Errorf("task store: migrate: take the migration lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("task store: create table: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("task store: migrate: %w", err)
 	}
 	return nil
 }
