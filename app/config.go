@@ -52,9 +52,12 @@ type StoreFile struct {
 	BatchDelay string `json:"batch_delay"`
 }
 
-// AuditFile configures the audit log.
+// AuditFile configures the audit log. MaxBytes rotates it by size (0: never);
+// MaxFiles is how many rotated files are kept.
 type AuditFile struct {
-	Path string `json:"path"`
+	Path     string `json:"path"`
+	MaxBytes *int64 `json:"max_bytes"`
+	MaxFiles *int   `json:"max_files"`
 }
 
 // ShutdownFile configures the shutdown.
@@ -117,6 +120,8 @@ type Settings struct {
 	StoreBatchSize  int
 	StoreBatchDelay time.Duration
 	AuditPath       string
+	AuditMaxBytes   int64
+	AuditMaxFiles   int
 	TaskTimeout     time.Duration
 	HealthInterval  time.Duration
 	ProviderTimeout time.Duration
@@ -134,6 +139,15 @@ type Settings struct {
 const (
 	defaultBatchSize  = 64
 	defaultBatchDelay = 0
+)
+
+// The audit log's rotation: a log that grows without bound fills the
+// volume of a pod that runs for months. 64 MiB a file and 5 rotated files
+// bound it to 384 MiB, which a volume sized for the task store holds, and
+// keep days of tasks at a few a second (a record is about 200 bytes).
+const (
+	defaultAuditMaxBytes = 64 << 20
+	defaultAuditMaxFiles = 5
 )
 
 // ConfigError names a configuration field and what is wrong with it.
@@ -283,6 +297,19 @@ func (f *File) resolve() (*Settings, error) {
 	}
 	if s.AuditPath == "" {
 		s.AuditPath = filepath.Join(s.DataDir, "audit.jsonl")
+	}
+	s.AuditMaxBytes, s.AuditMaxFiles = defaultAuditMaxBytes, defaultAuditMaxFiles
+	if f.Audit.MaxBytes != nil {
+		if *f.Audit.MaxBytes < 0 {
+			return nil, bad("audit.max_bytes", "want a size in bytes, or 0 never to rotate, got %d", *f.Audit.MaxBytes)
+		}
+		s.AuditMaxBytes = *f.Audit.MaxBytes
+	}
+	if f.Audit.MaxFiles != nil {
+		if *f.Audit.MaxFiles < 1 || *f.Audit.MaxFiles > 1000 {
+			return nil, bad("audit.max_files", "want 1 to 1000 rotated files kept, got %d", *f.Audit.MaxFiles)
+		}
+		s.AuditMaxFiles = *f.Audit.MaxFiles
 	}
 	for _, d := range []struct {
 		field string

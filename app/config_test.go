@@ -126,6 +126,8 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"bad restart policy", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {policy: sometimes}}}\nproviders: []\n", nil, `config: templates.t.restart.policy: want never, on-failure or always, got "sometimes"`},
 		{"restart backoffs crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 1s}}}\nproviders: []\n", nil, "config: templates.t.restart.max_backoff: 1s is less than backoff (5s)"},
 		{"batch size 0", "store: {batch_size: 0}\n", nil, "config: store.batch_size: want 1 to 4096 records in one commit, got 0"},
+		{"audit max_bytes negative", "audit: {max_bytes: -1}\n", nil, "config: audit.max_bytes: want a size in bytes, or 0 never to rotate, got -1"},
+		{"audit max_files 0", "audit: {max_files: 0}\n", nil, "config: audit.max_files: want 1 to 1000 rotated files kept, got 0"},
 		{"batch delay too long", "store: {batch_delay: 5s}\n", nil, "config: store.batch_delay: want at most 1s: every task waits for it, got 5s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
 		{"restart window below the backoffs", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 10s, window: 15s}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 15s is not longer than the backoffs of 5 restarts (45s,"},

@@ -13,4 +13,12 @@
 // makes everything written so far durable (flushed and fsynced). Cleanup
 // flushes, fsyncs and closes: every record whose Write returned is on disk
 // after it. Writes after Cleanup fail with [ErrClosed].
+//
+// # Rotation
+//
+// With Config.MaxBytes set, the file rotates by size: before a flush would
+// grow it past MaxBytes, it is fsynced, closed and renamed Path.1, older
+// rotated files move up by one, the one past Config.MaxFiles is removed,
+// and a new file is begun. A record is never split between two files, so
+// every file kept is whole JSON lines.
 package file

@@ -21,6 +21,9 @@ const (
 	// DefaultFlushInterval bounds what a crash can lose without making a
 	// system call per record.
 	DefaultFlushInterval = time.Second
+	// DefaultMaxFiles is how many rotated files are kept when the file
+	// rotates (Config.MaxBytes) and Config.MaxFiles is zero.
+	DefaultMaxFiles = 5
 	// DefaultMode lets the service's group read the log, and no one else.
 	DefaultMode os.FileMode = 0o640
 )
@@ -45,6 +48,15 @@ type Config struct {
 	// OnRepair, if set, is told how many bytes Initialize dropped from the
 	// end of the file: a record a crash cut short. It is for logging.
 	OnRepair func(path string, dropped int64)
+	// MaxBytes, if positive, rotates the file before a write would grow it
+	// past MaxBytes: the file is fsynced, closed and renamed Path.1 (Path.1
+	// becomes Path.2, and so on), and a new file is begun. Records are never
+	// split between files; a record larger than MaxBytes fills a file of
+	// its own. Zero never rotates.
+	MaxBytes int64
+	// MaxFiles is how many rotated files are kept, Path.1 the newest; the
+	// one rotated past it is removed. DefaultMaxFiles if zero.
+	MaxFiles int
 }
 
 // Writer appends JSON records to a file, one per line.
@@ -62,6 +74,9 @@ type Writer struct {
 	err      error // the last write or flush error, for health
 	records  int64 // records written since Initialize
 	bytes    int64
+	size     int64 // the open file's size, for rotation
+	torn     bool  // the last write was short: the file ends inside a record
+	rotated  int64 // rotations since Initialize
 
 	stop chan struct{} // closed by Cleanup to stop the flusher
 	done chan struct{} // closed when the flusher has returned
@@ -80,6 +95,15 @@ func New(cfg Config) (*Writer, error) {
 	}
 	if cfg.BufferSize < 0 {
 		return nil, fmt.Errorf("file: Config.BufferSize is negative (%d)", cfg.BufferSize)
+	}
+	if cfg.MaxBytes < 0 {
+		return nil, fmt.Errorf("file: Config.MaxBytes is negative (%d)", cfg.MaxBytes)
+	}
+	if cfg.MaxFiles < 0 {
+		return nil, fmt.Errorf("file: Config.MaxFiles is negative (%d)", cfg.MaxFiles)
+	}
+	if cfg.MaxFiles == 0 {
+		cfg.MaxFiles = DefaultMaxFiles
 	}
 	if cfg.ID == "" {
 		cfg.ID = "file"
@@ -134,6 +158,11 @@ func (w *Writer) Initialize(context.Context) error {
 	if dropped > 0 && w.cfg.OnRepair != nil {
 		w.cfg.OnRepair(w.cfg.Path, dropped)
 	}
+	st, err = f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("file %q: %w", w.cfg.Path, err)
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -142,6 +171,7 @@ func (w *Writer) Initialize(context.Context) error {
 		return fmt.Errorf("file %q: already initialized", w.cfg.Path)
 	}
 	w.f, w.buf, w.closed, w.err, w.repaired = f, make([]byte, 0, w.cfg.BufferSize), false, nil, dropped
+	w.size, w.torn = st.Size(), false
 	if w.cfg.FlushInterval > 0 {
 		w.stop, w.done = make(chan struct{}), make(chan struct{})
 		go w.flushEvery(w.cfg.FlushInterval, w.stop, w.done)
@@ -182,9 +212,15 @@ func (w *Writer) Write(record any) error {
 		}
 	}
 	if len(line) > cap(w.buf) { // larger than the buffer: one write of its own
-		if _, err := w.f.Write(line); err != nil {
-			w.err = err
-			return fmt.Errorf("file %q: write: %w", w.cfg.Path, err)
+		keep := w.buf
+		w.buf = line
+		err := w.flushLocked()
+		if len(w.buf) > 0 { // a short write: the rest stays buffered
+			keep = append(keep, w.buf...)
+		}
+		w.buf = keep
+		if err != nil {
+			return err
 		}
 	} else {
 		w.buf = append(w.buf, line...)
@@ -222,21 +258,110 @@ func (w *Writer) Sync() error {
 	return nil
 }
 
-// flushLocked writes the buffered records in one write. What a failed
-// write did not take stays buffered, to be written by the next flush, so
-// that a record is completed rather than cut.
+// flushLocked writes the buffered records, in one write unless the file
+// rotates among them. What a failed write did not take stays buffered, to
+// be written by the next flush into the same file, so that a record is
+// completed rather than cut.
 func (w *Writer) flushLocked() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	n, err := w.f.Write(w.buf)
-	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
-	if err != nil {
-		w.err = err
-		return fmt.Errorf("file %q: flush: %w", w.cfg.Path, err)
+	for len(w.buf) > 0 {
+		chunk := w.buf
+		if w.torn {
+			// First the rest of the record the file ends inside.
+			if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
+				chunk = chunk[:i+1]
+			}
+		} else if w.cfg.MaxBytes > 0 && w.size+int64(len(chunk)) > w.cfg.MaxBytes {
+			// The whole records that fit; if none does, a new file, unless
+			// this one is empty: then one record, too large for any file.
+			room := max(w.cfg.MaxBytes-w.size, 0)
+			cut := bytes.LastIndexByte(chunk[:min(room, int64(len(chunk)))], '\n') + 1
+			if cut == 0 {
+				if w.size > 0 {
+					if err := w.rotateLocked(); err != nil {
+						return err
+					}
+					continue
+				}
+				cut = bytes.IndexByte(chunk, '\n') + 1
+			}
+			chunk = chunk[:cut]
+		}
+		n, err := w.f.Write(chunk)
+		w.size += int64(n)
+		if n > 0 {
+			w.torn = chunk[n-1] != '\n'
+		}
+		w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+		if err != nil {
+			w.err = err
+			return fmt.Errorf("file %q: flush: %w", w.cfg.Path, err)
+		}
 	}
 	return nil
 }
+
+// rotateLocked fsyncs and closes the file, shifts the rotated files up by
+// one (removing the one shifted past MaxFiles), renames the file Path.1
+// and opens a new one. If the new file cannot be opened, writing goes on
+// in the one just rotated, so that no record is lost, and the error is
+// kept for health.
+func (w *Writer) rotateLocked() error {
+	if err := w.f.Sync(); err != nil {
+		w.err = err
+		return fmt.Errorf("file %q: rotate: fsync: %w", w.cfg.Path, err)
+	}
+	if err := w.f.Close(); err != nil {
+		w.err = err
+		return fmt.Errorf("file %q: rotate: close: %w", w.cfg.Path, err)
+	}
+	w.f = nil
+	reopen := func(path string) error {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
+		if err != nil {
+			return err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		w.f, w.size = f, st.Size()
+		return nil
+	}
+	if err := w.shift(); err != nil {
+		w.err = err
+		if rerr := reopen(w.cfg.Path); rerr != nil {
+			return fmt.Errorf("file %q: rotate: %w; reopen: %w", w.cfg.Path, err, rerr)
+		}
+		return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
+	}
+	if err := reopen(w.cfg.Path); err != nil {
+		w.err = err
+		rotated := w.rotatedName(1)
+		if rerr := reopen(rotated); rerr != nil {
+			return fmt.Errorf("file %q: rotate: open a new file: %w; reopen %q: %w", w.cfg.Path, err, rotated, rerr)
+		}
+		return fmt.Errorf("file %q: rotate: open a new file: %w", w.cfg.Path, err)
+	}
+	w.rotated++
+	return nil
+}
+
+// shift renames Path.(MaxFiles-1) to Path.MaxFiles, and so on down to
+// Path to Path.1, removing Path.MaxFiles first.
+func (w *Writer) shift() error {
+	if err := os.Remove(w.rotatedName(w.cfg.MaxFiles)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for i := w.cfg.MaxFiles - 1; i >= 1; i-- {
+		if err := os.Rename(w.rotatedName(i), w.rotatedName(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.Rename(w.cfg.Path, w.rotatedName(1))
+}
+
+func (w *Writer) rotatedName(i int) string { return fmt.Sprintf("%s.%d", w.cfg.Path, i) }
 
 // Cleanup stops the periodic flush, then flushes, fsyncs and closes the
 // file. It is idempotent, and safe after a failed Initialize. It returns
@@ -286,6 +411,9 @@ func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 		"open":    w.f != nil,
 		"records": w.records,
 		"bytes":   w.bytes,
+	}
+	if w.cfg.MaxBytes > 0 {
+		res["rotations"] = w.rotated
 	}
 	if w.f != nil {
 		res["buffered_bytes"] = len(w.buf)
