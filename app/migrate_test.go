@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
@@ -33,6 +34,9 @@ func TestReplicasMigrateAnEmptyDatabaseAtOnce(t *testing.T) {
 		}
 		start := make(chan struct{})
 		errs := make([]error, replicas)
+		// Bounds every migration, so the Wait below is bounded too: pgx
+		// gives up a lock wait when its context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
 		var wg sync.WaitGroup
 		for i, s := range stores {
 			wg.Go(func() {
@@ -42,11 +46,12 @@ func TestReplicasMigrateAnEmptyDatabaseAtOnce(t *testing.T) {
 					return
 				}
 				<-start
-				errs[i] = migrate(context.Background(), db, s.Driver())
+				errs[i] = migrate(ctx, db, s.Driver())
 			})
 		}
 		close(start)
 		wg.Wait()
+		cancel()
 		for i, err := range errs {
 			require.NoError(t, err, "round %d, replica %d", round, i)
 		}

@@ -49,23 +49,29 @@ func heap() (int64, uint32) {
 
 func perProvider(bytes int64, n int) float64 { return float64(bytes) / float64(n) }
 
-func registryScale(n, runs int) scale {
+// startStopper is what the table measures of a system: *lifecycle.Registry
+// and *fx.App both are one.
+type startStopper interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+}
+
+// measureScale builds a system over n providers with build, runs times,
+// timing its Start and Stop and weighing what it holds.
+func measureScale(n, runs int, build func([]*noop) startStopper) scale {
 	var starts, stops []time.Duration
 	var s scale
 	for range runs {
-		ps := noops(n) // the providers themselves are not the registry's cost
+		ps := noops(n) // the providers themselves are not the system's cost
 		before, _ := heap()
-		r := lifecycle.NewRegistry()
-		for _, p := range ps {
-			must(r.Register(p))
-		}
+		sys := build(ps)
 		registered, _ := heap()
 		begin := time.Now()
-		must(r.Start(context.Background()))
+		must(sys.Start(context.Background()))
 		starts = append(starts, time.Since(begin))
 		started, gcs := heap()
 		begin = time.Now()
-		must(r.Stop(context.Background()))
+		must(sys.Stop(context.Background()))
 		stops = append(stops, time.Since(begin))
 		_, after := heap()
 		s.registered, s.started = perProvider(registered-before, n), perProvider(started-before, n)
@@ -76,32 +82,24 @@ func registryScale(n, runs int) scale {
 	return s
 }
 
+func registryScale(n, runs int) scale {
+	return measureScale(n, runs, func(ps []*noop) startStopper {
+		r := lifecycle.NewRegistry()
+		for _, p := range ps {
+			must(r.Register(p))
+		}
+		return r
+	})
+}
+
 func fxScale(n, runs int) scale {
-	var starts, stops []time.Duration
-	var s scale
-	for range runs {
-		ps := noops(n)
-		before, _ := heap()
-		app := fx.New(fx.NopLogger, fx.Invoke(func(lc fx.Lifecycle) {
+	return measureScale(n, runs, func(ps []*noop) startStopper {
+		return fx.New(fx.NopLogger, fx.Invoke(func(lc fx.Lifecycle) {
 			for _, p := range ps {
 				lc.Append(p.hook())
 			}
 		}))
-		registered, _ := heap()
-		begin := time.Now()
-		must(app.Start(context.Background()))
-		starts = append(starts, time.Since(begin))
-		started, gcs := heap()
-		begin = time.Now()
-		must(app.Stop(context.Background()))
-		stops = append(stops, time.Since(begin))
-		_, after := heap()
-		s.registered, s.started = perProvider(registered-before, n), perProvider(started-before, n)
-		s.stopGCs = after - gcs - 1
-		runtime.KeepAlive(ps)
-	}
-	s.start, s.stop = perItem(starts, n), perItem(stops, n)
-	return s
+	})
 }
 
 func perItem(ds []time.Duration, n int) time.Duration { return median(ds) / time.Duration(n) }

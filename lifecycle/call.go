@@ -16,16 +16,10 @@ func protect(ctx context.Context, fn func(context.Context) error) (err error) {
 	return fn(ctx)
 }
 
-// callInit calls n's Initialize as protect would, and marks it returned
-// however it returns, a panic included. It is protect written out for the
-// one method every Start calls, without a closure to allocate for each
-// provider.
-func (n *node) callInit(ctx context.Context) (err error) {
-	defer func() {
-		n.initReturns()
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return n.init(ctx)
+// callInit calls n's Initialize through protect, and marks it returned
+// however it returns, a panic included. n.init is a func value already, so
+// no closure is allocated per provider.
+func (n *node) callInit(ctx context.Context) error {
+	defer n.initReturns()
+	return protect(ctx, n.init)
 }

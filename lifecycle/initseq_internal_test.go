@@ -54,7 +54,11 @@ func TestInitContextPrintsWithoutRacing(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Done() }()
 	s := fmt.Sprint(c)
-	<-done
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done did not return within 10s")
+	}
 	c.release()
 	assert.Contains(t, s, "WithDeadline(")
 	assert.Contains(t, s, deadline.String())
