@@ -33,7 +33,8 @@ func stores(t *testing.T) map[string]*sql.DB {
 		t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 		db, err := d.DB()
 		require.NoError(t, err)
-		require.NoError(t, migrate(context.Background(), db, d.Driver()))
+		_, err = migrate(context.Background(), db, d.Driver(), false)
+		require.NoError(t, err)
 		_, err = db.Exec(`DELETE FROM tasks`) // the PostgreSQL server is shared by the tests
 		require.NoError(t, err)
 		out[name] = db

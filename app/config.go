@@ -50,6 +50,9 @@ type StoreFile struct {
 	// commits each record on its own.
 	BatchSize  *int   `json:"batch_size"`
 	BatchDelay string `json:"batch_delay"`
+	// Retention is how long a task is kept: older ones are deleted
+	// ("0s": kept for ever).
+	Retention string `json:"retention"`
 }
 
 // AuditFile configures the audit log. MaxBytes rotates it by size (0: never);
@@ -119,6 +122,7 @@ type Settings struct {
 	StoreDSN        string
 	StoreBatchSize  int
 	StoreBatchDelay time.Duration
+	StoreRetention  time.Duration // 0: tasks are kept for ever
 	AuditPath       string
 	AuditMaxBytes   int64
 	AuditMaxFiles   int
@@ -130,6 +134,9 @@ type Settings struct {
 	CleanupReserve  time.Duration
 	Templates       map[string]Template
 	Providers       []Instance
+	// Migrate: upgrade the task store's schema to this build's, then exit
+	// (-migrate), rather than run the service.
+	Migrate bool
 }
 
 // The group commit's defaults, measured (BENCHMARKS.md, "Task
@@ -149,6 +156,18 @@ const (
 	defaultAuditMaxBytes = 64 << 20
 	defaultAuditMaxFiles = 5
 )
+
+// defaultRetention keeps a task a week. The store answers "what became
+// of task X" for the clients that sent it, who ask within minutes; a week
+// also covers an incident looked into after a weekend. The audit log, not
+// the store, is the long record. A busy service writes about 300 bytes a
+// task: at 100 tasks a second, a week is some 18 GB, which a PostgreSQL
+// volume holds; a service that needs less keeps less.
+const defaultRetention = 7 * 24 * time.Hour
+
+// minRetention is the shortest retention allowed: a shorter one would
+// delete tasks before their clients could look them up.
+const minRetention = time.Minute
 
 // ConfigError names a configuration field and what is wrong with it.
 type ConfigError struct {
@@ -192,6 +211,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 	shutdownTimeout := fs.String("shutdown-timeout", "", "everything after SIGTERM (default 25s)")
 	drainDelay := fs.String("drain-delay", "", "how long readiness is 503 before the listener closes (default 0s)")
 	taskTimeout := fs.String("task-timeout", "", "a task's deadline (default 60s)")
+	migrate := fs.Bool("migrate", false, "upgrade the task store's schema to this build's, then exit")
 	if err := fs.Parse(args); err != nil {
 		return nil, &ConfigError{Field: "flags", Problem: err.Error()}
 	}
@@ -247,7 +267,12 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 			fl.set(fl.v)
 		}
 	}
-	return f.resolve()
+	s, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	s.Migrate = *migrate
+	return s, nil
 }
 
 // cleanYAMLError drops the decoding layers sigs.k8s.io/yaml names in its
@@ -294,6 +319,17 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, bad("store.batch_delay", "want at most 1s: every task waits for it, got %v", d)
 		}
 		s.StoreBatchDelay = d
+	}
+	s.StoreRetention = defaultRetention
+	if f.Store.Retention != "" {
+		d, err := duration("store.retention", f.Store.Retention, true)
+		if err != nil {
+			return nil, err
+		}
+		if d > 0 && d < minRetention {
+			return nil, bad("store.retention", "want 0s (keep every task) or at least %v, got %v", minRetention, d)
+		}
+		s.StoreRetention = d
 	}
 	if s.AuditPath == "" {
 		s.AuditPath = filepath.Join(s.DataDir, "audit.jsonl")

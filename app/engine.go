@@ -64,6 +64,7 @@ type Engine struct {
 
 	removals removals
 	commits  *groupCommit // the task records' commits
+	expiry   *retention   // deletes expired tasks; nil if they are kept for ever
 	// endpointHook, if set, changes the endpoints of instances built from
 	// then on: for the tests' faults, nil otherwise.
 	endpointHook func(endpoint) endpoint
@@ -132,15 +133,25 @@ func newEngine(p engineParams) (*Engine, error) {
 	return e, nil
 }
 
-// start prepares the store, begins polling health, and lets the pools
-// scale.
+// start prepares the store, begins deleting expired tasks and polling
+// health, and lets the pools scale.
 func (e *Engine) start(ctx context.Context) error {
 	db, err := e.store.DB()
 	if err != nil {
 		return err
 	}
-	if err := migrate(ctx, db, e.store.Driver()); err != nil {
+	// SQLite's file has one service using it, which may upgrade it; a
+	// PostgreSQL database may have replicas of an older build on it.
+	found, err := migrate(ctx, db, e.store.Driver(), e.store.Driver() == sqldb.SQLite)
+	if err != nil {
 		return err
+	}
+	if found != 0 && found != schemaVersion {
+		e.log.Info("task store: schema upgraded", zap.Int("from", found), zap.Int("to", schemaVersion))
+	}
+	if keep := e.settings.StoreRetention; keep > 0 {
+		e.expiry = newRetention(db, e.store.Driver(), keep, e.log, func(n int64) { e.metrics.expired.Add(float64(n)) })
+		e.expiry.start()
 	}
 	e.pollHealth(ctx)
 	e.pollStop, e.pollDone = make(chan struct{}), make(chan struct{})
@@ -153,9 +164,10 @@ func (e *Engine) start(ctx context.Context) error {
 }
 
 // stop refuses further tasks, closes the pools (no instance starts,
-// restarts or scales any more) and stops polling. It runs after the admin
-// server has finished its requests, and before the providers are cleaned
-// up, which the registry does for every instance the pools leave.
+// restarts or scales any more), and stops polling and deleting expired
+// tasks. It runs after the admin server has finished its requests, and
+// before the providers are cleaned up, which the registry does for every
+// instance the pools leave.
 func (e *Engine) stop(ctx context.Context) error {
 	e.BeginShutdown() // a test may stop without a signal
 	e.stopped.Store(true)
@@ -174,6 +186,9 @@ func (e *Engine) stop(ctx context.Context) error {
 			<-e.pollDone
 		}
 	})
+	if e.expiry != nil {
+		e.expiry.stop()
+	}
 	if err := errors.Join(errs...); err != nil {
 		e.log.Warn("pools did not close in time", zap.Error(err))
 	}

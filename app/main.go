@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,13 +18,14 @@ import (
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/process"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 // Exit codes of Main.
 const (
 	ExitOK     = 0 // stopped cleanly
 	ExitFailed = 1 // failed to start, a provider failed to clean up, or a second signal forced the exit
-	ExitConfig = 2 // the configuration is wrong
+	ExitConfig = 2 // the configuration is wrong, or the task store's schema is not this build's (SchemaError)
 )
 
 // Main runs the service until SIGTERM or SIGINT, then shuts it down as a
@@ -43,6 +45,9 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
 		return ExitFailed
+	}
+	if s.Migrate {
+		return migrateStore(s, log)
 	}
 	if err := process.HideEnviron(); err != nil {
 		log.Warn("child processes running as this user can read the service's environment", zap.Error(err))
@@ -75,6 +80,9 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	if err := app.Start(startCtx); err != nil {
 		log.Error("cannot start the service", zap.Error(err))
 		logReport(log, reg, engine)
+		if _, ok := errors.AsType[*SchemaError](err); ok {
+			return ExitConfig
+		}
 		return ExitFailed
 	}
 	log.Info("service started", zap.String("addr", s.Addr), zap.String("data_dir", s.DataDir))
@@ -108,6 +116,38 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log.Info("service stopped", zap.Duration("duration", time.Since(begin)))
 	return ExitOK
+}
+
+// migrateStore upgrades the task store's schema to this build's (-migrate):
+// what an operator runs once, before rolling out a build whose schema is
+// newer, while replicas of the older build keep running.
+func migrateStore(s *Settings, log *zap.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store, err := sqldb.New(sqldb.Config{ID: storeID, DSN: s.StoreDSN})
+	if err != nil {
+		log.Error("cannot open the task store", zap.Error(err))
+		return ExitConfig
+	}
+	if err := store.Initialize(ctx); err != nil {
+		log.Error("cannot open the task store", zap.Error(err))
+		return ExitFailed
+	}
+	defer func() { _ = store.Cleanup(context.Background()) }()
+	db, err := store.DB()
+	if err == nil {
+		var found int
+		found, err = migrate(ctx, db, store.Driver(), true)
+		if err == nil {
+			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", schemaVersion))
+			return ExitOK
+		}
+	}
+	log.Error("cannot migrate the task store", zap.Error(err))
+	if _, ok := errors.AsType[*SchemaError](err); ok {
+		return ExitConfig
+	}
+	return ExitFailed
 }
 
 // forced logs, on a second signal, the providers whose cleanup had not

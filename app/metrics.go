@@ -20,6 +20,7 @@ type Metrics struct {
 	taskSeconds    *prometheus.HistogramVec
 	cleanupSeconds *prometheus.HistogramVec
 	health         *prometheus.GaugeVec
+	expired        prometheus.Counter
 
 	registry atomic.Pointer[lifecycle.Registry]  // for leases, read at scrape time
 	pools    atomic.Pointer[func() []pool.Stats] // for the pools, read at scrape time
@@ -50,9 +51,12 @@ func NewMetrics() *Metrics {
 		health: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gleitzeit_provider_health", Help: "1 for each provider's current health status, 0 for the others.",
 		}, []string{"provider", "status"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gleitzeit_store_tasks_expired_total", Help: "Tasks this replica deleted from the store, older than store.retention.",
+		}),
 		gone: map[string]bool{},
 	}
-	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, leases{m}, pools{m},
+	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, m.expired, leases{m}, pools{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

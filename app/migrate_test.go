@@ -46,7 +46,7 @@ func TestReplicasMigrateAnEmptyDatabaseAtOnce(t *testing.T) {
 					return
 				}
 				<-start
-				errs[i] = migrate(ctx, db, s.Driver())
+				_, errs[i] = migrate(ctx, db, s.Driver(), false)
 			})
 		}
 		close(start)

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 // The ids of the providers the service always runs.
@@ -36,52 +34,13 @@ type TaskRecord struct {
 // errNoTask: no task with that id is stored.
 var errNoTask = errors.New("no such task")
 
-const schema = `CREATE TABLE IF NOT EXISTS tasks (
-	id          TEXT PRIMARY KEY,
-	protocol    TEXT NOT NULL,
-	method      TEXT NOT NULL,
-	provider    TEXT NOT NULL,
-	status      TEXT NOT NULL,
-	error       TEXT NOT NULL,
-	output      TEXT,
-	started     TEXT NOT NULL,
-	duration_ms REAL NOT NULL
-)`
+// timeLayout is how the store writes a time: UTC, fixed width, so that
+// text order is time order (SQLite compares the text), in a form both
+// drivers read as a time (PostgreSQL rounds it to microseconds).
+const timeLayout = "2006-01-02 15:04:05.000000000-07:00"
 
-// migrateLock is the PostgreSQL advisory lock under which replicas create
-// the schema: any number, fixed, that other users of the database are
-// unlikely to take ("gleitzeit" in ASCII, trimmed to 63 bits).
-const migrateLock int64 = 0x676c6569747a65
-
-// migrate creates the tasks table if it is not there. On PostgreSQL it
-// does so under a transaction-scoped advisory lock: replicas that start at
-// the same moment on an empty database would otherwise race in CREATE
-// TABLE IF NOT EXISTS, which PostgreSQL does not make safe across
-// sessions (one fails with a unique violation, SQLSTATE 23505). The lock
-// is released when the transaction ends, however it ends.
-func migrate(ctx context.Context, db *sql.DB, driver string) error {
-	if driver != sqldb.Postgres {
-		if _, err := db.ExecContext(ctx, schema); err != nil {
-			return fmt.Errorf("task store: create table: %w", err)
-		}
-		return nil
-	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("task store: migrate: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }() // after Commit, it does nothing
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
-		return fmt.Errorf("task store: migrate: take the migration lock: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, schema); err != nil {
-		return fmt.Errorf("task store: create table: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("task store: migrate: %w", err)
-	}
-	return nil
-}
+// storeTime is t as the store writes it.
+func storeTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 // beginTask records a task as it is about to run, in db's transaction or
 // on its own.
@@ -89,7 +48,7 @@ func beginTask(ctx context.Context, db execer, r TaskRecord) error {
 	_, err := db.ExecContext(ctx,
 		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, nil, r.Started.UTC().Format(time.RFC3339Nano), r.DurationMS)
+		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, nil, storeTime(r.Started), r.DurationMS)
 	if err != nil {
 		return fmt.Errorf("task store: record task %s: %w", r.ID, err)
 	}
@@ -118,10 +77,9 @@ func finishTask(ctx context.Context, db execer, r TaskRecord) error {
 func loadTask(ctx context.Context, db *sql.DB, id string) (TaskRecord, error) {
 	var r TaskRecord
 	var output sql.NullString
-	var started string
 	err := db.QueryRowContext(ctx,
 		`SELECT id, protocol, method, provider, status, error, output, started, duration_ms FROM tasks WHERE id = $1`, id).
-		Scan(&r.ID, &r.Protocol, &r.Method, &r.Provider, &r.Status, &r.Error, &output, &started, &r.DurationMS)
+		Scan(&r.ID, &r.Protocol, &r.Method, &r.Provider, &r.Status, &r.Error, &output, &r.Started, &r.DurationMS)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return r, errNoTask
@@ -131,6 +89,6 @@ func loadTask(ctx context.Context, db *sql.DB, id string) (TaskRecord, error) {
 	if output.Valid {
 		r.Output = json.RawMessage(output.String)
 	}
-	r.Started, _ = time.Parse(time.RFC3339Nano, started)
+	r.Started = r.Started.UTC()
 	return r, nil
 }

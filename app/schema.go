@@ -1,0 +1,207 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// schemaVersion is the version of the store's schema this build runs on.
+//
+//   - 1: the first releases' tasks table, with no version recorded, its
+//     start time as RFC 3339 text (and, on PostgreSQL, duration_ms a
+//     single-precision REAL).
+//   - 2: the version table; started a real time type (TIMESTAMPTZ on
+//     PostgreSQL; TIMESTAMP on SQLite, which has no time type and keeps
+//     fixed-width UTC text that sorts as time does); an index on started
+//     for retention; duration_ms DOUBLE PRECISION on PostgreSQL.
+const schemaVersion = 2
+
+// SchemaError says the store's schema is one this build does not run on:
+// newer (a newer build upgraded it, and writing to it could corrupt what
+// that build keeps), or older on PostgreSQL (replicas of the older build
+// may still be running on it; the operator upgrades it on purpose, with
+// -migrate). Main exits [ExitConfig] on it.
+type SchemaError struct {
+	Found, Want int
+}
+
+func (e *SchemaError) Error() string {
+	if e.Found > e.Want {
+		return fmt.Sprintf("task store: the database's schema is version %d, newer than this build's %d: "+
+			"a newer build upgraded it; run that build (going back needs a restore from before the upgrade)", e.Found, e.Want)
+	}
+	return fmt.Sprintf("task store: the database's schema is version %d, older than this build's %d: "+
+		"upgrade it once, before rolling out this build, with -migrate", e.Found, e.Want)
+}
+
+// migrateLock is the PostgreSQL advisory lock under which replicas read
+// and change the schema: any number, fixed, that other users of the
+// database are unlikely to take ("gleitzeit" in ASCII, trimmed to 63
+// bits).
+const migrateLock int64 = 0x676c6569747a65
+
+// migrate brings the store's schema to schemaVersion, in one transaction,
+// and returns the version it found (0: an empty database).
+//
+// An empty database gets the schema. The schema at this build's version is
+// left as it is. A newer one is refused with a [SchemaError]. An older one
+// is upgraded only if upgrade is true, and refused otherwise.
+//
+// On PostgreSQL it all runs under a transaction-scoped advisory lock:
+// replicas that start at the same moment on an empty database would
+// otherwise race in CREATE TABLE, which PostgreSQL does not make safe
+// across sessions (one fails with a unique violation, SQLSTATE 23505). The
+// lock is released when the transaction ends, however it ends, and
+// PostgreSQL's DDL is transactional: a failed upgrade leaves the schema as
+// it was.
+func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (found int, err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("task store: migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // after Commit, it does nothing
+	if driver == sqldb.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+			return 0, fmt.Errorf("task store: migrate: take the migration lock: %w", err)
+		}
+	}
+	found, err = readVersion(ctx, tx, driver)
+	if err != nil {
+		return 0, err
+	}
+	var steps []string
+	switch {
+	case found == schemaVersion:
+		return found, nil
+	case found > schemaVersion, found > 0 && !upgrade:
+		return found, &SchemaError{Found: found, Want: schemaVersion}
+	case found == 0:
+		steps = createSchema[driver]
+	default: // found == 1: the only older version there is
+		steps = upgradeFrom1[driver]
+	}
+	for _, s := range steps {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return found, fmt.Errorf("task store: migrate from version %d: %w", found, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, $1)`, schemaVersion); err != nil {
+		return found, fmt.Errorf("task store: migrate: record the version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return found, fmt.Errorf("task store: migrate: %w", err)
+	}
+	return found, nil
+}
+
+// readVersion returns the schema's version: the version table's, or 1 if
+// there is only the tasks table of the first releases, or 0 if neither.
+func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
+	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
+	if driver == sqldb.Postgres {
+		exists = `SELECT count(*) FROM (SELECT to_regclass($1) AS t) r WHERE t IS NOT NULL` // in the search path
+	}
+	has := func(table string) (bool, error) {
+		var n int
+		if err := tx.QueryRowContext(ctx, exists, table).Scan(&n); err != nil {
+			return false, fmt.Errorf("task store: read the schema's version: %w", err)
+		}
+		return n > 0, nil
+	}
+	versioned, err := has("gleitzeit_schema")
+	if err != nil {
+		return 0, err
+	}
+	if versioned {
+		var v int
+		err := tx.QueryRowContext(ctx, `SELECT version FROM gleitzeit_schema WHERE id = 1`).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, errors.New("task store: the table gleitzeit_schema holds no version: it was changed by hand")
+		}
+		if err != nil {
+			return 0, fmt.Errorf("task store: read the schema's version: %w", err)
+		}
+		return v, nil
+	}
+	tasks, err := has("tasks")
+	if err != nil || !tasks {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// versionTable holds one row: the schema's version.
+const versionTable = `CREATE TABLE gleitzeit_schema (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL
+)`
+
+// startedIndex serves retention, which deletes by start time. Tasks are
+// read by id, which the primary key serves.
+const startedIndex = `CREATE INDEX tasks_started ON tasks (started)`
+
+// createSchema is schemaVersion's schema, by driver.
+var createSchema = map[string][]string{
+	sqldb.Postgres: {`CREATE TABLE tasks (
+		id          TEXT PRIMARY KEY,
+		protocol    TEXT NOT NULL,
+		method      TEXT NOT NULL,
+		provider    TEXT NOT NULL,
+		status      TEXT NOT NULL,
+		error       TEXT NOT NULL,
+		output      TEXT,
+		started     TIMESTAMPTZ NOT NULL,
+		duration_ms DOUBLE PRECISION NOT NULL
+	)`, startedIndex, versionTable},
+	sqldb.SQLite: {sqliteTasks("tasks"), startedIndex, versionTable},
+}
+
+// sqliteTasks is version 2's tasks table on SQLite. TIMESTAMP is what
+// modernc.org/sqlite reads back as a time.Time.
+func sqliteTasks(name string) string {
+	return `CREATE TABLE ` + name + ` (
+		id          TEXT PRIMARY KEY,
+		protocol    TEXT NOT NULL,
+		method      TEXT NOT NULL,
+		provider    TEXT NOT NULL,
+		status      TEXT NOT NULL,
+		error       TEXT NOT NULL,
+		output      TEXT,
+		started     TIMESTAMP NOT NULL,
+		duration_ms REAL NOT NULL
+	)`
+}
+
+// upgradeFrom1 takes version 1 to schemaVersion, by driver. Version 1 kept
+// started as time.RFC3339Nano in UTC ("2026-11-27T20:45:01.5Z").
+var upgradeFrom1 = map[string][]string{
+	// Replicas of the first releases keep working on the result: they
+	// write RFC 3339 text, which PostgreSQL casts, and database/sql reads a
+	// time back into their strings as RFC 3339.
+	sqldb.Postgres: {
+		`ALTER TABLE tasks
+			ALTER COLUMN started TYPE TIMESTAMPTZ USING started::timestamptz,
+			ALTER COLUMN duration_ms TYPE DOUBLE PRECISION`,
+		startedIndex, versionTable,
+	},
+	// SQLite cannot change a column's type: the table is copied, its
+	// times rewritten as storeTime writes them (fixed width, so that text
+	// order is time order).
+	sqldb.SQLite: {
+		sqliteTasks("tasks_v2"),
+		`INSERT INTO tasks_v2 (id, protocol, method, provider, status, error, output, started, duration_ms)
+		 SELECT id, protocol, method, provider, status, error, output,
+			replace(substr(started, 1, 19), 'T', ' ') || '.' ||
+			substr(CASE WHEN length(started) > 20 THEN substr(started, 21, length(started) - 21) ELSE '' END || '000000000', 1, 9) ||
+			'+00:00',
+			duration_ms
+		 FROM tasks`,
+		`DROP TABLE tasks`,
+		`ALTER TABLE tasks_v2 RENAME TO tasks`,
+		startedIndex, versionTable,
+	},
+}
