@@ -27,6 +27,8 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, time.Duration(0), s.DrainDelay)
 	assert.Equal(t, 12*time.Second, s.CleanupReserve, "the longest provider timeout and 2s")
 	assert.Equal(t, 60*time.Second, s.TaskTimeout)
+	assert.Equal(t, 7*24*time.Hour, s.StoreRetention)
+	assert.False(t, s.Migrate)
 	assert.Empty(t, s.AdminToken)
 	require.Len(t, s.Providers, 1)
 	assert.Equal(t, Instance{ID: "ollama", Template: "ollama"}, s.Providers[0])
@@ -129,6 +131,9 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"audit max_bytes negative", "audit: {max_bytes: -1}\n", nil, "config: audit.max_bytes: want a size in bytes, or 0 never to rotate, got -1"},
 		{"audit max_files 0", "audit: {max_files: 0}\n", nil, "config: audit.max_files: want 1 to 1000 rotated files kept, got 0"},
 		{"batch delay too long", "store: {batch_delay: 5s}\n", nil, "config: store.batch_delay: want at most 1s: every task waits for it, got 5s"},
+		{"retention not a duration", "store: {retention: 7d}\n", nil, `config: store.retention: want a duration such as 30s, got "7d"`},
+		{"retention too short", "store: {retention: 30s}\n", nil, "config: store.retention: want 0s (keep every task) or at least 1m0s, got 30s"},
+		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must be positive, got -1h0m0s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
 		{"restart window below the backoffs", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 10s, window: 15s}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 15s is not longer than the backoffs of 5 restarts (45s,"},
 		{"queue outlasts the task", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {queue_timeout: 100h}}}\nproviders: []\n", nil, "config: templates.t.pool.queue_timeout: 100h0m0s is not shorter than task_timeout (1m0s)"},
@@ -197,4 +202,12 @@ providers: []
 		s.Templates["p"].Supervision)
 	assert.Nil(t, s.Templates["p"].Sizing)
 	assert.Equal(t, pool.Never, s.Templates["o"].Supervision.Policy, "an ollama provider has no child to restart")
+}
+
+// store.retention of 0s keeps every task; -migrate asks for the upgrade.
+func TestRetentionZeroAndMigrateFlag(t *testing.T) {
+	s, err := Load([]string{"-config", write(t, "c.yaml", "store: {retention: 0s}\n"), "-migrate"}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Zero(t, s.StoreRetention)
+	assert.True(t, s.Migrate)
 }

@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+const week = 7 * 24 * time.Hour
+
+// fill stores n tasks that started at, with ids prefix-0, prefix-1, ...,
+// in one transaction.
+func fill(t *testing.T, db *sql.DB, prefix string, n int, at time.Time) {
+	t.Helper()
+	tx, err := db.Begin()
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, beginTask(context.Background(), tx, TaskRecord{ID: fmt.Sprintf("%s-%d", prefix, i), Protocol: "p", Method: "m", Status: "ok", Started: at}))
+	}
+	require.NoError(t, tx.Commit())
+}
+
+func count(t *testing.T, db *sql.DB, prefix string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE id LIKE $1`, prefix+"-%").Scan(&n))
+	return n
+}
+
+// migrated are emptyStores with the schema.
+func migrated(t *testing.T) map[string]emptyStore {
+	t.Helper()
+	out := emptyStores(t)
+	for driver, s := range out {
+		_, err := migrate(context.Background(), s.db, driver, false)
+		require.NoError(t, err)
+	}
+	return out
+}
+
+// A sweep deletes the tasks older than the retention, in batches no larger
+// than the batch size, and keeps the rest, including one just inside it.
+func TestRetentionDeletesExpiredTasksInBatches(t *testing.T) {
+	for driver, s := range migrated(t) {
+		t.Run(driver, func(t *testing.T) {
+			now := time.Now()
+			fill(t, s.db, "old", 2500, now.Add(-week-time.Hour))
+			fill(t, s.db, "edge", 1, now.Add(-week+time.Minute))
+			fill(t, s.db, "new", 10, now)
+			var batches []int64
+			r := newRetention(s.db, driver, week, zaptest.NewLogger(t), func(n int64) { batches = append(batches, n) })
+			r.batch = 1000
+
+			deleted, swept, err := r.sweep(context.Background())
+			require.NoError(t, err)
+			assert.True(t, swept)
+			assert.EqualValues(t, 2500, deleted)
+			assert.Equal(t, []int64{1000, 1000, 500}, batches)
+			assert.Zero(t, count(t, s.db, "old"))
+			assert.Equal(t, 1, count(t, s.db, "edge"))
+			assert.Equal(t, 10, count(t, s.db, "new"))
+
+			deleted, swept, err = r.sweep(context.Background())
+			require.NoError(t, err)
+			assert.True(t, swept)
+			assert.Zero(t, deleted)
+		})
+	}
+}
+
+// On PostgreSQL, a replica whose peer holds the retention lock leaves the
+// sweep to it, and sweeps once the lock is free.
+func TestOneReplicaAtATimeDeletesExpiredTasks(t *testing.T) {
+	s := migrated(t)[sqldb.Postgres]
+	fill(t, s.db, "old", 100, time.Now().Add(-2*week))
+	ctx := context.Background()
+	peer, err := s.db.Conn(ctx)
+	require.NoError(t, err)
+	defer peer.Close()
+	_, err = peer.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, retentionLock)
+	require.NoError(t, err)
+
+	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), nil)
+	deleted, swept, err := r.sweep(ctx)
+	require.NoError(t, err)
+	assert.False(t, swept, "the peer is sweeping")
+	assert.Zero(t, deleted)
+	assert.Equal(t, 100, count(t, s.db, "old"))
+
+	_, err = peer.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, retentionLock)
+	require.NoError(t, err)
+	deleted, swept, err = r.sweep(ctx)
+	require.NoError(t, err)
+	assert.True(t, swept)
+	assert.EqualValues(t, 100, deleted)
+
+	// Its own sweep released the lock: the peer can take it again.
+	var locked bool
+	require.NoError(t, peer.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&locked))
+	assert.True(t, locked)
+}
+
+// Task writes go on while a long sweep runs: on SQLite's one writer too,
+// they commit between its batches rather than after it.
+func TestRetentionDoesNotHoldUpTaskWrites(t *testing.T) {
+	for driver, s := range migrated(t) {
+		t.Run(driver, func(t *testing.T) {
+			fill(t, s.db, "old", 20000, time.Now().Add(-2*week))
+			var mu sync.Mutex
+			var events []string // "batch" and "write", in the order they ended
+			note := func(e string) {
+				mu.Lock()
+				events = append(events, e)
+				mu.Unlock()
+			}
+			r := newRetention(s.db, driver, week, zaptest.NewLogger(t), func(int64) { note("batch") })
+			r.batch = 200
+
+			g := newGroupCommit(64, 0, map[string]int{sqldb.SQLite: 1, sqldb.Postgres: 5}[driver])
+			ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+			defer cancel()
+			var done atomic.Bool
+			var wg sync.WaitGroup
+			var latencies []time.Duration // kept by the one writer
+			wg.Go(func() {
+				for i := 0; !done.Load() && ctx.Err() == nil; i++ {
+					begin := time.Now()
+					err := g.do(ctx, s.db, func(ctx context.Context, x execer) error {
+						return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("new-%d", i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()})
+					})
+					if !assert.NoError(t, err) {
+						return
+					}
+					latencies = append(latencies, time.Since(begin))
+					note("write")
+				}
+			})
+			deleted, swept, err := r.sweep(ctx)
+			done.Store(true)
+			wg.Wait()
+			require.NoError(t, err)
+			require.True(t, swept)
+			assert.EqualValues(t, 20000, deleted)
+
+			mu.Lock()
+			defer mu.Unlock()
+			first, last := slices.Index(events, "batch"), -1
+			for i, e := range events {
+				if e == "batch" {
+					last = i
+				}
+			}
+			between := 0
+			for _, e := range events[first:last] {
+				if e == "write" {
+					between++
+				}
+			}
+			assert.Greater(t, between, 10, "task writes committed between the sweep's first and last batch")
+			slices.Sort(latencies)
+			t.Logf("%s: %d batches; %d writes during the sweep; write latency p50 %v, p99 %v, max %v", driver,
+				len(events)-len(latencies), between, latencies[len(latencies)/2], latencies[len(latencies)*99/100], latencies[len(latencies)-1])
+		})
+	}
+}
+
+// stop ends a sweep in progress and the goroutine that runs sweeps, at
+// once: nothing is left running when the store is cleaned up.
+func TestRetentionStopsMidSweep(t *testing.T) {
+	s := migrated(t)[sqldb.SQLite]
+	fill(t, s.db, "old", 5000, time.Now().Add(-2*week))
+	began := make(chan struct{})
+	var once sync.Once
+	r := newRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began) }) })
+	r.batch, r.every = 10, time.Millisecond
+	r.start()
+	testkit.Receive(t, began, "the first batch")
+	testkit.Within(t, "stop", r.stop)
+	left := count(t, s.db, "old")
+	assert.Positive(t, left, "stopped before it had deleted everything")
+	assert.Zero(t, left%10, "a batch is deleted whole or not at all")
+	testkit.Within(t, "a second stop", r.stop)
+}

@@ -1,0 +1,298 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// emptyStore is a task store with nothing in it yet.
+type emptyStore struct {
+	db     *sql.DB
+	driver string
+	dsn    string
+}
+
+var freshDatabases atomic.Int64
+
+// emptyStores are an empty SQLite file and an empty database on the real
+// PostgreSQL server of the tests, dropped when the test ends.
+func emptyStores(t *testing.T) map[string]emptyStore {
+	t.Helper()
+	pg, err := postgres()
+	require.NoError(t, err, "PostgreSQL is needed for these tests")
+	admin, err := openDB(t, pg.DSN("postgres")).DB()
+	require.NoError(t, err)
+	name := fmt.Sprintf("fresh_%d", freshDatabases.Add(1))
+	_, err = admin.Exec(`CREATE DATABASE ` + name)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.Exec(`DROP DATABASE ` + name + ` WITH (FORCE)`) })
+	out := map[string]emptyStore{}
+	for driver, dsn := range map[string]string{
+		sqldb.SQLite:   filepath.Join(t.TempDir(), "tasks.db"),
+		sqldb.Postgres: pg.DSN(name),
+	} {
+		d := openDB(t, dsn)
+		db, err := d.DB()
+		require.NoError(t, err)
+		require.Equal(t, driver, d.Driver())
+		out[driver] = emptyStore{db: db, driver: driver, dsn: dsn}
+	}
+	return out
+}
+
+// version1 is the first releases' schema, which had no version table.
+const version1 = `CREATE TABLE tasks (
+	id          TEXT PRIMARY KEY,
+	protocol    TEXT NOT NULL,
+	method      TEXT NOT NULL,
+	provider    TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	output      TEXT,
+	started     TEXT NOT NULL,
+	duration_ms REAL NOT NULL
+)`
+
+func columnType(t *testing.T, s emptyStore, column string) string {
+	t.Helper()
+	q := `SELECT type FROM pragma_table_info('tasks') WHERE name = $1`
+	if s.driver == sqldb.Postgres {
+		q = `SELECT data_type FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = $1`
+	}
+	var typ string
+	require.NoError(t, s.db.QueryRow(q, column).Scan(&typ))
+	return typ
+}
+
+func hasStartedIndex(t *testing.T, s emptyStore) bool {
+	t.Helper()
+	q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'tasks_started'`
+	if s.driver == sqldb.Postgres {
+		q = `SELECT count(*) FROM pg_indexes WHERE tablename = 'tasks' AND indexname = 'tasks_started'`
+	}
+	var n int
+	require.NoError(t, s.db.QueryRow(q).Scan(&n))
+	return n == 1
+}
+
+func storedOrder(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT id FROM tasks ORDER BY started`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	return ids
+}
+
+// An empty database gets the schema once: a time type for started, the
+// index retention needs, and a version that a second migration finds and
+// leaves alone. Times come back as they went in (PostgreSQL to the
+// microsecond), and the store orders them as time does.
+func TestAnEmptyStoreGetsTheSchema(t *testing.T) {
+	base := time.Date(2026, 11, 27, 20, 45, 1, 0, time.UTC)
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			found, err := migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			assert.Equal(t, 0, found)
+			found, err = migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			assert.Equal(t, schemaVersion, found)
+
+			want := map[string]string{sqldb.SQLite: "TIMESTAMP", sqldb.Postgres: "timestamp with time zone"}[driver]
+			assert.Equal(t, want, columnType(t, s, "started"))
+			if driver == sqldb.Postgres {
+				assert.Equal(t, "double precision", columnType(t, s, "duration_ms"))
+			}
+			assert.True(t, hasStartedIndex(t, s))
+
+			// Out of order, and within one second: a whole second, a
+			// long fraction, a short one, a time zone other than UTC.
+			times := map[string]time.Time{
+				"c": base.Add(500 * time.Millisecond),
+				"a": base,
+				"d": base.Add(time.Second).In(time.FixedZone("CET", 3600)),
+				"b": base.Add(123456789),
+			}
+			for id, at := range times {
+				require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: at}))
+			}
+			assert.Equal(t, []string{"a", "b", "c", "d"}, storedOrder(t, s.db))
+			for id, at := range times {
+				r, err := loadTask(ctx, s.db, id)
+				require.NoError(t, err)
+				if driver == sqldb.Postgres {
+					at = at.Round(time.Microsecond)
+				}
+				assert.True(t, at.Equal(r.Started), "task %s started %v, read back %v", id, at, r.Started)
+				assert.Equal(t, time.UTC, r.Started.Location())
+			}
+		})
+	}
+}
+
+// A store of the first releases is refused unless upgrade is asked for;
+// upgraded, it keeps every task and its start time, and sorts by it.
+func TestAnOlderSchemaIsUpgradedOnlyWhenAsked(t *testing.T) {
+	stored := map[string]string{ // as version 1 wrote them: RFC 3339 in UTC
+		"a": "2026-01-02T03:04:05Z",
+		"b": "2026-01-02T03:04:05.123456789Z",
+		"c": "2026-01-02T03:04:05.5Z",
+		"d": "2026-01-02T03:04:06.000001Z",
+	}
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			_, err := s.db.Exec(version1)
+			require.NoError(t, err)
+			for id, at := range stored {
+				_, err := s.db.Exec(`INSERT INTO tasks VALUES ($1, 'p', 'm', 'x', 'ok', '', '{"n":1}', $2, 1.25)`, id, at)
+				require.NoError(t, err)
+			}
+
+			found, err := migrate(ctx, s.db, driver, false)
+			var se *SchemaError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, SchemaError{Found: 1, Want: schemaVersion}, *se)
+			assert.Equal(t, 1, found)
+			assert.Contains(t, err.Error(), "-migrate")
+			assert.Equal(t, map[string]string{sqldb.SQLite: "TEXT", sqldb.Postgres: "text"}[driver], columnType(t, s, "started"),
+				"a refused schema is left as it was")
+
+			found, err = migrate(ctx, s.db, driver, true)
+			require.NoError(t, err)
+			assert.Equal(t, 1, found)
+			assert.True(t, hasStartedIndex(t, s))
+			assert.Equal(t, []string{"a", "b", "c", "d"}, storedOrder(t, s.db))
+			for id, at := range stored {
+				want, err := time.Parse(time.RFC3339Nano, at)
+				require.NoError(t, err)
+				r, err := loadTask(ctx, s.db, id)
+				require.NoError(t, err)
+				if driver == sqldb.Postgres {
+					want = want.Round(time.Microsecond)
+				}
+				assert.True(t, want.Equal(r.Started), "task %s started %v, read back %v", id, want, r.Started)
+				assert.Equal(t, "ok", r.Status)
+				assert.JSONEq(t, `{"n":1}`, string(r.Output))
+				assert.InDelta(t, 1.25, r.DurationMS, 0)
+			}
+			found, err = migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			assert.Equal(t, schemaVersion, found)
+		})
+	}
+}
+
+// A schema newer than this build's is refused, upgrade or not, and left
+// as it was.
+func TestANewerSchemaIsRefused(t *testing.T) {
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			_, err := migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = $1`, schemaVersion+1)
+			require.NoError(t, err)
+			for _, upgrade := range []bool{false, true} {
+				found, err := migrate(ctx, s.db, driver, upgrade)
+				var se *SchemaError
+				require.ErrorAs(t, err, &se)
+				assert.Equal(t, schemaVersion+1, found)
+				assert.Contains(t, err.Error(), "newer than this build's")
+			}
+			var v int
+			require.NoError(t, s.db.QueryRow(`SELECT version FROM gleitzeit_schema`).Scan(&v))
+			assert.Equal(t, schemaVersion+1, v)
+		})
+	}
+}
+
+// The service exits 2 on a store whose schema it does not run on, saying
+// why: a newer one on either driver, an older one on PostgreSQL, which
+// -migrate then upgrades (exit 0) so that the service starts. SQLite's
+// older schema is upgraded by the service itself.
+func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
+	stores := emptyStores(t)
+	run := func(t *testing.T, dsn string, args ...string) (int, string) {
+		t.Helper()
+		cfg := write(t, "c.yaml", fmt.Sprintf("data_dir: %s\nstore: {dsn: %q}\ntemplates: {}\nproviders: []\n",
+			t.TempDir(), dsn))
+		var stderr bytes.Buffer
+		code := mainUntilStarted(t, append([]string{"-config", cfg, "-addr", "127.0.0.1:0"}, args...), &stderr)
+		return code, stderr.String()
+	}
+
+	pg := stores[sqldb.Postgres]
+	_, err := pg.db.Exec(version1)
+	require.NoError(t, err)
+	code, out := run(t, pg.dsn)
+	assert.Equal(t, ExitConfig, code, out)
+	assert.Contains(t, out, "older than this build's 2")
+	code, out = run(t, pg.dsn, "-migrate")
+	assert.Equal(t, ExitOK, code, out)
+	assert.Contains(t, out, "schema migrated")
+	code, out = run(t, pg.dsn)
+	assert.Equal(t, ExitOK, code, out)
+	assert.Contains(t, out, "service started")
+
+	lite := stores[sqldb.SQLite]
+	_, err = lite.db.Exec(version1)
+	require.NoError(t, err)
+	code, out = run(t, lite.dsn)
+	assert.Equal(t, ExitOK, code, out)
+	assert.Contains(t, out, "schema upgraded")
+	_, err = lite.db.Exec(`UPDATE gleitzeit_schema SET version = 99`)
+	require.NoError(t, err)
+	code, out = run(t, lite.dsn)
+	assert.Equal(t, ExitConfig, code, out)
+	assert.Contains(t, out, "version 99, newer than this build's 2")
+}
+
+// mainUntilStarted runs Main and returns its exit code: at once if it
+// exits on its own, or after a SIGTERM once it has started.
+func mainUntilStarted(t *testing.T, args []string, stderr *bytes.Buffer) int {
+	t.Helper()
+	out := &testkit.LockedBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(args, noEnv, out) }()
+	defer func() { stderr.WriteString(out.String()) }()
+	deadline := time.After(testkit.Wait)
+	for {
+		select {
+		case code := <-done:
+			return code
+		case <-deadline:
+			t.Fatalf("Main neither started nor exited within %v:\n%s", testkit.Wait, out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if strings.Contains(out.String(), "service started") {
+			break
+		}
+	}
+	// Main is waiting for a signal, and catches this one.
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+	return testkit.Receive(t, done, "Main's exit after SIGTERM")
+}
