@@ -48,6 +48,7 @@ func TestFileEnvironmentAndFlagsOverride(t *testing.T) {
 	yamlFile := write(t, "c.yaml", `
 addr: 127.0.0.1:9000
 data_dir: /var/lib/gleitzeit
+store: {dsn: /var/lib/gleitzeit/file.db}
 shutdown:
   timeout: 20s
 templates:
@@ -62,13 +63,15 @@ providers:
   - {id: py-1, template: python}
   - {id: py-2, template: python}
 `)
-	env := map[string]string{"GLEITZEIT_ADMIN_TOKEN": "t0ken", "GLEITZEIT_ADDR": "0.0.0.0:8081", "GLEITZEIT_DRAIN_DELAY": "3s"}
+	env := map[string]string{"GLEITZEIT_ADMIN_TOKEN": "t0ken", "GLEITZEIT_ADDR": "0.0.0.0:8081", "GLEITZEIT_DRAIN_DELAY": "3s",
+		"GLEITZEIT_STORE_DSN": "postgres://app:hunter2@db:5432/gleitzeit"}
 	s, err := Load([]string{"-config", yamlFile, "-addr", "127.0.0.1:7000", "-task-timeout", "5s"},
 		func(k string) string { return env[k] }, &bytes.Buffer{})
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1:7000", s.Addr, "a flag beats the environment, which beats the file")
 	assert.Equal(t, "/var/lib/gleitzeit", s.DataDir)
 	assert.Equal(t, "t0ken", s.AdminToken)
+	assert.Equal(t, "postgres://app:hunter2@db:5432/gleitzeit", s.StoreDSN, "the environment's DSN beats the file's: deploy/overlays/replicated sets it from a Secret")
 	assert.Equal(t, 20*time.Second, s.ShutdownTimeout)
 	assert.Equal(t, 3*time.Second, s.DrainDelay)
 	assert.Equal(t, 5*time.Second, s.TaskTimeout)
