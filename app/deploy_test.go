@@ -12,10 +12,22 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
+
+// The overlays of deploy/, each what `kubectl apply -k` applies.
+var overlays = []string{"single"}
+
+// secretStandIns are what the tests give, for the service's configuration
+// to load, to the variables the Deployment takes from Secrets. A variable
+// from a Secret that is not here fails the tests: say what it should hold.
+var secretStandIns = map[string]string{
+	"GLEITZEIT_ADMIN_TOKEN": "t0ken",
+}
 
 type probe struct {
 	HTTPGet struct {
@@ -27,108 +39,319 @@ type probe struct {
 	TimeoutSeconds   int `json:"timeoutSeconds"`
 }
 
+type labelSelector struct {
+	MatchLabels      map[string]string `json:"matchLabels"`
+	MatchExpressions []any             `json:"matchExpressions"`
+}
+
+type envVar struct {
+	Name      string `json:"name"`
+	Value     string `json:"value"`
+	ValueFrom *struct {
+		SecretKeyRef *struct {
+			Name     string `json:"name"`
+			Key      string `json:"key"`
+			Optional bool   `json:"optional"`
+		} `json:"secretKeyRef"`
+	} `json:"valueFrom"`
+}
+
+type container struct {
+	Args      []string `json:"args"`
+	Env       []envVar `json:"env"`
+	Resources struct {
+		Requests map[string]string `json:"requests"`
+	} `json:"resources"`
+	Ports []struct {
+		Name          string `json:"name"`
+		ContainerPort int    `json:"containerPort"`
+	} `json:"ports"`
+	ReadinessProbe probe `json:"readinessProbe"`
+	LivenessProbe  probe `json:"livenessProbe"`
+	VolumeMounts   []struct {
+		Name      string `json:"name"`
+		MountPath string `json:"mountPath"`
+	} `json:"volumeMounts"`
+}
+
+type volume struct {
+	Name     string `json:"name"`
+	EmptyDir *struct {
+		SizeLimit string `json:"sizeLimit"`
+	} `json:"emptyDir"`
+	PersistentVolumeClaim *struct {
+		ClaimName string `json:"claimName"`
+	} `json:"persistentVolumeClaim"`
+}
+
 type deployment struct {
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
 	Spec struct {
+		Replicas *int          `json:"replicas"`
+		Selector labelSelector `json:"selector"`
+		Strategy struct {
+			Type          string `json:"type"`
+			RollingUpdate *struct {
+				MaxUnavailable any `json:"maxUnavailable"`
+				MaxSurge       any `json:"maxSurge"`
+			} `json:"rollingUpdate"`
+		} `json:"strategy"`
 		Template struct {
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
 			Spec struct {
-				TerminationGracePeriodSeconds int `json:"terminationGracePeriodSeconds"`
-				Containers                    []struct {
-					Args []string `json:"args"`
-					Env  []struct {
-						Name  string `json:"name"`
-						Value string `json:"value"`
-					} `json:"env"`
-					Ports []struct {
-						Name          string `json:"name"`
-						ContainerPort int    `json:"containerPort"`
-					} `json:"ports"`
-					ReadinessProbe probe `json:"readinessProbe"`
-					LivenessProbe  probe `json:"livenessProbe"`
-					VolumeMounts   []struct {
-						Name      string `json:"name"`
-						MountPath string `json:"mountPath"`
-					} `json:"volumeMounts"`
-				} `json:"containers"`
+				TerminationGracePeriodSeconds int         `json:"terminationGracePeriodSeconds"`
+				Containers                    []container `json:"containers"`
+				Volumes                       []volume    `json:"volumes"`
+				TopologySpreadConstraints     []struct {
+					TopologyKey   string        `json:"topologyKey"`
+					LabelSelector labelSelector `json:"labelSelector"`
+				} `json:"topologySpreadConstraints"`
 			} `json:"spec"`
 		} `json:"template"`
 	} `json:"spec"`
 }
 
-func readManifest(t *testing.T, name string, v any) {
+// manifests are an overlay's resources as kustomize renders them, as YAML
+// by kind.
+type manifests map[string][][]byte
+
+func render(t *testing.T, overlay string) manifests {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "deploy", name))
-	require.NoError(t, err)
-	require.NoError(t, yaml.Unmarshal(b, v))
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).
+		Run(filesys.MakeFsOnDisk(), filepath.Join("..", "deploy", "overlays", overlay))
+	require.NoError(t, err, "kustomize renders the overlay %s", overlay)
+	out := manifests{}
+	for _, r := range m.Resources() {
+		b, err := r.AsYAML()
+		require.NoError(t, err)
+		out[r.GetKind()] = append(out[r.GetKind()], b)
+	}
+	return out
 }
 
-// The manifests agree with the service: its configuration loads, its
-// shutdown fits in the grace period, its drain delay outlasts a readiness
-// period, and the probes reach the right paths on the right port.
-func TestDeployManifestsAgreeWithTheService(t *testing.T) {
-	var d deployment
-	readManifest(t, "deployment.yaml", &d)
-	pod := d.Spec.Template.Spec
-	require.Len(t, pod.Containers, 1)
-	c := pod.Containers[0]
+// one decodes the only resource of the kind.
+func (m manifests) one(t *testing.T, kind string, v any) {
+	t.Helper()
+	require.Len(t, m[kind], 1, "one %s", kind)
+	require.NoError(t, yaml.Unmarshal(m[kind][0], v))
+}
+
+// pod is an overlay's Deployment, its container, and the service's settings
+// as that container loads them from the ConfigMap and its environment.
+type pod struct {
+	d deployment
+	c container
+	s *Settings
+}
+
+func loadPod(t *testing.T, m manifests) pod {
+	t.Helper()
+	var p pod
+	m.one(t, "Deployment", &p.d)
+	require.Len(t, p.d.Spec.Template.Spec.Containers, 1)
+	p.c = p.d.Spec.Template.Spec.Containers[0]
 
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
-	readManifest(t, "configmap.yaml", &cm)
+	m.one(t, "ConfigMap", &cm)
 	configPath := filepath.Join(t.TempDir(), "gleitzeit.yaml")
 	require.NoError(t, os.WriteFile(configPath, []byte(cm.Data["gleitzeit.yaml"]), 0o600))
-	require.Equal(t, []string{"-config", "/etc/gleitzeit/gleitzeit.yaml"}, c.Args)
-	mounted := false
-	for _, m := range c.VolumeMounts {
-		mounted = mounted || m.MountPath == filepath.Dir(c.Args[1])
-	}
-	assert.True(t, mounted, "the config file is mounted where -config looks")
+	require.Equal(t, []string{"-config", "/etc/gleitzeit/gleitzeit.yaml"}, p.c.Args)
+	assert.NotEmpty(t, p.mount(filepath.Dir(p.c.Args[1])), "the config file is mounted where -config looks")
 
 	env := map[string]string{}
-	for _, e := range c.Env {
+	for _, e := range p.c.Env {
 		env[e.Name] = e.Value
-	}
-	s, err := Load([]string{"-config", configPath}, func(k string) string { return env[k] }, &bytes.Buffer{})
-	require.NoError(t, err, "the ConfigMap's configuration loads")
-
-	grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
-	assert.Less(t, s.ShutdownTimeout, grace, "the service finishes shutting down before Kubernetes kills it")
-	assert.LessOrEqual(t, s.ShutdownTimeout+2*time.Second, grace, "with room for the process to exit")
-
-	defaults, err := Load(nil, noEnv, &bytes.Buffer{})
-	require.NoError(t, err)
-	assert.Less(t, defaults.ShutdownTimeout, grace, "the default shutdown timeout fits too")
-
-	ready := c.ReadinessProbe
-	assert.Equal(t, "/readyz", ready.HTTPGet.Path)
-	assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
-	window := time.Duration(ready.PeriodSeconds*ready.FailureThreshold) * time.Second
-	assert.Greater(t, s.DrainDelay, window, "readiness fails before the listener closes")
-	assert.Greater(t, time.Duration(ready.TimeoutSeconds)*time.Second, lifecycle.DefaultHealthTimeout,
-		"a readiness probe outlasts the health checks it runs")
-
-	_, port, err := net.SplitHostPort(s.Addr)
-	require.NoError(t, err)
-	assert.False(t, strings.HasPrefix(s.Addr, "127."), "the pod listens beyond loopback")
-	for _, p := range []probe{ready, c.LivenessProbe} {
-		found := false
-		for _, cp := range c.Ports {
-			if cp.Name == p.HTTPGet.Port {
-				found = true
-				assert.Equal(t, port, strconv.Itoa(cp.ContainerPort), "probe port %q is the service's", cp.Name)
-			}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			standIn, ok := secretStandIns[e.Name]
+			require.True(t, ok, "%s comes from a Secret: give it a stand-in in secretStandIns", e.Name)
+			env[e.Name] = standIn
 		}
-		assert.True(t, found, "probe port %q is declared", p.HTTPGet.Port)
 	}
+	var err error
+	p.s, err = Load([]string{"-config", configPath}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	require.NoError(t, err, "the ConfigMap's configuration loads")
+	return p
+}
 
-	var svc struct {
+// mount is the name of the volume mounted at path.
+func (p pod) mount(path string) string {
+	for _, m := range p.c.VolumeMounts {
+		if m.MountPath == path {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+// dataVolume is the volume that holds data_dir.
+func (p pod) dataVolume(t *testing.T) volume {
+	t.Helper()
+	name := p.mount(p.s.DataDir)
+	require.NotEmpty(t, name, "data_dir %s is mounted", p.s.DataDir)
+	for _, v := range p.d.Spec.Template.Spec.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	require.Failf(t, "no volume", "volume %q mounted at data_dir is not declared", name)
+	return volume{}
+}
+
+func (p pod) env(name string) (envVar, bool) {
+	for _, e := range p.c.Env {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return envVar{}, false
+}
+
+// selects reports whether a selector picks pods with these labels. The
+// manifests use matchLabels only; an empty selector would pick every pod
+// in the namespace.
+func selects(t *testing.T, sel labelSelector, labels map[string]string) bool {
+	t.Helper()
+	require.Empty(t, sel.MatchExpressions, "these tests read matchLabels only")
+	if len(sel.MatchLabels) == 0 {
+		return false
+	}
+	for k, v := range sel.MatchLabels {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// bytesOf reads a Kubernetes quantity with a binary suffix, such as 512Mi:
+// what the manifests use for sizes.
+func bytesOf(t *testing.T, q string) int64 {
+	t.Helper()
+	for i, suffix := range []string{"Ki", "Mi", "Gi", "Ti"} {
+		if n, ok := strings.CutSuffix(q, suffix); ok {
+			v, err := strconv.ParseInt(n, 10, 64)
+			require.NoError(t, err, "quantity %q", q)
+			return v << (10 * (i + 1))
+		}
+	}
+	require.Failf(t, "quantity", "want a size such as 512Mi, got %q", q)
+	return 0
+}
+
+// The manifests agree with the service, in each overlay: its configuration
+// loads, its shutdown fits in the grace period, its drain delay outlasts a
+// readiness period, the probes reach the right paths on the right port,
+// the Service reaches the pods, and the data volume holds the audit log.
+func TestDeployManifestsAgreeWithTheService(t *testing.T) {
+	for _, overlay := range overlays {
+		t.Run(overlay, func(t *testing.T) {
+			m := render(t, overlay)
+			p := loadPod(t, m)
+			c, s := p.c, p.s
+
+			grace := time.Duration(p.d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
+			assert.Less(t, s.ShutdownTimeout, grace, "the service finishes shutting down before Kubernetes kills it")
+			assert.LessOrEqual(t, s.ShutdownTimeout+2*time.Second, grace, "with room for the process to exit")
+
+			defaults, err := Load(nil, noEnv, &bytes.Buffer{})
+			require.NoError(t, err)
+			assert.Less(t, defaults.ShutdownTimeout, grace, "the default shutdown timeout fits too")
+
+			ready := c.ReadinessProbe
+			assert.Equal(t, "/readyz", ready.HTTPGet.Path)
+			assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
+			window := time.Duration(ready.PeriodSeconds*ready.FailureThreshold) * time.Second
+			assert.Greater(t, s.DrainDelay, window, "readiness fails before the listener closes")
+			assert.Greater(t, time.Duration(ready.TimeoutSeconds)*time.Second, lifecycle.DefaultHealthTimeout,
+				"a readiness probe outlasts the health checks it runs")
+
+			_, port, err := net.SplitHostPort(s.Addr)
+			require.NoError(t, err)
+			assert.False(t, strings.HasPrefix(s.Addr, "127."), "the pod listens beyond loopback")
+			for _, pr := range []probe{ready, c.LivenessProbe} {
+				found := false
+				for _, cp := range c.Ports {
+					if cp.Name == pr.HTTPGet.Port {
+						found = true
+						assert.Equal(t, port, strconv.Itoa(cp.ContainerPort), "probe port %q is the service's", cp.Name)
+					}
+				}
+				assert.True(t, found, "probe port %q is declared", pr.HTTPGet.Port)
+			}
+
+			var svc struct {
+				Spec struct {
+					Selector map[string]string `json:"selector"`
+					Ports    []struct {
+						TargetPort string `json:"targetPort"`
+					} `json:"ports"`
+				} `json:"spec"`
+			}
+			m.one(t, "Service", &svc)
+			require.Len(t, svc.Spec.Ports, 1)
+			assert.Equal(t, c.Ports[0].Name, svc.Spec.Ports[0].TargetPort)
+			labels := p.d.Spec.Template.Metadata.Labels
+			assert.True(t, selects(t, labelSelector{MatchLabels: svc.Spec.Selector}, labels), "the Service selects the pods")
+			assert.True(t, selects(t, p.d.Spec.Selector, labels), "the Deployment selects its pods")
+
+			// Past an emptyDir's sizeLimit the kubelet evicts the pod; a
+			// full claim fails the writes.
+			auditMax := int64(s.AuditMaxFiles+1) * s.AuditMaxBytes
+			data := p.dataVolume(t)
+			switch {
+			case data.EmptyDir != nil && data.EmptyDir.SizeLimit != "":
+				assert.GreaterOrEqual(t, bytesOf(t, data.EmptyDir.SizeLimit), auditMax, "the data volume holds the audit log at its largest")
+			case data.PersistentVolumeClaim != nil:
+				var pvc struct {
+					Spec struct {
+						Resources struct {
+							Requests map[string]string `json:"requests"`
+						} `json:"resources"`
+					} `json:"spec"`
+				}
+				m.one(t, "PersistentVolumeClaim", &pvc)
+				assert.Greater(t, bytesOf(t, pvc.Spec.Resources.Requests["storage"]), auditMax,
+					"the claim holds the audit log at its largest, and the task store")
+			}
+		})
+	}
+}
+
+// The single overlay runs one writer on SQLite, whose file outlives the
+// pod: one replica, the store in data_dir on a claim that one node mounts,
+// and an update that stops the old pod before the new one starts.
+func TestDeploySingleRunsOneWriter(t *testing.T) {
+	m := render(t, "single")
+	p := loadPod(t, m)
+
+	require.NotNil(t, p.d.Spec.Replicas, "the replica count is set")
+	assert.Equal(t, 1, *p.d.Spec.Replicas)
+	assert.Empty(t, m["HorizontalPodAutoscaler"], "nothing scales SQLite's one writer out")
+	assert.Equal(t, "Recreate", p.d.Spec.Strategy.Type, "the old pod lets go of the database and the volume first")
+	assert.Nil(t, p.d.Spec.Strategy.RollingUpdate, "Kubernetes refuses rollingUpdate with Recreate")
+
+	_, fromEnv := p.env("GLEITZEIT_STORE_DSN")
+	assert.False(t, fromEnv, "the store is the default: SQLite in data_dir")
+	assert.True(t, strings.HasPrefix(p.s.StoreDSN, p.s.DataDir+string(filepath.Separator)), "SQLite at %s is in data_dir", p.s.StoreDSN)
+
+	data := p.dataVolume(t)
+	assert.Nil(t, data.EmptyDir, "data_dir outlives the pod")
+	require.NotNil(t, data.PersistentVolumeClaim, "data_dir is on a claim")
+	var pvc struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
 		Spec struct {
-			Ports []struct {
-				TargetPort string `json:"targetPort"`
-			} `json:"ports"`
+			AccessModes []string `json:"accessModes"`
 		} `json:"spec"`
 	}
-	readManifest(t, "service.yaml", &svc)
-	require.Len(t, svc.Spec.Ports, 1)
-	assert.Equal(t, c.Ports[0].Name, svc.Spec.Ports[0].TargetPort)
+	m.one(t, "PersistentVolumeClaim", &pvc)
+	assert.Equal(t, pvc.Metadata.Name, data.PersistentVolumeClaim.ClaimName, "the claim is the overlay's")
+	assert.Equal(t, []string{"ReadWriteOnce"}, pvc.Spec.AccessModes)
 }
