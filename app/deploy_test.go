@@ -20,13 +20,14 @@ import (
 )
 
 // The overlays of deploy/, each what `kubectl apply -k` applies.
-var overlays = []string{"single"}
+var overlays = []string{"single", "replicated"}
 
 // secretStandIns are what the tests give, for the service's configuration
 // to load, to the variables the Deployment takes from Secrets. A variable
 // from a Secret that is not here fails the tests: say what it should hold.
 var secretStandIns = map[string]string{
 	"GLEITZEIT_ADMIN_TOKEN": "t0ken",
+	"GLEITZEIT_STORE_DSN":   "postgres://gleitzeit:hunter2@postgres:5432/gleitzeit",
 }
 
 type probe struct {
@@ -112,6 +113,33 @@ type deployment struct {
 				} `json:"topologySpreadConstraints"`
 			} `json:"spec"`
 		} `json:"template"`
+	} `json:"spec"`
+}
+
+type hpa struct {
+	Spec struct {
+		ScaleTargetRef struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Name       string `json:"name"`
+		} `json:"scaleTargetRef"`
+		MinReplicas int `json:"minReplicas"`
+		MaxReplicas int `json:"maxReplicas"`
+		Metrics     []struct {
+			Type     string `json:"type"`
+			Resource *struct {
+				Name   string `json:"name"`
+				Target struct {
+					Type               string `json:"type"`
+					AverageUtilization int    `json:"averageUtilization"`
+				} `json:"target"`
+			} `json:"resource"`
+			Pods *struct {
+				Metric struct {
+					Name string `json:"name"`
+				} `json:"metric"`
+			} `json:"pods"`
+		} `json:"metrics"`
 	} `json:"spec"`
 }
 
@@ -244,6 +272,14 @@ func bytesOf(t *testing.T, q string) int64 {
 	return 0
 }
 
+// intOf reads an int-or-string field that these manifests give as a number.
+func intOf(t *testing.T, field string, v any) int {
+	t.Helper()
+	n, ok := v.(float64)
+	require.True(t, ok, "%s is a number of pods, not %v (%T)", field, v, v)
+	return int(n)
+}
+
 // The manifests agree with the service, in each overlay: its configuration
 // loads, its shutdown fits in the grace period, its drain delay outlasts a
 // readiness period, the probes reach the right paths on the right port,
@@ -354,4 +390,83 @@ func TestDeploySingleRunsOneWriter(t *testing.T) {
 	m.one(t, "PersistentVolumeClaim", &pvc)
 	assert.Equal(t, pvc.Metadata.Name, data.PersistentVolumeClaim.ClaimName, "the claim is the overlay's")
 	assert.Equal(t, []string{"ReadWriteOnce"}, pvc.Spec.AccessModes)
+}
+
+// The replicated overlay shares one PostgreSQL database among replicas that
+// an autoscaler counts, that a disruption or an update takes down one at a
+// time at most, and that are spread over nodes.
+func TestDeployReplicatedSurvivesLosingAPod(t *testing.T) {
+	m := render(t, "replicated")
+	p := loadPod(t, m)
+	labels := p.d.Spec.Template.Metadata.Labels
+
+	// The store.
+	dsn, ok := p.env("GLEITZEIT_STORE_DSN")
+	require.True(t, ok, "the Deployment sets GLEITZEIT_STORE_DSN")
+	assert.Empty(t, dsn.Value, "the DSN, with its password, is never a literal")
+	require.True(t, dsn.ValueFrom != nil && dsn.ValueFrom.SecretKeyRef != nil, "the DSN comes from a Secret")
+	ref := dsn.ValueFrom.SecretKeyRef
+	assert.Equal(t, "gleitzeit-store", ref.Name, "the Secret the README names")
+	assert.Equal(t, "dsn", ref.Key, "the key the README names")
+	assert.False(t, ref.Optional, "without the Secret a pod does not start, rather than run a store of its own on its emptyDir")
+	assert.Equal(t, secretStandIns["GLEITZEIT_STORE_DSN"], p.s.StoreDSN, "the service reads its DSN from that variable")
+	data := p.dataVolume(t)
+	assert.NotNil(t, data.EmptyDir, "data_dir holds only the audit log: nothing to keep")
+
+	// The count, which the autoscaler owns.
+	var h hpa
+	m.one(t, "HorizontalPodAutoscaler", &h)
+	assert.Nil(t, p.d.Spec.Replicas, "no replica count: every kubectl apply would scale the Deployment back to it")
+	assert.Equal(t, 3, h.Spec.MinReplicas)
+	assert.Greater(t, h.Spec.MaxReplicas, h.Spec.MinReplicas)
+	target := h.Spec.ScaleTargetRef
+	assert.Equal(t, []string{"apps/v1", "Deployment", p.d.Metadata.Name}, []string{target.APIVersion, target.Kind, target.Name},
+		"the autoscaler scales this Deployment")
+	cpu := false
+	for _, metric := range h.Spec.Metrics {
+		if metric.Type == "Resource" && metric.Resource != nil && metric.Resource.Name == "cpu" {
+			cpu = true
+			assert.Equal(t, "Utilization", metric.Resource.Target.Type)
+			assert.Greater(t, metric.Resource.Target.AverageUtilization, 0)
+			assert.LessOrEqual(t, metric.Resource.Target.AverageUtilization, 100)
+		}
+	}
+	assert.True(t, cpu, "the autoscaler scales on CPU")
+	assert.NotEmpty(t, p.c.Resources.Requests["cpu"], "CPU utilization is a share of the container's request")
+
+	// Disruptions: one pod at a time, whatever the count, and two left.
+	var pdb struct {
+		Spec struct {
+			Selector       labelSelector `json:"selector"`
+			MinAvailable   any           `json:"minAvailable"`
+			MaxUnavailable any           `json:"maxUnavailable"`
+		} `json:"spec"`
+	}
+	m.one(t, "PodDisruptionBudget", &pdb)
+	assert.True(t, selects(t, pdb.Spec.Selector, labels), "the budget covers the pods")
+	require.True(t, (pdb.Spec.MinAvailable == nil) != (pdb.Spec.MaxUnavailable == nil), "the budget sets minAvailable or maxUnavailable")
+	for n := h.Spec.MinReplicas; n <= h.Spec.MaxReplicas; n++ {
+		down := 0
+		if pdb.Spec.MaxUnavailable != nil {
+			down = intOf(t, "maxUnavailable", pdb.Spec.MaxUnavailable)
+		} else {
+			down = n - intOf(t, "minAvailable", pdb.Spec.MinAvailable)
+		}
+		assert.Equal(t, 1, down, "at %d replicas, one pod may be evicted: no more, and not none (a drain would wait forever)", n)
+		assert.GreaterOrEqual(t, n-down, 2, "at %d replicas, two serve while one is evicted", n)
+	}
+
+	// Updates: a new pod ready before an old one stops.
+	assert.Equal(t, "RollingUpdate", p.d.Spec.Strategy.Type)
+	require.NotNil(t, p.d.Spec.Strategy.RollingUpdate)
+	assert.Equal(t, 0, intOf(t, "maxUnavailable", p.d.Spec.Strategy.RollingUpdate.MaxUnavailable), "an update takes no pod down first")
+	assert.GreaterOrEqual(t, intOf(t, "maxSurge", p.d.Spec.Strategy.RollingUpdate.MaxSurge), 1, "so it must add one")
+
+	// Placement.
+	keys := map[string]bool{}
+	for _, tsc := range p.d.Spec.Template.Spec.TopologySpreadConstraints {
+		keys[tsc.TopologyKey] = true
+		assert.True(t, selects(t, tsc.LabelSelector, labels), "the spread over %s counts the pods", tsc.TopologyKey)
+	}
+	assert.True(t, keys["kubernetes.io/hostname"], "the pods are spread over nodes")
 }
