@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -469,4 +470,46 @@ func TestDeployReplicatedSurvivesLosingAPod(t *testing.T) {
 		assert.True(t, selects(t, tsc.LabelSelector, labels), "the spread over %s counts the pods", tsc.TopologyKey)
 	}
 	assert.True(t, keys["kubernetes.io/hostname"], "the pods are spread over nodes")
+}
+
+// The example of scaling on the pools' queues names a metric the service
+// serves, and is otherwise the overlay's autoscaler, so that it can
+// replace it.
+func TestDeployQueueDepthExampleNamesAServedMetric(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "overlays", "replicated", "hpa-queue-depth.example.yaml"))
+	require.NoError(t, err)
+	var example map[string]any
+	require.NoError(t, yaml.Unmarshal(b, &example))
+	var typed hpa
+	require.NoError(t, yaml.Unmarshal(b, &typed))
+
+	ch := make(chan *prometheus.Desc, 16) // pools.Describe sends a handful and returns
+	pools{}.Describe(ch)
+	close(ch)
+	var served []string
+	for d := range ch {
+		served = append(served, d.String())
+	}
+	var named []string
+	for _, metric := range typed.Spec.Metrics {
+		if metric.Type == "Pods" {
+			require.NotNil(t, metric.Pods)
+			named = append(named, metric.Pods.Metric.Name)
+			assert.Contains(t, strings.Join(served, "\n"), `fqName: "`+metric.Pods.Metric.Name+`"`, "the service serves %s", metric.Pods.Metric.Name)
+		}
+	}
+	assert.Equal(t, []string{"gleitzeit_pool_queue_depth"}, named)
+
+	// Without its Pods metric, the example is the overlay's autoscaler.
+	spec := example["spec"].(map[string]any)
+	var kept []any
+	for _, metric := range spec["metrics"].([]any) {
+		if metric.(map[string]any)["type"] != "Pods" {
+			kept = append(kept, metric)
+		}
+	}
+	spec["metrics"] = kept
+	var rendered map[string]any
+	render(t, "replicated").one(t, "HorizontalPodAutoscaler", &rendered)
+	assert.Equal(t, rendered, example)
 }
