@@ -114,6 +114,9 @@ func (r *retention) sweep(ctx context.Context) (deleted int64, swept bool, err e
 		defer func() { _ = conn.Close() }()
 		var locked bool
 		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&locked); err != nil {
+			// The server may have granted the lock before the error:
+			// the connection goes, and its session's lock with it.
+			drop(conn)
 			return 0, false, fmt.Errorf("task store: retention: take the lock: %w", err)
 		}
 		if !locked {
@@ -160,6 +163,12 @@ func unlock(conn *sql.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, retentionLock); err != nil {
-		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		drop(conn)
 	}
+}
+
+// drop closes conn's connection rather than giving it back to the pool:
+// database/sql discards a connection whose Raw call fails with ErrBadConn.
+func drop(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }

@@ -196,3 +196,33 @@ func TestRetentionStopsMidSweep(t *testing.T) {
 	assert.Zero(t, left%10, "a batch is deleted whole or not at all")
 	testkit.Within(t, "a second stop", r.stop)
 }
+
+// A sweep cut short (its replica stopping mid-batch) leaves the lock free
+// for the other replicas: released, or gone with its connection, never
+// kept by a connection back in the pool.
+func TestACutSweepFreesTheLock(t *testing.T) {
+	s := migrated(t)[sqldb.Postgres]
+	fill(t, s.db, "old", 20000, time.Now().Add(-2*week))
+	began := make(chan struct{})
+	var once sync.Once
+	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began) }) })
+	r.batch = 100
+	ctx, cancel := context.WithCancel(context.Background())
+	swept := make(chan error, 1)
+	go func() {
+		_, _, err := r.sweep(ctx)
+		swept <- err
+	}()
+	testkit.Receive(t, began, "the first batch")
+	cancel()
+	require.ErrorIs(t, testkit.Receive(t, swept, "the cut sweep"), context.Canceled)
+	assert.Positive(t, count(t, s.db, "old"), "cut before it had deleted everything")
+
+	// Another replica: a pool of its own, since a session that holds an
+	// advisory lock is granted it again.
+	other, err := openDB(t, s.dsn).DB()
+	require.NoError(t, err)
+	var locked bool
+	require.NoError(t, other.QueryRow(`SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&locked))
+	assert.True(t, locked, "another replica can sweep")
+}
