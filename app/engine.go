@@ -140,14 +140,10 @@ func (e *Engine) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// SQLite's file has one service using it, which may upgrade it; a
-	// PostgreSQL database may have replicas of an older build on it.
-	found, err := migrate(ctx, db, e.store.Driver(), e.store.Driver() == sqldb.SQLite)
-	if err != nil {
+	// An empty store gets the schema; an older one is -migrate's to
+	// upgrade (see SchemaError).
+	if _, err := migrate(ctx, db, e.store.Driver(), false); err != nil {
 		return err
-	}
-	if found != 0 && found != schemaVersion {
-		e.log.Info("task store: schema upgraded", zap.Int("from", found), zap.Int("to", schemaVersion))
 	}
 	if keep := e.settings.StoreRetention; keep > 0 {
 		e.expiry = newRetention(db, e.store.Driver(), keep, e.log, func(n int64) { e.metrics.expired.Add(float64(n)) })

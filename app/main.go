@@ -42,12 +42,12 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(s.LogFormat, stderr)
 	defer func() { _ = log.Sync() }()
+	if s.Migrate {
+		return migrateStore(s, log)
+	}
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
 		return ExitFailed
-	}
-	if s.Migrate {
-		return migrateStore(s, log)
 	}
 	if err := process.HideEnviron(); err != nil {
 		log.Warn("child processes running as this user can read the service's environment", zap.Error(err))
@@ -120,25 +120,44 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 
 // migrateStore upgrades the task store's schema to this build's (-migrate):
 // what an operator runs once, before rolling out a build whose schema is
-// newer, while replicas of the older build keep running.
+// newer. Reaching the database is bounded; the upgrade is not, since it
+// takes seconds a million tasks, but SIGTERM or SIGINT ends it, rolled
+// back.
 func migrateStore(s *Settings, log *zap.Logger) int {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	store, err := sqldb.New(sqldb.Config{ID: storeID, DSN: s.StoreDSN})
 	if err != nil {
 		log.Error("cannot open the task store", zap.Error(err))
 		return ExitConfig
 	}
-	if err := store.Initialize(ctx); err != nil {
+	if store.Driver() == sqldb.SQLite {
+		if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
+			log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
+			return ExitFailed
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	connect, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := store.Initialize(connect); err != nil {
 		log.Error("cannot open the task store", zap.Error(err))
 		return ExitFailed
 	}
 	defer func() { _ = store.Cleanup(context.Background()) }()
 	db, err := store.DB()
 	if err == nil {
+		if found, tasks, perr := peekSchema(ctx, db, store.Driver()); perr == nil && found > 0 && found < schemaVersion {
+			log.Info("task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile",
+				zap.Int("from", found), zap.Int("to", schemaVersion), zap.Int64("tasks", tasks))
+		}
 		var found int
 		found, err = migrate(ctx, db, store.Driver(), true)
-		if err == nil {
+		switch {
+		case err != nil:
+		case found == schemaVersion:
+			log.Info("task store: the schema is this build's already", zap.Int("version", found))
+			return ExitOK
+		default:
 			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", schemaVersion))
 			return ExitOK
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
@@ -22,9 +24,12 @@ const schemaVersion = 2
 
 // SchemaError says the store's schema is one this build does not run on:
 // newer (a newer build upgraded it, and writing to it could corrupt what
-// that build keeps), or older on PostgreSQL (replicas of the older build
-// may still be running on it; the operator upgrades it on purpose, with
-// -migrate). Main exits [ExitConfig] on it.
+// that build keeps), or older. An older schema is upgraded by -migrate
+// only, never by the service as it starts: an upgrade rewrites the tasks
+// table, which takes seconds a million tasks and, on PostgreSQL, locks
+// out the older build's replicas still running on it, so it is the
+// operator's step, run once, unbounded by a start timeout or a liveness
+// probe. Main exits [ExitConfig] on it.
 type SchemaError struct {
 	Found, Want int
 }
@@ -35,7 +40,7 @@ func (e *SchemaError) Error() string {
 			"a newer build upgraded it; run that build (going back needs a restore from before the upgrade)", e.Found, e.Want)
 	}
 	return fmt.Sprintf("task store: the database's schema is version %d, older than this build's %d: "+
-		"upgrade it once, before rolling out this build, with -migrate", e.Found, e.Want)
+		"upgrade it once with this build's -migrate (see the README, \"Running several replicas\")", e.Found, e.Want)
 }
 
 // migrateLock is the PostgreSQL advisory lock under which replicas read
@@ -51,7 +56,10 @@ const migrateLock int64 = 0x676c6569747a65
 // left as it is. A newer one is refused with a [SchemaError]. An older one
 // is upgraded only if upgrade is true, and refused otherwise.
 //
-// On PostgreSQL it all runs under a transaction-scoped advisory lock:
+// On PostgreSQL it all runs under a transaction-scoped advisory lock, and
+// with a lock_timeout: an upgrade that would queue behind a long
+// transaction on the tasks table, and queue every task write behind
+// itself, fails instead, to be run again. It runs under the advisory lock:
 // replicas that start at the same moment on an empty database would
 // otherwise race in CREATE TABLE, which PostgreSQL does not make safe
 // across sessions (one fails with a unique violation, SQLSTATE 23505). The
@@ -68,6 +76,9 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
 			return 0, fmt.Errorf("task store: migrate: take the migration lock: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+migrateLockTimeout+`'`); err != nil {
+			return 0, fmt.Errorf("task store: migrate: %w", err)
+		}
 	}
 	found, err = readVersion(ctx, tx, driver)
 	if err != nil {
@@ -82,10 +93,17 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	case found == 0:
 		steps = createSchema[driver]
 	default: // found == 1: the only older version there is
+		if err := checkVersion1(ctx, tx, driver); err != nil {
+			return found, err
+		}
 		steps = upgradeFrom1[driver]
 	}
 	for _, s := range steps {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
+			if isLockTimeout(err) {
+				return found, fmt.Errorf("task store: migrate from version %d: the tasks table stayed locked for %s "+
+					"by another transaction; nothing was changed; run it again: %w", found, migrateLockTimeout, err)
+			}
 			return found, fmt.Errorf("task store: migrate from version %d: %w", found, err)
 		}
 	}
@@ -98,12 +116,26 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	return found, nil
 }
 
+// migrateLockTimeout bounds how long an upgrade waits for the tasks table.
+const migrateLockTimeout = "5s"
+
+// isLockTimeout: PostgreSQL's lock_not_available, which lock_timeout raises.
+func isLockTimeout(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
 // readVersion returns the schema's version: the version table's, or 1 if
 // there is only the tasks table of the first releases, or 0 if neither.
+//
+// On PostgreSQL it looks in the schema that CREATE TABLE creates in
+// (current_schema()), not along the whole search_path: another
+// application's tasks table, or another deployment's version table, in
+// public must be neither taken for this store's nor changed.
 func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1`
 	if driver == sqldb.Postgres {
-		exists = `SELECT count(*) FROM (SELECT to_regclass($1) AS t) r WHERE t IS NOT NULL` // in the search path
+		exists = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`
 	}
 	has := func(table string) (bool, error) {
 		var n int
@@ -125,6 +157,15 @@ func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("task store: read the schema's version: %w", err)
 		}
+		if v < 1 {
+			return 0, fmt.Errorf("task store: the table gleitzeit_schema says version %d, which no build writes: it was changed by hand", v)
+		}
+		if tasks, err := has("tasks"); err != nil || !tasks {
+			if err == nil {
+				err = fmt.Errorf("task store: the table gleitzeit_schema says version %d, but there is no tasks table: it was changed by hand", v)
+			}
+			return 0, err
+		}
 		return v, nil
 	}
 	tasks, err := has("tasks")
@@ -132,6 +173,30 @@ func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 		return 0, err
 	}
 	return 1, nil
+}
+
+// checkVersion1 refuses to upgrade a version 1 store holding a start time
+// that version 1 never wrote (it wrote time.RFC3339Nano in UTC): the
+// upgrade could not convert it, and SQLite would keep garbage rather than
+// fail.
+func checkVersion1(ctx context.Context, tx *sql.Tx, driver string) error {
+	odd := `SELECT id, started FROM tasks WHERE started NOT GLOB
+		'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z' AND started NOT GLOB
+		'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9]*Z' LIMIT 1`
+	if driver == sqldb.Postgres {
+		odd = `SELECT id, started FROM tasks WHERE started !~
+			'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$' LIMIT 1`
+	}
+	var id, started string
+	err := tx.QueryRowContext(ctx, odd).Scan(&id, &started)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("task store: migrate: check the start times: %w", err)
+	}
+	return fmt.Errorf("task store: migrate from version 1: task %q has the start time %q, which version 1 never wrote "+
+		"(it wrote RFC 3339 in UTC, such as 2026-01-02T03:04:05.5Z); nothing was changed: correct or delete such tasks, then migrate again", id, started)
 }
 
 // versionTable holds one row: the schema's version.
@@ -204,4 +269,19 @@ var upgradeFrom1 = map[string][]string{
 		`ALTER TABLE tasks_v2 RENAME TO tasks`,
 		startedIndex, versionTable,
 	},
+}
+
+// peekSchema reads the schema's version and how many tasks the store
+// holds, changing nothing: for the log line before an upgrade.
+func peekSchema(ctx context.Context, db *sql.DB, driver string) (version int, tasks int64, err error) {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if version, err = readVersion(ctx, tx, driver); err != nil || version == 0 {
+		return version, 0, err
+	}
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM tasks`).Scan(&tasks)
+	return version, tasks, err
 }

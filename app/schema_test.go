@@ -231,9 +231,8 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 }
 
 // The service exits 2 on a store whose schema it does not run on, saying
-// why: a newer one on either driver, an older one on PostgreSQL, which
-// -migrate then upgrades (exit 0) so that the service starts. SQLite's
-// older schema is upgraded by the service itself.
+// why: a newer one, or an older one, which -migrate then upgrades (exit 0)
+// so that the service starts. The service never upgrades one itself.
 func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
 	stores := emptyStores(t)
 	run := func(t *testing.T, dsn string, args ...string) (int, string) {
@@ -244,31 +243,95 @@ func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
 		code := mainUntilStarted(t, append([]string{"-config", cfg, "-addr", "127.0.0.1:0"}, args...), &stderr)
 		return code, stderr.String()
 	}
+	for driver, s := range stores {
+		t.Run(driver, func(t *testing.T) {
+			_, err := s.db.Exec(version1)
+			require.NoError(t, err)
+			_, err = s.db.Exec(`INSERT INTO tasks VALUES ('a', 'p', 'm', 'x', 'ok', '', NULL, '2026-01-02T03:04:05.5Z', 1)`)
+			require.NoError(t, err)
+			code, out := run(t, s.dsn)
+			assert.Equal(t, ExitConfig, code, out)
+			assert.Contains(t, out, "older than this build's 2: upgrade it once with this build's -migrate")
+			code, out = run(t, s.dsn, "-migrate")
+			assert.Equal(t, ExitOK, code, out)
+			assert.Contains(t, out, `"msg":"task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile","from":1,"to":2,"tasks":1`)
+			assert.Contains(t, out, "schema migrated")
+			code, out = run(t, s.dsn, "-migrate")
+			assert.Equal(t, ExitOK, code, out)
+			assert.Contains(t, out, "the schema is this build's already")
+			code, out = run(t, s.dsn)
+			assert.Equal(t, ExitOK, code, out)
+			assert.Contains(t, out, "service started")
 
-	pg := stores[sqldb.Postgres]
+			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = 99`)
+			require.NoError(t, err)
+			for _, args := range [][]string{nil, {"-migrate"}} {
+				code, out = run(t, s.dsn, args...)
+				assert.Equal(t, ExitConfig, code, out)
+				assert.Contains(t, out, "version 99, newer than this build's 2")
+			}
+		})
+	}
+}
+
+// Found in review: a version table that no build wrote, a store of
+// version 1 holding a start time version 1 never wrote, and another
+// application's tasks table along PostgreSQL's search path are refused or
+// left alone, never changed or taken for this store's.
+func TestOddStoresAreRefusedOrLeftAlone(t *testing.T) {
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			_, err := s.db.Exec(versionTable)
+			require.NoError(t, err)
+			for _, v := range []int{0, -3} {
+				_, err = s.db.Exec(`DELETE FROM gleitzeit_schema`)
+				require.NoError(t, err)
+				_, err = s.db.Exec(`INSERT INTO gleitzeit_schema VALUES (1, $1)`, v)
+				require.NoError(t, err)
+				_, err = migrate(ctx, s.db, driver, true)
+				assert.ErrorContains(t, err, fmt.Sprintf("gleitzeit_schema says version %d, which no build writes", v))
+			}
+			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = 2`)
+			require.NoError(t, err)
+			_, err = migrate(ctx, s.db, driver, true)
+			assert.ErrorContains(t, err, "says version 2, but there is no tasks table")
+			_, err = s.db.Exec(`DROP TABLE gleitzeit_schema`)
+			require.NoError(t, err)
+
+			_, err = s.db.Exec(version1)
+			require.NoError(t, err)
+			for _, odd := range []string{"2026-01-02T03:04:05+01:00", "", "2026-01-02 03:04:05Z", "yesterday"} {
+				_, err = s.db.Exec(`DELETE FROM tasks`)
+				require.NoError(t, err)
+				_, err = s.db.Exec(`INSERT INTO tasks VALUES ('good', 'p', 'm', 'x', 'ok', '', NULL, '2026-01-02T03:04:05Z', 1), ('odd', 'p', 'm', 'x', 'ok', '', NULL, $1, 1)`, odd)
+				require.NoError(t, err)
+				_, err = migrate(ctx, s.db, driver, true)
+				assert.ErrorContains(t, err, fmt.Sprintf("task \"odd\" has the start time %q, which version 1 never wrote", odd))
+				assert.Equal(t, map[string]string{sqldb.SQLite: "TEXT", sqldb.Postgres: "text"}[driver], columnType(t, s, "started"),
+					"nothing was changed")
+			}
+		})
+	}
+
+	pg := emptyStores(t)[sqldb.Postgres]
+	// PostgreSQL 15's advice: a schema of the role's own, first in the
+	// search path, with another application's tasks in public.
 	_, err := pg.db.Exec(version1)
 	require.NoError(t, err)
-	code, out := run(t, pg.dsn)
-	assert.Equal(t, ExitConfig, code, out)
-	assert.Contains(t, out, "older than this build's 2")
-	code, out = run(t, pg.dsn, "-migrate")
-	assert.Equal(t, ExitOK, code, out)
-	assert.Contains(t, out, "schema migrated")
-	code, out = run(t, pg.dsn)
-	assert.Equal(t, ExitOK, code, out)
-	assert.Contains(t, out, "service started")
-
-	lite := stores[sqldb.SQLite]
-	_, err = lite.db.Exec(version1)
+	_, err = pg.db.Exec(`CREATE SCHEMA gz`)
 	require.NoError(t, err)
-	code, out = run(t, lite.dsn)
-	assert.Equal(t, ExitOK, code, out)
-	assert.Contains(t, out, "schema upgraded")
-	_, err = lite.db.Exec(`UPDATE gleitzeit_schema SET version = 99`)
+	conn, err := pg.db.Conn(context.Background())
 	require.NoError(t, err)
-	code, out = run(t, lite.dsn)
-	assert.Equal(t, ExitConfig, code, out)
-	assert.Contains(t, out, "version 99, newer than this build's 2")
+	defer conn.Close()
+	_, err = conn.ExecContext(context.Background(), `SET search_path = gz, public`)
+	require.NoError(t, err)
+	tx, err := conn.BeginTx(context.Background(), nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	found, err := readVersion(context.Background(), tx, sqldb.Postgres)
+	require.NoError(t, err)
+	assert.Equal(t, 0, found, "public.tasks is another application's")
 }
 
 // mainUntilStarted runs Main and returns its exit code: at once if it
@@ -295,4 +358,31 @@ func mainUntilStarted(t *testing.T, args []string, stderr *bytes.Buffer) int {
 	// Main is waiting for a signal, and catches this one.
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
 	return testkit.Receive(t, done, "Main's exit after SIGTERM")
+}
+
+// Found in review: an upgrade queued behind a long transaction on the
+// tasks table would queue every task write behind itself. It gives up
+// after its lock_timeout instead, changing nothing, and succeeds once run
+// again with the table free.
+func TestAnUpgradeGivesUpOnALockedTable(t *testing.T) {
+	s := emptyStores(t)[sqldb.Postgres]
+	ctx := context.Background()
+	_, err := s.db.Exec(version1)
+	require.NoError(t, err)
+	reader, err := s.db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = reader.Rollback() }()
+	var n int
+	require.NoError(t, reader.QueryRowContext(ctx, `SELECT count(*) FROM tasks`).Scan(&n)) // holds ACCESS SHARE until it ends
+
+	bounded, cancel := context.WithTimeout(ctx, testkit.Wait)
+	defer cancel()
+	_, err = migrate(bounded, s.db, sqldb.Postgres, true)
+	require.ErrorContains(t, err, "the tasks table stayed locked for 5s by another transaction; nothing was changed; run it again")
+	assert.Equal(t, "text", columnType(t, s, "started"))
+
+	require.NoError(t, reader.Commit())
+	found, err := migrate(bounded, s.db, sqldb.Postgres, true)
+	require.NoError(t, err)
+	assert.Equal(t, 1, found)
 }
