@@ -165,8 +165,9 @@ const (
 // volume holds; a service that needs less keeps less.
 const defaultRetention = 7 * 24 * time.Hour
 
-// minRetention is the shortest retention allowed: a shorter one would
-// delete tasks before their clients could look them up.
+// minRetention is the shortest retention allowed, and how much longer than
+// task_timeout it must be: a shorter one would delete tasks before their
+// clients could look them up, or while they run.
 const minRetention = time.Minute
 
 // ConfigError names a configuration field and what is wrong with it.
@@ -364,6 +365,12 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, err
 		}
 		*d.out = v
+	}
+	if s.StoreRetention > 0 && s.StoreRetention < s.TaskTimeout+minRetention {
+		// A task is recorded "running" as it begins and updated when it
+		// ends: deleted in between, its outcome could not be recorded, and
+		// a task that ran would be answered 503.
+		return nil, bad("store.retention", "%v does not outlast a task: want at least task_timeout (%v) + %v", s.StoreRetention, s.TaskTimeout, minRetention)
 	}
 	if s.DrainDelay >= s.ShutdownTimeout {
 		return nil, bad("shutdown.drain_delay", "%v leaves nothing of shutdown.timeout (%v) to stop the service", s.DrainDelay, s.ShutdownTimeout)
