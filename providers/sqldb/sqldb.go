@@ -189,6 +189,12 @@ func sqliteDSN(dsn string) (string, string, error) {
 		// its password out of the message.
 		return "", "", fmt.Errorf("DSN %q: scheme %q is neither PostgreSQL (postgres://) nor a SQLite file", lifecycle.Redact(dsn), scheme)
 	}
+	if at := strings.LastIndex(path, "@"); at > 0 && strings.Contains(path[:at], ":") {
+		// "user:password@host/db" with its scheme missing or mistyped
+		// ("postgres//…") is no file name either, and the path would be
+		// quoted in errors and health: refuse it, quoting nothing.
+		return "", "", errors.New(`DSN has the form user:password@host, which is not a SQLite file name: a PostgreSQL DSN starts with "postgres://"`)
+	}
 	pragmas := strings.Join(query["_pragma"], ",")
 	for _, p := range []string{
 		fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()),

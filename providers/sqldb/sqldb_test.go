@@ -159,6 +159,14 @@ func TestPostgresBadInputNamesTheProblemNotThePassword(t *testing.T) {
 		assert.Contains(t, err.Error(), "PostgreSQL DSN")
 		assert.NotContains(t, err.Error(), secret)
 	})
+	t.Run("a scheme missing or mistyped", func(t *testing.T) { // found in review
+		for _, dsn := range []string{"app:" + secret + "@db:5432/app", "postgres//app:" + secret + "@db/app", "postgres:/app:" + secret + "@db/app"} {
+			_, err := sqldb.New(sqldb.Config{DSN: dsn})
+			require.Error(t, err, dsn)
+			assert.Contains(t, err.Error(), `a PostgreSQL DSN starts with "postgres://"`)
+			assert.NotContains(t, err.Error(), secret)
+		}
+	})
 	t.Run("unreachable server", func(t *testing.T) {
 		d, err := sqldb.New(sqldb.Config{
 			DSN:             fmt.Sprintf("postgres://app:%s@127.0.0.1:%d/app?sslmode=disable", secret, closedPort),
