@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 // The overlays of deploy/, each what `kubectl apply -k` applies.
@@ -59,6 +61,7 @@ type envVar struct {
 }
 
 type container struct {
+	Image     string   `json:"image"`
 	Args      []string `json:"args"`
 	Env       []envVar `json:"env"`
 	Resources struct {
@@ -107,10 +110,13 @@ type deployment struct {
 			Spec struct {
 				TerminationGracePeriodSeconds int         `json:"terminationGracePeriodSeconds"`
 				Containers                    []container `json:"containers"`
+				InitContainers                []container `json:"initContainers"`
 				Volumes                       []volume    `json:"volumes"`
 				TopologySpreadConstraints     []struct {
-					TopologyKey   string        `json:"topologyKey"`
-					LabelSelector labelSelector `json:"labelSelector"`
+					TopologyKey       string        `json:"topologyKey"`
+					WhenUnsatisfiable string        `json:"whenUnsatisfiable"`
+					NodeTaintsPolicy  string        `json:"nodeTaintsPolicy"`
+					LabelSelector     labelSelector `json:"labelSelector"`
 				} `json:"topologySpreadConstraints"`
 			} `json:"spec"`
 		} `json:"template"`
@@ -172,9 +178,10 @@ func (m manifests) one(t *testing.T, kind string, v any) {
 // pod is an overlay's Deployment, its container, and the service's settings
 // as that container loads them from the ConfigMap and its environment.
 type pod struct {
-	d deployment
-	c container
-	s *Settings
+	d          deployment
+	c          container
+	s          *Settings
+	configPath string // the ConfigMap's configuration, written out
 }
 
 func loadPod(t *testing.T, m manifests) pod {
@@ -190,6 +197,7 @@ func loadPod(t *testing.T, m manifests) pod {
 	m.one(t, "ConfigMap", &cm)
 	configPath := filepath.Join(t.TempDir(), "gleitzeit.yaml")
 	require.NoError(t, os.WriteFile(configPath, []byte(cm.Data["gleitzeit.yaml"]), 0o600))
+	p.configPath = configPath
 	require.Equal(t, []string{"-config", "/etc/gleitzeit/gleitzeit.yaml"}, p.c.Args)
 	assert.NotEmpty(t, p.mount(filepath.Dir(p.c.Args[1])), "the config file is mounted where -config looks")
 
@@ -391,6 +399,19 @@ func TestDeploySingleRunsOneWriter(t *testing.T) {
 	m.one(t, "PersistentVolumeClaim", &pvc)
 	assert.Equal(t, pvc.Metadata.Name, data.PersistentVolumeClaim.ClaimName, "the claim is the overlay's")
 	assert.Equal(t, []string{"ReadWriteOnce"}, pvc.Spec.AccessModes)
+
+	// The service refuses an older schema: an init container upgrades the
+	// file first, with the service's image, configuration and data.
+	inits := p.d.Spec.Template.Spec.InitContainers
+	require.Len(t, inits, 1, "an init container migrates the store")
+	migrate := inits[0]
+	assert.Equal(t, append(slices.Clone(p.c.Args), "-migrate"), migrate.Args)
+	assert.Equal(t, p.c.Image, migrate.Image, "the schema is the new image's")
+	assert.Equal(t, p.c.VolumeMounts, migrate.VolumeMounts, "it sees the configuration and the store where the service does")
+	var cfg bytes.Buffer
+	s, err := Load(append([]string{"-config", p.configPath}, migrate.Args[2:]...), noEnv, &cfg)
+	require.NoError(t, err, "its flags load")
+	assert.True(t, s.Migrate)
 }
 
 // The replicated overlay shares one PostgreSQL database among replicas that
@@ -463,11 +484,22 @@ func TestDeployReplicatedSurvivesLosingAPod(t *testing.T) {
 	assert.Equal(t, 0, intOf(t, "maxUnavailable", p.d.Spec.Strategy.RollingUpdate.MaxUnavailable), "an update takes no pod down first")
 	assert.GreaterOrEqual(t, intOf(t, "maxSurge", p.d.Spec.Strategy.RollingUpdate.MaxSurge), 1, "so it must add one")
 
+	// Connections: the most pods there can be, each with its pool, fit in
+	// PostgreSQL's default max_connections (100, 3 kept for superusers).
+	// Found in review: 10 replicas and a surge would take 110.
+	most := h.Spec.MaxReplicas + intOf(t, "maxSurge", p.d.Spec.Strategy.RollingUpdate.MaxSurge)
+	assert.LessOrEqual(t, most*sqldb.DefaultMaxOpenConns, 97, "%d pods of %d connections each", most, sqldb.DefaultMaxOpenConns)
+
 	// Placement.
 	keys := map[string]bool{}
 	for _, tsc := range p.d.Spec.Template.Spec.TopologySpreadConstraints {
 		keys[tsc.TopologyKey] = true
 		assert.True(t, selects(t, tsc.LabelSelector, labels), "the spread over %s counts the pods", tsc.TopologyKey)
+		if tsc.WhenUnsatisfiable == "DoNotSchedule" {
+			// Found in review: tainted nodes counted as empty domains
+			// would hold new pods Pending.
+			assert.Equal(t, "Honor", tsc.NodeTaintsPolicy, "a strict spread over %s ignores nodes pods cannot use", tsc.TopologyKey)
+		}
 	}
 	assert.True(t, keys["kubernetes.io/hostname"], "the pods are spread over nodes")
 }
