@@ -545,3 +545,70 @@ func TestDeployQueueDepthExampleNamesAServedMetric(t *testing.T) {
 	render(t, "replicated").one(t, "HorizontalPodAutoscaler", &rendered)
 	assert.Equal(t, rendered, example)
 }
+
+// The example Job that upgrades the schema before a rollout runs the
+// service's image with -migrate on the replicated overlay's configuration
+// and store, and is not one of the overlay's resources (a Job cannot be
+// applied again with a new image).
+func TestDeployMigrateJobExampleMigratesTheReplicasStore(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "deploy", "overlays", "replicated", "migrate-job.example.yaml"))
+	require.NoError(t, err)
+	var job struct {
+		Kind string `json:"kind"`
+		Spec struct {
+			Template struct {
+				Spec struct {
+					RestartPolicy string      `json:"restartPolicy"`
+					Containers    []container `json:"containers"`
+					Volumes       []volume    `json:"volumes"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &job))
+	assert.Equal(t, "Job", job.Kind)
+	assert.Equal(t, "Never", job.Spec.Template.Spec.RestartPolicy)
+	require.Len(t, job.Spec.Template.Spec.Containers, 1)
+	c := job.Spec.Template.Spec.Containers[0]
+
+	m := render(t, "replicated")
+	assert.Empty(t, m["Job"], "the Job is an example, applied by hand")
+	p := loadPod(t, m)
+	assert.Equal(t, p.c.Image, c.Image)
+	assert.Equal(t, append(slices.Clone(p.c.Args), "-migrate"), c.Args)
+	assert.Equal(t, p.c.VolumeMounts, c.VolumeMounts, "the configuration where -config looks")
+	var podDSN, jobDSN *envVar
+	for i := range p.c.Env {
+		if p.c.Env[i].Name == "GLEITZEIT_STORE_DSN" {
+			podDSN = &p.c.Env[i]
+		}
+	}
+	for i := range c.Env {
+		if c.Env[i].Name == "GLEITZEIT_STORE_DSN" {
+			jobDSN = &c.Env[i]
+		}
+	}
+	require.NotNil(t, jobDSN, "the Job reads the store's DSN")
+	assert.Equal(t, podDSN, jobDSN, "from the replicas' Secret, never a literal")
+	var config *volume
+	for i, v := range job.Spec.Template.Spec.Volumes {
+		if v.Name == "config" {
+			config = &job.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	require.NotNil(t, config)
+	var cm struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	m.one(t, "ConfigMap", &cm)
+	raw, err := yaml.YAMLToJSON(b)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"configMap":{"name":"`+cm.Metadata.Name+`"}`, "the overlay's ConfigMap")
+	s, err := Load(append([]string{"-config", p.configPath}, c.Args[2:]...),
+		func(k string) string { return secretStandIns[k] }, &bytes.Buffer{})
+	require.NoError(t, err, "its flags load")
+	assert.True(t, s.Migrate)
+	assert.Equal(t, p.s.StoreDSN, s.StoreDSN, "the replicas' store")
+}
