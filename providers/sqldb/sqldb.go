@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,16 +157,24 @@ func New(cfg Config) (*DB, error) {
 	return d, nil
 }
 
+// pgKeyword finds a libpq key/value setting ("host=db", "password = x"),
+// which no SQLite file name is made of.
+var pgKeyword = regexp.MustCompile(`(?i)(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|service|connect_timeout|application_name|target_session_attrs)\s*=`)
+
 func guessDriver(dsn string) string {
 	lower := strings.ToLower(dsn)
 	switch {
 	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
 		return Postgres
-	case strings.Contains(lower, "host=") || strings.Contains(lower, "dbname="):
+	case pgKeyword.MatchString(dsn):
 		return Postgres
 	}
 	return SQLite
 }
+
+// Target says what the pool points at, without secrets: the PostgreSQL
+// user, host and database, or the SQLite file.
+func (d *DB) Target() string { return d.target }
 
 // sqliteDSN turns a path or a file: URI into modernc's DSN, with the
 // pragmas a service wants: a busy timeout, WAL (readers do not block the

@@ -167,6 +167,17 @@ func TestPostgresBadInputNamesTheProblemNotThePassword(t *testing.T) {
 			assert.NotContains(t, err.Error(), secret)
 		}
 	})
+	t.Run("key/value forms are PostgreSQL's", func(t *testing.T) { // found in review
+		for _, dsn := range []string{
+			"host = 127.0.0.1 port = 5432 password = " + secret + " dbname = app",
+			"user=app password=" + secret + " port=5432 sslmode=disable",
+		} {
+			d, err := sqldb.New(sqldb.Config{DSN: dsn})
+			require.NoError(t, err, "parsed as PostgreSQL")
+			assert.Equal(t, sqldb.Postgres, d.Driver())
+			assert.NotContains(t, d.Target(), secret)
+		}
+	})
 	t.Run("unreachable server", func(t *testing.T) {
 		d, err := sqldb.New(sqldb.Config{
 			DSN:             fmt.Sprintf("postgres://app:%s@127.0.0.1:%d/app?sslmode=disable", secret, closedPort),
