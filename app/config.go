@@ -366,7 +366,7 @@ func (f *File) resolve() (*Settings, error) {
 		}
 		*d.out = v
 	}
-	if s.StoreRetention > 0 && s.StoreRetention < s.TaskTimeout+minRetention {
+	if s.StoreRetention > 0 && s.StoreRetention-minRetention < s.TaskTimeout { // no overflow: retention >= minRetention
 		// A task is recorded "running" as it begins and updated when it
 		// ends: deleted in between, its outcome could not be recorded, and
 		// a task that ran would be answered 503.

@@ -137,6 +137,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"retention not a duration", "store: {retention: 7d}\n", nil, `config: store.retention: want a duration such as 30s, got "7d"`},
 		{"retention too short", "store: {retention: 30s}\n", nil, "config: store.retention: want 0s (keep every task) or at least 1m0s, got 30s"},
 		{"retention shorter than a task", "task_timeout: 10m\nstore: {retention: 5m}\n", nil, "config: store.retention: 5m0s does not outlast a task: want at least task_timeout (10m0s) + 1m0s"},
+		{"retention with a task timeout that overflows", "task_timeout: 2562047h47m\nstore: {retention: 168h}\n", nil, "config: store.retention: 168h0m0s does not outlast a task"},
 		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must be positive, got -1h0m0s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
 		{"restart window below the backoffs", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 10s, window: 15s}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 15s is not longer than the backoffs of 5 restarts (45s,"},

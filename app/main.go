@@ -155,10 +155,14 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 		switch {
 		case err != nil:
 		case found == schemaVersion:
-			log.Info("task store: the schema is this build's already", zap.Int("version", found))
+			log.Info("task store: the schema is this build's already", zap.Int("version", found), zap.String("store", store.Target()))
+			return ExitOK
+		case found == 0:
+			// Not an upgrade: a mistyped DSN or data_dir shows here.
+			log.Info("task store: the store was empty: schema created", zap.Int("version", schemaVersion), zap.String("store", store.Target()))
 			return ExitOK
 		default:
-			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", schemaVersion))
+			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", schemaVersion), zap.String("store", store.Target()))
 			return ExitOK
 		}
 	}

@@ -32,9 +32,15 @@ const schemaVersion = 2
 // probe. Main exits [ExitConfig] on it.
 type SchemaError struct {
 	Found, Want int
+	// Problem, if set, is what else is wrong: a store changed by hand, or
+	// a database the service may not create its tables in.
+	Problem string
 }
 
 func (e *SchemaError) Error() string {
+	if e.Problem != "" {
+		return "task store: " + e.Problem
+	}
 	if e.Found > e.Want {
 		return fmt.Sprintf("task store: the database's schema is version %d, newer than this build's %d: "+
 			"a newer build upgraded it; run that build (going back needs a restore from before the upgrade)", e.Found, e.Want)
@@ -76,8 +82,12 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
 			return 0, fmt.Errorf("task store: migrate: take the migration lock: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+migrateLockTimeout+`'`); err != nil {
-			return 0, fmt.Errorf("task store: migrate: %w", err)
+		// No statement_timeout, which a role or database may set: an
+		// upgrade takes what it takes, and SIGTERM ends it.
+		for _, set := range []string{`SET LOCAL lock_timeout = '` + migrateLockTimeout + `'`, `SET LOCAL statement_timeout = 0`} {
+			if _, err := tx.ExecContext(ctx, set); err != nil {
+				return 0, fmt.Errorf("task store: migrate: %w", err)
+			}
 		}
 	}
 	found, err = readVersion(ctx, tx, driver)
@@ -98,13 +108,24 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 		}
 		steps = upgradeFrom1[driver]
 	}
+	doing := fmt.Sprintf("migrate from version %d", found)
+	if found == 0 {
+		doing = "create the schema"
+	}
 	for _, s := range steps {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
-			if isLockTimeout(err) {
-				return found, fmt.Errorf("task store: migrate from version %d: the tasks table stayed locked for %s "+
-					"by another transaction; nothing was changed; run it again: %w", found, migrateLockTimeout, err)
+			switch code := pgCode(err); code {
+			case "55P03": // lock_not_available, which lock_timeout raises
+				return found, fmt.Errorf("task store: %s: the tasks table stayed locked for %s "+
+					"by another transaction; nothing was changed; run it again: %w", doing, migrateLockTimeout, err)
+			case "3F000", "42501": // no schema to create in; no right to create in it
+				return found, &SchemaError{Found: found, Want: schemaVersion, Problem: fmt.Sprintf(
+					"%s: the database refuses it (%v): give the role a schema it may create tables in, first in its search_path", doing, err)}
+			case "22007", "22008": // a start time that is no time
+				return found, &SchemaError{Found: found, Want: schemaVersion, Problem: fmt.Sprintf(
+					"%s: a task's start time is not a time (%v); nothing was changed: correct or delete it, then migrate again", doing, err)}
 			}
-			return found, fmt.Errorf("task store: migrate from version %d: %w", found, err)
+			return found, fmt.Errorf("task store: %s: %w", doing, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, $1)`, schemaVersion); err != nil {
@@ -116,13 +137,16 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	return found, nil
 }
 
-// migrateLockTimeout bounds how long an upgrade waits for the tasks table.
-const migrateLockTimeout = "5s"
+// migrateLockTimeout bounds how long an upgrade waits for the tasks table:
+// task writes queue behind it meanwhile, and must not spend their own 5 s.
+const migrateLockTimeout = "2s"
 
-// isLockTimeout: PostgreSQL's lock_not_available, which lock_timeout raises.
-func isLockTimeout(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "55P03"
+// pgCode is a PostgreSQL error's SQLSTATE, or "".
+func pgCode(err error) string {
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code
+	}
+	return ""
 }
 
 // readVersion returns the schema's version: the version table's, or 1 if
@@ -152,17 +176,19 @@ func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 		var v int
 		err := tx.QueryRowContext(ctx, `SELECT version FROM gleitzeit_schema WHERE id = 1`).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
-			return 0, errors.New("task store: the table gleitzeit_schema holds no version: it was changed by hand")
+			return 0, &SchemaError{Want: schemaVersion, Problem: "the table gleitzeit_schema holds no version: it was changed by hand"}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("task store: read the schema's version: %w", err)
 		}
 		if v < 1 {
-			return 0, fmt.Errorf("task store: the table gleitzeit_schema says version %d, which no build writes: it was changed by hand", v)
+			return 0, &SchemaError{Found: v, Want: schemaVersion, Problem: fmt.Sprintf(
+				"the table gleitzeit_schema says version %d, which no build writes: it was changed by hand", v)}
 		}
 		if tasks, err := has("tasks"); err != nil || !tasks {
 			if err == nil {
-				err = fmt.Errorf("task store: the table gleitzeit_schema says version %d, but there is no tasks table: it was changed by hand", v)
+				err = &SchemaError{Found: v, Want: schemaVersion, Problem: fmt.Sprintf(
+					"the table gleitzeit_schema says version %d, but there is no tasks table: it was changed by hand", v)}
 			}
 			return 0, err
 		}
@@ -180,9 +206,15 @@ func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 // upgrade could not convert it, and SQLite would keep garbage rather than
 // fail.
 func checkVersion1(ctx context.Context, tx *sql.Tx, driver string) error {
-	odd := `SELECT id, started FROM tasks WHERE started NOT GLOB
-		'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z' AND started NOT GLOB
-		'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9]*Z' LIMIT 1`
+	// SQLite: the form, digit by digit, and a date and time that exist
+	// (strftime turns February 30 into March 2, and hour 25 into NULL).
+	// PostgreSQL: the form; its cast refuses what is no time.
+	odd := `SELECT id, started FROM tasks WHERE NOT (
+		started GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*Z'
+		AND (length(started) = 20 OR (substr(started, 20, 1) = '.' AND length(started) BETWEEN 22 AND 30
+			AND substr(started, 21, length(started) - 21) NOT GLOB '*[^0-9]*'))
+		AND strftime('%Y-%m-%dT%H:%M:%S', substr(started, 1, 19)) IS substr(started, 1, 19)
+	) LIMIT 1`
 	if driver == sqldb.Postgres {
 		odd = `SELECT id, started FROM tasks WHERE started !~
 			'^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z$' LIMIT 1`
@@ -195,8 +227,8 @@ func checkVersion1(ctx context.Context, tx *sql.Tx, driver string) error {
 	case err != nil:
 		return fmt.Errorf("task store: migrate: check the start times: %w", err)
 	}
-	return fmt.Errorf("task store: migrate from version 1: task %q has the start time %q, which version 1 never wrote "+
-		"(it wrote RFC 3339 in UTC, such as 2026-01-02T03:04:05.5Z); nothing was changed: correct or delete such tasks, then migrate again", id, started)
+	return &SchemaError{Found: 1, Want: schemaVersion, Problem: fmt.Sprintf("migrate from version 1: task %q has the start time %q, which version 1 never wrote "+
+		"(it wrote RFC 3339 in UTC, such as 2026-01-02T03:04:05.5Z); nothing was changed: correct or delete such tasks, then migrate again", id, started)}
 }
 
 // versionTable holds one row: the schema's version.
