@@ -76,7 +76,11 @@ type container struct {
 	VolumeMounts   []struct {
 		Name      string `json:"name"`
 		MountPath string `json:"mountPath"`
+		ReadOnly  bool   `json:"readOnly"`
 	} `json:"volumeMounts"`
+	SecurityContext struct {
+		ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem"`
+	} `json:"securityContext"`
 }
 
 type volume struct {
@@ -299,6 +303,24 @@ func TestDeployManifestsAgreeWithTheService(t *testing.T) {
 			m := render(t, overlay)
 			p := loadPod(t, m)
 			c, s := p.c, p.s
+
+			// Found in review: on a read-only root, SQLite cannot spill a
+			// large sort (the index -migrate builds) without a writable /tmp.
+			spec := p.d.Spec.Template.Spec
+			for _, k := range append(slices.Clone(spec.Containers), spec.InitContainers...) {
+				if !k.SecurityContext.ReadOnlyRootFilesystem {
+					continue
+				}
+				tmp := false
+				for _, vm := range k.VolumeMounts {
+					if vm.MountPath == "/tmp" && !vm.ReadOnly {
+						for _, v := range spec.Volumes {
+							tmp = tmp || v.Name == vm.Name && (v.EmptyDir != nil || v.PersistentVolumeClaim != nil)
+						}
+					}
+				}
+				assert.True(t, tmp, "a container with a read-only root (args %v) has a writable /tmp", k.Args)
+			}
 
 			grace := time.Duration(p.d.Spec.Template.Spec.TerminationGracePeriodSeconds) * time.Second
 			assert.Less(t, s.ShutdownTimeout, grace, "the service finishes shutting down before Kubernetes kills it")
