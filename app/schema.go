@@ -62,16 +62,15 @@ const migrateLock int64 = 0x676c6569747a65
 // left as it is. A newer one is refused with a [SchemaError]. An older one
 // is upgraded only if upgrade is true, and refused otherwise.
 //
-// On PostgreSQL it all runs under a transaction-scoped advisory lock, and
-// with a lock_timeout: an upgrade that would queue behind a long
-// transaction on the tasks table, and queue every task write behind
-// itself, fails instead, to be run again. It runs under the advisory lock:
-// replicas that start at the same moment on an empty database would
-// otherwise race in CREATE TABLE, which PostgreSQL does not make safe
-// across sessions (one fails with a unique violation, SQLSTATE 23505). The
-// lock is released when the transaction ends, however it ends, and
-// PostgreSQL's DDL is transactional: a failed upgrade leaves the schema as
-// it was.
+// On PostgreSQL it runs under a transaction-scoped advisory lock: replicas
+// that start at the same moment on an empty database would otherwise race
+// in CREATE TABLE, which PostgreSQL does not make safe across sessions (one
+// fails with a unique violation, SQLSTATE 23505). The lock is released
+// when the transaction ends, however it ends, and PostgreSQL's DDL is
+// transactional: a failed upgrade leaves the schema as it was. A
+// lock_timeout makes an upgrade that would queue behind a long transaction
+// on the tasks table, and so queue every task write behind itself, fail
+// instead, to be run again.
 func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (found int, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -114,7 +113,7 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	}
 	for _, s := range steps {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
-			switch code := pgCode(err); code {
+			switch pgCode(err) {
 			case "55P03": // lock_not_available, which lock_timeout raises
 				return found, fmt.Errorf("task store: %s: the tasks table stayed locked for %s "+
 					"by another transaction; nothing was changed; run it again: %w", doing, migrateLockTimeout, err)
