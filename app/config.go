@@ -53,6 +53,10 @@ type StoreFile struct {
 	// Retention is how long a task is kept: older ones are deleted
 	// ("0s": kept for ever).
 	Retention string `json:"retention"`
+	// MaxConns bounds a PostgreSQL store's pool (sqldb's default, 10, if
+	// not set): every replica's pool, and those of pods shutting down,
+	// share the server's max_connections.
+	MaxConns *int `json:"max_conns"`
 }
 
 // AuditFile configures the audit log. MaxBytes rotates it by size (0: never);
@@ -123,6 +127,7 @@ type Settings struct {
 	StoreBatchSize  int
 	StoreBatchDelay time.Duration
 	StoreRetention  time.Duration // 0: tasks are kept for ever
+	StoreMaxConns   int           // a PostgreSQL store's pool; 0: sqldb's default
 	AuditPath       string
 	AuditMaxBytes   int64
 	AuditMaxFiles   int
@@ -320,6 +325,12 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, bad("store.batch_delay", "want at most 1s: every task waits for it, got %v", d)
 		}
 		s.StoreBatchDelay = d
+	}
+	if f.Store.MaxConns != nil {
+		if *f.Store.MaxConns < 2 || *f.Store.MaxConns > 1000 {
+			return nil, bad("store.max_conns", "want 2 to 1000 connections (half commit task records, the rest read), got %d", *f.Store.MaxConns)
+		}
+		s.StoreMaxConns = *f.Store.MaxConns
 	}
 	s.StoreRetention = defaultRetention
 	if f.Store.Retention != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 func noEnv(string) string { return "" }
@@ -138,6 +139,8 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"retention too short", "store: {retention: 30s}\n", nil, "config: store.retention: want 0s (keep every task) or at least 1m0s, got 30s"},
 		{"retention shorter than a task", "task_timeout: 10m\nstore: {retention: 5m}\n", nil, "config: store.retention: 5m0s does not outlast a task: want at least task_timeout (10m0s) + 1m0s"},
 		{"retention with a task timeout that overflows", "task_timeout: 2562047h47m\nstore: {retention: 168h}\n", nil, "config: store.retention: 168h0m0s does not outlast a task"},
+		{"store pool too small", "store: {dsn: \"postgres://u@db/app\", max_conns: 1}\n", nil, "config: store.max_conns: want 2 to 1000 connections (half commit task records, the rest read), got 1"},
+		{"store pool on SQLite", "store: {max_conns: 4}\n", nil, "config: store.max_conns: is for a PostgreSQL store: SQLite keeps one connection, for its one writer"},
 		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must be positive, got -1h0m0s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
 		{"restart window below the backoffs", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 10s, window: 15s}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 15s is not longer than the backoffs of 5 restarts (45s,"},
@@ -215,4 +218,24 @@ func TestRetentionZeroAndMigrateFlag(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, s.StoreRetention)
 	assert.True(t, s.Migrate)
+}
+
+// store.max_conns sizes a PostgreSQL store's pool, and so how many batches
+// of task records commit side by side; without it, sqldb's default.
+func TestStoreMaxConnsSizesThePool(t *testing.T) {
+	for _, tt := range []struct {
+		config      string
+		conns, lead int
+	}{
+		{"store: {dsn: \"postgres://u@db/app\", max_conns: 4}\n", 4, 2},
+		{"store: {dsn: \"postgres://u@db/app\"}\n", sqldb.DefaultMaxOpenConns, sqldb.DefaultMaxOpenConns / 2},
+		{"", 1, 1}, // SQLite
+	} {
+		s, err := Load([]string{"-config", write(t, "c.yaml", tt.config)}, noEnv, &bytes.Buffer{})
+		require.NoError(t, err)
+		store, err := sqldb.New(s.storeConfig())
+		require.NoError(t, err)
+		assert.Equal(t, tt.conns, store.MaxOpenConns(), tt.config)
+		assert.Equal(t, tt.lead, commitLeaders(store), tt.config)
+	}
 }

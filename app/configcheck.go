@@ -15,13 +15,23 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
+// storeConfig is the task store's pool, as the service and -migrate open
+// it.
+func (s *Settings) storeConfig() sqldb.Config {
+	return sqldb.Config{ID: storeID, DSN: s.StoreDSN, MaxOpenConns: s.StoreMaxConns}
+}
+
 // checkProviders builds, without starting, what the configuration describes:
 // the store and one provider of each template. The constructors check URLs,
 // DSNs and commands and acquire nothing, so a bad one is a configuration
 // error (exit 2) that names its field, before fx builds anything.
 func (s *Settings) checkProviders(names []string) error {
-	if _, err := sqldb.New(sqldb.Config{ID: storeID, DSN: s.StoreDSN}); err != nil {
+	store, err := sqldb.New(s.storeConfig())
+	if err != nil {
 		return bad("store.dsn", "%s", lifecycle.Redact(trimOwner(err.Error())))
+	}
+	if s.StoreMaxConns != 0 && store.Driver() == sqldb.SQLite {
+		return bad("store.max_conns", "is for a PostgreSQL store: SQLite keeps one connection, for its one writer")
 	}
 	for _, name := range names {
 		t := s.Templates[name]

@@ -124,7 +124,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 // takes seconds a million tasks, but SIGTERM or SIGINT ends it, rolled
 // back.
 func migrateStore(s *Settings, log *zap.Logger) int {
-	store, err := sqldb.New(sqldb.Config{ID: storeID, DSN: s.StoreDSN})
+	store, err := sqldb.New(s.storeConfig())
 	if err != nil {
 		log.Error("cannot open the task store", zap.Error(err))
 		return ExitConfig

@@ -24,7 +24,7 @@ func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
 			lifecycle.WithDefaultTimeout(s.ProviderTimeout),
 			lifecycle.WithObserver(m),
 		),
-		fx.Supply(sqldb.Config{ID: storeID, DSN: s.StoreDSN}),
+		fx.Supply(s.storeConfig()),
 		fx.Provide(func(log *zap.Logger) file.Config {
 			return file.Config{ID: auditID, Path: s.AuditPath, MaxBytes: s.AuditMaxBytes, MaxFiles: s.AuditMaxFiles, OnRepair: func(path string, dropped int64) {
 				log.Warn("audit log repaired: the last record, cut short by a crash, was dropped",
