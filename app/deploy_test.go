@@ -510,7 +510,9 @@ func TestDeployReplicatedSurvivesLosingAPod(t *testing.T) {
 	// PostgreSQL's default max_connections (100, 3 kept for superusers).
 	// Found in review: 10 replicas and a surge would take 110.
 	most := h.Spec.MaxReplicas + intOf(t, "maxSurge", p.d.Spec.Strategy.RollingUpdate.MaxSurge)
-	assert.LessOrEqual(t, most*sqldb.DefaultMaxOpenConns, 97, "%d pods of %d connections each", most, sqldb.DefaultMaxOpenConns)
+	store, err := sqldb.New(p.s.storeConfig())
+	require.NoError(t, err)
+	assert.LessOrEqual(t, most*store.MaxOpenConns(), 97, "%d pods of %d connections each", most, store.MaxOpenConns())
 
 	// Placement.
 	keys := map[string]bool{}
