@@ -242,23 +242,13 @@ const startedIndex = `CREATE INDEX tasks_started ON tasks (started)`
 
 // createSchema is schemaVersion's schema, by driver.
 var createSchema = map[string][]string{
-	sqldb.Postgres: {`CREATE TABLE tasks (
-		id          TEXT PRIMARY KEY,
-		protocol    TEXT NOT NULL,
-		method      TEXT NOT NULL,
-		provider    TEXT NOT NULL,
-		status      TEXT NOT NULL,
-		error       TEXT NOT NULL,
-		output      TEXT,
-		started     TIMESTAMPTZ NOT NULL,
-		duration_ms DOUBLE PRECISION NOT NULL
-	)`, startedIndex, versionTable},
-	sqldb.SQLite: {sqliteTasks("tasks"), startedIndex, versionTable},
+	sqldb.Postgres: {tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable},
+	sqldb.SQLite:   {sqliteTasks("tasks"), startedIndex, versionTable},
 }
 
-// sqliteTasks is version 2's tasks table on SQLite. TIMESTAMP is what
-// modernc.org/sqlite reads back as a time.Time.
-func sqliteTasks(name string) string {
+// tasksTable is version 2's tasks table, named name, with the driver's
+// types for a time and a float.
+func tasksTable(name, timeType, floatType string) string {
 	return `CREATE TABLE ` + name + ` (
 		id          TEXT PRIMARY KEY,
 		protocol    TEXT NOT NULL,
@@ -267,10 +257,14 @@ func sqliteTasks(name string) string {
 		status      TEXT NOT NULL,
 		error       TEXT NOT NULL,
 		output      TEXT,
-		started     TIMESTAMP NOT NULL,
-		duration_ms REAL NOT NULL
+		started     ` + timeType + ` NOT NULL,
+		duration_ms ` + floatType + ` NOT NULL
 	)`
 }
+
+// sqliteTasks is version 2's tasks table on SQLite. TIMESTAMP is what
+// modernc.org/sqlite reads back as a time.Time.
+func sqliteTasks(name string) string { return tasksTable(name, "TIMESTAMP", "REAL") }
 
 // upgradeFrom1 takes version 1 to schemaVersion, by driver. Version 1 kept
 // started as time.RFC3339Nano in UTC ("2026-11-27T20:45:01.5Z").
