@@ -78,15 +78,22 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	}
 	defer func() { _ = tx.Rollback() }() // after Commit, it does nothing
 	if driver == sqldb.Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
-			return 0, fmt.Errorf("task store: migrate: take the migration lock: %w", err)
-		}
-		// No statement_timeout, which a role or database may set: an
-		// upgrade takes what it takes, and SIGTERM ends it.
-		for _, set := range []string{`SET LOCAL lock_timeout = '` + migrateLockTimeout + `'`, `SET LOCAL statement_timeout = 0`} {
+		// Neither a statement_timeout nor a lock_timeout that a role or
+		// database may set applies: an upgrade takes what it takes, and
+		// SIGTERM ends it. Both are lifted before the migration lock is
+		// taken, because waiting for it is a statement too, and a replica
+		// that waits behind another's long upgrade must not be cut short.
+		// Only then is migrateLockTimeout set, for the tasks table.
+		for _, set := range []string{`SET LOCAL statement_timeout = 0`, `SET LOCAL lock_timeout = 0`} {
 			if _, err := tx.ExecContext(ctx, set); err != nil {
 				return 0, fmt.Errorf("task store: migrate: %w", err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+			return 0, fmt.Errorf("task store: migrate: take the migration lock: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+migrateLockTimeout+`'`); err != nil {
+			return 0, fmt.Errorf("task store: migrate: %w", err)
 		}
 	}
 	found, err = readVersion(ctx, tx, driver)

@@ -393,29 +393,68 @@ func TestAnUpgradeGivesUpOnALockedTable(t *testing.T) {
 	assert.Equal(t, 1, found)
 }
 
-// Found in review: a statement_timeout that a role or database sets (as
-// managed PostgreSQL services do) does not cut an upgrade short.
+// A statement_timeout or lock_timeout that a role or database sets (as
+// managed PostgreSQL services do) cuts neither an upgrade nor its wait for
+// the migration lock short: a replica that waits behind another's long
+// upgrade goes on waiting. Another session holds the lock, so the wait is
+// certain, not a matter of timing; the test waits until the upgrade has
+// waited longer than both the database's timeouts and migrateLockTimeout.
 func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 	s := emptyStores(t)[sqldb.Postgres]
+	ctx, cancel := context.WithTimeout(context.Background(), 6*testkit.Wait)
+	defer cancel()
 	_, err := s.db.Exec(version1)
 	require.NoError(t, err)
 	_, err = s.db.Exec(`INSERT INTO tasks SELECT 't' || i, 'p', 'm', 'x', 'ok', '', NULL, '2026-01-02T03:04:05.5Z', 1 FROM generate_series(1, 200000) i`)
 	require.NoError(t, err)
-	var name string
-	require.NoError(t, s.db.QueryRow(`SELECT current_database()`).Scan(&name))
-	_, err = s.db.Exec(`ALTER DATABASE ` + name + ` SET statement_timeout = '1ms'`)
+	holder, err := s.db.Conn(ctx) // opened before the database's timeouts are set
 	require.NoError(t, err)
-	db, err := openDB(t, s.dsn).DB() // new sessions get the setting
+	defer holder.Close()
+	_, err = holder.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, migrateLock)
+	require.NoError(t, err)
+	var name string
+	require.NoError(t, holder.QueryRowContext(ctx, `SELECT current_database()`).Scan(&name))
+	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET statement_timeout = '1ms'`)
+	require.NoError(t, err)
+	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET lock_timeout = '1ms'`)
+	require.NoError(t, err)
+	db, err := openDB(t, s.dsn).DB() // new sessions get the settings
 	require.NoError(t, err)
 	var timeout string
 	require.NoError(t, db.QueryRow(`SHOW statement_timeout`).Scan(&timeout))
 	require.Equal(t, "1ms", timeout)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 6*testkit.Wait)
-	defer cancel()
-	found, err := migrate(ctx, db, sqldb.Postgres, true)
+	type result struct {
+		found int
+		err   error
+	}
+	migrated := testkit.Go(func() result {
+		found, err := migrate(ctx, db, sqldb.Postgres, true)
+		return result{found, err}
+	})
+	deadline := time.After(testkit.Wait)
+	for waited := false; !waited; {
+		select {
+		case r := <-migrated:
+			t.Fatalf("migrate returned while another session held the migration lock: %d, %v", r.found, r.err)
+		case <-deadline:
+			t.Fatalf("migrate did not wait for the migration lock for %s within %v", migrateLockTimeout, testkit.Wait)
+		case <-time.After(10 * time.Millisecond):
+		}
+		require.NoError(t, holder.QueryRowContext(ctx, `SELECT count(*) > 0 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
+			AND clock_timestamp() - query_start > $1::interval + interval '500 milliseconds'`, migrateLockTimeout).Scan(&waited))
+	}
+	_, err = holder.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, migrateLock)
 	require.NoError(t, err)
-	assert.Equal(t, 1, found)
+
+	r := testkit.Receive(t, migrated, "migrate, once the lock is free")
+	require.NoError(t, r.err)
+	assert.Equal(t, 1, r.found)
+	var typ string
+	require.NoError(t, holder.QueryRowContext(ctx, `SELECT data_type FROM information_schema.columns
+		WHERE table_name = 'tasks' AND column_name = 'started'`).Scan(&typ))
+	assert.Equal(t, "timestamp with time zone", typ, "the upgrade ran")
 	require.NoError(t, db.QueryRow(`SHOW statement_timeout`).Scan(&timeout))
 	assert.Equal(t, "1ms", timeout, "SET LOCAL ended with the upgrade")
 }
