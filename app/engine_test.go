@@ -98,7 +98,7 @@ func TestTasksRunAndAreRecorded(t *testing.T) {
 }
 
 func TestTaskErrors(t *testing.T) {
-	s := start(t, "task_timeout: 200ms\n")
+	s := start(t, "")
 	s.waitHealthy()
 	tests := []struct {
 		name             string
@@ -106,19 +106,20 @@ func TestTaskErrors(t *testing.T) {
 		params           any
 		code             int
 		status, want     string
+		timeout          string // the task's own, or the service's (a minute)
 	}{
-		{"unknown protocol", "sql/v1", "query", nil, 404, "rejected", `no provider serves this protocol: "sql/v1"`},
-		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`},
-		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`},
-		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 404, "error", `model "nope:latest" not found`},
-		{"stream asked for", "llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true}, 400, "error", "stream: true is not served"},
-		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`},
-		{"timeout", "echo/v1", "sleep", []int{5000}, 504, "timeout", "task timed out after 200ms"},
-		{"params neither object nor array", "echo/v1", "echo", 1, 400, "error", "params: JSON-RPC wants an object or an array, got 1"},
+		{"unknown protocol", "sql/v1", "query", nil, 404, "rejected", `no provider serves this protocol: "sql/v1"`, ""},
+		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`, ""},
+		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`, ""},
+		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 404, "error", `model "nope:latest" not found`, ""},
+		{"stream asked for", "llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true}, 400, "error", "stream: true is not served", ""},
+		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`, ""},
+		{"timeout", "echo/v1", "sleep", []int{5000}, 504, "timeout", "task timed out after 200ms", "200ms"},
+		{"params neither object nor array", "echo/v1", "echo", 1, 400, "error", "params: JSON-RPC wants an object or an array, got 1", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, rec, msg := s.task(tt.protocol, tt.method, tt.params)
+			code, rec, msg := s.taskWithin(tt.protocol, tt.method, tt.params, tt.timeout)
 			assert.Equal(t, tt.code, code, msg)
 			assert.Equal(t, tt.status, rec.Status)
 			assert.Contains(t, msg, tt.want)

@@ -147,12 +147,22 @@ func (s *service) call(method, path, token string, body any, out any) int {
 
 func (s *service) task(protocol, method string, params any) (int, TaskRecord, string) {
 	s.t.Helper()
+	return s.taskWithin(protocol, method, params, "")
+}
+
+// taskWithin runs a task with its own timeout, if not "".
+func (s *service) taskWithin(protocol, method string, params any, timeout string) (int, TaskRecord, string) {
+	s.t.Helper()
 	var out struct {
 		TaskRecord
 		Error string     `json:"error"`
 		Task  TaskRecord `json:"task"`
 	}
-	code := s.call("POST", "/v1/tasks", "", map[string]any{"protocol": protocol, "method": method, "params": params}, &out)
+	body := map[string]any{"protocol": protocol, "method": method, "params": params}
+	if timeout != "" {
+		body["timeout"] = timeout
+	}
+	code := s.call("POST", "/v1/tasks", "", body, &out)
 	if out.Error != "" {
 		return code, out.Task, out.Error
 	}

@@ -131,8 +131,12 @@ func run(out io.Writer) int {
 		printReport(out, reg)
 		return 1
 	}
+	// fx catches SIGTERM from the first call to Wait on: call it before
+	// saying the program runs, or a SIGTERM sent on reading that line
+	// would end the program without its cleanup.
+	signals := app.Wait()
 	log.Info("running; press Ctrl-C or send SIGTERM to stop")
-	sig := <-app.Wait()
+	sig := <-signals
 	log.Info("stopping", zap.Stringer("signal", sig.Signal))
 
 	ctx, cancel = context.WithTimeout(context.Background(), app.StopTimeout())
