@@ -7,27 +7,19 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run test stress lint fuzz bench
 
-# The real MCP server the tests run (providers/mcp, the service's pools),
-# pinned by internal/mcptest's package-lock.json, installed by npm ci
-# whenever the lock file is newer than what is installed.
-MCPTEST := internal/mcptest
-$(MCPTEST)/node_modules/.package-lock.json: $(MCPTEST)/package-lock.json $(MCPTEST)/package.json
-	cd $(MCPTEST) && npm ci --no-audit --no-fund
-
 # Built, then run, rather than `go run`: on Ctrl-C, go run exits 1 whatever
 # the service's own exit code is.
 run:
 	$(GO) build -o bin/service ./examples/service
 	./bin/service -log-format console
 
-# The registry's core runs ten times: a race that shows once in a few
-# runs must fail CI, not a user's shutdown.
-test: $(MCPTEST)/node_modules/.package-lock.json
-	$(GO) vet ./...
-	GOOS=darwin $(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 10m ./...
-	$(GO) test -race -count=10 -timeout 10m ./lifecycle
-	cd benchmarks && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m ./...
+# go vet, every package under the race detector, the registry's core ten
+# times over, and the benchmarks module: each step says what it does as it
+# begins, all of them run, and the end names what failed (scripts/test.sh).
+# It installs the MCP reference server the tests run (npm ci in
+# internal/mcptest) when its package-lock.json is newer than what is there.
+test:
+	@GO=$(GO) bash scripts/test.sh
 
 # Fifty runs of the core under the race detector: what a change to
 # concurrent code must pass before it lands (STRESS=200 for more).
