@@ -96,6 +96,7 @@ func stopContext(rng *rand.Rand) (context.Context, context.CancelFunc) {
 // within its bound, each reports every provider, and every cleanup runs
 // exactly once in the end.
 func TestStopWithDoneAndNearlyDoneContexts(t *testing.T) {
+	settled := testkit.Settle(t)
 	release, open := gate(t)
 	const registries = 64
 	var wg sync.WaitGroup
@@ -135,8 +136,9 @@ func TestStopWithDoneAndNearlyDoneContexts(t *testing.T) {
 			}
 		}
 	}
-	// No cleanup runs twice, even late.
-	time.Sleep(5 * time.Millisecond)
+	// No cleanup runs twice, even late: once the registries' goroutines
+	// have ended, none can.
+	settled()
 	for _, res := range results {
 		for _, c := range res.cs {
 			require.EqualValues(t, 1, c.cleanups.Load(), c.id)
@@ -310,6 +312,7 @@ func (p *chaosProvider) Cleanup(ctx context.Context) error {
 // (Written by the review that found the double event and the abandoned
 // Unregister; it passed 100 runs then.)
 func TestRandomGraphsRacingEveryOperation(t *testing.T) {
+	settled := testkit.Settle(t)
 	release, open := gate(t)
 	var all []*chaosProvider
 	for round := range 60 {
@@ -362,7 +365,7 @@ func TestRandomGraphsRacingEveryOperation(t *testing.T) {
 		wg.Go(func() { _ = r.Health(context.Background()) })
 		wg.Go(func() {
 			for _, rel := range leases {
-				time.Sleep(50 * time.Microsecond)
+				time.Sleep(50 * time.Microsecond) // spreads the releases over the Stop; asserts nothing
 				rel()
 			}
 		})
@@ -382,7 +385,7 @@ func TestRandomGraphsRacingEveryOperation(t *testing.T) {
 		eventually(t, p.id+" cleaned up once if initialized", func() bool { return p.cleanups.Load() == p.inits.Load() })
 		assert.False(t, p.overlap.Load(), "%s: cleanup beside Initialize", p.id)
 	}
-	time.Sleep(5 * time.Millisecond)
+	settled() // no goroutine is left to run a cleanup twice
 	for _, p := range all {
 		assert.Equal(t, p.inits.Load(), p.cleanups.Load(), p.id)
 	}

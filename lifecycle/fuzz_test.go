@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -171,8 +170,7 @@ func FuzzRegistry(f *testing.F) {
 	f.Add([]byte{8, 8, 0, 0, 3, 0, 0, 1, 0, 3, 0, 0, 0, 3, 1, 0, 3, 15, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 46, 47, 48, 26, 27, 28, 106, 107, 116, 126})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fuzzing engine's own goroutines are there before the run.
-		ignore := goleak.IgnoreCurrent()
-		runPlan(t, data, func() { goleak.VerifyNone(t, ignore) })
+		runPlan(t, data, testkit.Settle(t))
 	})
 }
 
