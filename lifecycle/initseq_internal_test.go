@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -17,20 +18,20 @@ func (p *plain) ID() string                       { return p.id }
 func (p *plain) Initialize(context.Context) error { return nil }
 
 // A context that ends between two Initialize calls ends the sequence there,
-// blaming the provider that did not begin: the watcher, which saw the end
+// blaming the provider that did not begin: the watcher, which sees the end
 // with no call running, blames none, and the runner must. (A sequence that
 // ended blaming none made Start go round again and StartProvider report
-// ErrStopped.)
+// ErrStopped.) The observer, on the runner's goroutine between the calls,
+// waits until every other goroutine is blocked: the watcher has seen the
+// end by then.
 func TestASequenceWhoseContextEndsBetweenCallsBlamesTheNext(t *testing.T) {
-	for range 50 {
+	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
 		r := NewRegistry(WithObserver(ObserverFunc(func(e Event) {
 			if pi, ok := e.(ProviderInitialized); ok && pi.ID == "a" {
 				cancel()
-				// The runner is between the calls while the watcher sees
-				// the end (it may not, on a loaded machine: then the
-				// runner sees it first, and the outcome is the same).
-				time.Sleep(time.Millisecond)
+				synctest.Wait()
 			}
 		})))
 		require.NoError(t, r.Register(&plain{"a"}))
@@ -41,7 +42,7 @@ func TestASequenceWhoseContextEndsBetweenCallsBlamesTheNext(t *testing.T) {
 		assert.Equal(t, "b", failed.id)
 		assert.ErrorIs(t, err, context.Canceled)
 		assert.ErrorContains(t, err, "not begun")
-	}
+	})
 }
 
 // Printing an Initialize's context, as a log line inside Initialize may,

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -14,37 +15,37 @@ import (
 
 // Property 8: a provider's cleanup waits for its leases; once stopping has
 // begun, Acquire fails.
+//
+// On synctest's clock, synctest.Wait returns once every goroutine is
+// blocked: a cleanup that did not wait for the lease would have begun by
+// then.
 func TestLeasesDelayCleanupAndAcquireFailsOnceStopping(t *testing.T) {
-	jnl := &journal{}
-	obs := &events{}
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
-	db := newFake("db", jnl)
-	mustRegister(t, r, db, lifecycle.Timeout(wait))
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		db := newFake("db", jnl)
+		mustRegister(t, r, db, lifecycle.Timeout(wait))
+		require.NoError(t, r.Start(context.Background()))
 
-	p, release, err := r.Acquire(context.Background(), "db")
-	require.NoError(t, err)
-	assert.Same(t, db, p)
+		p, release, err := r.Acquire(context.Background(), "db")
+		require.NoError(t, err)
+		assert.Same(t, db, p)
 
-	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	eventually(t, "Acquire fails once stopping", func() bool {
-		_, release, err := r.Acquire(context.Background(), "db")
-		release() // a lease taken before stopping began must not be leaked
-		return err != nil
+		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+		synctest.Wait()
+		_, _, err = r.Acquire(context.Background(), "db")
+		require.ErrorIs(t, err, lifecycle.ErrStopped)
+
+		// The work in flight goes on using db; its cleanup has not begun.
+		assert.EqualValues(t, 0, db.cleanups.Load(), "cleanup began while a lease was held")
+		jnl.Add("released")
+		release()
+		release() // a second release does nothing
+
+		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+		jnl.Before(t, "released", "begin db")
+		assert.EqualValues(t, 1, db.cleanups.Load())
 	})
-	_, _, err = r.Acquire(context.Background(), "db")
-	require.ErrorIs(t, err, lifecycle.ErrStopped)
-
-	// The work in flight goes on using db; its cleanup has not begun.
-	time.Sleep(20 * time.Millisecond)
-	assert.EqualValues(t, 0, db.cleanups.Load(), "cleanup began while a lease was held")
-	jnl.Add("released")
-	release()
-	release() // a second release does nothing
-
-	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
-	jnl.Before(t, "released", "begin db")
-	assert.EqualValues(t, 1, db.cleanups.Load())
 }
 
 // A lease held past the provider's timeout: the cleanup is recorded as timed

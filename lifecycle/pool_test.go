@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -75,43 +76,53 @@ func TestPoolRescuesItemsBehindHungOnes(t *testing.T) {
 }
 
 // A pool whose items are slow but progressing is not rescued: goroutines
-// are added only when nothing finishes.
+// are added only when nothing finishes. On synctest's clock each item
+// takes exactly a millisecond, so the whole pool outlasts the stall time
+// several times over while some item finishes in every stall time.
 func TestPoolDoesNotRescueWhileItProgresses(t *testing.T) {
-	const n = 40
-	items := make([]int, n)
-	var wg sync.WaitGroup
-	wg.Add(n)
-	var running, most atomic.Int32
-	runPool(items, 2, time.Second, func(*worker, int) {
-		defer wg.Done()
-		now := running.Add(1)
-		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
-		}
-		time.Sleep(time.Millisecond)
-		running.Add(-1)
-	}, nil, nil)
-	waitFor(t, "every item", &wg)
-	assert.LessOrEqual(t, most.Load(), int32(2))
+	synctest.Test(t, func(t *testing.T) {
+		const n, item, stall = 40, time.Millisecond, 5 * time.Millisecond
+		items := make([]int, n)
+		var wg sync.WaitGroup
+		wg.Add(n)
+		var running, most atomic.Int32
+		began := time.Now()
+		runPool(items, 2, stall, func(*worker, int) {
+			defer wg.Done()
+			now := running.Add(1)
+			for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+			}
+			time.Sleep(item)
+			running.Add(-1)
+		}, nil, nil)
+		waitFor(t, "every item", &wg)
+		assert.Equal(t, n/2*item, time.Since(began), "two goroutines, one item after another")
+		assert.LessOrEqual(t, most.Load(), int32(2))
+	})
 }
 
 // drained is called once, after every item has returned, and not before.
+// Once it has been called, synctest.Wait returns when the pool's
+// goroutines have ended: a second call would have come by then.
 func TestPoolTellsWhenDrained(t *testing.T) {
-	for _, n := range []int{0, 1, 3, 500} {
-		var returned, calls atomic.Int32
-		var wg sync.WaitGroup
-		wg.Add(1)
-		runPool(make([]int, n), 2, time.Millisecond, func(*worker, int) {
-			time.Sleep(time.Duration(n%3) * time.Microsecond)
-			returned.Add(1)
-		}, func() {
-			assert.EqualValues(t, n, returned.Load(), "drained before every item returned")
-			calls.Add(1)
-			wg.Done()
-		}, nil)
-		waitFor(t, "drained", &wg)
-		time.Sleep(time.Millisecond)
-		assert.EqualValues(t, 1, calls.Load(), "drained called once for %d items", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		for _, n := range []int{0, 1, 3, 500} {
+			var returned, calls atomic.Int32
+			var wg sync.WaitGroup
+			wg.Add(1)
+			runPool(make([]int, n), 2, time.Millisecond, func(*worker, int) {
+				time.Sleep(time.Duration(n%3) * time.Microsecond)
+				returned.Add(1)
+			}, func() {
+				assert.EqualValues(t, n, returned.Load(), "drained before every item returned")
+				calls.Add(1)
+				wg.Done()
+			}, nil)
+			waitFor(t, "drained", &wg)
+			synctest.Wait()
+			assert.EqualValues(t, 1, calls.Load(), "drained called once for %d items", n)
+		}
+	})
 }
 
 // An item that begins a pool through its worker runs that pool's item on

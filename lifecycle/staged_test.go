@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -91,40 +92,45 @@ func TestStartChecksStagedProviders(t *testing.T) {
 }
 
 // Stop begins a staged provider's cleanup only once it is released, and
-// still only after its dependents' cleanups.
+// still only after its dependents' cleanups. synctest.Wait returns once
+// every goroutine is blocked: a held cleanup that was going to begin has
+// begun by then.
 func TestStopWaitsForRelease(t *testing.T) {
-	jnl := &journal{}
-	r := lifecycle.NewRegistry()
-	for _, id := range []string{"db", "cache", "api"} {
-		mustRegister(t, r, newFake(id, jnl), lifecycle.Staged())
-	}
-	mustRegister(t, r, newFake("free", jnl)) // not staged: not held
-	require.NoError(t, r.Register(newFake("user", jnl), lifecycle.Staged(), lifecycle.DependsOn("db", "cache")))
-	require.NoError(t, r.Start(context.Background()))
-	for _, id := range []string{"db", "cache", "api", "user"} {
-		require.NoError(t, r.StartProvider(context.Background(), id))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		for _, id := range []string{"db", "cache", "api"} {
+			mustRegister(t, r, newFake(id, jnl), lifecycle.Staged())
+		}
+		mustRegister(t, r, newFake("free", jnl)) // not staged: not held
+		require.NoError(t, r.Register(newFake("user", jnl), lifecycle.Staged(), lifecycle.DependsOn("db", "cache")))
+		require.NoError(t, r.Start(context.Background()))
+		for _, id := range []string{"db", "cache", "api", "user"} {
+			require.NoError(t, r.StartProvider(context.Background(), id))
+		}
 
-	r.Release("cache") // before Stop: not held at all
-	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	eventually(t, "the unheld provider is cleaned up", func() bool { return jnl.Has("end free") })
-	time.Sleep(5 * time.Millisecond)
-	assert.False(t, jnl.Has("begin user") || jnl.Has("begin db") || jnl.Has("begin api"), "a held cleanup began: %v", jnl.All())
-	assert.False(t, jnl.Has("begin cache"), "cache began before its dependent user")
+		r.Release("cache") // before Stop: not held at all
+		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+		synctest.Wait()
+		assert.True(t, jnl.Has("end free"), "the unheld provider is cleaned up")
+		assert.False(t, jnl.Has("begin user") || jnl.Has("begin db") || jnl.Has("begin api"), "a held cleanup began: %v", jnl.All())
+		assert.False(t, jnl.Has("begin cache"), "cache began before its dependent user")
 
-	r.Release("db") // released, but user depends on it
-	time.Sleep(5 * time.Millisecond)
-	assert.False(t, jnl.Has("begin db"), "db began before its dependent user ended")
+		r.Release("db") // released, but user depends on it
+		synctest.Wait()
+		assert.False(t, jnl.Has("begin db"), "db began before its dependent user ended")
 
-	r.Release("user")
-	eventually(t, "db and cache are cleaned up after user", func() bool { return jnl.Has("end db") && jnl.Has("end cache") })
-	jnl.Before(t, "end user", "begin db")
-	jnl.Before(t, "end user", "begin cache")
-	assert.False(t, jnl.Has("begin api"))
-	r.Release("api")
-	r.Release("api") // twice: nothing more
-	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
-	assert.Len(t, r.Report().Providers, 5)
+		r.Release("user")
+		synctest.Wait()
+		assert.True(t, jnl.Has("end db") && jnl.Has("end cache"), "db and cache are cleaned up after user: %v", jnl.All())
+		jnl.Before(t, "end user", "begin db")
+		jnl.Before(t, "end user", "begin cache")
+		assert.False(t, jnl.Has("begin api"))
+		r.Release("api")
+		r.Release("api") // twice: nothing more
+		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+		assert.Len(t, r.Report().Providers, 5)
+	})
 }
 
 // A provider never initialized is not held: there is nothing to clean up.

@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -72,60 +73,64 @@ func TestUnregisterFollowsStopRules(t *testing.T) {
 	assert.EqualValues(t, 1, bad.cleanups.Load())
 }
 
+// On synctest's clock, synctest.Wait returns once every goroutine is
+// blocked: a cleanup that did not wait for the lease would have begun by
+// then.
 func TestUnregisterLeasesDrainFirst(t *testing.T) {
-	jnl := &journal{}
-	r := lifecycle.NewRegistry()
-	db := newFake("db", jnl)
-	mustRegister(t, r, db, lifecycle.Timeout(wait))
-	require.NoError(t, r.Start(context.Background()))
-	_, release, err := r.Acquire(context.Background(), "db")
-	require.NoError(t, err)
-
-	done := testkit.Go(func() error { return r.Unregister(context.Background(), "db") })
-	eventually(t, "db is claimed", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		db := newFake("db", jnl)
+		mustRegister(t, r, db, lifecycle.Timeout(wait))
+		require.NoError(t, r.Start(context.Background()))
 		_, release, err := r.Acquire(context.Background(), "db")
-		release() // a lease taken before stopping began must not be leaked
-		return err != nil
+		require.NoError(t, err)
+
+		done := testkit.Go(func() error { return r.Unregister(context.Background(), "db") })
+		synctest.Wait()
+		_, _, err = r.Acquire(context.Background(), "db")
+		require.ErrorIs(t, err, lifecycle.ErrStopped, "db is claimed")
+		assert.EqualValues(t, 0, db.cleanups.Load(), "cleanup began while a lease was held")
+		jnl.Add("released")
+		release()
+		require.NoError(t, testkit.Receive(t, done, "Unregister"))
+		jnl.Before(t, "released", "begin db")
+		require.NoError(t, r.Stop(context.Background()))
 	})
-	_, _, err = r.Acquire(context.Background(), "db")
-	require.ErrorIs(t, err, lifecycle.ErrStopped)
-	time.Sleep(10 * time.Millisecond)
-	assert.EqualValues(t, 0, db.cleanups.Load())
-	jnl.Add("released")
-	release()
-	require.NoError(t, testkit.Receive(t, done, "Unregister"))
-	jnl.Before(t, "released", "begin db")
-	require.NoError(t, r.Stop(context.Background()))
 }
 
 // Stop waits for an Unregister in flight before cleaning up what the
-// unregistered provider depends on.
+// unregistered provider depends on. synctest.Wait returns once every
+// goroutine is blocked: by then a Stop that did not wait would have begun
+// db's cleanup.
 func TestStopWaitsForUnregisterInFlight(t *testing.T) {
-	jnl := &journal{}
-	r := lifecycle.NewRegistry()
-	db, api := newFake("db", jnl), newFake("api", jnl)
-	apiBegan := make(chan struct{})
-	finish, open := gate(t)
-	api.cleanup = func(context.Context) error {
-		close(apiBegan)
-		<-finish
-		return nil
-	}
-	mustRegister(t, r, db)
-	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		db, api := newFake("db", jnl), newFake("api", jnl)
+		apiBegan := make(chan struct{})
+		finish, open := gate(t)
+		api.cleanup = func(context.Context) error {
+			close(apiBegan)
+			<-finish
+			return nil
+		}
+		mustRegister(t, r, db)
+		mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
+		require.NoError(t, r.Start(context.Background()))
 
-	unregistered := testkit.Go(func() error { return r.Unregister(context.Background(), "api") })
-	testkit.Receive(t, apiBegan, "api's cleanup")
-	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	time.Sleep(10 * time.Millisecond)
-	assert.EqualValues(t, 0, db.cleanups.Load(), "db cleaned while api still used it")
-	open()
-	require.NoError(t, testkit.Receive(t, unregistered, "Unregister"))
-	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
-	jnl.Before(t, "end api", "begin db")
-	assert.EqualValues(t, 1, api.cleanups.Load())
-	assert.EqualValues(t, 1, db.cleanups.Load())
+		unregistered := testkit.Go(func() error { return r.Unregister(context.Background(), "api") })
+		testkit.Receive(t, apiBegan, "api's cleanup")
+		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+		synctest.Wait()
+		assert.EqualValues(t, 0, db.cleanups.Load(), "db cleaned while api still used it")
+		open()
+		require.NoError(t, testkit.Receive(t, unregistered, "Unregister"))
+		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+		jnl.Before(t, "end api", "begin db")
+		assert.EqualValues(t, 1, api.cleanups.Load())
+		assert.EqualValues(t, 1, db.cleanups.Load())
+	})
 }
 
 func TestUnregisterAfterStopFails(t *testing.T) {
@@ -139,29 +144,34 @@ func TestUnregisterAfterStopFails(t *testing.T) {
 // within the provider's own timeout. Until it returns the provider stays
 // registered: a later Stop does not clean up what it depends on beside it,
 // and its id cannot be taken (found in review, and by FuzzRegistry).
+//
+// synctest.Wait returns once every goroutine is blocked: by then a Stop
+// that did not wait for api would have begun db's cleanup.
 func TestAbandonedUnregisterStillHoldsBackItsDependencies(t *testing.T) {
-	jnl := &journal{}
-	r := lifecycle.NewRegistry()
-	db, api := newFake("db", jnl), newFake("api", jnl)
-	release, open := gate(t)
-	api.cleanup = ignoring(release) // a flush that ignores its context
-	mustRegister(t, r, db)
-	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		db, api := newFake("db", jnl), newFake("api", jnl)
+		release, open := gate(t)
+		api.cleanup = ignoring(release) // a flush that ignores its context
+		mustRegister(t, r, db)
+		mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(wait))
+		require.NoError(t, r.Start(context.Background()))
 
-	done, cancel := context.WithCancel(context.Background())
-	cancel()
-	require.ErrorIs(t, r.Unregister(done, "api"), context.Canceled)
-	require.ErrorIs(t, r.Register(newFake("api", jnl)), lifecycle.ErrDuplicateID, "the id is still held")
-	require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrHasDependents)
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		require.ErrorIs(t, r.Unregister(done, "api"), context.Canceled)
+		require.ErrorIs(t, r.Register(newFake("api", jnl)), lifecycle.ErrDuplicateID, "the id is still held")
+		require.ErrorIs(t, r.Unregister(context.Background(), "db"), lifecycle.ErrHasDependents)
 
-	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	time.Sleep(20 * time.Millisecond)
-	assert.False(t, jnl.Has("begin db"), "db's cleanup began beside api's")
-	open()
-	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
-	jnl.Before(t, "end api", "begin db")
-	assert.Contains(t, r.Report().Providers, "api")
+		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+		synctest.Wait()
+		assert.False(t, jnl.Has("begin db"), "db's cleanup began beside api's")
+		open()
+		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+		jnl.Before(t, "end api", "begin db")
+		assert.Contains(t, r.Report().Providers, "api")
+	})
 }
 
 // Remove says how each removal's cleanup ended, which Unregister's error
