@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -44,28 +44,32 @@ func TestStartBoundsAShorterTimeoutAfterALongerOne(t *testing.T) {
 }
 
 // An Initialize that waits on its context sees it end at its deadline, with
-// DeadlineExceeded, and Start reports the timeout.
+// DeadlineExceeded, and Start reports the timeout. On synctest's clock no
+// time passes while goroutines run, so the deadline is exactly 30ms after
+// Start was called.
 func TestInitializeContextEndsAtItsDeadline(t *testing.T) {
-	r := lifecycle.NewRegistry()
-	p := newFake("p", &journal{})
-	var seen error
-	var deadline time.Time
-	var hasDeadline bool
-	p.initialize = func(ctx context.Context) error {
-		deadline, hasDeadline = ctx.Deadline()
-		<-ctx.Done()
-		seen = ctx.Err()
-		return seen
-	}
-	mustRegister(t, r, p, lifecycle.Timeout(30*time.Millisecond))
-	began := time.Now()
-	var err error
-	within(t, "Start", func() { err = r.Start(context.Background()) })
-	require.Error(t, err)
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.True(t, hasDeadline)
-	assert.WithinDuration(t, began.Add(30*time.Millisecond), deadline, 20*time.Millisecond)
-	assert.ErrorIs(t, seen, context.DeadlineExceeded)
+	synctest.Test(t, func(t *testing.T) {
+		r := lifecycle.NewRegistry()
+		p := newFake("p", &journal{})
+		var seen error
+		var deadline time.Time
+		var hasDeadline bool
+		p.initialize = func(ctx context.Context) error {
+			deadline, hasDeadline = ctx.Deadline()
+			<-ctx.Done()
+			seen = ctx.Err()
+			return seen
+		}
+		mustRegister(t, r, p, lifecycle.Timeout(30*time.Millisecond))
+		began := time.Now()
+		var err error
+		within(t, "Start", func() { err = r.Start(context.Background()) })
+		require.Error(t, err)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.True(t, hasDeadline)
+		assert.WithinDuration(t, began.Add(30*time.Millisecond), deadline, 0)
+		assert.ErrorIs(t, seen, context.DeadlineExceeded)
+	})
 }
 
 // A context derived inside Initialize is cancelled with it, at the
@@ -163,32 +167,50 @@ func TestInitializeReturningAfterItsDeadlineIsLate(t *testing.T) {
 
 // Many providers, each with a short timeout, one of which hangs in the
 // middle: every one before it is initialized, none after it begins, and
-// Start returns once its deadline has passed.
+// Start gives up on it once its deadline has passed, not before.
+//
+// On synctest's clock each Initialize before the hung one takes exactly a
+// millisecond, so that the sequence outlasts the first provider's deadline
+// and the watchdog, set for it, fires early and is set again, several
+// times, while no Initialize runs late, however slowly the machine runs
+// them.
 func TestStartStopsAtTheHungProviderOfMany(t *testing.T) {
-	release, open := gate(t)
-	defer open()
-	r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(50 * time.Millisecond))
-	const n, hungAt = 200, 120
-	fakes := make([]*fake, n)
-	for i := range fakes {
-		fakes[i] = newFake(fmt.Sprint("p", i), &journal{})
-		if i == hungAt {
-			fakes[i].initialize = func(context.Context) error { <-release; return nil }
+	synctest.Test(t, func(t *testing.T) {
+		release, open := gate(t)
+		defer open()
+		const timeout = 50 * time.Millisecond
+		var began time.Time
+		var cutAfter time.Duration // when Start gave up on the hung Initialize
+		r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(timeout), lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+			if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.Err != nil {
+				cutAfter = time.Since(began)
+			}
+		})))
+		const n, hungAt = 200, 120
+		fakes := make([]*fake, n)
+		for i := range fakes {
+			fakes[i] = newFake(fmt.Sprint("p", i), &journal{})
+			fakes[i].initialize = sleeping(time.Millisecond)
+			if i == hungAt {
+				fakes[i].initialize = func(context.Context) error { <-release; return nil }
+			}
+			mustRegister(t, r, fakes[i])
 		}
-		mustRegister(t, r, fakes[i])
-	}
-	var err error
-	within(t, "Start", func() { err = r.Start(context.Background()) })
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.ErrorContains(t, err, fmt.Sprintf("%q", fakes[hungAt].id))
-	for i, f := range fakes {
-		want := int32(0)
-		if i <= hungAt {
-			want = 1
+		var err error
+		began = time.Now()
+		within(t, "Start", func() { err = r.Start(context.Background()) })
+		assert.Equal(t, hungAt*time.Millisecond+timeout, cutAfter, "Start gives up at the hung provider's deadline")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorContains(t, err, fmt.Sprintf("%q", fakes[hungAt].id))
+		for i, f := range fakes {
+			want := int32(0)
+			if i <= hungAt {
+				want = 1
+			}
+			assert.Equal(t, want, f.inits.Load(), "Initialize calls of %s", f.id)
 		}
-		assert.Equal(t, want, f.inits.Load(), "Initialize calls of %s", f.id)
-	}
-	open()
+		open()
+	})
 }
 
 // StartProvider with a context that has ended reports that, not a stop:
@@ -211,49 +233,55 @@ func TestStartProviderWithAnEndedContext(t *testing.T) {
 
 // Start with a context that ends between two Initialize calls returns that
 // end, having initialized the first provider and not the second, and rolls
-// the first back.
+// the first back. The observer, on the goroutine that runs the Initialize
+// calls, lets the watcher see the end before it goes on.
 func TestStartWhoseContextEndsBetweenTwoInitializeCalls(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.ID == "a" {
-			cancel()
-			time.Sleep(time.Millisecond) // room for the watcher to see the end first
-		}
-	})))
-	a, b := newFake("a", &journal{}), newFake("b", &journal{})
-	mustRegister(t, r, a)
-	mustRegister(t, r, b, lifecycle.DependsOn("a"))
-	var err error
-	within(t, "Start", func() { err = r.Start(ctx) })
-	require.ErrorIs(t, err, context.Canceled)
-	assert.ErrorContains(t, err, `"b"`)
-	assert.EqualValues(t, 1, a.inits.Load())
-	assert.EqualValues(t, 0, b.inits.Load())
-	assert.EqualValues(t, 1, a.cleanups.Load(), "a is rolled back")
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+			if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.ID == "a" {
+				cancel()
+				synctest.Wait() // the watcher sees the end first, between the two calls
+			}
+		})))
+		a, b := newFake("a", &journal{}), newFake("b", &journal{})
+		mustRegister(t, r, a)
+		mustRegister(t, r, b, lifecycle.DependsOn("a"))
+		var err error
+		within(t, "Start", func() { err = r.Start(ctx) })
+		require.ErrorIs(t, err, context.Canceled)
+		assert.ErrorContains(t, err, `"b"`)
+		assert.EqualValues(t, 1, a.inits.Load())
+		assert.EqualValues(t, 0, b.inits.Load())
+		assert.EqualValues(t, 1, a.cleanups.Load(), "a is rolled back")
+	})
 }
 
 // When Start stops waiting for a hung Initialize, its outcome is reported
-// before the late return, however slow the observer that reports it.
+// before the late return, however slow the observer that reports it. The
+// observer lets the Initialize return, then waits until every other
+// goroutine is blocked: a late return reported without waiting for the
+// outcome would have been reported by then.
 func TestTheOutcomeOfAHungInitializeIsReportedBeforeItsLateReturn(t *testing.T) {
-	release, open := gate(t)
-	obs := &events{}
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.Err != nil {
-			open()                            // the Initialize returns now, late
-			time.Sleep(20 * time.Millisecond) // while the outcome is still being reported
-		}
-		obs.Observe(e)
-	})))
-	p := newFake("p", &journal{})
-	p.initialize = ignoring(release)
-	mustRegister(t, r, p, lifecycle.Timeout(10*time.Millisecond))
-	var err error
-	within(t, "Start", func() { err = r.Start(context.Background()) })
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	var order []string
-	eventually(t, "the late return", func() bool {
-		order = order[:0]
+	synctest.Test(t, func(t *testing.T) {
+		release, open := gate(t)
+		obs := &events{}
+		r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+			if pi, ok := e.(lifecycle.ProviderInitialized); ok && pi.Err != nil {
+				open()          // the Initialize returns now, late
+				synctest.Wait() // while the outcome is still being reported
+			}
+			obs.Observe(e)
+		})))
+		p := newFake("p", &journal{})
+		p.initialize = ignoring(release)
+		mustRegister(t, r, p, lifecycle.Timeout(10*time.Millisecond))
+		var err error
+		within(t, "Start", func() { err = r.Start(context.Background()) })
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		synctest.Wait()
+		var order []string
 		for _, e := range obs.snapshot() {
 			switch e := e.(type) {
 			case lifecycle.ProviderInitialized:
@@ -264,7 +292,6 @@ func TestTheOutcomeOfAHungInitializeIsReportedBeforeItsLateReturn(t *testing.T) 
 				}
 			}
 		}
-		return slices.Contains(order, "late")
+		assert.Equal(t, []string{"outcome", "late"}, order)
 	})
-	assert.Equal(t, []string{"outcome", "late"}, order)
 }

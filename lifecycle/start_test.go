@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -25,7 +26,9 @@ func TestStartInitializesInDependencyOrderThenRegistrationOrder(t *testing.T) {
 
 // Property 7: Start rolls back. The provider that failed is cleaned up too,
 // in dependency order with the ones before it, and nothing after it is
-// initialized.
+// initialized. On synctest's clock the Initialize that overruns its timeout
+// returns, once its context ends, before its cleanup's own timeout runs
+// out, however slowly the machine wakes it.
 func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -41,53 +44,55 @@ func TestStartFailureRollsBackIncludingTheFailedProvider(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			jnl := &journal{}
-			obs := &events{}
-			r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
-			db, cache, api, audit := newFake("db", jnl), newFake("cache", jnl), newFake("api", jnl), newFake("audit", jnl)
-			api.initialize = tt.init
-			mustRegister(t, r, db)
-			mustRegister(t, r, cache, lifecycle.DependsOn("db"))
-			mustRegister(t, r, api, lifecycle.DependsOn("cache"), lifecycle.Timeout(tt.timeout))
-			mustRegister(t, r, audit) // registered after api: never initialized
+			synctest.Test(t, func(t *testing.T) {
+				jnl := &journal{}
+				obs := &events{}
+				r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+				db, cache, api, audit := newFake("db", jnl), newFake("cache", jnl), newFake("api", jnl), newFake("audit", jnl)
+				api.initialize = tt.init
+				mustRegister(t, r, db)
+				mustRegister(t, r, cache, lifecycle.DependsOn("db"))
+				mustRegister(t, r, api, lifecycle.DependsOn("cache"), lifecycle.Timeout(tt.timeout))
+				mustRegister(t, r, audit) // registered after api: never initialized
 
-			var err error
-			within(t, "Start", func() { err = r.Start(context.Background()) })
-			require.Error(t, err)
-			if tt.want != nil {
-				require.ErrorIs(t, err, tt.want)
-			}
-			var pe *lifecycle.ProviderError
-			require.ErrorAs(t, err, &pe)
-			assert.Equal(t, "api", pe.ProviderID)
-			assert.Equal(t, "initialize", pe.Op)
+				var err error
+				within(t, "Start", func() { err = r.Start(context.Background()) })
+				require.Error(t, err)
+				if tt.want != nil {
+					require.ErrorIs(t, err, tt.want)
+				}
+				var pe *lifecycle.ProviderError
+				require.ErrorAs(t, err, &pe)
+				assert.Equal(t, "api", pe.ProviderID)
+				assert.Equal(t, "initialize", pe.Op)
 
-			assert.EqualValues(t, 0, audit.inits.Load(), "no further provider is initialized")
-			for _, f := range []*fake{db, cache, api} {
-				assert.EqualValues(t, 1, f.cleanups.Load(), "%s is cleaned up before Start returns", f.id)
-			}
-			assert.EqualValues(t, 0, audit.cleanups.Load())
-			jnl.Before(t, "end api", "begin cache")
-			jnl.Before(t, "end cache", "begin db")
+				assert.EqualValues(t, 0, audit.inits.Load(), "no further provider is initialized")
+				for _, f := range []*fake{db, cache, api} {
+					assert.EqualValues(t, 1, f.cleanups.Load(), "%s is cleaned up before Start returns", f.id)
+				}
+				assert.EqualValues(t, 0, audit.cleanups.Load())
+				jnl.Before(t, "end api", "begin cache")
+				jnl.Before(t, "end cache", "begin db")
 
-			rep := r.Report()
-			assert.Len(t, rep.Providers, 3)
-			for _, c := range obs.cleaned() {
-				assert.Equal(t, lifecycle.TriggerRollback, c.Trigger)
-			}
-			_, _, err = r.Acquire(context.Background(), "db")
-			assert.ErrorIs(t, err, lifecycle.ErrStopped)
+				rep := r.Report()
+				assert.Len(t, rep.Providers, 3)
+				for _, c := range obs.cleaned() {
+					assert.Equal(t, lifecycle.TriggerRollback, c.Trigger)
+				}
+				_, _, err = r.Acquire(context.Background(), "db")
+				assert.ErrorIs(t, err, lifecycle.ErrStopped)
 
-			// Stop then has only audit, which was never initialized: it is
-			// reported, and not cleaned up.
-			require.NoError(t, r.Stop(context.Background()))
-			for _, f := range []*fake{db, cache, api} {
-				assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
-			}
-			assert.EqualValues(t, 0, audit.cleanups.Load())
-			rep = r.Report()
-			assert.Len(t, rep.Providers, 4)
-			assert.Equal(t, lifecycle.ReasonNotInitialized, rep.Providers["audit"].Reason)
+				// Stop then has only audit, which was never initialized: it is
+				// reported, and not cleaned up.
+				require.NoError(t, r.Stop(context.Background()))
+				for _, f := range []*fake{db, cache, api} {
+					assert.EqualValues(t, 1, f.cleanups.Load(), f.id)
+				}
+				assert.EqualValues(t, 0, audit.cleanups.Load())
+				rep = r.Report()
+				assert.Len(t, rep.Providers, 4)
+				assert.Equal(t, lifecycle.ReasonNotInitialized, rep.Providers["audit"].Reason)
+			})
 		})
 	}
 }
@@ -135,41 +140,43 @@ func TestRollbackWaitsForAnAbandonedInitialize(t *testing.T) {
 }
 
 // Property 7: once Stop has claimed a provider's cleanup, its Initialize
-// never begins, however Start and Stop interleave.
+// never begins, however Start and Stop interleave. Start and Stop run on
+// goroutines of their own as ever; synctest.Wait returns once every
+// goroutine has ended or is blocked for good, so that whatever the
+// registry was going to do has been done when the test looks.
 func TestInitializeNeverBeginsAfterCleanupIsClaimed(t *testing.T) {
-	for i := range 200 {
-		r := lifecycle.NewRegistry()
-		fs := make([]*fake, 5)
-		for j := range fs {
-			fs[j] = newFake(fmt.Sprintf("p%d", j), &journal{})
-			mustRegister(t, r, fs[j])
-		}
-		started := testkit.Go(func() error { return r.Start(context.Background()) })
-		ctx, cancel := context.WithCancel(context.Background())
-		if i%2 == 0 {
+	synctest.Test(t, func(t *testing.T) {
+		for i := range 200 {
+			r := lifecycle.NewRegistry()
+			fs := make([]*fake, 5)
+			for j := range fs {
+				fs[j] = newFake(fmt.Sprintf("p%d", j), &journal{})
+				mustRegister(t, r, fs[j])
+			}
+			started := testkit.Go(func() error { return r.Start(context.Background()) })
+			ctx, cancel := context.WithCancel(context.Background())
+			if i%2 == 0 {
+				cancel()
+			}
+			within(t, "Stop", func() { _ = r.Stop(ctx) })
 			cancel()
-		}
-		within(t, "Stop", func() { _ = r.Stop(ctx) })
-		cancel()
-		testkit.Receive(t, started, "Start")
-		// A provider whose Initialize began (it may still be on its way)
-		// is cleaned up once it returns; one whose Initialize never began
-		// is reported so, and never cleaned up.
-		rep := r.Report()
-		for _, f := range fs {
-			if rep.Providers[f.id].Reason == lifecycle.ReasonNotInitialized {
-				assert.EqualValues(t, 0, f.inits.Load(), f.id)
-				continue
-			}
-			eventually(t, f.id+" is initialized, then cleaned up", func() bool { return f.inits.Load() == 1 && f.cleanups.Load() == 1 })
-		}
-		time.Sleep(time.Millisecond)
-		for _, f := range fs {
-			if rep.Providers[f.id].Reason == lifecycle.ReasonNotInitialized {
-				assert.EqualValues(t, 0, f.inits.Load()+f.cleanups.Load(), f.id)
+			testkit.Receive(t, started, "Start")
+			synctest.Wait()
+			// A provider whose Initialize began (it may have been still on
+			// its way when Stop returned) is cleaned up once it returns;
+			// one whose Initialize never began is reported so, and is
+			// never initialized nor cleaned up.
+			rep := r.Report()
+			for _, f := range fs {
+				if rep.Providers[f.id].Reason == lifecycle.ReasonNotInitialized {
+					assert.EqualValues(t, 0, f.inits.Load()+f.cleanups.Load(), "round %d: %s", i, f.id)
+					continue
+				}
+				assert.EqualValues(t, 1, f.inits.Load(), "round %d: %s", i, f.id)
+				assert.EqualValues(t, 1, f.cleanups.Load(), "round %d: %s", i, f.id)
 			}
 		}
-	}
+	})
 }
 
 func TestSecondStartReturnsTheFirstResult(t *testing.T) {
@@ -270,32 +277,39 @@ func TestRegisterWhileRunningInitializes(t *testing.T) {
 // Stop while a failed Start's rollback is still cleaning up waits for that
 // cleanup (found by the fuzzer: it used to wait for a job it thought it had
 // claimed itself, until its context ran out).
+//
+// synctest.Wait returns once every goroutine is blocked: a Stop that did
+// not wait for the rollback would have returned by then.
 func TestStopDuringRollbackWaitsForIt(t *testing.T) {
-	release, open := gate(t)
-	jnl := &journal{}
-	r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(wait))
-	db, api, audit := newFake("db", jnl), newFake("api", jnl), newFake("audit", jnl)
-	db.cleanup = ignoring(release)
-	api.initialize = failing(errBoom)
-	mustRegister(t, r, db)
-	mustRegister(t, r, api)
-	mustRegister(t, r, audit)
+	synctest.Test(t, func(t *testing.T) {
+		release, open := gate(t)
+		jnl := &journal{}
+		r := lifecycle.NewRegistry(lifecycle.WithDefaultTimeout(wait))
+		db, api, audit := newFake("db", jnl), newFake("api", jnl), newFake("audit", jnl)
+		db.cleanup = ignoring(release)
+		api.initialize = failing(errBoom)
+		mustRegister(t, r, db)
+		mustRegister(t, r, api)
+		mustRegister(t, r, audit)
 
-	started := testkit.Go(func() error { return r.Start(context.Background()) })
-	eventually(t, "the rollback cleans db up", func() bool { return db.cleanups.Load() == 1 })
+		started := testkit.Go(func() error { return r.Start(context.Background()) })
+		synctest.Wait()
+		require.EqualValues(t, 1, db.cleanups.Load(), "the rollback cleans db up")
 
-	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	select {
-	case <-stopped:
-		t.Fatal("Stop returned while the rollback's cleanup of db still ran")
-	case <-time.After(20 * time.Millisecond):
-	}
-	open()
-	testkit.Receive(t, started, "Start")
-	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
-	assert.EqualValues(t, 1, db.cleanups.Load())
-	assert.EqualValues(t, 0, audit.cleanups.Load(), "never initialized")
-	assert.Len(t, r.Report().Providers, 3)
+		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
+		synctest.Wait()
+		select {
+		case <-stopped:
+			t.Fatal("Stop returned while the rollback's cleanup of db still ran")
+		default:
+		}
+		open()
+		testkit.Receive(t, started, "Start")
+		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
+		assert.EqualValues(t, 1, db.cleanups.Load())
+		assert.EqualValues(t, 0, audit.cleanups.Load(), "never initialized")
+		assert.Len(t, r.Report().Providers, 3)
+	})
 }
 
 // initOnly is a provider with an Initialize and no cleanup method.
@@ -312,23 +326,29 @@ func (p *initOnly) Initialize(ctx context.Context) error { return p.init(ctx) }
 // dependent has no cleanup method: the Initialize may still be using the
 // dependency (found in review: a provider with nothing to call was skipped
 // at once, and its dependency closed under its Initialize).
+//
+// On synctest's clock the Initialize returns 60ms after it began, 20ms
+// before its dependent's cleanup timeout (40ms, from the Start's deadline
+// at 40ms) runs out, however slowly the machine runs the goroutines.
 func TestAbandonedInitializeHoldsBackItsDependency(t *testing.T) {
-	jnl := &journal{}
-	r := lifecycle.NewRegistry()
-	db := newFake("db", jnl)
-	mustRegister(t, r, db)
-	api := &initOnly{id: "api", init: func(context.Context) error {
-		time.Sleep(60 * time.Millisecond) // ignores its context, and uses db
-		jnl.Add("api initialize returned")
-		return nil
-	}}
-	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(40*time.Millisecond))
-	require.ErrorIs(t, r.Start(context.Background()), context.DeadlineExceeded)
-	jnl.Before(t, "api initialize returned", "begin db")
-	rep := r.Report()
-	assert.Equal(t, lifecycle.ResultSkipped, rep.Providers["api"].Result)
-	assert.Equal(t, lifecycle.ReasonNoMethod, rep.Providers["api"].Reason)
-	assert.Equal(t, lifecycle.ResultOK, rep.Providers["db"].Result)
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		r := lifecycle.NewRegistry()
+		db := newFake("db", jnl)
+		mustRegister(t, r, db)
+		api := &initOnly{id: "api", init: func(context.Context) error {
+			time.Sleep(60 * time.Millisecond) // ignores its context, and uses db
+			jnl.Add("api initialize returned")
+			return nil
+		}}
+		mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(40*time.Millisecond))
+		require.ErrorIs(t, r.Start(context.Background()), context.DeadlineExceeded)
+		jnl.Before(t, "api initialize returned", "begin db")
+		rep := r.Report()
+		assert.Equal(t, lifecycle.ResultSkipped, rep.Providers["api"].Result)
+		assert.Equal(t, lifecycle.ReasonNoMethod, rep.Providers["api"].Reason)
+		assert.Equal(t, lifecycle.ResultOK, rep.Providers["db"].Result)
+	})
 }
 
 // The bound wins over the order, as for any cleanup that overruns: when a
