@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -16,66 +17,74 @@ import (
 
 // Property 10: Health never hangs. A hung check and a panicking one read as
 // unhealthy with a reason; a provider without a check reads as healthy once
-// initialized, and says it has no check.
+// initialized, and says it has no check. On synctest's clock the health
+// timeout passes only while every goroutine waits: the checks that answer
+// at once answer within it however slowly the machine runs them.
 func TestHealthNeverHangs(t *testing.T) {
-	release, _ := gate(t)
-	r := lifecycle.NewRegistry(lifecycle.WithHealthTimeout(50 * time.Millisecond))
-	good := newFake("good", &journal{})
-	hung := newFake("hung", &journal{})
-	hung.health = func(context.Context) lifecycle.Health { <-release; return lifecycle.Health{} }
-	panics := newFake("panics", &journal{})
-	panics.health = func(context.Context) lifecycle.Health { panic("checker broke") }
-	degraded := newFake("degraded", &journal{})
-	degraded.health = func(context.Context) lifecycle.Health {
-		return lifecycle.Health{Status: lifecycle.StatusDegraded, Message: "slow", Resources: map[string]any{"open_connections": 3}}
-	}
-	for _, p := range []lifecycle.Provider{good, hung, panics, degraded, &noMethod{id: "bare"}} {
-		mustRegister(t, r, p)
-	}
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		release, _ := gate(t)
+		r := lifecycle.NewRegistry(lifecycle.WithHealthTimeout(50 * time.Millisecond))
+		good := newFake("good", &journal{})
+		hung := newFake("hung", &journal{})
+		hung.health = func(context.Context) lifecycle.Health { <-release; return lifecycle.Health{} }
+		panics := newFake("panics", &journal{})
+		panics.health = func(context.Context) lifecycle.Health { panic("checker broke") }
+		degraded := newFake("degraded", &journal{})
+		degraded.health = func(context.Context) lifecycle.Health {
+			return lifecycle.Health{Status: lifecycle.StatusDegraded, Message: "slow", Resources: map[string]any{"open_connections": 3}}
+		}
+		for _, p := range []lifecycle.Provider{good, hung, panics, degraded, &noMethod{id: "bare"}} {
+			mustRegister(t, r, p)
+		}
+		require.NoError(t, r.Start(context.Background()))
 
-	var rep lifecycle.HealthReport
-	within(t, "Health", func() { rep = r.Health(context.Background()) })
-	assert.Equal(t, lifecycle.StatusUnhealthy, rep.Status)
-	assert.Equal(t, lifecycle.StatusHealthy, rep.Providers["good"].Status)
-	assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["hung"].Status)
-	assert.Contains(t, rep.Providers["hung"].Message, "did not return within 50ms")
-	assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["panics"].Status)
-	assert.Contains(t, rep.Providers["panics"].Message, "checker broke")
-	assert.Equal(t, lifecycle.StatusDegraded, rep.Providers["degraded"].Status)
-	assert.Equal(t, 3, rep.Providers["degraded"].Resources["open_connections"])
-	assert.Equal(t, lifecycle.StatusHealthy, rep.Providers["bare"].Status)
-	assert.Contains(t, rep.Providers["bare"].Message, "no health check")
+		var rep lifecycle.HealthReport
+		within(t, "Health", func() { rep = r.Health(context.Background()) })
+		assert.Equal(t, lifecycle.StatusUnhealthy, rep.Status)
+		assert.Equal(t, lifecycle.StatusHealthy, rep.Providers["good"].Status)
+		assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["hung"].Status)
+		assert.Contains(t, rep.Providers["hung"].Message, "did not return within 50ms")
+		assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["panics"].Status)
+		assert.Contains(t, rep.Providers["panics"].Message, "checker broke")
+		assert.Equal(t, lifecycle.StatusDegraded, rep.Providers["degraded"].Status)
+		assert.Equal(t, 3, rep.Providers["degraded"].Resources["open_connections"])
+		assert.Equal(t, lifecycle.StatusHealthy, rep.Providers["bare"].Status)
+		assert.Contains(t, rep.Providers["bare"].Message, "no health check")
 
-	// A second call does not start a second hung check: it shares the first.
-	within(t, "Health", func() { rep = r.Health(context.Background()) })
-	assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["hung"].Status)
-	require.NoError(t, r.Stop(context.Background()))
+		// A second call does not start a second hung check: it shares the first.
+		within(t, "Health", func() { rep = r.Health(context.Background()) })
+		assert.Equal(t, lifecycle.StatusUnhealthy, rep.Providers["hung"].Status)
+		require.NoError(t, r.Stop(context.Background()))
+	})
 }
 
 // Checks run concurrently: each of these takes 30ms, and 100 of them one
-// after another would blow the one-second timeout many times over.
+// after another would blow the one-second timeout many times over. On
+// synctest's clock each takes exactly 30ms, however slowly the machine
+// runs the goroutines.
 func TestHealthChecksRunConcurrently(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithHealthTimeout(time.Second))
-	var running, most atomic.Int32
-	for i := 0; i < 100; i++ {
-		f := newFake(fmt.Sprintf("p%03d", i), &journal{})
-		f.health = func(context.Context) lifecycle.Health {
-			n := running.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	synctest.Test(t, func(t *testing.T) {
+		r := lifecycle.NewRegistry(lifecycle.WithHealthTimeout(time.Second))
+		var running, most atomic.Int32
+		for i := 0; i < 100; i++ {
+			f := newFake(fmt.Sprintf("p%03d", i), &journal{})
+			f.health = func(context.Context) lifecycle.Health {
+				n := running.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(30 * time.Millisecond)
+				running.Add(-1)
+				return lifecycle.Health{Status: lifecycle.StatusHealthy}
 			}
-			time.Sleep(30 * time.Millisecond)
-			running.Add(-1)
-			return lifecycle.Health{Status: lifecycle.StatusHealthy}
+			mustRegister(t, r, f)
 		}
-		mustRegister(t, r, f)
-	}
-	require.NoError(t, r.Start(context.Background()))
-	rep := r.Health(context.Background())
-	assert.Equal(t, lifecycle.StatusHealthy, rep.Status)
-	assert.Len(t, rep.Providers, 100)
-	assert.Greater(t, most.Load(), int32(1), "checks overlapped")
-	require.NoError(t, r.Stop(context.Background()))
+		require.NoError(t, r.Start(context.Background()))
+		rep := r.Health(context.Background())
+		assert.Equal(t, lifecycle.StatusHealthy, rep.Status)
+		assert.Len(t, rep.Providers, 100)
+		assert.Greater(t, most.Load(), int32(1), "checks overlapped")
+		require.NoError(t, r.Stop(context.Background()))
+	})
 }
 
 func TestHealthFollowsTheLifecycle(t *testing.T) {

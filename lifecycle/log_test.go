@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -14,60 +15,65 @@ import (
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// Property 11: the log lines, at their levels, with their fields.
+// Property 11: the log lines, at their levels, with their fields. On
+// synctest's clock the 30ms timeout that ends the hung cleanup passes only
+// while every goroutine waits, so the other cleanups end within theirs
+// however slowly the machine runs them.
 func TestCleanupLogLines(t *testing.T) {
-	release, _ := gate(t)
-	core, logs := observer.New(zapcore.DebugLevel)
-	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)), lifecycle.WithDefaultTimeout(30*time.Millisecond))
-	ok := newFake("ok", &journal{})
-	bad := newFake("bad", &journal{})
-	bad.cleanup = failing(errBoom)
-	hung := newFake("hung", &journal{})
-	hung.cleanup = ignoring(release)
-	for _, p := range []lifecycle.Provider{ok, bad, hung, &noMethod{id: "bare"}} {
-		mustRegister(t, r, p)
-	}
-	require.NoError(t, r.Start(context.Background()))
-	require.Error(t, r.Stop(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		release, _ := gate(t)
+		core, logs := observer.New(zapcore.DebugLevel)
+		r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)), lifecycle.WithDefaultTimeout(30*time.Millisecond))
+		ok := newFake("ok", &journal{})
+		bad := newFake("bad", &journal{})
+		bad.cleanup = failing(errBoom)
+		hung := newFake("hung", &journal{})
+		hung.cleanup = ignoring(release)
+		for _, p := range []lifecycle.Provider{ok, bad, hung, &noMethod{id: "bare"}} {
+			mustRegister(t, r, p)
+		}
+		require.NoError(t, r.Start(context.Background()))
+		require.Error(t, r.Stop(context.Background()))
 
-	began := logs.FilterMessage("cleaning up providers").All()
-	require.Len(t, began, 1)
-	assert.Equal(t, zapcore.InfoLevel, began[0].Level)
-	assert.EqualValues(t, 4, began[0].ContextMap()["providers"])
+		began := logs.FilterMessage("cleaning up providers").All()
+		require.Len(t, began, 1)
+		assert.Equal(t, zapcore.InfoLevel, began[0].Level)
+		assert.EqualValues(t, 4, began[0].ContextMap()["providers"])
 
-	ended := logs.FilterMessage("providers cleaned up").All()
-	require.Len(t, ended, 1)
-	assert.Equal(t, zapcore.InfoLevel, ended[0].Level)
-	fields := ended[0].ContextMap()
-	assert.EqualValues(t, 4, fields["providers"])
-	assert.EqualValues(t, 1, fields["ok"])
-	assert.EqualValues(t, 1, fields["skipped"])
-	assert.EqualValues(t, 2, fields["failed"])
-	assert.Contains(t, fields, "duration")
+		ended := logs.FilterMessage("providers cleaned up").All()
+		require.Len(t, ended, 1)
+		assert.Equal(t, zapcore.InfoLevel, ended[0].Level)
+		fields := ended[0].ContextMap()
+		assert.EqualValues(t, 4, fields["providers"])
+		assert.EqualValues(t, 1, fields["ok"])
+		assert.EqualValues(t, 1, fields["skipped"])
+		assert.EqualValues(t, 2, fields["failed"])
+		assert.Contains(t, fields, "duration")
 
-	cleaned := logs.FilterMessage("provider cleaned up").All()
-	require.Len(t, cleaned, 1)
-	assert.Equal(t, zapcore.DebugLevel, cleaned[0].Level)
-	assert.Equal(t, "ok", cleaned[0].ContextMap()["provider"])
-	assert.Equal(t, "Cleanup", cleaned[0].ContextMap()["method"])
-	assert.Contains(t, cleaned[0].ContextMap(), "duration")
+		cleaned := logs.FilterMessage("provider cleaned up").All()
+		require.Len(t, cleaned, 1)
+		assert.Equal(t, zapcore.DebugLevel, cleaned[0].Level)
+		assert.Equal(t, "ok", cleaned[0].ContextMap()["provider"])
+		assert.Equal(t, "Cleanup", cleaned[0].ContextMap()["method"])
+		assert.Contains(t, cleaned[0].ContextMap(), "duration")
 
-	failed := logs.FilterMessage("provider cleanup failed").All()
-	require.Len(t, failed, 2)
-	byID := map[string]map[string]any{}
-	for _, e := range failed {
-		assert.Equal(t, zapcore.WarnLevel, e.Level)
-		byID[e.ContextMap()["provider"].(string)] = e.ContextMap()
-	}
-	assert.Contains(t, byID["bad"]["error"], "boom")
-	assert.Equal(t, "error", byID["bad"]["result"])
-	assert.Contains(t, byID["hung"]["error"], "timeout")
-	assert.Equal(t, "timeout", byID["hung"]["result"])
+		failed := logs.FilterMessage("provider cleanup failed").All()
+		require.Len(t, failed, 2)
+		byID := map[string]map[string]any{}
+		for _, e := range failed {
+			assert.Equal(t, zapcore.WarnLevel, e.Level)
+			byID[e.ContextMap()["provider"].(string)] = e.ContextMap()
+		}
+		assert.Contains(t, byID["bad"]["error"], "boom")
+		assert.Equal(t, "error", byID["bad"]["result"])
+		assert.Contains(t, byID["hung"]["error"], "timeout")
+		assert.Equal(t, "timeout", byID["hung"]["result"])
 
-	skipped := logs.FilterMessage("provider has no cleanup method").All()
-	require.Len(t, skipped, 1)
-	assert.Equal(t, zapcore.WarnLevel, skipped[0].Level)
-	assert.Equal(t, "bare", skipped[0].ContextMap()["provider"])
+		skipped := logs.FilterMessage("provider has no cleanup method").All()
+		require.Len(t, skipped, 1)
+		assert.Equal(t, zapcore.WarnLevel, skipped[0].Level)
+		assert.Equal(t, "bare", skipped[0].ContextMap()["provider"])
+	})
 }
 
 // The observer sees the same events as the log, as typed values.
