@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -169,6 +170,11 @@ func (h *hangInit) Initialize(context.Context) error { <-h.gate; return nil }
 // rollback's cleanups cannot end before fx's deadline (a cleanup waits for
 // its hung Initialize, and what it depends on waits for it). The cleanups
 // go on, each within its timeout, and end.
+//
+// The module's hooks return a little before fx's deadline. On synctest's
+// clock no time passes while a goroutine runs, so they do however slowly
+// the machine runs them, and the cleanup that takes 100ms outlasts the
+// 300ms StartTimeout every time.
 func TestStartTimeoutNamesTheProviderWhateverTheRollbackTakes(t *testing.T) {
 	for name, slow := range map[string]any{
 		"an Initialize that ignores its context": func(j *journal, _ *DB, g <-chan struct{}) *hangInit {
@@ -177,21 +183,25 @@ func TestStartTimeoutNamesTheProviderWhateverTheRollbackTakes(t *testing.T) {
 		"a slow cleanup elsewhere": func(j *journal, _ *DB) *slowStart { return &slowStart{base{id: "slow", jnl: j}} },
 	} {
 		t.Run(name, func(t *testing.T) {
-			gate, open := testkit.Gate(t)
-			var reg *lifecycle.Registry
-			app := fx.New(fx.NopLogger, fx.Supply(&journal{}, gate), fxmodule.Module,
-				fxmodule.Provide(func(j *journal) *DB {
-					return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { time.Sleep(100 * time.Millisecond); return nil }}}
-				}),
-				fxmodule.Provide(slow),
-				fx.Populate(&reg), fx.StartTimeout(300*time.Millisecond))
-			ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
-			defer cancel()
-			err := app.Start(ctx)
-			assert.ErrorContains(t, err, `provider "slow"`)
-			open()
-			require.Eventually(t, func() bool { return len(reg.Report().Providers) == 2 }, wait, time.Millisecond,
-				"every provider is cleaned up: %v", reg.Report().Providers)
+			synctest.Test(t, func(t *testing.T) {
+				gate, open := testkit.Gate(t)
+				var reg *lifecycle.Registry
+				app := fx.New(fx.NopLogger, fx.Supply(&journal{}, gate), fxmodule.Module,
+					fxmodule.Provide(func(j *journal) *DB {
+						return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { time.Sleep(100 * time.Millisecond); return nil }}}
+					}),
+					fxmodule.Provide(slow),
+					fx.Populate(&reg), fx.StartTimeout(300*time.Millisecond))
+				began := time.Now()
+				err := start(t, app)
+				assert.ErrorContains(t, err, `provider "slow"`)
+				assert.ErrorContains(t, err, "had not ended at fx's start deadline", "the rollback outlasts the start")
+				assert.Less(t, time.Since(began), app.StartTimeout(), "app.Start returned before fx's deadline")
+				open()
+				// A second Stop returns the rollback's result once it has ended.
+				testkit.Within(t, "the rollback", func() { _ = reg.Stop(context.Background()) })
+				assert.Len(t, reg.Report().Providers, 2, "every provider is cleaned up: %v", reg.Report().Providers)
+			})
 		})
 	}
 }

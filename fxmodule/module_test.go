@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -247,36 +247,37 @@ func TestFailingProviderRollsBackTheApp(t *testing.T) {
 
 // fx.StopTimeout bounds the whole stop, even for a provider that ignores
 // its context.
+//
+// The registry returns a little before fx's deadline, so that app.Stop's
+// error names the provider, not only the deadline. On a real clock that
+// holds only if the machine runs the registry's goroutines within that
+// margin; on synctest's it holds however slowly the machine runs them,
+// since no time passes while a goroutine runs.
 func TestStopTimeoutBoundsTheStop(t *testing.T) {
-	jnl := &journal{}
-	release := make(chan struct{})
-	defer close(release)
-	var reg *lifecycle.Registry
-	app := fx.New(
-		fx.NopLogger,
-		fx.Populate(&reg),
-		fx.StopTimeout(300*time.Millisecond),
-		fx.Supply(jnl),
-		fxmodule.Module,
-		fxmodule.Provide(func(j *journal) *DB {
-			return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { <-release; return nil }}}
-		}, lifecycle.Timeout(time.Hour)),
-	)
-	require.NoError(t, start(t, app))
-	stopped := testkit.Go(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
-		defer cancel()
-		return app.Stop(ctx)
-	})
-	// The registry returns a little before fx's deadline, so app.Stop's
-	// error names the provider, not only the deadline.
-	err := testkit.Receive(t, stopped, "app.Stop")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.ErrorContains(t, err, `provider "db"`)
-	require.Eventually(t, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		jnl := &journal{}
+		release, _ := testkit.Gate(t)
+		var reg *lifecycle.Registry
+		app := fx.New(
+			fx.NopLogger,
+			fx.Populate(&reg),
+			fx.StopTimeout(300*time.Millisecond),
+			fx.Supply(jnl),
+			fxmodule.Module,
+			fxmodule.Provide(func(j *journal) *DB {
+				return &DB{base{id: "db", jnl: j, cleanup: func(context.Context) error { <-release; return nil }}}
+			}, lifecycle.Timeout(time.Hour)),
+		)
+		require.NoError(t, start(t, app))
+		began := time.Now()
+		err := stop(t, app)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorContains(t, err, `provider "db"`)
+		assert.Less(t, time.Since(began), app.StopTimeout(), "app.Stop returned before fx's deadline")
 		o := reg.Report().Providers["db"]
-		return o.Result == lifecycle.ResultAbandoned && strings.Contains(o.Err.Error(), `provider "db"`)
-	}, wait, time.Millisecond)
+		assert.Equal(t, lifecycle.ResultAbandoned, o.Result)
+		assert.ErrorContains(t, o.Err, `provider "db"`)
+	})
 }
 
 // fx's events reach zap, and so do the registry's.
@@ -392,6 +393,7 @@ func (f *flusher) Cleanup(context.Context) error {
 func TestRegistryStopsWhenEarlierHooksUsedUpTheStopTimeout(t *testing.T) {
 	const stopTimeout = 20 * time.Millisecond
 	for i := range 20 {
+		settled := testkit.Settle(t)
 		var reg *lifecycle.Registry
 		var fs []*flusher
 		opts := []fx.Option{fx.NopLogger, fx.Populate(&reg), fx.StopTimeout(stopTimeout), fxmodule.Module}
@@ -423,7 +425,7 @@ func TestRegistryStopsWhenEarlierHooksUsedUpTheStopTimeout(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return reg.Report().Count(lifecycle.ResultOK) == len(fs)
 		}, wait, time.Millisecond, "late results replace abandoned: %v", reg.Report().Providers)
-		time.Sleep(3 * time.Millisecond)
+		settled() // no goroutine is left to run a cleanup twice
 		for _, f := range fs {
 			require.EqualValues(t, 1, f.cleanups.Load(), f.id)
 		}
@@ -477,24 +479,25 @@ func (s *slowStart) Initialize(ctx context.Context) error {
 }
 
 // A StartTimeout that cuts a slow Initialize: app.Start's error names the
-// provider, not only fx's deadline, and the provider is rolled back.
+// provider, not only fx's deadline, and the provider is rolled back. As in
+// TestStopTimeoutBoundsTheStop, synctest's clock lets the registry return
+// before fx's deadline however slowly the machine runs it.
 func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
-	var reg *lifecycle.Registry
-	app := fx.New(
-		fx.NopLogger,
-		fx.Populate(&reg),
-		fx.StartTimeout(time.Second),
-		fx.Supply(&journal{}),
-		fxmodule.Module,
-		fxmodule.Provide(func(j *journal) *slowStart { return &slowStart{base{id: "slow", jnl: j}} }, lifecycle.Timeout(time.Hour)),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
-	defer cancel()
-	err := app.Start(ctx)
-	require.Error(t, err)
-	assert.ErrorContains(t, err, `provider "slow"`)
-	require.Eventually(t, func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		var reg *lifecycle.Registry
+		app := fx.New(
+			fx.NopLogger,
+			fx.Populate(&reg),
+			fx.StartTimeout(time.Second),
+			fx.Supply(&journal{}),
+			fxmodule.Module,
+			fxmodule.Provide(func(j *journal) *slowStart { return &slowStart{base{id: "slow", jnl: j}} }, lifecycle.Timeout(time.Hour)),
+		)
+		err := start(t, app)
+		require.Error(t, err)
+		assert.ErrorContains(t, err, `provider "slow"`)
+		testkit.Within(t, "the rollback", func() { _ = reg.Stop(context.Background()) }) // returns the rollback's result once it has ended
 		o, ok := reg.Report().Providers["slow"]
-		return ok && o.Result == lifecycle.ResultOK
-	}, wait, time.Millisecond, "the slow provider is cleaned up: %v", reg.Report().Providers)
+		assert.True(t, ok && o.Result == lifecycle.ResultOK, "the slow provider is cleaned up: %v", reg.Report().Providers)
+	})
 }
