@@ -15,29 +15,34 @@ import (
 )
 
 // Property 5: a provider's own timeout bounds its cleanup even when it
-// ignores its context, and the error names it.
+// ignores its context, and the error names it. The timeout bounds the
+// provider's Initialize too: on synctest's clock it passes only while every
+// goroutine waits, so Start succeeds however slowly the machine runs it,
+// and the cleanup takes exactly its timeout.
 func TestCleanupTimeoutBoundsAProviderThatIgnoresItsContext(t *testing.T) {
-	release, _ := gate(t)
-	r := lifecycle.NewRegistry()
-	stuck := newFake("stuck", &journal{})
-	stuck.cleanup = ignoring(release)
-	mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		release, _ := gate(t)
+		r := lifecycle.NewRegistry()
+		stuck := newFake("stuck", &journal{})
+		stuck.cleanup = ignoring(release)
+		mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
+		require.NoError(t, r.Start(context.Background()))
 
-	var err error
-	within(t, "Stop", func() { err = r.Stop(context.Background()) })
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	var pe *lifecycle.ProviderError
-	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, "stuck", pe.ProviderID)
-	assert.Equal(t, "cleanup", pe.Op)
-	assert.Contains(t, err.Error(), `provider "stuck"`)
-	assert.Contains(t, err.Error(), "30ms timeout")
+		var err error
+		within(t, "Stop", func() { err = r.Stop(context.Background()) })
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		var pe *lifecycle.ProviderError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "stuck", pe.ProviderID)
+		assert.Equal(t, "cleanup", pe.Op)
+		assert.Contains(t, err.Error(), `provider "stuck"`)
+		assert.Contains(t, err.Error(), "30ms timeout")
 
-	o := r.Report().Providers["stuck"]
-	assert.Equal(t, lifecycle.ResultTimeout, o.Result)
-	assert.Equal(t, "Cleanup", o.Method)
-	assert.GreaterOrEqual(t, o.Duration, 30*time.Millisecond)
+		o := r.Report().Providers["stuck"]
+		assert.Equal(t, lifecycle.ResultTimeout, o.Result)
+		assert.Equal(t, "Cleanup", o.Method)
+		assert.Equal(t, 30*time.Millisecond, o.Duration)
+	})
 }
 
 // Property 5: Stop's context bounds every cleanup, and Stop returns once it
@@ -80,7 +85,9 @@ func TestStopNeverWaitsPastItsContext(t *testing.T) {
 // Property 5: each cleanup's context carries the earlier of the two
 // deadlines: Stop's context's, or the provider's timeout counted from when
 // its cleanup began, which is some moment between Stop's call and its
-// return, however long the machine takes to get there.
+// return. On synctest's clock, which stands still while goroutines run,
+// the second-long timeout also bounds Initialize without ever running out
+// on a loaded machine.
 func TestCleanupContextDeadlineIsTheEarlierOfBoth(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -92,31 +99,33 @@ func TestCleanupContextDeadlineIsTheEarlierOfBoth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := lifecycle.NewRegistry()
-			var deadline time.Time
-			f := newFake("f", &journal{})
-			f.cleanup = func(ctx context.Context) error {
-				d, ok := ctx.Deadline()
-				require.True(t, ok)
-				deadline = d
-				return nil
-			}
-			mustRegister(t, r, f, lifecycle.Timeout(tt.timeout))
-			require.NoError(t, r.Start(context.Background()))
-			ctx, cancel := context.WithTimeout(context.Background(), tt.stopIn)
-			defer cancel()
-			stopDeadline, _ := ctx.Deadline()
-			earliest := time.Now().Add(tt.timeout)
-			require.NoError(t, r.Stop(ctx))
-			latest := time.Now().Add(tt.timeout)
-			if earliest.After(stopDeadline) {
-				earliest = stopDeadline
-			}
-			if latest.After(stopDeadline) {
-				latest = stopDeadline
-			}
-			assert.False(t, deadline.Before(earliest), "deadline %v, before %v", deadline, earliest)
-			assert.False(t, deadline.After(latest), "deadline %v, after %v", deadline, latest)
+			synctest.Test(t, func(t *testing.T) {
+				r := lifecycle.NewRegistry()
+				var deadline time.Time
+				f := newFake("f", &journal{})
+				f.cleanup = func(ctx context.Context) error {
+					d, ok := ctx.Deadline()
+					require.True(t, ok)
+					deadline = d
+					return nil
+				}
+				mustRegister(t, r, f, lifecycle.Timeout(tt.timeout))
+				require.NoError(t, r.Start(context.Background()))
+				ctx, cancel := context.WithTimeout(context.Background(), tt.stopIn)
+				defer cancel()
+				stopDeadline, _ := ctx.Deadline()
+				earliest := time.Now().Add(tt.timeout)
+				require.NoError(t, r.Stop(ctx))
+				latest := time.Now().Add(tt.timeout)
+				if earliest.After(stopDeadline) {
+					earliest = stopDeadline
+				}
+				if latest.After(stopDeadline) {
+					latest = stopDeadline
+				}
+				assert.False(t, deadline.Before(earliest), "deadline %v, before %v", deadline, earliest)
+				assert.False(t, deadline.After(latest), "deadline %v, after %v", deadline, latest)
+			})
 		})
 	}
 }

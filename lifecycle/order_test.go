@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -82,29 +83,33 @@ func TestDependencyOrder(t *testing.T) {
 }
 
 // Property 3 on a hang: a dependent that times out has ended, so its
-// dependency is then cleaned up.
+// dependency is then cleaned up. On synctest's clock the 20ms timeout,
+// which bounds Initialize too, passes only while every goroutine waits,
+// however loaded the machine.
 func TestDependencyCleanedAfterDependentTimesOut(t *testing.T) {
-	release, _ := gate(t)
-	jnl := &journal{}
-	obs := &events{}
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
-	db := newFake("db", jnl)
-	api := newFake("api", jnl)
-	api.cleanup = ignoring(release)
-	mustRegister(t, r, db)
-	mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(20*time.Millisecond))
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		release, _ := gate(t)
+		jnl := &journal{}
+		obs := &events{}
+		r := lifecycle.NewRegistry(lifecycle.WithObserver(obs))
+		db := newFake("db", jnl)
+		api := newFake("api", jnl)
+		api.cleanup = ignoring(release)
+		mustRegister(t, r, db)
+		mustRegister(t, r, api, lifecycle.DependsOn("db"), lifecycle.Timeout(20*time.Millisecond))
+		require.NoError(t, r.Start(context.Background()))
 
-	err := r.Stop(context.Background())
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Equal(t, "timeout", r.Report().Providers["api"].Result.String())
-	assert.Equal(t, "ok", r.Report().Providers["db"].Result.String())
-	assert.False(t, jnl.Has("end api"), "api is still hung")
-	// db began after the registry recorded api's end (its timeout).
-	cleaned := obs.cleaned()
-	require.Len(t, cleaned, 2)
-	assert.Equal(t, "api", cleaned[0].ID)
-	assert.Equal(t, "db", cleaned[1].ID)
+		err := r.Stop(context.Background())
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, "timeout", r.Report().Providers["api"].Result.String())
+		assert.Equal(t, "ok", r.Report().Providers["db"].Result.String())
+		assert.False(t, jnl.Has("end api"), "api is still hung")
+		// db began after the registry recorded api's end (its timeout).
+		cleaned := obs.cleaned()
+		require.Len(t, cleaned, 2)
+		assert.Equal(t, "api", cleaned[0].ID)
+		assert.Equal(t, "db", cleaned[1].ID)
+	})
 }
 
 // Property 4: a provider's cleanup begins as soon as its own dependents have

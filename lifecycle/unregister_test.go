@@ -51,26 +51,30 @@ func TestUnregisterRefusesWhileDependentsRemain(t *testing.T) {
 	assert.Len(t, r.Report().Providers, 1, "unregistered providers are not in Stop's report")
 }
 
+// On synctest's clock the 30ms timeout, which bounds Initialize too,
+// passes only while every goroutine waits, however loaded the machine.
 func TestUnregisterFollowsStopRules(t *testing.T) {
-	release, _ := gate(t)
-	r := lifecycle.NewRegistry()
-	stuck := newFake("stuck", &journal{})
-	stuck.cleanup = ignoring(release)
-	mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
-	bad := newFake("bad", &journal{})
-	bad.cleanup = panicking("oops")
-	mustRegister(t, r, bad)
-	require.NoError(t, r.Start(context.Background()))
+	synctest.Test(t, func(t *testing.T) {
+		release, _ := gate(t)
+		r := lifecycle.NewRegistry()
+		stuck := newFake("stuck", &journal{})
+		stuck.cleanup = ignoring(release)
+		mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
+		bad := newFake("bad", &journal{})
+		bad.cleanup = panicking("oops")
+		mustRegister(t, r, bad)
+		require.NoError(t, r.Start(context.Background()))
 
-	var err error
-	within(t, "Unregister", func() { err = r.Unregister(context.Background(), "stuck") })
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	var pan *lifecycle.PanicError
-	require.ErrorAs(t, r.Unregister(context.Background(), "bad"), &pan)
-	assert.Equal(t, "oops", pan.Value)
-	require.NoError(t, r.Stop(context.Background()))
-	assert.EqualValues(t, 1, stuck.cleanups.Load())
-	assert.EqualValues(t, 1, bad.cleanups.Load())
+		var err error
+		within(t, "Unregister", func() { err = r.Unregister(context.Background(), "stuck") })
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		var pan *lifecycle.PanicError
+		require.ErrorAs(t, r.Unregister(context.Background(), "bad"), &pan)
+		assert.Equal(t, "oops", pan.Value)
+		require.NoError(t, r.Stop(context.Background()))
+		assert.EqualValues(t, 1, stuck.cleanups.Load())
+		assert.EqualValues(t, 1, bad.cleanups.Load())
+	})
 }
 
 // On synctest's clock, synctest.Wait returns once every goroutine is
