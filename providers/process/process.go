@@ -81,9 +81,9 @@ type Config struct {
 	// notification, as JSON-RPC requires.
 	Handler jsonrpc2.Handler
 	// OnExit, if set, is called once when the child has exited and been
-	// reaped and its standard error copied and flushed, from the goroutine
-	// that reaped it. Calls in flight have failed by then. Cleanup waits
-	// for it to return, so it must not block.
+	// reaped, its standard error copied and flushed and its standard
+	// output read, from the goroutine that reaped it. Calls in flight have
+	// failed by then. Cleanup waits for it to return, so it must not block.
 	OnExit func(Exit)
 	// CloseWait, if positive, makes Cleanup first close the child's stdin
 	// only and wait up to this long (at most half of what is left of the
@@ -105,7 +105,7 @@ type Process struct {
 	conn     *jsonrpc2.Conn
 	stdin    *os.File // the child's stdin, closed alone for CloseWait
 	started  time.Time
-	exited   chan struct{} // closed once the child has been reaped
+	exited   chan struct{} // closed once the child has been reaped and its output read
 	exitErr  error         // cmd.Wait's result, once exited is closed
 	reaped   chan struct{} // closed once the reaper has told OnExit and ended
 	closing  bool          // Cleanup has begun: no new calls
@@ -219,9 +219,12 @@ func (p *Process) Initialize(ctx context.Context) error {
 		conn := p.conn
 		exit := exitOf(cmd.Process.Pid, cmd.ProcessState, err, p.closing)
 		p.mu.Unlock()
+		if conn != nil {
+			awaitOutputEnd(conn, p.cfg.Grace)
+		}
 		close(exited)
 		if conn != nil {
-			_ = conn.Close() // fail the calls in flight at once
+			_ = conn.Close() // fail the calls still in flight
 		}
 		if p.cfg.OnExit != nil {
 			p.cfg.OnExit(exit)
@@ -252,6 +255,20 @@ func (p *Process) Initialize(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// awaitOutputEnd waits until conn has read the exited child's output to
+// its end, so that the answers the child wrote before it exited reach
+// their calls rather than being dropped when conn is closed. A grandchild
+// that outlives the child may hold the output open: as for stderr (see
+// cmd.WaitDelay), that gets the grace period.
+func awaitOutputEnd(conn *jsonrpc2.Conn, grace time.Duration) {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-conn.DisconnectNotify():
+	case <-t.C:
+	}
 }
 
 // refuse answers the child's own requests: this side serves nothing.
