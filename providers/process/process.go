@@ -468,10 +468,7 @@ func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, 
 		killed = true
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // ESRCH if nothing is left
-	// A killed group vanishes in milliseconds. Whatever is left after
-	// another grace period is a zombie that nobody reaps: report it rather
-	// than wait for it, even when ctx has no deadline.
-	rctx, cancel := context.WithTimeout(ctx, p.cfg.Grace)
+	rctx, cancel := context.WithTimeout(ctx, reapWait)
 	defer cancel()
 	select {
 	case <-exited:
@@ -491,6 +488,14 @@ func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, 
 	}
 	return nil
 }
+
+// reapWait bounds the wait for a killed group to vanish, when ctx does not
+// end it sooner. It is not the grace period, which is the child's time to
+// exit and may be short: a killed group vanishes in milliseconds on an idle
+// machine, but a loaded one may take seconds to run the reaper. Whatever
+// is left after reapWait is a zombie that nobody reaps: Cleanup reports it
+// rather than wait for it, even when ctx has no deadline.
+const reapWait = 5 * time.Second
 
 // waitGroupGone waits until no process of the group is left or until
 // stop, and reports whether the group was gone.
