@@ -112,8 +112,9 @@ type Process struct {
 	cleaned  chan struct{} // closed when Cleanup has ended
 	cleanErr error
 
-	inflight atomic.Int64
-	readErr  atomic.Pointer[error] // the error that ended reading the child's stdout
+	inflight    atomic.Int64
+	readErr     atomic.Pointer[error]     // the error that ended reading the child's stdout
+	exitWaitEnd atomic.Pointer[time.Time] // when calls stop waiting for the exit: see awaitExit
 }
 
 var (
@@ -339,13 +340,16 @@ func (p *Process) connFor(ctx context.Context) (*jsonrpc2.Conn, error) {
 	return conn, ctx.Err()
 }
 
-// exitReapWait bounds how long a call that lost its connection waits for
-// the child to be reaped, to name its exit: the end of its stdout usually
-// comes a moment before Wait returns.
-const exitReapWait = 100 * time.Millisecond
+// exitReapWait bounds how long calls that lost their connection wait for
+// the child to be reaped, to name its exit: the end of its stdout comes a
+// moment before Wait returns, and on a loaded machine that moment can be
+// long. The bound runs from the first such call: a child that closes its
+// stdout and lives on holds up only the calls that fail within it.
+const exitReapWait = 5 * time.Second
 
-// awaitExit waits, briefly, for a child whose output ended to be reaped,
-// unless Cleanup closed the connection.
+// awaitExit waits, within exitReapWait, for a child whose output ended to
+// be reaped, unless Cleanup closed the connection or the output broke
+// (what is not JSON-RPC ends the reading, not the child).
 func (p *Process) awaitExit(ctx context.Context) {
 	p.mu.Lock()
 	exited, closing := p.exited, p.closing
@@ -353,7 +357,14 @@ func (p *Process) awaitExit(ctx context.Context) {
 	if exited == nil || closing {
 		return
 	}
-	t := time.NewTimer(exitReapWait)
+	if err := p.readErr.Load(); err != nil && brokenOutput(*err) {
+		return
+	}
+	end := time.Now().Add(exitReapWait)
+	if !p.exitWaitEnd.CompareAndSwap(nil, &end) {
+		end = *p.exitWaitEnd.Load()
+	}
+	t := time.NewTimer(time.Until(end))
 	defer t.Stop()
 	select {
 	case <-exited:
@@ -657,7 +668,7 @@ func (s *recordingStream) ReadObject(v any) error {
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if brokenOutput(err) {
 		err = fmt.Errorf("%w; the output ended with %q", err, s.tail.bytes())
 		if s.p.readErr.CompareAndSwap(nil, &err) && s.p.cfg.OnOutputError != nil {
 			s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
@@ -666,6 +677,12 @@ func (s *recordingStream) ReadObject(v any) error {
 	}
 	s.p.readErr.CompareAndSwap(nil, &err)
 	return err
+}
+
+// brokenOutput reports whether err, which ended reading the child's
+// output, is about what the child wrote rather than the output's end.
+func brokenOutput(err error) bool {
+	return !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // outputTail keeps the last bytes read from the child's output, to show
