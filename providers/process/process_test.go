@@ -250,6 +250,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 
 // Under the registry, with a stubborn child and a stop deadline shorter
 // than the grace period: the grace is cut to fit, and the child is killed.
+// The context reports the deadline but never ends, as in
+// TestCloseWaitFitsTheDeadline: only the cut can end the grace.
 func TestUnderTheRegistry(t *testing.T) {
 	argv, env := rpctest.Command(rpctest.Server, true)
 	p, err := process.New(process.Config{ID: "python", Command: argv, Env: env, Grace: time.Hour, Stderr: &bytes.Buffer{}})
@@ -258,9 +260,7 @@ func TestUnderTheRegistry(t *testing.T) {
 	require.NoError(t, r.Register(p, lifecycle.Timeout(time.Hour)))
 	require.NoError(t, r.Start(context.Background()))
 	pid := pidOf(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err = r.Stop(ctx)
+	testkit.Within(t, "Stop", func() { err = r.Stop(testkit.DeadlineOnly(300 * time.Millisecond)) })
 	require.ErrorIs(t, err, process.ErrKilled)
 	assert.Equal(t, lifecycle.ResultError, r.Report().Providers["python"].Result)
 	assert.True(t, gone(pid))
