@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -114,13 +113,7 @@ func TestCloseWaitLetsTheChildExitByItself(t *testing.T) {
 // While Cleanup waits for the child to exit, its output is still read:
 // a call in flight gets its answer.
 func TestCloseWaitDrainsCallsInFlight(t *testing.T) {
-	sleeping := make(chan struct{}, 1)
-	handler := jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
-		if req.Method == "sleeping" {
-			sleeping <- struct{}{}
-		}
-		return nil, nil
-	})
+	sleeping, handler := onSleeping()
 	ch, onExit := exits()
 	p := start(t, rpctest.Drainer, false, process.Config{Handler: handler, OnExit: onExit, CloseWait: testkit.Wait})
 	result := testkit.Go(func() error {

@@ -60,6 +60,18 @@ func pidOf(t *testing.T, p *process.Process) int {
 	return pid
 }
 
+// onSleeping returns a Handler that tells the channel when the child sends
+// "sleeping": a call of "sleep" with [milliseconds, 1] has reached it.
+func onSleeping() (<-chan struct{}, jsonrpc2.Handler) {
+	sleeping := make(chan struct{}, 1)
+	return sleeping, jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+		if req.Method == "sleeping" {
+			sleeping <- struct{}{}
+		}
+		return nil, nil
+	})
+}
+
 // gone reports whether no process with that pid exists, zombies included.
 func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
 
@@ -170,7 +182,7 @@ func TestTheCallThatLostItsChildNamesTheExit(t *testing.T) {
 }
 
 func TestRunning(t *testing.T) {
-	p, err := process.New(process.Config{Command: []string{"sh", "-c", "exec sleep 60"}, Grace: 50 * time.Millisecond})
+	p, err := process.New(process.Config{Command: []string{"sh", "-c", "exec sleep 60"}})
 	require.NoError(t, err)
 	assert.False(t, p.Running(), "not started")
 	require.NoError(t, p.Initialize(context.Background()))
@@ -318,19 +330,19 @@ func TestBadEnvIsRefused(t *testing.T) {
 // A child that answers in turn, busy with a long call, cannot answer its
 // health call in time: busy, not broken. Idle, the same child is healthy.
 func TestABusySerialChildIsDegradedNotUnhealthy(t *testing.T) {
-	p := start(t, rpctest.Serial, false, process.Config{HealthMethod: "ping"})
+	sleeping, handler := onSleeping()
+	p := start(t, rpctest.Serial, false, process.Config{HealthMethod: "ping", Handler: handler})
 	assert.Equal(t, lifecycle.StatusHealthy, p.HealthCheck(context.Background()).Status)
 	long, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	busy := testkit.Go(func() error { return p.Call(long, "sleep", []int{60_000}, nil) })
-	var h lifecycle.Health
-	require.Eventually(t, func() bool { // once the long call has reached the child
-		ctx, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer stop()
-		h = p.HealthCheck(ctx)
-		require.NotEqual(t, lifecycle.StatusUnhealthy, h.Status, h.Message)
-		return h.Status == lifecycle.StatusDegraded
-	}, testkit.Wait, time.Millisecond)
+	busy := testkit.Go(func() error { return p.Call(long, "sleep", []int{60_000, 1}, nil) })
+	testkit.Receive(t, sleeping, "the child's sleeping notification")
+	// The child sleeps a minute before it reads the ping: any deadline
+	// shorter than that ends the health call.
+	ctx, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	h := p.HealthCheck(ctx)
+	assert.Equal(t, lifecycle.StatusDegraded, h.Status, h.Message)
 	assert.Contains(t, h.Message, "deadline exceeded")
 	cancel()
 	require.ErrorIs(t, testkit.Receive(t, busy, "the long call"), context.Canceled)
