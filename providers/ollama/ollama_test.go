@@ -128,19 +128,18 @@ func TestEveryCall(t *testing.T) {
 // server sees none left open.
 func TestCleanupCancelsInFlightAndClosesConnections(t *testing.T) {
 	s := serve(t)
-	s.SetTokenDelay(20 * time.Millisecond)
+	s.SetTokenDelay(time.Hour) // a token, then nothing: only Cleanup ends the streams
 	p, err := ollama.New(ollama.Config{URL: s.URL()})
 	require.NoError(t, err)
 	require.NoError(t, p.Initialize(context.Background()))
 
-	long := strings.Repeat("word ", 500)
 	var started sync.WaitGroup
 	results := make(chan error, 4)
 	for range 4 {
 		started.Add(1)
 		go func() {
 			var once sync.Once
-			results <- p.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: long},
+			results <- p.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: "why is the sky blue?"},
 				func(api.GenerateResponse) error { once.Do(started.Done); return nil })
 		}()
 	}
@@ -179,10 +178,12 @@ func TestStreamCutShortIsAnError(t *testing.T) {
 }
 
 // A dead server opens the breaker: calls then fail at once, without
-// reaching the server, until the breaker lets one through again.
+// reaching the server. It stays open for an hour, longer than the calls
+// below take however slow the machine; TestBreakerClosesAgain lets it
+// close.
 func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
 	s := serve(t)
-	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: 100 * time.Millisecond})
+	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: time.Hour})
 	ctx := context.Background()
 	gen := func() error {
 		return p.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
@@ -201,6 +202,26 @@ func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
 	h := p.HealthCheck(ctx)
 	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
 	assert.Equal(t, "open", h.Resources["breaker"])
+}
+
+// An open breaker lets a call through again once its time is up, and the
+// call's success closes it.
+func TestBreakerClosesAgain(t *testing.T) {
+	s := serve(t)
+	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: 100 * time.Millisecond})
+	ctx := context.Background()
+	gen := func() error {
+		return p.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
+	}
+	s.Fail(1000)
+	for range 3 {
+		var se api.StatusError
+		require.ErrorAs(t, gen(), &se)
+		assert.Equal(t, 503, se.StatusCode)
+	}
+	// Open, or half-open if its time is up already: only a call that
+	// succeeds closes it.
+	assert.NotEqual(t, "closed", p.HealthCheck(ctx).Resources["breaker"])
 
 	s.Fail(0)
 	require.Eventually(t, func() bool { return gen() == nil }, testkit.Wait, 20*time.Millisecond, "the breaker closes again")
@@ -219,9 +240,15 @@ func TestBreakerIgnoresCallerErrors(t *testing.T) {
 	s.SetHang(true)
 	for range 3 {
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { time.Sleep(5 * time.Millisecond); cancel() }()
-		_, err := p.Embed(ctx, &api.EmbedRequest{Model: model, Input: "x"})
-		require.ErrorIs(t, err, context.Canceled)
+		asked := s.Requests("/api/embed")
+		result := testkit.Go(func() error {
+			_, err := p.Embed(ctx, &api.EmbedRequest{Model: model, Input: "x"})
+			return err
+		})
+		// Cancelled while the server holds the request.
+		require.Eventually(t, func() bool { return s.Requests("/api/embed") > asked }, testkit.Wait, time.Millisecond)
+		cancel()
+		require.ErrorIs(t, testkit.Receive(t, result, "the cancelled call"), context.Canceled)
 	}
 	s.SetHang(false)
 	assert.Equal(t, "closed", p.HealthCheck(context.Background()).Resources["breaker"])
@@ -314,7 +341,7 @@ func TestNewRejectsBadURLs(t *testing.T) {
 // every connection closed.
 func TestUnderTheRegistry(t *testing.T) {
 	s := serve(t)
-	s.SetTokenDelay(10 * time.Millisecond)
+	s.SetTokenDelay(time.Hour) // a token, then nothing: only Stop ends the stream
 	p, err := ollama.New(ollama.Config{ID: "llm", URL: s.URL()})
 	require.NoError(t, err)
 	r := lifecycle.NewRegistry()
@@ -323,7 +350,7 @@ func TestUnderTheRegistry(t *testing.T) {
 	streaming := make(chan struct{})
 	result := testkit.Go(func() error {
 		var once sync.Once
-		return p.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: strings.Repeat("x ", 1000)},
+		return p.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: "x y z"},
 			func(api.GenerateResponse) error { once.Do(func() { close(streaming) }); return nil })
 	})
 	testkit.Receive(t, streaming, "the stream")
