@@ -23,11 +23,22 @@ import (
 // seen asks the strict server what it saw.
 func seen(t *testing.T, c *mcp.Client) mcptest.Seen {
 	t.Helper()
-	result, err := callTool(t, c, "seen", map[string]any{})
+	got, err := askSeen(c)
 	require.NoError(t, err)
+	return got
+}
+
+// askSeen is seen for a goroutine other than the test's.
+func askSeen(c *mcp.Client) (mcptest.Seen, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	result, err := c.Call(ctx, "tools/call", json.RawMessage(`{"name": "seen", "arguments": {}}`))
+	if err != nil {
+		return mcptest.Seen{}, err
+	}
 	var r struct{ StructuredContent mcptest.Seen }
-	require.NoError(t, json.Unmarshal(result, &r))
-	return r.StructuredContent
+	err = json.Unmarshal(result, &r)
+	return r.StructuredContent, err
 }
 
 // The handshake is initialize, then notifications/initialized, and nothing
@@ -113,22 +124,28 @@ func TestToolErrorTextIsBoundedAndRedacted(t *testing.T) {
 // client goes on working.
 func TestCancelledCallIsNamedToTheServer(t *testing.T) {
 	c, _ := strict(t, mcp.Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var err error
-	testkit.Within(t, "the cancelled call", func() {
-		_, err = c.Call(ctx, "tools/call", toolParams(t, "slow", map[string]any{}, nil))
-	})
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	params := toolParams(t, "slow", map[string]any{}, nil)
+	result := testkit.Go(func() error { _, err := c.Call(ctx, "tools/call", params); return err })
+	// The context ends once the server has the call: one that ends before
+	// the call is sent cancels nothing (TestCallWithAnEndedContextIsNotSent).
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		got, err := askSeen(c)
+		require.NoError(ct, err)
+		assert.Len(ct, got.Slow, 1)
+	}, testkit.Wait, 5*time.Millisecond, "the slow call reaches the server")
+	cancel()
+	require.ErrorIs(t, testkit.Receive(t, result, "the cancelled call"), context.Canceled)
 
 	got := seen(t, c)
 	require.Len(t, got.Slow, 1)
 	require.Len(t, got.Cancelled, 1)
 	assert.JSONEq(t, string(got.Slow[0]), string(got.Cancelled[0]), "the cancellation names the request")
-	assert.Equal(t, []string{context.DeadlineExceeded.Error()}, got.Reasons)
+	assert.Equal(t, []string{context.Canceled.Error()}, got.Reasons)
 	assert.Empty(t, got.Violations)
 
-	_, err = callTool(t, c, "echo", map[string]string{"message": "still here"})
+	_, err := callTool(t, c, "echo", map[string]string{"message": "still here"})
 	require.NoError(t, err)
 }
 
