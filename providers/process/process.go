@@ -279,10 +279,12 @@ func refuse(context.Context, *jsonrpc2.Conn, *jsonrpc2.Request) (any, error) {
 
 // Call calls method with params and decodes the result into result (a
 // pointer, or nil to discard it). It fails with [ErrClosed] when the child
-// is not running, and fails at once, never hangs, if the child exits or is
-// cleaned up meanwhile. An error the child returns is a *jsonrpc2.Error. A
-// call whose ctx has ended is not sent; one whose ctx ends before the
-// answer returns ctx's error, and the answer, if it comes, is dropped.
+// is not running, and never hangs if the child exits or is cleaned up
+// meanwhile: it fails at once, or, when the child has exited but a
+// grandchild holds its output open, after the grace period. An error the
+// child returns is a *jsonrpc2.Error. A call whose ctx has ended is not
+// sent; one whose ctx ends before the answer returns ctx's error, and the
+// answer, if it comes, is dropped.
 //
 // opts are jsonrpc2's: jsonrpc2.PickID lets the caller know the request's
 // id, to cancel it by a protocol of its own (MCP's notifications/cancelled).
