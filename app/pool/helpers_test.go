@@ -27,12 +27,14 @@ type child struct {
 	cleanups atomic.Int32
 	once     sync.Once
 	hold     <-chan struct{} // if set, Cleanup waits for it
+	journal  *testkit.Journal
 }
 
 func (c *child) ID() string                       { return c.id }
 func (c *child) Initialize(context.Context) error { return c.initErr }
 
 func (c *child) Cleanup(context.Context) error {
+	c.journal.Add("cleanup " + c.id)
 	c.cleanups.Add(1)
 	if c.hold != nil {
 		<-c.hold
@@ -60,6 +62,7 @@ type world struct {
 	failInit map[string]int // starts of the id that fail, still to come
 	sick     map[string]bool
 	hold     <-chan struct{} // the cleanups of children built from now on wait for it
+	journal  testkit.Journal // what the test and the children did, in order: "cleanup <id>"
 }
 
 func newWorld(t *testing.T, cfg Config) *world {
@@ -75,7 +78,7 @@ func newWorld(t *testing.T, cfg Config) *world {
 		Build: func(id string, exited func(Exit)) (lifecycle.Provider, string, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			c := &child{id: id, exited: exited, hold: w.hold}
+			c := &child{id: id, exited: exited, hold: w.hold, journal: &w.journal}
 			if w.failInit[id] > 0 {
 				w.failInit[id]--
 				c.initErr = errors.New("handshake refused")

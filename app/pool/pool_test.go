@@ -88,11 +88,11 @@ func TestQueueIsFIFOAndBounded(t *testing.T) {
 	first.Release() // a second release gives nothing back twice
 	la := testkit.Receive(t, a, "the first waiter")
 	require.NotNil(t, la)
-	select {
-	case <-b:
-		t.Fatal("the second waiter overtook the first, or the instance was given out twice")
-	case <-time.After(20 * time.Millisecond):
-	}
+	// Release hands the instance over under the pool's lock before it
+	// returns: a second handoff would have taken b out of the queue by now.
+	st := w.pool.Stats()
+	assert.Equal(t, 1, st.QueueDepth, "the second waiter overtook the first, or was served too")
+	assert.Equal(t, 1, st.Busy, "the instance was given out twice")
 	la.Release()
 	lb := testkit.Receive(t, b, "the second waiter")
 	require.NotNil(t, lb)
@@ -341,15 +341,14 @@ func TestInstancesByHand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "b", l.ID, "no task reaches a draining instance")
 	l.Release()
-	select {
-	case <-removed:
-		t.Fatal("the removal did not wait for the tasks on the instance")
-	case <-time.After(20 * time.Millisecond):
-	}
-	for _, l := range onA {
+	for i, l := range onA {
+		if i == len(onA)-1 {
+			w.journal.Add("the last task on a ended")
+		}
 		l.Release()
 	}
 	require.NoError(t, testkit.Receive(t, removed, "Remove"))
+	w.journal.Before(t, "the last task on a ended", "cleanup a") // the removal waited for the tasks on the instance
 	assert.EqualValues(t, 1, w.child("a").cleanups.Load())
 	assert.Equal(t, []string{"b"}, w.pool.Members())
 	_, err = w.pool.Remove(context.Background(), "a")
@@ -396,12 +395,19 @@ func TestQuiesceStopsGrowthAndRestarts(t *testing.T) {
 	l, err := w.pool.Acquire(context.Background())
 	require.NoError(t, err)
 	defer l.Release()
-	w.child("t-1").kill("signal: killed", true)
-	time.Sleep(20 * time.Millisecond) // a restart or a growth would have begun
+	// The scaler's look at this load (its one instance busy: growth),
+	// taken here rather than waited for: scale decides a growth and adds
+	// its member before it returns.
+	w.pool.scale()
 	assert.Equal(t, []string{"t-1"}, w.pool.Members())
-	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
-	assert.Len(t, w.generations("t-1"), 1)
+	assert.Zero(t, w.pool.Stats().ScaleUps)
+	// kill tells the pool at once, which decides then, under its lock,
+	// whether to restart: a restart is counted by the time kill returns.
+	w.child("t-1").kill("signal: killed", true)
 	assert.Zero(t, w.pool.Stats().Restarts)
+	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+	assert.Equal(t, []string{"t-1"}, w.pool.Members())
+	assert.Len(t, w.generations("t-1"), 1)
 }
 
 // An instance that is unhealthy is no capacity: a task waits, the pool
@@ -447,9 +453,11 @@ func TestExitBeforeRunIsSettledByRun(t *testing.T) {
 	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
 	require.NoError(t, w.pool.DeclareMin())
 	require.NoError(t, w.reg.Start(context.Background()))
+	// The pool decides on a restart while kill tells it, and counts it.
 	w.child("t-1").kill("exit status 1", true)
-	time.Sleep(10 * time.Millisecond) // a restart would have begun
-	assert.Len(t, w.generations("t-1"), 1, "no restart before Run")
+	assert.Zero(t, w.pool.Stats().Restarts, "no restart before Run")
+	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
+	assert.Len(t, w.generations("t-1"), 1)
 	w.pool.Run()
 	eventually(t, "restarted by Run", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 2 })
 }
@@ -463,9 +471,10 @@ func TestQuiesceDuringABackoff(t *testing.T) {
 	w.child("t-1").kill("signal: killed", true)
 	eventually(t, "restarting", func() bool { return w.pool.MemberState("t-1") == "restarting" })
 	w.pool.Quiesce()
-	time.Sleep(300 * time.Millisecond) // past the backoff: a replacement would have started
+	// At the backoff's end the restart either starts a replacement in its
+	// place or, shutting down, gives the place up: wait for the latter.
+	eventually(t, "the restart gave its place up", func() bool { return len(w.pool.Members()) == 0 })
 	assert.Len(t, w.generations("t-1"), 1)
-	assert.Empty(t, w.pool.Members())
 }
 
 // A task nothing will ever serve is refused at once, not after its queue
@@ -590,17 +599,17 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(time.Second)
+	// Each phase lasts until it has done enough, however long that takes
+	// on this machine: tasks served and children replaced, then tasks
+	// ended against the quiesced pool.
+	eventually(t, "the chaos served tasks and replaced children", func() bool {
+		return leased.Load() >= 100 && w.pool.Stats().Restarts >= 5
+	})
 	w.pool.Quiesce()
-	time.Sleep(100 * time.Millisecond)
+	ended := leased.Load() + refused.Load()
+	eventually(t, "tasks ended against the quiesced pool", func() bool { return leased.Load()+refused.Load() >= ended+50 })
 	close(stop)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("workers hung")
-	}
+	testkit.Within(t, "the workers", wg.Wait)
 	st := w.pool.Stats()
 	t.Logf("leased=%d refused=%d errs=%v stats=%+v", leased.Load(), refused.Load(), errs, st)
 	assert.Zero(t, st.Busy)
