@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
@@ -542,19 +543,16 @@ func TestReviewFindings(t *testing.T) {
 // hangs on a provider for the whole health timeout: that time comes out of
 // the providers' cleanup reserve.
 func TestEngineStopDoesNotWaitForAHungHealthPoll(t *testing.T) {
-	s := start(t, "")
+	// A health timeout far past testkit.Wait: a stop that waited for the
+	// hung poll would not return within it.
+	s := startWith(t, "", "", fxmodule.WithRegistryOptions(lifecycle.WithHealthTimeout(time.Hour)))
 	s.waitHealthy()
 	s.llm.SetHang(true)
 	defer s.llm.SetHang(false)
 	before := s.llm.Requests("/api/version")
 	require.Eventually(t, func() bool { return s.llm.Requests("/api/version") > before }, testkit.Wait, time.Millisecond, "a poll reaches the hung server")
 	stopped := testkit.Go(func() error { return s.engine.stop(context.Background()) })
-	select {
-	case err := <-stopped:
-		require.NoError(t, err)
-	case <-time.After(time.Second): // the registry's health timeout is 2 s
-		t.Fatal("the engine's stop waited for the hung health poll")
-	}
+	require.NoError(t, testkit.Receive(t, stopped, "the engine's stop, while a health poll hangs"))
 }
 
 // A child's last stderr line that ends without a newline is logged once it

@@ -95,8 +95,9 @@ func start(t testing.TB, extra string) *service {
 	return startWith(t, "", extra)
 }
 
-// startWith starts the service with more templates.
-func startWith(t testing.TB, templates, extra string) *service {
+// startWith starts the service with more templates, and fx options the
+// test adds.
+func startWith(t testing.TB, templates, extra string, opts ...fx.Option) *service {
 	t.Helper()
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
@@ -105,7 +106,8 @@ func startWith(t testing.TB, templates, extra string) *service {
 	svc := &service{t: t, llm: llm, logs: &testkit.LockedBuffer{}}
 	log := newLogger("console", svc.logs)
 	svc.settings = s
-	svc.app = fxtest.New(t, Options(s, log, NewMetrics()), fx.Populate(&svc.engine, &svc.reg, &svc.admin))
+	opts = append([]fx.Option{Options(s, log, NewMetrics()), fx.Populate(&svc.engine, &svc.reg, &svc.admin)}, opts...)
+	svc.app = fxtest.New(t, opts...)
 	svc.app.RequireStart()
 	svc.base = "http://" + svc.admin.addr.String()
 	t.Cleanup(svc.stop)
