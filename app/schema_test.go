@@ -399,6 +399,9 @@ func TestAnUpgradeGivesUpOnALockedTable(t *testing.T) {
 // upgrade goes on waiting. Another session holds the lock, so the wait is
 // certain, not a matter of timing; the test waits until the upgrade has
 // waited longer than both the database's timeouts and migrateLockTimeout.
+// The database's timeouts are migrateLockTimeout too, rather than a
+// millisecond: the statements before the upgrade lifts them, and the
+// test's own, must fit them on a loaded machine.
 func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 	s := emptyStores(t)[sqldb.Postgres]
 	ctx, cancel := context.WithTimeout(context.Background(), 6*testkit.Wait)
@@ -414,15 +417,15 @@ func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 	require.NoError(t, err)
 	var name string
 	require.NoError(t, holder.QueryRowContext(ctx, `SELECT current_database()`).Scan(&name))
-	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET statement_timeout = '1ms'`)
+	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET statement_timeout = '`+migrateLockTimeout+`'`)
 	require.NoError(t, err)
-	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET lock_timeout = '1ms'`)
+	_, err = holder.ExecContext(ctx, `ALTER DATABASE `+name+` SET lock_timeout = '`+migrateLockTimeout+`'`)
 	require.NoError(t, err)
 	db, err := openDB(t, s.dsn).DB() // new sessions get the settings
 	require.NoError(t, err)
 	var timeout string
 	require.NoError(t, db.QueryRow(`SHOW statement_timeout`).Scan(&timeout))
-	require.Equal(t, "1ms", timeout)
+	require.Equal(t, migrateLockTimeout, timeout)
 
 	type result struct {
 		found int
@@ -456,5 +459,5 @@ func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 		WHERE table_name = 'tasks' AND column_name = 'started'`).Scan(&typ))
 	assert.Equal(t, "timestamp with time zone", typ, "the upgrade ran")
 	require.NoError(t, db.QueryRow(`SHOW statement_timeout`).Scan(&timeout))
-	assert.Equal(t, "1ms", timeout, "SET LOCAL ended with the upgrade")
+	assert.Equal(t, migrateLockTimeout, timeout, "SET LOCAL ended with the upgrade")
 }
