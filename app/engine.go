@@ -68,6 +68,9 @@ type Engine struct {
 	// endpointHook, if set, changes the endpoints of instances built from
 	// then on: for the tests' faults, nil otherwise.
 	endpointHook func(endpoint) endpoint
+	// withTimeout gives a task its deadline: context.WithTimeout, or in
+	// the tests one that passes when the test says.
+	withTimeout func(context.Context, time.Duration) (context.Context, context.CancelFunc)
 
 	pollStop chan struct{}
 	stopPoll sync.Once
@@ -91,7 +94,7 @@ type engineParams struct {
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
-		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store))}
+		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	names := make([]string, 0, len(p.Settings.Templates))
 	for name := range p.Settings.Templates {

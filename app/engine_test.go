@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -178,19 +177,29 @@ func TestPoolsGrowAndShrinkAtRunTime(t *testing.T) {
 	assert.Equal(t, "echo/v1", view.Protocol)
 
 	// Tasks spread over both: each goes to the one with fewer in flight.
-	var wg sync.WaitGroup
-	used := sync.Map{}
-	for range 6 {
-		wg.Go(func() {
-			code, rec, msg := s.task("echo/v1", "sleep", []int{100})
-			assert.Equal(t, 200, code, msg)
-			used.Store(rec.Provider, true)
-		})
-	}
-	testkit.Within(t, "the tasks", wg.Wait)
-	_, one := used.Load("echo-1")
-	_, two := used.Load("echo-2")
-	assert.True(t, one && two, "both providers served")
+	// A task holds echo-1 (the lower id, which a tie goes to) until its
+	// client goes away; the next goes to echo-2.
+	held, leave := context.WithCancel(context.Background())
+	defer leave()
+	holding := testkit.Go(func() error {
+		req, err := http.NewRequestWithContext(held, "POST", s.base+"/v1/tasks",
+			strings.NewReader(`{"protocol":"echo/v1","method":"sleep","params":[60000]}`))
+		if err == nil {
+			var resp *http.Response
+			if resp, err = http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+		return err
+	})
+	require.Eventually(t, func() bool { return leasesOn(s.reg, "echo-1") == 1 }, testkit.Wait, time.Millisecond)
+	code, rec, msg := s.task("echo/v1", "echo", []int{1})
+	require.Equal(t, 200, code, msg)
+	assert.Equal(t, "echo-2", rec.Provider, "the task went to the instance with fewer in flight")
+	leave()
+	require.ErrorIs(t, testkit.Receive(t, holding, "the held task's client"), context.Canceled)
+	require.Eventually(t, func() bool { return leasesOn(s.reg, "echo-1") == 0 }, testkit.Wait, time.Millisecond,
+		"the task whose client went away gave its lease back")
 
 	// Remove echo-1 while a task runs on it: the task finishes, then the
 	// removal returns, and no new task reaches echo-1.
@@ -528,10 +537,19 @@ func TestReviewFindings(t *testing.T) {
 		assert.NotContains(t, s.logs.String(), "hunter2")
 	})
 	t.Run("short client timeouts do not open the Ollama breaker", func(t *testing.T) {
+		// Each deadline passes once the server holds the request.
+		deadlines := s.taskDeadlines(30 * time.Millisecond)
 		s.llm.SetHang(true)
 		for range 8 {
-			code, _ := s.rawPost(strings.NewReader(`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"x"},"timeout":"30ms"}`), nil)
-			require.Equal(t, 504, code)
+			before := s.llm.Requests("/api/generate")
+			answered := testkit.Go(func() int {
+				code, _ := s.rawPost(strings.NewReader(`{"protocol":"llm/v1","method":"generate","params":{"model":"llama3.2","prompt":"x"},"timeout":"30ms"}`), nil)
+				return code
+			})
+			pass := testkit.Receive(t, deadlines, "the task's deadline")
+			require.Eventually(t, func() bool { return s.llm.Requests("/api/generate") > before }, testkit.Wait, time.Millisecond)
+			pass()
+			require.Equal(t, 504, testkit.Receive(t, answered, "the timed task"))
 		}
 		s.llm.SetHang(false)
 		code, rec, msg := s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi"})

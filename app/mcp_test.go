@@ -48,14 +48,28 @@ func TestMCPThroughTheService(t *testing.T) {
 		}
 	}
 
-	// A task that times out is cancelled on the server.
-	var timedOut struct {
-		Task TaskRecord `json:"task"`
+	// A task that times out is cancelled on the server: its deadline
+	// passes once the server has the call.
+	deadlines := s.taskDeadlines(100 * time.Millisecond)
+	type answer struct {
+		code int
+		rec  TaskRecord
 	}
-	code := s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "tools/call", "timeout": "100ms",
-		"params": map[string]any{"name": "slow", "arguments": map[string]any{}}}, &timedOut)
-	assert.Equal(t, 504, code)
-	assert.Equal(t, "timeout", timedOut.Task.Status)
+	timedOut := testkit.Go(func() answer {
+		var out struct {
+			Task TaskRecord `json:"task"`
+		}
+		code := s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "tools/call", "timeout": "100ms",
+			"params": map[string]any{"name": "slow", "arguments": map[string]any{}}}, &out)
+		return answer{code, out.Task}
+	})
+	pass := testkit.Receive(t, deadlines, "the timed task's deadline")
+	require.Eventually(t, func() bool { return len(s.seen().Slow) == 1 }, testkit.Wait, 5*time.Millisecond)
+	pass()
+	a := testkit.Receive(t, timedOut, "the timed task")
+	assert.Equal(t, 504, a.code)
+	assert.Equal(t, "timeout", a.rec.Status)
+	assert.Contains(t, a.rec.Error, "task timed out after 100ms")
 
 	// A task whose client goes away is cancelled too.
 	ctx, cancel := context.WithCancel(context.Background())

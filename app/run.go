@@ -62,7 +62,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	if err := e.record(rec, beginTask); err != nil {
 		return TaskRecord{}, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := e.withTimeout(ctx, timeout)
 	defer cancel()
 	ctx, cut := context.WithCancelCause(ctx)
 	defer cut(nil)
