@@ -147,10 +147,28 @@ func TestThreeReplicasOnOnePostgreSQLRollingRestartsLoseNothing(t *testing.T) {
 		}
 	}()
 
+	// A moment of load: until every replica has answered a few more tasks,
+	// however long that takes on this machine.
+	loadOn := func() {
+		t.Helper()
+		mu.Lock()
+		before := ackedBy
+		mu.Unlock()
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for r := range ackedBy {
+				if ackedBy[r] < before[r]+20 {
+					return false
+				}
+			}
+			return true
+		}, time.Minute, 10*time.Millisecond, "the replicas answered too few tasks")
+	}
+
 	// Each replica in turn: SIGTERM, exit 0 with a full cleanup report,
 	// start again on the same address and data, ready; a moment of load.
-	const phase = 2 * time.Second
-	time.Sleep(phase)
+	loadOn()
 	restarts := 0
 	for i := range reps {
 		rp := &reps[i]
@@ -163,7 +181,7 @@ func TestThreeReplicasOnOnePostgreSQLRollingRestartsLoseNothing(t *testing.T) {
 		rp.svc = run(t, rp.cfg, env...)
 		rp.svc.waitReady(rp.addr)
 		restarts++
-		time.Sleep(phase)
+		loadOn()
 	}
 	stop.Store(true)
 	testkit.Within(t, "the clients", clients.Wait)
