@@ -185,15 +185,18 @@ func TestRetentionStopsMidSweep(t *testing.T) {
 	s := migrated(t)[sqldb.SQLite]
 	fill(t, s.db, "old", 5000, time.Now().Add(-2*week))
 	began := make(chan struct{})
+	hold, release := testkit.Gate(t)
 	var once sync.Once
-	r := newRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began) }) })
+	// The first batch's report holds the sweep until the test has begun
+	// to stop it.
+	r := newRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
 	r.batch, r.every = 10, time.Millisecond
 	r.start()
 	testkit.Receive(t, began, "the first batch")
+	r.cancel() // what stop does first
+	release()
 	testkit.Within(t, "stop", r.stop)
-	left := count(t, s.db, "old")
-	assert.Positive(t, left, "stopped before it had deleted everything")
-	assert.Zero(t, left%10, "a batch is deleted whole or not at all")
+	assert.Equal(t, 5000-10, count(t, s.db, "old"), "stopped after its first batch")
 	testkit.Within(t, "a second stop", r.stop)
 }
 
@@ -204,8 +207,10 @@ func TestACutSweepFreesTheLock(t *testing.T) {
 	s := migrated(t)[sqldb.Postgres]
 	fill(t, s.db, "old", 20000, time.Now().Add(-2*week))
 	began := make(chan struct{})
+	hold, release := testkit.Gate(t)
 	var once sync.Once
-	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began) }) })
+	// The first batch's report holds the sweep until it is cut.
+	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
 	r.batch = 100
 	ctx, cancel := context.WithCancel(context.Background())
 	swept := make(chan error, 1)
@@ -215,8 +220,9 @@ func TestACutSweepFreesTheLock(t *testing.T) {
 	}()
 	testkit.Receive(t, began, "the first batch")
 	cancel()
+	release()
 	require.ErrorIs(t, testkit.Receive(t, swept, "the cut sweep"), context.Canceled)
-	assert.Positive(t, count(t, s.db, "old"), "cut before it had deleted everything")
+	assert.Equal(t, 20000-100, count(t, s.db, "old"), "cut after its first batch")
 
 	// Another replica: a pool of its own, since a session that holds an
 	// advisory lock is granted it again.
