@@ -461,7 +461,9 @@ func TestRoutingRechecksBeforeRefusing(t *testing.T) {
 		s.engine.health.Store(&healthSnapshot{rep: rep, at: at})
 	}
 
-	stale(time.Now())
+	// Stamped ahead, so that it is still recent (within two poll
+	// intervals) when readiness reads it, however slow the machine.
+	stale(time.Now().Add(time.Hour))
 	code, _ := s.rawReady()
 	assert.Equal(t, 503, code, "a recent poll is what readiness reads")
 	code, rec, msg := s.task("echo/v1", "echo", []int{1})
