@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sourcegraph/jsonrpc2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
 
@@ -156,4 +158,81 @@ func TestCloseWaitFitsTheDeadline(t *testing.T) {
 	testkit.Within(t, "Cleanup", func() { err = p.Cleanup(testkit.DeadlineOnly(300 * time.Millisecond)) })
 	require.ErrorIs(t, err, process.ErrKilled)
 	assert.True(t, gone(pid))
+}
+
+// startShell builds and initializes a child that runs script under sh.
+func startShell(t *testing.T, script string, cfg process.Config) *process.Process {
+	t.Helper()
+	cfg.Command = []string{"sh", "-c", script}
+	p, err := process.New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, p.Initialize(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+		defer cancel()
+		_ = p.Cleanup(ctx)
+	})
+	return p
+}
+
+// The answers a child wrote before it exited reach their calls, however
+// late its output is read: the connection is closed, and OnExit told,
+// only at the output's end. The child writes a notification, its answer
+// to the first call (id 0), and exits; the notification's handler holds
+// the reading until OnExit has come, which must not be before the answer
+// is read, or until the exit has been seen for 200 ms. That fallback is
+// the one real-time wait: it cannot make the test fail, only let a
+// reaper that closed the connection at the exit go unseen if a loaded
+// machine did not run it for 200 ms.
+func TestAnswersWrittenBeforeTheExitReachTheirCalls(t *testing.T) {
+	var journal testkit.Journal
+	notified := make(chan struct{}, 1)
+	gate, open := testkit.Gate(t)
+	handler := jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+		if req.Method == "last words" {
+			notified <- struct{}{}
+			<-gate
+		}
+		return nil, nil
+	})
+	p := startShell(t, `read call
+		printf '%s\n' '{"jsonrpc":"2.0","method":"last words"}' '{"jsonrpc":"2.0","id":0,"result":"answered"}'`,
+		process.Config{Handler: handler, OnExit: func(e process.Exit) { journal.Add("exit: " + e.String()); open() }})
+	answer := testkit.Go(func() error {
+		var got string
+		err := p.Call(context.Background(), "anything", nil, &got)
+		journal.Add("answer: " + got)
+		return err
+	})
+	testkit.Receive(t, notified, "the child's notification")
+	require.Eventually(t, func() bool { return !p.Running() }, testkit.Wait, time.Millisecond, "the child's exit")
+	select {
+	case <-gate:
+	case <-time.After(200 * time.Millisecond):
+		open()
+	}
+	require.NoError(t, testkit.Receive(t, answer, "the call"))
+	require.Eventually(t, func() bool { return journal.Has("exit: exit status 0") }, testkit.Wait, time.Millisecond, "OnExit")
+	assert.Equal(t, []string{"answer: answered", "exit: exit status 0"}, journal.All())
+}
+
+// A child that exited is seen as exited at once, though a grandchild
+// holds its output open: it is not running, unhealthy, and takes no new
+// call. Only the connection, for the answers still to be read, and so
+// OnExit, wait for the output's end or the grace period (an hour here).
+func TestAnExitIsSeenThoughAGrandchildHoldsTheOutput(t *testing.T) {
+	ch, onExit := exits()
+	p := startShell(t, `sleep 3600 & exit 3`, process.Config{Grace: time.Hour, OnExit: onExit})
+	require.Eventually(t, func() bool { return !p.Running() }, testkit.Wait, time.Millisecond, "the child's exit")
+	h := p.HealthCheck(context.Background())
+	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+	assert.Equal(t, "exited (exit status 3)", h.Message)
+	err := p.Call(context.Background(), "ping", nil, nil)
+	require.ErrorIs(t, err, process.ErrClosed)
+	assert.ErrorContains(t, err, "exit status 3")
+	assert.Empty(t, ch, "OnExit before the output's end or the grace period")
+
+	// Cleanup ends the grandchild, and with it the output.
+	require.NoError(t, p.Cleanup(context.Background()))
+	assert.Equal(t, 3, testkit.Receive(t, ch, "OnExit").Code)
 }

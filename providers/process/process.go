@@ -105,9 +105,9 @@ type Process struct {
 	conn     *jsonrpc2.Conn
 	stdin    *os.File // the child's stdin, closed alone for CloseWait
 	started  time.Time
-	exited   chan struct{} // closed once the child has been reaped and its output read
+	exited   chan struct{} // closed once the child has been reaped
 	exitErr  error         // cmd.Wait's result, once exited is closed
-	reaped   chan struct{} // closed once the reaper has told OnExit and ended
+	reaped   chan struct{} // closed once the reaper has read the output, told OnExit and ended
 	closing  bool          // Cleanup has begun: no new calls
 	cleaned  chan struct{} // closed when Cleanup has ended
 	cleanErr error
@@ -220,11 +220,9 @@ func (p *Process) Initialize(ctx context.Context) error {
 		conn := p.conn
 		exit := exitOf(cmd.Process.Pid, cmd.ProcessState, err, p.closing)
 		p.mu.Unlock()
+		close(exited) // from now on, Running is false and a new call fails
 		if conn != nil {
 			awaitOutputEnd(conn, p.cfg.Grace)
-		}
-		close(exited)
-		if conn != nil {
 			_ = conn.Close() // fail the calls still in flight
 		}
 		if p.cfg.OnExit != nil {
@@ -334,10 +332,15 @@ func (p *Process) Notify(ctx context.Context, method string, params any) error {
 // connFor returns the connection for a message to be sent within ctx.
 func (p *Process) connFor(ctx context.Context) (*jsonrpc2.Conn, error) {
 	p.mu.Lock()
-	conn, closing := p.conn, p.closing
+	conn, closing, exited := p.conn, p.closing, p.exited
 	p.mu.Unlock()
 	if conn == nil || closing {
 		return nil, ErrClosed
+	}
+	select {
+	case <-exited: // its last answers may still be read, but no new call can be
+		return nil, fmt.Errorf("%w%s", ErrClosed, p.why())
+	default:
 	}
 	return conn, ctx.Err()
 }
@@ -432,16 +435,17 @@ func (p *Process) Cleanup(ctx context.Context) error {
 		return nil
 	}
 	if p.cfg.CloseWait > 0 {
-		p.closeStdin(ctx, stdin, exited)
+		p.closeStdin(ctx, stdin, reaped)
 	}
 	p.cleanErr = p.stop(ctx, cmd, conn, exited, reaped)
 	return p.cleanErr
 }
 
 // closeStdin closes the child's stdin, and only that, and waits up to
-// CloseWait, or half of what is left of ctx, for the child to exit. Its
-// stdout is still read meanwhile, so calls in flight may be answered.
-func (p *Process) closeStdin(ctx context.Context, stdin *os.File, exited chan struct{}) {
+// CloseWait, or half of what is left of ctx, for the child to exit and
+// its output to be read to the end (reaped): calls in flight may so be
+// answered.
+func (p *Process) closeStdin(ctx context.Context, stdin *os.File, reaped chan struct{}) {
 	_ = stdin.Close()
 	wait := p.cfg.CloseWait
 	if d, ok := ctx.Deadline(); ok {
@@ -451,7 +455,7 @@ func (p *Process) closeStdin(ctx context.Context, stdin *os.File, exited chan st
 	timer := time.NewTimer(max(wait, 0))
 	defer timer.Stop()
 	select {
-	case <-exited:
+	case <-reaped:
 	case <-timer.C:
 	case <-ctx.Done():
 	}
