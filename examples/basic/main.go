@@ -105,15 +105,17 @@ func (t *Ticker) Close() {
 }
 
 func main() {
-	os.Exit(run(os.Stdout))
-}
-
-func run(out io.Writer) int {
 	log, err := zap.NewDevelopment()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		return 1
+		os.Exit(1)
 	}
+	os.Exit(run(log, os.Stdout))
+}
+
+// run starts the app, waits for SIGTERM or SIGINT, stops it, and prints
+// the cleanup report to out. It returns the exit code.
+func run(log *zap.Logger, out io.Writer) int {
 	var reg *lifecycle.Registry
 	app := fx.New(
 		fx.Supply(log),
@@ -141,7 +143,7 @@ func run(out io.Writer) int {
 
 	ctx, cancel = context.WithTimeout(context.Background(), app.StopTimeout())
 	defer cancel()
-	err = app.Stop(ctx)
+	err := app.Stop(ctx)
 	printReport(out, reg)
 	if err != nil {
 		return 1

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
@@ -44,4 +48,36 @@ func TestSIGTERMPrintsTheCleanupReport(t *testing.T) {
 	for _, line := range []string{"cache    ok        Cleanup", "store    ok        Cleanup", "ticker   ok        Close"} {
 		assert.Contains(t, report, line)
 	}
+}
+
+// signalOn is a log destination that sends this process SIGTERM when a
+// line containing text is written, before the write returns: the signal
+// arrives the moment the program has said the line, however fast.
+type signalOn struct {
+	text string
+	sent atomic.Bool
+}
+
+func (s *signalOn) Write(b []byte) (int, error) {
+	if strings.Contains(string(b), s.text) && s.sent.CompareAndSwap(false, true) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+func (*signalOn) Sync() error { return nil }
+
+// The program catches SIGTERM from the moment it says it runs: a SIGTERM
+// sent on reading that line stops it with its cleanup. Were it not caught
+// yet, the signal would end this test binary, and the test with it.
+func TestSIGTERMRightAfterRunningIsCaught(t *testing.T) {
+	dest := &signalOn{text: "running;"}
+	log := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), dest, zapcore.InfoLevel))
+	var report testkit.LockedBuffer
+	code := testkit.Go(func() int { return run(log, &report) })
+	assert.Equal(t, 0, testkit.Receive(t, code, "run, after SIGTERM"))
+	assert.True(t, dest.sent.Load(), "the program never said it runs")
+	assert.Contains(t, report.String(), "cleanup report: 3 providers")
 }
