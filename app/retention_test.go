@@ -187,14 +187,14 @@ func TestRetentionStopsMidSweep(t *testing.T) {
 	began := make(chan struct{})
 	hold, release := testkit.Gate(t)
 	var once sync.Once
-	// The first batch's report holds the sweep until the test has begun
-	// to stop it.
+	// The first batch's report holds the sweep until stop cancels it:
+	// a stop that did not cancel would wait for the whole sweep.
 	r := newRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
 	r.batch, r.every = 10, time.Millisecond
 	r.start()
+	cancel := r.cancel
+	r.cancel = func() { cancel(); release() }
 	testkit.Receive(t, began, "the first batch")
-	r.cancel() // what stop does first
-	release()
 	testkit.Within(t, "stop", r.stop)
 	assert.Equal(t, 5000-10, count(t, s.db, "old"), "stopped after its first batch")
 	testkit.Within(t, "a second stop", r.stop)
