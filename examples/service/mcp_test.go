@@ -154,7 +154,7 @@ templates:
     kind: mcp
     critical: true
     process: {command: [%q, %q, %q], env: [%q], grace: 2s}
-    pool: {min: 1, max: 4, per_instance: 1, cooldown: 1s, queue: 16, queue_timeout: 30s}
+    pool: {min: 1, max: 4, per_instance: 1, cooldown: 1s, queue: 16, queue_timeout: 55s}
     restart: {policy: on-failure, backoff: 200ms, max_backoff: 2s, max_restarts: 5, window: 1m}
 providers: []
 `, server[0], server[1], server[2], mark))
