@@ -177,16 +177,14 @@ func TestStreamCutShortIsAnError(t *testing.T) {
 	require.ErrorIs(t, err, ollama.ErrIncomplete)
 }
 
-// A dead server opens the breaker: calls then fail at once, without
-// reaching the server. It stays open for an hour, longer than the calls
-// below take however slow the machine; TestBreakerClosesAgain lets it
-// close.
-func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
+// openBreaker returns a failing server, a client of it whose breaker its
+// three failures have opened for openFor, and a call through the client.
+func openBreaker(t *testing.T, openFor time.Duration) (*ollamatest.Server, *ollama.Provider, func() error) {
+	t.Helper()
 	s := serve(t)
-	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: time.Hour})
-	ctx := context.Background()
+	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: openFor})
 	gen := func() error {
-		return p.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
+		return p.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
 	}
 	s.Fail(1000)
 	for range 3 {
@@ -194,6 +192,16 @@ func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
 		require.ErrorAs(t, gen(), &se)
 		assert.Equal(t, 503, se.StatusCode)
 	}
+	return s, p, gen
+}
+
+// A dead server opens the breaker: calls then fail at once, without
+// reaching the server. It stays open for an hour, longer than the calls
+// below take however slow the machine; TestBreakerClosesAgain lets it
+// close.
+func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
+	s, p, gen := openBreaker(t, time.Hour)
+	ctx := context.Background()
 	seen := s.Requests("/api/generate")
 	for range 10 {
 		require.ErrorIs(t, gen(), ollama.ErrUnavailable)
@@ -207,18 +215,8 @@ func TestBreakerFailsFastWhenTheServerFails(t *testing.T) {
 // An open breaker lets a call through again once its time is up, and the
 // call's success closes it.
 func TestBreakerClosesAgain(t *testing.T) {
-	s := serve(t)
-	p := client(t, ollama.Config{URL: s.URL(), BreakerFailures: 3, BreakerOpenFor: 100 * time.Millisecond})
+	s, p, gen := openBreaker(t, 100*time.Millisecond)
 	ctx := context.Background()
-	gen := func() error {
-		return p.Generate(ctx, &api.GenerateRequest{Model: model, Prompt: "x"}, func(api.GenerateResponse) error { return nil })
-	}
-	s.Fail(1000)
-	for range 3 {
-		var se api.StatusError
-		require.ErrorAs(t, gen(), &se)
-		assert.Equal(t, 503, se.StatusCode)
-	}
 	// Open, or half-open if its time is up already: only a call that
 	// succeeds closes it.
 	assert.NotEqual(t, "closed", p.HealthCheck(ctx).Resources["breaker"])

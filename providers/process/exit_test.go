@@ -164,28 +164,20 @@ func TestCloseWaitFitsTheDeadline(t *testing.T) {
 func startShell(t *testing.T, script string, cfg process.Config) *process.Process {
 	t.Helper()
 	cfg.Command = []string{"sh", "-c", script}
-	p, err := process.New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, p.Initialize(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
-		defer cancel()
-		_ = p.Cleanup(ctx)
-	})
-	return p
+	return startCommand(t, cfg)
 }
 
 // The answers a child wrote before it exited reach their calls, however
 // late its output is read: the connection is closed, and OnExit told,
 // only at the output's end. The child writes a notification, its answer
 // to the first call (id 0), and exits; the notification's handler holds
-// the reading until OnExit has come, which must not be before the answer
-// is read, or until the exit has been seen for 200 ms. That fallback is
-// the one real-time wait: it cannot make the test fail, only let a
-// reaper that closed the connection at the exit go unseen if a loaded
-// machine did not run it for 200 ms.
+// the reading until OnExit has come (a reaper that closed the connection
+// at the exit would tell it at once, and the call would fail), or until
+// the exit has been seen for 200 ms. That fallback is the one real-time
+// wait: it cannot make the test fail, only let such a reaper go unseen
+// if a loaded machine did not run it for 200 ms.
 func TestAnswersWrittenBeforeTheExitReachTheirCalls(t *testing.T) {
-	var journal testkit.Journal
+	exited := make(chan process.Exit, 1)
 	notified := make(chan struct{}, 1)
 	gate, open := testkit.Gate(t)
 	handler := jsonrpc2.HandlerWithError(func(_ context.Context, _ *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
@@ -197,12 +189,15 @@ func TestAnswersWrittenBeforeTheExitReachTheirCalls(t *testing.T) {
 	})
 	p := startShell(t, `read call
 		printf '%s\n' '{"jsonrpc":"2.0","method":"last words"}' '{"jsonrpc":"2.0","id":0,"result":"answered"}'`,
-		process.Config{Handler: handler, OnExit: func(e process.Exit) { journal.Add("exit: " + e.String()); open() }})
-	answer := testkit.Go(func() error {
+		process.Config{Handler: handler, OnExit: func(e process.Exit) { exited <- e; open() }})
+	type answer struct {
+		got string
+		err error
+	}
+	answered := testkit.Go(func() answer {
 		var got string
 		err := p.Call(context.Background(), "anything", nil, &got)
-		journal.Add("answer: " + got)
-		return err
+		return answer{got, err}
 	})
 	testkit.Receive(t, notified, "the child's notification")
 	require.Eventually(t, func() bool { return !p.Running() }, testkit.Wait, time.Millisecond, "the child's exit")
@@ -211,9 +206,10 @@ func TestAnswersWrittenBeforeTheExitReachTheirCalls(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 		open()
 	}
-	require.NoError(t, testkit.Receive(t, answer, "the call"))
-	require.Eventually(t, func() bool { return journal.Has("exit: exit status 0") }, testkit.Wait, time.Millisecond, "OnExit")
-	assert.Equal(t, []string{"answer: answered", "exit: exit status 0"}, journal.All())
+	a := testkit.Receive(t, answered, "the call")
+	require.NoError(t, a.err)
+	assert.Equal(t, "answered", a.got)
+	assert.Equal(t, "exit status 0", testkit.Receive(t, exited, "OnExit").String())
 }
 
 // A child that exited is seen as exited at once, though a grandchild

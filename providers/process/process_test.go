@@ -42,6 +42,13 @@ func start(t *testing.T, mode string, stubborn bool, cfg process.Config) *proces
 	if cfg.Stderr == nil {
 		cfg.Stderr = &bytes.Buffer{}
 	}
+	return startCommand(t, cfg)
+}
+
+// startCommand builds and initializes a child as cfg says, and cleans it
+// up at the test's end.
+func startCommand(t *testing.T, cfg process.Config) *process.Process {
+	t.Helper()
 	p, err := process.New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, p.Initialize(context.Background()))
