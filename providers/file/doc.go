@@ -14,11 +14,23 @@
 // flushes, fsyncs and closes: every record whose Write returned is on disk
 // after it. Writes after Cleanup fail with [ErrClosed].
 //
+// # Failures
+//
+// A write, fsync or rotation that fails (a full disk, a directory gone)
+// makes the writer unhealthy and keeps what it did not write in the
+// buffer, which the periodic flush retries; a Write that finds the buffer
+// full and cannot flush it fails, and its record is never written. The
+// first write or fsync that succeeds again makes it healthy again, without
+// a new Initialize: every record whose Write returned nil is in the file,
+// once, when the fault has passed.
+//
 // # Rotation
 //
 // With Config.MaxBytes set, the file rotates by size: before a flush would
-// grow it past MaxBytes, it is fsynced, closed and renamed Path.1, older
-// rotated files move up by one, the one past Config.MaxFiles is removed,
-// and a new file is begun. A record is never split between two files, so
-// every file kept is whole JSON lines.
+// grow it past MaxBytes, it is fsynced and renamed Path.1, older rotated
+// files move up by one, the one past Config.MaxFiles is removed, a new
+// file is begun and the old one closed. A record is never split between
+// two files, so every file kept is whole JSON lines. A rotation that fails
+// is tried again by the next flush, without pushing more history out: the
+// gap it left is filled first.
 package file

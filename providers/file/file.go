@@ -48,6 +48,12 @@ type Config struct {
 	// OnRepair, if set, is told how many bytes Initialize dropped from the
 	// end of the file: a record a crash cut short. It is for logging.
 	OnRepair func(path string, dropped int64)
+	// OnFailure, if set, is told the error when writing begins to fail,
+	// and OnRecovery when a write succeeds again: once each per failure,
+	// not once per failed write. They are for logging, and are called with
+	// the writer's lock held: they must not call the writer.
+	OnFailure  func(path string, err error)
+	OnRecovery func(path string)
 	// MaxBytes, if positive, rotates the file before a write would grow it
 	// past MaxBytes: the file is fsynced, closed and renamed Path.1 (Path.1
 	// becomes Path.2, and so on), and a new file is begun. Records are never
@@ -71,12 +77,17 @@ type Writer struct {
 	buf      []byte
 	repaired int64 // bytes of a torn last record that Initialize dropped
 	closed   bool  // Cleanup has run
-	err      error // the last write or flush error, for health
+	err      error // the last write, flush or fsync error, until one succeeds again; for health
 	records  int64 // records written since Initialize
 	bytes    int64
 	size     int64 // the open file's size, for rotation
 	torn     bool  // the last write was short: the file ends inside a record
 	rotated  int64 // rotations since Initialize
+	// moved: a rotation renamed the open file Path.1 but could not open a
+	// new Path. Writing waits, buffered, and the next rotation only opens
+	// the new file: shifting the rotated files again would push one more
+	// of them out for nothing.
+	moved bool
 
 	stop chan struct{} // closed by Cleanup to stop the flusher
 	done chan struct{} // closed when the flusher has returned
@@ -171,7 +182,7 @@ func (w *Writer) Initialize(context.Context) error {
 		return fmt.Errorf("file %q: already initialized", w.cfg.Path)
 	}
 	w.f, w.buf, w.closed, w.err, w.repaired = f, make([]byte, 0, w.cfg.BufferSize), false, nil, dropped
-	w.size, w.torn = st.Size(), false
+	w.size, w.torn, w.moved = st.Size(), false, false
 	if w.cfg.FlushInterval > 0 {
 		w.stop, w.done = make(chan struct{}), make(chan struct{})
 		go w.flushEvery(w.cfg.FlushInterval, w.stop, w.done)
@@ -186,7 +197,9 @@ func (w *Writer) flushEvery(d time.Duration, stop, done chan struct{}) {
 	for {
 		select {
 		case <-t.C:
-			_ = w.Flush() // an error is kept for health and returned by the next Write
+			// An error is kept for health; what was not written stays
+			// buffered, and this retries it until it goes through.
+			_ = w.Flush()
 		case <-stop:
 			return
 		}
@@ -194,7 +207,11 @@ func (w *Writer) flushEvery(d time.Duration, stop, done chan struct{}) {
 }
 
 // Write appends record, encoded as one line of JSON. It returns once the
-// record is in the buffer; see [Writer.Sync] for durability.
+// record is in the buffer; see [Writer.Sync] for durability. A record it
+// returns nil for is written, whole, by a later flush if not by this one:
+// after a failed write it stays buffered and is retried. It returns an
+// error, and the record is not written at all, only when the buffer is
+// full and cannot be flushed.
 func (w *Writer) Write(record any) error {
 	line, err := json.Marshal(record)
 	if err != nil {
@@ -206,21 +223,22 @@ func (w *Writer) Write(record any) error {
 	if w.closed {
 		return fmt.Errorf("file %q: %w", w.cfg.Path, ErrClosed)
 	}
-	if len(w.buf)+len(line) > cap(w.buf) && len(w.buf) > 0 {
-		if err := w.flushLocked(); err != nil {
+	size := w.cfg.BufferSize
+	if len(w.buf)+len(line) > size && len(w.buf) > 0 {
+		// A flush that fails keeps what it did not write: if the record
+		// still does not fit, it is refused, and so never written.
+		if err := w.flushLocked(); err != nil && len(w.buf)+len(line) > size {
 			return err
 		}
 	}
-	if len(line) > cap(w.buf) { // larger than the buffer: one write of its own
-		keep := w.buf
+	if len(line) > size && len(w.buf) == 0 { // larger than the buffer: one write of its own
 		w.buf = line
-		err := w.flushLocked()
-		if len(w.buf) > 0 { // a short write: the rest stays buffered
-			keep = append(keep, w.buf...)
-		}
-		w.buf = keep
-		if err != nil {
-			return err
+		// What a failed write did not take stays buffered, to be retried
+		// like any buffered record (the error is kept for health): the
+		// record is accepted, and the file may already hold its start.
+		_ = w.flushLocked()
+		if len(w.buf) == 0 {
+			w.buf = make([]byte, 0, size) // not line's array, which may be large
 		}
 	} else {
 		w.buf = append(w.buf, line...)
@@ -251,18 +269,48 @@ func (w *Writer) Sync() error {
 	if err := w.flushLocked(); err != nil {
 		return err
 	}
+	return w.syncLocked()
+}
+
+// syncLocked fsyncs the file; one that succeeds ends a failure.
+func (w *Writer) syncLocked() error {
 	if err := w.f.Sync(); err != nil {
-		w.err = err
+		w.failed(err)
 		return fmt.Errorf("file %q: fsync: %w", w.cfg.Path, err)
 	}
+	w.recovered()
 	return nil
+}
+
+// failed keeps err for health, telling Config.OnFailure if writing was
+// not failing already.
+func (w *Writer) failed(err error) {
+	if w.err == nil && w.cfg.OnFailure != nil {
+		w.cfg.OnFailure(w.cfg.Path, err)
+	}
+	w.err = err
+}
+
+// recovered clears the error kept for health, telling Config.OnRecovery
+// if there was one: a write or fsync has just succeeded.
+func (w *Writer) recovered() {
+	if w.err != nil && w.cfg.OnRecovery != nil {
+		w.cfg.OnRecovery(w.cfg.Path)
+	}
+	w.err = nil
 }
 
 // flushLocked writes the buffered records, in one write unless the file
 // rotates among them. What a failed write did not take stays buffered, to
 // be written by the next flush into the same file, so that a record is
-// completed rather than cut.
+// completed rather than cut. Once everything buffered is written, a
+// failure is over: health is clear again. With nothing buffered while
+// failing (the failure was an fsync's), an fsync tells.
 func (w *Writer) flushLocked() error {
+	if len(w.buf) == 0 && w.err != nil {
+		return w.syncLocked()
+	}
+	wrote := len(w.buf) > 0
 	for len(w.buf) > 0 {
 		chunk := w.buf
 		if w.torn {
@@ -293,68 +341,78 @@ func (w *Writer) flushLocked() error {
 		}
 		w.buf = w.buf[:copy(w.buf, w.buf[n:])]
 		if err != nil {
-			w.err = err
+			w.failed(err)
 			return fmt.Errorf("file %q: flush: %w", w.cfg.Path, err)
 		}
 	}
+	if wrote {
+		w.recovered()
+	}
 	return nil
 }
 
-// rotateLocked fsyncs and closes the file, shifts the rotated files up by
-// one (removing the one shifted past MaxFiles), renames the file Path.1
-// and opens a new one. If the new file cannot be opened, writing goes on
-// in the one just rotated, so that no record is lost, and the error is
-// kept for health.
+// rotateLocked fsyncs the file, shifts the rotated files up by one
+// (removing the one shifted past MaxFiles), renames the file Path.1, opens
+// a new one and only then closes the old one: whatever fails, the writer
+// keeps an open file, and what it could not write stays buffered for the
+// next flush, which tries the rotation again. A rotation that failed part
+// way does not push history out when it is tried again (see shift and
+// Writer.moved).
 func (w *Writer) rotateLocked() error {
 	if err := w.f.Sync(); err != nil {
-		w.err = err
+		w.failed(err)
 		return fmt.Errorf("file %q: rotate: fsync: %w", w.cfg.Path, err)
 	}
-	if err := w.f.Close(); err != nil {
-		w.err = err
-		return fmt.Errorf("file %q: rotate: close: %w", w.cfg.Path, err)
+	if !w.moved {
+		if err := w.shift(); err != nil {
+			w.failed(err)
+			return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
+		}
+		w.moved = true
 	}
-	w.f = nil
-	reopen := func(path string) error {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
-		if err != nil {
-			return err
-		}
-		st, err := f.Stat()
-		if err != nil {
-			_ = f.Close()
-			return err
-		}
-		w.f, w.size = f, st.Size()
-		return nil
-	}
-	if err := w.shift(); err != nil {
-		w.err = err
-		if rerr := reopen(w.cfg.Path); rerr != nil {
-			return fmt.Errorf("file %q: rotate: %w; reopen: %w", w.cfg.Path, err, rerr)
-		}
-		return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
-	}
-	if err := reopen(w.cfg.Path); err != nil {
-		w.err = err
-		rotated := w.rotatedName(1)
-		if rerr := reopen(rotated); rerr != nil {
-			return fmt.Errorf("file %q: rotate: open a new file: %w; reopen %q: %w", w.cfg.Path, err, rotated, rerr)
-		}
+	f, err := os.OpenFile(w.cfg.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
+	if err != nil {
+		w.failed(err)
 		return fmt.Errorf("file %q: rotate: open a new file: %w", w.cfg.Path, err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		w.failed(err)
+		return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
+	}
+	old := w.f
+	w.f, w.size, w.moved = f, st.Size(), false
 	w.rotated++
+	if err := old.Close(); err != nil { // fsynced above: nothing written is lost
+		return fmt.Errorf("file %q: rotate: close the rotated file: %w", w.cfg.Path, err)
+	}
 	return nil
 }
 
-// shift renames Path.(MaxFiles-1) to Path.MaxFiles, and so on down to
-// Path to Path.1, removing Path.MaxFiles first.
+// shift renames Path.(k-1) to Path.k, and so on down to Path to Path.1,
+// where k is the first number free: a rotation that failed part way left a
+// gap, which is filled, rather than the oldest file being pushed out once
+// more. With none free up to MaxFiles, Path.MaxFiles is removed first.
 func (w *Writer) shift() error {
-	if err := os.Remove(w.rotatedName(w.cfg.MaxFiles)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	free := w.cfg.MaxFiles
+	for i := 1; i < w.cfg.MaxFiles; i++ {
+		_, err := os.Lstat(w.rotatedName(i))
+		if errors.Is(err, os.ErrNotExist) {
+			free = i
+			break
+		}
+		if err != nil {
+			return err
+		}
 	}
-	for i := w.cfg.MaxFiles - 1; i >= 1; i-- {
-		if err := os.Rename(w.rotatedName(i), w.rotatedName(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if free == w.cfg.MaxFiles {
+		if err := os.Remove(w.rotatedName(free)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	for i := free - 1; i >= 1; i-- {
+		if err := os.Rename(w.rotatedName(i), w.rotatedName(i+1)); err != nil {
 			return err
 		}
 	}
