@@ -193,10 +193,12 @@ func (a *adminServer) removeProvider(w http.ResponseWriter, r *http.Request) {
 func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 	var t Task
 	if !readJSON(w, r, &t) {
+		a.metrics.refuse(refusedBadRequest)
 		return
 	}
 	rec, err := a.engine.Run(r.Context(), t)
 	if err != nil {
+		a.metrics.refuse(refusal(rec, err))
 		body := map[string]any{"error": lifecycle.Redact(err.Error())}
 		if rec.ID != "" { // recorded: it can be looked up
 			body["task"] = rec

@@ -63,6 +63,7 @@ type Engine struct {
 	stopped  atomic.Bool // the engine stopped: tasks are refused
 
 	removals removals
+	watch    *transitions // logs changes of health, readiness and the store's availability
 	commits  *groupCommit // the task records' commits
 	expiry   *retention   // deletes expired tasks; nil if they are kept for ever
 	// endpointHook, if set, changes the endpoints of instances built from
@@ -96,6 +97,7 @@ func newEngine(p engineParams) (*Engine, error) {
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
 		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
+	e.watch = newTransitions(e.log)
 	names := make([]string, 0, len(p.Settings.Templates))
 	for name := range p.Settings.Templates {
 		names = append(names, name)

@@ -49,6 +49,10 @@ func (e *Engine) pollHealth(ctx context.Context) {
 	// it ran is not judged by it.
 	e.health.Store(&healthSnapshot{rep: rep, at: begun})
 	e.metrics.observeHealth(rep)
+	e.watch.health(rep)
+	if e.started.Load() && !e.draining.Load() {
+		e.watch.ready(e.readyWith(rep))
+	}
 	for _, p := range e.pools { // an instance that came back takes what waits
 		p.Recheck()
 	}
@@ -131,7 +135,12 @@ func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 	case !e.started.Load():
 		return false, []string{"starting"}
 	}
-	rep := e.recentHealth(ctx)
+	return e.readyWith(e.recentHealth(ctx))
+}
+
+// readyWith is Ready judged by the health report given: the pools' states
+// are read now.
+func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 	serving := func(id string) (bool, string) {
 		h, ok := rep.Providers[id]
 		if !ok {

@@ -21,6 +21,7 @@ type Metrics struct {
 	cleanupSeconds *prometheus.HistogramVec
 	health         *prometheus.GaugeVec
 	expired        prometheus.Counter
+	refused        *prometheus.CounterVec // see refusals.go
 
 	registry atomic.Pointer[lifecycle.Registry]  // for leases, read at scrape time
 	pools    atomic.Pointer[func() []pool.Stats] // for the pools, read at scrape time
@@ -58,6 +59,7 @@ func NewMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.tasks, m.taskSeconds, m.cleanupSeconds, m.health, m.expired, leases{m}, pools{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.refused = newRefusals(m.reg)
 	return m
 }
 

@@ -155,20 +155,26 @@ func (e *Engine) record(rec TaskRecord, save func(context.Context, execer, TaskR
 	defer releaseStore()
 	db, err := e.store.DB()
 	if err != nil {
+		e.watch.storeFailed(err.Error())
 		return err
 	}
 	if err := e.commits.do(ctx, db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) }); err != nil {
+		e.watch.storeFailed(err.Error())
 		return err
 	}
+	e.watch.storeWorks()
 	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)
 	if err != nil {
 		return fmt.Errorf("audit task %s: %w", rec.ID, err)
 	}
 	defer releaseAudit()
-	return e.audit.Write(map[string]any{
+	if err := e.audit.Write(map[string]any{
 		"time": rec.Started.UTC(), "task": rec.ID, "protocol": rec.Protocol, "method": rec.Method,
 		"provider": rec.Provider, "status": rec.Status, "duration_ms": rec.DurationMS,
-	})
+	}); err != nil {
+		return fmt.Errorf("%w: %w", errAuditUnavailable, err)
+	}
+	return nil
 }
 
 // pick leases an instance of the protocol. With one template serving it,

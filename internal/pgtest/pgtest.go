@@ -93,7 +93,14 @@ func (s *Server) start() error {
 		return err
 	}
 	s.Port = port
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", port, s.dir)
+	return s.launch()
+}
+
+// launch starts the server on the cluster and port it has, waiting until it
+// accepts connections.
+func (s *Server) launch() error {
+	data := filepath.Join(s.dir, "data")
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50", s.Port, s.dir)
 	logfile := filepath.Join(s.dir, "server.log")
 	if out, err := s.run("pg_ctl", "-D", data, "-o", opts, "-l", logfile, "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(logfile)

@@ -1,0 +1,184 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/internal/pgtest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+)
+
+// observed is an fx option that copies the service's log lines, at info
+// and above, where the test can count them.
+func observed() (fx.Option, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.InfoLevel)
+	return fx.Decorate(func(l *zap.Logger) *zap.Logger {
+		return zap.New(zapcore.NewTee(l.Core(), core))
+	}), logs
+}
+
+// lines counts the log lines with that message at warn or above, and at
+// any level.
+func lines(logs *observer.ObservedLogs, msg string) (warned, all int) {
+	for _, e := range logs.FilterMessage(msg).All() {
+		all++
+		if e.Level >= zapcore.WarnLevel {
+			warned++
+		}
+	}
+	return warned, all
+}
+
+// readyz answers /readyz's status and reasons.
+func (s *service) readyz() (int, []string) {
+	s.t.Helper()
+	var out struct {
+		Reasons []string `json:"reasons"`
+	}
+	code := s.call("GET", "/readyz", "", nil, &out)
+	return code, out.Reasons
+}
+
+// refusedTotal reads gleitzeit_tasks_refused_total for a reason.
+func (s *service) refusedTotal(reason string) int {
+	s.t.Helper()
+	resp, err := http.Get(s.base + "/metrics")
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	m := regexp.MustCompile(`(?m)^gleitzeit_tasks_refused_total\{reason="` + reason + `"\} (\d+)$`).FindSubmatch(body)
+	require.NotNil(s.t, m, "no refusal series for %s in /metrics", reason)
+	n, err := strconv.Atoi(string(m[1]))
+	require.NoError(s.t, err)
+	return n
+}
+
+// refusals runs tasks until one is refused (503 without an id) and
+// returns how many were, bounded.
+func (s *service) refusals(t *testing.T) int {
+	t.Helper()
+	refused := 0
+	require.Eventually(t, func() bool {
+		code, rec, _ := s.task("echo/v1", "echo", map[string]any{"pad": strings.Repeat("x", 100)})
+		if code == http.StatusServiceUnavailable && rec.ID == "" {
+			refused++
+		}
+		return refused > 0
+	}, 4*testkit.Wait, time.Millisecond, "no task was refused")
+	return refused
+}
+
+// Case 2 and 9 of issue 21: the audit log's directory gone (replaced by a
+// file, which stops root too) fails its rotation; readiness turns 503
+// naming it, and once the buffer is full tasks are refused and counted.
+// When the directory is back, the log recovers and readiness is 200 again
+// without a restart, and the failure, the recovery and readiness's two
+// turns are logged once each.
+func TestTheAuditLogRecoversWithoutARestart(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "audit")
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	opt, logs := observed()
+	s := startWith(t, "", "audit: {path: "+filepath.Join(dir, "audit.jsonl")+", max_bytes: 2000, max_files: 2}\n", opt)
+	s.waitHealthy()
+	require.Eventually(t, func() bool { code, _ := s.readyz(); return code == 200 }, testkit.Wait, time.Millisecond)
+	code, _, msg := s.task("echo/v1", "echo", nil)
+	require.Equal(t, 200, code, msg)
+
+	away := dir + ".away"
+	require.NoError(t, os.Rename(dir, away))
+	require.NoError(t, os.WriteFile(dir, []byte("not a directory"), 0o644))
+	refused := s.refusals(t) // the rotation fails, then the buffer fills
+	code, why := s.readyz()
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, strings.Join(why, "; "), "audit is unhealthy")
+	assert.Equal(t, refused, s.refusedTotal(refusedAuditUnavailable), "every refused task is counted")
+
+	require.NoError(t, os.Remove(dir))
+	require.NoError(t, os.Rename(away, dir))
+	require.Eventually(t, func() bool { code, _ := s.readyz(); return code == 200 }, 2*testkit.Wait, 10*time.Millisecond,
+		"the audit log recovers without a restart")
+	code, _, msg = s.task("echo/v1", "echo", nil)
+	require.Equal(t, 200, code, msg)
+
+	for msg, want := range map[string][2]int{
+		"audit log failing: writes are kept in its buffer and retried; tasks are refused once it is full": {1, 1},
+		"audit log recovered: writes succeed again":                                                       {1, 1},
+		"not ready: /readyz answers 503":                                                                  {1, 1},
+		"ready again: /readyz answers 200":                                                                {0, 1},
+	} {
+		warned, all := lines(logs, msg)
+		assert.Equal(t, want, [2]int{warned, all}, "%q: [at warn or above, at any level]", msg)
+	}
+	for _, e := range logs.FilterMessage("not ready: /readyz answers 503").All() {
+		assert.Contains(t, fmt.Sprint(e.ContextMap()["reasons"]), "audit is unhealthy", "the reasons are logged")
+	}
+}
+
+// Case 9 of issue 21: a PostgreSQL outage (its own server, halted as a
+// crash would) refuses tasks, counted as store_unavailable, and logs one
+// error that the store is unavailable and, once it is back, one line that
+// it is available again, however many tasks and polls failed between.
+func TestAStoreOutageIsHeardOnce(t *testing.T) {
+	pg, err := pgtest.Start()
+	require.NoError(t, err, "PostgreSQL is needed for this test")
+	t.Cleanup(pg.Stop)
+	opt, logs := observed()
+	s := startWith(t, "", "store: {dsn: "+strconv.Quote(pg.DSN("postgres"))+"}\n", opt)
+	s.waitHealthy()
+	code, _, msg := s.task("echo/v1", "echo", nil)
+	require.Equal(t, 200, code, msg)
+
+	require.NoError(t, pg.Halt())
+	refused := s.refusals(t)
+	for range 20 { // more refusals, and more polls: still one line
+		code, rec, _ := s.task("echo/v1", "echo", nil)
+		require.Equal(t, http.StatusServiceUnavailable, code)
+		if rec.ID == "" {
+			refused++
+		}
+	}
+	require.Eventually(t, func() bool { code, _ := s.readyz(); return code == 503 }, testkit.Wait, 10*time.Millisecond)
+	assert.Equal(t, refused, s.refusedTotal(refusedStoreUnavailable), "every refused task is counted")
+	warned, _ := lines(logs, "task store unavailable: tasks are refused until it is back")
+	assert.Equal(t, 1, warned)
+
+	require.NoError(t, pg.Resume())
+	require.Eventually(t, func() bool {
+		code, _, _ := s.task("echo/v1", "echo", nil)
+		return code == 200
+	}, 2*testkit.Wait, 10*time.Millisecond, "tasks run again once PostgreSQL is back")
+	require.Eventually(t, func() bool { code, _ := s.readyz(); return code == 200 }, testkit.Wait, 10*time.Millisecond)
+	for range 20 {
+		code, _, msg := s.task("echo/v1", "echo", nil)
+		require.Equal(t, 200, code, msg)
+	}
+	for msg, want := range map[string][2]int{
+		"task store unavailable: tasks are refused until it is back": {1, 1},
+		"task store available again":                                 {1, 1},
+		"not ready: /readyz answers 503":                             {1, 1},
+		"ready again: /readyz answers 200":                           {0, 1},
+	} {
+		warned, all := lines(logs, msg)
+		assert.Equal(t, want, [2]int{warned, all}, "%q: [at warn or above, at any level]", msg)
+	}
+	for _, e := range logs.FilterMessage("task store unavailable: tasks are refused until it is back").All() {
+		assert.Equal(t, storeID, e.ContextMap()["store"])
+		assert.NotContains(t, e.ContextMap()["error"], pg.Password, "no secret from the DSN")
+	}
+}

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// transitions logs the service's changes of state once each, not once per
+// health poll or per request: a provider turning unhealthy and healthy
+// again, readiness turning 503 and 200, and the task store becoming
+// unavailable and available again. The way down is a warning or an error,
+// naming what and why; the way back is logged too, so that an outage has
+// an end in the log. (The audit log's failure and recovery are told by the
+// writer itself: see auditFailed.)
+type transitions struct {
+	log *zap.Logger
+
+	mu        sync.Mutex        // guards unhealthy and readiness
+	unhealthy map[string]string // providers the last poll called unhealthy, and why
+	readiness int               // 0 not judged yet, 1 ready, -1 not ready
+
+	storeDown atomic.Bool // a record failed or the store's health check did, and nothing has succeeded since
+}
+
+func newTransitions(log *zap.Logger) *transitions {
+	return &transitions{log: log, unhealthy: map[string]string{}}
+}
+
+// health notes one health poll's report: each provider (but the store,
+// whose health says whether it is available, and the audit log, which
+// tells of its own failures) that turned unhealthy or came back.
+func (t *transitions) health(rep lifecycle.HealthReport) {
+	if h, ok := rep.Providers[storeID]; ok {
+		if h.Status == lifecycle.StatusUnhealthy {
+			t.storeFailed("health check: " + h.Message)
+		} else {
+			t.storeWorks()
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, h := range rep.Providers {
+		if id == storeID || id == auditID {
+			continue
+		}
+		_, was := t.unhealthy[id]
+		switch now := h.Status == lifecycle.StatusUnhealthy; {
+		case now && !was:
+			t.unhealthy[id] = h.Message
+			t.log.Warn("provider unhealthy", zap.String("provider", id), zap.String("reason", lifecycle.Redact(h.Message)))
+		case !now && was:
+			delete(t.unhealthy, id)
+			t.log.Info("provider healthy again", zap.String("provider", id), zap.Stringer("status", h.Status))
+		}
+	}
+	for id := range t.unhealthy { // removed since: no transition to tell
+		if _, ok := rep.Providers[id]; !ok {
+			delete(t.unhealthy, id)
+		}
+	}
+}
+
+// ready notes readiness as a poll judged it, with the reasons when not.
+func (t *transitions) ready(ok bool, why []string) {
+	state := -1
+	if ok {
+		state = 1
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if state == t.readiness {
+		return
+	}
+	first := t.readiness == 0
+	t.readiness = state
+	reasons := make([]string, len(why))
+	for i, r := range why {
+		reasons[i] = lifecycle.Redact(r)
+	}
+	switch {
+	case !ok:
+		t.log.Warn("not ready: /readyz answers 503", zap.Strings("reasons", reasons))
+	case first:
+		t.log.Info("ready: /readyz answers 200")
+	default:
+		t.log.Info("ready again: /readyz answers 200")
+	}
+}
+
+// storeFailed notes that the task store failed to record a task, or its
+// health check failed: the first failure since it last worked is logged.
+func (t *transitions) storeFailed(why string) {
+	if t.storeDown.CompareAndSwap(false, true) {
+		t.log.Error("task store unavailable: tasks are refused until it is back",
+			zap.String("store", storeID), zap.String("error", lifecycle.Redact(why)))
+	}
+}
+
+// storeWorks notes that the task store recorded a task, or its health
+// check passed: the first success after a failure is logged.
+func (t *transitions) storeWorks() {
+	if t.storeDown.Load() && t.storeDown.CompareAndSwap(true, false) {
+		t.log.Warn("task store available again", zap.String("store", storeID))
+	}
+}
+
+// auditFailed and auditRecovered log the audit log's failure and its
+// recovery, which the writer tells once each (file.Config.OnFailure and
+// OnRecovery).
+func auditFailed(log *zap.Logger) func(path string, err error) {
+	return func(path string, err error) {
+		log.Error("audit log failing: writes are kept in its buffer and retried; tasks are refused once it is full",
+			zap.String("provider", auditID), zap.String("path", path), zap.String("error", lifecycle.Redact(err.Error())))
+	}
+}
+
+func auditRecovered(log *zap.Logger) func(path string) {
+	return func(path string) {
+		log.Warn("audit log recovered: writes succeed again", zap.String("provider", auditID), zap.String("path", path))
+	}
+}
