@@ -182,3 +182,26 @@ func TestAStoreOutageIsHeardOnce(t *testing.T) {
 		assert.NotContains(t, e.ContextMap()["error"], pg.Password, "no secret from the DSN")
 	}
 }
+
+// A provider that fails its health checks for a while (the Ollama server
+// answering 503) is logged unhealthy once, with the reason, and healthy
+// again once, however many polls saw it either way.
+func TestAProviderTurningUnhealthyIsLoggedOnce(t *testing.T) {
+	opt, logs := observed()
+	s := startWith(t, "", "", opt)
+	s.waitHealthy()
+	s.llm.Fail(10)
+	require.Eventually(t, func() bool { return logs.FilterMessage("provider healthy again").Len() > 0 }, testkit.Wait, 10*time.Millisecond)
+	polls := s.llm.Requests("/api/version")
+	require.Eventually(t, func() bool { return s.llm.Requests("/api/version") >= polls+10 }, testkit.Wait, 10*time.Millisecond,
+		"ten more polls, healthy")
+
+	down := logs.FilterMessage("provider unhealthy").All()
+	require.Len(t, down, 1, "one line, not one per failed poll")
+	assert.Equal(t, zapcore.WarnLevel, down[0].Level)
+	assert.Equal(t, "llm-1", down[0].ContextMap()["provider"])
+	assert.Contains(t, down[0].ContextMap()["reason"], "unreachable")
+	up := logs.FilterMessage("provider healthy again").All()
+	require.Len(t, up, 1)
+	assert.Equal(t, "llm-1", up[0].ContextMap()["provider"])
+}
