@@ -67,6 +67,7 @@ func (a *adminServer) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/providers/{id}", a.mutating(a.removeProvider))
 	mux.HandleFunc("POST /v1/tasks", a.runTask)
 	mux.HandleFunc("GET /v1/tasks/{id}", a.getTask)
+	mux.HandleFunc("DELETE /v1/tasks/{id}", a.cancelTask)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry(), promhttp.HandlerOpts{}))
 	return mux
 }
@@ -196,7 +197,7 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 		a.metrics.refuse(refusedBadRequest)
 		return
 	}
-	rec, err := a.engine.Run(r.Context(), t)
+	rec, err := a.engine.Run(withAnnounce(r.Context(), announceTaskID(w, r)), t)
 	if err != nil {
 		a.metrics.refuse(refusal(rec, err))
 		body := map[string]any{"error": lifecycle.Redact(err.Error())}
@@ -229,6 +230,8 @@ func (a *adminServer) getTask(w http.ResponseWriter, r *http.Request) {
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, errTaskCancelled), errors.Is(err, errTaskFinished), errors.Is(err, errTaskElsewhere):
+		return http.StatusConflict
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
 	case errors.Is(err, pool.ErrQueueFull):

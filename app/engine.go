@@ -55,6 +55,7 @@ type Engine struct {
 	tasks       context.Context
 	cancelTasks context.CancelCauseFunc
 	running     atomic.Int64 // tasks between pick and answer
+	flight      inflight     // the tasks this replica runs, by id
 
 	health   atomic.Pointer[healthSnapshot] // the last check's
 	recheck  singleflight.Group             // live checks that routing and probes share

@@ -173,6 +173,9 @@ func mcpNotify(c *mcp.Client) func(context.Context, string, json.RawMessage) err
 		if err := mcpOwn(method); err != nil {
 			return err
 		}
+		if err := callerNotification(method); err != nil {
+			return err
+		}
 		return c.Notify(ctx, method, params)
 	}
 }

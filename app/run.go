@@ -67,6 +67,9 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	ctx, cut := context.WithCancelCause(ctx)
 	defer cut(nil)
 	defer context.AfterFunc(e.tasks, func() { cut(context.Cause(e.tasks)) })()
+	fl := e.flight.begin(rec.ID, cut)
+	defer func() { e.flight.end(fl, rec) }() // rec as answered
+	announce(ctx, rec.ID)
 	e.running.Add(1)
 	defer e.running.Add(-1)
 
@@ -80,6 +83,9 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	switch {
 	case err == nil:
 		rec.Status = "ok"
+	case errors.Is(context.Cause(ctx), errTaskCancelled):
+		rec.Status = "cancelled"
+		err = errTaskCancelled
 	case errors.Is(context.Cause(ctx), errCutShort):
 		rec.Status = "cancelled"
 		err = fmt.Errorf("%w: %w", errShuttingDown, errCutShort)

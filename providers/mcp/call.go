@@ -83,7 +83,9 @@ func (c *Client) request(ctx context.Context, method string, params any, cancell
 func (c *Client) cancel(ctx context.Context, id jsonrpc2.ID, method string) {
 	nctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
 	defer stop()
-	params := map[string]any{"requestId": id, "reason": ctx.Err().Error()}
+	// The cause says who ended the call: its caller, its deadline, the
+	// service's shutdown.
+	params := map[string]any{"requestId": id, "reason": context.Cause(ctx).Error()}
 	if err := c.proc.Notify(nctx, "notifications/cancelled", params); err != nil {
 		c.log.Debug("cancellation not sent", zap.String("method", method), zap.Uint64("request_id", id.Num), zap.Error(err))
 	}

@@ -33,7 +33,7 @@
 // The client numbers its requests itself, from 1, and picks each id with
 // jsonrpc2.PickID, so that it knows the id to name when a caller's
 // context ends first: Call then sends notifications/cancelled with that
-// requestId and the context's error as the reason, within a second of its
+// requestId and the context's cause as the reason, within a second of its
 // own, and returns the context's error. It is best effort, as the
 // specification says: the server may have answered already; an answer
 // that comes after is dropped. initialize is never cancelled: the

@@ -1,0 +1,30 @@
+package app
+
+import "fmt"
+
+// callerNotifications are the MCP notifications a task may send: those
+// that name nothing of the session. Every caller of an instance shares its
+// one session, so a notification that names a request (cancelled,
+// progress) or a task (tasks/status) could reach another caller's work,
+// and the handshake's is the service's own. A notification MCP adds later,
+// or a server's own, is refused until it is known to name nothing.
+var callerNotifications = map[string]bool{
+	"notifications/roots/list_changed": true,
+}
+
+// callerNotification refuses a notification a task may not send, saying
+// what to do instead.
+func callerNotification(method string) error {
+	switch {
+	case callerNotifications[method]:
+		return nil
+	case method == "notifications/cancelled":
+		return fmt.Errorf("%w: notifications/cancelled names a request of the MCP session that every caller of the instance shares: "+
+			"cancel a task with DELETE /v1/tasks/{id}, its id being in the %s header of the early answer", errBadRequest, taskIDHeader)
+	case method == "notifications/progress", method == "notifications/tasks/status":
+		return fmt.Errorf("%w: %s names a request or a task of the MCP session that every caller of the instance shares: "+
+			"only the service may send it", errBadRequest, method)
+	}
+	return fmt.Errorf("%w: %.64q is not a notification a task may send to an MCP session that every caller of the instance shares: "+
+		"only notifications/roots/list_changed is", errBadRequest, method)
+}
