@@ -1,0 +1,253 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+)
+
+// startEverything starts the service with one instance of the MCP
+// project's reference server, which takes several calls at once.
+func startEverything(t *testing.T) *service {
+	t.Helper()
+	argv := mcptest.Everything(t)
+	s := startWith(t, fmt.Sprintf(`  everything:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q, %q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 8}`, argv[0], argv[1], argv[2]), "")
+	s.waitHealthy()
+	return s
+}
+
+// taskAnswer is the final answer to POST /v1/tasks.
+type taskAnswer struct {
+	code int
+	rec  TaskRecord // the record, or for an error, the one it carries
+	msg  string     // the error, if any
+}
+
+// begin posts a task and returns its id, from the early answer, and its
+// final answer, once it comes.
+func (s *service) begin(body map[string]any) (string, <-chan taskAnswer) {
+	s.t.Helper()
+	ids := make(chan string, 1)
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if code == http.StatusEarlyHints {
+			select {
+			case ids <- h.Get("Task-Id"):
+			default:
+			}
+		}
+		return nil
+	}}
+	answer := testkit.Go(func() taskAnswer { return s.post(httptrace.WithClientTrace(context.Background(), trace), body) })
+	select {
+	case id := <-ids:
+		return id, answer
+	case a := <-answer:
+		s.t.Fatalf("the task was answered (%d %s) without an early answer that gives its id", a.code, a.msg)
+	case <-time.After(testkit.Wait):
+		s.t.Fatalf("no early answer with the task's id within %v", testkit.Wait)
+	}
+	return "", nil
+}
+
+// post sends a task and decodes its answer; it may run on any goroutine.
+func (s *service) post(ctx context.Context, body map[string]any) taskAnswer {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return taskAnswer{msg: err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/v1/tasks", bytes.NewReader(b))
+	if err != nil {
+		return taskAnswer{msg: err.Error()}
+	}
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return taskAnswer{msg: err.Error()}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return taskAnswer{code: resp.StatusCode, msg: err.Error()}
+	}
+	var out struct {
+		TaskRecord
+		Error string     `json:"error"`
+		Task  TaskRecord `json:"task"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return taskAnswer{code: resp.StatusCode, msg: fmt.Sprintf("%v: %s", err, data)}
+	}
+	if out.Error != "" {
+		return taskAnswer{code: resp.StatusCode, rec: out.Task, msg: out.Error}
+	}
+	return taskAnswer{code: resp.StatusCode, rec: out.TaskRecord}
+}
+
+// cancel sends DELETE /v1/tasks/{id}: its status, the record it carries,
+// and its error, if any.
+func (s *service) cancel(id string) (int, TaskRecord, string) {
+	s.t.Helper()
+	var out struct {
+		TaskRecord             // the record, when cancelled; else "error" only
+		Task       *TaskRecord `json:"task"`
+	}
+	code := s.call("DELETE", "/v1/tasks/"+id, "", nil, &out)
+	switch {
+	case out.Task != nil:
+		return code, *out.Task, out.Error
+	case code == http.StatusAccepted:
+		return code, out.TaskRecord, ""
+	}
+	return code, TaskRecord{}, out.Error
+}
+
+// longOperation is server-everything's slow tool, which answers after
+// seconds unless it is cancelled.
+func longOperation(seconds int) map[string]any {
+	return map[string]any{"protocol": "mcp/v1", "method": "tools/call",
+		"params": map[string]any{"name": "trigger-long-running-operation", "arguments": map[string]any{"duration": seconds, "steps": seconds}}}
+}
+
+// Case 7 of issue 21: request ids count up from 1 on each instance, so a
+// caller could cancel another caller's call by naming its id in
+// notifications/cancelled, as an outsider would, trying them in turn. It
+// is refused, and the other call ends with its result.
+func TestACallerCannotCancelAnotherCallersMCPCall(t *testing.T) {
+	s := startEverything(t)
+	body := longOperation(2)
+	body["timeout"] = "30s"
+	other := testkit.Go(func() taskAnswer { return s.post(context.Background(), body) })
+	require.Eventually(t, func() bool { return s.engine.Pools()[0].Busy == 1 }, testkit.Wait, 5*time.Millisecond,
+		"the other caller's call holds the instance")
+
+	// Every id the instance can have used by now, twice over: the second
+	// round comes after the other call's request was sent, whatever its id.
+	refused := map[int]int{}
+	var msg string
+	for range 2 {
+		for id := 1; id <= 300; id++ {
+			code, _, m := s.task("mcp/v1", "notifications/cancelled", map[string]any{"requestId": id, "reason": "mine now"})
+			refused[code]++
+			msg = m
+		}
+	}
+	assert.Equal(t, map[int]int{400: 600}, refused, "answers to notifications/cancelled, by status")
+	assert.Contains(t, msg, "DELETE /v1/tasks/{id}", "the refusal says how to cancel a task")
+
+	got := testkit.Receive(t, other, "the other caller's call")
+	require.Equal(t, 200, got.code, got.msg)
+	assert.Equal(t, "ok", got.rec.Status)
+	assert.Contains(t, string(got.rec.Output), "Long running operation completed")
+}
+
+// DELETE /v1/tasks/{id} cancels the running task it names, and no other:
+// the call ends at once as cancelled, and is stored so; another call on the
+// same instance ends with its result. An id that names no task is 404, one
+// that ended 409, with its record.
+func TestDeleteCancelsARunningMCPCall(t *testing.T) {
+	s := startEverything(t)
+	long, longAnswer := s.begin(longOperation(600))
+	short, shortAnswer := s.begin(longOperation(2))
+	require.Eventually(t, func() bool { return s.engine.Pools()[0].Busy == 2 }, testkit.Wait, 5*time.Millisecond,
+		"both calls hold the instance")
+
+	code, rec, msg := s.cancel(long)
+	require.Equal(t, 202, code, msg)
+	assert.Equal(t, long, rec.ID)
+	assert.Equal(t, "cancelled", rec.Status)
+	assert.Contains(t, rec.Error, "cancelled by a client")
+
+	// Within testkit.Wait, far less than the operation's 600 s.
+	a := testkit.Receive(t, longAnswer, "the cancelled call's answer")
+	assert.Equal(t, 409, a.code, a.msg)
+	assert.Equal(t, "cancelled", a.rec.Status)
+	assert.Contains(t, a.msg, "DELETE /v1/tasks/{id}")
+	var stored TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+long, "", nil, &stored))
+	assert.Equal(t, "cancelled", stored.Status)
+
+	a = testkit.Receive(t, shortAnswer, "the other call's answer")
+	require.Equal(t, 200, a.code, a.msg)
+	assert.Contains(t, string(a.rec.Output), "Long running operation completed")
+
+	for id, status := range map[string]string{long: "cancelled", short: "ok"} {
+		code, rec, msg := s.cancel(id)
+		assert.Equal(t, 409, code, msg)
+		assert.Equal(t, status, rec.Status)
+		assert.Contains(t, msg, "ended "+status)
+	}
+	for _, id := range []string{newTaskID(), "nope", "%00", "0123456789ABCDEF01234567"} {
+		code, _, msg := s.cancel(id)
+		assert.Equal(t, 404, code, "%s: %s", id, msg)
+	}
+}
+
+// Against the strict server, which records what it gets: a caller's
+// notifications/cancelled naming another call's request id, or its
+// progress, never reaches the server; DELETE sends notifications/cancelled
+// for its task's request only, with the reason.
+func TestDeleteSendsCancelledForThatRequestOnly(t *testing.T) {
+	argv, env := mcptest.Strict()
+	s := startWith(t, fmt.Sprintf(`  strict:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
+	s.waitHealthy()
+	slow := map[string]any{"protocol": "mcp/v1", "method": "tools/call", "params": map[string]any{"name": "slow", "arguments": map[string]any{}}}
+
+	first, firstAnswer := s.begin(slow)
+	require.Eventually(t, func() bool { return len(s.seen().Slow) == 1 }, testkit.Wait, 5*time.Millisecond)
+	second, secondAnswer := s.begin(slow)
+	require.Eventually(t, func() bool { return len(s.seen().Slow) == 2 }, testkit.Wait, 5*time.Millisecond)
+	ids := s.seen().Slow
+
+	for _, n := range []struct {
+		method string
+		params map[string]any
+	}{
+		{"notifications/cancelled", map[string]any{"requestId": ids[0]}},
+		{"notifications/progress", map[string]any{"progressToken": 1, "progress": 1}},
+		{"notifications/tasks/status", map[string]any{"taskId": "t", "status": "cancelled"}},
+		{"notifications/made_up", nil},
+	} {
+		code, _, msg := s.task("mcp/v1", n.method, n.params)
+		assert.Equal(t, 400, code, "%s: %s", n.method, msg)
+		assert.Contains(t, msg, "every caller of the instance shares", n.method)
+	}
+	assert.Empty(t, s.seen().Cancelled, "no caller's cancellation reached the server")
+
+	code, _, msg := s.cancel(first)
+	require.Equal(t, 202, code, msg)
+	a := testkit.Receive(t, firstAnswer, "the cancelled call's answer")
+	assert.Equal(t, "cancelled", a.rec.Status)
+	require.Eventually(t, func() bool { return len(s.seen().Cancelled) > 0 }, testkit.Wait, 5*time.Millisecond)
+	seen := s.seen()
+	assert.Equal(t, ids[:1], seen.Cancelled, "the cancellation names the first call's request only")
+	assert.Contains(t, seen.Reasons[0], "cancelled by a client")
+
+	var stored TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+second, "", nil, &stored))
+	assert.Equal(t, "running", stored.Status, "the second call runs on")
+	code, _, msg = s.cancel(second)
+	require.Equal(t, 202, code, msg)
+	testkit.Receive(t, secondAnswer, "the second call's answer")
+	require.Eventually(t, func() bool { return len(s.seen().Cancelled) == 2 }, testkit.Wait, 5*time.Millisecond)
+	assert.Equal(t, ids, s.seen().Cancelled)
+}
