@@ -40,8 +40,8 @@ type taskAnswer struct {
 	msg  string     // the error, if any
 }
 
-// begin posts a task and returns its id, from the early answer, and its
-// final answer, once it comes.
+// begin posts a task, asking for its id at once, and returns the id, from
+// the early answer, and its final answer, once it comes.
 func (s *service) begin(body map[string]any) (string, <-chan taskAnswer) {
 	s.t.Helper()
 	ids := make(chan string, 1)
@@ -66,7 +66,8 @@ func (s *service) begin(body map[string]any) (string, <-chan taskAnswer) {
 	return "", nil
 }
 
-// post sends a task and decodes its answer; it may run on any goroutine.
+// post sends a task, asking for its id at once, and decodes its answer;
+// it may run on any goroutine.
 func (s *service) post(ctx context.Context, body map[string]any) taskAnswer {
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -76,6 +77,7 @@ func (s *service) post(ctx context.Context, body map[string]any) taskAnswer {
 	if err != nil {
 		return taskAnswer{msg: err.Error()}
 	}
+	req.Header.Set("Prefer", "early-task-id")
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return taskAnswer{msg: err.Error()}
@@ -250,4 +252,37 @@ func TestDeleteSendsCancelledForThatRequestOnly(t *testing.T) {
 	testkit.Receive(t, secondAnswer, "the second call's answer")
 	require.Eventually(t, func() bool { return len(s.seen().Cancelled) == 2 }, testkit.Wait, 5*time.Millisecond)
 	assert.Equal(t, ids, s.seen().Cancelled)
+}
+
+// The task's id comes in a 103 answer only to a client that asks for it
+// (some take any 1xx for the final answer), and in the final answer's
+// header to every client.
+func TestTaskIDComesEarlyOnlyWhenAsked(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	for _, prefer := range []string{"", "respond-async, early-task-id"} {
+		var early []string
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			early = append(early, fmt.Sprint(code, " ", h.Get("Task-Id")))
+			return nil
+		}}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", s.base+"/v1/tasks",
+			bytes.NewReader([]byte(`{"protocol": "echo/v1", "method": "echo", "params": {"x": 1}}`)))
+		require.NoError(t, err)
+		if prefer != "" {
+			req.Header.Set("Prefer", prefer)
+		}
+		resp, err := (&http.Client{Timeout: testkit.Wait}).Do(req)
+		require.NoError(t, err)
+		var rec TaskRecord
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, 200, resp.StatusCode)
+		assert.Equal(t, rec.ID, resp.Header.Get("Task-Id"))
+		if prefer == "" {
+			assert.Empty(t, early, "no early answer unasked")
+			continue
+		}
+		assert.Equal(t, []string{"103 " + rec.ID}, early)
+	}
 }

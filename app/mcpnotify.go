@@ -20,7 +20,7 @@ func callerNotification(method string) error {
 		return nil
 	case method == "notifications/cancelled":
 		return fmt.Errorf("%w: notifications/cancelled names a request of the MCP session that every caller of the instance shares: "+
-			"cancel a task with DELETE /v1/tasks/{id}, its id being in the %s header of the early answer", errBadRequest, taskIDHeader)
+			"cancel a task with DELETE /v1/tasks/{id}; POST /v1/tasks with the header Prefer: %s gives its id at once", errBadRequest, earlyTaskID)
 	case method == "notifications/progress", method == "notifications/tasks/status":
 		return fmt.Errorf("%w: %s names a request or a task of the MCP session that every caller of the instance shares: "+
 			"only the service may send it", errBadRequest, method)

@@ -2,25 +2,47 @@ package app
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// taskIDHeader carries a task's id, in the early answer to POST /v1/tasks
-// and in its final one.
+// taskIDHeader carries a task's id, in the answer to POST /v1/tasks and,
+// if the client asks for it (earlyTaskID), in an early one.
 const taskIDHeader = "Task-Id"
 
-// announceTaskID sends the task's id, which DELETE /v1/tasks/{id} needs
-// while the task runs, as a 103 Early Hints answer: the final answer
-// comes only when the task has ended, and carries the header again. An
-// HTTP/1.0 client, which cannot read a 1xx answer, gets it only then.
+// earlyTaskID is the preference (RFC 7240) with which a client of POST
+// /v1/tasks asks for the task's id while the task runs, which DELETE
+// /v1/tasks/{id} needs: the final answer comes only when the task has
+// ended.
+const earlyTaskID = "early-task-id"
+
+// announceTaskID sets the task's id in the answer's header, and sends it
+// at once as a 103 Early Hints answer if the client asked for it. Only if
+// asked: some clients (Python's http.client) take any 1xx answer but 100
+// for the final one.
 func announceTaskID(w http.ResponseWriter, r *http.Request) func(id string) {
 	return func(id string) {
 		w.Header().Set(taskIDHeader, id)
-		if r.ProtoAtLeast(1, 1) {
+		if r.ProtoAtLeast(1, 1) && prefers(r, earlyTaskID) {
+			w.Header().Set("Preference-Applied", earlyTaskID)
 			w.WriteHeader(http.StatusEarlyHints)
 		}
 	}
+}
+
+// prefers reports whether the request's Prefer header names pref.
+func prefers(r *http.Request, pref string) bool {
+	for _, line := range r.Header.Values("Prefer") {
+		for item := range strings.SplitSeq(line, ",") {
+			name, _, _ := strings.Cut(item, ";")
+			name, _, _ = strings.Cut(name, "=")
+			if strings.EqualFold(strings.TrimSpace(name), pref) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cancelTask cancels a running task: 202 with its record once it is
