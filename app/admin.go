@@ -65,9 +65,9 @@ func (a *adminServer) routes() http.Handler {
 	})
 	mux.HandleFunc("POST /v1/providers", a.mutating(a.addProvider))
 	mux.HandleFunc("DELETE /v1/providers/{id}", a.mutating(a.removeProvider))
-	mux.HandleFunc("POST /v1/tasks", a.runTask)
-	mux.HandleFunc("GET /v1/tasks/{id}", a.getTask)
-	mux.HandleFunc("DELETE /v1/tasks/{id}", a.cancelTask)
+	mux.HandleFunc("POST /v1/tasks", a.tasksGuard(a.runTask))
+	mux.HandleFunc("GET /v1/tasks/{id}", a.tasksGuard(a.getTask))
+	mux.HandleFunc("DELETE /v1/tasks/{id}", a.tasksGuard(a.cancelTask))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry(), promhttp.HandlerOpts{}))
 	return mux
 }
@@ -200,7 +200,7 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 	rec, err := a.engine.Run(withAnnounce(r.Context(), announceTaskID(w, r)), t)
 	if err != nil {
 		a.metrics.refuse(refusal(rec, err))
-		body := map[string]any{"error": lifecycle.Redact(err.Error())}
+		body := map[string]any{"error": boundText(lifecycle.Redact(err.Error()))}
 		if rec.ID != "" { // recorded: it can be looked up
 			body["task"] = rec
 		}
@@ -287,5 +287,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": lifecycle.Redact(err.Error())})
+	writeJSON(w, code, map[string]string{"error": boundText(lifecycle.Redact(err.Error()))})
 }

@@ -30,6 +30,7 @@ type File struct {
 	Addr            string              `json:"addr"`
 	DataDir         string              `json:"data_dir"`
 	AdminToken      string              `json:"admin_token"`
+	TaskToken       string              `json:"task_token"`
 	LogFormat       string              `json:"log_format"`
 	Store           StoreFile           `json:"store"`
 	Audit           AuditFile           `json:"audit"`
@@ -122,6 +123,7 @@ type Settings struct {
 	Addr            string
 	DataDir         string
 	AdminToken      string
+	TaskToken       string // POST /v1/tasks and GET /v1/tasks/{id} need it as a bearer token; empty: open
 	LogFormat       string
 	StoreDSN        string
 	StoreBatchSize  int
@@ -195,6 +197,7 @@ var envFields = []struct {
 	{"GLEITZEIT_ADDR", func(f *File, v string) { f.Addr = v }},
 	{"GLEITZEIT_DATA_DIR", func(f *File, v string) { f.DataDir = v }},
 	{"GLEITZEIT_ADMIN_TOKEN", func(f *File, v string) { f.AdminToken = v }},
+	{"GLEITZEIT_TASK_TOKEN", func(f *File, v string) { f.TaskToken = v }},
 	{"GLEITZEIT_LOG_FORMAT", func(f *File, v string) { f.LogFormat = v }},
 	{"GLEITZEIT_STORE_DSN", func(f *File, v string) { f.Store.DSN = v }},
 	{"GLEITZEIT_AUDIT_PATH", func(f *File, v string) { f.Audit.Path = v }},
@@ -205,7 +208,7 @@ var envFields = []struct {
 
 // Load reads the configuration: the embedded defaults, then the file named
 // by -config, then the environment (GLEITZEIT_ADDR, GLEITZEIT_DATA_DIR,
-// GLEITZEIT_ADMIN_TOKEN, ...), then the flags. Any error names the field
+// GLEITZEIT_ADMIN_TOKEN, GLEITZEIT_TASK_TOKEN, ...), then the flags. Any error names the field
 // and the problem.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (*Settings, error) {
 	fs := flag.NewFlagSet("gleitzeit", flag.ContinueOnError)
@@ -295,7 +298,7 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // resolve checks every field and fills in what defaults from other fields.
 func (f *File) resolve() (*Settings, error) {
-	s := &Settings{Addr: f.Addr, DataDir: f.DataDir, AdminToken: f.AdminToken, LogFormat: f.LogFormat,
+	s := &Settings{Addr: f.Addr, DataDir: f.DataDir, AdminToken: f.AdminToken, TaskToken: f.TaskToken, LogFormat: f.LogFormat,
 		StoreDSN: f.Store.DSN, AuditPath: f.Audit.Path, Templates: f.Templates, Providers: f.Providers}
 	if _, port, err := net.SplitHostPort(s.Addr); err != nil || port == "" {
 		return nil, bad("addr", "want host:port, got %q", s.Addr)
@@ -506,6 +509,9 @@ func checkTemplate(field string, t Template) (Template, error) {
 		return t, bad(field+".kind", `required: "ollama", "process" or "mcp"`)
 	default:
 		return t, bad(field+".kind", `want "ollama", "process" or "mcp", got %q`, t.Kind)
+	}
+	if !validName(t.Protocol) { // else no task could name it
+		return t, bad(field+".protocol", "%s, got %s", nameRule, quote(t.Protocol))
 	}
 	sizing, err := resolveSizing(field+".pool", t.Pool)
 	if err != nil {

@@ -65,6 +65,7 @@ type Engine struct {
 
 	removals removals
 	watch    *transitions // logs changes of health, readiness and the store's availability
+	faults   storeFaults  // the store's errors, logged rather than answered
 	commits  *groupCommit // the task records' commits
 	expiry   *retention   // deletes expired tasks; nil if they are kept for ever
 	// endpointHook, if set, changes the endpoints of instances built from
@@ -247,10 +248,10 @@ func (e *Engine) Add(ctx context.Context, id, template string) error {
 	}
 	p, ok := e.pools[template]
 	if !ok {
-		return fmt.Errorf("%w: no template %q", errBadRequest, template)
+		return fmt.Errorf("%w: no template %s", errBadRequest, quote(template))
 	}
 	if !idPattern.MatchString(id) {
-		return fmt.Errorf("%w: provider id %q: want lowercase letters, digits, '.', '_' or '-'", errBadRequest, id)
+		return fmt.Errorf("%w: provider id %s: want lowercase letters, digits, '.', '_' or '-'", errBadRequest, quote(id))
 	}
 	if p.Config().Sizing != nil {
 		return fmt.Errorf("%w: %q", errPooled, template)
@@ -285,7 +286,7 @@ func (e *Engine) Remove(ctx context.Context, id string) (lifecycle.Outcome, erro
 	if id == storeID || id == auditID {
 		return lifecycle.Outcome{}, errNotRemovable
 	}
-	return lifecycle.Outcome{}, fmt.Errorf("%w: %q", errUnknownID, id)
+	return lifecycle.Outcome{}, fmt.Errorf("%w: %s", errUnknownID, quote(id))
 }
 
 // removed logs an instance's removal and keeps it for the provider list.

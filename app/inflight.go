@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 )
 
@@ -19,14 +18,6 @@ var (
 	// errTaskElsewhere: the store says the task runs, but not here.
 	errTaskElsewhere = errors.New("the task runs on another replica of the service, which alone can cancel it")
 )
-
-// taskIDPattern is every id newTaskID makes: 12 random bytes in lowercase
-// hex. Anything else names no task, and is answered without asking the
-// store. (Branch i21-input has the same two declarations: keep one.)
-var taskIDPattern = regexp.MustCompile(`^[0-9a-f]{24}$`)
-
-// validTaskID reports whether id is one the service could have made.
-func validTaskID(id string) bool { return taskIDPattern.MatchString(id) }
 
 // flight is a task this replica runs.
 type flight struct {

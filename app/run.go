@@ -44,23 +44,22 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	if e.stopped.Load() || !e.started.Load() {
 		return TaskRecord{}, errShuttingDown
 	}
-	timeout := e.settings.TaskTimeout
-	if t.Timeout != "" {
-		d, err := time.ParseDuration(t.Timeout)
-		if err != nil || d <= 0 {
-			return TaskRecord{}, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %q", errBadRequest, t.Timeout)
-		}
-		timeout = min(timeout, d)
+	// Checked before anything is recorded: what a client sends costs no
+	// row and no audit line until it is a task the service can run.
+	timeout, err := checkTask(t, e.settings.TaskTimeout)
+	if err != nil {
+		return TaskRecord{}, err
 	}
-	if t.Protocol == "" || t.Method == "" {
-		return TaskRecord{}, fmt.Errorf("%w: protocol and method are required", errBadRequest)
+	if len(e.byProtocol[t.Protocol]) == 0 {
+		e.count(TaskRecord{Protocol: t.Protocol, Status: "rejected"}, false)
+		return TaskRecord{}, fmt.Errorf("%w: %s", errNoProtocol, quote(t.Protocol))
 	}
 	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now()}
 	// Recorded before it reaches a provider: a task the store cannot take
 	// does not run, so nothing runs unrecorded and a retry runs nothing
 	// twice.
 	if err := e.record(rec, beginTask); err != nil {
-		return TaskRecord{}, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+		return TaskRecord{}, e.storeFault("the task was not recorded, and did not run", err)
 	}
 	ctx, cancel := e.withTimeout(ctx, timeout)
 	defer cancel()
@@ -99,16 +98,17 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		rec.Status = "error"
 	}
 	if err != nil {
-		rec.Error = lifecycle.Redact(err.Error())
+		rec.Error = boundText(lifecycle.Redact(err.Error()))
 		rec.Output, rec.Sent = nil, false
 	}
 	if serr := e.record(rec, finishTask); serr != nil {
 		// The task ran, but its outcome is not in the store, which still
 		// says "running": the answer must not claim more.
+		serr = e.storeFault("the task ran, but its outcome could not be recorded", serr)
 		rec.Status, rec.Output, rec.Sent = "unrecorded", nil, false
-		rec.Error = lifecycle.Redact(serr.Error())
+		rec.Error = serr.Error()
 		e.count(rec, served)
-		return rec, fmt.Errorf("%w: the task ran, but its outcome could not be recorded: %w", errStoreUnavailable, serr)
+		return rec, serr
 	}
 	e.count(rec, served)
 	return rec, err
@@ -193,7 +193,7 @@ func (e *Engine) record(rec TaskRecord, save func(context.Context, execer, TaskR
 func (e *Engine) pick(ctx context.Context, protocol string) (*pool.Lease[endpoint], error) {
 	pools := e.byProtocol[protocol]
 	if len(pools) == 0 {
-		return nil, fmt.Errorf("%w: %q", errNoProtocol, protocol)
+		return nil, fmt.Errorf("%w: %s", errNoProtocol, quote(protocol))
 	}
 	lease, err := e.acquire(ctx, pools)
 	if errors.Is(err, pool.ErrNoInstance) && len(e.unhealthy(pools)) > 0 {

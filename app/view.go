@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -138,13 +139,28 @@ func (e *Engine) Pools() []PoolView {
 	return out
 }
 
-// Task returns a recorded task.
+// lookupTimeout bounds a task's lookup: a store that does not answer is
+// unavailable, not a request held open.
+const lookupTimeout = 5 * time.Second
+
+// Task returns a recorded task. An id the service could not have made is
+// no task, without a query; a store that fails is unavailable, its own
+// error logged rather than answered.
 func (e *Engine) Task(ctx context.Context, id string) (TaskRecord, error) {
+	if !validTaskID(id) {
+		return TaskRecord{}, errNoTask
+	}
 	db, err := e.store.DB()
 	if err != nil {
-		return TaskRecord{}, err
+		return TaskRecord{}, e.storeFault("the task could not be looked up", err)
 	}
-	return loadTask(ctx, db, id)
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	rec, err := loadTask(ctx, db, id)
+	if err != nil && !errors.Is(err, errNoTask) {
+		return TaskRecord{}, e.storeFault("the task could not be looked up", err)
+	}
+	return rec, err
 }
 
 // keptRemovals bounds the removals kept for the provider list: pools

@@ -1,0 +1,43 @@
+package app
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// storeFaultEvery bounds how often a failing store is logged: during an
+// outage every task fails the same way, and one line a second, with the
+// count of those not logged, says as much as one line a task.
+const storeFaultEvery = time.Second
+
+// storeFaults logs the task store's errors, which no answer carries: a
+// database's own words (SQLSTATE codes, what it refused of a value, its
+// host) are the operator's, not the client's.
+type storeFaults struct {
+	mu     sync.Mutex // guards last and hidden
+	last   time.Time  // when the last line was logged
+	hidden int        // failures since then not logged
+}
+
+// storeFault logs err, redacted and throttled, and returns what the answer
+// says instead: errStoreUnavailable, with what could not be done.
+func (e *Engine) storeFault(what string, err error) error {
+	e.faults.mu.Lock()
+	now := time.Now()
+	if now.Sub(e.faults.last) < storeFaultEvery {
+		e.faults.hidden++
+		e.faults.mu.Unlock()
+		return fmt.Errorf("%w: %s", errStoreUnavailable, what)
+	}
+	hidden := e.faults.hidden
+	e.faults.last, e.faults.hidden = now, 0
+	e.faults.mu.Unlock()
+	e.log.Warn("task store: "+what, zap.String("provider", storeID), zap.String("error", lifecycle.Redact(err.Error())),
+		zap.Int("failures_not_logged", hidden))
+	return fmt.Errorf("%w: %s", errStoreUnavailable, what)
+}
