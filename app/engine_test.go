@@ -108,7 +108,6 @@ func TestTaskErrors(t *testing.T) {
 		status, want     string
 		timeout          string // the task's own, or the service's (a minute)
 	}{
-		{"unknown protocol", "sql/v1", "query", nil, 404, "rejected", `no provider serves this protocol: "sql/v1"`, ""},
 		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`, ""},
 		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`, ""},
 		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 404, "error", `model "nope:latest" not found`, ""},

@@ -1,0 +1,250 @@
+package app
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/internal/pgtest"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// databaseWords are what a database's own errors say, which no answer may
+// carry: PostgreSQL's codes and messages, its driver's, SQLite's.
+var databaseWords = []string{"SQLSTATE", "invalid byte sequence", "pgx", "pgconn", "postgres", "dial", "connect",
+	"sqlite", "SQL logic", "no such table", "sql:", "database"}
+
+func assertNoDatabaseWords(t *testing.T, body string) {
+	t.Helper()
+	for _, w := range databaseWords {
+		assert.NotContains(t, strings.ToLower(body), strings.ToLower(w), "the answer carries the database's words: %s", body)
+	}
+}
+
+// storeDSNs are the task stores a test runs the service on: a SQLite file
+// in its data_dir, and a database of its own on the tests' PostgreSQL.
+func storeDSNs(t *testing.T) map[string]string {
+	t.Helper()
+	return map[string]string{sqldb.SQLite: "", sqldb.Postgres: emptyStores(t)[sqldb.Postgres].dsn}
+}
+
+func storeConfig(dsn string) string {
+	if dsn == "" {
+		return ""
+	}
+	return fmt.Sprintf("store: {dsn: %q}\n", dsn)
+}
+
+// rows counts the tasks in the service's store.
+func (s *service) rows() int {
+	s.t.Helper()
+	db, err := s.engine.store.DB()
+	require.NoError(s.t, err)
+	var n int
+	require.NoError(s.t, db.QueryRow(`SELECT count(*) FROM tasks`).Scan(&n))
+	return n
+}
+
+// Issue 21, case 3: a task is checked before it costs a row or an audit
+// line. A protocol of 1 MB is 400, answered in a few hundred bytes; one no
+// template serves is 404; neither is stored or audited, on either store.
+func TestTaskInputIsCheckedBeforeItIsRecorded(t *testing.T) {
+	for driver, dsn := range storeDSNs(t) {
+		t.Run(driver, func(t *testing.T) {
+			s := start(t, storeConfig(dsn))
+			s.waitHealthy()
+			code, _, msg := s.task("echo/v1", "echo", []int{1})
+			require.Equal(t, 200, code, msg)
+
+			huge := strings.Repeat("x", maxBody-100)
+			refused := map[string]struct {
+				body string
+				code int
+			}{
+				"a protocol of 1 MB":          {`{"protocol":"` + huge + `","method":"echo"}`, 400},
+				"a method of 1 MB":            {`{"protocol":"echo/v1","method":"` + huge + `"}`, 400},
+				"a timeout of 1 MB":           {`{"protocol":"echo/v1","method":"echo","timeout":"` + huge + `"}`, 400},
+				"an unknown field of 1 MB":    {`{"protocol":"echo/v1","method":"echo","` + huge + `":1}`, 400},
+				"a protocol of 65 bytes":      {`{"protocol":"` + strings.Repeat("p", maxNameLen+1) + `","method":"echo"}`, 400},
+				"NUL in the protocol":         {`{"protocol":"echo/v1\u0000","method":"echo"}`, 400},
+				"NUL in the method":           {`{"protocol":"echo/v1","method":"ec\u0000ho"}`, 400},
+				"NUL in the timeout":          {`{"protocol":"echo/v1","method":"echo","timeout":"1s\u0000"}`, 400},
+				"invalid UTF-8 in the method": {`{"protocol":"echo/v1","method":"echo` + "\xff\xfe" + `"}`, 400},
+				"a newline in the method":     {`{"protocol":"echo/v1","method":"echo\n"}`, 400},
+				"a protocol none serves":      {`{"protocol":"sql/v1","method":"query"}`, 404},
+				"a long protocol none serves": {`{"protocol":"` + strings.Repeat("q", maxNameLen) + `","method":"query"}`, 404},
+			}
+			for name, r := range refused {
+				code, answer := s.rawPost(strings.NewReader(r.body), nil)
+				assert.Equal(t, r.code, code, "%s: %.300s", name, answer)
+				assert.Less(t, len(answer), 2*maxAnswerError, "%s: the answer echoes the request: %.300s", name, answer)
+				assert.NotContains(t, answer, `"id"`, "%s: a task refused before it was recorded has no id", name)
+			}
+			_, answer := s.rawPost(strings.NewReader(refused["a protocol of 1 MB"].body), nil)
+			assert.Contains(t, answer, `protocol \"`+strings.Repeat("x", quotedLen)+`\"…`, "the answer quotes a bounded prefix")
+			_, answer = s.rawPost(strings.NewReader(refused["NUL in the method"].body), nil)
+			assert.Contains(t, answer, `method \"ec\\x00ho\"`, "the answer escapes what it quotes")
+
+			code, _, msg = s.task("echo/v1", "echo", []int{2})
+			require.Equal(t, 200, code, msg)
+			assert.Equal(t, 2, s.rows(), "only the two tasks that ran are stored")
+			s.stop() // flushes the audit log
+			lines := auditLines(t, s.settings.AuditPath)
+			assert.Len(t, lines, 4, "only the two tasks that ran are audited: %s", lines)
+			for _, l := range lines {
+				assert.Contains(t, l, `"protocol":"echo/v1"`)
+				assert.Less(t, len(l), 512)
+			}
+		})
+	}
+}
+
+// The names the service serves, and some it must refuse, as the task check
+// and a template's protocol take them.
+func TestNamesAreShortIdentifiers(t *testing.T) {
+	for _, ok := range []string{"llm/v1", "mcp/v1", "python/v1", "echo/v1", "generate", "tools/call",
+		"notifications/initialized", "notifications/resources/list_changed", "Arith.Multiply", "a:b_c-d",
+		strings.Repeat("m", maxNameLen)} {
+		assert.True(t, validName(ok), ok)
+	}
+	for _, bad := range []string{"", "/v1", "-x", "echo v1", "echo\x00", "ech\xffo", "é/v1", "a\nb", "a\tb", "x;y", `a"b`,
+		strings.Repeat("m", maxNameLen+1)} {
+		assert.False(t, validName(bad), "%q", bad)
+	}
+	assert.Equal(t, `"`+strings.Repeat("é", quotedLen/2)+`"…`, quote(strings.Repeat("é", 100)), "never half a character")
+	assert.Equal(t, `"a\x00b\xff"`, quote("a\x00b\xff"))
+
+	_, err := Load([]string{"-config", write(t, "c.yaml", "data_dir: "+t.TempDir()+`
+templates:
+  p: {kind: process, protocol: "python v1", process: {command: [sh]}}
+providers: []
+`)}, noEnv, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `config: templates.p.protocol: want 1 to 64 ASCII letters`)
+}
+
+// Issue 21, case 5: on PostgreSQL, bad input is a 4xx that carries none of
+// the database's words: NUL in a method or protocol is refused before the
+// store sees it; a lookup of an id the service never makes does not reach
+// the store; and a NUL that a provider echoes in its error is stored,
+// replaced, rather than failing the record.
+func TestPostgresBadInputIsAClientError(t *testing.T) {
+	s := start(t, storeConfig(storeDSNs(t)[sqldb.Postgres]))
+	s.waitHealthy()
+	for name, body := range map[string]string{
+		"NUL in the method":   `{"protocol":"llm/v1","method":"gen\u0000erate","params":{"model":"llama3.2","prompt":"x"}}`,
+		"NUL in the protocol": `{"protocol":"llm/v1\u0000","method":"generate","params":{"model":"llama3.2","prompt":"x"}}`,
+		"NUL alone":           `{"protocol":"\u0000","method":"\u0000"}`,
+	} {
+		code, answer := s.rawPost(strings.NewReader(body), nil)
+		assert.Equal(t, 400, code, "%s: %s", name, answer)
+		assertNoDatabaseWords(t, answer)
+	}
+	for _, path := range []string{"/v1/tasks/%00", "/v1/tasks/%00%00", "/v1/tasks/%FF", "/v1/tasks/" + strings.Repeat("A", 24),
+		"/v1/tasks/" + strings.Repeat("a", 4000)} {
+		resp, err := http.Get(s.base + path)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, 404, resp.StatusCode, "%s: %s", path, b)
+		assert.Contains(t, string(b), "no such task")
+		assertNoDatabaseWords(t, string(b))
+	}
+
+	code, rec, msg := s.task("llm/v1", "generate", map[string]any{"model": "nope\u0000", "prompt": "x"})
+	assert.Equal(t, 404, code, "the provider's own 404, recorded: %s", msg)
+	assert.Equal(t, "error", rec.Status)
+	assertNoDatabaseWords(t, msg)
+	var stored TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
+	assert.Equal(t, "error", stored.Status)
+	assert.NotContains(t, stored.Error, "\x00")
+	assert.Equal(t, 1, s.rows())
+}
+
+// Issue 21, case 5: while PostgreSQL is down, every endpoint that needs
+// the store answers 503 without the database's words, and logs them.
+func TestStoreDownIs503OnEveryEndpointThatNeedsIt(t *testing.T) {
+	pg, err := pgtest.Start() // its own server: this test stops it
+	require.NoError(t, err)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			pg.Stop()
+		}
+	})
+	s := start(t, storeConfig(pg.DSN("postgres")))
+	s.waitHealthy()
+	code, rec, msg := s.task("echo/v1", "echo", []int{1})
+	require.Equal(t, 200, code, msg)
+
+	pg.Stop()
+	stopped = true
+
+	resp, err := http.Get(s.base + "/v1/tasks/" + rec.ID)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 503, resp.StatusCode, "a lookup while the store is down: %s", b)
+	assert.Contains(t, string(b), "the task store is unavailable")
+	assertNoDatabaseWords(t, string(b))
+
+	code, answer := s.rawPost(strings.NewReader(`{"protocol":"echo/v1","method":"echo","params":[1]}`), nil)
+	assert.Equal(t, 503, code, answer)
+	assert.Contains(t, answer, "the task store is unavailable")
+	assert.NotContains(t, answer, `"id"`)
+	assertNoDatabaseWords(t, answer)
+
+	require.Eventually(t, func() bool { c, _ := s.rawReady(); return c == 503 }, testkit.Wait, 20*time.Millisecond,
+		"readiness needs the store")
+	var providers struct{ Providers []ProviderView }
+	assert.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &providers), "the provider list does not need the store")
+
+	require.Eventually(t, func() bool { return strings.Contains(s.logs.String(), "task store: the task could not be looked up") },
+		testkit.Wait, 10*time.Millisecond, "the store's error is logged")
+	assert.Contains(t, s.logs.String(), "connect", "the log has the database's own error")
+	assert.NotContains(t, s.logs.String(), pg.Password)
+}
+
+// Issue 21, last bullet: task_token guards the task endpoints (401 with
+// WWW-Authenticate), and only it: the admin token is not a task token.
+func TestTaskTokenGuardsTasks(t *testing.T) {
+	const taskToken = "t4sk-t0ken"
+	s := start(t, "admin_token: "+token+"\ntask_token: "+taskToken+"\n")
+	s.waitHealthy()
+	body := map[string]any{"protocol": "echo/v1", "method": "echo", "params": []int{1}}
+	for _, tok := range []string{"", "wrong", token, taskToken + "x"} {
+		var out map[string]any
+		assert.Equal(t, 401, s.call("POST", "/v1/tasks", tok, body, &out), "token %q", tok)
+		assert.Contains(t, out["error"], "needs the task token")
+	}
+	req, err := http.NewRequest("POST", s.base+"/v1/tasks", strings.NewReader(`{"protocol":"echo/v1","method":"echo"}`))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 401, resp.StatusCode)
+	assert.Equal(t, `Bearer realm="gleitzeit-tasks"`, resp.Header.Get("WWW-Authenticate"))
+	assert.Equal(t, 0, s.rows(), "a task without the token is not recorded")
+
+	var rec TaskRecord
+	require.Equal(t, 200, s.call("POST", "/v1/tasks", taskToken, body, &rec))
+	assert.Equal(t, "ok", rec.Status)
+	assert.Equal(t, 401, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, nil))
+	assert.Equal(t, 401, s.call("GET", "/v1/tasks/"+rec.ID, token, nil, nil))
+	var stored TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, taskToken, nil, &stored))
+	assert.Equal(t, rec.ID, stored.ID)
+	assert.Equal(t, 200, s.call("GET", "/healthz", "", nil, nil), "the probes need no token")
+
+	s2, err := Load(nil, func(k string) string { return map[string]string{"GLEITZEIT_TASK_TOKEN": "from-env"}[k] }, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "from-env", s2.TaskToken)
+}
