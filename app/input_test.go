@@ -120,6 +120,8 @@ func TestNamesAreShortIdentifiers(t *testing.T) {
 	}
 	assert.Equal(t, `"`+strings.Repeat("é", quotedLen/2)+`"…`, quote(strings.Repeat("é", 100)), "never half a character")
 	assert.Equal(t, `"a\x00b\xff"`, quote("a\x00b\xff"))
+	assert.Equal(t, "a\uFFFDb\uFFFD", boundText("a\x00b\xff"), "what PostgreSQL refuses is not stored")
+	assert.Equal(t, strings.Repeat("é", maxAnswerError/2)+"…", boundText(strings.Repeat("é", maxAnswerError)))
 
 	_, err := Load([]string{"-config", write(t, "c.yaml", "data_dir: "+t.TempDir()+`
 templates:
@@ -133,8 +135,8 @@ providers: []
 // Issue 21, case 5: on PostgreSQL, bad input is a 4xx that carries none of
 // the database's words: NUL in a method or protocol is refused before the
 // store sees it; a lookup of an id the service never makes does not reach
-// the store; and a NUL that a provider echoes in its error is stored,
-// replaced, rather than failing the record.
+// the store. A NUL in params is the provider's to refuse: its error, which
+// quotes it, is recorded like any other.
 func TestPostgresBadInputIsAClientError(t *testing.T) {
 	s := start(t, storeConfig(storeDSNs(t)[sqldb.Postgres]))
 	s.waitHealthy()
