@@ -30,6 +30,7 @@ var overlays = []string{"single", "replicated"}
 // from a Secret that is not here fails the tests: say what it should hold.
 var secretStandIns = map[string]string{
 	"GLEITZEIT_ADMIN_TOKEN": "t0ken",
+	"GLEITZEIT_TASK_TOKEN":  "t4sk",
 	"GLEITZEIT_STORE_DSN":   "postgres://gleitzeit:hunter2@postgres:5432/gleitzeit",
 }
 
