@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -52,8 +53,12 @@ func checkTask(t Task, taskTimeout time.Duration) (time.Duration, error) {
 	if t.Timeout == "" {
 		return taskTimeout, nil
 	}
-	d, err := time.ParseDuration(t.Timeout)
-	if len(t.Timeout) > maxTimeoutLen || err != nil || d <= 0 {
+	var d time.Duration
+	err := errors.New("too long")
+	if len(t.Timeout) <= maxTimeoutLen {
+		d, err = time.ParseDuration(t.Timeout)
+	}
+	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %s", errBadRequest, quote(t.Timeout))
 	}
 	return min(taskTimeout, d), nil
