@@ -37,7 +37,10 @@ func (e *Engine) storeFault(what string, err error) error {
 	hidden := e.faults.hidden
 	e.faults.last, e.faults.hidden = now, 0
 	e.faults.mu.Unlock()
-	e.log.Warn("task store: "+what, zap.String("provider", storeID), zap.String("error", lifecycle.Redact(err.Error())),
+	// err is the store's, or the audit log's when a record's audit line
+	// failed: either way the task is not recorded, so both are
+	// errStoreUnavailable in the answer, and the error logged names which.
+	e.log.Warn("task record failed: "+what, zap.String("error", lifecycle.Redact(err.Error())),
 		zap.Int("failures_not_logged", hidden))
 	return fmt.Errorf("%w: %s", errStoreUnavailable, what)
 }
