@@ -209,7 +209,9 @@ func TestStoreDownIs503OnEveryEndpointThatNeedsIt(t *testing.T) {
 	var providers struct{ Providers []ProviderView }
 	assert.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &providers), "the provider list does not need the store")
 
-	require.Eventually(t, func() bool { return strings.Contains(s.logs.String(), "task record failed: the task could not be looked up") },
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.logs.String(), "task record failed: the task could not be looked up")
+	},
 		testkit.Wait, 10*time.Millisecond, "the store's error is logged")
 	assert.Contains(t, s.logs.String(), "connect", "the log has the database's own error")
 	assert.NotContains(t, s.logs.String(), pg.Password)
