@@ -237,6 +237,7 @@ func TestTaskTokenGuardsTasks(t *testing.T) {
 	assert.Equal(t, 401, resp.StatusCode)
 	assert.Equal(t, `Bearer realm="gleitzeit-tasks"`, resp.Header.Get("WWW-Authenticate"))
 	assert.Equal(t, 0, s.rows(), "a task without the token is not recorded")
+	assert.Equal(t, 5, s.refusedTotal("unauthorized"), "each task refused for its token is counted")
 
 	var rec TaskRecord
 	require.Equal(t, 200, s.call("POST", "/v1/tasks", taskToken, body, &rec))

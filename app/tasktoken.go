@@ -16,6 +16,9 @@ import (
 func (a *adminServer) tasksGuard(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.settings.TaskToken != "" && !hasBearer(r, a.settings.TaskToken) {
+			if r.Method == http.MethodPost { // a task refused; a lookup is not one
+				a.metrics.refuse(refusedUnauthorized)
+			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gleitzeit-tasks"`)
 			writeError(w, http.StatusUnauthorized, errors.New("this endpoint needs the task token in the Authorization header"))
 			return
