@@ -286,3 +286,23 @@ func TestTaskIDComesEarlyOnlyWhenAsked(t *testing.T) {
 		assert.Equal(t, []string{"103 " + rec.ID}, early)
 	}
 }
+
+// MCP's tasks/* requests reach the tasks of the session every caller
+// shares: tasks/list would show one caller the others' tasks and
+// tasks/cancel end them. They are refused before they reach the server, as
+// is a request asking to run as such a task, and the instance serves on.
+func TestACallerCannotReachTheSessionsTasks(t *testing.T) {
+	s := startEverything(t)
+	for _, method := range []string{"tasks/list", "tasks/get", "tasks/cancel", "tasks/result"} {
+		code, _, msg := s.task("mcp/v1", method, map[string]any{"taskId": "x"})
+		assert.Equal(t, 400, code, method)
+		assert.Contains(t, msg, "every caller of the instance shares", method)
+	}
+	code, _, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}, "task": map[string]any{"ttl": 60000}})
+	assert.Equal(t, 400, code)
+	assert.Contains(t, msg, "params.task")
+
+	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}})
+	require.Equal(t, 200, code, msg)
+	assert.Contains(t, string(rec.Output), "hi")
+}

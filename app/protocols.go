@@ -155,6 +155,9 @@ func mcpHandler(c *mcp.Client) handler {
 		if err := mcpOwn(method); err != nil {
 			return nil, err
 		}
+		if err := callerRequest(method, params); err != nil {
+			return nil, err
+		}
 		out, err := c.Call(ctx, method, params)
 		var rpcErr *jsonrpc2.Error
 		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
