@@ -7,8 +7,8 @@ import (
 
 // zapObserver writes the registry's events to a zap logger, at the levels
 // the contract fixes: info when a cleanup of many providers begins and ends,
-// debug for each provider cleaned, warn for each failure and for each
-// provider that has no cleanup method. Field names are stable so that log
+// debug for each provider cleaned or never initialized, warn for each
+// failure and for each provider that has no cleanup method. Field names are stable so that log
 // queries keep working: provider, method, result, duration, error.
 type zapObserver struct{ log *zap.Logger }
 
@@ -53,6 +53,10 @@ func (z zapObserver) Observe(e Event) {
 func (z zapObserver) cleaned(e ProviderCleaned) {
 	o := e.Outcome
 	switch {
+	case o.Reason == ReasonNotInitialized: // holds nothing: a start cut short, not a fault
+		if ce := z.log.Check(zapcore.DebugLevel, "provider never initialized: nothing to clean up"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.String("trigger", string(e.Trigger)))
+		}
 	case o.Result == ResultSkipped:
 		z.log.Warn("provider has no cleanup method", zap.String("provider", e.ID), zap.String("trigger", string(e.Trigger)))
 	case o.Result.Failed():
