@@ -153,7 +153,14 @@ func (sl *slot) start(fxCtx context.Context) error {
 	sl.s.mu.Unlock()
 	ctx, cancel := early(fxCtx)
 	defer cancel()
-	err := sl.s.startWithDeps(ctx, sl, map[*slot]bool{})
+	// A Stop begun meanwhile cancels the Initialize; the waits below
+	// keep ctx.
+	ictx, stopped := sl.s.stopBegan.until(ctx)
+	err := sl.s.startWithDeps(ictx, sl, map[*slot]bool{})
+	if err != nil && !errors.Is(err, lifecycle.ErrStopped) && context.Cause(ictx) == errStopBegan {
+		err = fmt.Errorf("%w during start: %w", lifecycle.ErrStopped, err)
+	}
+	stopped()
 	if err != nil {
 		sl.s.releaseUnstarted()
 		// fx calls no OnStop for a hook whose OnStart failed: the provider

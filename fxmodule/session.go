@@ -25,6 +25,9 @@ type session struct {
 	graph    string            // fx's DOT graph, set by Module's invoke
 	started  bool              // the session's start hook ran: the providers are registered
 	stopping *stopRun
+	// stopBegan ends the Initialize a provider's hook runs once a Stop
+	// begins (see stopBegan).
+	stopBegan stopBegan
 	// unstartedReleased: the providers whose start hook fx never ran are
 	// released (see releaseUnstarted).
 	unstartedReleased bool
@@ -71,7 +74,8 @@ type stopRun struct {
 }
 
 func newSessionState(reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot)}
+	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot),
+		stopBegan: newStopBegan()}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
 }
@@ -197,8 +201,10 @@ func hasLifecycle(p lifecycle.Provider) bool {
 	return false
 }
 
-// observe sees the registry's events: a provider's cleanup ended.
+// observe sees the registry's events: a Stop began, or a provider's
+// cleanup ended.
 func (s *session) observe(e lifecycle.Event) {
+	s.stopBegan.observe(e)
 	c, ok := e.(lifecycle.ProviderCleaned) // by Stop, or by an Unregister before it
 	if !ok {
 		return
