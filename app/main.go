@@ -77,7 +77,14 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	startCtx, cancelStart := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancelStart()
-	if err := app.Start(startCtx); err != nil {
+	started := make(chan error, 1)
+	go func() { started <- app.Start(startCtx) }()
+	select {
+	case err = <-started:
+	case sig := <-signals:
+		return cancelStartup(startup{s: s, log: log, app: app, reg: reg, engine: engine, started: started}, sig, signals)
+	}
+	if err != nil {
 		log.Error("cannot start the service", zap.Error(err))
 		logReport(log, reg, engine)
 		if _, ok := errors.AsType[*SchemaError](err); ok {
