@@ -125,3 +125,20 @@ func TestDebugLinesFollowALevelChangedAtRunTime(t *testing.T) {
 	require.Len(t, cleaned, 1)
 	assert.Equal(t, "db", cleaned[0].ContextMap()["provider"])
 }
+
+// A provider whose Initialize never began (Stop came first) holds nothing:
+// that is logged at debug level, not warned about as a provider without a
+// cleanup method.
+func TestNeverInitializedIsNotWarnedAbout(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)))
+	mustRegister(t, r, newFake("idle", &journal{}))
+	require.NoError(t, r.Stop(context.Background()))
+
+	assert.Equal(t, lifecycle.ReasonNotInitialized, r.Report().Providers["idle"].Reason)
+	assert.Empty(t, logs.FilterMessage("provider has no cleanup method").All())
+	lines := logs.FilterMessage("provider never initialized: nothing to clean up").All()
+	require.Len(t, lines, 1)
+	assert.Equal(t, zapcore.DebugLevel, lines[0].Level)
+	assert.Equal(t, "idle", lines[0].ContextMap()["provider"])
+}
