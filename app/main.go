@@ -32,8 +32,10 @@ const (
 // Kubernetes pod needs: readiness turns 503 at once, the drain delay
 // passes, the admin server stops taking requests and finishes those in
 // flight, then the providers are cleaned up, all within the shutdown
-// timeout. A second signal ends the wait at once, after logging the
-// providers that had not finished. It returns the process's exit code.
+// timeout. A signal during the start cancels it and cleans up what was
+// initialized, within the shutdown timeout (see cancelStartup). A second
+// signal ends the wait at once, after logging the providers that had not
+// finished. It returns the process's exit code.
 func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	s, err := Load(args, getenv, stderr)
 	if err != nil {

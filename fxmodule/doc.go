@@ -121,6 +121,16 @@
 // waits for them. A Registry.Stop called by hand otherwise waits for fx's
 // hooks to release each provider, or for its context to end.
 //
+// A Registry.Stop called while fx starts the app ends the start: the
+// registry cancels its own Start, and the module cancels the Initialize
+// that a provider's hook runs, so the start fails at once with an error
+// that is [lifecycle.ErrStopped], fx rolls back (which releases the
+// providers), and the Stop cleans up what was initialized within its own
+// context. That is how a service ends its start on SIGTERM: cancelling
+// the context given to app.Start would not do, since fx hands its
+// rollback that same context, done, and so runs no OnStop hook.
+// [EventLogger] logs the events of such a start at debug level.
+//
 // # Logging
 //
 // Module logs through the graph's *zap.Logger, if any, and leaves fx's own

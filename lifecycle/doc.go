@@ -40,7 +40,8 @@
 //
 // As OnStop follows OnStart in fx, a provider is cleaned up only if its
 // Initialize began: one that Start never reached holds nothing, and is
-// reported skipped, with [ReasonNotInitialized]. A provider without
+// reported skipped, with [ReasonNotInitialized] (logged at debug level:
+// a start cut short is no fault of it). A provider without
 // Initialize counts as initialized once Start reaches it. Whether a
 // provider's Initialize begins and whether its cleanup is claimed are
 // decided under one lock, so exactly one of "it began, and its cleanup
