@@ -127,7 +127,9 @@ func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
 // shutting down, the store and the audit log healthy, and every critical
 // template serving. A critical template without pool: needs each of its
 // instances healthy (degraded counts: it still serves); a critical pool
-// needs one healthy instance, and a supervisor that has not given up.
+// needs one healthy instance. A template that does not serve while its
+// supervisor backs off says so, and when it tries again: it becomes ready
+// again on its own once an instance serves.
 func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 	switch {
 	case e.draining.Load():
@@ -161,10 +163,7 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		if !e.settings.Templates[name].Critical {
 			continue
 		}
-		if gu := p.GaveUp(); gu != "" {
-			why = append(why, fmt.Sprintf("template %s gave up restarting: %s", name, gu))
-			continue
-		}
+		before := len(why)
 		var down []string
 		up := 0
 		for _, id := range p.Members() {
@@ -190,7 +189,23 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		case up == 0:
 			why = append(why, fmt.Sprintf("pool %s has no healthy instance (%d down)", name, len(down)))
 		}
+		if len(why) > before {
+			why = append(why, backoffReason(name, p.Stats())...)
+		}
 	}
 	slices.Sort(why)
 	return len(why) == 0, why
+}
+
+// backoffReason says, for readiness, that a template's supervisor backs
+// off its restarts, and when it tries again; nothing if it does not.
+func backoffReason(name string, s pool.Stats) []string {
+	if s.BackingOff == "" {
+		return nil
+	}
+	next := ""
+	if !s.NextRestart.IsZero() {
+		next = "; next restart at " + s.NextRestart.UTC().Format(time.RFC3339)
+	}
+	return []string{fmt.Sprintf("template %s is backing off its restarts: %s%s", name, s.BackingOff, next)}
 }

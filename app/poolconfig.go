@@ -27,6 +27,9 @@ type RestartFile struct {
 	MaxBackoff  string `json:"max_backoff"`
 	MaxRestarts *int   `json:"max_restarts"`
 	Window      string `json:"window"`
+	// CrashLoopMaxBackoff is the longest wait between restarts past
+	// max_restarts within the window.
+	CrashLoopMaxBackoff string `json:"crash_loop_max_backoff"`
 }
 
 // The defaults of pool: and restart:, and why (the README says the same).
@@ -42,10 +45,12 @@ var (
 		Cooldown: 30 * time.Second, Queue: 64, QueueTimeout: 5 * time.Second}
 	// A child that crashes is back in about 200 ms; one that keeps
 	// crashing backs off to 10 s, and after 5 restarts within a minute the
-	// service stops trying and says so (readiness 503 if critical) rather
-	// than spin.
+	// supervisor says so (readiness 503 if critical and nothing serves) and
+	// waits longer, doubling up to 5 minutes, Kubernetes' CrashLoopBackOff
+	// ceiling, rather than spin; but it keeps trying, so that a fault that
+	// passes does not leave the service unready for good.
 	defaultRestart = pool.Restart{Policy: pool.OnFailure, Backoff: 200 * time.Millisecond,
-		MaxBackoff: 10 * time.Second, MaxRestarts: 5, Window: time.Minute}
+		MaxBackoff: 10 * time.Second, MaxRestarts: 5, Window: time.Minute, CrashLoopMaxBackoff: 5 * time.Minute}
 )
 
 // resolveSizing checks pool: and fills in its defaults.
@@ -143,7 +148,8 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 		name string
 		in   string
 		out  *time.Duration
-	}{{"backoff", f.Backoff, &r.Backoff}, {"max_backoff", f.MaxBackoff, &r.MaxBackoff}, {"window", f.Window, &r.Window}} {
+	}{{"backoff", f.Backoff, &r.Backoff}, {"max_backoff", f.MaxBackoff, &r.MaxBackoff}, {"window", f.Window, &r.Window},
+		{"crash_loop_max_backoff", f.CrashLoopMaxBackoff, &r.CrashLoopMaxBackoff}} {
 		if d.in == "" {
 			continue
 		}
@@ -162,10 +168,16 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 	if r.MaxBackoff < r.Backoff {
 		return r, bad(field+".max_backoff", "%v is less than backoff (%v)", r.MaxBackoff, r.Backoff)
 	}
+	if r.CrashLoopMaxBackoff < r.MaxBackoff {
+		if f.CrashLoopMaxBackoff != "" {
+			return r, bad(field+".crash_loop_max_backoff", "%v is less than max_backoff (%v)", r.CrashLoopMaxBackoff, r.MaxBackoff)
+		}
+		r.CrashLoopMaxBackoff = r.MaxBackoff // a max_backoff above the default ceiling is the ceiling
+	}
 	// A crash loop must be able to reach max_restarts within the window:
 	// its restarts are at most their backoffs apart.
 	if spread := restartSpread(r); r.MaxRestarts > 0 && r.Window <= spread {
-		return r, bad(field+".window", "%v is not longer than the backoffs of %d restarts (%v, from backoff doubling up to max_backoff): a crash loop would never add up to max_restarts within it, and never be given up",
+		return r, bad(field+".window", "%v is not longer than the backoffs of %d restarts (%v, from backoff doubling up to max_backoff): a crash loop would never add up to max_restarts within it, and never be backed off",
 			r.Window, r.MaxRestarts, spread)
 	}
 	return r, nil

@@ -22,7 +22,7 @@ import (
 )
 
 // crashy is a pooled, critical template of the test child, restarted
-// quickly, at most twice a minute.
+// quickly, twice a minute, and then after half an hour or more.
 func crashy() string {
 	argv, env := rpctest.Command(rpctest.Server, false)
 	return fmt.Sprintf(`  crashy:
@@ -31,7 +31,7 @@ func crashy() string {
     critical: true
     process: {command: [%q, %q], env: [%q], grace: 1s, health_method: ping}
     pool: {min: 1, max: 1, per_instance: 4, queue: 4, queue_timeout: 5s, cooldown: 1h}
-    restart: {policy: on-failure, backoff: 10ms, max_backoff: 20ms, max_restarts: 2, window: 1m}`, argv[0], argv[1], env[0])
+    restart: {policy: on-failure, backoff: 10ms, max_backoff: 1h, max_restarts: 2, window: 1m}`, argv[0], argv[1], env[0])
 }
 
 func (s *service) pid(id string) int {
@@ -46,7 +46,8 @@ func (s *service) pid(id string) int {
 
 // A child that exits fails the tasks running on it with its exit status,
 // recorded; it is logged with its pid and replaced under its id; past its
-// restarts, the pool gives up, readiness says so, and the metrics count it.
+// restarts, the supervisor backs off, readiness and the pool say so, and
+// the metrics count it.
 func TestSupervisedChild(t *testing.T) {
 	s := startWith(t, crashy(), "admin_token: "+token+"\n")
 	s.waitHealthy()
@@ -88,26 +89,34 @@ func TestSupervisedChild(t *testing.T) {
 	assert.Equal(t, 409, s.call("DELETE", "/v1/providers/crashy-1", token, nil, nil))
 
 	// Two more crashes: the second restart is the last one allowed, the
-	// third crash gives up.
+	// third crash backs off, half an hour or more.
 	s.task("crashy/v1", "exit", []int{4})
 	require.Eventually(t, func() bool { return s.engine.pools["crashy"].MemberState("crashy-1") == "ready" }, testkit.Wait, time.Millisecond)
 	s.task("crashy/v1", "exit", []int{5})
-	require.Eventually(t, func() bool { return s.engine.pools["crashy"].GaveUp() != "" }, testkit.Wait, time.Millisecond)
+	require.Eventually(t, func() bool { return s.engine.pools["crashy"].MemberState("crashy-1") == "restarting" }, testkit.Wait, time.Millisecond)
 	var ready struct {
 		Ready   bool
 		Reasons []string
 	}
 	require.Equal(t, 503, s.call("GET", "/readyz", "", nil, &ready))
-	require.Len(t, ready.Reasons, 1)
-	assert.Contains(t, ready.Reasons[0], "template crashy gave up restarting: more than 2 restarts within 1m0s")
-	assert.Contains(t, s.logs.String(), "giving up restarting the template")
+	assert.Contains(t, strings.Join(ready.Reasons, "\n"),
+		"template crashy is backing off its restarts: more than 2 restarts within 1m0s; the last: crashy-1 exited (exit status 5); next restart at ")
+	assert.Contains(t, s.logs.String(), "restart budget exhausted: backing off")
+	code, _, msg = s.task("crashy/v1", "echo", []int{1})
+	assert.Equal(t, 503, code, "refused at once, not kept waiting for the restart: %s", msg)
+	assert.Contains(t, msg, "backing off its restarts")
 
 	var pools []PoolView
 	require.Equal(t, 200, s.call("GET", "/v1/pools", "", nil, &pools))
 	require.Len(t, pools, 1)
 	assert.Equal(t, "crashy", pools[0].Template)
-	assert.Equal(t, 2, pools[0].Restarts)
-	assert.NotEmpty(t, pools[0].GaveUp)
+	assert.Equal(t, 3, pools[0].Restarts, "the third is due")
+	assert.True(t, pools[0].BackingOff)
+	assert.Contains(t, pools[0].BackoffReason, "crashy-1 exited (exit status 5)")
+	assert.Equal(t, pools[0].BackoffReason, pools[0].GaveUp)
+	assert.Equal(t, 3, pools[0].ConsecutiveFailures)
+	require.NotNil(t, pools[0].NextRestart)
+	assert.True(t, pools[0].NextRestart.After(time.Now().Add(29*time.Minute)), "%v", pools[0].NextRestart)
 
 	resp, err := http.Get(s.base + "/metrics")
 	require.NoError(t, err)
@@ -115,8 +124,8 @@ func TestSupervisedChild(t *testing.T) {
 	resp.Body.Close()
 	metrics := string(b)
 	for _, series := range []string{
-		`gleitzeit_provider_restarts_total{template="crashy"} 2`,
-		`gleitzeit_pool_size{template="crashy"} 0`, // its one instance is dead
+		`gleitzeit_provider_restarts_total{template="crashy"} 3`,
+		`gleitzeit_pool_size{template="crashy"} 1`, // its restart due holds its place
 		`gleitzeit_pool_queue_depth{template="crashy"} 0`,
 		`gleitzeit_pool_scale_events_total{direction="up",template="crashy"} 0`,
 		`gleitzeit_provider_restarts_total{template="echo"} 0`,
@@ -124,12 +133,13 @@ func TestSupervisedChild(t *testing.T) {
 		assert.True(t, strings.Contains(metrics, series+"\n"), "no %s", series) // not the whole page, on failure
 	}
 
-	// The dead child stays registered, so health says why, and the
-	// shutdown cleans it up once.
+	// The dead child was removed, its cleanup reported; the shutdown ends
+	// the wait for its replacement.
+	last := s.engine.removals.latest()[0]
+	assert.Equal(t, "exited: exit status 5", last.Reason)
+	assert.False(t, last.Outcome.Result.Failed(), "%+v", last)
 	s.stop()
-	rep := s.reg.Report()
-	require.Contains(t, rep.Providers, "crashy-1")
-	assert.False(t, rep.Providers["crashy-1"].Result.Failed(), "%+v", rep.Providers["crashy-1"])
+	assert.NotContains(t, s.reg.IDs(), "crashy-1")
 }
 
 // A task waiting for the only instance while its child dies is not handed
@@ -172,10 +182,10 @@ func TestAChildWithBrokenOutputIsReplaced(t *testing.T) {
     protocol: garbage/v1
     process: {command: [%q, %q], env: [%q], grace: 1s}
     pool: {min: 1, max: 1}
-    restart: {backoff: 5ms, max_backoff: 10ms, max_restarts: 2, window: 1m}`, argv[0], argv[1], env[0]), "")
-	require.Eventually(t, func() bool { return s.engine.pools["garbage"].GaveUp() != "" }, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
-	assert.Contains(t, s.engine.pools["garbage"].GaveUp(), "its output is not JSON-RPC")
-	assert.Equal(t, 2, s.engine.pools["garbage"].Stats().Restarts)
+    restart: {backoff: 5ms, max_backoff: 1h, max_restarts: 2, window: 1m}`, argv[0], argv[1], env[0]), "")
+	require.Eventually(t, func() bool { return s.engine.pools["garbage"].BackingOff() != "" }, testkit.Wait, time.Millisecond, "log:\n%s", s.logs)
+	assert.Contains(t, s.engine.pools["garbage"].BackingOff(), "its output is not JSON-RPC")
+	assert.Equal(t, 3, s.engine.pools["garbage"].Stats().Restarts, "two within the budget, and one due in half an hour or more")
 }
 
 // A critical pool of min 0 is ready while empty: the first task starts

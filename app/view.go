@@ -123,6 +123,17 @@ type PoolView struct {
 	ScaleDowns int              `json:"scale_downs"`
 	GaveUp     string           `json:"gave_up,omitempty"`
 	LastScale  *pool.ScaleEvent `json:"last_scale_event"`
+
+	// BackingOff: more than max_restarts within the window, and no
+	// instance has started since; BackoffReason says which failures,
+	// NextRestart when the supervisor tries again. ConsecutiveFailures
+	// counts the exits and failed starts since an instance last ran for a
+	// whole window. GaveUp is BackoffReason under its earlier name: the
+	// supervisor no longer gives up, but a client may look for it.
+	BackingOff          bool       `json:"backing_off"`
+	BackoffReason       string     `json:"backoff_reason,omitempty"`
+	NextRestart         *time.Time `json:"next_restart,omitempty"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
 }
 
 // Pools describes the templates with pool:, sorted by template.
@@ -132,9 +143,14 @@ func (e *Engine) Pools() []PoolView {
 		if !s.Sized {
 			continue
 		}
-		out = append(out, PoolView{Template: s.Template, Protocol: s.Protocol, Size: s.Size, Starting: s.Starting,
+		v := PoolView{Template: s.Template, Protocol: s.Protocol, Size: s.Size, Starting: s.Starting,
 			Min: s.Min, Max: s.Max, Busy: s.Busy, QueueDepth: s.QueueDepth, Restarts: s.Restarts,
-			ScaleUps: s.ScaleUps, ScaleDowns: s.ScaleDowns, GaveUp: s.GaveUp, LastScale: s.LastScale})
+			ScaleUps: s.ScaleUps, ScaleDowns: s.ScaleDowns, BackingOff: s.BackingOff != "", BackoffReason: s.BackingOff,
+			ConsecutiveFailures: s.ConsecutiveFailures, GaveUp: s.BackingOff, LastScale: s.LastScale}
+		if !s.NextRestart.IsZero() {
+			v.NextRestart = &s.NextRestart
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -182,25 +182,30 @@ func (p *Pool[H]) hasRoom(m *member[H]) bool {
 // pool is sized, and an instance is ready (busy, or unusable for now: it
 // may come back, or its child may have died a moment ago and be replaced),
 // starting or restarting (a dead one being replaced included), or the pool
-// may still grow. Other dead instances and draining ones bring nothing.
-// p.mu is held.
+// may still grow. Other dead instances and draining ones bring nothing;
+// nor does a restart while the supervisor backs off, which may be minutes
+// away. p.mu is held.
 func (p *Pool[H]) canWait() bool {
 	if p.cfg.Sizing == nil {
 		return false
 	}
 	for _, m := range p.members {
-		if m.state == ready || m.state == starting || m.state == waiting || m.replacing {
+		switch {
+		case m.state == ready, m.state == starting:
+			return true
+		case p.backingOff != "":
+		case m.state == waiting, m.replacing:
 			return true
 		}
 	}
-	return p.gaveUp == "" && !p.quiet && p.size() < p.cfg.Sizing.Max && p.scaling
+	return p.backingOff == "" && !p.quiet && p.size() < p.cfg.Sizing.Max && p.scaling
 }
 
 // whyNone says why no instance can take a task. p.mu is held.
 func (p *Pool[H]) whyNone() string {
 	if len(p.members) == 0 {
-		if p.gaveUp != "" {
-			return "template " + p.cfg.Template + " gave up: " + p.gaveUp
+		if p.backingOff != "" {
+			return "template " + p.cfg.Template + " is backing off its restarts: " + p.backingOff
 		}
 		return "template " + p.cfg.Template + " has no instance"
 	}
@@ -216,8 +221,8 @@ func (p *Pool[H]) whyNone() string {
 			why = append(why, fmt.Sprintf("%s is busy (%d tasks)", id, m.inflight))
 		}
 	}
-	if p.gaveUp != "" {
-		why = append(why, "gave up: "+p.gaveUp)
+	if p.backingOff != "" {
+		why = append(why, "backing off its restarts: "+p.backingOff+"; next restart at "+p.nextRestart().Format(time.RFC3339))
 	}
 	return strings.Join(why, "; ")
 }

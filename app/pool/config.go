@@ -49,9 +49,12 @@ type Restart struct {
 	// step.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// More than MaxRestarts restarts within Window and the pool gives up.
-	MaxRestarts int
-	Window      time.Duration
+	// More than MaxRestarts restarts within Window and the supervisor backs
+	// off: each further failure doubles the delay from MaxBackoff, up to
+	// CrashLoopMaxBackoff, until an instance has run for a whole Window.
+	MaxRestarts         int
+	Window              time.Duration
+	CrashLoopMaxBackoff time.Duration
 }
 
 // Sizing is a pool's size and queue: what a template's pool: says.

@@ -39,9 +39,16 @@
 // always. A replacement, under the same id, is started after an
 // exponential backoff with jitter, once the dead instance has been removed
 // from the registry: its cleanup runs exactly once and is reported to
-// [Deps.Removed]. More than MaxRestarts restarts within Window and the pool
-// gives up: it logs at error, keeps the dead instance registered (so health
-// reports it unhealthy, and Stop cleans it up), and [Pool.GaveUp] says why.
+// [Deps.Removed]. More than MaxRestarts restarts within Window and the
+// supervisor backs off, but never gives up: each further failure doubles
+// the wait, from MaxBackoff up to CrashLoopMaxBackoff, as Kubernetes does
+// with a pod in CrashLoopBackOff. It logs the moment it begins to back off
+// and the moment an instance starts again, which ends that state;
+// [Pool.BackingOff] says why meanwhile, and [Stats] when the next restart
+// is due. The waits go back to the quick pace once an instance has run for
+// a whole Window. A restart due while it backs off keeps no task waiting.
+// [Pool.Launch] starts an instance that way from the outset: one that
+// cannot start is left to the supervisor rather than failing the caller.
 //
 // # Ownership
 //

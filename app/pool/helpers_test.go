@@ -63,6 +63,7 @@ type world struct {
 	sick     map[string]bool
 	hold     <-chan struct{} // the cleanups of children built from now on wait for it
 	journal  testkit.Journal // what the test and the children did, in order: "cleanup <id>"
+	ahead    atomic.Int64    // how far the pool's clock is ahead of the wall clock (advance)
 }
 
 func newWorld(t *testing.T, cfg Config) *world {
@@ -96,6 +97,7 @@ func newWorld(t *testing.T, cfg Config) *world {
 			defer w.mu.Unlock()
 			w.removals = append(w.removals, r)
 		},
+		Now: func() time.Time { return time.Now().Add(time.Duration(w.ahead.Load())) },
 	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
@@ -154,6 +156,20 @@ func (w *world) setSick(id string, sick bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sick[id] = sick
+}
+
+// advance moves the pool's clock on by d: what it reckons by the clock
+// (the restart window, a stable run) sees d pass, its timers do not.
+func (w *world) advance(d time.Duration) { w.ahead.Add(int64(d)) }
+
+// holdCleanups makes the cleanups of the children built from now on wait
+// until the returned function is called.
+func (w *world) holdCleanups() (release func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hold = ch
+	return sync.OnceFunc(func() { close(ch) })
 }
 
 // failStarts makes the next n starts of the id fail their handshake.

@@ -99,6 +99,7 @@ type member[H any] struct {
 	// replacing: dead, and a replacement is on its way (the supervisor is
 	// removing it): tasks may wait for it.
 	replacing bool
+	due       time.Time // when a waiting one's replacement starts
 }
 
 // Pool is one template's instances. Its methods are safe for concurrent
@@ -117,19 +118,26 @@ type Pool[H any] struct {
 	// waiting here would hold up every other provider's cleanup behind it.
 	removing sync.WaitGroup
 
-	mu        sync.Mutex // guards the fields below and every member's fields
-	members   map[string]*member[H]
-	queue     []*waiter[H] // FIFO
-	closed    bool
-	quiet     bool          // the service is shutting down: no growth, no restarts
-	scaling   bool          // the scaler runs
-	restarts  []time.Time   // restarts within the window, oldest first
-	gaveUp    string        // why the supervisor gave up; "" while it has not
-	lowSince  time.Time     // when utilization last fell to ScaleDownAt or below; zero while above
-	holdUntil time.Time     // no growth before this: a start failed
-	holdFor   time.Duration // how long the last failed start held growth back
-	last      *ScaleEvent
-	counts    Counts
+	mu       sync.Mutex // guards the fields below and every member's fields
+	members  map[string]*member[H]
+	queue    []*waiter[H] // FIFO
+	closed   bool
+	quiet    bool        // the service is shutting down: no growth, no restarts
+	scaling  bool        // the scaler runs
+	restarts []time.Time // restarts within the window, oldest first
+	// The crash loop (see backoff.go): failures since an instance last ran
+	// for a whole window, those of them past the restart budget, when the
+	// instance that may end them started (zero while none has), and why
+	// the supervisor backs off ("" while it does not).
+	failures   int
+	crashLoop  int
+	stableFrom time.Time
+	backingOff string
+	lowSince   time.Time     // when utilization last fell to ScaleDownAt or below; zero while above
+	holdUntil  time.Time     // no growth before this: a start failed
+	holdFor    time.Duration // how long the last failed start held growth back
+	last       *ScaleEvent
+	counts     Counts
 }
 
 // Counts are a pool's cumulative events.
@@ -280,12 +288,13 @@ func (p *Pool[H]) Close(ctx context.Context) error {
 	}
 }
 
-// GaveUp says why the supervisor gave up on the template, or "" if it has
-// not.
-func (p *Pool[H]) GaveUp() string {
+// BackingOff says why the supervisor backs off the template's restarts
+// (more than MaxRestarts within the window, and no instance has started
+// since), or "" if it does not.
+func (p *Pool[H]) BackingOff() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.gaveUp
+	return p.backingOff
 }
 
 // Has reports whether the instance is in the pool.

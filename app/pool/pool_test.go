@@ -32,7 +32,7 @@ func TestDecide(t *testing.T) {
 		{name: "never past max", give: load{ready: 1, inflight: 2, queued: 40, now: now}, wantGrow: 3},
 		{name: "starting instances count", give: load{ready: 1, starting: 3, inflight: 2, queued: 40, now: now}},
 		{name: "held back after a failed start", give: load{ready: 1, inflight: 2, queued: 4, now: now, held: true}},
-		{name: "gave up", give: load{ready: 1, inflight: 2, queued: 4, now: now, gaveUp: true}},
+		{name: "backing off", give: load{ready: 1, inflight: 2, queued: 4, now: now, backingOff: true}},
 		{name: "no instance and a task", give: load{queued: 1, now: now}, wantGrow: 1},
 		{name: "low load starts the cooldown", give: load{ready: 3, now: now}, wantLow: now},
 		{name: "within the cooldown", give: load{ready: 3, now: now, lowSince: now.Add(-time.Second)}, wantLow: now.Add(-time.Second)},
@@ -56,13 +56,11 @@ func TestDecide(t *testing.T) {
 }
 
 func TestBackoffDoublesWithJitterUpToTheMaximum(t *testing.T) {
-	p := New(Config{Restart: Restart{Backoff: 100 * time.Millisecond, MaxBackoff: time.Second}}, Deps[string]{})
-	defer p.cancel()
+	r := Restart{Backoff: 100 * time.Millisecond, MaxBackoff: time.Second}
 	for k, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
 		want *= time.Millisecond
-		p.restarts = make([]time.Time, k+1)
 		for range 20 {
-			d := p.backoff()
+			d := jitter(restartDelay(r, k+1))
 			assert.GreaterOrEqual(t, d, want/2, "restart %d", k+1)
 			assert.LessOrEqual(t, d, want, "restart %d", k+1)
 		}
@@ -246,22 +244,44 @@ func TestRestartPolicies(t *testing.T) {
 	}
 }
 
-func TestGivesUpAfterMaxRestartsWithinTheWindow(t *testing.T) {
+// Past its restart budget the supervisor backs off and says so: the dead
+// instance is replaced all the same, and the state clears once the
+// replacement has started.
+func TestBacksOffAfterMaxRestartsWithinTheWindow(t *testing.T) {
 	w := newWorld(t, Config{Sizing: sized(1, 3, 1, 4),
-		Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 2, Window: time.Minute}})
+		Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 2, Window: time.Minute,
+			CrashLoopMaxBackoff: 4 * time.Millisecond}})
 	w.start()
+	release := func() {}
 	for gen := 1; gen <= 2; gen++ {
+		if gen == 2 {
+			// The third child's cleanup waits, and with it its
+			// replacement, until the test has seen the pool back off.
+			release = w.holdCleanups()
+			defer release()
+		}
 		w.child("t-1").kill("signal: killed", true)
 		eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == gen+1 && w.pool.MemberState("t-1") == "ready" })
 	}
+	assert.Empty(t, w.pool.BackingOff(), "within the budget")
 	w.child("t-1").kill("signal: killed", true)
-	assert.Contains(t, w.pool.GaveUp(), "more than 2 restarts within 1m0s")
-	assert.Equal(t, "dead", w.pool.MemberState("t-1"))
-	assert.Equal(t, []string{"t-1"}, w.reg.IDs())
+	assert.Contains(t, w.pool.BackingOff(), "more than 2 restarts within 1m0s; the last: t-1 exited (signal: killed)")
+	st := w.pool.Stats()
+	assert.Equal(t, st.BackingOff, w.pool.BackingOff())
+	assert.Equal(t, 3, st.ConsecutiveFailures)
+	assert.Equal(t, 3, st.Restarts, "the third is on its way")
 	_, err := w.pool.Acquire(context.Background())
-	require.ErrorIs(t, err, ErrNoInstance, "a pool that gave up does not grow")
-	assert.Contains(t, err.Error(), "gave up")
-	assert.Equal(t, 2, w.pool.Stats().Restarts)
+	require.ErrorIs(t, err, ErrNoInstance, "a pool that backs off does not keep a task waiting, nor grow")
+	assert.Contains(t, err.Error(), "backing off its restarts")
+	assert.Len(t, w.generations("t-1"), 3, "no growth")
+
+	release()
+	eventually(t, "replaced after the backoff", func() bool { return len(w.generations("t-1")) == 4 && w.pool.MemberState("t-1") == "ready" })
+	assert.Empty(t, w.pool.BackingOff(), "an instance started again")
+	assert.Empty(t, w.pool.Stats().BackingOff)
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	l.Release()
 }
 
 func TestAReplacementThatFailsToStartIsRetried(t *testing.T) {
@@ -282,17 +302,19 @@ func TestAReplacementThatFailsToStartIsRetried(t *testing.T) {
 	}
 }
 
-func TestAReplacementThatNeverStartsGivesUp(t *testing.T) {
+// A replacement that keeps failing to start is retried past the budget,
+// backing off, until one starts.
+func TestAReplacementThatFailsToStartIsRetriedForEver(t *testing.T) {
 	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 0)})
 	w.start()
-	w.failStarts("t-1", 100)
+	w.failStarts("t-1", 6)
 	w.child("t-1").kill("exit status 2", true)
-	eventually(t, "gave up", func() bool { return w.pool.GaveUp() != "" })
-	assert.Contains(t, w.pool.GaveUp(), "its replacement failed to start: ")
-	assert.Equal(t, 3, w.pool.Stats().Restarts)
-	assert.Len(t, w.generations("t-1"), 4, "the first and three replacements")
-	assert.Empty(t, w.reg.IDs(), "every failed replacement was removed")
-	assert.Empty(t, w.pool.Members())
+	eventually(t, "replaced on the seventh try", func() bool { return w.pool.MemberState("t-1") == "ready" && len(w.generations("t-1")) == 8 })
+	assert.Empty(t, w.pool.BackingOff())
+	st := w.pool.Stats()
+	assert.Equal(t, 7, st.Restarts)
+	assert.Equal(t, 7, st.ConsecutiveFailures, "no instance has run a whole window since")
+	assert.Equal(t, []string{"t-1"}, w.reg.IDs(), "every failed replacement was removed")
 }
 
 func TestCloseFailsWaiters(t *testing.T) {

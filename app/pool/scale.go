@@ -18,15 +18,15 @@ type ScaleEvent struct {
 
 // load is what a scaling decision looks at.
 type load struct {
-	ready    int // instances that take tasks
-	starting int // instances starting or due to restart: capacity on its way
-	dead     int // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
-	inflight int // tasks on the ready instances
-	queued   int
-	now      time.Time
-	lowSince time.Time // zero while utilization is above ScaleDownAt
-	held     bool      // growth is held back after a failed start
-	gaveUp   bool
+	ready      int // instances that take tasks
+	starting   int // instances starting or due to restart: capacity on its way
+	dead       int // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
+	inflight   int // tasks on the ready instances
+	queued     int
+	now        time.Time
+	lowSince   time.Time // zero while utilization is above ScaleDownAt
+	held       bool      // growth is held back after a failed start
+	backingOff bool      // the supervisor backs off: growth would only crash too
 }
 
 // decision is what to do about a load.
@@ -55,7 +55,7 @@ func decide(s Sizing, l load) decision {
 	d := decision{lowSince: l.lowSince}
 	if u >= s.ScaleUpAt || l.queued > 0 {
 		d.lowSince = time.Time{}
-		if l.held || l.gaveUp {
+		if l.held || l.backingOff {
 			return d
 		}
 		// Enough instances for what runs and what waits; and when full
@@ -159,7 +159,7 @@ func (p *Pool[H]) scale() {
 
 // loadLocked reads the pool's load. p.mu is held.
 func (p *Pool[H]) loadLocked() load {
-	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), gaveUp: p.gaveUp != ""}
+	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), backingOff: p.backingOff != ""}
 	l.held = l.now.Before(p.holdUntil)
 	for _, m := range p.members {
 		switch {

@@ -81,6 +81,7 @@ func (p *Pool[H]) settle(m *member[H]) {
 		m.state = ready
 		m.since = p.deps.Now()
 		p.log.Info("pool instance ready", zap.String("provider", m.id))
+		p.recovered(m.id)
 		p.handoff()
 	}
 }

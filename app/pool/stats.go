@@ -1,6 +1,10 @@
 package pool
 
-import "go.uber.org/zap"
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
 
 // Stats is a pool at one moment, for the admin API and the metrics.
 type Stats struct {
@@ -15,8 +19,15 @@ type Stats struct {
 	Busy       int // tasks in flight
 	QueueDepth int
 	Counts
-	GaveUp    string
-	LastScale *ScaleEvent
+	// BackingOff says why the supervisor backs off the template's
+	// restarts; "" while it does not. NextRestart is when the next
+	// replacement starts (zero if none is due), and ConsecutiveFailures
+	// counts the exits and failed starts since an instance last ran for a
+	// whole window.
+	BackingOff          string
+	NextRestart         time.Time
+	ConsecutiveFailures int
+	LastScale           *ScaleEvent
 }
 
 // Stats reads the pool.
@@ -24,7 +35,9 @@ func (p *Pool[H]) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Stats{Template: p.cfg.Template, Protocol: p.cfg.Protocol, Sized: p.cfg.Sizing != nil,
-		QueueDepth: len(p.queue), Counts: p.counts, GaveUp: p.gaveUp}
+		QueueDepth: len(p.queue), Counts: p.counts, BackingOff: p.backingOff, NextRestart: p.nextRestart()}
+	p.forgetIfStable(p.deps.Now())
+	s.ConsecutiveFailures = p.failures
 	if p.cfg.Sizing != nil {
 		s.Min, s.Max = p.cfg.Sizing.Min, p.cfg.Sizing.Max
 	}
@@ -43,6 +56,18 @@ func (p *Pool[H]) Stats() Stats {
 		s.LastScale = &e
 	}
 	return s
+}
+
+// nextRestart is when the first replacement due starts; zero if none is.
+// p.mu is held.
+func (p *Pool[H]) nextRestart() time.Time {
+	var next time.Time
+	for _, m := range p.members {
+		if m.state == waiting && (next.IsZero() || m.due.Before(next)) {
+			next = m.due
+		}
+	}
+	return next
 }
 
 func zapScale(e *ScaleEvent) []zap.Field {

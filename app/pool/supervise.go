@@ -3,8 +3,6 @@ package pool
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,8 +14,8 @@ import (
 func (p *Pool[H]) exited(m *member[H], x Exit) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if x.Expected || p.closed || p.members[m.id] != m || m.state == draining || m.state == dead {
-		return // its cleanup, a removal or the shutdown ended it
+	if x.Expected || p.closed || p.members[m.id] != m || m.state == draining || m.state == dead || m.state == waiting {
+		return // its cleanup, a removal or the shutdown ended it, or it was a failed start's
 	}
 	was := m.state
 	m.state = dead
@@ -48,63 +46,17 @@ func (p *Pool[H]) onDeath(m *member[H]) {
 		p.log.Warn("not restarted", zap.String("provider", m.id), zap.Stringer("restart", r.Policy), zap.String("exit", x.Status))
 		p.handoff()
 		return // it stays registered, and unhealthy
-	case !p.allowRestart():
-		p.giveUp(m.id, x.Status)
-		p.handoff()
-		return // it stays registered, and unhealthy: Stop cleans it up
 	}
+	delay := p.failed(m.id, "exited ("+x.Status+")")
 	m.replacing = true
-	p.removeLocked(func() { p.replace(m, x.Status) })
-}
-
-// allowRestart counts a restart, unless MaxRestarts were made within the
-// window already. p.mu is held.
-func (p *Pool[H]) allowRestart() bool {
-	r := p.cfg.Restart
-	now := p.deps.Now()
-	i := 0
-	for i < len(p.restarts) && now.Sub(p.restarts[i]) >= r.Window {
-		i++
-	}
-	p.restarts = p.restarts[i:]
-	if len(p.restarts) >= r.MaxRestarts {
-		return false
-	}
-	p.restarts = append(p.restarts, now)
-	p.counts.Restarts++
-	return true
-}
-
-// giveUp stops restarting the template. p.mu is held.
-func (p *Pool[H]) giveUp(id, lastExit string) {
-	r := p.cfg.Restart
-	p.gaveUp = fmt.Sprintf("more than %d restarts within %v; the last: %s exited (%s)", r.MaxRestarts, r.Window, id, lastExit)
-	p.log.Error("giving up restarting the template", zap.String("provider", id), zap.String("reason", p.gaveUp))
-}
-
-// backoff is the delay before the latest restart: Backoff doubled for each
-// earlier restart within the window, at most MaxBackoff, less up to half
-// of it at random. p.mu is held.
-func (p *Pool[H]) backoff() time.Duration {
-	r := p.cfg.Restart
-	d := r.Backoff
-	for range max(len(p.restarts)-1, 0) {
-		if d >= r.MaxBackoff {
-			break
-		}
-		d *= 2
-	}
-	d = min(d, max(r.MaxBackoff, r.Backoff))
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
+	p.handoff() // past the budget, what waited for it is not kept waiting
+	p.removeLocked(func() { p.replace(m, x.Status, delay) })
 }
 
 // replace removes a dead instance, and then has a replacement started
-// under its id. The removal is not cut short by Close (see bring); the
-// replacement is.
-func (p *Pool[H]) replace(dead *member[H], why string) {
+// under its id after the delay. The removal is not cut short by Close (see
+// bring); the replacement is.
+func (p *Pool[H]) replace(dead *member[H], why string, delay time.Duration) {
 	o, err := p.deps.Registry.Remove(context.WithoutCancel(p.ctx), dead.id)
 	if errors.Is(err, lifecycle.ErrStopped) && o.Result == 0 {
 		return // Stop began: it cleans the dead one up
@@ -112,13 +64,14 @@ func (p *Pool[H]) replace(dead *member[H], why string) {
 	p.deps.Removed(p.removal(dead.id, "exited: "+why, o, err))
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.goLocked(func() { p.restart(dead) })
+	p.goLocked(func() { p.restart(dead, delay) })
 }
 
 // restart starts replacements under a removed instance's id, each after
-// its backoff, until one starts, the restarts run out, or the pool closes.
-// The first restart was counted by the caller.
-func (p *Pool[H]) restart(dead *member[H]) {
+// its delay, until one starts or the pool closes: past the restart budget
+// it backs off, but it never gives up. The first failure was counted by
+// the caller, which gives its delay.
+func (p *Pool[H]) restart(dead *member[H], delay time.Duration) {
 	for {
 		p.mu.Lock()
 		if p.members[dead.id] != dead { // removed meanwhile
@@ -131,8 +84,8 @@ func (p *Pool[H]) restart(dead *member[H]) {
 			p.mu.Unlock()
 			return
 		}
-		delay := p.backoff()
-		slot := &member[H]{id: dead.id, state: waiting, since: p.deps.Now()}
+		now := p.deps.Now()
+		slot := &member[H]{id: dead.id, state: waiting, since: now, due: now.Add(delay)}
 		p.members[dead.id] = slot
 		p.mu.Unlock()
 		p.log.Info("restarting", zap.String("provider", dead.id), zap.Duration("after", delay))
@@ -167,16 +120,9 @@ func (p *Pool[H]) restart(dead *member[H]) {
 			p.mu.Unlock()
 			return
 		}
-		p.log.Error("replacement failed to start", zap.String("provider", dead.id), zap.String("error", lifecycle.Redact(err.Error())))
-		if !p.allowRestart() {
-			if p.members[dead.id] == slot {
-				delete(p.members, dead.id)
-			}
-			p.giveUp(dead.id, "its replacement failed to start: "+lifecycle.Redact(err.Error()))
-			p.handoff()
-			p.mu.Unlock()
-			return
-		}
+		msg := lifecycle.Redact(err.Error())
+		p.log.Error("replacement failed to start", zap.String("provider", dead.id), zap.String("error", msg))
+		delay = p.failed(dead.id, "failed to start: "+msg)
 		dead = slot
 		p.mu.Unlock()
 	}
