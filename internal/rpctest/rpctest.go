@@ -64,7 +64,8 @@ func NoRaceExitSleep() string {
 // ([method]: sends method to the parent as a notification), "heard" (the
 // methods of the notifications it got, in order) and "strays" (how many
 // responses it got to requests it never sent: a parent that answers
-// notifications) and "id" (the id of the request).
+// notifications), "id" (the id of the request) and "infinity" (answers
+// the number Infinity, which is not JSON).
 func Serve() {
 	mode := os.Getenv(modeEnv)
 	if mode == "" {
@@ -116,6 +117,10 @@ func (s *server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 		s.mu.Lock()
 		s.heard = append(s.heard, req.Method)
 		s.mu.Unlock()
+		return
+	}
+	if req.Method == "infinity" {
+		infinity(req.ID)
 		return
 	}
 	if s.serial {
@@ -222,6 +227,14 @@ func (s *server) handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 		return len(lines), nil
 	}
 	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + strconv.Quote(req.Method)}
+}
+
+// infinity answers the request with the number Infinity, which is not
+// JSON, as Python's json module writes 1e999. One write of one line, as
+// the connection's own answers are, so that it does not mix with them.
+func infinity(id jsonrpc2.ID) {
+	b, _ := json.Marshal(id)
+	_, _ = os.Stdout.WriteString(`{"jsonrpc":"2.0","id":` + string(b) + `,"result":Infinity}` + "\n")
 }
 
 // firstInt reads params of the form [n]: JSON-RPC params are structured.
