@@ -49,6 +49,9 @@ type Engine struct {
 	// Both fixed once newEngine returns.
 	pools      map[string]*pool.Pool[endpoint] // by template
 	byProtocol map[string][]*pool.Pool[endpoint]
+	// later are the instances of the templates that are not critical, by
+	// template: their pools start them once the registry has (see launch).
+	later map[string][]string
 
 	// tasks is the parent of every task's context: CancelTasks cuts the
 	// tasks in flight short when the shutdown's HTTP time runs out.
@@ -91,9 +94,10 @@ type engineParams struct {
 	Metrics   *Metrics
 }
 
-// newEngine makes every template's pool and registers the instances the
-// configuration names and each pool's first min, which the registry then
-// initializes when it starts.
+// newEngine makes every template's pool and registers the instances of
+// the critical templates, those the configuration names and each pool's
+// first min, which the registry then initializes when it starts: one that
+// cannot start fails the service's start. The others wait for launch.
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
@@ -125,12 +129,20 @@ func newEngine(p engineParams) (*Engine, error) {
 		e.pools[name] = pl
 		e.byProtocol[t.Protocol] = append(e.byProtocol[t.Protocol], pl)
 	}
+	e.later = map[string][]string{}
 	for _, in := range p.Settings.Providers {
+		if !p.Settings.Templates[in.Template].Critical {
+			e.later[in.Template] = append(e.later[in.Template], in.ID)
+			continue
+		}
 		if err := e.pools[in.Template].Declare(in.ID); err != nil {
 			return nil, fmt.Errorf("provider %q from template %q: %w", in.ID, in.Template, err)
 		}
 	}
 	for _, name := range names {
+		if !p.Settings.Templates[name].Critical {
+			continue
+		}
 		if err := e.pools[name].DeclareMin(); err != nil {
 			return nil, fmt.Errorf("pool %q: %w", name, err)
 		}
@@ -150,6 +162,9 @@ func (e *Engine) start(ctx context.Context) error {
 	// An empty store gets the schema; an older one is -migrate's to
 	// upgrade (see SchemaError).
 	if _, err := migrate(ctx, db, e.store.Driver(), false); err != nil {
+		return err
+	}
+	if err := e.launch(ctx); err != nil {
 		return err
 	}
 	if keep := e.settings.StoreRetention; keep > 0 {

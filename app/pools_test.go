@@ -206,15 +206,17 @@ func TestACriticalPoolOfMinZeroIsReadyEmpty(t *testing.T) {
 	assert.Equal(t, "lazy-1", rec.Provider)
 }
 
-// A start that fails leaves no supervisor behind: the children that died
-// while the registry initialized them are the start's failure, not crashes
-// to restart.
+// A start that fails leaves no supervisor behind: the children of a
+// critical template that died while the registry initialized them are the
+// start's failure, not crashes to restart. (Those of a template that is
+// not critical are supervised instead: see supervise_test.go.)
 func TestAFailedStartRestartsNothing(t *testing.T) {
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
 	cfg := config(t, llm.URL(), `  dies:
     kind: process
     protocol: dies/v1
+    critical: true
     process: {command: [sh, -c, "exit 1"], ready_method: ping, grace: 1s}
     pool: {min: 1, max: 2}`, "")
 	s, err := Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)

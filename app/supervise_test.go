@@ -2,6 +2,8 @@ package app
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +99,46 @@ func TestFiveBadAnswersDoNotTakeAPoolDownForGood(t *testing.T) {
 	require.Equal(t, 200, code, msg)
 	assert.JSONEq(t, "[7]", string(rec.Output))
 	assert.Contains(t, s.logs.String(), "template healthy again")
+}
+
+// Issue 21, case 8: a template that is not critical, whose child exits at
+// once, does not stop the service from starting. Its instance is
+// supervised like any restart: it backs off, and /v1/pools says so, while
+// the service is ready; once the fault passes (here, the file the command
+// looks for appears) the next restart starts it and it serves.
+func TestANonCriticalTemplateThatCannotStartDoesNotStopTheService(t *testing.T) {
+	argv, env := rpctest.Command(rpctest.Server, false)
+	flag := filepath.Join(t.TempDir(), "fixed")
+	s := startWith(t, fmt.Sprintf(`  flaky:
+    kind: process
+    protocol: flaky/v1
+    process: {command: [sh, -c, %q, %q, %q, %q], env: [%q], ready_method: ping, grace: 1s}
+    pool: {min: 1, max: 1}
+    restart: {backoff: 10ms, max_backoff: 100ms, max_restarts: 2, window: 1m, crash_loop_max_backoff: 400ms}`,
+		`test -f "$0" || exit 1; exec "$1" "$2"`, flag, argv[0], argv[1], env[0]), "")
+
+	var st poolState
+	require.Eventually(t, func() bool { st = s.poolState("flaky"); return st.BackingOff }, testkit.Wait, time.Millisecond,
+		"log:\n%s", s.logs)
+	assert.Contains(t, st.BackoffReason, "more than 2 restarts within 1m0s; the last: flaky-1 failed to start: ")
+	assert.GreaterOrEqual(t, st.ConsecutiveFailures, 3)
+	require.Eventually(t, func() bool { code, _ := s.readiness(); return code == 200 }, testkit.Wait, 10*time.Millisecond,
+		"a template that is not critical does not count for readiness")
+	code, _, msg := s.task("flaky/v1", "echo", []int{1})
+	assert.Equal(t, 503, code, msg)
+	log := s.logs.String()
+	assert.Regexp(t, `ERROR\s+engine\s+instance failed to start: the supervisor retries it\s+\{"template": "flaky", "provider": "flaky-1"`, log)
+	assert.Contains(t, log, "restart budget exhausted: backing off")
+
+	require.NoError(t, os.WriteFile(flag, nil, 0o644))
+	require.Eventually(t, func() bool { return s.engine.pools["flaky"].MemberState("flaky-1") == "ready" }, testkit.Wait, time.Millisecond,
+		"log:\n%s", s.logs)
+	st = s.poolState("flaky")
+	assert.False(t, st.BackingOff, "%+v", st)
+	code, rec, msg := s.task("flaky/v1", "echo", []int{2})
+	require.Equal(t, 200, code, msg)
+	assert.JSONEq(t, "[2]", string(rec.Output))
+	assert.Contains(t, s.logs.String(), "template healthy again")
+	code, why := s.readiness()
+	assert.Equal(t, 200, code, why)
 }
