@@ -131,6 +131,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"pool typo", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {maxx: 3}}}\nproviders: []\n", nil, `config: templates.t.pool.maxx: unknown field "maxx"`},
 		{"bad restart policy", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {policy: sometimes}}}\nproviders: []\n", nil, `config: templates.t.restart.policy: want never, on-failure or always, got "sometimes"`},
 		{"restart backoffs crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 1s}}}\nproviders: []\n", nil, "config: templates.t.restart.max_backoff: 1s is less than backoff (5s)"},
+		{"crash loop ceiling below max_backoff", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {crash_loop_max_backoff: 5s}}}\nproviders: []\n", nil, "config: templates.t.restart.crash_loop_max_backoff: 5s is less than max_backoff (10s)"},
 		{"batch size 0", "store: {batch_size: 0}\n", nil, "config: store.batch_size: want 1 to 4096 records in one commit, got 0"},
 		{"audit max_bytes negative", "audit: {max_bytes: -1}\n", nil, "config: audit.max_bytes: want a size in bytes, or 0 never to rotate, got -1"},
 		{"audit max_files 0", "audit: {max_files: 0}\n", nil, "config: audit.max_files: want 1 to 1000 rotated files kept, got 0"},
@@ -196,6 +197,7 @@ func TestPoolAndRestartDefaults(t *testing.T) {
 templates:
   m: {kind: mcp, process: {command: [sh]}, pool: {max: 8, queue: 0}}
   p: {kind: process, protocol: p/v1, process: {command: [sh]}, restart: {policy: always, max_restarts: 0}}
+  q: {kind: process, protocol: q/v1, process: {command: [sh]}, restart: {max_backoff: 10m}}
   o: {kind: ollama}
 providers: []
 `)}, noEnv, &bytes.Buffer{})
@@ -206,8 +208,10 @@ providers: []
 	want.Max, want.Queue = 8, 0
 	assert.Equal(t, &want, m.Sizing)
 	assert.Equal(t, defaultRestart, m.Supervision)
-	assert.Equal(t, pool.Restart{Policy: pool.Always, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxRestarts: 0, Window: time.Minute},
+	assert.Equal(t, pool.Restart{Policy: pool.Always, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxRestarts: 0, Window: time.Minute,
+		CrashLoopMaxBackoff: 5 * time.Minute},
 		s.Templates["p"].Supervision)
+	assert.Equal(t, 10*time.Minute, s.Templates["q"].Supervision.CrashLoopMaxBackoff, "a max_backoff above the crash loop's default ceiling is the ceiling")
 	assert.Nil(t, s.Templates["p"].Sizing)
 	assert.Equal(t, pool.Never, s.Templates["o"].Supervision.Policy, "an ollama provider has no child to restart")
 }
