@@ -26,7 +26,10 @@
 // waiting for its leases and cleaning it up; both need the configured
 // bearer token, and answer 403 when none is configured. Children of
 // process and mcp templates are supervised: one that dies is replaced
-// under its id, after a backoff, within a restart budget.
+// under its id, after a backoff; past a restart budget the supervisor
+// waits longer, but never gives up. A template that is not critical is
+// started once the registry has (launch.go), so that one whose child
+// cannot start is supervised rather than failing the service's start.
 //
 // # Files
 //
