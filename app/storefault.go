@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -27,12 +28,17 @@ type storeFaults struct {
 // storeFault logs err, redacted and throttled, and returns what the answer
 // says instead: errStoreUnavailable, with what could not be done.
 func (e *Engine) storeFault(what string, err error) error {
+	// The answer is 503 either way; refusals are counted by which failed.
+	kind := errStoreUnavailable
+	if errors.Is(err, errAuditUnavailable) {
+		kind = fmt.Errorf("%w, %w", errStoreUnavailable, errAuditUnavailable)
+	}
 	e.faults.mu.Lock()
 	now := time.Now()
 	if now.Sub(e.faults.last) < storeFaultEvery {
 		e.faults.hidden++
 		e.faults.mu.Unlock()
-		return fmt.Errorf("%w: %s", errStoreUnavailable, what)
+		return fmt.Errorf("%w: %s", kind, what)
 	}
 	hidden := e.faults.hidden
 	e.faults.last, e.faults.hidden = now, 0
@@ -42,5 +48,5 @@ func (e *Engine) storeFault(what string, err error) error {
 	// errStoreUnavailable in the answer, and the error logged names which.
 	e.log.Warn("task record failed: "+what, zap.String("error", lifecycle.Redact(err.Error())),
 		zap.Int("failures_not_logged", hidden))
-	return fmt.Errorf("%w: %s", errStoreUnavailable, what)
+	return fmt.Errorf("%w: %s", kind, what)
 }
