@@ -34,6 +34,7 @@ type adminServer struct {
 	srv      *http.Server
 	served   chan error // Serve's result, once the listener is closed
 	addr     net.Addr
+	port     *adminPort // the admin API's own listener (adminport.go); nil without admin_addr
 }
 
 func newAdmin(lc fx.Lifecycle, e *Engine, s *Settings, m *Metrics, log *zap.Logger) *adminServer {
@@ -47,6 +48,7 @@ func newAdmin(lc fx.Lifecycle, e *Engine, s *Settings, m *Metrics, log *zap.Logg
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    zap.NewStdLog(a.log),
 	}
+	a.splitAdminPort()
 	lc.Append(fx.Hook{OnStart: a.start, OnStop: a.stop})
 	return a
 }
@@ -79,6 +81,10 @@ func (a *adminServer) start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin server: listen on %s: %w", a.settings.Addr, err)
 	}
+	if err := a.listenAdminPort(); err != nil {
+		_ = l.Close()
+		return err
+	}
 	a.addr = l.Addr()
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.srv.Serve(l) }()
@@ -93,6 +99,7 @@ func (a *adminServer) start(context.Context) error {
 // 503 and record the task, get a moment to do so before the connections
 // are closed. The shutdown goes on either way: running out of time here is
 // logged, not returned, since fx would skip the hooks after a failed one.
+// The admin port, if any, closes at the same time, within the same time.
 func (a *adminServer) stop(ctx context.Context) error {
 	httpCtx := ctx
 	if deadline, ok := ctx.Deadline(); ok {
@@ -100,6 +107,8 @@ func (a *adminServer) stop(ctx context.Context) error {
 		httpCtx, cancel = context.WithDeadline(ctx, deadline.Add(-a.settings.CleanupReserve))
 		defer cancel()
 	}
+	portStopped := a.stopAdminPort(httpCtx)
+	defer func() { <-portStopped }()
 	err := a.srv.Shutdown(httpCtx)
 	if err != nil {
 		cut := a.engine.CancelTasks()

@@ -28,6 +28,7 @@ var defaultsYAML []byte
 // are strings until Load checks them, so that an error can name the field.
 type File struct {
 	Addr            string              `json:"addr"`
+	AdminAddr       string              `json:"admin_addr"`
 	DataDir         string              `json:"data_dir"`
 	AdminToken      string              `json:"admin_token"`
 	TaskToken       string              `json:"task_token"`
@@ -121,6 +122,7 @@ type Instance struct {
 // Settings is the configuration, checked and resolved.
 type Settings struct {
 	Addr            string
+	AdminAddr       string // the admin API's and /metrics' own listener; empty: they are served on Addr
 	DataDir         string
 	AdminToken      string
 	TaskToken       string // POST /v1/tasks and GET /v1/tasks/{id} need it as a bearer token; empty: open
@@ -195,6 +197,7 @@ var envFields = []struct {
 	set  func(*File, string)
 }{
 	{"GLEITZEIT_ADDR", func(f *File, v string) { f.Addr = v }},
+	{"GLEITZEIT_ADMIN_ADDR", func(f *File, v string) { f.AdminAddr = v }},
 	{"GLEITZEIT_DATA_DIR", func(f *File, v string) { f.DataDir = v }},
 	{"GLEITZEIT_ADMIN_TOKEN", func(f *File, v string) { f.AdminToken = v }},
 	{"GLEITZEIT_TASK_TOKEN", func(f *File, v string) { f.TaskToken = v }},
@@ -215,6 +218,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file, YAML or JSON")
 	addr := fs.String("addr", "", "admin server address (default 127.0.0.1:8080)")
+	adminAddr := fs.String("admin-addr", "", "the admin API's and /metrics' own address (default: served on -addr)")
 	dataDir := fs.String("data-dir", "", "directory of the task store and the audit log (default ./data)")
 	logFormat := fs.String("log-format", "", `"json" or "console"`)
 	shutdownTimeout := fs.String("shutdown-timeout", "", "everything after SIGTERM (default 25s)")
@@ -266,6 +270,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		set func(string)
 	}{
 		{*addr, func(v string) { f.Addr = v }},
+		{*adminAddr, func(v string) { f.AdminAddr = v }},
 		{*dataDir, func(v string) { f.DataDir = v }},
 		{*logFormat, func(v string) { f.LogFormat = v }},
 		{*shutdownTimeout, func(v string) { f.Shutdown.Timeout = v }},
@@ -298,10 +303,13 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // resolve checks every field and fills in what defaults from other fields.
 func (f *File) resolve() (*Settings, error) {
-	s := &Settings{Addr: f.Addr, DataDir: f.DataDir, AdminToken: f.AdminToken, TaskToken: f.TaskToken, LogFormat: f.LogFormat,
+	s := &Settings{Addr: f.Addr, AdminAddr: f.AdminAddr, DataDir: f.DataDir, AdminToken: f.AdminToken, TaskToken: f.TaskToken, LogFormat: f.LogFormat,
 		StoreDSN: f.Store.DSN, AuditPath: f.Audit.Path, Templates: f.Templates, Providers: f.Providers}
 	if _, port, err := net.SplitHostPort(s.Addr); err != nil || port == "" {
 		return nil, bad("addr", "want host:port, got %q", s.Addr)
+	}
+	if err := checkAdminAddr(s.Addr, s.AdminAddr); err != nil {
+		return nil, err
 	}
 	if s.DataDir == "" {
 		return nil, bad("data_dir", "empty")
