@@ -110,7 +110,8 @@ type deployment struct {
 		} `json:"strategy"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `json:"labels"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
 			} `json:"metadata"`
 			Spec struct {
 				TerminationGracePeriodSeconds int         `json:"terminationGracePeriodSeconds"`
@@ -362,8 +363,12 @@ func TestDeployManifestsAgreeWithTheService(t *testing.T) {
 				} `json:"spec"`
 			}
 			m.one(t, "Service", &svc)
-			require.Len(t, svc.Spec.Ports, 1)
-			assert.Equal(t, c.Ports[0].Name, svc.Spec.Ports[0].TargetPort)
+			require.NotEmpty(t, svc.Spec.Ports)
+			for _, sp := range svc.Spec.Ports {
+				assert.Contains(t, []string{"http", "admin"}, sp.TargetPort, "the Service reaches the service's ports")
+			}
+			assert.Equal(t, "http", svc.Spec.Ports[0].TargetPort, "the Service's first port is the tasks'")
+			checkAdminPort(t, p)
 			labels := p.d.Spec.Template.Metadata.Labels
 			assert.True(t, selects(t, labelSelector{MatchLabels: svc.Spec.Selector}, labels), "the Service selects the pods")
 			assert.True(t, selects(t, p.d.Spec.Selector, labels), "the Deployment selects its pods")
