@@ -50,4 +50,8 @@
 //	POST   /v1/tasks             {"protocol", "method", "params", "timeout"}
 //	GET    /v1/tasks/{id}
 //	GET    /metrics              Prometheus
+//
+// With admin_addr set, /v1/providers, /v1/pools and /metrics are served on
+// that listener only, and addr answers 404 for them (adminport.go): a
+// NetworkPolicy admits ports, not paths.
 package app
