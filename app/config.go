@@ -55,6 +55,10 @@ type StoreFile struct {
 	// Retention is how long a task is kept: older ones are deleted
 	// ("0s": kept for ever).
 	Retention string `json:"retention"`
+	// Heartbeat is how often a replica tells the store it runs (see
+	// replicas.go): the tasks of one silent for replicaLapse heartbeats
+	// are settled as interrupted.
+	Heartbeat string `json:"heartbeat"`
 	// MaxConns bounds a PostgreSQL store's pool (sqldb's default, 10, if
 	// not set): every replica's pool, and those of pods shutting down,
 	// share the server's max_connections.
@@ -132,6 +136,7 @@ type Settings struct {
 	StoreBatchDelay time.Duration
 	StoreRetention  time.Duration // 0: tasks are kept for ever
 	StoreMaxConns   int           // a PostgreSQL store's pool; 0: sqldb's default
+	StoreHeartbeat  time.Duration
 	AuditPath       string
 	AuditMaxBytes   int64
 	AuditMaxFiles   int
@@ -353,6 +358,17 @@ func (f *File) resolve() (*Settings, error) {
 			return nil, bad("store.retention", "want 0s (keep every task) or at least %v, got %v", minRetention, d)
 		}
 		s.StoreRetention = d
+	}
+	s.StoreHeartbeat = defaultHeartbeat
+	if f.Store.Heartbeat != "" {
+		d, err := duration("store.heartbeat", f.Store.Heartbeat, false)
+		if err != nil {
+			return nil, err
+		}
+		if d < minHeartbeat || d > maxHeartbeat {
+			return nil, bad("store.heartbeat", "want %v to %v, got %v", minHeartbeat, maxHeartbeat, d)
+		}
+		s.StoreHeartbeat = d
 	}
 	if s.AuditPath == "" {
 		s.AuditPath = filepath.Join(s.DataDir, "audit.jsonl")

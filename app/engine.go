@@ -71,6 +71,7 @@ type Engine struct {
 	faults   storeFaults  // the store's errors, logged rather than answered
 	commits  *groupCommit // the task records' commits
 	expiry   *retention   // deletes expired tasks; nil if they are kept for ever
+	replica  *replica     // this replica's heartbeat, and the sweep of dead replicas' tasks
 	// endpointHook, if set, changes the endpoints of instances built from
 	// then on: for the tests' faults, nil otherwise.
 	endpointHook func(endpoint) endpoint
@@ -104,6 +105,7 @@ func newEngine(p engineParams) (*Engine, error) {
 		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	e.watch = newTransitions(e.log)
+	e.replica = newReplica(p.Settings.StoreHeartbeat, e.log)
 	names := make([]string, 0, len(p.Settings.Templates))
 	for name := range p.Settings.Templates {
 		names = append(names, name)
@@ -167,6 +169,10 @@ func (e *Engine) start(ctx context.Context) error {
 	if err := e.launch(ctx); err != nil {
 		return err
 	}
+	if err := e.replica.open(ctx, db, e.store.Driver()); err != nil {
+		return err
+	}
+	e.replica.start()
 	if keep := e.settings.StoreRetention; keep > 0 {
 		e.expiry = newRetention(db, e.store.Driver(), keep, e.log, func(n int64) { e.metrics.expired.Add(float64(n)) })
 		e.expiry.start()
@@ -207,6 +213,7 @@ func (e *Engine) stop(ctx context.Context) error {
 	if e.expiry != nil {
 		e.expiry.stop()
 	}
+	e.replica.close(ctx)
 	if err := errors.Join(errs...); err != nil {
 		e.log.Warn("pools did not close in time", zap.Error(err))
 	}

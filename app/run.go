@@ -54,11 +54,15 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		e.count(TaskRecord{Protocol: t.Protocol, Status: "rejected"}, false)
 		return TaskRecord{}, fmt.Errorf("%w: %s", errNoProtocol, quote(t.Protocol))
 	}
-	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now()}
+	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now(), Replica: e.replica.id}
+	defer e.replica.running(rec.ID)()
 	// Recorded before it reaches a provider: a task the store cannot take
 	// does not run, so nothing runs unrecorded and a retry runs nothing
 	// twice.
 	if err := e.record(rec, beginTask); err != nil {
+		if errors.Is(err, errAuditUnavailable) {
+			return e.refuseUnaudited(rec, err)
+		}
 		return TaskRecord{}, e.storeFault("the task was not recorded, and did not run", err)
 	}
 	ctx, cancel := e.withTimeout(ctx, timeout)
@@ -152,23 +156,11 @@ func (e *Engine) count(rec TaskRecord, served bool) {
 // committed, with those of concurrent tasks (see groupCommit): a task
 // answered as recorded is in the store even if the service dies at once.
 func (e *Engine) record(rec TaskRecord, save func(context.Context, execer, TaskRecord) error) error {
+	if err := e.save(rec, save); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
-	if err != nil {
-		return fmt.Errorf("record task %s: %w", rec.ID, err)
-	}
-	defer releaseStore()
-	db, err := e.store.DB()
-	if err != nil {
-		e.watch.storeFailed(err.Error())
-		return err
-	}
-	if err := e.commits.do(ctx, db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) }); err != nil {
-		e.watch.storeFailed(err.Error())
-		return err
-	}
-	e.watch.storeWorks()
 	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)
 	if err != nil {
 		return fmt.Errorf("audit task %s: %w", rec.ID, err)

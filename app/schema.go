@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -20,7 +21,10 @@ import (
 //     PostgreSQL; TIMESTAMP on SQLite, which has no time type and keeps
 //     fixed-width UTC text that sorts as time does); an index on started
 //     for retention; duration_ms DOUBLE PRECISION on PostgreSQL.
-const schemaVersion = 2
+//   - 3: the replicas table, whose heartbeats say which replicas run
+//     (replicas.go); each task names the replica that runs it, and an
+//     index finds the running tasks by replica.
+const schemaVersion = 3
 
 // SchemaError says the store's schema is one this build does not run on:
 // newer (a newer build upgraded it, and writing to it could corrupt what
@@ -108,11 +112,13 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 		return found, &SchemaError{Found: found, Want: schemaVersion}
 	case found == 0:
 		steps = createSchema[driver]
-	default: // found == 1: the only older version there is
+	case found == 1:
 		if err := checkVersion1(ctx, tx, driver); err != nil {
 			return found, err
 		}
-		steps = upgradeFrom1[driver]
+		steps = append(slices.Clone(upgradeFrom1[driver]), upgradeFrom2[driver]...)
+	default: // found == 2
+		steps = upgradeFrom2[driver]
 	}
 	doing := fmt.Sprintf("migrate from version %d", found)
 	if found == 0 {
@@ -134,7 +140,11 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 			return found, fmt.Errorf("task store: %s: %w", doing, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, $1)`, schemaVersion); err != nil {
+	record := `INSERT INTO gleitzeit_schema (id, version) VALUES (1, $1)`
+	if found >= 2 { // the version table is there already
+		record = `UPDATE gleitzeit_schema SET version = $1 WHERE id = 1`
+	}
+	if _, err := tx.ExecContext(ctx, record, schemaVersion); err != nil {
 		return found, fmt.Errorf("task store: migrate: record the version: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -247,10 +257,11 @@ const versionTable = `CREATE TABLE gleitzeit_schema (
 // read by id, which the primary key serves.
 const startedIndex = `CREATE INDEX tasks_started ON tasks (started)`
 
-// createSchema is schemaVersion's schema, by driver.
+// createSchema is schemaVersion's schema, by driver: version 2's, and
+// what version 3 adds to it.
 var createSchema = map[string][]string{
-	sqldb.Postgres: {tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable},
-	sqldb.SQLite:   {sqliteTasks("tasks"), startedIndex, versionTable},
+	sqldb.Postgres: append([]string{tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable}, upgradeFrom2[sqldb.Postgres]...),
+	sqldb.SQLite:   append([]string{sqliteTasks("tasks"), startedIndex, versionTable}, upgradeFrom2[sqldb.SQLite]...),
 }
 
 // tasksTable is version 2's tasks table, named name, with the driver's
@@ -301,6 +312,40 @@ var upgradeFrom1 = map[string][]string{
 		`ALTER TABLE tasks_v2 RENAME TO tasks`,
 		startedIndex, versionTable,
 	},
+}
+
+// upgradeFrom2 takes version 2 to 3, by driver; createSchema runs it
+// too. The tasks that version 2 left running name no replica, so no sweep
+// would ever settle them: the upgrade settles them as interrupted. One
+// that a replica of the older build is still running gets its outcome all
+// the same, since that build saves an outcome whatever the status says.
+var upgradeFrom2 = map[string][]string{
+	sqldb.Postgres: {addReplicaColumn, settleVersion2Tasks, runningIndex, replicasTable("TIMESTAMPTZ")},
+	sqldb.SQLite:   {addReplicaColumn, settleVersion2Tasks, runningIndex, replicasTable("TEXT")},
+}
+
+// addReplicaColumn: the replica that runs a task (see replicas.go). NULL
+// in the tasks of older builds.
+const addReplicaColumn = `ALTER TABLE tasks ADD COLUMN replica TEXT`
+
+const settleVersion2Tasks = `UPDATE tasks SET status = 'interrupted',
+	error = 'left running by a build older than schema version 3, which names no replica: settled when the schema was upgraded'
+	WHERE status = 'running'`
+
+// runningIndex finds a replica's running tasks: a partial index, so it
+// holds only the tasks in flight, not the millions that ended.
+const runningIndex = `CREATE INDEX tasks_running ON tasks (replica) WHERE status = 'running'`
+
+// replicasTable holds a row for each replica that runs, with the moment
+// its heartbeat lapses, by the database's clock: TIMESTAMPTZ on
+// PostgreSQL; on SQLite, text that sorts as time does (see replicaClock).
+func replicasTable(timeType string) string {
+	return `CREATE TABLE gleitzeit_replicas (
+		id      TEXT PRIMARY KEY,
+		host    TEXT NOT NULL,
+		started ` + timeType + ` NOT NULL,
+		expires ` + timeType + ` NOT NULL
+	)`
 }
 
 // peekSchema reads the schema's version and how many tasks the store

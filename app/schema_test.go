@@ -252,10 +252,10 @@ func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
 			require.NoError(t, err)
 			code, out := run(t, s.dsn)
 			assert.Equal(t, ExitConfig, code, out)
-			assert.Contains(t, out, "older than this build's 2: upgrade it once with this build's -migrate")
+			assert.Contains(t, out, "older than this build's 3: upgrade it once with this build's -migrate")
 			code, out = run(t, s.dsn, "-migrate")
 			assert.Equal(t, ExitOK, code, out)
-			assert.Contains(t, out, `"msg":"task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile","from":1,"to":2,"tasks":1`)
+			assert.Contains(t, out, `"msg":"task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile","from":1,"to":3,"tasks":1`)
 			assert.Contains(t, out, "schema migrated")
 			code, out = run(t, s.dsn, "-migrate")
 			assert.Equal(t, ExitOK, code, out)
@@ -269,7 +269,7 @@ func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
 			for _, args := range [][]string{nil, {"-migrate"}} {
 				code, out = run(t, s.dsn, args...)
 				assert.Equal(t, ExitConfig, code, out)
-				assert.Contains(t, out, "version 99, newer than this build's 2")
+				assert.Contains(t, out, "version 99, newer than this build's 3")
 			}
 		})
 	}

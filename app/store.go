@@ -21,7 +21,7 @@ type TaskRecord struct {
 	Protocol string          `json:"protocol"`
 	Method   string          `json:"method"`
 	Provider string          `json:"provider,omitempty"`
-	Status   string          `json:"status"` // "running", then "ok", "error", "timeout", "rejected", "cancelled" or "unrecorded"
+	Status   string          `json:"status"` // "running" while a replica runs it, then "ok", "error", "timeout", "rejected", "cancelled", "unrecorded" or "interrupted" (replicas.go)
 	Error    string          `json:"error,omitempty"`
 	Output   json.RawMessage `json:"output,omitempty"`
 	// Sent: the task was a notification, sent and not answered (202). The
@@ -29,6 +29,9 @@ type TaskRecord struct {
 	Sent       bool      `json:"sent,omitempty"`
 	Started    time.Time `json:"started"`
 	DurationMS float64   `json:"duration_ms"`
+	// Replica is the replica that ran the task: another replica settles
+	// it as "interrupted" if this one dies while it runs (replicas.go).
+	Replica string `json:"replica,omitempty"`
 }
 
 // errNoTask: no task with that id is stored.
@@ -46,29 +49,33 @@ func storeTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 // on its own.
 func beginTask(ctx context.Context, db execer, r TaskRecord) error {
 	_, err := db.ExecContext(ctx,
-		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, nil, storeTime(r.Started), r.DurationMS)
+		`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms, replica)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.ID, r.Protocol, r.Method, r.Provider, r.Status, r.Error, nil, storeTime(r.Started), r.DurationMS,
+		sql.NullString{String: r.Replica, Valid: r.Replica != ""})
 	if err != nil {
 		return fmt.Errorf("task store: record task %s: %w", r.ID, err)
 	}
 	return nil
 }
 
-// finishTask records a task's outcome, in db's transaction or on its own.
+// finishTask records a task's outcome, in db's transaction or on its own,
+// if the store still has it running: one that another replica settled as
+// interrupted, taking this one for dead, keeps what it was answered.
 func finishTask(ctx context.Context, db execer, r TaskRecord) error {
 	var output any
 	if len(r.Output) > 0 {
 		output = string(r.Output)
 	}
 	res, err := db.ExecContext(ctx,
-		`UPDATE tasks SET provider = $2, status = $3, error = $4, output = $5, duration_ms = $6 WHERE id = $1`,
+		`UPDATE tasks SET provider = $2, status = $3, error = $4, output = $5, duration_ms = $6 WHERE id = $1 AND status = 'running'`,
 		r.ID, r.Provider, r.Status, r.Error, output, r.DurationMS)
 	if err != nil {
 		return fmt.Errorf("task store: save task %s: %w", r.ID, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return fmt.Errorf("task store: save task %s: it was not recorded when it began", r.ID)
+		return fmt.Errorf("task store: save task %s: it is not running in the store: not recorded when it began, "+
+			"or settled as interrupted when this replica's heartbeat lapsed", r.ID)
 	}
 	return nil
 }
@@ -78,8 +85,8 @@ func loadTask(ctx context.Context, db *sql.DB, id string) (TaskRecord, error) {
 	var r TaskRecord
 	var output sql.NullString
 	err := db.QueryRowContext(ctx,
-		`SELECT id, protocol, method, provider, status, error, output, started, duration_ms FROM tasks WHERE id = $1`, id).
-		Scan(&r.ID, &r.Protocol, &r.Method, &r.Provider, &r.Status, &r.Error, &output, &r.Started, &r.DurationMS)
+		`SELECT id, protocol, method, provider, status, error, output, started, duration_ms, COALESCE(replica, '') FROM tasks WHERE id = $1`, id).
+		Scan(&r.ID, &r.Protocol, &r.Method, &r.Provider, &r.Status, &r.Error, &output, &r.Started, &r.DurationMS, &r.Replica)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return r, errNoTask
