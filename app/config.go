@@ -208,6 +208,7 @@ var envFields = []struct {
 	{"GLEITZEIT_TASK_TOKEN", func(f *File, v string) { f.TaskToken = v }},
 	{"GLEITZEIT_LOG_FORMAT", func(f *File, v string) { f.LogFormat = v }},
 	{"GLEITZEIT_STORE_DSN", func(f *File, v string) { f.Store.DSN = v }},
+	{"GLEITZEIT_STORE_HEARTBEAT", func(f *File, v string) { f.Store.Heartbeat = v }},
 	{"GLEITZEIT_AUDIT_PATH", func(f *File, v string) { f.Audit.Path = v }},
 	{"GLEITZEIT_TASK_TIMEOUT", func(f *File, v string) { f.TaskTimeout = v }},
 	{"GLEITZEIT_SHUTDOWN_TIMEOUT", func(f *File, v string) { f.Shutdown.Timeout = v }},

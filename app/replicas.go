@@ -107,6 +107,8 @@ func (r *replica) open(ctx context.Context, db *sql.DB, driver string) error {
 	if err := r.register(ctx); err != nil {
 		return err
 	}
+	r.log.Info("task store: replica registered", zap.String("replica", r.id), zap.Duration("heartbeat", r.every),
+		zap.Duration("lapse", replicaLapse*r.every))
 	r.sweepAndLog(ctx)
 	return nil
 }
