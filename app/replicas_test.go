@@ -1,0 +1,201 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+	"github.com/gleitzeit/gleitzeit/providers/sqldb"
+)
+
+// version2 is version 2's schema, as createSchema made it.
+var version2 = map[string][]string{
+	sqldb.Postgres: {tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable,
+		`INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
+	sqldb.SQLite: {sqliteTasks("tasks"), startedIndex, versionTable, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
+}
+
+// A store of version 2 is refused unless upgrade is asked for; upgraded,
+// it keeps every task, and the tasks it had running, which name no
+// replica and so could never be swept, are settled as interrupted, saying
+// why. A replica then runs on it.
+func TestVersion2IsUpgradedAndItsRunningTasksSettled(t *testing.T) {
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			for _, step := range version2[driver] {
+				_, err := s.db.Exec(step)
+				require.NoError(t, err)
+			}
+			at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			for id, status := range map[string]string{"done": "ok", "left": "running"} {
+				_, err := s.db.Exec(`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
+					VALUES ($1, 'p', 'm', 'x', $2, '', NULL, $3, 1.5)`, id, status, storeTime(at))
+				require.NoError(t, err)
+			}
+
+			found, err := migrate(ctx, s.db, driver, false)
+			var se *SchemaError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, SchemaError{Found: 2, Want: schemaVersion}, *se)
+			assert.Equal(t, 2, found)
+			var status string
+			require.NoError(t, s.db.QueryRow(`SELECT status FROM tasks WHERE id = 'left'`).Scan(&status))
+			assert.Equal(t, "running", status, "a refused schema is left as it was")
+
+			found, err = migrate(ctx, s.db, driver, true)
+			require.NoError(t, err)
+			assert.Equal(t, 2, found)
+			r, err := loadTask(ctx, s.db, "left")
+			require.NoError(t, err)
+			assert.Equal(t, "interrupted", r.Status)
+			assert.Contains(t, r.Error, "left running by a build older than schema version 3")
+			assert.True(t, at.Equal(r.Started))
+			r, err = loadTask(ctx, s.db, "done")
+			require.NoError(t, err)
+			assert.Equal(t, "ok", r.Status)
+			assert.Empty(t, r.Replica)
+			found, err = migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			assert.Equal(t, schemaVersion, found)
+
+			rep := newReplica(time.Second, zap.NewNop())
+			require.NoError(t, rep.open(ctx, s.db, driver))
+			require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: "new", Protocol: "p", Method: "m", Status: "running", Started: at, Replica: rep.id}))
+			r, err = loadTask(ctx, s.db, "new")
+			require.NoError(t, err)
+			assert.Equal(t, rep.id, r.Replica)
+			require.NoError(t, rep.leave(ctx))
+			r, err = loadTask(ctx, s.db, "new")
+			require.NoError(t, err)
+			assert.Equal(t, "interrupted", r.Status, "a replica that leaves settles what it leaves running")
+		})
+	}
+}
+
+// Three live replicas on one PostgreSQL database sweep at once, every
+// heartbeat, while a dead one's tasks wait: each of the dead one's tasks is
+// settled once (the settled counts add up to its tasks, not more), and the
+// live replicas' own running tasks stay running through many sweeps of
+// each, by the database's clock.
+func TestLiveReplicasSettleOnlyTheDeadOnesTasksAndEachOnce(t *testing.T) {
+	s := emptyStores(t)[sqldb.Postgres]
+	ctx := context.Background()
+	_, err := migrate(ctx, s.db, sqldb.Postgres, false)
+	require.NoError(t, err)
+	now := time.Now()
+
+	// The dead replica: its row's lapse passed an hour ago.
+	_, err = s.db.Exec(`INSERT INTO gleitzeit_replicas (id, host, started, expires) VALUES ('dead', 'h', now(), now() - interval '1 hour')`)
+	require.NoError(t, err)
+	const deadTasks, liveTasks = 300, 20
+	for i := range deadTasks {
+		require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: fmt.Sprintf("dead-%d", i), Protocol: "p", Method: "m", Status: "running", Started: now, Replica: "dead"}))
+	}
+
+	core, logs := observer.New(zap.WarnLevel)
+	live := make([]*replica, 3)
+	for i := range live {
+		live[i] = newReplica(300*time.Millisecond, zap.New(core))
+		live[i].db, live[i].clock = s.db, replicaClocks[sqldb.Postgres]
+		require.NoError(t, live[i].register(ctx))
+		for j := range liveTasks {
+			id := fmt.Sprintf("live-%d-%d", i, j)
+			t.Cleanup(live[i].running(id))
+			require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: now, Replica: live[i].id}))
+		}
+	}
+	// All at once, as replicas that start together do.
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, r := range live {
+		wg.Go(func() { <-start; r.sweepAndLog(ctx); r.start() })
+	}
+	close(start)
+	wg.Wait()
+	defer func() {
+		for _, r := range live {
+			r.close(ctx)
+		}
+	}()
+
+	count := func(q string) int {
+		var n int
+		require.NoError(t, s.db.QueryRow(q).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return count(`SELECT count(*) FROM tasks WHERE status = 'interrupted'`) == deadTasks },
+		testkit.Wait, 10*time.Millisecond)
+	var begin time.Time
+	require.NoError(t, s.db.QueryRow(`SELECT now()`).Scan(&begin))
+	require.Eventually(t, func() bool {
+		var passed bool
+		require.NoError(t, s.db.QueryRow(`SELECT now() > $1::timestamptz + interval '4 seconds'`, begin).Scan(&passed))
+		return passed
+	}, 3*testkit.Wait, 50*time.Millisecond)
+
+	assert.Equal(t, len(live)*liveTasks, count(`SELECT count(*) FROM tasks WHERE status = 'running'`), "the live replicas' tasks run on")
+	assert.Equal(t, deadTasks, count(`SELECT count(*) FROM tasks WHERE status = 'interrupted' AND replica = 'dead'`))
+	assert.Equal(t, 0, count(`SELECT count(*) FROM gleitzeit_replicas WHERE id = 'dead'`), "the dead replica's row is removed")
+	assert.Equal(t, len(live), count(`SELECT count(*) FROM gleitzeit_replicas`))
+	settled := int64(0)
+	for _, e := range logs.FilterMessageSnippet("were settled as interrupted").All() {
+		settled += e.ContextMap()["interrupted"].(int64)
+	}
+	assert.Equal(t, int64(deadTasks), settled, "each task is settled once:\n%v", logs.All())
+	assert.Empty(t, logs.FilterMessageSnippet("this replica's heartbeat lapsed").All(), "no live replica was taken for dead")
+	r, err := loadTask(ctx, s.db, "dead-7")
+	require.NoError(t, err)
+	assert.Equal(t, "the replica running it (dead) stopped sending heartbeats (killed, crashed or cut off from the store): its outcome is unknown", r.Error)
+}
+
+// A task whose first record committed while the audit log failed is not
+// run, and is answered 503 with its id; the store says what the answer
+// says ("rejected", with the reason), not "running". /dev/full fails every
+// write, for root too: the audit log fails once its buffer is full.
+func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full:", err)
+	}
+	s := start(t, "audit: {path: /dev/full}\n")
+	s.waitHealthy()
+	var (
+		code int
+		rec  TaskRecord
+		msg  string
+	)
+	for range 5000 {
+		if code, rec, msg = s.task("echo/v1", "echo", []int{1}); code != 200 {
+			break
+		}
+	}
+	require.Equal(t, 503, code, msg)
+	assert.Contains(t, msg, "the audit log cannot record the task")
+	require.NotEmpty(t, rec.ID, "a 503 for a recorded task carries its id: %s", msg)
+	assert.Equal(t, "rejected", rec.Status)
+
+	var stored TaskRecord
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
+	assert.Equal(t, "rejected", stored.Status)
+	assert.Contains(t, stored.Error, "the audit log cannot record the task")
+	db, err := s.engine.store.DB()
+	require.NoError(t, err)
+	var running int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM tasks WHERE status = 'running'`).Scan(&running))
+	assert.Equal(t, 0, running, "no task is left running")
+
+	// The audit log's cleanup cannot flush what it holds either.
+	s.stopped = true
+	stop, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	assert.ErrorContains(t, s.app.Stop(stop), `provider "audit": cleanup`)
+}
