@@ -29,6 +29,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 12*time.Second, s.CleanupReserve, "the longest provider timeout and 2s")
 	assert.Equal(t, 60*time.Second, s.TaskTimeout)
 	assert.Equal(t, 7*24*time.Hour, s.StoreRetention)
+	assert.Equal(t, 5*time.Second, s.StoreHeartbeat)
 	assert.False(t, s.Migrate)
 	assert.Empty(t, s.AdminToken)
 	require.Len(t, s.Providers, 1)
@@ -143,6 +144,8 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"store pool too small", "store: {dsn: \"postgres://u@db/app\", max_conns: 1}\n", nil, "config: store.max_conns: want 2 to 1000 connections (half commit task records, the rest read), got 1"},
 		{"store pool on SQLite", "store: {max_conns: 4}\n", nil, "config: store.max_conns: is for a PostgreSQL store: SQLite keeps one connection, for its one writer"},
 		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must be positive, got -1h0m0s"},
+		{"heartbeat too short", "store: {heartbeat: 10ms}\n", nil, "config: store.heartbeat: want 100ms to 1m0s, got 10ms"},
+		{"heartbeat too long", "store: {heartbeat: 2m}\n", nil, "config: store.heartbeat: want 100ms to 1m0s, got 2m0s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
 		{"restart window below the backoffs", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 10s, window: 15s}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 15s is not longer than the backoffs of 5 restarts (45s,"},
 		{"queue outlasts the task", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {queue_timeout: 100h}}}\nproviders: []\n", nil, "config: templates.t.pool.queue_timeout: 100h0m0s is not shorter than task_timeout (1m0s)"},

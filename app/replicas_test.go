@@ -199,3 +199,34 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 	defer cancel()
 	assert.ErrorContains(t, s.app.Stop(stop), `provider "audit": cleanup`)
 }
+
+// A replica's own running task that no request of it runs any more (its
+// outcome could not be recorded, or its first record committed after its
+// request gave up) is settled at the replica's next sweep; one that a
+// request runs is left alone.
+func TestAReplicasAbandonedTaskIsSettled(t *testing.T) {
+	s := emptyStores(t)[sqldb.SQLite]
+	ctx := context.Background()
+	_, err := migrate(ctx, s.db, sqldb.SQLite, false)
+	require.NoError(t, err)
+	rep := newReplica(time.Second, zap.NewNop())
+	require.NoError(t, rep.open(ctx, s.db, sqldb.SQLite))
+	done := rep.running("runs")
+	defer done()
+	for _, id := range []string{"runs", "abandoned"} {
+		require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: time.Now(), Replica: rep.id}))
+	}
+	n, err := rep.sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	r, err := loadTask(ctx, s.db, "abandoned")
+	require.NoError(t, err)
+	assert.Equal(t, "interrupted", r.Status)
+	assert.Equal(t, "the replica running it ("+rep.id+") could not record its outcome: it is unknown", r.Error)
+	r, err = loadTask(ctx, s.db, "runs")
+	require.NoError(t, err)
+	assert.Equal(t, "running", r.Status)
+	require.NoError(t, finishTask(ctx, s.db, TaskRecord{ID: "runs", Status: "ok", Provider: "x"}))
+	assert.ErrorContains(t, finishTask(ctx, s.db, TaskRecord{ID: "abandoned", Status: "ok", Provider: "x"}),
+		"it is not running in the store", "a settled task keeps what it was settled as")
+}
