@@ -228,5 +228,5 @@ func TestAReplicasAbandonedTaskIsSettled(t *testing.T) {
 	assert.Equal(t, "running", r.Status)
 	require.NoError(t, finishTask(ctx, s.db, TaskRecord{ID: "runs", Status: "ok", Provider: "x"}))
 	assert.ErrorContains(t, finishTask(ctx, s.db, TaskRecord{ID: "abandoned", Status: "ok", Provider: "x"}),
-		"it is not running in the store", "a settled task keeps what it was settled as")
+		"is no longer running in the store", "a settled task keeps what it was settled as")
 }

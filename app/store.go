@@ -74,8 +74,8 @@ func finishTask(ctx context.Context, db execer, r TaskRecord) error {
 		return fmt.Errorf("task store: save task %s: %w", r.ID, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return fmt.Errorf("task store: save task %s: it is not running in the store: not recorded when it began, "+
-			"or settled as interrupted when this replica's heartbeat lapsed", r.ID)
+		return fmt.Errorf("task store: save task %s: it was not recorded when it began, "+
+			"or is no longer running in the store (settled as interrupted when this replica's heartbeat lapsed)", r.ID)
 	}
 	return nil
 }
