@@ -179,14 +179,14 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 		}
 	}
 	require.Equal(t, 503, code, msg)
-	assert.Contains(t, msg, "the audit log cannot record the task")
+	assert.Contains(t, msg, "the audit log is unavailable: the task was not run")
 	require.NotEmpty(t, rec.ID, "a 503 for a recorded task carries its id: %s", msg)
 	assert.Equal(t, "rejected", rec.Status)
 
 	var stored TaskRecord
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
 	assert.Equal(t, "rejected", stored.Status)
-	assert.Contains(t, stored.Error, "the audit log cannot record the task")
+	assert.Contains(t, stored.Error, "the audit log is unavailable: the task was not run")
 	db, err := s.engine.store.DB()
 	require.NoError(t, err)
 	var running int
