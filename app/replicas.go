@@ -184,6 +184,9 @@ func (r *replica) sweepAndLog(ctx context.Context) {
 // (or whose row is gone: another sweep removed it before a task it began
 // was visible) and removes their rows; then this replica's own running
 // tasks that it no longer runs. It returns how many tasks it settled.
+// It never takes itself for dead: after a lapse of its own (a store out of
+// reach for that long) its next heartbeat renews its row, and the others
+// settle its tasks if it does not come back.
 //
 // One UPDATE settles the tasks, so concurrent sweeps settle each once: on
 // PostgreSQL, a sweep that finds a row another is updating waits for it,
@@ -193,9 +196,9 @@ func (r *replica) sweep(ctx context.Context) (int64, error) {
 	defer cancel()
 	res, err := r.db.ExecContext(ctx, `UPDATE tasks SET status = 'interrupted',
 		error = 'the replica running it (' || replica || ') stopped sending heartbeats (killed, crashed or cut off from the store): its outcome is unknown'
-		WHERE status = 'running' AND replica IS NOT NULL
+		WHERE status = 'running' AND replica IS NOT NULL AND replica <> $1
 		AND (replica IN (SELECT id FROM gleitzeit_replicas WHERE expires < `+r.clock.now+`)
-			OR replica NOT IN (SELECT id FROM gleitzeit_replicas))`)
+			OR replica NOT IN (SELECT id FROM gleitzeit_replicas))`, r.id)
 	if err != nil {
 		return 0, fmt.Errorf("task store: settle the tasks of dead replicas: %w", err)
 	}
@@ -203,7 +206,7 @@ func (r *replica) sweep(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("task store: settle the tasks of dead replicas: %w", err)
 	}
-	if _, err := r.db.ExecContext(ctx, `DELETE FROM gleitzeit_replicas WHERE expires < `+r.clock.now); err != nil {
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM gleitzeit_replicas WHERE expires < `+r.clock.now+` AND id <> $1`, r.id); err != nil {
 		return n, fmt.Errorf("task store: remove dead replicas: %w", err)
 	}
 	own, err := r.settleAbandoned(ctx)
