@@ -69,14 +69,15 @@ func (s *service) refusedTotal(reason string) int {
 	return n
 }
 
-// refusals runs tasks until one is refused (503 without an id) and
-// returns how many were, bounded.
+// refusals runs tasks until one is refused (503 without an id, or with
+// one recorded as rejected: a task whose first record committed before
+// its audit line failed) and returns how many were, bounded.
 func (s *service) refusals(t *testing.T) int {
 	t.Helper()
 	refused := 0
 	require.Eventually(t, func() bool {
 		code, rec, _ := s.task("echo/v1", "echo", map[string]any{"pad": strings.Repeat("x", 100)})
-		if code == http.StatusServiceUnavailable && rec.ID == "" {
+		if code == http.StatusServiceUnavailable && (rec.ID == "" || rec.Status == "rejected") {
 			refused++
 		}
 		return refused > 0
