@@ -154,8 +154,9 @@ func newEngine(p engineParams) (*Engine, error) {
 	return e, nil
 }
 
-// start prepares the store, begins deleting expired tasks and polling
-// health, and lets the pools scale.
+// start prepares the store, registers this replica in it (its heartbeat,
+// and the sweep of dead replicas' tasks: replicas.go), begins deleting
+// expired tasks and polling health, and lets the pools scale.
 func (e *Engine) start(ctx context.Context) error {
 	db, err := e.store.DB()
 	if err != nil {
