@@ -34,10 +34,19 @@
 // # Files
 //
 // engine.go builds the pools and owns the engine's life and the admin
-// operations; build.go makes providers from templates; run.go runs and
-// records tasks; commit.go commits their records in groups; health.go polls health and decides readiness; view.go
-// is what the admin API shows; protocols.go maps each protocol's methods
-// to its provider; config.go and poolconfig.go read the configuration.
+// operations; build.go makes providers from templates; launch.go starts
+// the templates that are not critical; run.go runs and records tasks;
+// validate.go checks a task before anything is recorded; inflight.go and
+// taskcancel.go keep the tasks in flight and cancel one; commit.go commits
+// their records in groups; storefault.go and unaudited.go answer a store or
+// an audit log that failed; replicas.go heartbeats and settles the tasks of
+// replicas that died; health.go polls health and decides readiness;
+// transitions.go logs its changes once each; refusals.go counts the tasks
+// refused; view.go is what the admin API shows; admin.go and adminport.go
+// serve it, tasktoken.go guards the task endpoints; protocols.go and
+// mcpnotify.go map each protocol's methods to its provider; startsignal.go
+// cancels a start on a signal; config.go and poolconfig.go read the
+// configuration.
 //
 // # Endpoints
 //
@@ -49,6 +58,7 @@
 //	GET    /v1/pools             size, queue, restarts, last scale event
 //	POST   /v1/tasks             {"protocol", "method", "params", "timeout"}
 //	GET    /v1/tasks/{id}
+//	DELETE /v1/tasks/{id}        cancels a task this replica runs
 //	GET    /metrics              Prometheus
 //
 // With admin_addr set, /v1/providers, /v1/pools and /metrics are served on

@@ -156,7 +156,7 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	db, err := store.DB()
 	if err == nil {
 		if found, tasks, perr := peekSchema(ctx, db, store.Driver()); perr == nil && found > 0 && found < schemaVersion {
-			log.Info("task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile",
+			log.Info("task store: upgrading the schema; the tasks table stays locked meanwhile",
 				zap.Int("from", found), zap.Int("to", schemaVersion), zap.Int64("tasks", tasks))
 		}
 		var found int

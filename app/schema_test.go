@@ -255,7 +255,7 @@ func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
 			assert.Contains(t, out, "older than this build's 3: upgrade it once with this build's -migrate")
 			code, out = run(t, s.dsn, "-migrate")
 			assert.Equal(t, ExitOK, code, out)
-			assert.Contains(t, out, `"msg":"task store: upgrading the schema; it rewrites the tasks table, which stays locked meanwhile","from":1,"to":3,"tasks":1`)
+			assert.Contains(t, out, `"msg":"task store: upgrading the schema; the tasks table stays locked meanwhile","from":1,"to":3,"tasks":1`)
 			assert.Contains(t, out, "schema migrated")
 			code, out = run(t, s.dsn, "-migrate")
 			assert.Equal(t, ExitOK, code, out)
