@@ -149,6 +149,12 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 			return true, "" // removed, or registered since the check
 		}
 		if h.Status != lifecycle.StatusHealthy && h.Status != lifecycle.StatusDegraded {
+			if id == storeID {
+				// The database's own words (its host, user, database) are
+				// for the log, where the store's transition puts them:
+				// /readyz answers anyone who can reach the port.
+				return false, fmt.Sprintf("%s is %s: the task store is unavailable (its error is in the log)", id, h.Status)
+			}
 			return false, fmt.Sprintf("%s is %s: %s", id, h.Status, h.Message)
 		}
 		return true, ""

@@ -204,8 +204,12 @@ func TestStoreDownIs503OnEveryEndpointThatNeedsIt(t *testing.T) {
 	assert.NotContains(t, answer, `"id"`)
 	assertNoDatabaseWords(t, answer)
 
-	require.Eventually(t, func() bool { c, _ := s.rawReady(); return c == 503 }, testkit.Wait, 20*time.Millisecond,
+	var readyBody string
+	require.Eventually(t, func() bool { c, b := s.rawReady(); readyBody = b; return c == 503 }, testkit.Wait, 20*time.Millisecond,
 		"readiness needs the store")
+	assert.Contains(t, readyBody, "the task store is unavailable")
+	assertNoDatabaseWords(t, readyBody)
+	assert.NotContains(t, readyBody, "connect", "/readyz answers anyone: the database's words are for the log")
 	var providers struct{ Providers []ProviderView }
 	assert.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &providers), "the provider list does not need the store")
 
