@@ -252,7 +252,7 @@ func statusOf(err error) int {
 		errors.Is(err, errPooled), errors.Is(err, pool.ErrExists):
 		return http.StatusConflict
 	case errors.Is(err, errShuttingDown), errors.Is(err, errNoProvider), errors.Is(err, lifecycle.ErrStopped),
-		errors.Is(err, errStoreUnavailable), errors.Is(err, errUnavailable), errors.Is(err, pool.ErrQueueTimeout),
+		errors.Is(err, errStoreUnavailable), errors.Is(err, errAuditUnavailable), errors.Is(err, errUnavailable), errors.Is(err, pool.ErrQueueTimeout),
 		errors.Is(err, pool.ErrClosed), errors.Is(err, pool.ErrNoInstance):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

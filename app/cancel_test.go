@@ -290,7 +290,9 @@ func TestTaskIDComesEarlyOnlyWhenAsked(t *testing.T) {
 // MCP's tasks/* requests reach the tasks of the session every caller
 // shares: tasks/list would show one caller the others' tasks and
 // tasks/cancel end them. They are refused before they reach the server, as
-// is a request asking to run as such a task, and the instance serves on.
+// are a request asking to run as such a task, the requests that change the
+// session for every caller, and params a server may leave unanswered; the
+// instance serves on.
 func TestACallerCannotReachTheSessionsTasks(t *testing.T) {
 	s := startEverything(t)
 	for _, method := range []string{"tasks/list", "tasks/get", "tasks/cancel", "tasks/result"} {
@@ -301,6 +303,26 @@ func TestACallerCannotReachTheSessionsTasks(t *testing.T) {
 	code, _, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}, "task": map[string]any{"ttl": 60000}})
 	assert.Equal(t, 400, code)
 	assert.Contains(t, msg, "params.task")
+
+	// What would change the session for every caller, or name something
+	// of it, or leave the server silent (params that are not an object).
+	for _, c := range []struct {
+		method string
+		params any
+		want   string
+	}{
+		{"logging/setLevel", map[string]any{"level": "debug"}, "for every caller"},
+		{"resources/subscribe", map[string]any{"uri": "demo://resource/static/document/architecture.md"}, "for every caller"},
+		{"resources/unsubscribe", map[string]any{"uri": "demo://resource/static/document/architecture.md"}, "for every caller"},
+		{"tools/call", []any{"echo"}, "MCP params are a JSON object"},
+		{"tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}, "_meta": map[string]any{"progressToken": 7}}, "progressToken"},
+		{"tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"},
+			"_meta": map[string]any{"io.modelcontextprotocol/related-task": map[string]any{"taskId": "x"}}}, "related-task"},
+	} {
+		code, _, msg := s.task("mcp/v1", c.method, c.params)
+		assert.Equal(t, 400, code, "%s %v", c.method, c.params)
+		assert.Contains(t, msg, c.want, "%s %v", c.method, c.params)
+	}
 
 	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}})
 	require.Equal(t, 200, code, msg)

@@ -44,7 +44,7 @@
 // transitions.go logs its changes once each; refusals.go counts the tasks
 // refused; view.go is what the admin API shows; admin.go and adminport.go
 // serve it, tasktoken.go guards the task endpoints; protocols.go and
-// mcpnotify.go map each protocol's methods to its provider; startsignal.go
+// mcpcaller.go map each protocol's methods to its provider; startsignal.go
 // cancels a start on a signal; config.go and poolconfig.go read the
 // configuration.
 //

@@ -26,12 +26,13 @@ type storeFaults struct {
 }
 
 // storeFault logs err, redacted and throttled, and returns what the answer
-// says instead: errStoreUnavailable, with what could not be done.
+// says instead, with what could not be done: errStoreUnavailable, or
+// errAuditUnavailable when it was the audit log that failed.
 func (e *Engine) storeFault(what string, err error) error {
 	// The answer is 503 either way; refusals are counted by which failed.
 	kind := errStoreUnavailable
 	if errors.Is(err, errAuditUnavailable) {
-		kind = fmt.Errorf("%w, %w", errStoreUnavailable, errAuditUnavailable)
+		kind = errAuditUnavailable
 	}
 	e.faults.mu.Lock()
 	now := time.Now()
@@ -44,8 +45,8 @@ func (e *Engine) storeFault(what string, err error) error {
 	e.faults.last, e.faults.hidden = now, 0
 	e.faults.mu.Unlock()
 	// err is the store's, or the audit log's when a record's audit line
-	// failed: either way the task is not recorded, so both are
-	// errStoreUnavailable in the answer, and the error logged names which.
+	// failed: either way the task is not recorded; the answer says which
+	// failed, and the log says how.
 	e.log.Warn("task record failed: "+what, zap.String("error", lifecycle.Redact(err.Error())),
 		zap.Int("failures_not_logged", hidden))
 	return fmt.Errorf("%w: %s", kind, what)

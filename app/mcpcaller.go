@@ -1,0 +1,91 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// callerNotifications are the MCP notifications a task may send: those
+// that name nothing of the session. Every caller of an instance shares its
+// one session, so a notification that names a request (cancelled,
+// progress) or a task (tasks/status) could reach another caller's work,
+// and the handshake's is the service's own. A notification MCP adds later,
+// or a server's own, is refused until it is known to name nothing.
+var callerNotifications = map[string]bool{
+	"notifications/roots/list_changed": true,
+}
+
+// callerNotification refuses a notification a task may not send, saying
+// what to do instead.
+func callerNotification(method string) error {
+	switch {
+	case callerNotifications[method]:
+		return nil
+	case method == "notifications/cancelled":
+		return fmt.Errorf("%w: notifications/cancelled names a request of the MCP session that every caller of the instance shares: "+
+			"cancel a task with DELETE /v1/tasks/{id}; POST /v1/tasks with the header Prefer: %s gives its id at once", errBadRequest, earlyTaskID)
+	case method == "notifications/progress", method == "notifications/tasks/status":
+		return fmt.Errorf("%w: %s names a request or a task of the MCP session that every caller of the instance shares: "+
+			"only the service may send it", errBadRequest, method)
+	}
+	return fmt.Errorf("%w: %.64q is not a notification a task may send to an MCP session that every caller of the instance shares: "+
+		"only notifications/roots/list_changed is", errBadRequest, method)
+}
+
+// sessionMethods are MCP requests that change the session every caller
+// of the instance shares: one caller's logging level or subscriptions
+// would be every caller's.
+var sessionMethods = map[string]bool{
+	"logging/setLevel":      true,
+	"resources/subscribe":   true,
+	"resources/unsubscribe": true,
+}
+
+// sessionMeta are the members of a request's params._meta that name
+// something of the session: a progress token is the client's to choose
+// and match, and a related task is one of the session's tasks.
+var sessionMeta = []string{"progressToken", "io.modelcontextprotocol/related-task"}
+
+// callerRequest refuses an MCP request a caller may not send on the one
+// session every caller of the instance shares:
+//   - one that reaches the session's tasks (MCP's tasks/get, tasks/list,
+//     tasks/result, tasks/cancel): tasks/list would show one caller the
+//     others' and tasks/cancel let it end them. A task of the service is
+//     cancelled with DELETE /v1/tasks/{id};
+//   - one that asks to run as such a task (params.task), whose result could
+//     be fetched only with tasks/result, or names one in params._meta;
+//   - one that changes the session (sessionMethods);
+//   - params that are not an object: MCP's are, and a server may leave
+//     anything else unanswered, holding the instance until the timeout.
+func callerRequest(method string, params json.RawMessage) error {
+	const shared = "the MCP session that every caller of the instance shares"
+	switch {
+	case strings.HasPrefix(method, "tasks/"):
+		return fmt.Errorf("%w: %.64q reaches the tasks of %s: "+
+			"cancel a task of the service with DELETE /v1/tasks/{id}", errBadRequest, method, shared)
+	case sessionMethods[method]:
+		return fmt.Errorf("%w: %s would change %s for every caller", errBadRequest, method, shared)
+	}
+	if len(bytes.TrimSpace(params)) == 0 || bytes.Equal(bytes.TrimSpace(params), []byte("null")) {
+		return nil
+	}
+	var p struct {
+		Task json.RawMessage            `json:"task"`
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return fmt.Errorf("%w: MCP params are a JSON object", errBadRequest)
+	}
+	if p.Task != nil {
+		return fmt.Errorf("%w: a request may not run as a task of %s: "+
+			"leave out params.task; the service's own task is the one to follow", errBadRequest, shared)
+	}
+	for _, k := range sessionMeta {
+		if _, ok := p.Meta[k]; ok {
+			return fmt.Errorf("%w: params._meta.%s names something of %s: it is the service's to set", errBadRequest, k, shared)
+		}
+	}
+	return nil
+}
