@@ -49,7 +49,8 @@ func (e *Engine) pollHealth(ctx context.Context) {
 	// it ran is not judged by it.
 	e.health.Store(&healthSnapshot{rep: rep, at: begun})
 	e.metrics.observeHealth(rep)
-	e.watch.health(rep)
+	e.watch.health(begun, rep)
+	e.probeStore(ctx, rep)
 	if e.started.Load() && !e.draining.Load() {
 		e.watch.ready(e.readyWith(rep))
 	}
@@ -124,10 +125,11 @@ func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
 }
 
 // Ready reports whether the service should receive traffic: started, not
-// shutting down, the store and the audit log healthy, and every critical
-// template serving. A critical template without pool: needs each of its
-// instances healthy (degraded counts: it still serves); a critical pool
-// needs one healthy instance. A template that does not serve while its
+// shutting down, the store and the audit log healthy, the store able to
+// record tasks (see probeStore), and every critical template serving. A
+// critical template without pool: needs each of its instances healthy
+// (degraded counts: it still serves); a critical pool needs one healthy
+// instance. A template that does not serve while its
 // supervisor backs off says so, and when it tries again: it becomes ready
 // again on its own once an instance serves.
 func (e *Engine) Ready(ctx context.Context) (bool, []string) {
@@ -164,6 +166,11 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		if ok, reason := serving(id); !ok {
 			why = append(why, reason)
 		}
+	}
+	if ok, _ := serving(storeID); ok && e.watch.storeFailing() {
+		// Its health check passes, but it failed to record a task, and
+		// neither a record nor the poll's probe has committed since.
+		why = append(why, storeID+": the task store cannot record tasks (its error is in the log)")
 	}
 	for name, p := range e.pools {
 		if !e.settings.Templates[name].Critical {

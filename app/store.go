@@ -37,6 +37,11 @@ type TaskRecord struct {
 // errNoTask: no task with that id is stored.
 var errNoTask = errors.New("no such task")
 
+// errNotRunning: a task's outcome found its record not running. The store
+// answered, and works: the record is what is wrong.
+var errNotRunning = errors.New("it was not recorded when it began, " +
+	"or is no longer running in the store (settled as interrupted when this replica's heartbeat lapsed)")
+
 // timeLayout is how the store writes a time: UTC, fixed width, so that
 // text order is time order (SQLite compares the text), in a form both
 // drivers read as a time (PostgreSQL rounds it to microseconds).
@@ -74,8 +79,7 @@ func finishTask(ctx context.Context, db execer, r TaskRecord) error {
 		return fmt.Errorf("task store: save task %s: %w", r.ID, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return fmt.Errorf("task store: save task %s: it was not recorded when it began, "+
-			"or is no longer running in the store (settled as interrupted when this replica's heartbeat lapsed)", r.ID)
+		return fmt.Errorf("task store: save task %s: %w", r.ID, errNotRunning)
 	}
 	return nil
 }

@@ -2,7 +2,7 @@ package app
 
 import (
 	"sync"
-	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -23,23 +23,24 @@ type transitions struct {
 	unhealthy map[string]string // providers the last poll called unhealthy, and why
 	readiness int               // 0 not judged yet, 1 ready, -1 not ready
 
-	storeDown atomic.Bool // a record failed or the store's health check did, and nothing has succeeded since
+	storeMu     sync.Mutex // guards storeDown and storeTurned
+	storeDown   bool       // a record failed or the store's health check did, and no record or probe has committed since
+	storeTurned time.Time  // when storeDown last changed
 }
 
 func newTransitions(log *zap.Logger) *transitions {
 	return &transitions{log: log, unhealthy: map[string]string{}}
 }
 
-// health notes one health poll's report: each provider (but the store,
-// whose health says whether it is available, and the audit log, which
-// tells of its own failures) that turned unhealthy or came back.
-func (t *transitions) health(rep lifecycle.HealthReport) {
-	if h, ok := rep.Providers[storeID]; ok {
-		if h.Status == lifecycle.StatusUnhealthy {
-			t.storeFailed("health check: " + h.Message)
-		} else {
-			t.storeWorks()
-		}
+// health notes one health poll's report, begun at the time given: the
+// store's failed health check, and each provider (but the store, and the
+// audit log, which tells of its own failures) that turned unhealthy or
+// came back. A store whose health check passes is not available again for
+// that: its ping may pass while it cannot record a task (a full disk);
+// only a record or the poll's probe (storeProbe) says it is.
+func (t *transitions) health(begun time.Time, rep lifecycle.HealthReport) {
+	if h, ok := rep.Providers[storeID]; ok && h.Status == lifecycle.StatusUnhealthy {
+		t.storeFailed(begun, "health check: "+h.Message)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -92,20 +93,44 @@ func (t *transitions) ready(ok bool, why []string) {
 }
 
 // storeFailed notes that the task store failed to record a task, or its
-// health check failed: the first failure since it last worked is logged.
-func (t *transitions) storeFailed(why string) {
-	if t.storeDown.CompareAndSwap(false, true) {
-		t.log.Error("task store unavailable: tasks are refused until it is back",
-			zap.String("store", storeID), zap.String("error", lifecycle.Redact(why)))
+// health check failed, in an attempt begun at the time given: the first
+// failure since it last worked is logged. An attempt begun before the
+// store was last noted available again is stale, and ignored: a record
+// that hung through an outage and fails after the store came back must not
+// turn it unavailable again.
+func (t *transitions) storeFailed(begun time.Time, why string) {
+	t.storeMu.Lock()
+	defer t.storeMu.Unlock()
+	if t.storeDown || begun.Before(t.storeTurned) {
+		return
 	}
+	t.storeDown, t.storeTurned = true, time.Now()
+	t.log.Error("task store unavailable: tasks are refused until it is back",
+		zap.String("store", storeID), zap.String("error", lifecycle.Redact(why)))
 }
 
-// storeWorks notes that the task store recorded a task, or its health
-// check passed: the first success after a failure is logged.
-func (t *transitions) storeWorks() {
-	if t.storeDown.Load() && t.storeDown.CompareAndSwap(true, false) {
-		t.log.Warn("task store available again", zap.String("store", storeID))
+// storeWorks notes that the task store committed a task's record, or the
+// health poll's probe, in an attempt begun at the time given: the first
+// success after a failure is logged. An attempt begun before the failure
+// was noted proves nothing of the store since (a record that committed
+// just before an outage and returns after its first failure), and is
+// ignored.
+func (t *transitions) storeWorks(begun time.Time) {
+	t.storeMu.Lock()
+	defer t.storeMu.Unlock()
+	if !t.storeDown || begun.Before(t.storeTurned) {
+		return
 	}
+	t.storeDown, t.storeTurned = false, time.Now()
+	t.log.Warn("task store available again", zap.String("store", storeID))
+}
+
+// storeFailing reports whether the task store failed and has not recorded
+// anything since.
+func (t *transitions) storeFailing() bool {
+	t.storeMu.Lock()
+	defer t.storeMu.Unlock()
+	return t.storeDown
 }
 
 // auditFailed and auditRecovered log the audit log's failure and its

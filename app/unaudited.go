@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -31,6 +32,7 @@ func (e *Engine) refuseUnaudited(rec TaskRecord, auditErr error) (TaskRecord, er
 // save commits a task's record in the store, under a lease of the store,
 // with a context of its own: record's first half, without the audit line.
 func (e *Engine) save(rec TaskRecord, save func(context.Context, execer, TaskRecord) error) error {
+	begun := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
@@ -40,13 +42,15 @@ func (e *Engine) save(rec TaskRecord, save func(context.Context, execer, TaskRec
 	defer releaseStore()
 	db, err := e.store.DB()
 	if err != nil {
-		e.watch.storeFailed(err.Error())
+		e.watch.storeFailed(begun, err.Error())
 		return err
 	}
 	if err := e.commits.do(ctx, db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) }); err != nil {
-		e.watch.storeFailed(err.Error())
+		if !errors.Is(err, errNotRunning) { // if it is, the store answered
+			e.watch.storeFailed(begun, err.Error())
+		}
 		return err
 	}
-	e.watch.storeWorks()
+	e.watch.storeWorks(begun)
 	return nil
 }
