@@ -134,19 +134,24 @@ func TestTheAuditLogRecoversWithoutARestart(t *testing.T) {
 // Case 9 of issue 21: a PostgreSQL outage (its own server, halted as a
 // crash would) refuses tasks, counted as store_unavailable, and logs one
 // error that the store is unavailable and, once it is back, one line that
-// it is available again, however many tasks and polls failed between.
+// it is available again, however many tasks and polls failed between. So
+// does the replica: its heartbeat's failure and its sweep's once each,
+// however many heartbeats failed, and once each that they work again.
 func TestAStoreOutageIsHeardOnce(t *testing.T) {
 	pg, err := pgtest.Start()
 	require.NoError(t, err, "PostgreSQL is needed for this test")
 	t.Cleanup(pg.Stop)
 	opt, logs := observed()
-	s := startWith(t, "", "store: {dsn: "+strconv.Quote(pg.DSN("postgres"))+"}\n", opt)
+	s := startWith(t, "", "store: {dsn: "+strconv.Quote(pg.DSN("postgres"))+", heartbeat: 100ms}\n", opt)
 	s.waitHealthy()
 	code, _, msg := s.task("echo/v1", "echo", nil)
 	require.Equal(t, 200, code, msg)
 
 	require.NoError(t, pg.Halt())
+	beats := s.engine.replica.beats.Load()
 	refused := s.refusals(t)
+	require.Eventually(t, func() bool { return s.engine.replica.beats.Load() >= beats+3 }, 2*testkit.Wait, 10*time.Millisecond,
+		"heartbeats while PostgreSQL is down")
 	for range 20 { // more refusals, and more polls: still one line
 		code, rec, _ := s.task("echo/v1", "echo", nil)
 		require.Equal(t, http.StatusServiceUnavailable, code)
@@ -169,11 +174,18 @@ func TestAStoreOutageIsHeardOnce(t *testing.T) {
 		code, _, msg := s.task("echo/v1", "echo", nil)
 		require.Equal(t, 200, code, msg)
 	}
+	require.Eventually(t, func() bool {
+		return logs.FilterMessage(heartbeatWorks).Len() > 0 && logs.FilterMessage(sweepWorks).Len() > 0
+	}, 2*testkit.Wait, 10*time.Millisecond, "the replica's heartbeat and sweep work again")
 	for msg, want := range map[string][2]int{
 		"task store unavailable: tasks are refused until it is back": {1, 1},
 		"task store available again":                                 {1, 1},
 		"not ready: /readyz answers 503":                             {1, 1},
 		"ready again: /readyz answers 200":                           {0, 1},
+		heartbeatFailed:                                              {1, 1},
+		heartbeatWorks:                                               {0, 1},
+		sweepFailed:                                                  {1, 1},
+		sweepWorks:                                                   {0, 1},
 	} {
 		warned, all := lines(logs, msg)
 		assert.Equal(t, want, [2]int{warned, all}, "%q: [at warn or above, at any level]", msg)
@@ -183,6 +195,14 @@ func TestAStoreOutageIsHeardOnce(t *testing.T) {
 		assert.NotContains(t, e.ContextMap()["error"], pg.Password, "no secret from the DSN")
 	}
 }
+
+// The replica's lines about its heartbeat and its sweep.
+const (
+	heartbeatFailed = "task store: heartbeat failed; other replicas settle this replica's running tasks as interrupted if it stays silent"
+	heartbeatWorks  = "task store: heartbeat works again"
+	sweepFailed     = "task store: settling the tasks of dead replicas failed; it is tried again at the next heartbeat"
+	sweepWorks      = "task store: settling the tasks of dead replicas works again"
+)
 
 // A provider that fails its health checks for a while (the Ollama server
 // answering 503) is logged unhealthy once, with the reason, and healthy

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -82,6 +83,13 @@ type replica struct {
 	clock  replicaClock
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// A store out of reach fails every heartbeat and every sweep: each
+	// failure is logged once per streak, and the first success after it
+	// once. Only the heartbeat's goroutine (and open, before it starts)
+	// reads and writes them.
+	beatFailing, sweepFailing bool
+	beats                     atomic.Int64 // heartbeats tried, for the tests
 }
 
 func newReplica(every time.Duration, log *zap.Logger) *replica {
@@ -141,11 +149,25 @@ func (r *replica) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := r.beat(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("task store: heartbeat failed; other replicas settle this replica's running tasks as interrupted "+
-				"if it stays silent", zap.String("replica", r.id), zap.Duration("lapse", replicaLapse*r.every), zap.Error(err))
-		}
+		r.beatAndLog(ctx)
 		r.sweepAndLog(ctx)
+	}
+}
+
+// beatAndLog beats, and logs the first failure of a streak and the first
+// success after it.
+func (r *replica) beatAndLog(ctx context.Context) {
+	err := r.beat(ctx)
+	r.beats.Add(1)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil && !r.beatFailing:
+		r.beatFailing = true
+		r.log.Warn("task store: heartbeat failed; other replicas settle this replica's running tasks as interrupted "+
+			"if it stays silent", zap.String("replica", r.id), zap.Duration("lapse", replicaLapse*r.every), zap.Error(err))
+	case err == nil && r.beatFailing:
+		r.beatFailing = false
+		r.log.Info("task store: heartbeat works again", zap.String("replica", r.id))
 	}
 }
 
@@ -167,14 +189,22 @@ func (r *replica) beat(ctx context.Context) error {
 	return r.register(ctx)
 }
 
+// sweepAndLog sweeps, and logs the first failure of a streak, the first
+// success after it, and the tasks it settled.
 func (r *replica) sweepAndLog(ctx context.Context) {
 	n, err := r.sweep(ctx)
 	switch {
 	case ctx.Err() != nil:
-	case err != nil:
+		return
+	case err != nil && !r.sweepFailing:
+		r.sweepFailing = true
 		r.log.Warn("task store: settling the tasks of dead replicas failed; it is tried again at the next heartbeat",
 			zap.Int64("interrupted", n), zap.Error(err))
-	case n > 0:
+	case err == nil && r.sweepFailing:
+		r.sweepFailing = false
+		r.log.Info("task store: settling the tasks of dead replicas works again")
+	}
+	if n > 0 {
 		r.log.Warn("task store: tasks left running by replicas whose heartbeat lapsed were settled as interrupted",
 			zap.Int64("interrupted", n))
 	}
