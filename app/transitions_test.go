@@ -1,0 +1,36 @@
+package app
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// Issue 21, found by an attack: an outage's start was logged as two
+// unavailable lines with an "available again" 2 ms between, because a
+// record (or a ping) begun before the first failure returned after it. An
+// attempt begun before the store's last turn says nothing of the store
+// since, either way.
+func TestAStoreTurnIsNotUndoneByAnAttemptBegunBeforeIt(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	w := newTransitions(zap.New(core))
+
+	before := time.Now()
+	w.storeFailed(time.Now(), "connection refused")
+	w.storeWorks(before) // committed just before the outage, and returned after its first failure
+	assert.True(t, w.storeFailing(), "a record begun before the failure does not end it")
+
+	after := time.Now()
+	w.storeWorks(after)
+	w.storeFailed(after, "connection refused") // hung through the outage, and failed after its end
+	assert.False(t, w.storeFailing(), "a record begun before the recovery does not undo it")
+
+	w.storeFailed(time.Now(), "connection refused")
+	assert.True(t, w.storeFailing(), "a failure begun after the recovery is a new outage")
+
+	assert.Equal(t, 2, logs.FilterMessage("task store unavailable: tasks are refused until it is back").Len())
+	assert.Equal(t, 1, logs.FilterMessage("task store available again").Len())
+}
