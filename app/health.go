@@ -125,13 +125,13 @@ func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
 }
 
 // Ready reports whether the service should receive traffic: started, not
-// shutting down, the store and the audit log healthy, the store able to
-// record tasks (see probeStore), and every critical template serving. A
-// critical template without pool: needs each of its instances healthy
-// (degraded counts: it still serves); a critical pool needs one healthy
-// instance. A template that does not serve while its
+// shutting down, the store and the audit log healthy, and every critical
+// template serving. A critical template without pool: needs each of its
+// instances healthy (degraded counts: it still serves); a critical pool
+// needs one healthy instance. A template that does not serve while its
 // supervisor backs off says so, and when it tries again: it becomes ready
-// again on its own once an instance serves.
+// again on its own once an instance serves. A store whose health check
+// passes is not ready either while it cannot record tasks (see probeStore).
 func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 	switch {
 	case e.draining.Load():
