@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
@@ -164,7 +165,7 @@ func (r *replica) beatAndLog(ctx context.Context) {
 	case err != nil && !r.beatFailing:
 		r.beatFailing = true
 		r.log.Warn("task store: heartbeat failed; other replicas settle this replica's running tasks as interrupted "+
-			"if it stays silent", zap.String("replica", r.id), zap.Duration("lapse", replicaLapse*r.every), zap.Error(err))
+			"if it stays silent", zap.String("replica", r.id), zap.Duration("lapse", replicaLapse*r.every), zap.String("error", lifecycle.Redact(err.Error())))
 	case err == nil && r.beatFailing:
 		r.beatFailing = false
 		r.log.Info("task store: heartbeat works again", zap.String("replica", r.id))
@@ -199,7 +200,7 @@ func (r *replica) sweepAndLog(ctx context.Context) {
 	case err != nil && !r.sweepFailing:
 		r.sweepFailing = true
 		r.log.Warn("task store: settling the tasks of dead replicas failed; it is tried again at the next heartbeat",
-			zap.Int64("interrupted", n), zap.Error(err))
+			zap.Int64("interrupted", n), zap.String("error", lifecycle.Redact(err.Error())))
 	case err == nil && r.sweepFailing:
 		r.sweepFailing = false
 		r.log.Info("task store: settling the tasks of dead replicas works again")
@@ -298,7 +299,7 @@ func (r *replica) close(ctx context.Context) {
 	<-r.done
 	if err := r.leave(ctx); err != nil {
 		r.log.Warn("task store: this replica's row was not removed; other replicas remove it once its heartbeat lapses",
-			zap.String("replica", r.id), zap.Error(err))
+			zap.String("replica", r.id), zap.String("error", lifecycle.Redact(err.Error())))
 	}
 }
 

@@ -75,7 +75,7 @@ func cancelStartup(st startup, sig os.Signal, signals <-chan os.Signal) int {
 	st.engine.awaitRemovals(ctx)
 	logReport(st.log, st.reg, st.engine)
 	if err != nil {
-		st.log.Error("start cancelled: providers failed to clean up", zap.Duration("duration", time.Since(begin)), zap.Error(err))
+		st.log.Error("start cancelled: providers failed to clean up", zap.Duration("duration", time.Since(begin)), zap.String("error", lifecycle.Redact(err.Error())))
 		return ExitFailed
 	}
 	st.log.Info("start cancelled: service stopped", zap.Duration("duration", time.Since(begin)))
