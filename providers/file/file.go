@@ -54,6 +54,11 @@ type Config struct {
 	// the writer's lock held: they must not call the writer.
 	OnFailure  func(path string, err error)
 	OnRecovery func(path string)
+	// OnReopen, if set, is told when the writer found that Path no longer
+	// names the file it had open (moved, deleted or replaced by someone
+	// else) and has opened a new file there, and why. Once per new file;
+	// it is for logging, and is called with the writer's lock held.
+	OnReopen func(path, why string)
 	// MaxBytes, if positive, rotates the file before a write would grow it
 	// past MaxBytes: the file is fsynced, closed and renamed Path.1 (Path.1
 	// becomes Path.2, and so on), and a new file is begun. Records are never
@@ -83,11 +88,14 @@ type Writer struct {
 	size     int64 // the open file's size, for rotation
 	torn     bool  // the last write was short: the file ends inside a record
 	rotated  int64 // rotations since Initialize
-	// moved: a rotation renamed the open file Path.1 but could not open a
-	// new Path. Writing waits, buffered, and the next rotation only opens
-	// the new file: shifting the rotated files again would push one more
-	// of them out for nothing.
-	moved bool
+	// moved: the open file is no longer at Path (a rotation renamed it
+	// Path.1, or someone else moved or deleted it) and a new file could not
+	// be opened there yet. Writing waits, buffered, and the next flush only
+	// opens the new file: shifting the rotated files again would push one
+	// more of them out for nothing.
+	moved    bool
+	movedWhy string // why, if someone else moved it; "" after a rotation
+	reopened int64  // new files opened since Initialize because of that
 
 	stop chan struct{} // closed by Cleanup to stop the flusher
 	done chan struct{} // closed when the flusher has returned
@@ -182,7 +190,7 @@ func (w *Writer) Initialize(context.Context) error {
 		return fmt.Errorf("file %q: already initialized", w.cfg.Path)
 	}
 	w.f, w.buf, w.closed, w.err, w.repaired = f, make([]byte, 0, w.cfg.BufferSize), false, nil, dropped
-	w.size, w.torn, w.moved = st.Size(), false, false
+	w.size, w.torn, w.moved, w.movedWhy, w.reopened = st.Size(), false, false, "", 0
 	if w.cfg.FlushInterval > 0 {
 		w.stop, w.done = make(chan struct{}), make(chan struct{})
 		go w.flushEvery(w.cfg.FlushInterval, w.stop, w.done)
@@ -305,8 +313,12 @@ func (w *Writer) recovered() {
 // be written by the next flush into the same file, so that a record is
 // completed rather than cut. Once everything buffered is written, a
 // failure is over: health is clear again. With nothing buffered while
-// failing (the failure was an fsync's), an fsync tells.
+// failing (the failure was an fsync's), an fsync tells. First it makes sure
+// it writes to the file at Path (see followLocked).
 func (w *Writer) flushLocked() error {
+	if err := w.followLocked(); err != nil {
+		return err
+	}
 	if len(w.buf) == 0 && w.err != nil {
 		return w.syncLocked()
 	}
@@ -357,43 +369,34 @@ func (w *Writer) flushLocked() error {
 // keeps an open file, and what it could not write stays buffered for the
 // next flush, which tries the rotation again. A rotation that failed part
 // way does not push history out when it is tried again (see shift and
-// Writer.moved).
+// Writer.moved). If Path no longer names the open file (someone else moved
+// or deleted it), there is nothing to rename: it only opens the new file.
 func (w *Writer) rotateLocked() error {
 	if err := w.f.Sync(); err != nil {
 		w.failed(err)
 		return fmt.Errorf("file %q: rotate: fsync: %w", w.cfg.Path, err)
 	}
 	if !w.moved {
-		if err := w.shift(); err != nil {
-			w.failed(err)
-			return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
+		if why := w.movedAway(); why != "" {
+			w.moved, w.movedWhy = true, why
+		} else {
+			if err := w.shift(); err != nil {
+				w.failed(err)
+				return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
+			}
+			w.moved = true
+			w.rotated++
 		}
-		w.moved = true
 	}
-	f, err := os.OpenFile(w.cfg.Path, os.O_RDWR|os.O_APPEND|os.O_CREATE, w.cfg.Mode)
-	if err != nil {
-		w.failed(err)
-		return fmt.Errorf("file %q: rotate: open a new file: %w", w.cfg.Path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		_ = f.Close()
-		w.failed(err)
-		return fmt.Errorf("file %q: rotate: %w", w.cfg.Path, err)
-	}
-	old := w.f
-	w.f, w.size, w.moved = f, st.Size(), false
-	w.rotated++
-	if err := old.Close(); err != nil { // fsynced above: nothing written is lost
-		return fmt.Errorf("file %q: rotate: close the rotated file: %w", w.cfg.Path, err)
-	}
-	return nil
+	return w.reopenLocked()
 }
 
 // shift renames Path.(k-1) to Path.k, and so on down to Path to Path.1,
 // where k is the first number free: a rotation that failed part way left a
 // gap, which is filled, rather than the oldest file being pushed out once
-// more. With none free up to MaxFiles, Path.MaxFiles is removed first.
+// more. With none free up to MaxFiles, Path.MaxFiles is removed first. A
+// Path gone meanwhile (moved or deleted by someone else) is not an error:
+// there is nothing to rename, and the new file is opened all the same.
 func (w *Writer) shift() error {
 	free := w.cfg.MaxFiles
 	for i := 1; i < w.cfg.MaxFiles; i++ {
@@ -416,7 +419,10 @@ func (w *Writer) shift() error {
 			return err
 		}
 	}
-	return os.Rename(w.cfg.Path, w.rotatedName(1))
+	if err := os.Rename(w.cfg.Path, w.rotatedName(1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 func (w *Writer) rotatedName(i int) string { return fmt.Sprintf("%s.%d", w.cfg.Path, i) }
@@ -460,7 +466,8 @@ func (w *Writer) Cleanup(context.Context) error {
 
 // HealthCheck reports whether the file is open and writable, with what it
 // holds: "path", "open", "buffered_bytes", "records", "bytes", after a
-// failure "last_error", and after a repair on open "repaired_bytes".
+// failure "last_error", after a repair on open "repaired_bytes", and once
+// the file was moved away and a new one opened, "reopened".
 func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -478,6 +485,9 @@ func (w *Writer) HealthCheck(context.Context) lifecycle.Health {
 	}
 	if w.repaired > 0 {
 		res["repaired_bytes"] = w.repaired
+	}
+	if w.reopened > 0 {
+		res["reopened"] = w.reopened
 	}
 	switch {
 	case w.f == nil:
