@@ -29,7 +29,7 @@ func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
 			return file.Config{ID: auditID, Path: s.AuditPath, MaxBytes: s.AuditMaxBytes, MaxFiles: s.AuditMaxFiles, OnRepair: func(path string, dropped int64) {
 				log.Warn("audit log repaired: the last record, cut short by a crash, was dropped",
 					zap.String("path", path), zap.Int64("bytes_dropped", dropped))
-			}, OnFailure: auditFailed(log), OnRecovery: auditRecovered(log)}
+			}, OnFailure: auditFailed(log), OnRecovery: auditRecovered(log), OnReopen: auditReopened(log)}
 		}),
 		fxmodule.Provide(sqldb.New),
 		fxmodule.Provide(file.New),
