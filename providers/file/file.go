@@ -323,8 +323,16 @@ func (w *Writer) flushLocked() error {
 		return w.syncLocked()
 	}
 	wrote := len(w.buf) > 0
+	completing := false // the chunk before was the rest of a torn record
 	for len(w.buf) > 0 {
+		if completing && !w.torn {
+			// followLocked waited for the record to be whole.
+			if err := w.followLocked(); err != nil {
+				return err
+			}
+		}
 		chunk := w.buf
+		completing = w.torn
 		if w.torn {
 			// First the rest of the record the file ends inside.
 			if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
