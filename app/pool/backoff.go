@@ -20,16 +20,31 @@ import (
 // instance starts again; the long waits end only once an instance has run
 // for a whole Window: a child that starts and crashes at once must not be
 // retried at the quick pace again.
+//
+// A death the child suffered while it served (it had become ready, and
+// had tasks in flight when it died or was cut off) is the requests' doing,
+// not a crash loop: a client that sends what kills the child must not be
+// able to hold the template in the long waits by sending it again each
+// time the pool comes back. Such a death is restarted at the ordinary
+// pace, Backoff doubled per such restart within the Window up to
+// MaxBackoff, whatever the budget says; it is not counted against the
+// budget, does not lengthen the crash loop, and does not end the stable
+// run that forgets it. The crash-loop backoff is for children that fail to
+// start, or die (or hang) while idle.
 
 // failed counts a failure of the instance id that a restart follows: its
-// child exited, or its replacement did not start; why says which. It
-// returns the delay before that restart. p.mu is held.
-func (p *Pool[H]) failed(id, why string) time.Duration {
+// child exited, or its replacement did not start; why says which, and
+// served whether it died while it ran tasks. It returns the delay before
+// that restart. p.mu is held.
+func (p *Pool[H]) failed(id, why string, served bool) time.Duration {
 	now := p.deps.Now()
 	p.forgetIfStable(now)
 	p.failures++
-	p.stableFrom = time.Time{}
 	p.counts.Restarts++
+	if served {
+		return jitter(restartDelay(p.cfg.Restart, p.servedWithin(now)))
+	}
+	p.stableFrom = time.Time{}
 	if p.crashLoop == 0 && p.withinBudget(now) {
 		return jitter(restartDelay(p.cfg.Restart, len(p.restarts)))
 	}
@@ -60,6 +75,27 @@ func (p *Pool[H]) withinBudget(now time.Time) bool {
 	p.restarts = append(p.restarts, now)
 	return true
 }
+
+// servedWithin counts a restart at now of an instance that died while it
+// served, and returns how many there were within the window. p.mu is
+// held.
+func (p *Pool[H]) servedWithin(now time.Time) int {
+	i := 0
+	for i < len(p.served) && now.Sub(p.served[i]) >= p.cfg.Restart.Window {
+		i++
+	}
+	// Past the ceiling more of them change nothing: the list stays short
+	// however many come.
+	if n := len(p.served) - i; n >= maxServedKept {
+		i += n - maxServedKept + 1
+	}
+	p.served = append(p.served[i:], now)
+	return len(p.served)
+}
+
+// maxServedKept bounds the restarts servedWithin remembers: Backoff
+// doubled this many times reaches any MaxBackoff.
+const maxServedKept = 64
 
 // recovered notes an instance that started after failures: the backing-off
 // state ends, and its stable run begins. p.mu is held.

@@ -89,3 +89,34 @@ func TestTheCrashLoopEndsAfterAStableRun(t *testing.T) {
 		})
 	}
 }
+
+// Issue 21, F3: a child that dies while it runs tasks (what a request
+// sent killed it) is restarted at the ordinary pace, however often: past
+// the budget too, it never backs off into the crash loop. Deaths while
+// idle still do, counted on their own.
+func TestDeathsWhileServingNeverBackOffIntoTheCrashLoop(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 1, 4),
+		Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, MaxRestarts: 1, Window: time.Minute,
+			CrashLoopMaxBackoff: time.Hour}})
+	w.start()
+	for gen := 1; gen <= 5; gen++ {
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err, "death %d", gen)
+		w.child("t-1").kill("its output is not JSON-RPC", true)
+		assert.Empty(t, w.pool.BackingOff(), "death %d while serving", gen)
+		l.Release()
+		// In the crash loop, the replacement would be an hour away.
+		eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == gen+1 && w.pool.MemberState("t-1") == "ready" })
+	}
+	st := w.pool.Stats()
+	assert.Equal(t, 5, st.Restarts)
+	assert.Equal(t, 5, st.ConsecutiveFailures)
+
+	// Idle deaths: the first is within the budget, which the deaths while
+	// serving did not use up; the second is past it.
+	w.child("t-1").kill("signal: killed", true)
+	assert.Empty(t, w.pool.BackingOff())
+	eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == 7 && w.pool.MemberState("t-1") == "ready" })
+	w.child("t-1").kill("signal: killed", true)
+	assert.Contains(t, w.pool.BackingOff(), "more than 1 restarts within 1m0s; the last: t-1 exited (signal: killed)")
+}

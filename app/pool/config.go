@@ -55,6 +55,11 @@ type Restart struct {
 	MaxRestarts         int
 	Window              time.Duration
 	CrashLoopMaxBackoff time.Duration
+	// UnhealthyAfter: an instance that every health check has found
+	// unhealthy for this long (a child that hangs but stays alive) is cut
+	// off as dead, and replaced as one whose child exited is. Zero: never,
+	// for a template without a child to replace.
+	UnhealthyAfter time.Duration
 }
 
 // Sizing is a pool's size and queue: what a template's pool: says.

@@ -73,7 +73,7 @@ func (p *Pool[H]) launch(ctx context.Context, id string) error {
 		return fmt.Errorf("starting %q: %w", id, context.Cause(ctx))
 	}
 	msg := lifecycle.Redact(err.Error())
-	delay := p.failed(id, "failed to start: "+msg)
+	delay := p.failed(id, "failed to start: "+msg, false)
 	p.log.Error("instance failed to start: the supervisor retries it", zap.String("provider", id),
 		zap.String("error", msg), zap.Duration("after", delay))
 	// Removed already (see bring), and its exit handed over: it waits for

@@ -100,6 +100,13 @@ type member[H any] struct {
 	// removing it): tasks may wait for it.
 	replacing bool
 	due       time.Time // when a waiting one's replacement starts
+	// served: it died while it ran tasks (see backoff.go).
+	served bool
+	// sickSince is when the first of the health checks in a row that found
+	// it unhealthy began, and sickWhy what the last said; zero while the
+	// last found it otherwise (see liveness.go).
+	sickSince time.Time
+	sickWhy   string
 }
 
 // Pool is one template's instances. Its methods are safe for concurrent
@@ -125,6 +132,10 @@ type Pool[H any] struct {
 	quiet    bool        // the service is shutting down: no growth, no restarts
 	scaling  bool        // the scaler runs
 	restarts []time.Time // restarts within the window, oldest first
+	// served are the restarts within the window of instances that died
+	// while they ran tasks, oldest first: they set the ordinary pace of
+	// those restarts, and are not counted against the budget.
+	served []time.Time
 	// The crash loop (see backoff.go): failures since an instance last ran
 	// for a whole window, those of them past the restart budget, when the
 	// instance that may end them started (zero while none has), and why

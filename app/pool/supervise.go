@@ -14,12 +14,21 @@ import (
 func (p *Pool[H]) exited(m *member[H], x Exit) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.exitedLocked(m, x)
+}
+
+// exitedLocked takes m for dead: its child exited, or is cut off. p.mu is
+// held.
+func (p *Pool[H]) exitedLocked(m *member[H], x Exit) {
 	if x.Expected || p.closed || p.members[m.id] != m || m.state == draining || m.state == dead || m.state == waiting {
 		return // its cleanup, a removal or the shutdown ended it, or it was a failed start's
 	}
 	was := m.state
 	m.state = dead
 	m.exit = x
+	// Serving: the tasks it ran, and so whoever sent them, may have killed
+	// it; see served in backoff.go.
+	m.served = was == ready && m.inflight > 0
 	if x.Cut {
 		p.log.Warn("child process cut off", zap.String("provider", m.id), zap.String("why", x.Status),
 			zap.String("last_stderr", x.LastLine), zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))
@@ -47,7 +56,7 @@ func (p *Pool[H]) onDeath(m *member[H]) {
 		p.handoff()
 		return // it stays registered, and unhealthy
 	}
-	delay := p.failed(m.id, "exited ("+x.Status+")")
+	delay := p.failed(m.id, "exited ("+x.Status+")", m.served)
 	m.replacing = true
 	p.handoff() // past the budget, what waited for it is not kept waiting
 	p.removeLocked(func() { p.replace(m, x.Status, delay) })
@@ -122,7 +131,7 @@ func (p *Pool[H]) restart(dead *member[H], delay time.Duration) {
 		}
 		msg := lifecycle.Redact(err.Error())
 		p.log.Error("replacement failed to start", zap.String("provider", dead.id), zap.String("error", msg))
-		delay = p.failed(dead.id, "failed to start: "+msg)
+		delay = p.failed(dead.id, "failed to start: "+msg, false)
 		dead = slot
 		p.mu.Unlock()
 	}
