@@ -47,6 +47,21 @@
 // [Pool.BackingOff] says why meanwhile, and [Stats] when the next restart
 // is due. The waits go back to the quick pace once an instance has run for
 // a whole Window. A restart due while it backs off keeps no task waiting.
+//
+// A child that dies while it serves (it had become ready, and had tasks in
+// flight when it died or was cut off) died of what a request sent, not of
+// a crash loop: it is restarted at the ordinary pace, Backoff doubling up
+// to MaxBackoff, however often, and counts neither against the budget nor
+// towards the long waits, which are for children that fail to start or
+// die while idle. Otherwise a client could hold a template in them by
+// killing its child each time it comes back.
+//
+// A child can hang and stay alive. An instance that every health check
+// has found unhealthy for UnhealthyAfter (the service tells the pool of
+// each check: [Pool.Checked]) is cut off as dead, as one whose output
+// broke is, with a reason that says so: what follows is the restart
+// policy, and its removal ends the child. A check that finds it anything
+// else, degraded (busy) included, begins the count anew.
 // [Pool.Launch] starts an instance that way from the outset: one that
 // cannot start is left to the supervisor rather than failing the caller.
 //
