@@ -425,6 +425,9 @@ func (f *File) resolve() (*Settings, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkUnhealthyAfter("templates."+name, &t, s.HealthInterval); err != nil {
+			return nil, err
+		}
 		s.Templates[name] = t
 		if t.Sizing != nil && t.Sizing.QueueTimeout >= s.TaskTimeout {
 			return nil, bad("templates."+name+".pool.queue_timeout", "%v is not shorter than task_timeout (%v): the task's own deadline would end every longer wait", t.Sizing.QueueTimeout, s.TaskTimeout)

@@ -133,6 +133,8 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"bad restart policy", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {policy: sometimes}}}\nproviders: []\n", nil, `config: templates.t.restart.policy: want never, on-failure or always, got "sometimes"`},
 		{"restart backoffs crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {backoff: 5s, max_backoff: 1s}}}\nproviders: []\n", nil, "config: templates.t.restart.max_backoff: 1s is less than backoff (5s)"},
 		{"crash loop ceiling below max_backoff", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {crash_loop_max_backoff: 5s}}}\nproviders: []\n", nil, "config: templates.t.restart.crash_loop_max_backoff: 5s is less than max_backoff (10s)"},
+		{"unhealthy_after below the health interval", "health_interval: 5s\ntemplates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {unhealthy_after: 2s}}}\nproviders: []\n", nil, "config: templates.t.restart.unhealthy_after: 2s is shorter than health_interval (5s): the health checks judge it"},
+		{"unhealthy_after zero", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {unhealthy_after: 0s}}}\nproviders: []\n", nil, "config: templates.t.restart.unhealthy_after: must be positive, got 0s"},
 		{"batch size 0", "store: {batch_size: 0}\n", nil, "config: store.batch_size: want 1 to 4096 records in one commit, got 0"},
 		{"audit max_bytes negative", "audit: {max_bytes: -1}\n", nil, "config: audit.max_bytes: want a size in bytes, or 0 never to rotate, got -1"},
 		{"audit max_files 0", "audit: {max_files: 0}\n", nil, "config: audit.max_files: want 1 to 1000 rotated files kept, got 0"},
@@ -212,11 +214,27 @@ providers: []
 	assert.Equal(t, &want, m.Sizing)
 	assert.Equal(t, defaultRestart, m.Supervision)
 	assert.Equal(t, pool.Restart{Policy: pool.Always, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxRestarts: 0, Window: time.Minute,
-		CrashLoopMaxBackoff: 5 * time.Minute},
+		CrashLoopMaxBackoff: 5 * time.Minute, UnhealthyAfter: 30 * time.Second},
 		s.Templates["p"].Supervision)
 	assert.Equal(t, 10*time.Minute, s.Templates["q"].Supervision.CrashLoopMaxBackoff, "a max_backoff above the crash loop's default ceiling is the ceiling")
 	assert.Nil(t, s.Templates["p"].Sizing)
 	assert.Equal(t, pool.Never, s.Templates["o"].Supervision.Policy, "an ollama provider has no child to restart")
+	assert.Zero(t, s.Templates["o"].Supervision.UnhealthyAfter, "nor a child to cut off")
+}
+
+// restart.unhealthy_after is judged by the health checks: it is at least
+// health_interval, and the default rises to a longer interval.
+func TestUnhealthyAfterIsAtLeastTheHealthInterval(t *testing.T) {
+	s, err := Load([]string{"-config", write(t, "c.yaml", `
+health_interval: 45s
+templates:
+  p: {kind: process, protocol: p/v1, process: {command: [sh]}}
+  q: {kind: process, protocol: q/v1, process: {command: [sh]}, restart: {unhealthy_after: 2m}}
+providers: []
+`)}, noEnv, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, s.Templates["p"].Supervision.UnhealthyAfter)
+	assert.Equal(t, 2*time.Minute, s.Templates["q"].Supervision.UnhealthyAfter)
 }
 
 // store.retention of 0s keeps every task; -migrate asks for the upgrade.

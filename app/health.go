@@ -54,8 +54,19 @@ func (e *Engine) pollHealth(ctx context.Context) {
 	if e.started.Load() && !e.draining.Load() {
 		e.watch.ready(e.readyWith(rep))
 	}
-	for _, p := range e.pools { // an instance that came back takes what waits
-		p.Recheck()
+	sick := unhealthyIn(rep)
+	for _, p := range e.pools {
+		p.Checked(begun, sick) // a child that hangs is cut off once it has for restart.unhealthy_after
+		p.Recheck()            // an instance that came back takes what waits
+	}
+}
+
+// unhealthyIn says, for the pools, whether a check found an instance
+// unhealthy, and why. Degraded (a child busy with a long call) is not.
+func unhealthyIn(rep lifecycle.HealthReport) func(id string) (string, bool) {
+	return func(id string) (string, bool) {
+		h, ok := rep.Providers[id]
+		return h.Message, ok && h.Status == lifecycle.StatusUnhealthy
 	}
 }
 

@@ -30,6 +30,9 @@ type RestartFile struct {
 	// CrashLoopMaxBackoff is the longest wait between restarts past
 	// max_restarts within the window.
 	CrashLoopMaxBackoff string `json:"crash_loop_max_backoff"`
+	// UnhealthyAfter is how long every health check must have found an
+	// instance unhealthy for it to be cut off as dead and replaced.
+	UnhealthyAfter string `json:"unhealthy_after"`
 }
 
 // The defaults of pool: and restart:, and why (the README says the same).
@@ -49,8 +52,12 @@ var (
 	// waits longer, doubling up to 5 minutes, Kubernetes' CrashLoopBackOff
 	// ceiling, rather than spin; but it keeps trying, so that a fault that
 	// passes does not leave the service unready for good.
+	// A child that hangs, unhealthy at every health check for 30 s, is
+	// taken for dead and replaced: a Kubernetes liveness probe's three
+	// failures 10 s apart.
 	defaultRestart = pool.Restart{Policy: pool.OnFailure, Backoff: 200 * time.Millisecond,
-		MaxBackoff: 10 * time.Second, MaxRestarts: 5, Window: time.Minute, CrashLoopMaxBackoff: 5 * time.Minute}
+		MaxBackoff: 10 * time.Second, MaxRestarts: 5, Window: time.Minute, CrashLoopMaxBackoff: 5 * time.Minute,
+		UnhealthyAfter: 30 * time.Second}
 )
 
 // resolveSizing checks pool: and fills in its defaults.
@@ -132,6 +139,7 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 			return r, bad(field, "set for an ollama template: it has no child process to restart")
 		}
 		r.Policy = pool.Never
+		r.UnhealthyAfter = 0 // its server is not ours to replace
 		return r, nil
 	}
 	if f == nil {
@@ -149,7 +157,7 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 		in   string
 		out  *time.Duration
 	}{{"backoff", f.Backoff, &r.Backoff}, {"max_backoff", f.MaxBackoff, &r.MaxBackoff}, {"window", f.Window, &r.Window},
-		{"crash_loop_max_backoff", f.CrashLoopMaxBackoff, &r.CrashLoopMaxBackoff}} {
+		{"crash_loop_max_backoff", f.CrashLoopMaxBackoff, &r.CrashLoopMaxBackoff}, {"unhealthy_after", f.UnhealthyAfter, &r.UnhealthyAfter}} {
 		if d.in == "" {
 			continue
 		}
@@ -209,4 +217,20 @@ func restartSpread(r pool.Restart) time.Duration {
 		d = min(2*d, r.MaxBackoff)
 	}
 	return sum
+}
+
+// checkUnhealthyAfter holds a template's restart.unhealthy_after to at
+// least the health interval: it is judged by the checks, which a shorter
+// bound could not tell from the first unhealthy one and the next. Left
+// out, the default is raised to the interval.
+func checkUnhealthyAfter(field string, t *Template, interval time.Duration) error {
+	r := &t.Supervision
+	if r.UnhealthyAfter == 0 || r.UnhealthyAfter >= interval {
+		return nil
+	}
+	if t.Restart != nil && t.Restart.UnhealthyAfter != "" {
+		return bad(field+".restart.unhealthy_after", "%v is shorter than health_interval (%v): the health checks judge it", r.UnhealthyAfter, interval)
+	}
+	r.UnhealthyAfter = interval
+	return nil
 }
