@@ -27,9 +27,13 @@
 // bearer token, and answer 403 when none is configured. Children of
 // process and mcp templates are supervised: one that dies is replaced
 // under its id, after a backoff; past a restart budget the supervisor
-// waits longer, but never gives up. A template that is not critical is
-// started once the registry has (launch.go), so that one whose child
-// cannot start is supervised rather than failing the service's start.
+// waits longer, but never gives up. One that hangs (unhealthy at every
+// health poll for restart.unhealthy_after) is cut off and replaced the
+// same way; one that dies while it runs tasks, a request's doing, is
+// restarted at the ordinary pace, never the budget's longer waits. A
+// template that is not critical is started once the registry has
+// (launch.go), so that one whose child cannot start is supervised rather
+// than failing the service's start.
 //
 // # Files
 //

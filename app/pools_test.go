@@ -100,7 +100,9 @@ func TestSupervisedChild(t *testing.T) {
 		if i == 3 {
 			want = "restarting"
 		}
-		require.Eventually(t, func() bool { return s.engine.pools["crashy"].MemberState("crashy-1") == want && s.engine.pools["crashy"].Stats().Restarts == i+1 },
+		require.Eventually(t, func() bool {
+			return s.engine.pools["crashy"].MemberState("crashy-1") == want && s.engine.pools["crashy"].Stats().Restarts == i+1
+		},
 			testkit.Wait, time.Millisecond, "crash %d while idle; log:\n%s", i, s.logs)
 	}
 	var ready struct {
