@@ -61,12 +61,18 @@ func (e *Engine) pollHealth(ctx context.Context) {
 	}
 }
 
-// unhealthyIn says, for the pools, whether a check found an instance
-// unhealthy, and why. Degraded (a child busy with a long call) is not.
-func unhealthyIn(rep lifecycle.HealthReport) func(id string) (string, bool) {
-	return func(id string) (string, bool) {
+// unhealthyIn says, for the pools, what a check found of an instance, and
+// why.
+func unhealthyIn(rep lifecycle.HealthReport) func(id string) (pool.Health, string) {
+	return func(id string) (pool.Health, string) {
 		h, ok := rep.Providers[id]
-		return h.Message, ok && h.Status == lifecycle.StatusUnhealthy
+		switch {
+		case !ok, h.Status == lifecycle.StatusHealthy:
+			return pool.Healthy, ""
+		case h.Status == lifecycle.StatusDegraded:
+			return pool.Degraded, h.Message
+		}
+		return pool.Unhealthy, h.Message
 	}
 }
 

@@ -137,6 +137,9 @@ func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task)
 		return nil, true, ep.notify(ctx, t.Method, t.Params)
 	}
 	out, err = lease.Handle.call(ctx, t.Method, t.Params)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		lease.TimedOut() // unanswered within the task's time: a busy instance may be a hung one
+	}
 	return out, false, err
 }
 

@@ -12,14 +12,27 @@ import (
 // Lease is a task's hold on one instance. Release gives it back; further
 // calls do nothing.
 type Lease[H any] struct {
-	ID     string // the instance's id
-	Handle H
-	once   sync.Once
-	done   func()
+	ID      string // the instance's id
+	Handle  H
+	once    sync.Once
+	done    func()
+	stalled func()
 }
 
 // Release gives the instance back, to the first task waiting if any.
 func (l *Lease[H]) Release() { l.once.Do(l.done) }
+
+// TimedOut tells the pool that the task ran out of time on the instance,
+// unanswered: from then on, until a check finds it healthy, a check that
+// finds it busy (degraded) counts toward Restart.UnhealthyAfter as an
+// unhealthy one does. A child busy with a long call is not broken, but one
+// that lets the calls given it run out of time and answers no health call
+// either is hung, however many tasks keep it busy.
+func (l *Lease[H]) TimedOut() {
+	if l.stalled != nil {
+		l.stalled()
+	}
+}
 
 // waiter is a task in the queue. got receives the instance it was handed,
 // or why it never will be; it is buffered, so a sender never blocks.
@@ -123,6 +136,10 @@ func (p *Pool[H]) lease(ctx context.Context, m *member[H], h H) (*Lease[H], erro
 	return &Lease[H]{ID: m.id, Handle: h, done: func() {
 		release()
 		p.release(m)
+	}, stalled: func() {
+		p.mu.Lock()
+		m.stalled = true
+		p.mu.Unlock()
 	}}, nil
 }
 

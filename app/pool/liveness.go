@@ -5,18 +5,31 @@ import (
 	"time"
 )
 
+// Health is what a health check found of an instance, as Checked needs
+// it.
+type Health int
+
+const (
+	Healthy   Health = iota // or not checked: the count begins anew
+	Degraded                // busy: its health call ran out of time while calls were in flight
+	Unhealthy               // anything else that is not healthy
+)
+
 // Checked tells the pool what the health check begun at the time given
-// found of its instances: unhealthy says, for an instance's id, whether
-// the check found it unhealthy and, if so, why; it is called with the
-// pool's lock held, so it must not call the pool. An instance that every
-// check has found unhealthy, from one begun Restart.UnhealthyAfter or
-// longer before this one, is cut off as dead: a child that hangs but
-// stays alive (a stdio server stuck in a loop, a stopped process) never
-// exits by itself, and would keep the template unhealthy for good. Only a
-// ready instance counts, and only checks begun since it became ready; a
-// check that found it anything but unhealthy (degraded, a child busy with
-// a long call, included) begins the count anew.
-func (p *Pool[H]) Checked(at time.Time, unhealthy func(id string) (why string, sick bool)) {
+// found of its instances: found says, for an instance's id, what the check
+// found and, if not healthy, why; it is called with the pool's lock held,
+// so it must not call the pool. An instance that every check has found
+// unhealthy, from one begun Restart.UnhealthyAfter or longer before this
+// one, is cut off as dead: a child that hangs but stays alive (a stdio
+// server stuck in a loop, a stopped process) never exits by itself, and
+// would keep the template unhealthy for good. Only a ready instance
+// counts, and only checks begun since it became ready. A check that found
+// it healthy begins the count anew; so does one that found it degraded (a
+// child busy with a long call is not broken), unless a task ran out of
+// time on it since it was last healthy (Lease.TimedOut): then degraded
+// counts as unhealthy, or a hung child that tasks keep busy would never be
+// cut off.
+func (p *Pool[H]) Checked(at time.Time, found func(id string) (Health, string)) {
 	after := p.cfg.Restart.UnhealthyAfter
 	if after <= 0 {
 		return
@@ -27,8 +40,11 @@ func (p *Pool[H]) Checked(at time.Time, unhealthy func(id string) (why string, s
 		if m.state != ready || at.Before(m.since) {
 			continue
 		}
-		why, sick := unhealthy(m.id)
-		switch {
+		h, why := found(m.id)
+		if h == Healthy {
+			m.stalled = false
+		}
+		switch sick := h == Unhealthy || h == Degraded && m.stalled; {
 		case !sick:
 			m.sickSince, m.sickWhy = time.Time{}, ""
 		case m.sickSince.IsZero():

@@ -11,11 +11,15 @@ import (
 
 // sickWith answers Checked as a health check that found every instance
 // unhealthy for why.
-func sickWith(why string) func(string) (string, bool) {
-	return func(string) (string, bool) { return why, true }
+func sickWith(why string) func(string) (Health, string) {
+	return func(string) (Health, string) { return Unhealthy, why }
 }
 
-func well(string) (string, bool) { return "", false }
+func well(string) (Health, string) { return Healthy, "" }
+
+// busy answers Checked as a health check whose call ran out of time while
+// calls were in flight.
+func busy(string) (Health, string) { return Degraded, "call \"ping\": context deadline exceeded" }
 
 // Issue 21, F2: an instance every health check has found unhealthy for
 // UnhealthyAfter (a child that hangs but stays alive) is cut off as dead,
@@ -33,7 +37,7 @@ func TestAnInstanceUnhealthyForTooLongIsCutOffAndReplaced(t *testing.T) {
 	w.pool.Checked(at, hung)
 	w.pool.Checked(at.Add(59*time.Second), hung)
 	assert.Equal(t, "ready", w.pool.MemberState("t-1"), "not yet a minute")
-	w.pool.Checked(at.Add(60*time.Second), well) // degraded: busy, not hung
+	w.pool.Checked(at.Add(60*time.Second), busy) // degraded: busy, not hung
 	w.pool.Checked(at.Add(61*time.Second), hung)
 	w.pool.Checked(at.Add(120*time.Second), hung)
 	assert.Equal(t, "ready", w.pool.MemberState("t-1"), "the count began anew at 61s")
@@ -81,4 +85,42 @@ func TestAnUnhealthyInstanceUnderPolicyNeverOrWithoutABound(t *testing.T) {
 			assert.Empty(t, w.removed())
 		})
 	}
+}
+
+// Issue 21, N1 of the second attack: a hung child that tasks keep busy is
+// found degraded (its health call runs out of time with calls in flight),
+// not unhealthy. Busy is not broken, until a task runs out of time on it:
+// from then on, until a check finds it healthy, degraded counts as
+// unhealthy, and it is cut off after UnhealthyAfter.
+func TestABusyInstanceWhoseTaskTimedOutIsCutOff(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 1, 2, 4),
+		Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 3, Window: time.Minute,
+			UnhealthyAfter: time.Minute}})
+	w.start()
+	at := time.Now().Add(time.Second)
+	w.pool.Checked(at, busy)
+	w.pool.Checked(at.Add(2*time.Minute), busy)
+	assert.Equal(t, "ready", w.pool.MemberState("t-1"), "busy with long calls, none of which ran out of time: not hung")
+
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	l.TimedOut()
+	l.Release()
+	w.pool.Checked(at.Add(3*time.Minute), well) // answered again: the time-out is forgotten
+	w.pool.Checked(at.Add(4*time.Minute), busy)
+	w.pool.Checked(at.Add(6*time.Minute), busy)
+	assert.Equal(t, "ready", w.pool.MemberState("t-1"), "healthy since its task ran out of time")
+	assert.Len(t, w.generations("t-1"), 1)
+
+	l, err = w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	l.TimedOut()
+	w.pool.Checked(at.Add(7*time.Minute), busy)
+	w.pool.Checked(at.Add(7*time.Minute+59*time.Second), busy)
+	assert.Equal(t, "ready", w.pool.MemberState("t-1"), "not yet a minute")
+	w.pool.Checked(at.Add(8*time.Minute), busy)
+	l.Release()
+	eventually(t, "replaced", func() bool { return len(w.generations("t-1")) == 2 && w.pool.MemberState("t-1") == "ready" })
+	require.Len(t, w.removed(), 1)
+	assert.Contains(t, w.removed()[0].Reason, "unhealthy at every health check for 1m0s")
 }

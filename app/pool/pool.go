@@ -107,6 +107,10 @@ type member[H any] struct {
 	// last found it otherwise (see liveness.go).
 	sickSince time.Time
 	sickWhy   string
+	// stalled: a task on it ran out of time since a check last found it
+	// healthy, so a check that finds it degraded (busy) counts as unhealthy
+	// (see liveness.go).
+	stalled bool
 }
 
 // Pool is one template's instances. Its methods are safe for concurrent

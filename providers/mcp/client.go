@@ -240,6 +240,8 @@ func (c *Client) HealthCheck(ctx context.Context) lifecycle.Health {
 		return h
 	}
 	busy, _ := h.Resources["calls_in_flight"].(int64)
+	ctx, cancel := process.HealthCallContext(ctx)
+	defer cancel()
 	if _, err := c.request(ctx, "ping", nil, true); err != nil {
 		h.Status, h.Message = process.HealthCallStatus(err, busy), err.Error()
 	}

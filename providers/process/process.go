@@ -625,11 +625,27 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 	}
 	if p.cfg.HealthMethod != "" {
 		busy := p.inflight.Load()
+		ctx, cancel := HealthCallContext(ctx)
+		defer cancel()
 		if err := p.Call(ctx, p.cfg.HealthMethod, nil, nil); err != nil {
 			return lifecycle.Health{Status: HealthCallStatus(err, busy), Message: err.Error(), Resources: res}
 		}
 	}
 	return lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: res}
+}
+
+// HealthCallContext bounds a health call a little within ctx's deadline:
+// a call that runs out of time then ends before the registry stops waiting
+// for the check, and is judged by HealthCallStatus (a busy child is
+// degraded) rather than taken for an unanswered check (unhealthy), which,
+// racing, would flip a busy child between the two at every check.
+func HealthCallContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	left := time.Until(deadline)
+	return context.WithDeadline(ctx, deadline.Add(-min(left/10, 250*time.Millisecond)))
 }
 
 // HealthCallStatus is the status of a health call that failed with err while busy
