@@ -257,3 +257,25 @@ func TestTaskTokenGuardsTasks(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "from-env", s2.TaskToken)
 }
+
+// A child may answer bytes that are not UTF-8 (here Latin-1's é), which
+// PostgreSQL refuses in a text column. The output is made valid (U+FFFD
+// for each run of bad bytes) before it is answered and stored, so the answer and
+// the store agree, and one odd answer neither fails its task's record nor
+// takes the store for unavailable.
+func TestAnAnswerThatIsNotUTF8IsAnsweredAndStoredValid(t *testing.T) {
+	for driver, dsn := range storeDSNs(t) {
+		t.Run(driver, func(t *testing.T) {
+			s := start(t, storeConfig(dsn))
+			s.waitHealthy()
+			code, rec, msg := s.task("echo/v1", "latin1", nil)
+			require.Equal(t, 200, code, msg)
+			assert.Equal(t, `"caf`+"\uFFFD"+`"`, string(rec.Output))
+			var stored TaskRecord
+			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
+			assert.Equal(t, "ok", stored.Status)
+			assert.Equal(t, string(rec.Output), string(stored.Output))
+			assert.NotContains(t, s.logs.String(), "task store unavailable")
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -81,6 +82,12 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	if err == nil {
 		rec.Provider = lease.ID
 		rec.Output, rec.Sent, err = e.runOn(ctx, lease, t)
+		if !utf8.Valid(rec.Output) {
+			// A child may write bytes as they come, which PostgreSQL would
+			// refuse to store: the answer and the record carry the same
+			// valid text, each run of bad bytes U+FFFD, as JSON decoders read it.
+			rec.Output = json.RawMessage(strings.ToValidUTF8(string(rec.Output), "\uFFFD"))
+		}
 	}
 	rec.DurationMS = float64(time.Since(rec.Started).Microseconds()) / 1000
 	switch {

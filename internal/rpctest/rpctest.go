@@ -64,8 +64,9 @@ func NoRaceExitSleep() string {
 // ([method]: sends method to the parent as a notification), "heard" (the
 // methods of the notifications it got, in order) and "strays" (how many
 // responses it got to requests it never sent: a parent that answers
-// notifications), "id" (the id of the request) and "infinity" (answers
-// the number Infinity, which is not JSON).
+// notifications), "id" (the id of the request), "infinity" (answers
+// the number Infinity, which is not JSON) and "latin1" (answers a string
+// in Latin-1, which is not UTF-8).
 func Serve() {
 	mode := os.Getenv(modeEnv)
 	if mode == "" {
@@ -119,8 +120,8 @@ func (s *server) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 		s.mu.Unlock()
 		return
 	}
-	if req.Method == "infinity" {
-		infinity(req.ID)
+	if req.Method == "infinity" || req.Method == "latin1" {
+		rawAnswer(req.ID, req.Method)
 		return
 	}
 	if s.serial {
@@ -229,12 +230,19 @@ func (s *server) handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 	return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: "no method " + strconv.Quote(req.Method)}
 }
 
-// infinity answers the request with the number Infinity, which is not
-// JSON, as Python's json module writes 1e999. One write of one line, as
-// the connection's own answers are, so that it does not mix with them.
-func infinity(id jsonrpc2.ID) {
+// rawAnswer answers the request with what no JSON encoder writes:
+// "infinity", the number Infinity, which is not JSON, as Python's json
+// module writes 1e999; "latin1", a string whose é is Latin-1's one byte,
+// which is not UTF-8, as a child that writes its bytes as they come does.
+// One write of one line, as the connection's own answers are, so that it
+// does not mix with them.
+func rawAnswer(id jsonrpc2.ID, method string) {
 	b, _ := json.Marshal(id)
-	_, _ = os.Stdout.WriteString(`{"jsonrpc":"2.0","id":` + string(b) + `,"result":Infinity}` + "\n")
+	result := "Infinity"
+	if method == "latin1" {
+		result = "\"caf\xe9\""
+	}
+	_, _ = os.Stdout.WriteString(`{"jsonrpc":"2.0","id":` + string(b) + `,"result":` + result + `}` + "\n")
 }
 
 // firstInt reads params of the form [n]: JSON-RPC params are structured.
