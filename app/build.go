@@ -86,7 +86,7 @@ func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) pr
 		},
 		OnExit: func(x process.Exit) {
 			exited(pool.Exit{Pid: x.Pid, Status: x.String(), Failed: x.Code != 0 || x.Signal != "" || x.Err != nil || broken.Load(),
-				Expected: x.CleanedUp, LastLine: stderr.lastLine()})
+				Expected: x.CleanedUp, LastLine: stderr.lastLine(), Busy: x.Calls > 0})
 		},
 		Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}
 }

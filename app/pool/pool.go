@@ -37,6 +37,10 @@ type Exit struct {
 	Failed   bool   // a non-zero status or a signal
 	Expected bool   // its cleanup had begun: not a crash
 	LastLine string // the last line it wrote to stderr, if any
+	// Busy: calls were waiting for its answers when its output ended, which
+	// the pool's own count of tasks may no longer show by the time the
+	// exit is told: they fail, and are released, as the output ends.
+	Busy bool
 	// Cut: the child has not exited, but is useless (its output broke);
 	// the pool treats it as dead, and its removal ends it.
 	Cut bool

@@ -28,7 +28,7 @@ func (p *Pool[H]) exitedLocked(m *member[H], x Exit) {
 	m.exit = x
 	// Serving: the tasks it ran, and so whoever sent them, may have killed
 	// it; see served in backoff.go.
-	m.served = was == ready && m.inflight > 0
+	m.served = was == ready && (m.inflight > 0 || x.Busy)
 	if x.Cut {
 		p.log.Warn("child process cut off", zap.String("provider", m.id), zap.String("why", x.Status),
 			zap.String("last_stderr", x.LastLine), zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))

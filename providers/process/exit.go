@@ -24,6 +24,10 @@ type Exit struct {
 	// CleanedUp reports whether Cleanup had begun before the child exited:
 	// an exit that was asked for, rather than a crash.
 	CleanedUp bool
+	// Calls is how many calls, other than health calls, were waiting for
+	// an answer when the child's output ended, before they were failed: a
+	// child that died with calls in flight may have died of one of them.
+	Calls int64
 }
 
 // String describes the exit as os.ProcessState does: "exit status 3",

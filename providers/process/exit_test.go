@@ -232,3 +232,34 @@ func TestAnExitIsSeenThoughAGrandchildHoldsTheOutput(t *testing.T) {
 	require.NoError(t, p.Cleanup(context.Background()))
 	assert.Equal(t, 3, testkit.Receive(t, ch, "OnExit").Code)
 }
+
+// Exit.Calls counts the calls that waited for an answer when the child's
+// output ended, though the connection fails them, and their callers
+// return, before the child is reaped: a pool tells a child killed by a
+// task from one that died on its own by it. A health call does not count.
+func TestExitCountsTheCallsItCutShort(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		health bool
+		want   int64
+	}{{"a task's call", false, 1}, {"a health call", true, 0}} {
+		t.Run(tt.name, func(t *testing.T) {
+			exited, onExit := exits()
+			p := startShell(t, `read call; exit 3`, process.Config{OnExit: onExit})
+			ctx := context.Background()
+			if tt.health {
+				var cancel context.CancelFunc
+				ctx, cancel = process.HealthCallContext(ctx)
+				defer cancel()
+			}
+			err := p.Call(ctx, "die", nil, nil)
+			require.Error(t, err, "the child exits instead of answering")
+			x := testkit.Receive(t, exited, "OnExit")
+			assert.Equal(t, "exit status 3", x.String())
+			assert.Equal(t, tt.want, x.Calls)
+		})
+	}
+	exited, onExit := exits()
+	startShell(t, `exit 3`, process.Config{OnExit: onExit})
+	assert.Zero(t, testkit.Receive(t, exited, "OnExit").Calls, "a child that died with nothing asked of it")
+}

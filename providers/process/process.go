@@ -114,6 +114,8 @@ type Process struct {
 
 	inflight    atomic.Int64
 	readErr     atomic.Pointer[error]     // the error that ended reading the child's stdout
+	healthCalls atomic.Int64              // of inflight, the health calls (HealthCallContext's)
+	callsAtEnd  atomic.Int64              // calls in flight when reading ended, before they were failed: Exit.Calls
 	exitWaitEnd atomic.Pointer[time.Time] // when calls stop waiting for the exit: see awaitExit
 }
 
@@ -223,6 +225,7 @@ func (p *Process) Initialize(ctx context.Context) error {
 		close(exited) // from now on, Running is false and a new call fails
 		if conn != nil {
 			awaitOutputEnd(conn, p.cfg.Grace)
+			exit.Calls = max(p.callsAtEnd.Load(), p.inflight.Load()-p.healthCalls.Load())
 			_ = conn.Close() // fail the calls still in flight
 		}
 		if p.cfg.OnExit != nil {
@@ -296,6 +299,10 @@ func (p *Process) Call(ctx context.Context, method string, params, result any, o
 	}
 	p.inflight.Add(1)
 	defer p.inflight.Add(-1)
+	if ctx.Value(healthCallKey{}) != nil {
+		p.healthCalls.Add(1)
+		defer p.healthCalls.Add(-1)
+	}
 	var raw json.RawMessage
 	err = conn.Call(ctx, method, params, &raw, opts...)
 	switch {
@@ -639,7 +646,12 @@ func (p *Process) HealthCheck(ctx context.Context) lifecycle.Health {
 // for the check, and is judged by HealthCallStatus (a busy child is
 // degraded) rather than taken for an unanswered check (unhealthy), which,
 // racing, would flip a busy child between the two at every check.
+//
+// It also marks the call as a health call, which Exit.Calls does not
+// count: a child that dies while it answers a health call did not die of
+// a task.
 func HealthCallContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithValue(ctx, healthCallKey{}, true)
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return context.WithCancel(ctx)
@@ -647,6 +659,9 @@ func HealthCallContext(ctx context.Context) (context.Context, context.CancelFunc
 	left := time.Until(deadline)
 	return context.WithDeadline(ctx, deadline.Add(-min(left/10, 250*time.Millisecond)))
 }
+
+// healthCallKey marks a health call's context (HealthCallContext).
+type healthCallKey struct{}
 
 // HealthCallStatus is the status of a health call that failed with err while busy
 // other calls were in flight: a child that answers in turn, busy with a
@@ -690,14 +705,23 @@ func (s *recordingStream) ReadObject(v any) error {
 	if err == nil {
 		return nil
 	}
+	// Counted before the connection fails the calls that wait for an
+	// answer, which it does once this returns: by the time the child is
+	// reaped they may all have returned.
+	calls := s.p.inflight.Load() - s.p.healthCalls.Load()
 	if brokenOutput(err) {
 		err = fmt.Errorf("%w; the output ended with %q", err, s.tail.bytes())
-		if s.p.readErr.CompareAndSwap(nil, &err) && s.p.cfg.OnOutputError != nil {
-			s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
+		if s.p.readErr.CompareAndSwap(nil, &err) {
+			s.p.callsAtEnd.Store(calls)
+			if s.p.cfg.OnOutputError != nil {
+				s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
+			}
 		}
 		return err
 	}
-	s.p.readErr.CompareAndSwap(nil, &err)
+	if s.p.readErr.CompareAndSwap(nil, &err) {
+		s.p.callsAtEnd.Store(calls)
+	}
 	return err
 }
 
