@@ -55,7 +55,7 @@ func TestAChildThatHangsIsCutOffAndReplaced(t *testing.T) {
 	assert.Equal(t, 1, cut, "logged once; log:\n%s", log)
 }
 
-// Issue 21, N1 of the second attack: a hung child that tasks keep busy is
+// Issue 21: a hung child that tasks keep busy is
 // found degraded, not unhealthy (busy is not broken), so it must still be
 // cut off once the tasks given it run out of time unanswered: tasks sent
 // without pause from the moment it stops, each with a short timeout, do

@@ -9,11 +9,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// Issue 21, found by an attack: an outage's start was logged as two
-// unavailable lines with an "available again" 2 ms between, because a
-// record (or a ping) begun before the first failure returned after it. An
-// attempt begun before the store's last turn says nothing of the store
-// since, either way.
+// Issue 21: a record (or a ping) begun before the store's first failure
+// may return after it; it says nothing of the store since that turn,
+// either way, so an outage's start is one unavailable line, not two with
+// an "available again" between.
 func TestAStoreTurnIsNotUndoneByAnAttemptBegunBeforeIt(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	w := newTransitions(zap.New(core))

@@ -40,24 +40,10 @@ func (p *Pool[H]) LaunchMin(ctx context.Context) error {
 }
 
 func (p *Pool[H]) launch(ctx context.Context, id string) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return ErrClosed
+	m, err := p.startNamed(ctx, id)
+	if m == nil {
+		return err
 	}
-	if _, ok := p.members[id]; ok {
-		p.mu.Unlock()
-		return fmt.Errorf("%w: %q", ErrExists, id)
-	}
-	m := &member[H]{id: id, state: starting, since: p.deps.Now()}
-	p.members[id] = m
-	p.mu.Unlock()
-
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(p.ctx, cancel)()
-	err := p.bring(bctx, m)
-	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case err == nil:

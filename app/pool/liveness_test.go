@@ -87,7 +87,7 @@ func TestAnUnhealthyInstanceUnderPolicyNeverOrWithoutABound(t *testing.T) {
 	}
 }
 
-// Issue 21, N1 of the second attack: a hung child that tasks keep busy is
+// Issue 21: a hung child that tasks keep busy is
 // found degraded (its health call runs out of time with calls in flight),
 // not unhealthy. Busy is not broken, until a task runs out of time on it:
 // from then on, until a check finds it healthy, degraded counts as

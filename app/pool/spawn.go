@@ -105,20 +105,19 @@ func (p *Pool[H]) removal(id, reason string, o lifecycle.Outcome, err error) Rem
 	return Removal{ID: id, Template: p.cfg.Template, Reason: reason, Outcome: o, Err: err, At: p.deps.Now()}
 }
 
-// Add starts an instance of a template without pool: at run time, within
-// ctx and its timeout. A sized pool chooses its own instances.
-func (p *Pool[H]) Add(ctx context.Context, id string) error {
-	if p.cfg.Sizing != nil {
-		return fmt.Errorf("template %q is a pool: it starts and stops its own instances", p.cfg.Template)
-	}
+// startNamed starts an instance under id, which no member may have, within
+// ctx and its timeout, cut short if the pool closes. It returns nil if it
+// started nothing (the pool closed, or the id is taken), with why; else the
+// member and bring's error, with p.mu held for the caller to settle it.
+func (p *Pool[H]) startNamed(ctx context.Context, id string) (*member[H], error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if _, ok := p.members[id]; ok {
 		p.mu.Unlock()
-		return fmt.Errorf("%w: %q", ErrExists, id)
+		return nil, fmt.Errorf("%w: %q", ErrExists, id)
 	}
 	m := &member[H]{id: id, state: starting, since: p.deps.Now()}
 	p.members[id] = m
@@ -129,6 +128,19 @@ func (p *Pool[H]) Add(ctx context.Context, id string) error {
 	defer context.AfterFunc(p.ctx, cancel)()
 	err := p.bring(ctx, m)
 	p.mu.Lock()
+	return m, err
+}
+
+// Add starts an instance of a template without pool: at run time, within
+// ctx and its timeout. A sized pool chooses its own instances.
+func (p *Pool[H]) Add(ctx context.Context, id string) error {
+	if p.cfg.Sizing != nil {
+		return fmt.Errorf("template %q is a pool: it starts and stops its own instances", p.cfg.Template)
+	}
+	m, err := p.startNamed(ctx, id)
+	if m == nil {
+		return err
+	}
 	defer p.mu.Unlock()
 	if err != nil {
 		if p.members[m.id] == m {
