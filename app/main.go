@@ -187,8 +187,8 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 func forced(log *zap.Logger, reg *lifecycle.Registry, sig os.Signal) int {
 	var unfinished []string
 	for _, p := range reg.Providers() {
-		if p.State != "cleaned" {
-			unfinished = append(unfinished, p.ID+" ("+p.State+")")
+		if p.State != lifecycle.StateCleaned {
+			unfinished = append(unfinished, p.ID+" ("+p.State.String()+")")
 		}
 	}
 	log.Error("second signal: exiting now", zap.Stringer("signal", sig), zap.Strings("unfinished", unfinished))

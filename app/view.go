@@ -63,7 +63,7 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 		}
 	}
 	for _, info := range e.reg.Providers() {
-		v := ProviderView{ID: info.ID, State: info.State, DependsOn: info.DependsOn, Leases: info.Leases,
+		v := ProviderView{ID: info.ID, State: info.State.String(), DependsOn: info.DependsOn, Leases: info.Leases,
 			Health: rep.Providers[info.ID], Cleanup: info.Outcome}
 		if v.DependsOn == nil {
 			v.DependsOn = []string{}

@@ -40,7 +40,7 @@
 //
 // The hooks coordinate with one registry Stop, so that providers are still
 // cleaned up concurrently. A provider's OnStop hook runs when fx has
-// stopped everything appended after it; it releases the provider's
+// stopped everything appended after it; it allows the provider's
 // cleanup (see lifecycle.Staged), which then begins as soon as the cleanups
 // of the providers that depend on it have ended, and the hook returns at
 // once, so that fx goes on to the next hook while the cleanup runs. Only a
@@ -124,8 +124,8 @@
 // A Registry.Stop called while fx starts the app ends the start: the
 // registry cancels its own Start, and the module cancels the Initialize
 // that a provider's hook runs, so the start fails at once with an error
-// that is [lifecycle.ErrStopped], fx rolls back (which releases the
-// providers), and the Stop cleans up what was initialized within its own
+// that is [lifecycle.ErrStopped], fx rolls back (which allows the
+// providers' cleanups), and the Stop cleans up what was initialized within its own
 // context. That is how a service ends its start on SIGTERM: cancelling
 // the context given to app.Start would not do, since fx hands its
 // rollback that same context, done, and so runs no OnStop hook.

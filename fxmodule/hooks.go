@@ -54,10 +54,11 @@ func (s *session) start(ctx context.Context) error {
 }
 
 // stop is the session's OnStop hook, the last of the app's providers': it
-// releases every provider whose own hook fx did not reach, and returns
-// the registry's errors that no provider's hook returned already.
+// allows the cleanup of every provider whose own hook fx did not reach,
+// and returns the registry's errors that no provider's hook returned
+// already.
 func (s *session) stop(ctx context.Context) error {
-	s.releaseAll()
+	s.allowAll()
 	sr, rollback := s.beginStop(ctx, false)
 	ectx, cancel := early(ctx)
 	defer cancel()
@@ -95,7 +96,7 @@ func (s *session) beginStop(ctx context.Context, rollback bool) (*stopRun, bool)
 	cancel := func() {}
 	if rollback {
 		sctx = context.WithoutCancel(ctx)
-		context.AfterFunc(ctx, s.releaseAll)
+		context.AfterFunc(ctx, s.allowAll)
 	} else {
 		sctx, cancel = early(ctx)
 	}
@@ -107,12 +108,12 @@ func (s *session) beginStop(ctx context.Context, rollback bool) (*stopRun, bool)
 	return sr, rollback
 }
 
-func (s *session) releaseAll() {
+func (s *session) allowAll() {
 	s.mu.Lock()
 	slots := slices.Clone(s.slots)
 	s.mu.Unlock()
 	for _, sl := range slots {
-		s.release(sl)
+		s.allowCleanup(sl)
 	}
 }
 
@@ -162,13 +163,13 @@ func (sl *slot) start(fxCtx context.Context) error {
 	}
 	stopped()
 	if err != nil {
-		sl.s.releaseUnstarted()
+		sl.s.allowUnstarted()
 		// fx calls no OnStop for a hook whose OnStart failed: the provider
 		// (which may hold half of what it acquired) is released here, and
 		// cleaned up by the Stop this begins, which every provider hook
 		// fx stops next joins.
 		sl.s.beginStop(fxCtx, true)
-		sl.s.release(sl)
+		sl.s.allowCleanup(sl)
 		if sl.waits() { // fx stops a component it was built from next
 			sl.awaitCleanups(ctx)
 		}
@@ -230,8 +231,8 @@ func (sl *slot) stop(ctx context.Context) error {
 	}
 	s := sl.s
 	s.beginStop(ctx, false)
-	s.releaseUnstarted()
-	s.release(sl)
+	s.allowUnstarted()
+	s.allowCleanup(sl)
 	if len(sl.waitFor) == 0 {
 		return nil
 	}
@@ -252,16 +253,16 @@ func (sl *slot) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// releaseUnstarted releases the providers whose start hook fx never ran:
-// it will not run their stop hooks either. A provider among them may have
-// been initialized at a dependent's turn.
-func (s *session) releaseUnstarted() {
+// allowUnstarted allows the cleanups of the providers whose start hook fx
+// never ran: it will not run their stop hooks either. A provider among
+// them may have been initialized at a dependent's turn.
+func (s *session) allowUnstarted() {
 	s.mu.Lock()
-	if s.unstartedReleased { // fx runs no start hook once it stops: once is enough
+	if s.unstartedAllowed { // fx runs no start hook once it stops: once is enough
 		s.mu.Unlock()
 		return
 	}
-	s.unstartedReleased = true
+	s.unstartedAllowed = true
 	var unstarted []*slot
 	for _, sl := range s.slots {
 		if !sl.started && sl.id != "" && !sl.dropped {
@@ -270,15 +271,15 @@ func (s *session) releaseUnstarted() {
 	}
 	s.mu.Unlock()
 	for _, sl := range unstarted {
-		s.release(sl)
+		s.allowCleanup(sl)
 	}
 }
 
-// release frees a provider's cleanup, and its wrapped original's.
-func (s *session) release(sl *slot) {
-	s.reg.Release(sl.id)
+// allowCleanup allows a provider's cleanup, and its wrapped original's.
+func (s *session) allowCleanup(sl *slot) {
+	s.reg.AllowCleanup(sl.id)
 	if sl.inner != nil {
-		s.reg.Release(sl.inner.ID())
+		s.reg.AllowCleanup(sl.inner.ID())
 	}
 }
 

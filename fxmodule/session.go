@@ -28,9 +28,9 @@ type session struct {
 	// stopBegan ends the Initialize a provider's hook runs once a Stop
 	// begins (see stopBegan).
 	stopBegan stopBegan
-	// unstartedReleased: the providers whose start hook fx never ran are
-	// released (see releaseUnstarted).
-	unstartedReleased bool
+	// unstartedAllowed: the providers whose start hook fx never ran are
+	// allowed their cleanup (see allowUnstarted).
+	unstartedAllowed bool
 }
 
 // slot is one provider: where its hooks sit among fx's, and what the
@@ -91,14 +91,11 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	if err != nil {
 		return reflect.Value{}, fmt.Errorf("provider constructor %s: %w", d.where(), err)
 	}
-	p, ok := v.Interface().(lifecycle.Provider)
-	if !ok || isNil(v) {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a nil %v", d.where(), d.provided)
+	p, _ := v.Interface().(lifecycle.Provider)
+	if err := lifecycle.ValidateProvider(p); err != nil {
+		return reflect.Value{}, fmt.Errorf("provider constructor %s returned %w", d.where(), err)
 	}
 	id := p.ID()
-	if id == "" {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s returned a %v with an empty id", d.where(), d.provided)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
@@ -126,7 +123,11 @@ func duplicate(id string, first *slot, d *decl, t reflect.Type) error {
 // without lifecycle methods of its own leaves the original managed: the
 // wrapper delegates to it.
 func (s *session) received(d *decl, v reflect.Value) error {
-	if !v.IsValid() || isNil(v) {
+	if !v.IsValid() {
+		return nil
+	}
+	p, ok := v.Interface().(lifecycle.Provider)
+	if !ok || lifecycle.ValidateProvider(p) != nil {
 		return nil
 	}
 	s.mu.Lock()
@@ -140,10 +141,6 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	}
 	if sl == nil || len(s.byDecl[d]) > 1 {
 		return nil // not built, or used in several modules: which one changed is unknown
-	}
-	p, ok := v.Interface().(lifecycle.Provider)
-	if !ok {
-		return nil
 	}
 	var inner lifecycle.Provider
 	if k, ok := keyOf(sl.raw); ok {
@@ -194,11 +191,8 @@ func identifies(v reflect.Value, k valueKey) bool {
 
 // hasLifecycle reports whether p has an Initialize or a cleanup method.
 func hasLifecycle(p lifecycle.Provider) bool {
-	switch p.(type) {
-	case lifecycle.Initializer, lifecycle.Cleaner, lifecycle.Shutdowner, interface{ Close() error }, interface{ Close() }:
-		return true
-	}
-	return false
+	_, initializes := p.(lifecycle.Initializer)
+	return initializes || lifecycle.CleanupMethod(p) != ""
 }
 
 // observe sees the registry's events: a Stop began, or a provider's
@@ -228,14 +222,3 @@ func (s *session) observe(e lifecycle.Event) {
 // waits reports whether a component the provider was built from has hooks:
 // fx must not stop it before the provider's cleanup ends.
 func (sl *slot) waits() bool { return len(sl.hooked) > 0 }
-
-func isNil(v reflect.Value) bool {
-	for v.Kind() == reflect.Interface && !v.IsNil() {
-		v = v.Elem()
-	}
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return v.IsNil()
-	}
-	return false
-}

@@ -12,8 +12,9 @@
 // A [Provider] has an ID and any of the optional methods: [Initializer] to
 // acquire resources when the registry starts, [HealthChecker], and one
 // cleanup method, chosen in this order: Cleanup(ctx) error ([Cleaner]),
-// Shutdown(ctx) error ([Shutdowner]), Close() error, Close(). A provider
-// with none is logged at warn level and reported as skipped.
+// Shutdown(ctx) error ([Shutdowner]), Close() error, Close() (see
+// [CleanupMethod]). An initialized provider with none is logged at warn
+// level and reported as skipped, with [ReasonNoMethod].
 //
 // # Order and concurrency
 //
@@ -22,39 +23,37 @@
 // all the providers that depend on B have ended, by returning, failing,
 // panicking or timing out. Nothing else orders cleanups, so Stop takes the
 // critical path of the dependency graph rather than the sum of its tiers.
-// The goroutine that ends a cleanup begins the cleanups it unblocks, and
-// runs the next one itself when that is all there is to do (a chain runs
-// on one goroutine, as fx's hooks do). Cleanups begun together share a
-// deadline. A batch of up to 128 gets a goroutine for each cleanup; a
-// larger one shares a few, and when none of them has finished for 100µs,
-// every cleanup still waiting gets a goroutine of its own (Go's runtime
-// fires that timer up to a millisecond late while the process is otherwise
-// idle). So a slow or hung cleanup holds back another's start only in a
-// batch of more than 128, and by about a millisecond at most.
 //
-// Start runs the Initialize calls on one goroutine, one after another,
-// watched from the caller's goroutine by one timer: a hung Initialize
-// fails Start at its deadline all the same.
+// Every Initialize, cleanup and health check runs on a goroutine of its
+// own, under a context with its deadline, as fx runs a hook: a caller
+// that stops waiting for a hung one loses nothing but that goroutine. Start
+// runs the Initialize calls one after another and waits for each, until it
+// returns or its context ends. Stop's goroutine runs the cleanups' order:
+// it begins each cleanup whose dependents have finished, and waits for the
+// next one to finish, or for its context to end.
+//
+// A panic in any of them, or a call to runtime.Goexit (as t.FailNow makes
+// in a test's fake), is an outcome like an error, naming the provider and
+// the call. A panic in an [Observer] is logged at error level and goes no
+// further.
 //
 // # Cleanup follows Initialize
 //
 // As OnStop follows OnStart in fx, a provider is cleaned up only if its
 // Initialize began: one that Start never reached holds nothing, and is
 // reported skipped, with [ReasonNotInitialized] (logged at debug level:
-// a start cut short is no fault of it). A provider without
-// Initialize counts as initialized once Start reaches it. Whether a
-// provider's Initialize begins and whether its cleanup is claimed are
-// decided under one lock, so exactly one of "it began, and its cleanup
-// waits for it" and "it never will" holds; once Stop has begun, Start
-// begins no further Initialize (one it has just begun may still be
-// entering, with a cancelled context). A cleanup never runs beside its
-// provider's Initialize: it waits for an Initialize that Start stopped
-// waiting for to return, and that wait holds back the cleanups of the
-// providers it depends on, within its timeout. If the timeout runs out
-// first, the bound wins, as for any cleanup that overruns: the outcome is
-// timeout, the dependencies' cleanups go ahead, and Cleanup still runs,
-// late, once Initialize returns, so that the provider releases what it
-// holds itself.
+// a start cut short is no fault of it). A provider without Initialize
+// counts as initialized once Start reaches it. Whether a provider's
+// Initialize begins and whether its cleanup is claimed are decided under
+// the registry's lock, so exactly one of "it began, and its cleanup waits
+// for it" and "it never will" holds; once Stop has begun, no Initialize
+// begins. A cleanup never runs beside its provider's Initialize: it waits
+// for an Initialize that Start stopped waiting for to return, and that
+// wait holds back the cleanups of the providers it depends on, within its
+// timeout. If the timeout runs out first, the bound wins, as for any
+// cleanup that overruns: the outcome is timeout, the dependencies'
+// cleanups go ahead, and the cleanup method still runs, late, once
+// Initialize returns, so that the provider releases what it holds itself.
 //
 // # Bounds
 //
@@ -71,26 +70,59 @@
 //
 // Every initialized provider's cleanup runs exactly once, whichever of
 // Stop, a failed Start's rollback and [Registry.Unregister] reaches it
-// first.
+// first: the first to claim it under the lock makes its one cleanup, and
+// the others wait for that one.
 //
-// # State
+// # States
 //
-// Each provider's cleanup is one job with a mutex and a state (claimed,
-// running, cut short, ended). Three parties may end it: the goroutine that
-// ran its method, its deadline, and a Stop whose context is done; the first
-// to end it under the mutex records the outcome, and the others find it
-// ended. Callbacks that other goroutines run see only fields set before
-// they were registered, or read under a lock held until those are set.
+// A provider moves through these states ([ProviderState]), forward only:
+//
+//	registered --Start or StartProvider begins Initialize--> initializing
+//	registered --no Initialize method, when Start reaches it--> ready
+//	initializing --Initialize returns nil in time--> ready
+//	initializing --error, panic, Goexit, timeout, context done--> failed
+//	registered, initializing, ready, failed --claimed by Stop, a rollback or Unregister--> cleaning
+//	registered --claimed--> cleaned (skipped: never initialized)
+//	cleaning --its outcome is recorded--> cleaned
+//
+// A cleanup, once claimed, is begun by its claimer (a Stop when its
+// dependents have finished; a rollback likewise; Unregister at once). Its
+// outcome is recorded once, by the first of three: its goroutine, when the
+// method returns (ok, error, panic) or, for a provider without one, when
+// Initialize and leases are done (skipped); its deadline, when the
+// provider's own timeout ran out (timeout); its claimer, whose context is
+// done (abandoned). It finishes, releasing the cleanups of what it depends
+// on, when its outcome is recorded, except when it was abandoned while its
+// method still ran: then when the method returns or its own timeout
+// passes. An abandoned cleanup whose method returns later has its real
+// result recorded in place of abandoned, marked late.
+//
+// # Locks
+//
+// The registry has one lock, Registry.mu. It guards the registry's phase,
+// its providers and their order, Start's and Stop's results and the
+// report, and every node's and cleanup's mutable fields (each field says
+// so). No observer or provider method is called, and no channel is sent
+// on or waited on, while it is held. A send on a run's channel never
+// blocks: the channel has room for every message the run can be sent.
+//
+// A run (a Stop or a rollback) keeps its scheduling state, the count of
+// dependents left for each provider, in fields that only the goroutine
+// executing the run touches; cleanups tell that goroutine when they
+// finish through the run's channel.
+//
+// A health check in flight is shared through its done channel: it writes
+// its answer before closing it, and readers read after.
 //
 // # Staged providers
 //
 // A framework with an order of its own (fx, whose hooks start in the order
 // components were built and stop in reverse) registers providers with
 // Staged and steps through them: Registry.StartProvider initializes one
-// when its turn comes, and Registry.Release frees its cleanup when the
-// framework has stopped everything that used it. Stop still cleans up
-// concurrently: a released provider's cleanup begins as soon as its
-// dependents' have ended, whatever the framework does next. Package
+// when its turn comes, and Registry.AllowCleanup lets its cleanup begin
+// when the framework has stopped everything that used it. Stop still
+// cleans up concurrently: an allowed provider's cleanup begins as soon as
+// its dependents' have ended, whatever the framework does next. Package
 // fxmodule is built on this.
 //
 // # Leases

@@ -86,7 +86,7 @@ type CleanupEnded struct {
 	Report   StopReport
 	Duration time.Duration
 	OK       int // outcomes ok
-	Skipped  int // providers without a cleanup method
+	Skipped  int // skipped: no cleanup method, or never initialized (see Outcome.Reason)
 	Failed   int // error, panic, timeout or abandoned
 }
 

@@ -5,68 +5,62 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"time"
 )
 
-// healthCall is one provider's health check in flight. Concurrent Health
+// healthCheck is one provider's health check in flight. Concurrent Health
 // calls share it, so a hung check is never started twice and a provider
 // polled by a readiness probe holds at most one goroutine in its check.
-type healthCall struct {
+type healthCheck struct {
 	began time.Time
-
-	mu   sync.Mutex // guards the fields below
-	done bool
-	h    Health
-	subs []chan<- healthResult
-}
-
-type healthResult struct {
-	id string
-	h  Health
+	done  chan struct{} // closed once h is set
+	h     Health
 }
 
 // Health checks every provider concurrently, each check bounded by the
 // health timeout (and by ctx), and returns when all have answered or the
-// timeout has passed, whichever is first. A check that hangs or panics
-// reads as unhealthy with the reason; a provider without HealthCheck reads
-// as healthy once initialized, with a message that says it has no check.
-// Messages and string resources are redacted with [Redact].
+// timeout has passed, whichever is first. A check that hangs, panics or
+// calls runtime.Goexit reads as unhealthy with the reason; a provider
+// without HealthCheck reads as healthy once initialized, with a message
+// that says it has no check. Messages and string resources are redacted
+// with [Redact].
 func (r *Registry) Health(ctx context.Context) HealthReport {
-	r.mu.RLock()
-	nodes := r.sortedNodes()
-	r.mu.RUnlock()
-
-	rep := HealthReport{Status: StatusHealthy, Providers: make(map[string]Health, len(nodes))}
-	results := make(chan healthResult, len(nodes))
-	waiting := make(map[string]*healthCall)
-	for _, n := range nodes {
+	type pending struct {
+		n *node
+		c *healthCheck
+	}
+	rep := HealthReport{Status: StatusHealthy, Providers: make(map[string]Health)}
+	var waiting, start []pending
+	r.mu.Lock()
+	for _, n := range r.order {
 		if h, settled := n.settledHealth(); settled {
 			rep.Providers[n.id] = h
 			continue
 		}
-		waiting[n.id] = r.checkHealth(n, results)
+		if n.check == nil {
+			n.check = &healthCheck{began: time.Now(), done: make(chan struct{})}
+			start = append(start, pending{n, n.check})
+		}
+		waiting = append(waiting, pending{n, n.check})
+	}
+	r.mu.Unlock()
+	for _, p := range start {
+		r.runHealth(p.n, p.c)
 	}
 
-	if len(waiting) > 0 {
-		hctx, cancel := context.WithTimeout(ctx, r.healthTimeout)
-		defer cancel()
-	wait:
-		for len(waiting) > 0 {
-			select {
-			case res := <-results:
-				if _, ok := waiting[res.id]; ok {
-					delete(waiting, res.id)
-					rep.Providers[res.id] = res.h
-				}
-			case <-hctx.Done():
-				break wait
-			}
+	hctx, cancel := context.WithTimeout(ctx, r.healthTimeout)
+	defer cancel()
+	for _, p := range waiting {
+		select {
+		case <-p.c.done:
+		case <-hctx.Done():
 		}
-		for id, c := range waiting {
-			c.unsubscribe(results)
-			rep.Providers[id] = Health{Status: StatusUnhealthy,
-				Message: fmt.Sprintf("health check did not return within %v (running for %v)", r.healthTimeout, time.Since(c.began).Round(time.Millisecond))}
+		select {
+		case <-p.c.done: // an answer that came with the deadline still counts
+			rep.Providers[p.n.id] = p.c.h
+		default:
+			rep.Providers[p.n.id] = Health{Status: StatusUnhealthy,
+				Message: fmt.Sprintf("health check did not return within %v (running for %v)", r.healthTimeout, time.Since(p.c.began).Round(time.Millisecond))}
 		}
 	}
 	for _, h := range rep.Providers {
@@ -77,17 +71,16 @@ func (r *Registry) Health(ctx context.Context) HealthReport {
 
 // settledHealth answers for a provider whose health needs no check: one
 // that is not initialized, is being cleaned up, or has no HealthCheck.
+// The registry's mu is held.
 func (n *node) settledHealth() (Health, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	switch {
-	case n.state == initFailed:
+	case n.state == StateFailed:
 		return Health{Status: StatusUnhealthy, Message: Redact(n.initErr.Error())}, true
-	case n.job != nil:
+	case n.cleanup != nil:
 		return Health{Status: StatusUnhealthy, Message: "cleaned up or being cleaned up"}, true
-	case n.state == initPending:
+	case n.state == StateRegistered:
 		return Health{Status: StatusUnknown, Message: "not initialized"}, true
-	case n.state == initStarted:
+	case n.state == StateInitializing:
 		return Health{Status: StatusUnknown, Message: "initializing"}, true
 	case n.health == nil:
 		return Health{Status: StatusHealthy, Message: "initialized; the provider has no health check"}, true
@@ -95,72 +88,37 @@ func (n *node) settledHealth() (Health, bool) {
 	return Health{}, false
 }
 
-// checkHealth subscribes results to n's check in flight, starting one if
-// none is.
-func (r *Registry) checkHealth(n *node, results chan<- healthResult) *healthCall {
-	n.mu.Lock()
-	c := n.check
-	if c == nil {
-		c = &healthCall{began: time.Now()}
-		n.check = c
-		go r.runHealth(n, c)
-	}
-	n.mu.Unlock()
-
-	c.mu.Lock()
-	if c.done {
-		results <- healthResult{n.id, c.h} // buffered for every provider: never blocks
-	} else {
-		c.subs = append(c.subs, results)
-	}
-	c.mu.Unlock()
-	return c
-}
-
-// unsubscribe forgets a caller that stopped waiting, so that a check that
-// hangs for good does not collect every later caller's channel.
-func (c *healthCall) unsubscribe(results chan<- healthResult) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, s := range c.subs {
-		if s == results {
-			c.subs = append(c.subs[:i], c.subs[i+1:]...)
-			return
-		}
-	}
-}
-
-// runHealth runs one health check, bounded by the health timeout, and hands
-// its answer to every subscriber. Its context is not any caller's: callers
-// share the check and may go away before it ends.
-func (r *Registry) runHealth(n *node, c *healthCall) {
+// runHealth runs one health check on a goroutine of its own, bounded by
+// the health timeout. Its context is not any caller's: callers share the
+// check and may go away before it ends. Once it ends, the next Health
+// call starts a new one, so a check that hung and returns is no longer
+// held against the provider.
+func (r *Registry) runHealth(n *node, c *healthCheck) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.healthTimeout)
-	defer cancel()
 	var h Health
-	err := protect(ctx, func(ctx context.Context) error {
+	check := func(ctx context.Context) error {
 		h = n.health(ctx)
 		return nil
+	}
+	goCall(ctx, check, func(err error) {
+		late := ctx.Err() != nil
+		cancel()
+		var pe *PanicError
+		switch {
+		case errors.As(err, &pe):
+			h = Health{Status: StatusUnhealthy, Message: fmt.Sprintf("health check panicked: %v", pe.Value)}
+		case errors.Is(err, errGoexit):
+			h = Health{Status: StatusUnhealthy, Message: "health check " + errGoexit.Error()}
+		}
+		c.h = sanitize(h)
+		r.mu.Lock()
+		n.check = nil
+		r.mu.Unlock()
+		close(c.done)
+		if late {
+			r.emit(ProviderReturnedLate{ID: n.id, Op: "health", Duration: time.Since(c.began)})
+		}
 	})
-	if pe := (*PanicError)(nil); errors.As(err, &pe) {
-		h = Health{Status: StatusUnhealthy, Message: fmt.Sprintf("health check panicked: %v", pe.Value)}
-	}
-	h = sanitize(h)
-	took := time.Since(c.began)
-	if ctx.Err() != nil {
-		r.emit(ProviderReturnedLate{ID: n.id, Op: "health", Duration: took})
-	}
-
-	n.mu.Lock()
-	n.check = nil
-	n.mu.Unlock()
-	c.mu.Lock()
-	c.done, c.h = true, h
-	subs := c.subs
-	c.subs = nil
-	c.mu.Unlock()
-	for _, s := range subs {
-		s <- healthResult{n.id, h}
-	}
 }
 
 // sanitize returns a copy of h with secrets redacted from its message and

@@ -140,7 +140,7 @@ func TestProvidersDescribesEachProvider(t *testing.T) {
 	infos := r.Providers()
 	require.Len(t, infos, 2)
 	assert.Equal(t, "db", infos[0].ID)
-	assert.Equal(t, "registered", infos[0].State)
+	assert.Equal(t, lifecycle.StateRegistered, infos[0].State)
 	assert.Equal(t, time.Minute, infos[0].Timeout)
 	assert.Equal(t, []string{"db"}, infos[1].DependsOn)
 
@@ -148,16 +148,16 @@ func TestProvidersDescribesEachProvider(t *testing.T) {
 	_, release2, err := r.Acquire(context.Background(), "db")
 	require.NoError(t, err)
 	infos = r.Providers()
-	assert.Equal(t, "ready", infos[0].State)
+	assert.Equal(t, lifecycle.StateReady, infos[0].State)
 	assert.Equal(t, 1, infos[0].Leases)
 	release2()
 
 	stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
-	eventually(t, "api is being cleaned up", func() bool { return r.Providers()[1].State == "cleaning" })
+	eventually(t, "api is being cleaned up", func() bool { return r.Providers()[1].State == lifecycle.StateCleaning })
 	open()
 	require.NoError(t, testkit.Receive(t, stopped, "Stop"))
 	infos = r.Providers()
-	assert.Equal(t, "cleaned", infos[1].State)
+	assert.Equal(t, lifecycle.StateCleaned, infos[1].State)
 	require.NotNil(t, infos[1].Outcome)
 	assert.Equal(t, lifecycle.ResultOK, infos[1].Outcome.Result)
 }

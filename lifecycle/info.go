@@ -2,13 +2,40 @@ package lifecycle
 
 import (
 	"slices"
+	"strconv"
 	"time"
 )
+
+// ProviderState is where a provider is in its life, as [Registry.Providers]
+// reports it. It only moves forward.
+type ProviderState int
+
+// The states of a provider.
+const (
+	StateRegistered   ProviderState = iota + 1 // registered; Initialize has not begun
+	StateInitializing                          // its Initialize is running
+	StateReady                                 // initialized: it may be leased
+	StateFailed                                // its Initialize failed, panicked or timed out
+	StateCleaning                              // its cleanup is claimed and has not ended
+	StateCleaned                               // its cleanup has ended: Outcome says how
+)
+
+var stateNames = [...]string{"", "registered", "initializing", "ready", "failed", "cleaning", "cleaned"}
+
+func (s ProviderState) String() string {
+	if s > 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "ProviderState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText encodes the state as its name, for JSON views.
+func (s ProviderState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // ProviderInfo is what the registry knows of one provider at one moment.
 type ProviderInfo struct {
 	ID        string
-	State     string // "registered", "initializing", "ready", "failed", "cleaning" or "cleaned"
+	State     ProviderState
 	DependsOn []string
 	Timeout   time.Duration
 	Leases    int      // outstanding
@@ -17,36 +44,20 @@ type ProviderInfo struct {
 
 // Providers describes every registered provider, in registration order.
 func (r *Registry) Providers() []ProviderInfo {
-	r.mu.RLock()
-	nodes := r.sortedNodes()
-	r.mu.RUnlock()
-	out := make([]ProviderInfo, len(nodes))
-	for i, n := range nodes {
-		out[i] = n.info()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]ProviderInfo, len(r.order))
+	for i, n := range r.order {
+		info := ProviderInfo{ID: n.id, State: n.state, DependsOn: slices.Clone(n.deps), Timeout: n.timeout, Leases: n.leases}
+		if c := n.cleanup; c != nil {
+			info.State = StateCleaning
+			if c.done {
+				info.State = StateCleaned
+				o := c.out
+				info.Outcome = &o
+			}
+		}
+		out[i] = info
 	}
 	return out
-}
-
-func (n *node) info() ProviderInfo {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	info := ProviderInfo{ID: n.id, DependsOn: slices.Clone(n.deps), Timeout: n.timeout, Leases: n.leases}
-	switch n.state {
-	case initPending:
-		info.State = "registered"
-	case initStarted:
-		info.State = "initializing"
-	case initDone:
-		info.State = "ready"
-	case initFailed:
-		info.State = "failed"
-	}
-	if n.job != nil {
-		info.State = "cleaning"
-		if o, ended := n.job.outcome(); ended {
-			info.State = "cleaned"
-			info.Outcome = &o
-		}
-	}
-	return info
 }

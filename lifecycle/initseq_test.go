@@ -227,7 +227,7 @@ func TestStartProviderWithAnEndedContext(t *testing.T) {
 	assert.NotErrorIs(t, err, lifecycle.ErrStopped)
 	assert.EqualValues(t, 0, p.inits.Load())
 	require.NoError(t, r.StartProvider(context.Background(), "p"), "the provider can still be started")
-	r.Release("p") // its owner is done with it: Stop may clean it up
+	r.AllowCleanup("p") // its owner is done with it: Stop may clean it up
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
 }
 

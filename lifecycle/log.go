@@ -8,7 +8,7 @@ import (
 // zapObserver writes the registry's events to a zap logger, at the levels
 // the contract fixes: info when a cleanup of many providers begins and ends,
 // debug for each provider cleaned or never initialized, warn for each
-// failure and for each provider that has no cleanup method. Field names are stable so that log
+// failure and for each initialized provider that has no cleanup method. Field names are stable so that log
 // queries keep working: provider, method, result, duration, error.
 type zapObserver struct{ log *zap.Logger }
 
@@ -57,8 +57,12 @@ func (z zapObserver) cleaned(e ProviderCleaned) {
 		if ce := z.log.Check(zapcore.DebugLevel, "provider never initialized: nothing to clean up"); ce != nil {
 			ce.Write(zap.String("provider", e.ID), zap.String("trigger", string(e.Trigger)))
 		}
-	case o.Result == ResultSkipped:
+	case o.Reason == ReasonNoMethod:
 		z.log.Warn("provider has no cleanup method", zap.String("provider", e.ID), zap.String("trigger", string(e.Trigger)))
+	case o.Result == ResultSkipped:
+		if ce := z.log.Check(zapcore.DebugLevel, "provider cleanup skipped"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.String("reason", o.Reason), zap.String("trigger", string(e.Trigger)))
+		}
 	case o.Result.Failed():
 		z.log.Warn("provider cleanup failed",
 			zap.String("provider", e.ID), zap.String("method", o.Method), zap.Stringer("result", o.Result),

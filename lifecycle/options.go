@@ -134,10 +134,10 @@ func (o dependsOnOption) String() string {
 // steps through itself, one provider at a time, in its own order: package
 // fxmodule does, so that each provider takes its place among fx's hooks.
 // Start leaves a staged provider to [Registry.StartProvider], and Stop
-// begins its cleanup only once [Registry.Release] has been called for it
+// begins its cleanup only once [Registry.AllowCleanup] has been called for it
 // (as well as, as always, once its dependents' cleanups have ended), or
 // once Stop's context is done, whoever called Stop. A rollback or an
-// Unregister does not wait for Release.
+// Unregister does not wait for AllowCleanup.
 func Staged() RegisterOption { return stagedOption{} }
 
 type stagedOption struct{}

@@ -2,7 +2,9 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 )
 
@@ -46,6 +48,56 @@ type HealthChecker interface {
 type errCloser interface{ Close() error }
 
 type closer interface{ Close() }
+
+// CleanupMethod returns the name of the method the registry calls to clean
+// p up: "Cleanup", else "Shutdown", else "Close" (the error-returning form
+// first), or "" when p has none of them and its cleanup will be skipped.
+func CleanupMethod(p Provider) string {
+	name, _ := cleanupMethod(p)
+	return name
+}
+
+// cleanupMethod picks exactly one cleanup method, in the contract's order,
+// and returns it with its name.
+func cleanupMethod(p Provider) (string, func(context.Context) error) {
+	switch c := p.(type) {
+	case Cleaner:
+		return "Cleanup", c.Cleanup
+	case Shutdowner:
+		return "Shutdown", c.Shutdown
+	case errCloser:
+		return "Close", func(context.Context) error { return c.Close() }
+	case closer:
+		return "Close", func(context.Context) error { c.Close(); return nil }
+	}
+	return "", nil
+}
+
+// ValidateProvider returns the error Register gives a provider it cannot
+// hold: nil, a nil pointer (whose first method call would panic), or one
+// with an empty id.
+func ValidateProvider(p Provider) error {
+	if isNil(p) {
+		return errors.New("a nil provider")
+	}
+	if p.ID() == "" {
+		return fmt.Errorf("a provider of type %T with an empty id", p)
+	}
+	return nil
+}
+
+// isNil reports whether p is nil or holds a nil pointer, map, slice, func
+// or channel.
+func isNil(p Provider) bool {
+	if p == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(p); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}
 
 // Health is one provider's answer to a health check.
 type Health struct {

@@ -1,19 +1,15 @@
 package lifecycle
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // phase is where the registry is in its life. It only moves forward.
@@ -28,40 +24,30 @@ const (
 	phaseStopped                  // Stop ended
 )
 
-var phaseNames = [...]string{"idle", "starting", "running", "start failed", "stopping", "stopped"}
-
-func (p phase) String() string { return phaseNames[p] }
-
 // Registry holds providers and runs their lifecycle: initialization in
 // dependency order, leases for units of work, health checks, and cleanup in
 // dependency order, concurrently where the order allows, each bounded by a
 // timeout. The zero value is not usable; build one with [NewRegistry].
 type Registry struct {
+	// Set by NewRegistry, then only read.
 	timeout       time.Duration
 	healthTimeout time.Duration
 	observers     []Observer  // the zap observer first, then the user's
-	log           *zap.Logger // the zap observer's, for its level
-	hasObservers  bool        // observers besides the logger
+	log           *zap.Logger // the zap observer's: an observer's panic is logged here
 
-	// stopping is set once Stop begins and never cleared. Acquire reads it
-	// without taking mu.
-	stopping atomic.Bool
-
-	mu          sync.RWMutex // guards the fields below
+	mu          sync.Mutex // the registry's one lock: guards the fields below, and every node's and cleanup's
 	phase       phase
 	nodes       map[string]*node
 	order       []*node            // the nodes of nodes, in registration order
-	seq         uint64             // registration counter
 	startDone   chan struct{}      // closed when Start returns; nil before Start
 	startErr    error              // Start's result, once startDone is closed
 	cancelStart context.CancelFunc // cancels Start's initializations, for Stop
-	stopDone    chan struct{}      // closed when Stop's work has ended; nil before Stop
+	stopDone    chan struct{}      // closed when Stop returns; nil before Stop
 	stopErr     error              // Stop's result, once stopDone is closed
 	// reported holds the runs of the rollback and of Stop: Report reads
-	// their jobs' outcomes when asked, so that late results show.
+	// their cleanups' outcomes when asked, so that late results show.
 	reported       []*run
 	reportDuration time.Duration
-	walks          uint64 // initOrder's walks so far: each marks its nodes with its number
 }
 
 // NewRegistry returns an empty registry. With no options it logs nowhere,
@@ -74,33 +60,38 @@ func NewRegistry(opts ...Option) *Registry {
 			o.apply(&c)
 		}
 	}
-	r := &Registry{
-		timeout:       c.timeout,
-		healthTimeout: c.healthTimeout,
-		nodes:         make(map[string]*node),
-	}
 	log := zap.NewNop()
 	if c.logger != nil {
 		log = c.logger.Named("gleitzeit")
 	}
-	r.observers = append(r.observers, zapObserver{log})
-	r.observers = append(r.observers, c.observers...)
-	r.log, r.hasObservers = log, len(c.observers) > 0
-	return r
+	return &Registry{
+		timeout:       c.timeout,
+		healthTimeout: c.healthTimeout,
+		observers:     append([]Observer{zapObserver{log}}, c.observers...),
+		log:           log,
+		nodes:         make(map[string]*node),
+	}
 }
 
-// quiet reports that no one listens for routine events (a provider
-// registered, initialized or cleaned up without trouble): no observer but
-// the logger, which does not log at debug level now. It is asked each
-// time, since a logger's level may change while the service runs.
-func (r *Registry) quiet() bool {
-	return !r.hasObservers && !r.log.Core().Enabled(zapcore.DebugLevel)
-}
-
+// emit gives e to every observer, in order. It is never called with mu
+// held, so that an observer may call the registry.
 func (r *Registry) emit(e Event) {
 	for _, o := range r.observers {
-		o.Observe(e)
+		r.observe(o, e)
 	}
+}
+
+// observe calls one observer. A panic in it is logged and goes no
+// further: an observer is there to watch, and must not fail a Stop, skip a
+// cleanup or crash the goroutine that runs one.
+func (r *Registry) observe(o Observer, e Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("observer panicked", zap.String("event", fmt.Sprintf("%T", e)),
+				zap.String("panic", Redact(fmt.Sprint(v))), zap.StackSkip("stack", 1))
+		}
+	}()
+	o.Observe(e)
 }
 
 // Register adds a provider. The id must not be registered already
@@ -115,12 +106,12 @@ func (r *Registry) emit(e Event) {
 // provider is cleaned up and not registered, and Register returns the
 // error.
 func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
-	if isNil(p) {
-		return providerError("", "register", errors.New("nil provider"))
-	}
-	id := p.ID()
-	if id == "" {
-		return providerError("", "register", fmt.Errorf("provider of type %T has an empty id", p))
+	if err := ValidateProvider(p); err != nil {
+		id := ""
+		if !isNil(p) {
+			id = p.ID()
+		}
+		return providerError(id, "register", err)
 	}
 	reg := registration{timeout: r.timeout}
 	for _, o := range opts {
@@ -128,65 +119,59 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 			o.applyRegister(&reg)
 		}
 	}
-	n := newNode(p, id, reg)
+	n := newNode(p, p.ID(), reg)
 
 	r.mu.Lock()
-	if r.phase >= phaseStopping {
-		r.mu.Unlock()
-		return providerError(id, "register", ErrStopped)
-	}
-	if _, dup := r.nodes[id]; dup {
-		r.mu.Unlock()
-		return providerError(id, "register", ErrDuplicateID)
-	}
-	if r.phase == phaseStartFailed {
-		r.mu.Unlock()
-		return providerError(id, "register", fmt.Errorf("the registry failed to start: %w", ErrStopped))
-	}
+	err := r.admit(n)
 	running := r.phase == phaseRunning
-	if err := r.checkDeps(n, running && !n.staged); err != nil {
-		r.mu.Unlock()
-		return providerError(id, "register", err)
-	}
-	r.seq++
-	n.seq = r.seq
-	r.nodes[id] = n
-	r.order = append(r.order, n)
 	r.mu.Unlock()
-
-	if !r.quiet() { // only the logger's debug level and observers want this
-		r.emit(ProviderRegistered{ID: id, DependsOn: n.deps, Timeout: n.timeout})
+	if err != nil {
+		return providerError(n.id, "register", err)
 	}
+	r.emit(ProviderRegistered{ID: n.id, DependsOn: n.deps, Timeout: n.timeout})
 	if running && !n.staged {
 		return r.initializeLate(n)
 	}
 	return nil
 }
 
-// checkDeps refuses a dependency that is being cleaned up or was cleaned
-// up: that provider's cleanup may have begun already, so it could not wait
-// for n's. While the registry runs, every dependency must moreover be
-// registered and initialized, since n is initialized at once; before Start,
-// an unknown id is left for Start to report. r.mu is held.
-func (r *Registry) checkDeps(n *node, running bool) error {
+// admit adds n to the registry, or says why it may not join. r.mu is
+// held.
+func (r *Registry) admit(n *node) error {
+	switch {
+	case r.phase >= phaseStopping:
+		return ErrStopped
+	case r.nodes[n.id] != nil:
+		return ErrDuplicateID
+	case r.phase == phaseStartFailed:
+		return fmt.Errorf("the registry failed to start: %w", ErrStopped)
+	}
+	if err := r.checkDeps(n, r.phase == phaseRunning && !n.staged); err != nil {
+		return err
+	}
+	r.nodes[n.id] = n
+	r.order = append(r.order, n)
+	return nil
+}
+
+// checkDeps refuses a dependency whose cleanup has been claimed: that
+// cleanup may have begun already, so it could not wait for n's. If
+// initNow, n is about to be initialized, so every dependency must moreover
+// be registered and initialized; otherwise an unknown id is left for Start
+// to report. r.mu is held.
+func (r *Registry) checkDeps(n *node, initNow bool) error {
 	for _, id := range n.deps {
 		if id == n.id {
 			return fmt.Errorf("depends on itself: %w", ErrCycle)
 		}
 		d := r.nodes[id]
-		if d == nil {
-			if running {
-				return fmt.Errorf("depends on %q: %w", id, ErrNotFound)
-			}
-			continue
-		}
-		d.mu.Lock()
-		state, claimed := d.state, d.job != nil
-		d.mu.Unlock()
 		switch {
-		case claimed:
+		case d == nil && initNow:
+			return fmt.Errorf("depends on %q: %w", id, ErrNotFound)
+		case d == nil:
+		case d.cleanup != nil:
 			return fmt.Errorf("depends on %q, which is being cleaned up: %w", id, ErrStopped)
-		case running && state != initDone:
+		case initNow && d.state != StateReady:
 			return fmt.Errorf("depends on %q: %w", id, ErrNotReady)
 		}
 	}
@@ -204,82 +189,49 @@ func (r *Registry) initializeLate(n *node) error {
 	if err == nil {
 		return nil
 	}
-	if j := claim(n, TriggerRollback, nil, nil); j != nil {
+	r.mu.Lock()
+	c, mine := r.claim(n, TriggerRollback, context.Background())
+	r.mu.Unlock()
+	if mine {
 		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
-		r.begin(context.Background(), n.timeout, []*job{j}, nil)
-		<-j.wait() // bounded: the job ends by its deadline
-		o, _ := j.outcome()
-		r.emit(ProviderCleaned{ID: n.id, Trigger: TriggerRollback, Outcome: o})
-		r.emit(endedOne(TriggerRollback, n.id, o))
+		r.cleanupOne(c) // bounded by the provider's timeout
+		r.mu.Lock()
 		r.remove(n)
+		r.mu.Unlock()
+		o := r.cleaned(c)
+		r.emit(endedOne(TriggerRollback, n.id, o))
 	}
 	return err
 }
 
-// remove deletes n from the registry, unless another provider has taken its
-// id since.
+// remove deletes n from the registry, unless another provider has taken
+// its id since. r.mu is held.
 func (r *Registry) remove(n *node) {
-	r.mu.Lock()
-	if r.nodes[n.id] == n {
-		delete(r.nodes, n.id)
-		// order is sorted by seq: find n by binary search.
-		if i, ok := slices.BinarySearchFunc(r.order, n.seq, func(m *node, seq uint64) int { return cmp.Compare(m.seq, seq) }); ok {
-			r.order = slices.Delete(r.order, i, i+1)
-		}
+	if r.nodes[n.id] != n {
+		return
 	}
-	r.mu.Unlock()
+	delete(r.nodes, n.id)
+	if i := slices.Index(r.order, n); i >= 0 {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
 }
-
-// Acquire leases the provider with the given id for one unit of work. Call
-// release once when the work is done; further calls do nothing. While a
-// lease is held, the provider's cleanup waits (within its timeout), so no
-// work uses a provider that is being closed.
-//
-// Acquire fails with [ErrNotFound] for an unknown id, [ErrNotReady] before
-// the provider is initialized, and [ErrStopped] once Stop has begun or the
-// provider's cleanup has been claimed. On failure release is a no-op, never
-// nil.
-func (r *Registry) Acquire(ctx context.Context, id string) (p Provider, release func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, noop, providerError(id, "acquire", err)
-	}
-	if r.stopping.Load() {
-		return nil, noop, providerError(id, "acquire", ErrStopped)
-	}
-	r.mu.RLock()
-	n := r.nodes[id]
-	r.mu.RUnlock()
-	if n == nil {
-		return nil, noop, providerError(id, "acquire", ErrNotFound)
-	}
-	if err := n.acquire(r.stopping.Load); err != nil {
-		return nil, noop, providerError(id, "acquire", err)
-	}
-	var released atomic.Bool
-	return n.p, func() {
-		if released.CompareAndSwap(false, true) {
-			n.release()
-		}
-	}, nil
-}
-
-func noop() {}
 
 // IDs returns the ids of the registered providers in registration order.
 func (r *Registry) IDs() []string {
-	r.mu.RLock()
-	nodes := r.sortedNodes()
-	r.mu.RUnlock()
-	ids := make([]string, len(nodes))
-	for i, n := range nodes {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, len(r.order))
+	for i, n := range r.order {
 		ids[i] = n.id
 	}
 	return ids
 }
 
-// sortedNodes returns the registered nodes in registration order: a copy,
-// for use once r.mu is released. r.mu is held.
-func (r *Registry) sortedNodes() []*node {
+// snapshot returns the registered nodes in registration order: a copy, for
+// use once mu is released.
+func (r *Registry) snapshot() []*node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	return slices.Clone(r.order)
 }
 
@@ -289,18 +241,4 @@ func quoteAll(ids []string) string {
 		q[i] = fmt.Sprintf("%q", id)
 	}
 	return strings.Join(q, ", ")
-}
-
-// isNil reports whether p is nil or a typed nil pointer, which would panic
-// on its first method call.
-func isNil(p Provider) bool {
-	if p == nil {
-		return true
-	}
-	v := reflect.ValueOf(p)
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return v.IsNil()
-	}
-	return false
 }

@@ -15,81 +15,59 @@ import (
 // StartProvider fails with [ErrNotReady], naming it, and Initialize does
 // not begin. A failed Initialize leaves the provider registered: it may hold
 // half of its resources, so Stop cleans it up like any provider whose
-// Initialize began (once Release is called for it).
+// Initialize began (once AllowCleanup is called for it).
 func (r *Registry) StartProvider(ctx context.Context, id string) error {
-	r.mu.RLock()
-	n, ph := r.nodes[id], r.phase
-	var depErr error
-	if n != nil {
-		depErr = r.checkDeps(n, true) // as for a provider registered while running
-	}
-	r.mu.RUnlock()
+	r.mu.Lock()
+	n := r.nodes[id]
+	var err error
 	switch {
 	case n == nil:
-		return providerError(id, "start", ErrNotFound)
-	case ph >= phaseStopping || ph == phaseStartFailed:
-		return providerError(id, "start", ErrStopped)
-	case ph != phaseRunning:
-		return providerError(id, "start", fmt.Errorf("the registry has not started: %w", ErrNotReady))
-	case depErr != nil:
-		return providerError(id, "start", depErr)
-	}
-	n.mu.Lock()
-	state, initErr := n.state, n.initErr
-	n.mu.Unlock()
-	switch state {
-	case initDone:
+		err = ErrNotFound
+	case r.phase >= phaseStopping || r.phase == phaseStartFailed:
+		err = ErrStopped
+	case r.phase != phaseRunning:
+		err = fmt.Errorf("the registry has not started: %w", ErrNotReady)
+	case n.state == StateReady:
+		r.mu.Unlock()
 		return nil
-	case initFailed:
-		return initErr
-	case initStarted:
-		return providerError(id, "start", errors.New("its Initialize is running already"))
+	case n.state == StateFailed:
+		err := n.initErr
+		r.mu.Unlock()
+		return err
+	case n.state == StateInitializing:
+		err = errors.New("its Initialize is running already")
+	default:
+		err = r.checkDeps(n, true) // as for a provider registered while running
 	}
-	err := r.initialize(ctx, n)
+	r.mu.Unlock()
+	if err != nil {
+		return providerError(id, "start", err)
+	}
+	err = r.initialize(ctx, n)
 	if errors.Is(err, errNotBegun) {
 		return providerError(id, "start", ErrStopped) // Stop claimed it first
 	}
 	return err
 }
 
-// Release lets Stop begin the cleanup of a provider registered with
+// AllowCleanup lets Stop begin the cleanup of a provider registered with
 // [Staged], once the cleanups of its dependents have ended: its owner has
 // stopped everything that used it. It may be called before Stop begins or
 // while Stop runs; further calls, and calls for an unknown id, do nothing.
-func (r *Registry) Release(id string) {
-	r.mu.RLock()
+func (r *Registry) AllowCleanup(id string) {
+	r.mu.Lock()
 	n := r.nodes[id]
-	r.mu.RUnlock()
-	if n == nil {
+	if n == nil || n.allowed {
+		r.mu.Unlock()
 		return
 	}
-	n.mu.Lock()
-	if n.released {
-		n.mu.Unlock()
-		return
+	n.allowed = true
+	var held *task
+	if c := n.cleanup; c != nil {
+		held, c.heldBy = c.heldBy, nil
 	}
-	n.released = true
-	j := n.job
-	n.mu.Unlock()
-	if j == nil || j.task == nil {
-		return // no Stop has claimed it: one that does will not hold it
-	}
-	t := j.task
-	ru := t.run
-	var ready []*task
-	ru.mu.Lock()
-	if t.held {
-		t.held = false
-		if t.holding { // the run has begun: free it
-			t.holding = false
-			if t.pending--; t.pending == 0 && !t.launched {
-				t.launched = true
-				ready = append(ready, t)
-			}
-		}
-	}
-	ru.mu.Unlock()
-	if len(ready) > 0 {
-		ru.advance(nil, ready, nil)
+	r.mu.Unlock()
+	if held != nil {
+		held.run.events <- event{t: held, allowed: true} // the run has room for it
 	}
 }

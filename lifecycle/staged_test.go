@@ -45,8 +45,8 @@ func TestStartProviderInitializesOneStagedProvider(t *testing.T) {
 	assert.Equal(t, int32(1), api.inits.Load(), "Initialize ran more than once")
 	require.ErrorIs(t, r.StartProvider(context.Background(), "nope"), lifecycle.ErrNotFound)
 
-	r.Release("api")
-	r.Release("db")
+	r.AllowCleanup("api")
+	r.AllowCleanup("db")
 	require.NoError(t, r.Stop(context.Background()))
 	jnl.Before(t, "end api", "begin db")
 	assert.Len(t, r.Report().Providers, 3)
@@ -64,7 +64,7 @@ func TestStartProviderFailureLeavesTheProviderToStop(t *testing.T) {
 	require.ErrorIs(t, r.StartProvider(context.Background(), "db"), errBoom)
 	assert.Equal(t, int32(1), db.inits.Load())
 
-	r.Release("db")
+	r.AllowCleanup("db")
 	require.NoError(t, r.Stop(context.Background()))
 	assert.Equal(t, int32(1), db.cleanups.Load())
 	assert.Equal(t, lifecycle.ResultOK, r.Report().Providers["db"].Result)
@@ -109,25 +109,25 @@ func TestStopWaitsForRelease(t *testing.T) {
 			require.NoError(t, r.StartProvider(context.Background(), id))
 		}
 
-		r.Release("cache") // before Stop: not held at all
+		r.AllowCleanup("cache") // before Stop: not held at all
 		stopped := testkit.Go(func() error { return r.Stop(context.Background()) })
 		synctest.Wait()
 		assert.True(t, jnl.Has("end free"), "the unheld provider is cleaned up")
 		assert.False(t, jnl.Has("begin user") || jnl.Has("begin db") || jnl.Has("begin api"), "a held cleanup began: %v", jnl.All())
 		assert.False(t, jnl.Has("begin cache"), "cache began before its dependent user")
 
-		r.Release("db") // released, but user depends on it
+		r.AllowCleanup("db") // released, but user depends on it
 		synctest.Wait()
 		assert.False(t, jnl.Has("begin db"), "db began before its dependent user ended")
 
-		r.Release("user")
+		r.AllowCleanup("user")
 		synctest.Wait()
 		assert.True(t, jnl.Has("end db") && jnl.Has("end cache"), "db and cache are cleaned up after user: %v", jnl.All())
 		jnl.Before(t, "end user", "begin db")
 		jnl.Before(t, "end user", "begin cache")
 		assert.False(t, jnl.Has("begin api"))
-		r.Release("api")
-		r.Release("api") // twice: nothing more
+		r.AllowCleanup("api")
+		r.AllowCleanup("api") // twice: nothing more
 		require.NoError(t, testkit.Receive(t, stopped, "Stop"))
 		assert.Len(t, r.Report().Providers, 5)
 	})
@@ -149,7 +149,7 @@ func TestStopHoldsOnlyInitializedProvidersAndNotPastItsContext(t *testing.T) {
 	rep := r.Report().Providers
 	assert.Equal(t, lifecycle.ReasonNotInitialized, rep["never"].Reason)
 	eventually(t, "the held cleanup begins once Stop's context is done", func() bool { return held.cleanups.Load() == 1 })
-	r.Release("held") // after the run: nothing
+	r.AllowCleanup("held") // after the run: nothing
 }
 
 // Releases racing Stop, in any order and from many goroutines: every
@@ -193,7 +193,7 @@ func TestReleaseRacingStop(t *testing.T) {
 		for _, i := range rng.Perm(n) {
 			wg.Go(func() {
 				close(released[i])
-				r.Release(fmt.Sprint("p", i))
+				r.AllowCleanup(fmt.Sprint("p", i))
 			})
 		}
 		require.NoError(t, r.Stop(context.Background()))

@@ -20,11 +20,10 @@ import (
 // or times out, no further provider is initialized, and the providers
 // initialized so far, with the one that failed (it may hold half of its
 // resources), are cleaned up in dependency order before Start returns the
-// error; so are the providers that depend on those, which were never
-// initialized, so that the dependency order holds. That rollback is not cut
-// short by ctx: a start that ran out of
-// time is exactly when cleanup matters. Each of its cleanups is bounded by
-// its provider's timeout.
+// error; those never initialized are reported skipped. That rollback is
+// not cut short by ctx: a start that ran out of time is exactly when
+// cleanup matters. Each of its cleanups is bounded by its provider's
+// timeout.
 //
 // Initialization is sequential on purpose. Start's failures must be
 // reproducible and "no further provider" must mean one thing; startup is
@@ -58,7 +57,7 @@ func (r *Registry) Start(ctx context.Context) error {
 			staged++
 		}
 	}
-	count := len(r.nodes) - staged
+	count := len(r.order) - staged
 	r.mu.Unlock()
 
 	begin := time.Now()
@@ -68,23 +67,13 @@ func (r *Registry) Start(ctx context.Context) error {
 
 	r.mu.Lock()
 	if r.phase == phaseStarting {
-		if err == nil {
-			r.phase = phaseRunning
-		} else {
-			r.phase = phaseStartFailed
-		}
+		r.phase = phaseStartFailed // start moves it to running on success
 	}
 	r.startErr = err
 	close(r.startDone)
 	r.mu.Unlock()
 	r.emit(StartEnded{Providers: initialized, Staged: staged, Duration: time.Since(begin), Err: err})
 	return err
-}
-
-func (r *Registry) startResult() error {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.startErr
 }
 
 // start initializes batches of uninitialized providers until none is left,
@@ -97,221 +86,121 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			r.mu.Unlock()
 			return initialized, ErrStopped
 		}
-		// Staged providers are checked with the rest (an unknown
-		// dependency or a cycle fails Start), but left to StartProvider.
-		var pending []*node
-		for _, n := range r.sortedNodes() {
-			n.mu.Lock()
-			if n.state == initPending && n.job == nil {
-				pending = append(pending, n)
-			}
-			n.mu.Unlock()
-		}
-		order, err := r.initOrder(pending)
-		if err == nil {
-			order = slices.DeleteFunc(order, func(n *node) bool { return n.staged })
-			err = r.checkStagedDeps(order)
-		}
+		order, err := r.initOrder()
 		if err == nil && len(order) == 0 {
 			r.phase = phaseRunning
-			r.mu.Unlock()
-			return initialized, nil
 		}
 		r.mu.Unlock()
-		if err != nil {
+		if err != nil || len(order) == 0 {
 			return initialized, err
 		}
-		count, failed, err := r.initAll(ctx, order)
-		initialized += count
-		switch {
-		case err == nil:
-		case r.stopping.Load(): // Stop began, or cancelled this Initialize: it cleans up
-			if errors.Is(err, errNotBegun) {
-				return initialized, ErrStopped
+		for _, n := range order {
+			err := r.initialize(ctx, n)
+			switch {
+			case err == nil:
+				initialized++
+				continue
+			case r.stopping(): // Stop began, or cancelled this Initialize: it cleans up
+				if errors.Is(err, errNotBegun) {
+					return initialized, ErrStopped
+				}
+				return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
+			case errors.Is(err, errNotBegun): // unregistered since the batch was chosen
+				continue
 			}
-			return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
-		default:
-			r.rollback(ctx, failed)
+			r.rollback(ctx)
 			return initialized, err
 		}
 	}
 }
 
-// errNotBegun is initialize's answer for a provider whose cleanup was
-// claimed, or whose registry began stopping, before its Initialize could
-// begin.
-var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
-
-// initialize runs n's Initialize, bounded by its timeout and ctx. It never
-// begins once n's cleanup has been claimed or Stop has begun (errNotBegun):
-// the two are decided under n's lock, so that a cleanup either sees the
-// Initialize it must wait for or knows that none will run.
-func (r *Registry) initialize(ctx context.Context, n *node) error {
-	count, _, err := r.initAll(ctx, []*node{n})
-	if err == nil && count == 0 {
-		return errNotBegun
-	}
-	return err
-}
-
-func lateError(id, op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return providerError(id, op, err)
+func (r *Registry) stopping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.phase >= phaseStopping
 }
 
 // rollback cleans up, in dependency order, every provider initialized so
-// far and the one that failed. Its outcomes join the registry's report.
-//
-// It takes along every provider that depends, directly or not, on one of
-// those, although none of them was initialized: a dependent is always
-// cleaned up before what it depends on, and one left for a later Stop would
-// be cleaned up after. The registry is marked failed, and the set chosen
-// and claimed, in one critical section, so that no provider can be
-// registered meanwhile that depends on one being rolled back.
-func (r *Registry) rollback(ctx context.Context, failed *node) {
+// far and the one that failed. It claims every registered provider: those
+// whose Initialize never began are skipped, as they would be by a later
+// Stop, and no dependent is left for a later Stop to clean up after what
+// it depends on. The registry is marked failed, and the providers claimed,
+// in one critical section, so that none can be registered meanwhile. Its
+// outcomes join the registry's report.
+func (r *Registry) rollback(ctx context.Context) {
 	r.mu.Lock()
 	if r.phase != phaseStarting { // Stop has begun, and owns every cleanup
 		r.mu.Unlock()
 		return
 	}
 	r.phase = phaseStartFailed
-	nodes := r.sortedNodes()
-	dependents := make(map[string][]*node)
-	for _, n := range nodes {
-		for _, id := range n.deps {
-			dependents[id] = append(dependents[id], n)
-		}
-	}
-	in := make(map[*node]bool)
-	var take func(n *node)
-	take = func(n *node) {
-		if in[n] {
-			return
-		}
-		in[n] = true
-		for _, d := range dependents[n.id] {
-			take(d)
-		}
-	}
-	for _, n := range nodes {
-		n.mu.Lock()
-		initialized := n.state == initDone
-		n.mu.Unlock()
-		if n == failed || initialized {
-			take(n)
-		}
-	}
-	set := make([]*node, 0, len(in))
-	for _, n := range nodes {
-		if in[n] {
-			set = append(set, n)
-		}
-	}
 	// The rollback is not cut short by ctx: a start that ran out of time
 	// is exactly when cleanup matters. Its cleanups are bounded by their
 	// providers' timeouts.
-	ru := r.claimRun(context.WithoutCancel(ctx), set, TriggerRollback)
+	ru := r.claimRun(context.WithoutCancel(ctx), slices.Clone(r.order), TriggerRollback)
 	r.mu.Unlock()
 	r.cleanupRun(ru)
 }
 
-// initOrder returns batch ordered so that every provider follows the
-// providers it depends on, ties following registration order. A dependency
-// outside the batch must be initialized already. batch is in registration
-// order. r.mu is held.
-//
-// The walk marks the nodes themselves (walk, color) rather than a map of
-// them: with 100,000 providers, the map's lookups, each a cache miss, were
-// a third of Start's time.
-func (r *Registry) initOrder(batch []*node) ([]*node, error) {
+// initOrder returns the providers Start is to initialize next: those
+// registered and not yet initialized nor claimed, staged ones left out,
+// each after the providers it depends on, ties in registration order. A
+// dependency outside them must be initialized already. It fails on an
+// unknown dependency, a cycle, or a dependency on a staged provider not
+// started yet, which Start would never wait for. r.mu is held.
+func (r *Registry) initOrder() ([]*node, error) {
 	const (
-		white = iota
-		grey
-		black
+		unseen = iota
+		onPath
+		placed
 	)
-	r.walks++
-	walk := r.walks // a node is in the batch if it carries this walk's mark
-	for _, n := range batch {
-		n.walk, n.color = walk, white
-	}
-	order := make([]*node, 0, len(batch))
-	var path []*node
+	mark := make(map[*node]int)
+	var order, path []*node
 	var visit func(n *node) error
 	visit = func(n *node) error {
-		n.color = grey
+		mark[n] = onPath
 		path = append(path, n)
 		for _, id := range n.deps {
 			d := r.nodes[id]
-			if d == nil {
-				return providerError(n.id, "start", fmt.Errorf("depends on %q: %w", id, ErrNotFound))
-			}
-			color, ok := d.color, d.walk == walk
 			switch {
-			case !ok:
-				d.mu.Lock()
-				state, claimed := d.state, d.job != nil
-				d.mu.Unlock()
-				if claimed || state != initDone {
-					return providerError(n.id, "start", fmt.Errorf("depends on %q, which is not initialized: %w", id, ErrNotReady))
-				}
-			case color == grey:
-				return cycleError(path, d)
-			case color == white:
+			case d == nil:
+				return providerError(n.id, "start", fmt.Errorf("depends on %q: %w", id, ErrNotFound))
+			case mark[d] == onPath:
+				return providerError(n.id, "start", cycleError(path, d))
+			case d.state == StateReady && d.cleanup == nil:
+			case d.staged && !n.staged:
+				return providerError(n.id, "start", fmt.Errorf("depends on %q, which is staged and not started yet: %w", id, ErrNotReady))
+			case mark[d] == placed:
+			case d.state != StateRegistered || d.cleanup != nil:
+				return providerError(n.id, "start", fmt.Errorf("depends on %q, which is not initialized: %w", id, ErrNotReady))
+			default:
 				if err := visit(d); err != nil {
 					return err
 				}
 			}
 		}
 		path = path[:len(path)-1]
-		n.color = black
+		mark[n] = placed
 		order = append(order, n)
 		return nil
 	}
-	for _, n := range batch {
-		if n.color == white {
+	for _, n := range r.order {
+		if mark[n] == unseen && n.state == StateRegistered && n.cleanup == nil {
 			if err := visit(n); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return order, nil
+	return slices.DeleteFunc(order, func(n *node) bool { return n.staged }), nil
 }
 
 // cycleError names the cycle that closes at d: "a" -> "b" -> "a".
 func cycleError(path []*node, d *node) error {
-	start := 0
-	for i, n := range path {
-		if n == d {
-			start = i
-		}
-	}
+	start := slices.Index(path, d)
 	names := make([]string, 0, len(path)-start+1)
 	for _, n := range path[start:] {
 		names = append(names, fmt.Sprintf("%q", n.id))
 	}
 	names = append(names, fmt.Sprintf("%q", d.id))
 	return fmt.Errorf("%w: %s", ErrCycle, strings.Join(names, " -> "))
-}
-
-// checkStagedDeps refuses a provider that Start would initialize although
-// it depends on a staged provider not started yet: Start never waits for
-// StartProvider. r.mu is held.
-func (r *Registry) checkStagedDeps(order []*node) error {
-	for _, n := range order {
-		for _, id := range n.deps {
-			d := r.nodes[id]
-			if d == nil || !d.staged {
-				continue
-			}
-			d.mu.Lock()
-			ready := d.state == initDone
-			d.mu.Unlock()
-			if !ready {
-				return providerError(n.id, "start", fmt.Errorf("depends on %q, which is staged and not started yet: %w", id, ErrNotReady))
-			}
-		}
-	}
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -38,88 +39,57 @@ func (r *Registry) Stop(ctx context.Context) error {
 		r.mu.Unlock()
 		select {
 		case <-done:
-			r.mu.RLock()
-			defer r.mu.RUnlock()
+			r.mu.Lock()
+			defer r.mu.Unlock()
 			return r.stopErr
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the first stop: %w", ctx.Err())
 		}
 	}
 	r.stopDone = make(chan struct{})
-	r.stopping.Store(true)
 	starting := r.phase == phaseStarting
 	r.phase = phaseStopping
 	startDone, cancelStart := r.startDone, r.cancelStart
 	r.mu.Unlock()
 
 	began := time.Now()
+	var err error
+	defer func() { // deferred, so that a second Stop is answered whatever happens here
+		r.mu.Lock()
+		r.reportDuration += time.Since(began)
+		r.stopErr, r.phase = err, phaseStopped
+		close(r.stopDone)
+		r.mu.Unlock()
+	}()
 	if starting {
-		// Start returns promptly once cancelled: its waits are bounded by
-		// its context. Its initialized providers are cleaned up below.
+		// Start returns promptly once cancelled: it waits for nothing
+		// beyond its context. Its initialized providers are cleaned up
+		// below.
 		cancelStart()
 		select {
 		case <-startDone:
 		case <-ctx.Done():
 		}
 	}
-
 	r.mu.Lock()
-	ru := r.claimRun(ctx, r.sortedNodes(), TriggerStop)
+	ru := r.claimRun(ctx, slices.Clone(r.order), TriggerStop)
 	r.mu.Unlock()
-	errs := r.cleanupRun(ru)
-
-	r.mu.Lock()
-	r.reportDuration += time.Since(began)
-	r.stopErr = errors.Join(errs...)
-	r.phase = phaseStopped
-	err := r.stopErr
-	close(r.stopDone)
-	r.mu.Unlock()
+	err = errors.Join(r.cleanupRun(ru)...)
 	return err
 }
 
-// cleanupRun executes ru, a Stop or a rollback, and keeps it for the
-// report, which reads each job's outcome when asked, so that a late result
-// shows there. It returns the errors of the cleanups that failed.
-func (r *Registry) cleanupRun(ru *run) []error {
-	began := time.Now()
-	ru.execute()
-	took := time.Since(began)
-
-	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
-	if !r.quiet() { // a copy for observers, made only if someone listens
-		ended.Report.Providers = make(map[string]Outcome, ru.mine)
-	}
-	errs := ru.summarize(&ended)
-	r.mu.Lock()
-	r.reported = append(r.reported, ru)
-	if ru.trigger == TriggerRollback { // Stop adds its whole duration itself
-		r.reportDuration += took
-	}
-	r.mu.Unlock()
-	r.emit(ended)
-	return errs
-}
-
 // Report returns the per-provider outcome of every provider the registry
-// held when Stop began (a cleanup another caller had begun and not ended
-// then, with that caller's outcome), together with those of a failed
-// Start's rollback. Before either, it is empty. A cleanup that Stop abandoned and that returned since shows its
-// real result, with Late set.
+// held when Stop began (a cleanup another caller had begun and not
+// finished then, with that caller's outcome), together with those of a
+// failed Start's rollback. Before either, it is empty. A cleanup that Stop
+// abandoned and that returned since shows its real result, with Late set.
 func (r *Registry) Report() StopReport {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	n := 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome)}
 	for _, ru := range r.reported {
-		n += len(ru.tasks)
-	}
-	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome, n)}
-	for _, ru := range r.reported {
-		// A task another caller claimed (an Unregister or the rollback in
-		// flight when Stop began) is reported with that caller's outcome:
-		// the provider was registered when Stop began.
 		for _, t := range ru.tasks {
-			out.Providers[t.j.n.id], _ = t.j.outcome()
+			out.Providers[t.c.n.id] = t.c.out
 		}
 	}
 	return out

@@ -16,65 +16,56 @@ import (
 //
 // If two Unregister calls race for one id, the cleanup still runs once: the
 // second call waits for the first one's outcome.
+//
+// If ctx is done before the cleanup ends, the outcome is abandoned, and
+// the provider stays registered until its cleanup method returns or its
+// own timeout passes: a Stop meanwhile waits for it before it cleans up
+// what the provider depends on.
 func (r *Registry) Unregister(ctx context.Context, id string) error {
-	_, err := r.Remove(ctx, id)
+	_, err := r.UnregisterOutcome(ctx, id)
 	return err
 }
 
-// Remove is [Registry.Unregister], and says how the cleanup ended: whoever
-// removes providers all the time (a pool scaling down, a supervisor
-// replacing a dead child) reports each one's outcome, which an error alone
-// cannot carry for a cleanup that was skipped or went well. The Outcome is
-// the zero value when no cleanup ran for this call: an unknown id, a
-// dependent, a Stop already begun, or ctx done while another call's cleanup
-// of the same provider was running.
-func (r *Registry) Remove(ctx context.Context, id string) (Outcome, error) {
+// UnregisterOutcome is [Registry.Unregister], returning the cleanup's
+// outcome as well: whoever removes providers all the time (a pool scaling
+// down, a supervisor replacing a dead child) reports each one's outcome,
+// which an error alone cannot carry for a cleanup that was skipped or went
+// well. The Outcome is the zero value when no cleanup ran for this call:
+// an unknown id, a dependent, a Stop already begun, or ctx done while
+// another call's cleanup of the same provider was running.
+func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (Outcome, error) {
 	r.mu.Lock()
-	if r.phase >= phaseStopping {
-		r.mu.Unlock()
-		return Outcome{}, providerError(id, "unregister", ErrStopped)
-	}
 	n := r.nodes[id]
-	if n == nil {
-		r.mu.Unlock()
-		return Outcome{}, providerError(id, "unregister", ErrNotFound)
+	var err error
+	switch {
+	case r.phase >= phaseStopping:
+		err = ErrStopped
+	case n == nil:
+		err = ErrNotFound
+	default:
+		if deps := r.dependentsOf(n); len(deps) > 0 {
+			err = fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps))
+		}
 	}
-	if deps := r.dependentsOf(n); len(deps) > 0 {
+	if err != nil {
 		r.mu.Unlock()
-		return Outcome{}, providerError(id, "unregister", fmt.Errorf("%w: %s", ErrHasDependents, quoteAll(deps)))
+		return Outcome{}, providerError(id, "unregister", err)
 	}
-	j := claim(n, TriggerUnregister, nil, nil)
+	c, mine := r.claim(n, TriggerUnregister, ctx)
 	r.mu.Unlock()
 
-	if j == nil { // another Unregister, or a rollback, owns the cleanup
-		n.mu.Lock()
-		j = n.job
-		n.mu.Unlock()
+	if !mine { // another Unregister, or a rollback, owns the cleanup
 		select {
-		case <-j.wait():
-			o, _ := j.outcome()
+		case <-c.ended:
+			o, _ := r.outcome(c)
 			return o, o.Err
 		case <-ctx.Done():
 			return Outcome{}, providerError(id, "unregister", ctx.Err())
 		}
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
-	r.begin(ctx, n.timeout, []*job{j}, nil) // a provider never initialized has ended already, skipped
-	<-j.wait()                              // bounded: the job ends by its deadline, which ctx bounds
-	if _, _, holds := j.holding(); holds {
-		// ctx ran out while the cleanup still runs within its own timeout.
-		// The provider stays registered until it returns: a Stop must not
-		// clean up what it depends on beside it, the providers it depends
-		// on cannot be unregistered before it, and its id cannot be taken.
-		go func() {
-			j.awaitHolding(nil)
-			r.remove(n)
-		}()
-	} else {
-		r.remove(n)
-	}
-	o, _ := j.outcome()
-	r.emit(ProviderCleaned{ID: id, Trigger: TriggerUnregister, Outcome: o})
+	r.cleanupOne(c)
+	o := r.cleaned(c)
 	r.emit(endedOne(TriggerUnregister, id, o))
 	return o, o.Err
 }

@@ -26,19 +26,19 @@ func (p *Pool[H]) bring(ctx context.Context, m *member[H]) error {
 	p.mu.Unlock()
 	reg := p.deps.Registry
 	// Staged: so that it is initialized with ctx, which Close cancels.
-	// Released at once: nothing of the pool's holds its cleanup back, and
+	// Allowed at once: nothing of the pool's holds its cleanup back, and
 	// Stop may claim it whenever it comes.
 	if err := reg.Register(prov, append(slices.Clone(p.cfg.Register), lifecycle.Staged())...); err != nil {
 		return err
 	}
-	reg.Release(m.id)
+	reg.AllowCleanup(m.id)
 	err = reg.StartProvider(ctx, m.id)
 	if err == nil || p.ctx.Err() != nil {
 		return err
 	}
 	// Not cut short by Close: the registry's Stop waits for a removal in
 	// progress, and this one should end as its cleanup does.
-	o, rerr := reg.Remove(context.WithoutCancel(p.ctx), m.id)
+	o, rerr := reg.UnregisterOutcome(context.WithoutCancel(p.ctx), m.id)
 	if !errors.Is(rerr, lifecycle.ErrStopped) {
 		p.deps.Removed(p.removal(m.id, "failed to start", o, errors.Join(err, rerr)))
 	}
@@ -89,7 +89,7 @@ func (p *Pool[H]) settle(m *member[H]) {
 // drain removes an instance no task can reach any more, and reports it.
 func (p *Pool[H]) drain(m *member[H], reason string) {
 	// Not cut short by Close: see bring.
-	o, err := p.deps.Registry.Remove(context.WithoutCancel(p.ctx), m.id)
+	o, err := p.deps.Registry.UnregisterOutcome(context.WithoutCancel(p.ctx), m.id)
 	p.mu.Lock()
 	if p.members[m.id] == m {
 		delete(p.members, m.id)
@@ -177,7 +177,7 @@ func (p *Pool[H]) Remove(ctx context.Context, id string) (lifecycle.Outcome, err
 	m.state = draining
 	p.mu.Unlock()
 
-	o, err := p.deps.Registry.Remove(ctx, id)
+	o, err := p.deps.Registry.UnregisterOutcome(ctx, id)
 	p.mu.Lock()
 	if errors.Is(err, lifecycle.ErrHasDependents) {
 		m.state = was

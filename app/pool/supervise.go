@@ -66,7 +66,7 @@ func (p *Pool[H]) onDeath(m *member[H]) {
 // under its id after the delay. The removal is not cut short by Close (see
 // bring); the replacement is.
 func (p *Pool[H]) replace(dead *member[H], why string, delay time.Duration) {
-	o, err := p.deps.Registry.Remove(context.WithoutCancel(p.ctx), dead.id)
+	o, err := p.deps.Registry.UnregisterOutcome(context.WithoutCancel(p.ctx), dead.id)
 	if errors.Is(err, lifecycle.ErrStopped) && o.Result == 0 {
 		return // Stop began: it cleans the dead one up
 	}

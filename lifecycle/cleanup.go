@@ -1,0 +1,277 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// cleanup is one provider's cleanup. It is made once per provider, when
+// Stop, a rollback or Unregister claims the provider, and kept in
+// node.cleanup for good: that is what makes a cleanup run exactly once.
+//
+// It ends once: its outcome is recorded by the first of its goroutine
+// (the method returned), its deadline (timeout) and its caller, whose
+// context is done (abandoned). It finishes once: from then on it no longer
+// holds back the cleanups of the providers it depends on. A cleanup
+// finishes when it ends, except one its caller abandoned while the method
+// still ran: that one finishes when the method returns or its own timeout
+// passes, whichever is first.
+type cleanup struct {
+	// Set by claim, then only read.
+	n       *node
+	trigger Trigger
+	caller  context.Context // the claimer's: once done, what has not ended is abandoned
+	ended   chan struct{}   // closed when the outcome is recorded
+	// reported is closed once the claimer has reported the outcome (see
+	// cleaned): a late return is reported after it.
+	reported chan struct{}
+
+	// Guarded by the registry's mu.
+	began    time.Time // when it began; zero before
+	deadline time.Time // began plus the provider's timeout
+	done     bool      // the outcome is recorded; ended is closed
+	out      Outcome
+	returned bool    // its goroutine is through, or none will run
+	finished bool    // it holds back no dependency's cleanup any more
+	waiting  []*task // the runs' places for it that wait to be told it finished
+	heldBy   *task   // the Stop's place for it that waits for AllowCleanup
+}
+
+// claim makes n's cleanup unless n has one already, and reports whether
+// it made it. A provider whose Initialize never began holds nothing, so
+// its cleanup ends and finishes at once, skipped, as fx runs no OnStop for
+// a hook whose OnStart never ran. r.mu is held.
+func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *cleanup, mine bool) {
+	if n.cleanup != nil {
+		return n.cleanup, false
+	}
+	c = &cleanup{n: n, trigger: trigger, caller: caller, ended: make(chan struct{}), reported: make(chan struct{})}
+	n.cleanup = c
+	if n.state == StateRegistered {
+		r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized})
+		c.returned = true
+		r.finish(c) // no run waits for it yet: there is no one to tell
+	}
+	return c, true
+}
+
+// begin begins c on a goroutine of its own, bounded by a context whose
+// deadline is the earlier of the provider's timeout and the caller's
+// context: the goroutine waits for the provider's Initialize to return and
+// its leases to be released, then calls the cleanup method. If the
+// deadline passes first, the deadline's callback records a timeout (see
+// overran), and the goroutine goes on, so that a provider whose
+// Initialize returns late is still closed.
+func (r *Registry) begin(c *cleanup) {
+	r.mu.Lock()
+	c.began = time.Now()
+	c.deadline = c.began.Add(c.n.timeout)
+	r.mu.Unlock()
+	ctx, cancel := context.WithDeadline(c.caller, c.deadline)
+	stop := context.AfterFunc(ctx, func() { r.overran(c) })
+	goCall(ctx, r.cleanupCall(c.n), func(err error) {
+		// In time if the deadline had not passed: the outcome follows the
+		// clock, even if the callback has not run yet.
+		inTime := stop() && ctx.Err() == nil
+		cancel()
+		r.returned(c, err, inTime)
+	})
+}
+
+// cleanupCall is what a cleanup's goroutine runs. The wait for Initialize
+// has no bound of its own: calling the cleanup method while Initialize
+// still runs would let the provider reopen what it closed. The deadline
+// records the outcome meanwhile; the provider is closed, late, once its
+// Initialize returns.
+func (r *Registry) cleanupCall(n *node) func(context.Context) error {
+	return func(ctx context.Context) error {
+		r.mu.Lock()
+		call := n.call
+		r.mu.Unlock()
+		if call != nil {
+			<-call.done
+		}
+		r.awaitLeases(ctx, n)
+		if n.clean == nil {
+			return nil
+		}
+		return n.clean(ctx)
+	}
+}
+
+// returned takes the result of c's goroutine. If the deadline or the
+// caller ended c first, the result is late: it replaces an abandoned
+// outcome (the close a Stop out of time began still happened), not a
+// timeout (the provider broke its own bound).
+func (r *Registry) returned(c *cleanup, err error, inTime bool) {
+	n := c.n
+	r.mu.Lock()
+	o := Outcome{Method: n.method, Duration: time.Since(c.began), Result: ResultOK}
+	switch {
+	case n.clean == nil:
+		o.Result, o.Reason = ResultSkipped, ReasonNoMethod
+	case err != nil:
+		o.Result, o.Err = ResultError, providerError(n.id, "cleanup", err)
+		if _, ok := err.(*PanicError); ok {
+			o.Result = ResultPanic
+		}
+	}
+	c.returned = true
+	late := c.done
+	if !late && !inTime {
+		r.record(c, r.overdue(c, c.caller.Err() != nil))
+		late = true
+	}
+	if late && c.out.Result == ResultAbandoned {
+		o.Late = true
+		c.out = o
+	}
+	r.record(c, o)
+	waiting := r.finish(c)
+	r.mu.Unlock()
+	notify(c, waiting) // first: a run may report the outcome only once told
+	if late && n.clean != nil {
+		<-c.reported // bounded: the claimer reports an outcome as soon as it is recorded
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err})
+	}
+}
+
+// overran runs when c's context is done before its goroutine returned. If
+// the provider's own timeout ran out, c has timed out, and its
+// dependencies' cleanups may go ahead. If the caller's context is done,
+// the caller records abandoned itself, for every cleanup it still waits
+// for.
+func (r *Registry) overran(c *cleanup) {
+	if c.caller.Err() != nil {
+		return
+	}
+	r.mu.Lock()
+	var waiting []*task
+	if r.record(c, r.overdue(c, false)) {
+		waiting = r.finish(c)
+	}
+	r.mu.Unlock()
+	notify(c, waiting)
+}
+
+// abandon records c abandoned, by a caller whose context is done, unless
+// it has ended, and reports whether it did. c finishes later: when its
+// method returns, or when its own timeout passes. r.mu is held.
+func (r *Registry) abandon(c *cleanup) bool {
+	if !r.record(c, r.overdue(c, true)) {
+		return false
+	}
+	if !c.returned && !c.began.IsZero() {
+		time.AfterFunc(time.Until(c.deadline), func() {
+			r.mu.Lock()
+			waiting := r.finish(c)
+			r.mu.Unlock()
+			notify(c, waiting)
+		})
+	}
+	return true
+}
+
+// record sets c's outcome unless it has one, and reports whether it did.
+// r.mu is held.
+func (r *Registry) record(c *cleanup, o Outcome) bool {
+	if c.done {
+		return false
+	}
+	c.done, c.out = true, o
+	close(c.ended)
+	return true
+}
+
+// finish marks c finished unless it is, removes an unregistered provider
+// from the registry, and returns the runs' places to tell, which the
+// caller does with notify once r.mu is released. r.mu is held.
+func (r *Registry) finish(c *cleanup) []*task {
+	if c.finished {
+		return nil
+	}
+	c.finished = true
+	if c.trigger == TriggerUnregister {
+		r.remove(c.n)
+	}
+	waiting := c.waiting
+	c.waiting = nil
+	return waiting
+}
+
+// notify tells each run waiting for c that it finished. A run's channel
+// has room for every message it can be sent, so this never blocks.
+func notify(c *cleanup, waiting []*task) {
+	for _, t := range waiting {
+		t.run.events <- event{t: t}
+	}
+}
+
+// cleaned reports c's outcome, once ended, to the observers. Its claimer
+// calls it, once.
+func (r *Registry) cleaned(c *cleanup) Outcome {
+	o, _ := r.outcome(c)
+	r.emit(ProviderCleaned{ID: c.n.id, Trigger: c.trigger, Outcome: o})
+	close(c.reported)
+	return o
+}
+
+// outcome returns c's outcome and whether it has ended.
+func (r *Registry) outcome(c *cleanup) (Outcome, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return c.out, c.done
+}
+
+// cleanupOne runs c, the cleanup of one provider (an Unregister's, or a
+// failed late Register's), and returns once it has ended, or once its
+// caller's context is done, having recorded it abandoned.
+func (r *Registry) cleanupOne(c *cleanup) {
+	r.mu.Lock()
+	skipped := c.done
+	r.mu.Unlock()
+	if !skipped {
+		r.begin(c)
+	}
+	select {
+	case <-c.ended:
+	case <-c.caller.Done():
+		r.mu.Lock()
+		r.abandon(c)
+		r.mu.Unlock()
+	}
+}
+
+// overdue is the outcome of a cleanup that did not end in time: abandoned
+// if its caller's context is done, timed out if its provider's own
+// timeout ran out. It says what the cleanup was waiting for. r.mu is held.
+func (r *Registry) overdue(c *cleanup, abandoned bool) Outcome {
+	n := c.n
+	var took time.Duration
+	if !c.began.IsZero() {
+		took = time.Since(c.began)
+	}
+	what := n.method
+	if what == "" {
+		what = "cleanup"
+	}
+	if n.call != nil && !n.call.returned {
+		what += ", waiting for its Initialize to return,"
+	} else if n.leases > 0 {
+		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, n.leases)
+	}
+	o := Outcome{Method: n.method, Duration: took}
+	if abandoned {
+		when := "after " + took.Round(time.Microsecond).String()
+		if c.began.IsZero() {
+			when = "before it began"
+		}
+		o.Result = ResultAbandoned
+		o.Err = providerError(n.id, "cleanup", fmt.Errorf("%s abandoned %s: context done: %w", what, when, c.caller.Err()))
+	} else {
+		o.Result = ResultTimeout
+		o.Err = providerError(n.id, "cleanup", fmt.Errorf("%s did not end within its %v timeout: %w", what, n.timeout, context.DeadlineExceeded))
+	}
+	return o
+}

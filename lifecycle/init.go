@@ -1,0 +1,118 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// initCall is one provider's Initialize, once begun. Its fields but done
+// are guarded by the registry's mu.
+type initCall struct {
+	deadline time.Time     // its context's
+	done     chan struct{} // closed when the method has returned (or panicked, or exited)
+	reported chan struct{} // closed once its outcome is reported: a late return is reported after it
+	returned bool
+	err      error // the method's result, once returned
+	late     bool  // it did not return before its deadline, or its caller stopped waiting
+}
+
+// errNotBegun is initialize's answer for a provider whose cleanup was
+// claimed, or whose registry began stopping, before its Initialize could
+// begin.
+var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
+
+// initialize runs n's Initialize on a goroutine of its own, bounded by its
+// timeout and ctx, and records the outcome. It never begins once n's
+// cleanup has been claimed or Stop has begun (errNotBegun): both are
+// decided under r.mu, so that a cleanup either sees the Initialize it must
+// wait for or knows that none will run.
+//
+// If the deadline passes first, Initialize has failed; the method may go
+// on, and its cleanup waits for it to return.
+func (r *Registry) initialize(ctx context.Context, n *node) error {
+	r.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		r.mu.Unlock()
+		return providerError(n.id, "initialize", fmt.Errorf("not begun: %w", err))
+	}
+	if n.cleanup != nil || r.phase >= phaseStopping || n.state != StateRegistered {
+		r.mu.Unlock()
+		return errNotBegun
+	}
+	if n.init == nil {
+		n.state = StateReady
+		r.mu.Unlock()
+		r.emit(ProviderInitialized{ID: n.id})
+		return nil
+	}
+	n.state = StateInitializing
+	call := &initCall{done: make(chan struct{}), reported: make(chan struct{})}
+	n.call = call
+	r.mu.Unlock()
+
+	began := time.Now()
+	ictx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
+	call.deadline, _ = ictx.Deadline()
+	goCall(ictx, n.init, func(err error) { r.initReturned(n, call, err, began) })
+	select {
+	case <-call.done:
+	case <-ictx.Done():
+	}
+
+	r.mu.Lock()
+	err := call.err
+	switch {
+	case !call.returned || call.late:
+		call.late = true
+		err = initOverdue(ctx, n, time.Since(began))
+	case err != nil:
+		err = providerError(n.id, "initialize", err)
+	}
+	if err != nil {
+		n.state, n.initErr = StateFailed, err
+	} else {
+		n.state = StateReady
+	}
+	r.mu.Unlock()
+	r.emit(ProviderInitialized{ID: n.id, Duration: time.Since(began), Err: err})
+	close(call.reported)
+	return err
+}
+
+// initReturned runs on the Initialize's goroutine when the method ends.
+func (r *Registry) initReturned(n *node, call *initCall, err error, began time.Time) {
+	r.mu.Lock()
+	call.returned, call.err = true, err
+	if !time.Now().Before(call.deadline) { // the outcome follows the clock
+		call.late = true
+	}
+	late := call.late
+	close(call.done)
+	r.mu.Unlock()
+	if late {
+		<-call.reported // bounded: initialize reports the outcome as soon as it has decided it
+		var lateErr error
+		if err != nil {
+			lateErr = providerError(n.id, "initialize", err)
+		}
+		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(began), Err: lateErr})
+	}
+}
+
+// initOverdue is the error of an Initialize that did not return in time:
+// its caller's context ended, or its own timeout ran out.
+func initOverdue(ctx context.Context, n *node, took time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return providerError(n.id, "initialize", fmt.Errorf("abandoned after %v: context done: %w", took.Round(time.Microsecond), err))
+	}
+	return providerError(n.id, "initialize", fmt.Errorf("did not return within its %v timeout: %w", n.timeout, context.DeadlineExceeded))
+}
+
+func (r *Registry) startResult() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.startErr
+}
