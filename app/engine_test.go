@@ -575,7 +575,7 @@ func TestEngineStopDoesNotWaitForAHungHealthPoll(t *testing.T) {
 }
 
 // A child's last stderr line that ends without a newline is logged once it
-// exits (found in review: a crash message was lost).
+// exits: a crash message is not lost.
 func TestChildsLastWordsAreLogged(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	p, err := process.New(process.Config{ID: "c", Command: []string{"sh", "-c", "printf 'first\\nfatal: out of memory' >&2; exit 1"},

@@ -22,11 +22,9 @@ import (
 func TestCleanupTimeoutBoundsAProviderThatIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release, _ := gate(t)
-		r := lifecycle.NewRegistry()
 		stuck := newFake("stuck", &journal{})
 		stuck.cleanup = ignoring(release)
-		mustRegister(t, r, stuck, lifecycle.Timeout(30*time.Millisecond))
-		require.NoError(t, r.Start(context.Background()))
+		r := started(t, stuck, lifecycle.Timeout(30*time.Millisecond))
 
 		var err error
 		within(t, "Stop", func() { err = r.Stop(context.Background()) })

@@ -51,7 +51,7 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 	if n.state == StateRegistered {
 		r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized})
 		c.returned = true
-		r.finish(c) // no run waits for it yet: there is no one to tell
+		r.finish(c) // no run waits for it yet
 	}
 	return c, true
 }
@@ -63,10 +63,18 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 // deadline passes first, the deadline's callback records a timeout (see
 // overran), and the goroutine goes on, so that a provider whose
 // Initialize returns late is still closed.
+//
+// A provider with no cleanup method and nothing to wait for is skipped at
+// once, without a goroutine.
 func (r *Registry) begin(c *cleanup) {
 	r.mu.Lock()
 	c.began = time.Now()
 	c.deadline = c.began.Add(c.n.timeout)
+	if r.skipIdle(c) {
+		r.finish(c)
+		r.mu.Unlock()
+		return
+	}
 	r.mu.Unlock()
 	ctx, cancel := context.WithDeadline(c.caller, c.deadline)
 	stop := context.AfterFunc(ctx, func() { r.overran(c) })
@@ -100,6 +108,18 @@ func (r *Registry) cleanupCall(n *node) func(context.Context) error {
 	}
 }
 
+// skipIdle records c skipped if its provider has no cleanup method and
+// nothing to wait for (an Initialize running, leases), and reports
+// whether it did. r.mu is held.
+func (r *Registry) skipIdle(c *cleanup) bool {
+	n := c.n
+	if c.done || n.clean != nil || (n.call != nil && !n.call.returned) || n.leases > 0 {
+		return false
+	}
+	c.returned = true
+	return r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNoMethod})
+}
+
 // returned takes the result of c's goroutine. If the deadline or the
 // caller ended c first, the result is late: it replaces an abandoned
 // outcome (the close a Stop out of time began still happened), not a
@@ -128,9 +148,8 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 		c.out = o
 	}
 	r.record(c, o)
-	waiting := r.finish(c)
+	r.finish(c)
 	r.mu.Unlock()
-	notify(c, waiting) // first: a run may report the outcome only once told
 	if late && n.clean != nil {
 		<-c.reported // bounded: the claimer reports an outcome as soon as it is recorded
 		r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err})
@@ -147,12 +166,10 @@ func (r *Registry) overran(c *cleanup) {
 		return
 	}
 	r.mu.Lock()
-	var waiting []*task
 	if r.record(c, r.overdue(c, false)) {
-		waiting = r.finish(c)
+		r.finish(c)
 	}
 	r.mu.Unlock()
-	notify(c, waiting)
 }
 
 // abandon records c abandoned, by a caller whose context is done, unless
@@ -165,9 +182,8 @@ func (r *Registry) abandon(c *cleanup) bool {
 	if !c.returned && !c.began.IsZero() {
 		time.AfterFunc(time.Until(c.deadline), func() {
 			r.mu.Lock()
-			waiting := r.finish(c)
+			r.finish(c)
 			r.mu.Unlock()
-			notify(c, waiting)
 		})
 	}
 	return true
@@ -185,27 +201,21 @@ func (r *Registry) record(c *cleanup, o Outcome) bool {
 }
 
 // finish marks c finished unless it is, removes an unregistered provider
-// from the registry, and returns the runs' places to tell, which the
-// caller does with notify once r.mu is released. r.mu is held.
-func (r *Registry) finish(c *cleanup) []*task {
+// from the registry, and tells each run waiting for c. A run's channel has
+// room for every message it can be sent, so the send never blocks. r.mu is
+// held.
+func (r *Registry) finish(c *cleanup) {
 	if c.finished {
-		return nil
+		return
 	}
 	c.finished = true
 	if c.trigger == TriggerUnregister {
 		r.remove(c.n)
 	}
-	waiting := c.waiting
-	c.waiting = nil
-	return waiting
-}
-
-// notify tells each run waiting for c that it finished. A run's channel
-// has room for every message it can be sent, so this never blocks.
-func notify(c *cleanup, waiting []*task) {
-	for _, t := range waiting {
+	for _, t := range c.waiting {
 		t.run.events <- event{t: t}
 	}
+	c.waiting = nil
 }
 
 // cleaned reports c's outcome, once ended, to the observers. Its claimer

@@ -312,8 +312,6 @@ func (p *chaosProvider) Cleanup(ctx context.Context) error {
 // cleanup method, with Stop contexts done or about to be. Nothing hangs;
 // every provider still registered is in the report; every
 // provider whose Initialize began is cleaned up once, never beside it.
-// (Written by the review that found the double event and the abandoned
-// Unregister; it passed 100 runs then.)
 func TestRandomGraphsRacingEveryOperation(t *testing.T) {
 	settled := testkit.Settle(t)
 	release, open := gate(t)

@@ -102,9 +102,10 @@
 // The registry has one lock, Registry.mu. It guards the registry's phase,
 // its providers and their order, Start's and Stop's results and the
 // report, and every node's and cleanup's mutable fields (each field says
-// so). No observer or provider method is called, and no channel is sent
-// on or waited on, while it is held. A send on a run's channel never
-// blocks: the channel has room for every message the run can be sent.
+// so). No observer or provider method is called, and no channel is waited
+// on, while it is held. The one send made with it held, on a run's
+// channel, never blocks: the channel has room for every message the run
+// can be sent (each cleanup finishes once, and each is allowed once).
 //
 // A run (a Stop or a rollback) keeps its scheduling state, the count of
 // dependents left for each provider, in fields that only the goroutine

@@ -146,4 +146,13 @@ func mustRegister(t *testing.T, r *lifecycle.Registry, p lifecycle.Provider, opt
 	require.NoError(t, r.Register(p, opts...))
 }
 
+// started returns a started registry that holds f, registered with opts.
+func started(t *testing.T, f *fake, opts ...lifecycle.RegisterOption) *lifecycle.Registry {
+	t.Helper()
+	r := lifecycle.NewRegistry()
+	mustRegister(t, r, f, opts...)
+	require.NoError(t, r.Start(context.Background()))
+	return r
+}
+
 var errBoom = errors.New("boom")

@@ -22,10 +22,8 @@ import (
 func TestLeasesDelayCleanupAndAcquireFailsOnceStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		jnl := &journal{}
-		r := lifecycle.NewRegistry()
 		db := newFake("db", jnl)
-		mustRegister(t, r, db, lifecycle.Timeout(wait))
-		require.NoError(t, r.Start(context.Background()))
+		r := started(t, db, lifecycle.Timeout(wait))
 
 		p, release, err := r.Acquire(context.Background(), "db")
 		require.NoError(t, err)

@@ -227,14 +227,6 @@ func (r *Registry) IDs() []string {
 	return ids
 }
 
-// snapshot returns the registered nodes in registration order: a copy, for
-// use once mu is released.
-func (r *Registry) snapshot() []*node {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.order)
-}
-
 func quoteAll(ids []string) string {
 	q := make([]string, len(ids))
 	for i, id := range ids {

@@ -44,10 +44,10 @@ func (c *cleanedCounter) counts() map[string]int {
 }
 
 // Property 11: one ProviderCleaned event per provider, even for providers
-// without a cleanup method begun in the instant Stop's context runs out
-// (found in review: the goroutine that began them and the cut-short Stop
-// both reported them, and the report read abandoned for a provider with
-// nothing to clean up).
+// without a cleanup method begun in the instant Stop's context runs out:
+// the cut-short Stop and the goroutine that ran them must not both report
+// them, and the report does not read abandoned for a provider with nothing
+// to clean up.
 func TestOneCleanedEventPerProviderWhenStopIsCutShort(t *testing.T) {
 	const deps = 2000
 	for round := range 10 {

@@ -154,13 +154,18 @@ func (ru *run) cutShort() {
 	var begin []*task
 	r.mu.Lock()
 	for _, t := range ru.tasks {
-		if t.mine && !t.over {
-			r.abandon(t.c)
-			if !t.begun {
-				t.begun = true
-				begin = append(begin, t)
-			}
+		if !t.mine || t.over {
+			continue
 		}
+		if !t.begun {
+			t.begun = true
+			if r.skipIdle(t.c) { // nothing to abandon
+				r.finish(t.c)
+				continue
+			}
+			begin = append(begin, t)
+		}
+		r.abandon(t.c)
 	}
 	r.mu.Unlock()
 	for _, t := range begin {

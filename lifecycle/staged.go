@@ -62,12 +62,9 @@ func (r *Registry) AllowCleanup(id string) {
 		return
 	}
 	n.allowed = true
-	var held *task
-	if c := n.cleanup; c != nil {
-		held, c.heldBy = c.heldBy, nil
+	if c := n.cleanup; c != nil && c.heldBy != nil {
+		c.heldBy.run.events <- event{t: c.heldBy, allowed: true} // never blocks: the run has room for it
+		c.heldBy = nil
 	}
 	r.mu.Unlock()
-	if held != nil {
-		held.run.events <- event{t: held, allowed: true} // the run has room for it
-	}
 }

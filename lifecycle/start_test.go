@@ -276,8 +276,8 @@ func TestRegisterWhileRunningInitializes(t *testing.T) {
 }
 
 // Stop while a failed Start's rollback is still cleaning up waits for that
-// cleanup (found by the fuzzer: it used to wait for a job it thought it had
-// claimed itself, until its context ran out).
+// cleanup, which the rollback claimed, and returns once it ends, not when
+// its own context runs out.
 //
 // synctest.Wait returns once every goroutine is blocked: a Stop that did
 // not wait for the rollback would have returned by then.
@@ -325,8 +325,8 @@ func (p *initOnly) Initialize(ctx context.Context) error { return p.init(ctx) }
 // Property 3 and 7: a dependent's abandoned Initialize holds back its
 // dependency's cleanup, within the dependent's timeout, even when the
 // dependent has no cleanup method: the Initialize may still be using the
-// dependency (found in review: a provider with nothing to call was skipped
-// at once, and its dependency closed under its Initialize).
+// dependency: a provider with nothing to call is not skipped at once,
+// which would close its dependency under its Initialize.
 //
 // On synctest's clock the Initialize returns 60ms after it began, 20ms
 // before its dependent's cleanup timeout (40ms, from the Start's deadline

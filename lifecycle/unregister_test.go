@@ -83,10 +83,8 @@ func TestUnregisterFollowsStopRules(t *testing.T) {
 func TestUnregisterLeasesDrainFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		jnl := &journal{}
-		r := lifecycle.NewRegistry()
 		db := newFake("db", jnl)
-		mustRegister(t, r, db, lifecycle.Timeout(wait))
-		require.NoError(t, r.Start(context.Background()))
+		r := started(t, db, lifecycle.Timeout(wait))
 		_, release, err := r.Acquire(context.Background(), "db")
 		require.NoError(t, err)
 
@@ -147,7 +145,7 @@ func TestUnregisterAfterStopFails(t *testing.T) {
 // An Unregister whose context ran out abandons the cleanup, which goes on
 // within the provider's own timeout. Until it returns the provider stays
 // registered: a later Stop does not clean up what it depends on beside it,
-// and its id cannot be taken (found in review, and by FuzzRegistry).
+// and its id cannot be taken.
 //
 // synctest.Wait returns once every goroutine is blocked: by then a Stop
 // that did not wait for api would have begun db's cleanup.

@@ -172,7 +172,7 @@ func TestPostgresBadInputNamesTheProblemNotThePassword(t *testing.T) {
 		assert.Contains(t, err.Error(), "PostgreSQL DSN")
 		assert.NotContains(t, err.Error(), secret)
 	})
-	t.Run("a scheme missing or mistyped", func(t *testing.T) { // found in review
+	t.Run("a scheme missing or mistyped", func(t *testing.T) {
 		for _, dsn := range []string{"app:" + secret + "@db:5432/app", "postgres//app:" + secret + "@db/app", "postgres:/app:" + secret + "@db/app"} {
 			_, err := sqldb.New(sqldb.Config{DSN: dsn})
 			require.Error(t, err, dsn)
@@ -180,7 +180,7 @@ func TestPostgresBadInputNamesTheProblemNotThePassword(t *testing.T) {
 			assert.NotContains(t, err.Error(), secret)
 		}
 	})
-	t.Run("key/value forms are PostgreSQL's", func(t *testing.T) { // found in review
+	t.Run("key/value forms are PostgreSQL's", func(t *testing.T) {
 		for _, dsn := range []string{
 			"host = 127.0.0.1 port = 5432 password = " + secret + " dbname = app",
 			"user=app password=" + secret + " port=5432 sslmode=disable",
