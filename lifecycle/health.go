@@ -29,6 +29,8 @@ func (r *Registry) Health(ctx context.Context) HealthReport {
 		n *node
 		c *healthCheck
 	}
+	hctx, cancel := context.WithTimeout(ctx, r.healthTimeout) // from the call: starting the checks counts
+	defer cancel()
 	rep := HealthReport{Status: StatusHealthy, Providers: make(map[string]Health)}
 	var waiting, start []pending
 	r.mu.Lock()
@@ -47,9 +49,6 @@ func (r *Registry) Health(ctx context.Context) HealthReport {
 	for _, p := range start {
 		r.runHealth(p.n, p.c)
 	}
-
-	hctx, cancel := context.WithTimeout(ctx, r.healthTimeout)
-	defer cancel()
 	for _, p := range waiting {
 		select {
 		case <-p.c.done:
