@@ -113,7 +113,7 @@ func (r *Registry) cleanupCall(n *node) func(context.Context) error {
 // whether it did. r.mu is held.
 func (r *Registry) skipIdle(c *cleanup) bool {
 	n := c.n
-	if c.done || n.clean != nil || (n.call != nil && !n.call.returned) || n.leases > 0 {
+	if c.done || n.clean != nil || n.call != nil || n.leases > 0 {
 		return false
 	}
 	c.returned = true
@@ -266,7 +266,7 @@ func (r *Registry) overdue(c *cleanup, abandoned bool) Outcome {
 	if what == "" {
 		what = "cleanup"
 	}
-	if n.call != nil && !n.call.returned {
+	if n.call != nil {
 		what += ", waiting for its Initialize to return,"
 	} else if n.leases > 0 {
 		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, n.leases)

@@ -21,7 +21,7 @@ type node struct {
 	// Guarded by the registry's mu.
 	state   ProviderState // StateRegistered, StateInitializing, StateReady or StateFailed
 	initErr error         // why Initialize failed, once state is StateFailed
-	call    *initCall     // its Initialize, once begun; a cleanup waits for call.done
+	call    *initCall     // its Initialize while it runs; a cleanup waits for call.done
 	leases  int           // leases handed out and not yet released
 	drained chan struct{} // closed when leases reach zero; made by the first cleanup to wait
 	cleanup *cleanup      // set once, when claimed, and never replaced: cleanup runs once
