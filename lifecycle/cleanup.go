@@ -23,9 +23,6 @@ type cleanup struct {
 	trigger Trigger
 	caller  context.Context // the claimer's: once done, what has not ended is abandoned
 	ended   chan struct{}   // closed when the outcome is recorded
-	// reported is closed once the claimer has reported the outcome (see
-	// cleaned): a late return is reported after it.
-	reported chan struct{}
 
 	// Guarded by the registry's mu.
 	began    time.Time // when it began; zero before
@@ -36,6 +33,11 @@ type cleanup struct {
 	finished bool    // it holds back no dependency's cleanup any more
 	waiting  []*task // the runs' places for it that wait to be told it finished
 	heldBy   *task   // the Stop's place for it that waits for AllowCleanup
+	// A late return is reported after the outcome: by returned if its
+	// claimer has reported the outcome by then (see cleaned), or else by
+	// cleaned, right after it.
+	reported   bool
+	lateReturn *ProviderReturnedLate
 }
 
 // claim makes n's cleanup unless n has one already, and reports whether
@@ -46,7 +48,7 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 	if n.cleanup != nil {
 		return n.cleanup, false
 	}
-	c = &cleanup{n: n, trigger: trigger, caller: caller, ended: make(chan struct{}), reported: make(chan struct{})}
+	c = &cleanup{n: n, trigger: trigger, caller: caller, ended: make(chan struct{})}
 	n.cleanup = c
 	if n.state == StateRegistered {
 		r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized})
@@ -60,7 +62,7 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 // deadline is the earlier of the provider's timeout and the caller's
 // context: the goroutine waits for the provider's Initialize to return and
 // its leases to be released, then calls the cleanup method. If the
-// deadline passes first, the deadline's callback records a timeout (see
+// provider's timeout runs out first, a timer records a timeout (see
 // overran), and the goroutine goes on, so that a provider whose
 // Initialize returns late is still closed.
 //
@@ -77,11 +79,11 @@ func (r *Registry) begin(c *cleanup) {
 	}
 	r.mu.Unlock()
 	ctx, cancel := context.WithDeadline(c.caller, c.deadline)
-	stop := context.AfterFunc(ctx, func() { r.overran(c) })
+	overrun := time.AfterFunc(c.n.timeout, func() { r.overran(c) })
 	goCall(ctx, r.cleanupCall(c.n), func(err error) {
 		// In time if the deadline had not passed: the outcome follows the
 		// clock, even if the callback has not run yet.
-		inTime := stop() && ctx.Err() == nil
+		inTime := overrun.Stop() && ctx.Err() == nil
 		cancel()
 		r.returned(c, err, inTime)
 	})
@@ -149,44 +151,35 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 	}
 	r.record(c, o)
 	r.finish(c)
-	r.mu.Unlock()
+	var report *ProviderReturnedLate
 	if late && n.clean != nil {
-		<-c.reported // bounded: the claimer reports an outcome as soon as it is recorded
-		r.emit(ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err})
+		report = &ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err}
+		if !c.reported {
+			c.lateReturn, report = report, nil // cleaned reports it after the outcome
+		}
+	}
+	r.mu.Unlock()
+	if report != nil {
+		r.emit(*report)
 	}
 }
 
-// overran runs when c's context is done before its goroutine returned. If
-// the provider's own timeout ran out, c has timed out, and its
-// dependencies' cleanups may go ahead. If the caller's context is done,
-// the caller records abandoned itself, for every cleanup it still waits
-// for.
+// overran runs when c's own timeout has run out before its goroutine
+// returned. If c has not ended, it has timed out. Either way, it no longer
+// holds back its dependencies' cleanups: one its caller abandoned earlier
+// (see abandon) finishes now.
 func (r *Registry) overran(c *cleanup) {
-	if c.caller.Err() != nil {
-		return
-	}
 	r.mu.Lock()
-	if r.record(c, r.overdue(c, false)) {
-		r.finish(c)
-	}
+	r.record(c, r.overdue(c, false))
+	r.finish(c)
 	r.mu.Unlock()
 }
 
 // abandon records c abandoned, by a caller whose context is done, unless
-// it has ended, and reports whether it did. c finishes later: when its
-// method returns, or when its own timeout passes. r.mu is held.
-func (r *Registry) abandon(c *cleanup) bool {
-	if !r.record(c, r.overdue(c, true)) {
-		return false
-	}
-	if !c.returned && !c.began.IsZero() {
-		time.AfterFunc(time.Until(c.deadline), func() {
-			r.mu.Lock()
-			r.finish(c)
-			r.mu.Unlock()
-		})
-	}
-	return true
+// it has ended. c finishes later: when its method returns, or when its
+// own timeout runs out (overran). r.mu is held.
+func (r *Registry) abandon(c *cleanup) {
+	r.record(c, r.overdue(c, true))
 }
 
 // record sets c's outcome unless it has one, and reports whether it did.
@@ -218,12 +211,20 @@ func (r *Registry) finish(c *cleanup) {
 	c.waiting = nil
 }
 
-// cleaned reports c's outcome, once ended, to the observers. Its claimer
-// calls it, once.
+// cleaned reports c's outcome, once ended, to the observers (a cleanup
+// that went well only if someone listens). Its claimer calls it, once.
 func (r *Registry) cleaned(c *cleanup) Outcome {
 	o, _ := r.outcome(c)
-	r.emit(ProviderCleaned{ID: c.n.id, Trigger: c.trigger, Outcome: o})
-	close(c.reported)
+	if o.Result != ResultOK || r.listening() { // a failure or a skip is logged at warn or debug
+		r.emit(ProviderCleaned{ID: c.n.id, Trigger: c.trigger, Outcome: o})
+	}
+	r.mu.Lock()
+	c.reported = true
+	late := c.lateReturn
+	r.mu.Unlock()
+	if late != nil {
+		r.emit(*late)
+	}
 	return o
 }
 

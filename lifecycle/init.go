@@ -12,10 +12,13 @@ import (
 type initCall struct {
 	deadline time.Time     // its context's
 	done     chan struct{} // closed when the method has returned (or panicked, or exited)
-	reported chan struct{} // closed once its outcome is reported: a late return is reported after it
 	returned bool
 	err      error // the method's result, once returned
 	late     bool  // it did not return before its deadline, or its caller stopped waiting
+	// A late return is reported after the outcome: by initReturned if the
+	// outcome is reported by then, or else by initialize, right after it.
+	reported   bool                  // the outcome is reported
+	lateReturn *ProviderReturnedLate // a late return waiting for that
 }
 
 // errNotBegun is initialize's answer for a provider whose cleanup was
@@ -44,11 +47,13 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	if n.init == nil {
 		n.state = StateReady
 		r.mu.Unlock()
-		r.emit(ProviderInitialized{ID: n.id})
+		if r.listening() {
+			r.emit(ProviderInitialized{ID: n.id})
+		}
 		return nil
 	}
 	n.state = StateInitializing
-	call := &initCall{done: make(chan struct{}), reported: make(chan struct{})}
+	call := &initCall{done: make(chan struct{})}
 	n.call = call
 	r.mu.Unlock()
 
@@ -77,8 +82,16 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 		n.state = StateReady
 	}
 	r.mu.Unlock()
-	r.emit(ProviderInitialized{ID: n.id, Duration: time.Since(began), Err: err})
-	close(call.reported)
+	if err != nil || r.listening() {
+		r.emit(ProviderInitialized{ID: n.id, Duration: time.Since(began), Err: err})
+	}
+	r.mu.Lock()
+	call.reported = true
+	lateReturn := call.lateReturn
+	r.mu.Unlock()
+	if lateReturn != nil {
+		r.emit(*lateReturn)
+	}
 	return err
 }
 
@@ -90,16 +103,20 @@ func (r *Registry) initReturned(n *node, call *initCall, err error, began time.T
 	if !time.Now().Before(call.deadline) { // the outcome follows the clock
 		call.late = true
 	}
-	late := call.late
+	var late *ProviderReturnedLate
+	if call.late {
+		late = &ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(began)}
+		if err != nil {
+			late.Err = providerError(n.id, "initialize", err)
+		}
+		if !call.reported {
+			call.lateReturn, late = late, nil // initialize reports it after the outcome
+		}
+	}
 	close(call.done)
 	r.mu.Unlock()
-	if late {
-		<-call.reported // bounded: initialize reports the outcome as soon as it has decided it
-		var lateErr error
-		if err != nil {
-			lateErr = providerError(n.id, "initialize", err)
-		}
-		r.emit(ProviderReturnedLate{ID: n.id, Op: "initialize", Duration: time.Since(began), Err: lateErr})
+	if late != nil {
+		r.emit(*late)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // phase is where the registry is in its life. It only moves forward.
@@ -34,6 +35,7 @@ type Registry struct {
 	healthTimeout time.Duration
 	observers     []Observer  // the zap observer first, then the user's
 	log           *zap.Logger // the zap observer's: an observer's panic is logged here
+	watched       bool        // an observer besides the zap observer was given
 
 	mu          sync.Mutex // the registry's one lock: guards the fields below, and every node's and cleanup's
 	phase       phase
@@ -69,8 +71,17 @@ func NewRegistry(opts ...Option) *Registry {
 		healthTimeout: c.healthTimeout,
 		observers:     append([]Observer{zapObserver{log}}, c.observers...),
 		log:           log,
+		watched:       len(c.observers) > 0,
 		nodes:         make(map[string]*node),
 	}
+}
+
+// listening reports whether anyone takes the routine events (a provider
+// registered, initialized or cleaned up without trouble): an observer, or
+// the logger at debug level, which may be turned on while the service
+// runs. Those events are built only then; failures always are.
+func (r *Registry) listening() bool {
+	return r.watched || r.log.Core().Enabled(zapcore.DebugLevel)
 }
 
 // emit gives e to every observer, in order. It is never called with mu
@@ -128,7 +139,9 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	if err != nil {
 		return providerError(n.id, "register", err)
 	}
-	r.emit(ProviderRegistered{ID: n.id, DependsOn: n.deps, Timeout: n.timeout})
+	if r.listening() {
+		r.emit(ProviderRegistered{ID: n.id, DependsOn: n.deps, Timeout: n.timeout})
+	}
 	if running && !n.staged {
 		return r.initializeLate(n)
 	}

@@ -85,18 +85,7 @@ func (r *Registry) claimRun(ctx context.Context, nodes []*node, trigger Trigger)
 // no time still happens; records every one not yet ended abandoned; and
 // returns without waiting further for any provider.
 func (ru *run) execute() {
-	index := make(map[string]*task, len(ru.tasks))
-	for _, t := range ru.tasks {
-		index[t.c.n.id] = t
-	}
-	for _, t := range ru.tasks {
-		for _, id := range t.c.n.deps {
-			if d := index[id]; d != nil {
-				t.deps = append(t.deps, d)
-				d.left++
-			}
-		}
-	}
+	ru.link()
 	ru.r.emit(CleanupBegan{Trigger: ru.trigger, Providers: ru.mine})
 	for _, t := range ru.tasks {
 		if t.over { // skipped when claimed: never initialized
@@ -119,6 +108,27 @@ func (ru *run) execute() {
 		case <-ru.ctx.Done():
 			ru.cutShort()
 			return
+		}
+	}
+}
+
+// link gives each task its dependencies in the run, and each task the
+// count of its dependents in the run. A run without dependencies, the
+// common large case, needs no index.
+func (ru *run) link() {
+	if !slices.ContainsFunc(ru.tasks, func(t *task) bool { return len(t.c.n.deps) > 0 }) {
+		return
+	}
+	index := make(map[string]*task, len(ru.tasks))
+	for _, t := range ru.tasks {
+		index[t.c.n.id] = t
+	}
+	for _, t := range ru.tasks {
+		for _, id := range t.c.n.deps {
+			if d := index[id]; d != nil {
+				t.deps = append(t.deps, d)
+				d.left++
+			}
 		}
 	}
 }
@@ -196,13 +206,17 @@ func (r *Registry) cleanupRun(ru *run) []error {
 	ru.execute()
 	took := time.Since(began)
 
-	ended := CleanupEnded{Trigger: ru.trigger, Duration: took,
-		Report: StopReport{Duration: took, Providers: make(map[string]Outcome, ru.mine)}}
+	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}
+	if r.watched { // the zap observer needs only the counts
+		ended.Report.Providers = make(map[string]Outcome, ru.mine)
+	}
 	var errs []error
 	r.mu.Lock()
 	for _, t := range ru.tasks {
 		if t.mine {
-			ended.Report.Providers[t.c.n.id] = t.c.out
+			if ended.Report.Providers != nil {
+				ended.Report.Providers[t.c.n.id] = t.c.out
+			}
 			ended.count(t.c.out.Result)
 			if t.c.out.Err != nil {
 				errs = append(errs, t.c.out.Err)

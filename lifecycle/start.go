@@ -154,7 +154,7 @@ func (r *Registry) initOrder() ([]*node, error) {
 		onPath
 		placed
 	)
-	mark := make(map[*node]int)
+	mark := make(map[*node]int, len(r.order))
 	var order, path []*node
 	var visit func(n *node) error
 	visit = func(n *node) error {
