@@ -99,7 +99,7 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 func (r *Registry) initReturned(n *node, call *initCall, err error, began time.Time) {
 	r.mu.Lock()
 	call.returned, call.err = true, err
-	n.call = nil // nothing waits for an Initialize that has returned
+	n.call = nil                           // nothing waits for an Initialize that has returned
 	if !time.Now().Before(call.deadline) { // the outcome follows the clock
 		call.late = true
 	}
