@@ -28,11 +28,12 @@ type cleanup struct {
 	began    time.Time // when it began; zero before
 	deadline time.Time // began plus the provider's timeout
 	done     bool      // the outcome is recorded; ended is closed
-	out      Outcome
-	returned bool    // its goroutine is through, or none will run
-	finished bool    // it holds back no dependency's cleanup any more
-	waiting  []*task // the runs' places for it that wait to be told it finished
-	heldBy   *task   // the Stop's place for it that waits for AllowCleanup
+	out      Outcome   // the outcome, as recorded: what the claimer reports and returns
+	lateOut  *Outcome  // what an abandoned cleanup's method returned since, for Report
+	returned bool      // its goroutine is through, or none will run
+	finished bool      // it holds back no dependency's cleanup any more
+	waiting  []*task   // the runs' places for it that wait to be told it finished
+	heldBy   *task     // the Stop's place for it that waits for AllowCleanup
 	// A late return is reported after the outcome: by returned if its
 	// claimer has reported the outcome by then (see cleaned), or else by
 	// cleaned, right after it.
@@ -123,9 +124,9 @@ func (r *Registry) skipIdle(c *cleanup) bool {
 }
 
 // returned takes the result of c's goroutine. If the deadline or the
-// caller ended c first, the result is late: it replaces an abandoned
-// outcome (the close a Stop out of time began still happened), not a
-// timeout (the provider broke its own bound).
+// caller ended c first, the result is late: Report shows it in place of an
+// abandoned outcome (the close a Stop out of time began still happened),
+// not of a timeout (the provider broke its own bound).
 func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 	n := c.n
 	r.mu.Lock()
@@ -147,7 +148,7 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 	}
 	if late && c.out.Result == ResultAbandoned {
 		o.Late = true
-		c.out = o
+		c.lateOut = &o
 	}
 	r.record(c, o)
 	r.finish(c)
@@ -211,10 +212,9 @@ func (r *Registry) finish(c *cleanup) {
 	c.waiting = nil
 }
 
-// cleaned reports c's outcome, once ended, to the observers (a cleanup
-// that went well only if someone listens). Its claimer calls it, once.
-func (r *Registry) cleaned(c *cleanup) Outcome {
-	o, _ := r.outcome(c)
+// cleaned reports o, c's outcome, to the observers (a cleanup that went
+// well only if someone listens). Its claimer calls it, once c has ended.
+func (r *Registry) cleaned(c *cleanup, o Outcome) {
 	if o.Result != ResultOK || r.listening() { // a failure or a skip is logged at warn or debug
 		r.emit(ProviderCleaned{ID: c.n.id, Trigger: c.trigger, Outcome: o})
 	}
@@ -225,10 +225,18 @@ func (r *Registry) cleaned(c *cleanup) Outcome {
 	if late != nil {
 		r.emit(*late)
 	}
-	return o
 }
 
-// outcome returns c's outcome and whether it has ended.
+// latest is c's outcome as Report gives it: an abandoned cleanup's late
+// result in place of abandoned, once it has one. r.mu is held.
+func (c *cleanup) latest() Outcome {
+	if c.lateOut != nil {
+		return *c.lateOut
+	}
+	return c.out
+}
+
+// outcome returns c's outcome, as recorded, and whether it has ended.
 func (r *Registry) outcome(c *cleanup) (Outcome, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -9,7 +9,16 @@ import "time"
 // Observe is called synchronously, sometimes from several goroutines at
 // once (cleanups run concurrently, and a provider abandoned by Stop may
 // return later). It must be safe for concurrent use and must not block: a
-// slow observer slows the stop it observes.
+// slow observer slows the stop it observes. It may call the registry's
+// methods that do not wait for a Start or a Stop (Report, Providers,
+// Health, Acquire, AllowCleanup, Register, Unregister); a Stop called from
+// an observer of a Stop waits for itself, until its context ends.
+//
+// A panic in Observe is recovered and logged at error level. An observer
+// that calls runtime.Goexit (as t.FailNow does) ends the goroutine of the
+// Start or Stop that called it: that call then returns an error saying so
+// to any caller that waits for it, and a Stop's cleanups not yet begun are
+// begun at once, out of order, so that each still runs once.
 type Observer interface {
 	Observe(Event)
 }

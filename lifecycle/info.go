@@ -53,7 +53,7 @@ func (r *Registry) Providers() []ProviderInfo {
 			info.State = StateCleaning
 			if c.done {
 				info.State = StateCleaned
-				o := c.out
+				o := c.latest()
 				info.Outcome = &o
 			}
 		}

@@ -26,6 +26,10 @@ type initCall struct {
 // begin.
 var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
 
+// errBegunAlready is initialize's answer for a provider whose Initialize
+// another call began: it runs at most once.
+var errBegunAlready = errors.New("its Initialize has begun already, in another call")
+
 // initialize runs n's Initialize on a goroutine of its own, bounded by its
 // timeout and ctx, and records the outcome. It never begins once n's
 // cleanup has been claimed or Stop has begun (errNotBegun): both are
@@ -40,9 +44,13 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 		r.mu.Unlock()
 		return providerError(n.id, "initialize", fmt.Errorf("not begun: %w", err))
 	}
-	if n.cleanup != nil || r.phase >= phaseStopping || n.state != StateRegistered {
+	switch {
+	case n.cleanup != nil || r.phase >= phaseStopping:
 		r.mu.Unlock()
 		return errNotBegun
+	case n.state != StateRegistered:
+		r.mu.Unlock()
+		return errBegunAlready
 	}
 	if n.init == nil {
 		n.state = StateReady

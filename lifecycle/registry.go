@@ -210,8 +210,9 @@ func (r *Registry) initializeLate(n *node) error {
 		r.cleanupOne(c) // bounded by the provider's timeout
 		r.mu.Lock()
 		r.remove(n)
+		o := c.out
 		r.mu.Unlock()
-		o := r.cleaned(c)
+		r.cleaned(c, o)
 		r.emit(endedOne(TriggerRollback, n.id, o))
 	}
 	return err

@@ -194,7 +194,27 @@ func (ru *run) cutShort() {
 // the run's CleanupEnded.
 func (ru *run) cleaned(t *task) {
 	if t.mine {
-		ru.r.cleaned(t.c)
+		o, _ := ru.r.outcome(t.c)
+		ru.r.cleaned(t.c, o)
+	}
+}
+
+// beginRest begins every cleanup of the run not begun yet, regardless of
+// order and without telling observers. It is for a Stop whose goroutine an
+// observer ended with runtime.Goexit: the cleanups still run, once.
+func (ru *run) beginRest() {
+	r := ru.r
+	var begin []*task
+	r.mu.Lock()
+	for _, t := range ru.tasks {
+		if t.mine && !t.begun && !t.c.done {
+			t.begun = true
+			begin = append(begin, t)
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range begin {
+		r.begin(t.c)
 	}
 }
 
@@ -213,14 +233,16 @@ func (r *Registry) cleanupRun(ru *run) []error {
 	var errs []error
 	r.mu.Lock()
 	for _, t := range ru.tasks {
-		if t.mine {
-			if ended.Report.Providers != nil {
-				ended.Report.Providers[t.c.n.id] = t.c.out
-			}
-			ended.count(t.c.out.Result)
-			if t.c.out.Err != nil {
-				errs = append(errs, t.c.out.Err)
-			}
+		if !t.mine {
+			continue
+		}
+		o := t.c.out
+		if ended.Report.Providers != nil {
+			ended.Report.Providers[t.c.n.id] = o
+		}
+		ended.count(o.Result)
+		if o.Err != nil {
+			errs = append(errs, o.Err)
 		}
 	}
 	r.reported = append(r.reported, ru)

@@ -35,7 +35,7 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 		r.mu.Unlock()
 		return err
 	case n.state == StateInitializing:
-		err = errors.New("its Initialize is running already")
+		err = errBegunAlready
 	default:
 		err = r.checkDeps(n, true) // as for a provider registered while running
 	}
@@ -44,8 +44,11 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 		return providerError(id, "start", err)
 	}
 	err = r.initialize(ctx, n)
-	if errors.Is(err, errNotBegun) {
+	switch {
+	case errors.Is(err, errNotBegun):
 		return providerError(id, "start", ErrStopped) // Stop claimed it first
+	case errors.Is(err, errBegunAlready):
+		return providerError(id, "start", err)
 	}
 	return err
 }

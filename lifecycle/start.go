@@ -15,8 +15,9 @@ import (
 // timeout and by ctx. Providers registered while Start runs are initialized
 // by it too.
 //
-// An unknown dependency or a cycle fails Start before any provider is
-// initialized, with an error that names it. If an Initialize fails, panics
+// An unknown dependency or a cycle fails Start, with an error that names
+// it: before any provider is initialized, unless the provider was
+// registered while Start ran; then what Start initialized is rolled back. If an Initialize fails, panics
 // or times out, no further provider is initialized, and the providers
 // initialized so far, with the one that failed (it may hold half of its
 // resources), are cleaned up in dependency order before Start returns the
@@ -61,18 +62,22 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.mu.Unlock()
 
 	begin := time.Now()
+	initialized, err := 0, errObserverExited
+	defer func() { // deferred, so that Start ends whatever becomes of this goroutine
+		cancel()
+		r.mu.Lock()
+		if r.phase == phaseStarting {
+			r.phase = phaseStartFailed // start moves it to running on success
+		}
+		r.startErr = err
+		close(r.startDone)
+		r.mu.Unlock()
+		if err != errObserverExited {
+			r.emit(StartEnded{Providers: initialized, Staged: staged, Duration: time.Since(begin), Err: err})
+		}
+	}()
 	r.emit(StartBegan{Providers: count, Staged: staged})
-	initialized, err := r.start(sctx)
-	cancel()
-
-	r.mu.Lock()
-	if r.phase == phaseStarting {
-		r.phase = phaseStartFailed // start moves it to running on success
-	}
-	r.startErr = err
-	close(r.startDone)
-	r.mu.Unlock()
-	r.emit(StartEnded{Providers: initialized, Staged: staged, Duration: time.Since(begin), Err: err})
+	initialized, err = r.start(sctx)
 	return err
 }
 
@@ -91,6 +96,9 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			r.phase = phaseRunning
 		}
 		r.mu.Unlock()
+		if err != nil && initialized > 0 { // a provider registered during Start
+			r.rollback(ctx)
+		}
 		if err != nil || len(order) == 0 {
 			return initialized, err
 		}
@@ -105,7 +113,7 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 					return initialized, ErrStopped
 				}
 				return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
-			case errors.Is(err, errNotBegun): // unregistered since the batch was chosen
+			case errors.Is(err, errNotBegun), errors.Is(err, errBegunAlready): // unregistered, or begun by another call, since the batch was chosen
 				continue
 			}
 			r.rollback(ctx)

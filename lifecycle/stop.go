@@ -47,41 +47,42 @@ func (r *Registry) Stop(ctx context.Context) error {
 		}
 	}
 	r.stopDone = make(chan struct{})
-	starting := r.phase == phaseStarting
+	if r.phase == phaseStarting {
+		// Start begins no Initialize from now on, and the one it runs
+		// ends with its context: its cleanup waits for it. Stop does not
+		// wait for Start itself, which may be the goroutine of an
+		// observer that called Stop.
+		r.cancelStart()
+	}
 	r.phase = phaseStopping
-	startDone, cancelStart := r.startDone, r.cancelStart
+	ru := r.claimRun(ctx, slices.Clone(r.order), TriggerStop)
 	r.mu.Unlock()
 
 	began := time.Now()
-	var err error
-	defer func() { // deferred, so that a second Stop is answered whatever happens here
+	err, returned := errObserverExited, false
+	defer func() { // deferred, so that a second Stop is answered whatever becomes of this one
+		if !returned {
+			ru.beginRest()
+		}
 		r.mu.Lock()
 		r.reportDuration += time.Since(began)
 		r.stopErr, r.phase = err, phaseStopped
 		close(r.stopDone)
 		r.mu.Unlock()
 	}()
-	if starting {
-		// Start returns promptly once cancelled: it waits for nothing
-		// beyond its context. Its initialized providers are cleaned up
-		// below.
-		cancelStart()
-		select {
-		case <-startDone:
-		case <-ctx.Done():
-		}
-	}
-	r.mu.Lock()
-	ru := r.claimRun(ctx, slices.Clone(r.order), TriggerStop)
-	r.mu.Unlock()
 	err = errors.Join(r.cleanupRun(ru)...)
+	returned = true
 	return err
 }
 
+// errObserverExited is the result of a Start or a Stop whose goroutine an
+// observer ended with runtime.Goexit (as t.FailNow does).
+var errObserverExited = errors.New("an observer called runtime.Goexit, which ended the goroutine of this call")
+
 // Report returns the per-provider outcome of every provider the registry
 // held when Stop began (a cleanup another caller had begun and not
-// finished then, with that caller's outcome), together with those of a
-// failed Start's rollback. Before either, it is empty. A cleanup that Stop
+// finished then, with that caller's outcome, once it has one), together
+// with those of a failed Start's rollback. Before either, it is empty. A cleanup that Stop
 // abandoned and that returned since shows its real result, with Late set.
 func (r *Registry) Report() StopReport {
 	r.mu.Lock()
@@ -89,7 +90,9 @@ func (r *Registry) Report() StopReport {
 	out := StopReport{Duration: r.reportDuration, Providers: make(map[string]Outcome)}
 	for _, ru := range r.reported {
 		for _, t := range ru.tasks {
-			out.Providers[t.c.n.id] = t.c.out
+			if t.c.done { // another caller's, still running, shows once it ends
+				out.Providers[t.c.n.id] = t.c.latest()
+			}
 		}
 	}
 	return out

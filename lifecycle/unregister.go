@@ -65,7 +65,8 @@ func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (Outcome, e
 	}
 	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
 	r.cleanupOne(c)
-	o := r.cleaned(c)
+	o, _ := r.outcome(c)
+	r.cleaned(c, o)
 	r.emit(endedOne(TriggerUnregister, id, o))
 	return o, o.Err
 }
