@@ -86,16 +86,20 @@
 //	cleaning --its outcome is recorded--> cleaned
 //
 // A cleanup, once claimed, is begun by its claimer (a Stop when its
-// dependents have finished; a rollback likewise; Unregister at once). Its
+// dependents have finished, or at once when its context is done; a
+// rollback when its dependents have finished; Unregister at once). Its
 // outcome is recorded once, by the first of three: its goroutine, when the
-// method returns (ok, error, panic) or, for a provider without one, when
-// Initialize and leases are done (skipped); its deadline, when the
+// method returns (ok, error, panic, Goexit) or, for a provider without
+// one, when Initialize and leases are done (skipped); its timer, when the
 // provider's own timeout ran out (timeout); its claimer, whose context is
-// done (abandoned). It finishes, releasing the cleanups of what it depends
-// on, when its outcome is recorded, except when it was abandoned while its
-// method still ran: then when the method returns or its own timeout
-// passes. An abandoned cleanup whose method returns later has its real
-// result recorded in place of abandoned, marked late.
+// done (abandoned). A provider without a cleanup method and with nothing
+// to wait for is skipped when begun, with no goroutine. A cleanup
+// finishes, releasing the cleanups of what it depends on, when its outcome
+// is recorded, except when it was abandoned while its method still ran:
+// then when the method returns or its own timeout runs out. The claimer
+// reports and returns the outcome as recorded; an abandoned cleanup whose
+// method returns later shows its real result in [Registry.Report], marked
+// late.
 //
 // # Locks
 //
