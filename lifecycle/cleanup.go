@@ -245,7 +245,9 @@ func (r *Registry) outcome(c *cleanup) (Outcome, bool) {
 
 // cleanupOne runs c, the cleanup of one provider (an Unregister's, or a
 // failed late Register's), and returns once it has ended, or once its
-// caller's context is done, having recorded it abandoned.
+// caller's context is done, having recorded it abandoned. It begins c
+// before it tells the observers, so that the cleanup runs whatever an
+// observer does to this goroutine.
 func (r *Registry) cleanupOne(c *cleanup) {
 	r.mu.Lock()
 	skipped := c.done
@@ -253,6 +255,7 @@ func (r *Registry) cleanupOne(c *cleanup) {
 	if !skipped {
 		r.begin(c)
 	}
+	r.emit(CleanupBegan{Trigger: c.trigger, Providers: 1})
 	select {
 	case <-c.ended:
 	case <-c.caller.Done():

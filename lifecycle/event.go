@@ -9,16 +9,19 @@ import "time"
 // Observe is called synchronously, sometimes from several goroutines at
 // once (cleanups run concurrently, and a provider abandoned by Stop may
 // return later). It must be safe for concurrent use and must not block: a
-// slow observer slows the stop it observes. It may call the registry's
-// methods that do not wait for a Start or a Stop (Report, Providers,
-// Health, Acquire, AllowCleanup, Register, Unregister); a Stop called from
-// an observer of a Stop waits for itself, until its context ends.
+// slow observer slows the stop it observes. It may call Report,
+// Providers, IDs, Health, Acquire, AllowCleanup and Register, and Stop
+// from an observer of Start's events. It must not otherwise call Stop or
+// Unregister: they wait for cleanups that the goroutine calling the
+// observer may be the one to begin, so they wait until their context
+// ends.
 //
 // A panic in Observe is recovered and logged at error level. An observer
-// that calls runtime.Goexit (as t.FailNow does) ends the goroutine of the
-// Start or Stop that called it: that call then returns an error saying so
-// to any caller that waits for it, and a Stop's cleanups not yet begun are
-// begun at once, out of order, so that each still runs once.
+// that calls runtime.Goexit (as t.FailNow does) ends the goroutine that
+// called it: a Start or Stop then returns an error saying so to any
+// caller that waits for it, and the cleanups of a Stop or a rollback not
+// yet begun are begun at once, out of order, so that each still runs
+// once.
 type Observer interface {
 	Observe(Event)
 }

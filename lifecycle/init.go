@@ -22,8 +22,9 @@ type initCall struct {
 }
 
 // errNotBegun is initialize's answer for a provider whose cleanup was
-// claimed, or whose registry began stopping, before its Initialize could
-// begin.
+// claimed (by Stop, a rollback or Unregister), or whose registry began
+// stopping, before its Initialize could begin. It wraps ErrStopped when
+// Stop has begun.
 var errNotBegun = errors.New("initialize not begun: the provider's cleanup is claimed")
 
 // errBegunAlready is initialize's answer for a provider whose Initialize
@@ -45,7 +46,10 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 		return providerError(n.id, "initialize", fmt.Errorf("not begun: %w", err))
 	}
 	switch {
-	case n.cleanup != nil || r.phase >= phaseStopping:
+	case r.phase >= phaseStopping:
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %w", errNotBegun, ErrStopped)
+	case n.cleanup != nil:
 		r.mu.Unlock()
 		return errNotBegun
 	case n.state != StateRegistered:

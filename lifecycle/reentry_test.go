@@ -212,3 +212,125 @@ func TestConcurrentStartProviderCallsNeverSayStopped(t *testing.T) {
 		require.NoError(t, r.Stop(context.Background()))
 	}
 }
+
+// An observer that ends a rollback's goroutine with runtime.Goexit leaves
+// no cleanup undone: the rollback's cleanups are begun all the same.
+func TestAnObserverThatExitsARollbackLeavesNoCleanupUndone(t *testing.T) {
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if c, ok := e.(lifecycle.CleanupBegan); ok && c.Trigger == lifecycle.TriggerRollback {
+			runtime.Goexit()
+		}
+	})))
+	a, b := newFake("a", &journal{}), newFake("b", &journal{})
+	b.initialize = failing(errBoom)
+	mustRegister(t, r, a)
+	mustRegister(t, r, b)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = r.Start(context.Background())
+	}()
+	testkit.Receive(t, exited, "the Start the observer ended")
+	eventually(t, "a's and b's cleanups", func() bool { return a.cleanups.Load() == 1 && b.cleanups.Load() == 1 })
+	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
+	assert.Equal(t, lifecycle.ResultOK, r.Report().Providers["a"].Result)
+}
+
+// The same for an Unregister: its cleanup is begun before the observers
+// hear of it.
+func TestAnObserverThatExitsAnUnregisterLeavesNoCleanupUndone(t *testing.T) {
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if c, ok := e.(lifecycle.CleanupBegan); ok && c.Trigger == lifecycle.TriggerUnregister {
+			runtime.Goexit()
+		}
+	})))
+	x := newFake("x", &journal{})
+	mustRegister(t, r, x)
+	require.NoError(t, r.Start(context.Background()))
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = r.Unregister(context.Background(), "x")
+	}()
+	testkit.Receive(t, exited, "the Unregister the observer ended")
+	eventually(t, "x's cleanup", func() bool { return x.cleanups.Load() == 1 })
+	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
+}
+
+// A Stop whose goroutine an observer ended still leaves its outcomes in
+// the report.
+func TestAnObserverThatExitsStopLeavesTheReport(t *testing.T) {
+	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if _, ok := e.(lifecycle.CleanupBegan); ok {
+			runtime.Goexit()
+		}
+	})))
+	a := newFake("a", &journal{})
+	mustRegister(t, r, a)
+	require.NoError(t, r.Start(context.Background()))
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = r.Stop(context.Background())
+	}()
+	testkit.Receive(t, exited, "the Stop the observer ended")
+	eventually(t, "a's outcome in the report", func() bool { return r.Report().Providers["a"].Result == lifecycle.ResultOK })
+}
+
+// With its context done before it begins, a Stop begins nothing in order:
+// every cleanup is abandoned before it began, and the error reads the same
+// on every run, dependencies or not.
+func TestStopWithADoneContextReadsTheSameWithDependencies(t *testing.T) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	texts := map[string]bool{}
+	for range 50 {
+		r := lifecycle.NewRegistry()
+		mustRegister(t, r, newFake("db", &journal{}))
+		mustRegister(t, r, newFake("cache", &journal{}), lifecycle.DependsOn("db"))
+		mustRegister(t, r, newFake("api", &journal{}), lifecycle.DependsOn("cache"))
+		require.NoError(t, r.Start(context.Background()))
+		err := r.Stop(done)
+		require.Error(t, err)
+		texts[err.Error()] = true
+	}
+	assert.Len(t, texts, 1, "%v", texts)
+	for text := range texts {
+		assert.Contains(t, text, "abandoned before it began")
+	}
+}
+
+// A StartProvider that an Unregister of the same provider beats is told
+// so, not that the registry stopped.
+func TestStartProviderBeatenByUnregisterDoesNotSayStopped(t *testing.T) {
+	for round := range 5000 {
+		r := lifecycle.NewRegistry()
+		mustRegister(t, r, newFake("s", &journal{}), lifecycle.Staged())
+		require.NoError(t, r.Start(context.Background()))
+		together, open := gate(t)
+		started := testkit.Go(func() error { <-together; return r.StartProvider(context.Background(), "s") })
+		unregistered := testkit.Go(func() error { <-together; return r.Unregister(context.Background(), "s") })
+		open()
+		err := testkit.Receive(t, started, "StartProvider")
+		testkit.Receive(t, unregistered, "Unregister")
+		require.False(t, errors.Is(err, lifecycle.ErrStopped), "round %d: %v", round, err)
+		require.NoError(t, r.Stop(context.Background()))
+	}
+}
+
+// A rollback's cleanup that fails is named in Start's error, beside the
+// Initialize that failed.
+func TestStartNamesTheRollbacksFailures(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	a, b := newFake("a", &journal{}), newFake("b", &journal{})
+	a.cleanup = failing(errors.New("close failed"))
+	b.initialize = failing(errBoom)
+	mustRegister(t, r, a)
+	mustRegister(t, r, b)
+	err := r.Start(context.Background())
+	require.ErrorIs(t, err, errBoom)
+	assert.ErrorContains(t, err, `provider "a": cleanup: close failed`)
+	var pe *lifecycle.ProviderError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "b", pe.ProviderID, "the Initialize that failed comes first")
+}

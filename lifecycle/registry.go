@@ -196,8 +196,8 @@ func (r *Registry) checkDeps(n *node, initNow bool) error {
 // and removes it, unless Stop has claimed it in the meantime.
 func (r *Registry) initializeLate(n *node) error {
 	err := r.initialize(context.Background(), n)
-	if errors.Is(err, errNotBegun) {
-		return providerError(n.id, "register", ErrStopped) // Stop claimed it first
+	if errors.Is(err, errNotBegun) { // Stop or Unregister claimed it first
+		return providerError(n.id, "register", err)
 	}
 	if err == nil {
 		return nil
@@ -206,7 +206,6 @@ func (r *Registry) initializeLate(n *node) error {
 	c, mine := r.claim(n, TriggerRollback, context.Background())
 	r.mu.Unlock()
 	if mine {
-		r.emit(CleanupBegan{Trigger: TriggerRollback, Providers: 1})
 		r.cleanupOne(c) // bounded by the provider's timeout
 		r.mu.Lock()
 		r.remove(n)

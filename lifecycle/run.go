@@ -93,6 +93,10 @@ func (ru *run) execute() {
 			ru.finished(t)
 		}
 	}
+	if ru.ctx.Err() != nil { // done already: nothing begins in order
+		ru.cutShort()
+		return
+	}
 	for _, t := range ru.tasks {
 		ru.beginIfReady(t)
 	}
@@ -200,21 +204,33 @@ func (ru *run) cleaned(t *task) {
 }
 
 // beginRest begins every cleanup of the run not begun yet, regardless of
-// order and without telling observers. It is for a Stop whose goroutine an
-// observer ended with runtime.Goexit: the cleanups still run, once.
+// order and without telling observers. It is for a run whose goroutine an
+// observer ended with runtime.Goexit: the cleanups still run, once, and
+// their late returns are still reported.
 func (ru *run) beginRest() {
 	r := ru.r
 	var begin []*task
+	var late []ProviderReturnedLate
 	r.mu.Lock()
 	for _, t := range ru.tasks {
-		if t.mine && !t.begun && !t.c.done {
+		if !t.mine {
+			continue
+		}
+		if !t.begun && !t.c.done {
 			t.begun = true
 			begin = append(begin, t)
+		}
+		t.c.reported = true // no outcome will be reported now
+		if t.c.lateReturn != nil {
+			late = append(late, *t.c.lateReturn)
 		}
 	}
 	r.mu.Unlock()
 	for _, t := range begin {
 		r.begin(t.c)
+	}
+	for _, e := range late {
+		r.emit(e)
 	}
 }
 
@@ -223,7 +239,17 @@ func (ru *run) beginRest() {
 // by provider id so that the joined error reads the same on every run.
 func (r *Registry) cleanupRun(ru *run) []error {
 	began := time.Now()
+	executed := false
+	defer func() {
+		if !executed { // an observer ended this goroutine with runtime.Goexit
+			ru.beginRest()
+			r.mu.Lock()
+			r.reported = append(r.reported, ru)
+			r.mu.Unlock()
+		}
+	}()
 	ru.execute()
+	executed = true
 	took := time.Since(began)
 
 	ended := CleanupEnded{Trigger: ru.trigger, Duration: took, Report: StopReport{Duration: took}}

@@ -44,10 +44,7 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 		return providerError(id, "start", err)
 	}
 	err = r.initialize(ctx, n)
-	switch {
-	case errors.Is(err, errNotBegun):
-		return providerError(id, "start", ErrStopped) // Stop claimed it first
-	case errors.Is(err, errBegunAlready):
+	if errors.Is(err, errNotBegun) || errors.Is(err, errBegunAlready) { // another call came first
 		return providerError(id, "start", err)
 	}
 	return err

@@ -97,7 +97,7 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 		}
 		r.mu.Unlock()
 		if err != nil && initialized > 0 { // a provider registered during Start
-			r.rollback(ctx)
+			return initialized, errors.Join(append([]error{err}, r.rollback(ctx)...)...)
 		}
 		if err != nil || len(order) == 0 {
 			return initialized, err
@@ -116,8 +116,7 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 			case errors.Is(err, errNotBegun), errors.Is(err, errBegunAlready): // unregistered, or begun by another call, since the batch was chosen
 				continue
 			}
-			r.rollback(ctx)
-			return initialized, err
+			return initialized, errors.Join(append([]error{err}, r.rollback(ctx)...)...)
 		}
 	}
 }
@@ -129,17 +128,18 @@ func (r *Registry) stopping() bool {
 }
 
 // rollback cleans up, in dependency order, every provider initialized so
-// far and the one that failed. It claims every registered provider: those
+// far and the one that failed, and returns the errors of the cleanups that
+// failed, which Start returns with its own. It claims every registered provider: those
 // whose Initialize never began are skipped, as they would be by a later
 // Stop, and no dependent is left for a later Stop to clean up after what
 // it depends on. The registry is marked failed, and the providers claimed,
 // in one critical section, so that none can be registered meanwhile. Its
 // outcomes join the registry's report.
-func (r *Registry) rollback(ctx context.Context) {
+func (r *Registry) rollback(ctx context.Context) []error {
 	r.mu.Lock()
 	if r.phase != phaseStarting { // Stop has begun, and owns every cleanup
 		r.mu.Unlock()
-		return
+		return nil
 	}
 	r.phase = phaseStartFailed
 	// The rollback is not cut short by ctx: a start that ran out of time
@@ -147,7 +147,7 @@ func (r *Registry) rollback(ctx context.Context) {
 	// providers' timeouts.
 	ru := r.claimRun(context.WithoutCancel(ctx), slices.Clone(r.order), TriggerRollback)
 	r.mu.Unlock()
-	r.cleanupRun(ru)
+	return r.cleanupRun(ru)
 }
 
 // initOrder returns the providers Start is to initialize next: those

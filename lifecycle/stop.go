@@ -29,7 +29,9 @@ import (
 // Start's rollback included.
 //
 // From the moment Stop begins, Register and Acquire fail with
-// [ErrStopped]. A Start still running is cancelled first. A second Stop
+// [ErrStopped]. A Start still running is cancelled, and begins no further
+// Initialize; Stop does not wait for it to return, so Start's last events
+// (the Initialize it cut short, StartEnded) may come after Stop's. A second Stop
 // runs nothing and returns the first one's result, waiting for it (within
 // its own ctx) if it has not ended.
 func (r *Registry) Stop(ctx context.Context) error {
@@ -59,11 +61,8 @@ func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Unlock()
 
 	began := time.Now()
-	err, returned := errObserverExited, false
-	defer func() { // deferred, so that a second Stop is answered whatever becomes of this one
-		if !returned {
-			ru.beginRest()
-		}
+	err := errObserverExited // kept if an observer ends this goroutine
+	defer func() {           // deferred, so that a second Stop is answered whatever becomes of this one
 		r.mu.Lock()
 		r.reportDuration += time.Since(began)
 		r.stopErr, r.phase = err, phaseStopped
@@ -71,7 +70,6 @@ func (r *Registry) Stop(ctx context.Context) error {
 		r.mu.Unlock()
 	}()
 	err = errors.Join(r.cleanupRun(ru)...)
-	returned = true
 	return err
 }
 

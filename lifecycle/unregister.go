@@ -63,7 +63,6 @@ func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (Outcome, e
 			return Outcome{}, providerError(id, "unregister", ctx.Err())
 		}
 	}
-	r.emit(CleanupBegan{Trigger: TriggerUnregister, Providers: 1})
 	r.cleanupOne(c)
 	o, _ := r.outcome(c)
 	r.cleaned(c, o)
