@@ -113,8 +113,8 @@ func (r *Registry) start(ctx context.Context) (initialized int, err error) {
 					return initialized, ErrStopped
 				}
 				return initialized, fmt.Errorf("%w during start: %w", ErrStopped, err)
-			case errors.Is(err, errNotBegun), errors.Is(err, errBegunAlready): // unregistered, or begun by another call, since the batch was chosen
-				continue
+			case errors.Is(err, errNotBegun), errors.Is(err, errBegunAlready):
+				continue // unregistered, or begun by another call, since the batch was chosen
 			}
 			return initialized, errors.Join(append([]error{err}, r.rollback(ctx)...)...)
 		}
@@ -129,12 +129,12 @@ func (r *Registry) stopping() bool {
 
 // rollback cleans up, in dependency order, every provider initialized so
 // far and the one that failed, and returns the errors of the cleanups that
-// failed, which Start returns with its own. It claims every registered provider: those
-// whose Initialize never began are skipped, as they would be by a later
-// Stop, and no dependent is left for a later Stop to clean up after what
-// it depends on. The registry is marked failed, and the providers claimed,
-// in one critical section, so that none can be registered meanwhile. Its
-// outcomes join the registry's report.
+// failed, which Start returns with its own. It claims every registered
+// provider: those whose Initialize never began are skipped, as they would
+// be by a later Stop, and no dependent is left for a later Stop to clean
+// up after what it depends on. The registry is marked failed, and the
+// providers claimed, in one critical section, so that none can be
+// registered meanwhile. Its outcomes join the registry's report.
 func (r *Registry) rollback(ctx context.Context) []error {
 	r.mu.Lock()
 	if r.phase != phaseStarting { // Stop has begun, and owns every cleanup

@@ -31,9 +31,9 @@ import (
 // From the moment Stop begins, Register and Acquire fail with
 // [ErrStopped]. A Start still running is cancelled, and begins no further
 // Initialize; Stop does not wait for it to return, so Start's last events
-// (the Initialize it cut short, StartEnded) may come after Stop's. A second Stop
-// runs nothing and returns the first one's result, waiting for it (within
-// its own ctx) if it has not ended.
+// (the Initialize it cut short, StartEnded) may come after Stop's. A
+// second Stop runs nothing and returns the first one's result, waiting for
+// it (within its own ctx) if it has not ended.
 func (r *Registry) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	if r.stopDone != nil {
@@ -62,7 +62,9 @@ func (r *Registry) Stop(ctx context.Context) error {
 
 	began := time.Now()
 	err := errObserverExited // kept if an observer ends this goroutine
-	defer func() {           // deferred, so that a second Stop is answered whatever becomes of this one
+	// Deferred, so that a second Stop is answered whatever becomes of
+	// this one.
+	defer func() {
 		r.mu.Lock()
 		r.reportDuration += time.Since(began)
 		r.stopErr, r.phase = err, phaseStopped
@@ -80,8 +82,9 @@ var errObserverExited = errors.New("an observer called runtime.Goexit, which end
 // Report returns the per-provider outcome of every provider the registry
 // held when Stop began (a cleanup another caller had begun and not
 // finished then, with that caller's outcome, once it has one), together
-// with those of a failed Start's rollback. Before either, it is empty. A cleanup that Stop
-// abandoned and that returned since shows its real result, with Late set.
+// with those of a failed Start's rollback. Before either, it is empty. A
+// cleanup that Stop abandoned and that returned since shows its real
+// result, with Late set.
 func (r *Registry) Report() StopReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
