@@ -125,8 +125,9 @@
 // registry cancels its own Start, and the module cancels the Initialize
 // that a provider's hook runs, so the start fails at once with an error
 // that is [lifecycle.ErrStopped], fx rolls back (which allows the
-// providers' cleanups), and the Stop cleans up what was initialized within its own
-// context. That is how a service ends its start on SIGTERM: cancelling
+// providers' cleanups), and the Stop cleans up what was initialized
+// within its own context. That is how a service ends its start on
+// SIGTERM: cancelling
 // the context given to app.Start would not do, since fx hands its
 // rollback that same context, done, and so runs no OnStop hook.
 // [EventLogger] logs the events of such a start at debug level.
