@@ -119,7 +119,7 @@
 // app.Start at that context's deadline whatever its hooks do: cleanups that
 // have not ended by then go on (the error says so), and Registry.Stop
 // waits for them. A Registry.Stop called by hand otherwise waits for fx's
-// hooks to release each provider, or for its context to end.
+// hooks to allow each provider's cleanup, or for its context to end.
 //
 // A Registry.Stop called while fx starts the app ends the start: the
 // registry cancels its own Start, and the module cancels the Initialize
@@ -127,9 +127,9 @@
 // that is [lifecycle.ErrStopped], fx rolls back (which allows the
 // providers' cleanups), and the Stop cleans up what was initialized
 // within its own context. That is how a service ends its start on
-// SIGTERM: cancelling
-// the context given to app.Start would not do, since fx hands its
-// rollback that same context, done, and so runs no OnStop hook.
+// SIGTERM: cancelling the context given to app.Start would not do, since
+// fx hands its rollback that same context, done, and so runs no OnStop
+// hook.
 // [EventLogger] logs the events of such a start at debug level.
 //
 // # Logging
