@@ -47,7 +47,7 @@
 // provider built from a component that has hooks of its own waits in its
 // hook for its cleanup to end, since fx stops that component next. The
 // module's own hooks come before every provider's: the first registers the
-// providers and starts the registry; the last releases whatever fx did not
+// providers and starts the registry; the last allows the cleanup of whatever fx did not
 // reach and returns the errors the provider hooks did not.
 //
 // # Dependencies

@@ -165,7 +165,7 @@ func (sl *slot) start(fxCtx context.Context) error {
 	if err != nil {
 		sl.s.allowUnstarted()
 		// fx calls no OnStop for a hook whose OnStart failed: the provider
-		// (which may hold half of what it acquired) is released here, and
+		// (which may hold half of what it acquired) is allowed its cleanup here, and
 		// cleaned up by the Stop this begins, which every provider hook
 		// fx stops next joins.
 		sl.s.beginStop(fxCtx, true)
