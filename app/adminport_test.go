@@ -36,7 +36,7 @@ func (s *service) get(path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// Issue 21: with admin_addr set, the admin API (/v1/providers in every
+// With admin_addr set, the admin API (/v1/providers in every
 // method, /v1/pools) and /metrics answer on the admin listener and 404 on
 // the main one, whatever the spelling of their path; the probes and the
 // tasks answer on the main listener and 404 on the admin one. A
@@ -103,7 +103,7 @@ func TestNoAdminAddrServesEverythingOnOnePort(t *testing.T) {
 	}
 }
 
-// Issue 21: a port in use on admin_addr fails the start, naming admin_addr,
+// A port in use on admin_addr fails the start, naming admin_addr,
 // and leaves the main listener closed.
 func TestAdminAddrInUseFailsTheStart(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")

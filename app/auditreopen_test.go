@@ -19,7 +19,7 @@ func holds(path, s string) bool {
 	return err == nil && strings.Contains(string(b), s)
 }
 
-// Issue 21: the audit file moved away while the service runs (logrotate
+// The audit file moved away while the service runs (logrotate
 // without copytruncate) or deleted: the writer opens a new file at its
 // path, which gets the later tasks' records and goes on rotating; the
 // moved file keeps the earlier ones; the service stays ready, tasks keep

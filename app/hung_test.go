@@ -15,7 +15,7 @@ import (
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
 
-// Issue 21, F2: a child that hangs but stays alive (stopped, as kill -STOP
+// A child that hangs but stays alive (stopped, as kill -STOP
 // stops it) fails every health check. Once it has for
 // restart.unhealthy_after it is cut off as dead, which the log says once,
 // and replaced through the ordinary restart: the pool and readiness come
@@ -55,7 +55,7 @@ func TestAChildThatHangsIsCutOffAndReplaced(t *testing.T) {
 	assert.Equal(t, 1, cut, "logged once; log:\n%s", log)
 }
 
-// Issue 21: a hung child that tasks keep busy is
+// A hung child that tasks keep busy is
 // found degraded, not unhealthy (busy is not broken), so it must still be
 // cut off once the tasks given it run out of time unanswered: tasks sent
 // without pause from the moment it stops, each with a short timeout, do

@@ -52,7 +52,7 @@ func (s *service) rows() int {
 	return n
 }
 
-// Issue 21, case 3: a task is checked before it costs a row or an audit
+// A task is checked before it costs a row or an audit
 // line. A protocol of 1 MB is 400, answered in a few hundred bytes; one no
 // template serves is 404; neither is stored or audited, on either store.
 func TestTaskInputIsCheckedBeforeItIsRecorded(t *testing.T) {
@@ -132,7 +132,7 @@ providers: []
 	assert.Contains(t, err.Error(), `config: templates.p.protocol: want 1 to 64 ASCII letters`)
 }
 
-// Issue 21, case 5: on PostgreSQL, bad input is a 4xx that carries none of
+// On PostgreSQL, bad input is a 4xx that carries none of
 // the database's words: NUL in a method or protocol is refused before the
 // store sees it; a lookup of an id the service never makes does not reach
 // the store. A NUL in params is the provider's to refuse: its error, which
@@ -171,7 +171,7 @@ func TestPostgresBadInputIsAClientError(t *testing.T) {
 	assert.Equal(t, 1, s.rows())
 }
 
-// Issue 21, case 5: while PostgreSQL is down, every endpoint that needs
+// While PostgreSQL is down, every endpoint that needs
 // the store answers 503 without the database's words, and logs them.
 func TestStoreDownIs503OnEveryEndpointThatNeedsIt(t *testing.T) {
 	pg, err := pgtest.Start() // its own server: this test stops it
@@ -221,7 +221,7 @@ func TestStoreDownIs503OnEveryEndpointThatNeedsIt(t *testing.T) {
 	assert.NotContains(t, s.logs.String(), pg.Password)
 }
 
-// Issue 21, last bullet: task_token guards the task endpoints (401 with
+// Task_token guards the task endpoints (401 with
 // WWW-Authenticate), and only it: the admin token is not a task token.
 func TestTaskTokenGuardsTasks(t *testing.T) {
 	const taskToken = "t4sk-t0ken"

@@ -30,7 +30,7 @@ type networkPolicy struct {
 	} `json:"spec"`
 }
 
-// Issue 21: in each overlay a NetworkPolicy guards the pods' ingress. It
+// In each overlay a NetworkPolicy guards the pods' ingress. It
 // admits the service's ports (addr's and admin_addr's) and nothing else,
 // and only from the namespace's own pods and from namespaces labelled for
 // it: never from every namespace, nor from an address block, where the
@@ -186,7 +186,7 @@ func (np networkPolicy) admits(from peer) []string {
 	return ports
 }
 
-// Issue 21: the admin port (the admin API and /metrics) is admitted only
+// The admin port (the admin API and /metrics) is admitted only
 // from namespaces labelled gleitzeit.io/admin=true, where the operators'
 // tools and Prometheus run; the http port (tasks, probes) from the
 // namespace's own pods and namespaces labelled gleitzeit.io/access=true,

@@ -26,7 +26,7 @@ func (s *service) polls(n int) {
 	}
 }
 
-// Issue 21: a store whose task records fail while its
+// A store whose task records fail while its
 // ping passes (SQLite on a full disk; here a trigger of the test's that
 // refuses every insert into tasks, which fails for root too) is not ready,
 // naming the store and not its error, for as long as it cannot record a

@@ -47,7 +47,7 @@ func (s *service) readiness() (int, string) {
 	return code, strings.Join(ready.Reasons, "; ")
 }
 
-// Issue 21, case 1 and F3: requests whose answers are not JSON (a number
+// Requests whose answers are not JSON (a number
 // written as Infinity) get a critical pool's child cut off, again each
 // time the pool comes back, far past max_restarts within the window. A
 // death while serving is the request's doing, not a crash loop: each is
@@ -95,7 +95,7 @@ func TestBadAnswersDoNotTakeAPoolDownNorHoldItInTheCrashLoop(t *testing.T) {
 	assert.NotContains(t, s.logs.String(), "restart budget exhausted")
 }
 
-// Issue 21, case 8: a template that is not critical, whose child exits at
+// A template that is not critical, whose child exits at
 // once, does not stop the service from starting. Its instance is
 // supervised like any restart: it backs off, and /v1/pools says so, while
 // the service is ready; once the fault passes (here, the file the command

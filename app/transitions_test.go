@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// Issue 21: a record (or a ping) begun before the store's first failure
+// A record (or a ping) begun before the store's first failure
 // may return after it; it says nothing of the store since that turn,
 // either way, so an outage's start is one unavailable line, not two with
 // an "available again" between.

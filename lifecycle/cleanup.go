@@ -30,7 +30,6 @@ type cleanup struct {
 	done     bool      // the outcome is recorded; ended is closed
 	out      Outcome   // the outcome, as recorded: what the claimer reports and returns
 	lateOut  *Outcome  // what an abandoned cleanup's method returned since, for Report
-	returned bool      // its goroutine is through, or none will run
 	finished bool      // it holds back no dependency's cleanup any more
 	waiting  []*task   // the runs' places for it that wait to be told it finished
 	heldBy   *task     // the Stop's place for it that waits for AllowCleanup
@@ -53,7 +52,6 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 	n.cleanup = c
 	if n.state == StateRegistered {
 		r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNotInitialized})
-		c.returned = true
 		r.finish(c) // no run waits for it yet
 	}
 	return c, true
@@ -119,7 +117,6 @@ func (r *Registry) skipIdle(c *cleanup) bool {
 	if c.done || n.clean != nil || n.call != nil || n.leases > 0 {
 		return false
 	}
-	c.returned = true
 	return r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNoMethod})
 }
 
@@ -140,7 +137,6 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 			o.Result = ResultPanic
 		}
 	}
-	c.returned = true
 	late := c.done
 	if !late && !inTime {
 		r.record(c, r.overdue(c, c.caller.Err() != nil))

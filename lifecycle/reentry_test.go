@@ -16,6 +16,28 @@ import (
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
+// exitingOn is an observer that ends the goroutine that calls it with
+// runtime.Goexit, as t.FailNow does, on the events that match.
+func exitingOn(match func(lifecycle.Event) bool) lifecycle.Option {
+	return lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
+		if match(e) {
+			runtime.Goexit()
+		}
+	}))
+}
+
+// exitedBy runs call on a goroutine of its own, which an observer is to
+// end, and waits, within the test's bound, until it has ended.
+func exitedBy(t *testing.T, what string, call func()) {
+	t.Helper()
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		call()
+	}()
+	testkit.Receive(t, exited, what)
+}
+
 // An observer that stops the registry when it sees something wrong during
 // Start does not deadlock: Stop cancels the Start and cleans up what it
 // initialized without waiting for the Start, whose goroutine is the
@@ -143,21 +165,15 @@ func TestStopWithADoneContextReturnsTheSameErrorEveryTime(t *testing.T) {
 // t.FailNow does) does not leave a cleanup undone, nor a second Stop
 // told that all went well.
 func TestAnObserverThatExitsStopLeavesNoCleanupUndone(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if c, ok := e.(lifecycle.ProviderCleaned); ok && c.ID == "a" {
-			runtime.Goexit()
-		}
-	})))
+	r := lifecycle.NewRegistry(exitingOn(func(e lifecycle.Event) bool {
+		c, ok := e.(lifecycle.ProviderCleaned)
+		return ok && c.ID == "a"
+	}))
 	a, b := newFake("a", &journal{}), newFake("b", &journal{})
 	mustRegister(t, r, b)
 	mustRegister(t, r, a, lifecycle.DependsOn("b"))
 	require.NoError(t, r.Start(context.Background()))
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = r.Stop(context.Background())
-	}()
-	testkit.Receive(t, exited, "the Stop the observer ended")
+	exitedBy(t, "the Stop the observer ended", func() { _ = r.Stop(context.Background()) })
 
 	var err error
 	within(t, "a second Stop", func() { err = r.Stop(context.Background()) })
@@ -169,18 +185,12 @@ func TestAnObserverThatExitsStopLeavesNoCleanupUndone(t *testing.T) {
 // An observer that ends Start's goroutine with runtime.Goexit leaves no
 // Start running for a Stop to wait for.
 func TestAnObserverThatExitsStartLeavesItEnded(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if _, ok := e.(lifecycle.StartBegan); ok {
-			runtime.Goexit()
-		}
-	})))
+	r := lifecycle.NewRegistry(exitingOn(func(e lifecycle.Event) bool {
+		_, ok := e.(lifecycle.StartBegan)
+		return ok
+	}))
 	mustRegister(t, r, newFake("a", &journal{}))
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = r.Start(context.Background())
-	}()
-	testkit.Receive(t, exited, "the Start the observer ended")
+	exitedBy(t, "the Start the observer ended", func() { _ = r.Start(context.Background()) })
 	var err error
 	within(t, "a second Start", func() { err = r.Start(context.Background()) })
 	assert.ErrorContains(t, err, "Goexit")
@@ -216,21 +226,15 @@ func TestConcurrentStartProviderCallsNeverSayStopped(t *testing.T) {
 // An observer that ends a rollback's goroutine with runtime.Goexit leaves
 // no cleanup undone: the rollback's cleanups are begun all the same.
 func TestAnObserverThatExitsARollbackLeavesNoCleanupUndone(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if c, ok := e.(lifecycle.CleanupBegan); ok && c.Trigger == lifecycle.TriggerRollback {
-			runtime.Goexit()
-		}
-	})))
+	r := lifecycle.NewRegistry(exitingOn(func(e lifecycle.Event) bool {
+		c, ok := e.(lifecycle.CleanupBegan)
+		return ok && c.Trigger == lifecycle.TriggerRollback
+	}))
 	a, b := newFake("a", &journal{}), newFake("b", &journal{})
 	b.initialize = failing(errBoom)
 	mustRegister(t, r, a)
 	mustRegister(t, r, b)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = r.Start(context.Background())
-	}()
-	testkit.Receive(t, exited, "the Start the observer ended")
+	exitedBy(t, "the Start the observer ended", func() { _ = r.Start(context.Background()) })
 	eventually(t, "a's and b's cleanups", func() bool { return a.cleanups.Load() == 1 && b.cleanups.Load() == 1 })
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
 	assert.Equal(t, lifecycle.ResultOK, r.Report().Providers["a"].Result)
@@ -239,20 +243,14 @@ func TestAnObserverThatExitsARollbackLeavesNoCleanupUndone(t *testing.T) {
 // The same for an Unregister: its cleanup is begun before the observers
 // hear of it.
 func TestAnObserverThatExitsAnUnregisterLeavesNoCleanupUndone(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if c, ok := e.(lifecycle.CleanupBegan); ok && c.Trigger == lifecycle.TriggerUnregister {
-			runtime.Goexit()
-		}
-	})))
+	r := lifecycle.NewRegistry(exitingOn(func(e lifecycle.Event) bool {
+		c, ok := e.(lifecycle.CleanupBegan)
+		return ok && c.Trigger == lifecycle.TriggerUnregister
+	}))
 	x := newFake("x", &journal{})
 	mustRegister(t, r, x)
 	require.NoError(t, r.Start(context.Background()))
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = r.Unregister(context.Background(), "x")
-	}()
-	testkit.Receive(t, exited, "the Unregister the observer ended")
+	exitedBy(t, "the Unregister the observer ended", func() { _ = r.Unregister(context.Background(), "x") })
 	eventually(t, "x's cleanup", func() bool { return x.cleanups.Load() == 1 })
 	within(t, "Stop", func() { require.NoError(t, r.Stop(context.Background())) })
 }
@@ -260,20 +258,14 @@ func TestAnObserverThatExitsAnUnregisterLeavesNoCleanupUndone(t *testing.T) {
 // A Stop whose goroutine an observer ended still leaves its outcomes in
 // the report.
 func TestAnObserverThatExitsStopLeavesTheReport(t *testing.T) {
-	r := lifecycle.NewRegistry(lifecycle.WithObserver(lifecycle.ObserverFunc(func(e lifecycle.Event) {
-		if _, ok := e.(lifecycle.CleanupBegan); ok {
-			runtime.Goexit()
-		}
-	})))
+	r := lifecycle.NewRegistry(exitingOn(func(e lifecycle.Event) bool {
+		_, ok := e.(lifecycle.CleanupBegan)
+		return ok
+	}))
 	a := newFake("a", &journal{})
 	mustRegister(t, r, a)
 	require.NoError(t, r.Start(context.Background()))
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = r.Stop(context.Background())
-	}()
-	testkit.Receive(t, exited, "the Stop the observer ended")
+	exitedBy(t, "the Stop the observer ended", func() { _ = r.Stop(context.Background()) })
 	eventually(t, "a's outcome in the report", func() bool { return r.Report().Providers["a"].Result == lifecycle.ResultOK })
 }
 

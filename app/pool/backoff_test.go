@@ -90,7 +90,7 @@ func TestTheCrashLoopEndsAfterAStableRun(t *testing.T) {
 	}
 }
 
-// Issue 21, F3: a child that dies while it runs tasks (what a request
+// A child that dies while it runs tasks (what a request
 // sent killed it) is restarted at the ordinary pace, however often: past
 // the budget too, it never backs off into the crash loop. Deaths while
 // idle still do, counted on their own.

@@ -21,7 +21,7 @@ func well(string) (Health, string) { return Healthy, "" }
 // calls were in flight.
 func busy(string) (Health, string) { return Degraded, "call \"ping\": context deadline exceeded" }
 
-// Issue 21, F2: an instance every health check has found unhealthy for
+// An instance every health check has found unhealthy for
 // UnhealthyAfter (a child that hangs but stays alive) is cut off as dead,
 // with a reason that says so, and replaced as one whose child exited is.
 // A check that finds it otherwise (a busy child is degraded) begins the
@@ -87,7 +87,7 @@ func TestAnUnhealthyInstanceUnderPolicyNeverOrWithoutABound(t *testing.T) {
 	}
 }
 
-// Issue 21: a hung child that tasks keep busy is
+// A hung child that tasks keep busy is
 // found degraded (its health call runs out of time with calls in flight),
 // not unhealthy. Busy is not broken, until a task runs out of time on it:
 // from then on, until a check finds it healthy, degraded counts as

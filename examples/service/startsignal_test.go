@@ -68,7 +68,7 @@ func requireGone(t *testing.T, pid int) {
 		testkit.Wait, 10*time.Millisecond, "the child (pid %d) is gone", pid)
 }
 
-// Issue 21, case 4: SIGTERM during the start cancels it. The child being
+// SIGTERM during the start cancels it. The child being
 // initialized, whose Initialize hangs, is cleaned up, the one after it is
 // never started, and the service exits 0 within its 5 s shutdown timeout
 // (the 30 s that exitCode waits are less than the 120 s provider timeout
