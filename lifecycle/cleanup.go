@@ -26,7 +26,6 @@ type cleanup struct {
 
 	// Guarded by the registry's mu.
 	began    time.Time // when it began; zero before
-	deadline time.Time // began plus the provider's timeout
 	done     bool      // the outcome is recorded; ended is closed
 	out      Outcome   // the outcome, as recorded: what the claimer reports and returns
 	lateOut  *Outcome  // what an abandoned cleanup's method returned since, for Report
@@ -70,19 +69,22 @@ func (r *Registry) claim(n *node, trigger Trigger, caller context.Context) (c *c
 func (r *Registry) begin(c *cleanup) {
 	r.mu.Lock()
 	c.began = time.Now()
-	c.deadline = c.began.Add(c.n.timeout)
 	if r.skipIdle(c) {
 		r.finish(c)
 		r.mu.Unlock()
 		return
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithDeadline(c.caller, c.deadline)
-	overrun := time.AfterFunc(c.n.timeout, func() { r.overran(c) })
+	ctx, cancel := c.n.bound(c.caller)
+	overrun := func() bool { return true } // no timeout of its own: none to overrun
+	if c.n.timeout != NoTimeout {
+		t := time.AfterFunc(c.n.timeout, func() { r.overran(c) })
+		overrun = t.Stop
+	}
 	goCall(ctx, r.cleanupCall(c.n), func(err error) {
 		// In time if the deadline had not passed: the outcome follows the
 		// clock, even if the callback has not run yet.
-		inTime := overrun.Stop() && ctx.Err() == nil
+		inTime := overrun() && ctx.Err() == nil
 		cancel()
 		r.returned(c, err, inTime)
 	})

@@ -37,9 +37,9 @@ type ProviderInfo struct {
 	ID        string
 	State     ProviderState
 	DependsOn []string
-	Timeout   time.Duration
-	Leases    int      // outstanding
-	Outcome   *Outcome // its cleanup's, once ended
+	Timeout   time.Duration // NoTimeout: the caller's context alone bounds it
+	Leases    int           // outstanding
+	Outcome   *Outcome      // its cleanup's, once ended
 }
 
 // Providers describes every registered provider, in registration order.

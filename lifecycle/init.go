@@ -70,7 +70,7 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	r.mu.Unlock()
 
 	began := time.Now()
-	ictx, cancel := context.WithTimeout(ctx, n.timeout)
+	ictx, cancel := n.bound(ctx)
 	defer cancel()
 	call.deadline, _ = ictx.Deadline()
 	goCall(ictx, n.init, func(err error) { r.initReturned(n, call, err, began) })
@@ -111,8 +111,8 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 func (r *Registry) initReturned(n *node, call *initCall, err error, began time.Time) {
 	r.mu.Lock()
 	call.returned, call.err = true, err
-	n.call = nil                           // nothing waits for an Initialize that has returned
-	if !time.Now().Before(call.deadline) { // the outcome follows the clock
+	n.call = nil                                                      // nothing waits for an Initialize that has returned
+	if !call.deadline.IsZero() && !time.Now().Before(call.deadline) { // the outcome follows the clock
 		call.late = true
 	}
 	var late *ProviderReturnedLate

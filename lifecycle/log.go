@@ -16,7 +16,11 @@ func (z zapObserver) Observe(e Event) {
 	switch e := e.(type) {
 	case ProviderRegistered:
 		if ce := z.log.Check(zapcore.DebugLevel, "provider registered"); ce != nil {
-			ce.Write(zap.String("provider", e.ID), zap.Strings("depends_on", e.DependsOn), zap.Duration("timeout", e.Timeout))
+			timeout := zap.Duration("timeout", e.Timeout)
+			if e.Timeout == NoTimeout {
+				timeout = zap.String("timeout", "none: the caller's context bounds it")
+			}
+			ce.Write(zap.String("provider", e.ID), zap.Strings("depends_on", e.DependsOn), timeout)
 		}
 	case StartBegan:
 		z.log.Info("initializing providers", zap.Int("providers", e.Providers), zap.Int("staged", e.Staged))

@@ -10,7 +10,7 @@ type node struct {
 	// Set by newNode, then only read.
 	p       Provider
 	id      string
-	timeout time.Duration
+	timeout time.Duration               // NoTimeout: the caller's context alone bounds it
 	deps    []string                    // ids of the providers it uses
 	staged  bool                        // see Staged: StartProvider initializes it, AllowCleanup frees its cleanup
 	method  string                      // the cleanup method's name, "" when it has none
@@ -39,6 +39,14 @@ func newNode(p Provider, id string, reg registration) *node {
 		n.health = h.HealthCheck
 	}
 	return n
+}
+
+// bound returns ctx bounded by n's timeout, if it has one.
+func (n *node) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if n.timeout == NoTimeout {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, n.timeout)
 }
 
 func dedupe(ids []string) []string {

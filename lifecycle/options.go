@@ -18,6 +18,12 @@ const (
 	// DefaultHealthTimeout bounds each health check. Readiness probes poll
 	// every few seconds; a check slower than this is reported unhealthy.
 	DefaultHealthTimeout = 2 * time.Second
+	// NoTimeout, given to [WithDefaultTimeout] or [Timeout], leaves a
+	// provider without a bound of its own: the caller's context (Start's,
+	// StartProvider's, Stop's) alone bounds its Initialize and its cleanup.
+	// fxmodule uses it so that fx's StartTimeout and StopTimeout are the
+	// only bounds, as they are for a hook.
+	NoTimeout time.Duration = -1
 )
 
 // An Option configures a [Registry].
@@ -43,14 +49,18 @@ func (o loggerOption) apply(c *config) { c.logger = o.l }
 func (o loggerOption) String() string  { return "WithLogger(...)" }
 
 // WithDefaultTimeout sets the timeout of every provider registered without
-// its own [Timeout]. A value of zero or less keeps [DefaultTimeout].
+// its own [Timeout]. Zero keeps [DefaultTimeout]; [NoTimeout] (any
+// negative value) leaves them bounded by the caller's context alone.
 func WithDefaultTimeout(d time.Duration) Option { return defaultTimeoutOption(d) }
 
 type defaultTimeoutOption time.Duration
 
 func (o defaultTimeoutOption) apply(c *config) {
-	if o > 0 {
+	switch {
+	case o > 0:
 		c.timeout = time.Duration(o)
+	case o < 0:
+		c.timeout = NoTimeout
 	}
 }
 func (o defaultTimeoutOption) String() string {
@@ -99,21 +109,25 @@ type RegisterOption interface {
 }
 
 type registration struct {
-	timeout time.Duration // 0: the registry's default
+	timeout time.Duration // 0: the registry's default; NoTimeout: none
 	deps    []string
 	staged  bool
 }
 
 // Timeout bounds the provider's Initialize and its cleanup, replacing the
-// registry's default for this provider. A value of zero or less keeps the
-// default.
+// registry's default for this provider. Zero keeps the default;
+// [NoTimeout] (any negative value) leaves the provider bounded by the
+// caller's context alone.
 func Timeout(d time.Duration) RegisterOption { return timeoutOption(d) }
 
 type timeoutOption time.Duration
 
 func (o timeoutOption) applyRegister(r *registration) {
-	if o > 0 {
+	switch {
+	case o > 0:
 		r.timeout = time.Duration(o)
+	case o < 0:
+		r.timeout = NoTimeout
 	}
 }
 func (o timeoutOption) String() string { return fmt.Sprintf("Timeout(%v)", time.Duration(o)) }
