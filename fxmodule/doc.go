@@ -109,8 +109,15 @@
 //
 // A constructor's error names the user's constructor by file and line, as
 // do a duplicate provider id (with both types) and a missing Module.
-// fx.StartTimeout and fx.StopTimeout bound the start and the stop. The
-// module's hooks return a little before fx's deadline (a tenth of the time
+// fx.StartTimeout and fx.StopTimeout bound the start and the stop, and
+// each provider's Initialize and cleanup, as they bound a hook: the
+// registry has no timeout of its own ([lifecycle.NoTimeout]) unless
+// [lifecycle.Timeout] or [lifecycle.WithDefaultTimeout], given to Provide
+// or [WithRegistryOptions], asks for less. A rollback's cleanups get as
+// long as fx gave the start. When fx's stop deadline passes with a
+// provider's cleanup still running, an error-level line names it (through
+// the graph's *zap.Logger, or else on standard error): fx returns its bare
+// context error then, whichever hook was slow. The module's hooks return a little before fx's deadline (a tenth of the time
 // left, at least 20ms and at most 250ms), so that app.Start's and
 // app.Stop's errors name the providers that failed or hung rather than
 // fx's bare context error. If the app's start fails, fx stops what started;

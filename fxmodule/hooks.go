@@ -48,6 +48,11 @@ func (s *session) start(ctx context.Context) error {
 	if err := s.assignWaits(slots); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	if deadline, ok := ctx.Deadline(); ok {
+		s.startTimeout = time.Until(deadline)
+	}
+	s.mu.Unlock()
 	ctx, cancel := early(ctx)
 	defer cancel()
 	return s.reg.Start(ctx)
@@ -95,10 +100,18 @@ func (s *session) beginStop(ctx context.Context, rollback bool) (*stopRun, bool)
 	var sctx context.Context
 	cancel := func() {}
 	if rollback {
+		// fx hands a rollback the start's context, done if the start ran
+		// out of time: the cleanups get as long as fx gave the start.
 		sctx = context.WithoutCancel(ctx)
+		s.mu.Lock()
+		if s.startTimeout > 0 {
+			sctx, cancel = context.WithTimeout(sctx, s.startTimeout)
+		}
+		s.mu.Unlock()
 		context.AfterFunc(ctx, s.allowAll)
 	} else {
 		sctx, cancel = early(ctx)
+		context.AfterFunc(ctx, s.deadlinePassed)
 	}
 	go func() {
 		defer cancel()

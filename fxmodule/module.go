@@ -51,12 +51,14 @@ type sessionIn struct {
 // provider's: it registers the providers when fx starts, and ends the
 // registry's Stop when fx stops.
 func newSession(p sessionIn) *session {
-	var opts []lifecycle.Option
+	// No timeout fx would not have: fx's StartTimeout and StopTimeout bound
+	// each provider, as they bound a hook, unless an option asks for less.
+	opts := []lifecycle.Option{lifecycle.WithDefaultTimeout(lifecycle.NoTimeout)}
 	if p.Logger != nil {
 		opts = append(opts, lifecycle.WithLogger(p.Logger))
 	}
 	opts = append(opts, p.Options...)
-	s := newSessionState(func(o lifecycle.Observer) *lifecycle.Registry {
+	s := newSessionState(alarmLogger(p.Logger), func(o lifecycle.Observer) *lifecycle.Registry {
 		return lifecycle.NewRegistry(append(opts, lifecycle.WithObserver(o))...)
 	})
 	p.Lifecycle.Append(fx.Hook{OnStart: s.start, OnStop: s.stop})

@@ -5,8 +5,10 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/fx"
+	"go.uber.org/zap"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -16,6 +18,7 @@ import (
 // parallel tests, share nothing.
 type session struct {
 	reg *lifecycle.Registry
+	log *zap.Logger // for what must be said even if fx's hooks cannot say it (see deadlinePassed)
 
 	mu       sync.Mutex // guards the fields below and each slot's mutable fields
 	slots    []*slot    // in the order fx built them, which is the order of their hooks
@@ -28,6 +31,9 @@ type session struct {
 	// stopBegan ends the Initialize a provider's hook runs once a Stop
 	// begins (see stopBegan).
 	stopBegan stopBegan
+	// startTimeout is what fx gave the start (its StartTimeout), measured
+	// when the session's start hook runs: it bounds a rollback's cleanups.
+	startTimeout time.Duration
 	// unstartedAllowed: the providers whose start hook fx never ran are
 	// allowed their cleanup (see allowUnstarted).
 	unstartedAllowed bool
@@ -73,8 +79,8 @@ type stopRun struct {
 	err        error // set before done is closed
 }
 
-func newSessionState(reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot),
+func newSessionState(log *zap.Logger, reg func(lifecycle.Observer) *lifecycle.Registry) *session {
+	s := &session{log: log, byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot),
 		stopBegan: newStopBegan()}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
