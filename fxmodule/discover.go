@@ -30,29 +30,31 @@ import (
 //     down, by a value a constructor received (a repository that a
 //     decorator wrapped with a cache provider, say) is a possible
 //     dependency too.
-func discover(slots []*slot, dot string) error {
+func discover(slots []*provider, dot string) error {
 	g, err := parseGraph(dot)
 	if err != nil {
 		return fmt.Errorf("fxmodule: read fx's graph: %w", err)
 	}
-	// One Provide option used in several modules is one marker on several
-	// constructors: its nodes stand for any of its slots.
-	byMarker := make(map[string][]*slot, len(slots))
+	// Each provider's constructors are listed under the user's function
+	// (see decl.locate): its wrapper, its entry in the registry's group
+	// and, for an annotated one, the identity exposing it. One function
+	// given to Provide in several modules, or one Provide option used in
+	// several, has constructors that stand for any of its providers.
+	byName := make(map[string][]*provider, len(slots))
 	for _, sl := range slots {
-		k := markerKey(sl.d.marker)
-		byMarker[k] = append(byMarker[k], sl)
-	}
-	ctorOf := make(map[int][]*slot, len(slots))
-	nodesOf := make(map[*slot][]int, len(slots))
-	for c, results := range g.results {
-		for _, key := range results {
-			for _, sl := range byMarker[key] {
-				ctorOf[c] = append(ctorOf[c], sl)
-				nodesOf[sl] = append(nodesOf[sl], c)
-			}
+		if !slices.Contains(byName[sl.d.name], sl) {
+			byName[sl.d.name] = append(byName[sl.d.name], sl)
 		}
 	}
-	byValue := make(map[valueKey]*slot, len(slots))
+	ctorOf := make(map[int][]*provider, len(slots))
+	nodesOf := make(map[*provider][]int, len(slots))
+	for c, name := range g.names {
+		for _, sl := range byName[name] {
+			ctorOf[c] = append(ctorOf[c], sl)
+			nodesOf[sl] = append(nodesOf[sl], c)
+		}
+	}
+	byValue := make(map[valueKey]*provider, len(slots))
 	for _, sl := range slots {
 		if k, ok := keyOf(sl.raw); ok {
 			byValue[k] = sl
@@ -62,20 +64,20 @@ func discover(slots []*slot, dot string) error {
 		}
 	}
 
-	order := make(map[*slot]int, len(slots))
+	order := make(map[*provider]int, len(slots))
 	for i, sl := range slots {
 		order[sl] = i
 	}
-	certain := make(map[*slot]map[*slot]bool, len(slots))
-	possible := make(map[*slot]map[*slot]bool, len(slots))
+	certain := make(map[*provider]map[*provider]bool, len(slots))
+	possible := make(map[*provider]map[*provider]bool, len(slots))
 	for _, sl := range slots {
 		nodes := nodesOf[sl]
 		if len(nodes) == 0 {
 			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where())
 		}
-		f := found{certain: map[*slot]bool{}, possible: map[string]map[*slot]bool{}, hooked: map[int]bool{}}
+		f := found{certain: map[*provider]bool{}, possible: map[string]map[*provider]bool{}, hooked: map[int]bool{}}
 		for _, c := range nodes {
-			g.walk(c, ctorOf, &f, len(nodes) > 1)
+			g.walk(c, ctorOf, &f, len(byName[sl.d.name]) > 1)
 		}
 		sl.hooked = f.hooked
 		// Every input of a constructor was built before it: a provider
@@ -83,8 +85,8 @@ func discover(slots []*slot, dot string) error {
 		// soft group, an optional parameter, a name several types print).
 		// Values are another matter: a value fx.Replace gave, or one a
 		// decorator put together, may hold a provider built later.
-		earlier := func(q *slot) bool { return order[q] < order[sl] }
-		certain[sl], possible[sl] = map[*slot]bool{}, map[*slot]bool{}
+		earlier := func(q *provider) bool { return order[q] < order[sl] }
+		certain[sl], possible[sl] = map[*provider]bool{}, map[*provider]bool{}
 		for q := range f.certain {
 			if earlier(q) {
 				certain[sl][q] = true
@@ -133,19 +135,19 @@ func discover(slots []*slot, dot string) error {
 
 	// Certain edges first, then possible ones in a fixed order, each only
 	// if it closes no cycle.
-	edges := make(map[*slot][]*slot, len(slots))
+	edges := make(map[*provider][]*provider, len(slots))
 	for _, sl := range slots {
 		for q := range certain[sl] {
 			edges[sl] = append(edges[sl], q)
 		}
-		slices.SortFunc(edges[sl], func(a, b *slot) int { return order[a] - order[b] })
+		slices.SortFunc(edges[sl], func(a, b *provider) int { return order[a] - order[b] })
 	}
 	for _, sl := range slots {
-		qs := make([]*slot, 0, len(possible[sl]))
+		qs := make([]*provider, 0, len(possible[sl]))
 		for q := range possible[sl] {
 			qs = append(qs, q)
 		}
-		slices.SortFunc(qs, func(a, b *slot) int { return order[a] - order[b] })
+		slices.SortFunc(qs, func(a, b *provider) int { return order[a] - order[b] })
 		for _, q := range qs {
 			if !reaches(edges, q, sl) {
 				edges[sl] = append(edges[sl], q)
@@ -162,9 +164,9 @@ func discover(slots []*slot, dot string) error {
 }
 
 // reaches reports whether to is reachable from from along edges.
-func reaches(edges map[*slot][]*slot, from, to *slot) bool {
-	seen := map[*slot]bool{}
-	stack := []*slot{from}
+func reaches(edges map[*provider][]*provider, from, to *provider) bool {
+	seen := map[*provider]bool{}
+	stack := []*provider{from}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -208,8 +210,8 @@ func keyOf(v reflect.Value) (valueKey, bool) {
 
 // identities returns the providers among a constructor's arguments: the
 // arguments themselves, the fields of fx.In structs, and group members.
-func identities(args []reflect.Value, byValue map[valueKey]*slot) []*slot {
-	var out []*slot
+func identities(args []reflect.Value, byValue map[valueKey]*provider) []*provider {
+	var out []*provider
 	var visit func(v reflect.Value, depth int)
 	visit = func(v reflect.Value, depth int) {
 		if !v.IsValid() || depth > 4 {
@@ -255,8 +257,8 @@ const (
 // the parts of a component that a decorator put together, which fx's
 // graph does not show. A value that is a provider is not looked into,
 // except those in inside.
-func held(vals, inside []reflect.Value, byValue map[valueKey]*slot) []*slot {
-	var out []*slot
+func held(vals, inside []reflect.Value, byValue map[valueKey]*provider) []*provider {
+	var out []*provider
 	seen := map[valueKey]bool{}
 	nodes := 0
 	var visit func(v reflect.Value, depth int)
@@ -316,17 +318,12 @@ func embedsIn(t reflect.Type) bool {
 	return false
 }
 
-// markerKey is the key under which fx's graph lists a marker result.
-func markerKey(name string) string {
-	return markerType.String() + "[name=" + name + "]"
-}
-
 // found is what a walk of the graph from one provider's constructor found.
 type found struct {
-	certain map[*slot]bool
+	certain map[*provider]bool
 	// possible holds, by the first name on the way that several
 	// constructors produce, the providers found past it.
-	possible map[string]map[*slot]bool
+	possible map[string]map[*provider]bool
 	hooked   map[int]bool // the plain constructors in between that take fx.Lifecycle
 }
 
@@ -341,7 +338,7 @@ var skipKeys = map[string]bool{
 // constructors, stopping at provider constructors (ctorOf), and adds what
 // it finds to f. reused: c is one of several constructors of one Provide
 // option, so what it finds may belong to another of them.
-func (g *graph) walk(c int, ctorOf map[int][]*slot, f *found, reused bool) {
+func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool) {
 	type item struct {
 		ctor  int
 		group string // the first ambiguous name on the way, if any
@@ -376,7 +373,7 @@ func (g *graph) walk(c int, ctorOf map[int][]*slot, f *found, reused bool) {
 							k = key
 						}
 						if f.possible[k] == nil {
-							f.possible[k] = map[*slot]bool{}
+							f.possible[k] = map[*provider]bool{}
 						}
 						f.possible[k][sl] = true
 					}

@@ -16,6 +16,7 @@ import (
 // client in between is found. The format is dig's own (internal/dot), stable
 // since dig 1.0; TestParseGraphReadsFxsDOT fails first if it changes.
 type graph struct {
+	names     []string            // by constructor: its function, package and name, as dig located it
 	params    [][]string          // by constructor: the keys it consumes
 	results   [][]string          // by constructor: the keys it produces
 	producers map[string][]int    // by result key: the constructors producing it
@@ -37,6 +38,22 @@ func parseGraph(dot string) (*graph, error) {
 			g.grow(n)
 		case line == "\t}":
 			ctor = -1
+		case ctor >= 0 && strings.HasPrefix(line, "\t\tlabel = "):
+			pkg, _, err := quoted(line[len("\t\tlabel = "):])
+			if err != nil {
+				return nil, fmt.Errorf("read constructor package %q: %w", line, err)
+			}
+			g.names[ctor] = pkg + "." + g.names[ctor]
+		case ctor >= 0 && strings.HasPrefix(line, "\t\tconstructor_"):
+			_, label, ok := strings.Cut(line, " label=")
+			if !ok {
+				return nil, fmt.Errorf("read constructor name %q", line)
+			}
+			name, _, err := quoted(label)
+			if err != nil {
+				return nil, fmt.Errorf("read constructor name %q: %w", line, err)
+			}
+			g.names[ctor] += name
 		case ctor >= 0 && strings.HasPrefix(line, "\t\t\""):
 			key, _, err := quoted(line[2:])
 			if err != nil {
@@ -78,6 +95,7 @@ func parseGraph(dot string) (*graph, error) {
 
 func (g *graph) grow(n int) {
 	for len(g.params) <= n {
+		g.names = append(g.names, "")
 		g.params = append(g.params, nil)
 		g.results = append(g.results, nil)
 	}

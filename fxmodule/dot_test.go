@@ -40,6 +40,8 @@ func TestParseGraphReadsFxsDOT(t *testing.T) {
 	require.Len(t, g.producers[named], 1, "the producer of %s", named)
 	assert.Contains(t, g.params[g.producers[named][0]], a, "the named constructor's parameter")
 	assert.Contains(t, g.results[g.producers[a][0]], a)
+	assert.Equal(t, "github.com/gleitzeit/gleitzeit/fxmodule.TestParseGraphReadsFxsDOT.func1", g.names[g.producers[a][0]],
+		"a constructor's name, as runtime.FuncForPC gives it")
 	group := "[type=*fxmodule.dotB group=g]"
 	assert.Len(t, g.producersOf(group), 2, "the group's two members: %v", g.members)
 }

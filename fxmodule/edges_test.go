@@ -324,24 +324,6 @@ func TestAnnotationCombinations(t *testing.T) {
 	}
 }
 
-// A consumer of a provider that fx.Replace swapped, declared before it, is
-// built first (fx hands it the fake without building the original): it
-// still depends on the provider it received.
-func TestReplacedProviderConsumedBeforeItIsBuilt(t *testing.T) {
-	jnl := &journal{}
-	fake := &DB{base{id: "db", jnl: jnl}}
-	var reg *lifecycle.Registry
-	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
-		fxmodule.Provide(func(j *journal, _ *DB) *API { return &API{base{id: "api", jnl: j}} }),
-		fxmodule.Provide(func(j *journal) *DB { return &DB{base{id: "db", jnl: j}} }),
-		fx.Replace(fake), fx.Populate(&reg))
-	app.RequireStart()
-	require.NoError(t, stop(t, app.App))
-	assert.Contains(t, dependsOn(reg)["api"], "db")
-	jnl.Before(t, "init db", "init api")
-	jnl.Before(t, "cleanup api", "cleanup db")
-}
-
 // CachedDB is what a caching decorator makes of a KV: a provider of its
 // own that holds a cache provider.
 type CachedDB struct {

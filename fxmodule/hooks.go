@@ -17,7 +17,7 @@ import (
 func (s *session) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = true
-	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *slot) bool { return sl.dropped })
+	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *provider) bool { return sl.dropped })
 	graph := s.graph
 	s.mu.Unlock()
 	if err := discover(slots, graph); err != nil {
@@ -155,9 +155,9 @@ func (s *session) unreported(err error) error {
 	return errors.Join(out...)
 }
 
-// start is a provider's OnStart hook: it initializes the provider, a
+// initialize is a provider's OnStart hook: it initializes the provider, a
 // little before fx's deadline (see early).
-func (sl *slot) start(fxCtx context.Context) error {
+func (sl *provider) initialize(fxCtx context.Context) error {
 	id := sl.ident()
 	if id == "" {
 		return nil // its constructor failed: fx does not start the app
@@ -170,7 +170,7 @@ func (sl *slot) start(fxCtx context.Context) error {
 	// A Stop begun meanwhile cancels the Initialize; the waits below
 	// keep ctx.
 	ictx, stopped := sl.s.stopBegan.until(ctx)
-	err := sl.s.startWithDeps(ictx, sl, map[*slot]bool{})
+	err := sl.s.startWithDeps(ictx, sl, map[*provider]bool{})
 	if err != nil && !errors.Is(err, lifecycle.ErrStopped) && context.Cause(ictx) == errStopBegan {
 		err = fmt.Errorf("%w during start: %w", lifecycle.ErrStopped, err)
 	}
@@ -194,7 +194,7 @@ func (sl *slot) start(fxCtx context.Context) error {
 // Every provider sl's constructor received was built, so started, before
 // it; only a lifecycle.DependsOn on a provider fx builds later can be
 // pending, and its Initialize is brought forward to sl's turn.
-func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slot]bool) error {
+func (s *session) startWithDeps(ctx context.Context, sl *provider, visiting map[*provider]bool) error {
 	visiting[sl] = true
 	for _, id := range sl.allDeps {
 		s.mu.Lock()
@@ -222,7 +222,7 @@ func (s *session) startWithDeps(ctx context.Context, sl *slot, visiting map[*slo
 }
 
 // ident is the provider's id, or "" if its constructor failed.
-func (sl *slot) ident() string {
+func (sl *provider) ident() string {
 	sl.s.mu.Lock()
 	defer sl.s.mu.Unlock()
 	if sl.dropped {
@@ -231,13 +231,13 @@ func (sl *slot) ident() string {
 	return sl.id
 }
 
-// stop is a provider's OnStop hook. fx has stopped every hook appended
+// cleanUp is a provider's OnStop hook. fx has stopped every hook appended
 // after the provider's, so every component built from it: its cleanup
 // may begin, as soon as those of the providers that depend on it have
 // ended. The hook returns at once, so that fx goes on and the cleanups
 // run concurrently, unless a component the provider was built from has
 // hooks: fx stops that next, so the hook waits for the cleanup to end.
-func (sl *slot) stop(ctx context.Context) error {
+func (sl *provider) cleanUp(ctx context.Context) error {
 	id := sl.ident()
 	if id == "" {
 		return nil
@@ -276,7 +276,7 @@ func (s *session) allowUnstarted() {
 		return
 	}
 	s.unstartedAllowed = true
-	var unstarted []*slot
+	var unstarted []*provider
 	for _, sl := range s.slots {
 		if !sl.started && sl.id != "" && !sl.dropped {
 			unstarted = append(unstarted, sl)
@@ -289,7 +289,7 @@ func (s *session) allowUnstarted() {
 }
 
 // allowCleanup allows a provider's cleanup, and its wrapped original's.
-func (s *session) allowCleanup(sl *slot) {
+func (s *session) allowCleanup(sl *provider) {
 	s.reg.AllowCleanup(sl.id)
 	if sl.inner != nil {
 		s.reg.AllowCleanup(sl.inner.ID())
@@ -317,10 +317,10 @@ func margin(left time.Duration) time.Duration {
 	return min(max(left/10, 20*time.Millisecond), 250*time.Millisecond, left/2)
 }
 
-// awaitCleanups waits until the slot's cleanups have ended (its
+// awaitCleanups waits until the provider's cleanups have ended (its
 // provider's, and its wrapped original's), and reports whether they did
 // before ctx ended.
-func (sl *slot) awaitCleanups(ctx context.Context) bool {
+func (sl *provider) awaitCleanups(ctx context.Context) bool {
 	for _, cleaned := range []chan struct{}{sl.cleaned, sl.innerCleaned} {
 		if cleaned == nil {
 			continue // no wrapped original

@@ -84,10 +84,15 @@ type graphIn struct {
 	Graph    fx.DotGraph
 }
 
-// readGraph keeps fx's graph for the session's start, where dependencies
-// are found.
-func readGraph(p graphIn) {
+// readGraph checks that the fx this program runs with has the shapes the
+// module reads (see checkFx), and keeps fx's graph for the session's
+// start, where dependencies are found.
+func readGraph(p graphIn) error {
+	if err := checkFx(fx.Annotate); err != nil {
+		return err
+	}
 	p.Session.mu.Lock()
 	p.Session.graph = string(p.Graph)
 	p.Session.mu.Unlock()
+	return nil
 }

@@ -7,40 +7,70 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 
 	"go.uber.org/fx"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// Provide declares a provider constructor. ctor is what [fx.Provide] takes:
-// a function returning a type that implements [lifecycle.Provider], and
-// optionally an error, with any parameters (fx.In structs included); an
-// [fx.Annotated] with a Name or a Group; or the result of [fx.Annotate],
-// with fx.ParamTags, fx.ResultTags, fx.As, fx.From, fx.OnStart and
-// fx.OnStop. Wrap it in [Private] to provide it only to its fx.Module, as
-// fx.Private does.
+// Provide declares provider constructors, as [fx.Provide] declares
+// constructors. Each ctor is what fx.Provide takes: a function returning a
+// type that implements [lifecycle.Provider], and optionally an error, with
+// any parameters (fx.In structs included); an [fx.Annotated] with a Name or
+// a Group; or the result of [fx.Annotate], with fx.ParamTags,
+// fx.ResultTags, fx.As, fx.From, fx.OnStart and fx.OnStop. [fx.Private],
+// among the arguments, provides them only to their fx.Module, as it does
+// for fx.Provide; [lifecycle.RegisterOption]s ([lifecycle.Timeout],
+// [lifecycle.DependsOn]) apply to each of them.
 //
-// The provider's value reaches the rest of the graph as fx.Provide would
+// Each provider's value reaches the rest of the graph as fx.Provide would
 // give it. It depends on every other provider its constructor receives: as
 // a parameter, an fx.In field, a group member, or through other
 // constructors in the graph (a repository built from a database provider,
-// say). opts add to that: [lifecycle.Timeout], [lifecycle.DependsOn].
-func Provide(ctor any, opts ...lifecycle.RegisterOption) fx.Option {
-	if t := reflect.TypeOf(ctor); t != nil && t.PkgPath() == "go.uber.org/fx" && t.Name() == "annotationError" {
-		return fx.Provide(ctor) // fx.Annotate failed: fx says why
+// say).
+func Provide(ctors ...any) fx.Option {
+	var (
+		targets []any
+		opts    []lifecycle.RegisterOption
+		priv    bool
+	)
+	for _, c := range ctors {
+		switch c := c.(type) {
+		case lifecycle.RegisterOption:
+			opts = append(opts, c)
+		case private:
+			targets = append(targets, c)
+		default:
+			if c == any(fx.Private) {
+				priv = true
+				continue
+			}
+			targets = append(targets, c)
+		}
 	}
-	d, err := declare(ctor, opts)
-	if err != nil {
-		return fx.Error(fmt.Errorf("fxmodule.Provide(%s): %w", describe(ctor), err))
+	if len(targets) == 0 {
+		return fx.Error(errors.New("fxmodule.Provide: no constructor given"))
 	}
-	return d.options()
+	all := make([]fx.Option, 0, len(targets))
+	for _, ctor := range targets {
+		if t := reflect.TypeOf(ctor); t != nil && t.PkgPath() == "go.uber.org/fx" && t.Name() == "annotationError" {
+			all = append(all, fx.Provide(ctor)) // fx.Annotate failed: fx says why
+			continue
+		}
+		d, err := declare(ctor, priv, opts)
+		if err != nil {
+			all = append(all, fx.Error(fmt.Errorf("fxmodule.Provide(%s): %w", describe(ctor), err)))
+			continue
+		}
+		all = append(all, d.options())
+	}
+	return fx.Options(all...)
 }
 
 // Private marks a provider constructor, for [Provide], as fx.Private marks
-// one for fx.Provide: its value is visible only inside the fx.Module that
-// declares it. The registry still manages it.
+// the constructors of fx.Provide: its value is visible only inside the
+// fx.Module that declares it. The registry still manages it.
+// Provide(NewDB, fx.Private) says the same.
 func Private(ctor any) any { return private{ctor} }
 
 type private struct{ ctor any }
@@ -66,7 +96,8 @@ type decl struct {
 
 	provided reflect.Type // the constructor's result: what is registered
 	hasErr   bool
-	marker   string // the name of the marker result that finds this constructor in fx's graph
+	name     string // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
+	raw      string // for an annotated constructor: the name of its value before the result annotations apply
 }
 
 var (
@@ -75,22 +106,19 @@ var (
 	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
 	sessionType   = reflect.TypeFor[*session]()
 	memberType    = reflect.TypeFor[member]()
-	markerType    = reflect.TypeFor[marker]()
 	outType       = reflect.TypeFor[fx.Out]()
 	inType        = reflect.TypeFor[fx.In]()
 )
 
 // member is a provider's entry in the value group that Module consumes,
 // so that every provider is built, and built before anything that takes
-// the registry.
+// the registry. It is given for the value consumers receive, which
+// fx.Replace or a decorator may have changed: a replaced constructor is
+// never called.
 type member struct{}
 
-// marker is a provider constructor's extra result, named uniquely: it
-// finds the constructor in fx's graph.
-type marker struct{}
-
-func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
-	d := &decl{opts: opts}
+func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error) {
+	d := &decl{opts: opts, private: priv}
 	if p, ok := ctor.(private); ok {
 		d.private, ctor = true, p.ctor
 	}
@@ -160,40 +188,40 @@ func declare(ctor any, opts []lifecycle.RegisterOption) (*decl, error) {
 	if isOutStruct(d.provided) {
 		return nil, fmt.Errorf("%s: a provider constructor returns the provider itself, not an fx.Out struct", d.where())
 	}
+	d.name = runtime.FuncForPC(fn.Pointer()).Name()
 	// Unique for as long as the option lives, without a counter shared by
 	// every app in the process, and telling in fx's logs.
-	d.marker = "fxmodule.Provide(" + runtime.FuncForPC(fn.Pointer()).Name() + ")@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
+	d.raw = d.name + ", before fx.Annotate's results@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
 	return d, nil
 }
 
-// options are the fx options of one Provide: the wrapped constructor, with
-// an identity constructor exposing its value when fx.Annotate's result
-// annotations say how, and an invoke that fails the app if Module is
-// missing and sees the value consumers receive.
+// options are the fx options of one provider constructor: the wrapped
+// constructor, with an identity exposing its value when fx.Annotate's
+// result annotations say how; the entry in the registry's group, given for
+// the value as consumers receive it; and an invoke that fails the app if
+// Module is missing.
 func (d *decl) options() fx.Option {
 	var provideOpts []any
 	if d.private {
 		provideOpts = append(provideOpts, fx.Private)
 	}
-	var opts []fx.Option
-	if d.private {
-		// The value stays in its module, but the registry's group, at the
-		// root, must still wait for it: see exportMember.
-		opts = append(opts, fx.Provide(d.exportMember()))
-	}
+	provide := func(ctor any) fx.Option { return fx.Provide(append([]any{ctor}, provideOpts...)...) }
+	// The group's entry is exported to the root, where the registry reads
+	// the group, and reads the value in the provider's module.
+	opts := []fx.Option{fx.Invoke(d.requireModule)}
 	if !d.annotated {
-		opts = append(opts, fx.Provide(append([]any{d.wrapper(d.tag, true)}, provideOpts...)...))
-		opts = append(opts, fx.Invoke(d.check(d.provided, d.tag)))
+		opts = append(opts, provide(d.locate(d.wrapper(d.tag, true), nil)))
+		if !isGroup(d.tag) {
+			opts = append(opts, fx.Provide(d.entry(d.provided, d.tag)))
+		}
 		return fx.Options(opts...)
 	}
 	// Annotated: the wrapped constructor, with the user's parameter
-	// annotations, gives the value under the marker's name; an identity,
-	// with the user's result annotations, exposes it. The invoke asks for
-	// it as consumers do, so that the identity, and any hook its
-	// annotations add, is built with the provider even if nothing consumes
-	// it.
-	raw := `name:"` + d.marker + `.value"`
+	// annotations, gives the value under the name raw; an identity, with
+	// the user's result annotations, exposes it.
+	raw := `name:"` + d.raw + `"`
 	var w any
+	var anns []fx.Annotation
 	switch {
 	case d.paramTags != nil:
 		// The user's tags, then the session's, optional, so that a
@@ -203,28 +231,51 @@ func (d *decl) options() fx.Option {
 			tags = append(tags, ``)
 		}
 		tags = append(tags, `optional:"true"`, ``)
-		w = fx.Annotate(d.wrapper(raw, false), append([]fx.Annotation{fx.ParamTags(tags...)}, d.paramAnns...)...)
+		w, anns = d.wrapper(raw, false), append([]fx.Annotation{fx.ParamTags(tags...)}, d.paramAnns...)
 	case len(d.paramAnns) > 0:
-		w = fx.Annotate(d.wrapper(raw, false), d.paramAnns...)
+		w, anns = d.wrapper(raw, false), d.paramAnns
 	default:
 		w = d.wrapper(raw, true)
 	}
 	expose := reflect.MakeFunc(
 		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided}, false),
 		func(args []reflect.Value) []reflect.Value { return args })
-	anns := append([]fx.Annotation{fx.ParamTags(raw)}, d.resultAnns...)
 	opts = append(opts,
-		fx.Provide(append([]any{w}, provideOpts...)...),
-		fx.Provide(append([]any{fx.Annotate(expose.Interface(), anns...)}, provideOpts...)...),
-		fx.Invoke(d.check(d.exposedType, d.exposedTag)),
+		provide(d.locate(w, anns)),
+		provide(d.locate(expose.Interface(), append([]fx.Annotation{fx.ParamTags(raw)}, d.resultAnns...))),
 	)
+	if isGroup(d.exposedTag) {
+		// A member of a group is not asked for alone: the identity's
+		// value is the one consumers receive.
+		opts = append(opts, fx.Provide(d.entry(d.provided, raw)))
+	} else {
+		opts = append(opts, fx.Provide(d.entry(d.exposedType, d.exposedTag)))
+	}
 	return fx.Options(opts...)
 }
+
+// locate returns fn, annotated with anns, located at the user's
+// constructor: fx's and dig's errors about it (a missing dependency, a
+// type provided twice, a panic) name the user's function and its file and
+// line, as they would without this module. fx.Annotate's result carries
+// the location in an exported field of an unexported type (see
+// checkFx).
+func (d *decl) locate(fn any, anns []fx.Annotation) any {
+	a := reflect.ValueOf(fx.Annotate(fn, anns...))
+	v := reflect.New(a.Type()).Elem()
+	v.Set(a)
+	if f := v.FieldByName(funcPtrField); f.IsValid() && f.CanSet() && f.Kind() == reflect.Uintptr {
+		f.SetUint(uint64(d.fn.Pointer()))
+	}
+	return v.Interface()
+}
+
+func isGroup(tag string) bool { return reflect.StructTag(tag).Get("group") != "" }
 
 // wrapper returns the constructor that fx calls in place of the user's: it
 // takes the user's parameters and the session, appends the provider's
 // hooks, calls the user's function, and gives its value (tagged with tag),
-// the group member and the marker. The session arrives in an fx.In struct
+// and, for a member of a group, the registry group's entry. The session arrives in an fx.In struct
 // marked optional, so that a missing Module is reported as such, unless
 // fx.Annotate's parameter annotations forbid an fx.In parameter.
 func (d *decl) wrapper(tag string, optionalSession bool) any {
@@ -246,8 +297,10 @@ func (d *decl) wrapper(tag string, optionalSession bool) any {
 	outFields := []reflect.StructField{
 		{Name: "Out", Type: outType, Anonymous: true},
 		{Name: "Value", Type: d.provided, Tag: reflect.StructTag(tag)},
-		{Name: "Member", Type: memberType, Tag: `group:"` + providerGroup + `"`},
-		{Name: "Marker", Type: markerType, Tag: reflect.StructTag(`name:"` + d.marker + `"`)},
+	}
+	if isGroup(tag) {
+		// Consumers receive the group: this value is the one managed.
+		outFields = append(outFields, reflect.StructField{Name: "Member", Type: memberType, Tag: `group:"` + providerGroup + `"`})
 	}
 	out := reflect.StructOf(outFields)
 	wt := reflect.FuncOf(in, []reflect.Type{out, errorType}, false)
@@ -291,25 +344,6 @@ func (d *decl) wrapper(tag string, optionalSession bool) any {
 	}).Interface()
 }
 
-// exportMember returns, for a Private provider, a constructor that fx
-// exports to the root while calling it in the provider's module: it takes
-// the provider's marker, visible only there, and gives a member of the
-// providers group, which the registry waits for. So the registry, and
-// every component built from it, come after a Private provider as after
-// any other.
-func (d *decl) exportMember() any {
-	in := reflect.StructOf([]reflect.StructField{
-		{Name: "In", Type: inType, Anonymous: true},
-		{Name: "Marker", Type: markerType, Tag: reflect.StructTag(`name:"` + d.marker + `"`)},
-	})
-	out := reflect.StructOf([]reflect.StructField{
-		{Name: "Out", Type: outType, Anonymous: true},
-		{Name: "Member", Type: memberType, Tag: `group:"` + providerGroup + `"`},
-	})
-	return reflect.MakeFunc(reflect.FuncOf([]reflect.Type{in}, []reflect.Type{out}, false),
-		func([]reflect.Value) []reflect.Value { return []reflect.Value{reflect.Zero(out)} }).Interface()
-}
-
 // sessionParams is the wrapper's last parameter when it may be an fx.In
 // struct: the session, optional so that its absence can be explained.
 var sessionParams = reflect.TypeFor[struct {
@@ -318,36 +352,39 @@ var sessionParams = reflect.TypeFor[struct {
 	Lifecycle fx.Lifecycle
 }]()
 
-// check returns the invoke of one Provide: it fails the app if Module is
-// missing (a provider nothing consumes would otherwise never be built, in
-// silence), asks for the value as consumers do (typ, tag), so that it is
-// built, with any hook fx.Annotate adds, and tells the session what value
-// consumers receive, which a decorator or fx.Replace may have changed.
-func (d *decl) check(typ reflect.Type, tag string) any {
-	group := strings.Contains(tag, "group:")
-	field := reflect.StructField{Name: "Value", Type: typ, Tag: reflect.StructTag(strings.TrimSpace(tag + ` optional:"true"`))}
-	if group { // a member is not asked for alone: the whole group is
-		name := reflect.StructTag(tag).Get("group")
-		name, _, _ = strings.Cut(name, ",")
-		field = reflect.StructField{Name: "Value", Type: reflect.SliceOf(typ), Tag: reflect.StructTag(`group:"` + name + `"`)}
+// registryEntry is a provider's entry in the registry's group (see
+// member), given for the value consumers receive (v, fx.From the type
+// they ask for). It tells the session what that value is.
+func (d *decl) registryEntry(v any, s *session) (member, error) {
+	if s == nil {
+		return member{}, nil // requireModule says so
 	}
-	in := reflect.StructOf([]reflect.StructField{
-		{Name: "In", Type: inType, Anonymous: true},
-		{Name: "Session", Type: sessionType, Tag: `optional:"true"`},
-		field,
-	})
-	ft := reflect.FuncOf([]reflect.Type{in}, []reflect.Type{errorType}, false)
-	return reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
-		p := args[0]
-		s, _ := p.Field(1).Interface().(*session)
-		var err error
-		if s == nil {
-			err = d.missingModule()
-		} else if !group {
-			err = s.received(d, p.Field(2))
-		}
-		return []reflect.Value{reflect.ValueOf(&err).Elem()}
-	}).Interface()
+	return member{}, s.received(d, reflect.ValueOf(v))
+}
+
+// entry returns the constructor of the provider's entry in the registry's
+// group: registryEntry, asking for the value as consumers do (typ, tag),
+// so that fx builds it with any decorator, or takes fx.Replace's value
+// instead.
+func (d *decl) entry(typ reflect.Type, tag string) any {
+	return fx.Annotate(d.registryEntry,
+		fx.ParamTags(tag, `optional:"true"`),
+		fx.From(reflect.New(typ).Interface()),
+		fx.ResultTags(`group:"`+providerGroup+`"`))
+}
+
+type requireModuleParams struct {
+	fx.In
+	Session *session `optional:"true"`
+}
+
+// requireModule fails the app if Module is missing: the providers would
+// otherwise go unmanaged, in silence.
+func (d *decl) requireModule(p requireModuleParams) error {
+	if p.Session == nil {
+		return d.missingModule()
+	}
+	return nil
 }
 
 // where names the user's function, with its file and line, for errors.

@@ -20,13 +20,13 @@ type session struct {
 	reg *lifecycle.Registry
 	log *zap.Logger // for what must be said even if fx's hooks cannot say it (see deadlinePassed)
 
-	mu       sync.Mutex // guards the fields below and each slot's mutable fields
-	slots    []*slot    // in the order fx built them, which is the order of their hooks
-	byID     map[string]*slot
-	byDecl   map[*decl][]*slot // several if one Provide option is used in several modules
-	byInner  map[string]*slot  // by the id of a wrapped original (see slot.inner)
-	graph    string            // fx's DOT graph, set by Module's invoke
-	started  bool              // the session's start hook ran: the providers are registered
+	mu       sync.Mutex  // guards the fields below and each provider's mutable fields
+	slots    []*provider // in the order fx built them, which is the order of their hooks
+	byID     map[string]*provider
+	byDecl   map[*decl][]*provider // several if one Provide option is used in several modules
+	byInner  map[string]*provider  // by the id of a wrapped original (see provider.inner)
+	graph    string                // fx's DOT graph, set by Module's invoke
+	started  bool                  // the session's start hook ran: the providers are registered
 	stopping *stopRun
 	// stopBegan ends the Initialize a provider's hook runs once a Stop
 	// begins (see stopBegan).
@@ -39,9 +39,9 @@ type session struct {
 	unstartedAllowed bool
 }
 
-// slot is one provider: where its hooks sit among fx's, and what the
-// registry manages.
-type slot struct {
+// provider is one value a Provide constructor built: where its hooks sit
+// among fx's, and what the registry manages.
+type provider struct {
 	s    *session
 	d    *decl
 	args []reflect.Value // what its constructor received, for dependencies by identity
@@ -56,7 +56,7 @@ type slot struct {
 	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
 	ready    bool               // initialized: startWithDeps need not look at it again; guarded by s.mu
 	hooked   map[int]bool       // the hooked components it was built from, by their constructor in fx's graph
-	waitFor  []*slot            // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
+	waitFor  []*provider        // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
 	started  bool               // fx ran its start hook; guarded by s.mu
 	dropped  bool               // a decorator handed its consumers another provider: nothing to manage
 	// inner is the original a decorator wrapped in a provider with
@@ -80,7 +80,7 @@ type stopRun struct {
 }
 
 func newSessionState(log *zap.Logger, reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{log: log, byID: make(map[string]*slot), byDecl: make(map[*decl][]*slot), byInner: make(map[string]*slot),
+	s := &session{log: log, byID: make(map[string]*provider), byDecl: make(map[*decl][]*provider), byInner: make(map[string]*provider),
 		stopBegan: newStopBegan()}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
@@ -91,8 +91,8 @@ func newSessionState(log *zap.Logger, reg func(lifecycle.Observer) *lifecycle.Re
 // constructor itself, and by every component built from the provider, run
 // after its Initialize and before its cleanup.
 func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call func() (reflect.Value, error)) (reflect.Value, error) {
-	sl := &slot{s: s, d: d, cleaned: make(chan struct{})}
-	lc.Append(fx.Hook{OnStart: sl.start, OnStop: sl.stop})
+	sl := &provider{s: s, d: d, cleaned: make(chan struct{})}
+	lc.Append(fx.Hook{OnStart: sl.initialize, OnStop: sl.cleanUp})
 	v, err := call()
 	if err != nil {
 		return reflect.Value{}, fmt.Errorf("provider constructor %s: %w", d.where(), err)
@@ -117,7 +117,7 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	return v, nil
 }
 
-func duplicate(id string, first *slot, d *decl, t reflect.Type) error {
+func duplicate(id string, first *provider, d *decl, t reflect.Type) error {
 	return fmt.Errorf("provider id %q is given twice: by %v from %s, and by %v from %s; each provider needs an id of its own: %w",
 		id, reflect.TypeOf(first.p), first.d.where(), t, d.where(), lifecycle.ErrDuplicateID)
 }
@@ -138,7 +138,7 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var sl *slot
+	var sl *provider
 	for _, c := range s.byDecl[d] {
 		if sameValue(c.raw, v) {
 			return nil
@@ -150,7 +150,7 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	}
 	var inner lifecycle.Provider
 	if k, ok := keyOf(sl.raw); ok {
-		if wraps := held(nil, []reflect.Value{v}, map[valueKey]*slot{k: sl}); len(wraps) > 0 {
+		if wraps := held(nil, []reflect.Value{v}, map[valueKey]*provider{k: sl}); len(wraps) > 0 {
 			if !hasLifecycle(p) || p.ID() == sl.id {
 				return nil // the wrapper delegates to the original, or cannot be told from it
 			}
@@ -227,4 +227,4 @@ func (s *session) observe(e lifecycle.Event) {
 
 // waits reports whether a component the provider was built from has hooks:
 // fx must not stop it before the provider's cleanup ends.
-func (sl *slot) waits() bool { return len(sl.hooked) > 0 }
+func (sl *provider) waits() bool { return len(sl.hooked) > 0 }

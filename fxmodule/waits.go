@@ -11,9 +11,9 @@ import "fmt"
 // components were built before that provider too; otherwise fx would stop
 // one of them before the cleanup can begin, and the start fails, saying
 // so.
-func (s *session) assignWaits(slots []*slot) error {
-	order := make(map[*slot]int, len(slots))
-	byID := make(map[string]*slot, len(slots))
+func (s *session) assignWaits(slots []*provider) error {
+	order := make(map[*provider]int, len(slots))
+	byID := make(map[string]*provider, len(slots))
 	for i, sl := range slots {
 		order[sl], byID[sl.id] = i, sl
 	}
@@ -23,7 +23,7 @@ func (s *session) assignWaits(slots []*slot) error {
 			first[c] = i
 		}
 	}
-	dependents := make(map[*slot][]*slot, len(slots))
+	dependents := make(map[*provider][]*provider, len(slots))
 	for _, sl := range slots {
 		for _, id := range sl.allDeps {
 			if d := byID[id]; d != nil {
@@ -37,8 +37,8 @@ func (s *session) assignWaits(slots []*slot) error {
 		}
 		// The hook fx runs last among q's and its dependents'.
 		waiter := q
-		seen := map[*slot]bool{q: true}
-		stack := []*slot{q}
+		seen := map[*provider]bool{q: true}
+		stack := []*provider{q}
 		for len(stack) > 0 {
 			n := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
