@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -72,4 +73,64 @@ func TestModuleTwiceFailsNamingTheModule(t *testing.T) {
 	require.Error(t, app.Err())
 	assert.ErrorContains(t, app.Err(), "fxmodule")
 	assert.ErrorContains(t, app.Err(), "already provided")
+}
+
+type PGSettings struct{ DSN string }
+
+func NewPGDB(_ PGSettings, j *journal) *DB { return NewDB(j) }
+
+func NewPanickingDB(*journal) *DB { panic("no driver") }
+
+// fx's own errors about a provider constructor (a missing dependency, a
+// type provided twice, a panic) point at the user's constructor, by file
+// and line, as they do without fxmodule, and at nothing of fxmodule's but
+// the name fx gives an annotated constructor in its own prefix (see the
+// package doc). Plain fx 1.24 names an annotated constructor
+// reflect.makeFuncStub; fxmodule names the user's.
+func TestFxErrorsPointAtTheUsersConstructor(t *testing.T) {
+	for name, tt := range map[string]struct {
+		plain, managed []fx.Option
+		ctor           any
+		use            any  // the invoke that needs the provider
+		plainMisses    bool // plain fx does not name the constructor
+	}{
+		"a missing dependency": {
+			plain: []fx.Option{fx.Provide(NewPGDB)}, managed: []fx.Option{fxmodule.Provide(NewPGDB)}, ctor: NewPGDB,
+		},
+		"a missing dependency, annotated": {
+			plain:   []fx.Option{fx.Provide(fx.Annotate(NewPGDB, fx.As(new(Store))))},
+			managed: []fx.Option{fxmodule.Provide(fx.Annotate(NewPGDB, fx.As(new(Store))))}, ctor: NewPGDB,
+			use: func(Store) {}, plainMisses: true,
+		},
+		"a type provided twice": {
+			plain:   []fx.Option{fx.Provide(NewDB), fx.Provide(NewDB)},
+			managed: []fx.Option{fxmodule.Provide(NewDB), fxmodule.Provide(NewDB)}, ctor: NewDB,
+		},
+		"a panic": {
+			plain:   []fx.Option{fx.RecoverFromPanics(), fx.Provide(NewPanickingDB)},
+			managed: []fx.Option{fx.RecoverFromPanics(), fxmodule.Provide(NewPanickingDB)}, ctor: NewPanickingDB,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			use := tt.use
+			if use == nil {
+				use = func(*DB) {}
+			}
+			f := runtime.FuncForPC(reflect.ValueOf(tt.ctor).Pointer())
+			file, line := f.FileLine(f.Entry())
+			at := fmt.Sprintf("%s:%d", file, line)
+
+			plain := fx.New(append([]fx.Option{fx.NopLogger, fx.Supply(&journal{}), fx.Invoke(use)}, tt.plain...)...)
+			require.Error(t, plain.Err())
+			if !tt.plainMisses {
+				require.ErrorContains(t, plain.Err(), at, "plain fx names the constructor")
+			}
+
+			managed := fx.New(append([]fx.Option{fx.NopLogger, fx.Supply(&journal{}), fxmodule.Module, fx.Invoke(use)}, tt.managed...)...)
+			require.Error(t, managed.Err())
+			assert.ErrorContains(t, managed.Err(), at)
+			_, digs, _ := strings.Cut(managed.Err().Error(), "Failed: ") // past fx's prefix, if any
+			assert.NotContains(t, digs, "makeFuncStub")
+		})
+	}
 }

@@ -68,7 +68,7 @@ func newSession(p sessionIn) *session {
 type registryIn struct {
 	fx.In
 	Session *session
-	Members []member `group:"gleitzeit.providers"`
+	Members []managedProvider `group:"gleitzeit.providers"`
 }
 
 // registryOf gives the registry to the graph once every provider is built,

@@ -105,17 +105,17 @@ var (
 	errorType     = reflect.TypeFor[error]()
 	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
 	sessionType   = reflect.TypeFor[*session]()
-	memberType    = reflect.TypeFor[member]()
+	memberType    = reflect.TypeFor[managedProvider]()
 	outType       = reflect.TypeFor[fx.Out]()
 	inType        = reflect.TypeFor[fx.In]()
 )
 
-// member is a provider's entry in the value group that Module consumes,
-// so that every provider is built, and built before anything that takes
-// the registry. It is given for the value consumers receive, which
+// managedProvider is a provider's entry in the value group that Module
+// consumes, so that every provider is built, and built before anything
+// that takes the registry. It is given for the value consumers receive, which
 // fx.Replace or a decorator may have changed: a replaced constructor is
 // never called.
-type member struct{}
+type managedProvider struct{}
 
 func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error) {
 	d := &decl{opts: opts, private: priv}
@@ -261,11 +261,16 @@ func (d *decl) options() fx.Option {
 // the location in an exported field of an unexported type (see
 // checkFx).
 func (d *decl) locate(fn any, anns []fx.Annotation) any {
-	a := reflect.ValueOf(fx.Annotate(fn, anns...))
+	return locatedAt(d.fn, fx.Annotate(fn, anns...))
+}
+
+// locatedAt returns annotated, fx.Annotate's result, located at fn.
+func locatedAt(fn reflect.Value, annotated any) any {
+	a := reflect.ValueOf(annotated)
 	v := reflect.New(a.Type()).Elem()
 	v.Set(a)
 	if f := v.FieldByName(funcPtrField); f.IsValid() && f.CanSet() && f.Kind() == reflect.Uintptr {
-		f.SetUint(uint64(d.fn.Pointer()))
+		f.SetUint(uint64(fn.Pointer()))
 	}
 	return v.Interface()
 }
@@ -353,24 +358,28 @@ var sessionParams = reflect.TypeFor[struct {
 }]()
 
 // registryEntry is a provider's entry in the registry's group (see
-// member), given for the value consumers receive (v, fx.From the type
+// managedProvider), given for the value consumers receive (v, fx.From the type
 // they ask for). It tells the session what that value is.
-func (d *decl) registryEntry(v any, s *session) (member, error) {
+func (d *decl) registryEntry(v any, s *session) (managedProvider, error) {
 	if s == nil {
-		return member{}, nil // requireModule says so
+		return managedProvider{}, nil // requireModule says so
 	}
-	return member{}, s.received(d, reflect.ValueOf(v))
+	return managedProvider{}, s.received(d, reflect.ValueOf(v))
 }
 
 // entry returns the constructor of the provider's entry in the registry's
 // group: registryEntry, asking for the value as consumers do (typ, tag),
 // so that fx builds it with any decorator, or takes fx.Replace's value
 // instead.
+//
+// It is located at registryEntry, which is what an error about it names
+// (the user's constructor follows, if it failed), and not at the user's
+// constructor: in fx's graph, it is no constructor of the provider.
 func (d *decl) entry(typ reflect.Type, tag string) any {
-	return fx.Annotate(d.registryEntry,
+	return locatedAt(reflect.ValueOf(d.registryEntry), fx.Annotate(d.registryEntry,
 		fx.ParamTags(tag, `optional:"true"`),
 		fx.From(reflect.New(typ).Interface()),
-		fx.ResultTags(`group:"`+providerGroup+`"`))
+		fx.ResultTags(`group:"`+providerGroup+`"`)))
 }
 
 type requireModuleParams struct {
