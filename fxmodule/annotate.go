@@ -64,40 +64,47 @@ func paramTags(a fx.Annotation) ([]string, bool) {
 	return tags, true
 }
 
-// firstResultTag returns the tag an fx.ResultTags annotation gives the
-// first result.
-func firstResultTag(a fx.Annotation) (string, bool) {
+// resultTags returns the tags an fx.ResultTags annotation gives the
+// results, in order.
+func resultTags(a fx.Annotation) ([]string, bool) {
 	v := reflect.ValueOf(a)
 	if v.Kind() != reflect.Struct || v.Type().String() != "fx.resultTagsAnnotation" {
-		return "", false
+		return nil, false
 	}
 	f := v.FieldByName("tags")
-	if !f.IsValid() || f.Kind() != reflect.Slice || f.Len() == 0 || f.Type().Elem().Kind() != reflect.String {
-		return "", false
+	if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.String {
+		return nil, false
 	}
-	return f.Index(0).String(), true
+	tags := make([]string, f.Len())
+	for i := range tags {
+		tags[i] = f.Index(i).String()
+	}
+	return tags, true
 }
 
-// firstAsType returns the type an fx.As annotation exposes the first
-// result as; nil for fx.Self, which keeps the result's own type.
-func firstAsType(a fx.Annotation) (reflect.Type, bool) {
+// asTypes returns the types an fx.As annotation exposes the results as,
+// in order; nil for fx.Self, which keeps a result's own type.
+func asTypes(a fx.Annotation) ([]reflect.Type, bool) {
 	v := reflect.ValueOf(a)
 	if v.Kind() != reflect.Pointer || v.Type().String() != "*fx.asAnnotation" || v.IsNil() {
 		return nil, false
 	}
 	f := v.Elem().FieldByName("targets")
-	if !f.IsValid() || f.Kind() != reflect.Slice || f.Len() == 0 {
+	if !f.IsValid() || f.Kind() != reflect.Slice {
 		return nil, false
 	}
-	t := f.Index(0)
-	if t.Kind() == reflect.Interface {
-		t = t.Elem()
+	types := make([]reflect.Type, f.Len())
+	for i := range types {
+		t := f.Index(i)
+		if t.Kind() == reflect.Interface {
+			t = t.Elem()
+		}
+		if !t.IsValid() || t.Kind() != reflect.Pointer {
+			return nil, false
+		}
+		if t.Type().String() != "*fx.self" {
+			types[i] = t.Type().Elem()
+		}
 	}
-	if !t.IsValid() || t.Kind() != reflect.Pointer {
-		return nil, false
-	}
-	if t.Type().String() == "*fx.self" {
-		return nil, true
-	}
-	return t.Type().Elem(), true
+	return types, true
 }

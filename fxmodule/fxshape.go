@@ -41,10 +41,10 @@ func checkFx(annotate func(any, ...fx.Annotation) any) error {
 	if _, ok := paramTags(anns[0]); !ok {
 		return fail(fmt.Sprintf("fx.ParamTags gives a %T whose tags cannot be read", anns[0]))
 	}
-	if tag, ok := firstResultTag(anns[1]); !ok || tag != `name:"n"` {
+	if tags, ok := resultTags(anns[1]); !ok || len(tags) != 1 || tags[0] != `name:"n"` {
 		return fail(fmt.Sprintf("fx.ResultTags gives a %T whose tags cannot be read", anns[1]))
 	}
-	if t, ok := firstAsType(anns[2]); !ok || t != nil {
+	if ts, ok := asTypes(anns[2]); !ok || len(ts) != 1 || ts[0] != nil {
 		return fail(fmt.Sprintf("fx.As gives a %T whose targets cannot be read", anns[2]))
 	}
 	for _, a := range anns {

@@ -34,6 +34,9 @@ func (s *session) start(ctx context.Context) error {
 			}
 			opts = append(opts, lifecycle.DependsOn(sl.inner.ID()))
 		}
+		if sl.id != sl.p.ID() {
+			opts = append(opts, lifecycle.RegisteredAs(sl.id))
+		}
 		if err := s.reg.Register(sl.p, opts...); err != nil {
 			return err
 		}

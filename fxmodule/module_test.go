@@ -345,8 +345,8 @@ func TestProvideRejectsWhatIsNotAProviderConstructor(t *testing.T) {
 		want string
 	}{
 		{"not a function", 42, "want a constructor function"},
-		{"not a provider", func() *Repo { return nil }, "does not implement lifecycle.Provider"},
-		{"second result not an error", func() (*DB, int) { return nil, 0 }, "returns the provider, and optionally an error"},
+		{"not a provider", func() *Repo { return nil }, "no result of func() *fxmodule_test.Repo implements lifecycle.Provider"},
+		{"a nil provider", func() (*DB, int) { return nil, 0 }, "returned a nil provider"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

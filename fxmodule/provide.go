@@ -75,29 +75,25 @@ func Private(ctor any) any { return private{ctor} }
 
 type private struct{ ctor any }
 
-// decl is one Provide call: the user's constructor and how to wrap it.
+// decl is one provider constructor given to Provide: the user's function
+// and how to wrap it.
 type decl struct {
 	fn      reflect.Value // the user's function
 	fnType  reflect.Type
 	private bool
 	opts    []lifecycle.RegisterOption
 
-	// How the value is exposed: exactly one of these is used.
 	tag        string          // a name or group tag for the value, from fx.Annotated
 	paramTags  []string        // fx.Annotate's fx.ParamTags, if any
 	paramAnns  []fx.Annotation // its other annotations on parameters
 	resultAnns []fx.Annotation // and on results, hooks included
 	annotated  bool
-	// How consumers ask for the value, where fx.Annotate's result
-	// annotations say: the type of the first fx.As, and the first tag of
-	// fx.ResultTags.
-	exposedType reflect.Type
-	exposedTag  string
 
-	provided reflect.Type // the constructor's result: what is registered
-	hasErr   bool
-	name     string // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
-	raw      string // for an annotated constructor: the name of its value before the result annotations apply
+	outs    []reflect.Type // the constructor's results, its error aside
+	hasErr  bool
+	results []*result // the providers among them
+	name    string    // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
+	raw     string    // for result annotations: the name of the values before they apply
 }
 
 var (
@@ -106,8 +102,12 @@ var (
 	lifecycleType = reflect.TypeFor[fx.Lifecycle]()
 	sessionType   = reflect.TypeFor[*session]()
 	memberType    = reflect.TypeFor[managedProvider]()
-	outType       = reflect.TypeFor[fx.Out]()
-	inType        = reflect.TypeFor[fx.In]()
+	entryOut      = reflect.StructOf([]reflect.StructField{
+		{Name: "Out", Type: outType, Anonymous: true},
+		{Name: "Entry", Type: memberType, Tag: `group:"` + providerGroup + `"`},
+	})
+	outType = reflect.TypeFor[fx.Out]()
+	inType  = reflect.TypeFor[fx.In]()
 )
 
 // managedProvider is a provider's entry in the value group that Module
@@ -119,6 +119,13 @@ type managedProvider struct{}
 
 func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error) {
 	d := &decl{opts: opts, private: priv}
+	// How consumers ask for each result, where fx.Annotate's result
+	// annotations say: the types of the first fx.As, the tags of
+	// fx.ResultTags.
+	var (
+		exposedTypes []reflect.Type
+		exposedTags  []string
+	)
 	if p, ok := ctor.(private); ok {
 		d.private, ctor = true, p.ctor
 	}
@@ -138,7 +145,6 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 	default:
 		if target, anns, ok := annotatedParts(ctor); ok {
 			d.annotated = true
-			exposedSet := false
 			for _, a := range anns {
 				switch side, err := annotationSide(a); {
 				case err != nil:
@@ -151,11 +157,11 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 					}
 				default:
 					d.resultAnns = append(d.resultAnns, a)
-					if tag, ok := firstResultTag(a); ok {
-						d.exposedTag = tag
+					if tags, ok := resultTags(a); ok {
+						exposedTags = tags
 					}
-					if t, ok := firstAsType(a); ok && !exposedSet {
-						d.exposedType, exposedSet = t, true // nil for fx.Self: the result's own type
+					if ts, ok := asTypes(a); ok && exposedTypes == nil {
+						exposedTypes = ts // the first fx.As: a nil type for fx.Self, the result's own
 					}
 				}
 			}
@@ -168,60 +174,42 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 	}
 	d.fn, d.fnType = fn, fn.Type()
 	ft := d.fnType
-	switch {
-	case ft.NumOut() == 1:
-	case ft.NumOut() == 2 && ft.Out(1) == errorType:
-		d.hasErr = true
-	default:
-		return nil, fmt.Errorf("%s: a provider constructor returns the provider, and optionally an error; %v does not", d.where(), ft)
-	}
-	d.provided = ft.Out(0)
-	if d.exposedType == nil {
-		d.exposedType = d.provided
-	}
-	if !d.provided.Implements(providerType) {
-		return nil, fmt.Errorf("%s: %v does not implement lifecycle.Provider (it needs an ID() string method)", d.where(), d.provided)
+	for i := range ft.NumOut() {
+		if t := ft.Out(i); t == errorType && i == ft.NumOut()-1 {
+			d.hasErr = true
+		} else {
+			d.outs = append(d.outs, t)
+		}
 	}
 	if ft.IsVariadic() && d.annotated {
 		return nil, fmt.Errorf("%s: a variadic provider constructor cannot be annotated", d.where())
-	}
-	if isOutStruct(d.provided) {
-		return nil, fmt.Errorf("%s: a provider constructor returns the provider itself, not an fx.Out struct", d.where())
 	}
 	d.name = runtime.FuncForPC(fn.Pointer()).Name()
 	// Unique for as long as the option lives, without a counter shared by
 	// every app in the process, and telling in fx's logs.
 	d.raw = d.name + ", before fx.Annotate's results@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
+	if err := d.findResults(exposedTypes, exposedTags); err != nil {
+		return nil, err // Provide names the constructor
+	}
 	return d, nil
 }
 
 // options are the fx options of one provider constructor: the wrapped
-// constructor, with an identity exposing its value when fx.Annotate's
-// result annotations say how; the entry in the registry's group, given for
-// the value as consumers receive it; and an invoke that fails the app if
-// Module is missing.
+// constructor, with an identity exposing its values when fx.Annotate's
+// result annotations say how; each provider's entry in the registry's
+// group, given for the value consumers receive; and an invoke that fails
+// the app if Module is missing.
 func (d *decl) options() fx.Option {
 	var provideOpts []any
 	if d.private {
 		provideOpts = append(provideOpts, fx.Private)
 	}
 	provide := func(ctor any) fx.Option { return fx.Provide(append([]any{ctor}, provideOpts...)...) }
-	// The group's entry is exported to the root, where the registry reads
-	// the group, and reads the value in the provider's module.
-	opts := []fx.Option{fx.Invoke(d.requireModule)}
-	if !d.annotated {
-		opts = append(opts, provide(d.locate(d.wrapper(d.tag, true), nil)))
-		if !isGroup(d.tag) {
-			opts = append(opts, fx.Provide(d.entry(d.provided, d.tag)))
-		}
-		return fx.Options(opts...)
-	}
-	// Annotated: the wrapped constructor, with the user's parameter
-	// annotations, gives the value under the name raw; an identity, with
-	// the user's result annotations, exposes it.
-	raw := `name:"` + d.raw + `"`
-	var w any
-	var anns []fx.Annotation
+	renamed := len(d.resultAnns) > 0
+	var (
+		w    any
+		anns []fx.Annotation
+	)
 	switch {
 	case d.paramTags != nil:
 		// The user's tags, then the session's, optional, so that a
@@ -231,28 +219,42 @@ func (d *decl) options() fx.Option {
 			tags = append(tags, ``)
 		}
 		tags = append(tags, `optional:"true"`, ``)
-		w, anns = d.wrapper(raw, false), append([]fx.Annotation{fx.ParamTags(tags...)}, d.paramAnns...)
+		w, anns = d.wrapper(false, renamed), append([]fx.Annotation{fx.ParamTags(tags...)}, d.paramAnns...)
 	case len(d.paramAnns) > 0:
-		w, anns = d.wrapper(raw, false), d.paramAnns
+		w, anns = d.wrapper(false, renamed), d.paramAnns
 	default:
-		w = d.wrapper(raw, true)
+		w = d.wrapper(true, renamed)
 	}
-	expose := reflect.MakeFunc(
-		reflect.FuncOf([]reflect.Type{d.provided}, []reflect.Type{d.provided}, false),
-		func(args []reflect.Value) []reflect.Value { return args })
-	opts = append(opts,
-		provide(d.locate(w, anns)),
-		provide(d.locate(expose.Interface(), append([]fx.Annotation{fx.ParamTags(raw)}, d.resultAnns...))),
-	)
-	if isGroup(d.exposedTag) {
-		// A member of a group is not asked for alone: the identity's
-		// value is the one consumers receive.
-		opts = append(opts, fx.Provide(d.entry(d.provided, raw)))
-	} else {
-		opts = append(opts, fx.Provide(d.entry(d.exposedType, d.exposedTag)))
+	opts := []fx.Option{fx.Invoke(d.requireModule), provide(d.locate(w, anns))}
+	if renamed {
+		// The wrapper gives the values under raw names; an identity, with
+		// the user's result annotations, exposes them.
+		rawTags := make([]string, len(d.outs))
+		for i := range d.outs {
+			rawTags[i] = d.rawTag(i)
+		}
+		expose := reflect.MakeFunc(reflect.FuncOf(d.outs, d.outs, false),
+			func(args []reflect.Value) []reflect.Value { return args })
+		opts = append(opts, provide(d.locate(expose.Interface(), append([]fx.Annotation{fx.ParamTags(rawTags...)}, d.resultAnns...))))
+	}
+	// The group's entries are exported to the root, where the registry
+	// reads the group, and read the values in the provider's module.
+	for _, r := range d.results {
+		switch {
+		case !r.grouped():
+			opts = append(opts, fx.Provide(r.entry(r.askType, r.askTag)))
+		case renamed:
+			// A member of a group is not asked for alone: the value
+			// under its raw name is the one consumers receive.
+			opts = append(opts, fx.Provide(r.entry(r.typ, d.rawTag(r.out))))
+		}
+		// Otherwise the wrapper gives the entry itself.
 	}
 	return fx.Options(opts...)
 }
+
+// rawTag is the tag of result i under its raw name.
+func (d *decl) rawTag(i int) string { return `name:"` + d.raw + "#" + strconv.Itoa(i) + `"` }
 
 // locate returns fn, annotated with anns, located at the user's
 // constructor: fx's and dig's errors about it (a missing dependency, a
@@ -278,12 +280,14 @@ func locatedAt(fn reflect.Value, annotated any) any {
 func isGroup(tag string) bool { return reflect.StructTag(tag).Get("group") != "" }
 
 // wrapper returns the constructor that fx calls in place of the user's: it
-// takes the user's parameters and the session, appends the provider's
-// hooks, calls the user's function, and gives its value (tagged with tag),
-// and, for a member of a group, the registry group's entry. The session arrives in an fx.In struct
-// marked optional, so that a missing Module is reported as such, unless
-// fx.Annotate's parameter annotations forbid an fx.In parameter.
-func (d *decl) wrapper(tag string, optionalSession bool) any {
+// takes the user's parameters and the session, appends the providers'
+// hooks, calls the user's function, and gives its results as the user's
+// function would (under raw names if renamed, tagged as fx.Annotated says),
+// with the registry group's entry if a provider is a group member. The
+// session arrives in an fx.In struct marked optional, so that a missing
+// Module is reported as such, unless fx.Annotate's parameter annotations
+// forbid an fx.In parameter.
+func (d *decl) wrapper(sessionIn, renamed bool) any {
 	ft := d.fnType
 	nIn := ft.NumIn()
 	if ft.IsVariadic() {
@@ -293,22 +297,36 @@ func (d *decl) wrapper(tag string, optionalSession bool) any {
 	for i := range nIn {
 		in = append(in, ft.In(i))
 	}
-	sessionIn := optionalSession
 	if sessionIn {
 		in = append(in, sessionParams)
 	} else {
 		in = append(in, sessionType, lifecycleType)
 	}
-	outFields := []reflect.StructField{
-		{Name: "Out", Type: outType, Anonymous: true},
-		{Name: "Value", Type: d.provided, Tag: reflect.StructTag(tag)},
+	var (
+		out     []reflect.Type
+		tagged  reflect.Type // the struct that renames or tags the results, if any
+		grouped = slices.ContainsFunc(d.results, (*result).grouped)
+	)
+	switch {
+	case renamed || d.tag != "":
+		fields := []reflect.StructField{{Name: "Out", Type: outType, Anonymous: true}}
+		for i, t := range d.outs {
+			tag := d.tag
+			if renamed {
+				tag = d.rawTag(i)
+			}
+			fields = append(fields, reflect.StructField{Name: "V" + strconv.Itoa(i), Type: t, Tag: reflect.StructTag(tag)})
+		}
+		tagged = reflect.StructOf(fields)
+		out = []reflect.Type{tagged}
+	default:
+		out = slices.Clone(d.outs)
 	}
-	if isGroup(tag) {
-		// Consumers receive the group: this value is the one managed.
-		outFields = append(outFields, reflect.StructField{Name: "Member", Type: memberType, Tag: `group:"` + providerGroup + `"`})
+	if grouped && !renamed {
+		out = append(out, entryOut)
 	}
-	out := reflect.StructOf(outFields)
-	wt := reflect.FuncOf(in, []reflect.Type{out, errorType}, false)
+	out = append(out, errorType)
+	wt := reflect.FuncOf(in, out, false)
 	return reflect.MakeFunc(wt, func(args []reflect.Value) []reflect.Value {
 		var (
 			s  *session
@@ -322,30 +340,50 @@ func (d *decl) wrapper(tag string, optionalSession bool) any {
 			s, _ = args[nIn].Interface().(*session)
 			lc, _ = args[nIn+1].Interface().(fx.Lifecycle)
 		}
+		res := make([]reflect.Value, len(out))
 		fail := func(err error) []reflect.Value {
-			return []reflect.Value{reflect.Zero(out), reflect.ValueOf(&err).Elem()}
+			for i, t := range out {
+				res[i] = reflect.Zero(t)
+			}
+			res[len(res)-1] = reflect.ValueOf(&err).Elem()
+			return res
 		}
 		if s == nil {
 			return fail(d.missingModule())
 		}
-		v, err := s.build(d, lc, args[:nIn], func() (reflect.Value, error) {
+		vals, err := s.build(d, lc, args[:nIn], func() ([]reflect.Value, error) {
 			var res []reflect.Value
 			if ft.IsVariadic() {
 				res = d.fn.CallSlice(append(args[:nIn:nIn], reflect.Zero(ft.In(nIn))))
 			} else {
 				res = d.fn.Call(args[:nIn])
 			}
-			if d.hasErr && !res[1].IsNil() {
-				return reflect.Value{}, res[1].Interface().(error)
+			if d.hasErr {
+				if err := res[len(res)-1]; !err.IsNil() {
+					return nil, err.Interface().(error)
+				}
+				res = res[:len(res)-1]
 			}
-			return res[0], nil
+			return res, nil
 		})
 		if err != nil {
 			return fail(err)
 		}
-		o := reflect.New(out).Elem()
-		o.Field(1).Set(v)
-		return []reflect.Value{o, reflect.Zero(errorType)}
+		if tagged != nil {
+			o := reflect.New(tagged).Elem()
+			for i, v := range vals {
+				o.Field(i + 1).Set(v)
+			}
+			res[0] = o
+		} else {
+			copy(res, vals)
+		}
+		for i, v := range res {
+			if !v.IsValid() { // the entry, and the nil error
+				res[i] = reflect.Zero(out[i])
+			}
+		}
+		return res
 	}).Interface()
 }
 
@@ -358,13 +396,13 @@ var sessionParams = reflect.TypeFor[struct {
 }]()
 
 // registryEntry is a provider's entry in the registry's group (see
-// managedProvider), given for the value consumers receive (v, fx.From the type
-// they ask for). It tells the session what that value is.
-func (d *decl) registryEntry(v any, s *session) (managedProvider, error) {
+// managedProvider), given for the value consumers receive (v, fx.From the
+// type they ask for). It tells the session what that value is.
+func (r *result) registryEntry(v any, s *session) (managedProvider, error) {
 	if s == nil {
 		return managedProvider{}, nil // requireModule says so
 	}
-	return managedProvider{}, s.received(d, reflect.ValueOf(v))
+	return managedProvider{}, s.received(r, reflect.ValueOf(v))
 }
 
 // entry returns the constructor of the provider's entry in the registry's
@@ -375,8 +413,8 @@ func (d *decl) registryEntry(v any, s *session) (managedProvider, error) {
 // It is located at registryEntry, which is what an error about it names
 // (the user's constructor follows, if it failed), and not at the user's
 // constructor: in fx's graph, it is no constructor of the provider.
-func (d *decl) entry(typ reflect.Type, tag string) any {
-	return locatedAt(reflect.ValueOf(d.registryEntry), fx.Annotate(d.registryEntry,
+func (r *result) entry(typ reflect.Type, tag string) any {
+	return locatedAt(reflect.ValueOf(r.registryEntry), fx.Annotate(r.registryEntry,
 		fx.ParamTags(tag, `optional:"true"`),
 		fx.From(reflect.New(typ).Interface()),
 		fx.ResultTags(`group:"`+providerGroup+`"`)))

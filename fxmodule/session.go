@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -23,10 +24,10 @@ type session struct {
 	mu       sync.Mutex  // guards the fields below and each provider's mutable fields
 	slots    []*provider // in the order fx built them, which is the order of their hooks
 	byID     map[string]*provider
-	byDecl   map[*decl][]*provider // several if one Provide option is used in several modules
-	byInner  map[string]*provider  // by the id of a wrapped original (see provider.inner)
-	graph    string                // fx's DOT graph, set by Module's invoke
-	started  bool                  // the session's start hook ran: the providers are registered
+	byResult map[*result][]*provider // several if one Provide option is used in several modules
+	byInner  map[string]*provider    // by the id of a wrapped original (see provider.inner)
+	graph    string                  // fx's DOT graph, set by Module's invoke
+	started  bool                    // the session's start hook ran: the providers are registered
 	stopping *stopRun
 	// stopBegan ends the Initialize a provider's hook runs once a Stop
 	// begins (see stopBegan).
@@ -44,6 +45,7 @@ type session struct {
 type provider struct {
 	s    *session
 	d    *decl
+	r    *result         // which of d's results it is
 	args []reflect.Value // what its constructor received, for dependencies by identity
 
 	// Set when its constructor returns, under s.mu; read-only once the
@@ -80,41 +82,66 @@ type stopRun struct {
 }
 
 func newSessionState(log *zap.Logger, reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{log: log, byID: make(map[string]*provider), byDecl: make(map[*decl][]*provider), byInner: make(map[string]*provider),
+	s := &session{log: log, byID: make(map[string]*provider), byResult: make(map[*result][]*provider), byInner: make(map[string]*provider),
 		stopBegan: newStopBegan()}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
 }
 
-// build is called by a provider's wrapper in place of its constructor. It
-// appends the provider's hooks first, so that hooks appended by the
-// constructor itself, and by every component built from the provider, run
-// after its Initialize and before its cleanup.
-func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call func() (reflect.Value, error)) (reflect.Value, error) {
-	sl := &provider{s: s, d: d, cleaned: make(chan struct{})}
-	lc.Append(fx.Hook{OnStart: sl.initialize, OnStop: sl.cleanUp})
-	v, err := call()
+// build is called by a provider constructor's wrapper in place of the
+// constructor. It appends each provider's hooks first, so that hooks
+// appended by the constructor itself, and by every component built from
+// the provider, run after its Initialize and before its cleanup. It
+// returns the constructor's results.
+func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call func() ([]reflect.Value, error)) ([]reflect.Value, error) {
+	slots := make([]*provider, len(d.results))
+	for i, r := range d.results {
+		slots[i] = &provider{s: s, d: d, r: r, cleaned: make(chan struct{})}
+		lc.Append(fx.Hook{OnStart: slots[i].initialize, OnStop: slots[i].cleanUp})
+	}
+	outs, err := call()
 	if err != nil {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s: %w", d.where(), err)
+		return nil, fmt.Errorf("provider constructor %s: %w", d.where(), err)
 	}
-	p, _ := v.Interface().(lifecycle.Provider)
-	if err := lifecycle.ValidateProvider(p); err != nil {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s returned %w", d.where(), err)
-	}
-	id := p.ID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.started {
-		return reflect.Value{}, fmt.Errorf("provider constructor %s: built after the app started", d.where())
+		return nil, fmt.Errorf("provider constructor %s: built after the app started", d.where())
 	}
-	if other := s.byID[id]; other != nil {
-		return reflect.Value{}, duplicate(id, other, d, d.provided)
+	for i, r := range d.results {
+		v := r.value(outs)
+		p, _ := v.Interface().(lifecycle.Provider)
+		if err := lifecycle.ValidateProvider(p); err != nil {
+			return nil, fmt.Errorf("provider constructor %s returned %w", d.where(), err)
+		}
+		id := p.ID()
+		if other := s.byID[id]; other != nil {
+			if !d.private || !other.d.private {
+				return nil, duplicate(id, other, d, r.typ)
+			}
+			// Two fx.Private providers of one id, which fx keeps apart
+			// in two fx.Modules (one module factory used twice, say):
+			// the later is known by its place. fx gives no constructor
+			// its module's name.
+			id = s.freeID(id)
+		}
+		sl := slots[i]
+		sl.id, sl.raw, sl.p, sl.args = id, v, p, slices.Clone(args)
+		s.slots = append(s.slots, sl)
+		s.byID[id] = sl
+		s.byResult[r] = append(s.byResult[r], sl)
 	}
-	sl.id, sl.raw, sl.p, sl.args = id, v, p, slices.Clone(args)
-	s.slots = append(s.slots, sl)
-	s.byID[id] = sl
-	s.byDecl[d] = append(s.byDecl[d], sl)
-	return v, nil
+	return outs, nil
+}
+
+// freeID returns id@2, or id@3, and so on: the first not taken. s.mu is
+// held.
+func (s *session) freeID(id string) string {
+	for n := 2; ; n++ {
+		if c := id + "@" + strconv.Itoa(n); s.byID[c] == nil {
+			return c
+		}
+	}
 }
 
 func duplicate(id string, first *provider, d *decl, t reflect.Type) error {
@@ -128,7 +155,7 @@ func duplicate(id string, first *provider, d *decl, t reflect.Type) error {
 // built, which no one sees. A decorator that wraps the original (holds it)
 // without lifecycle methods of its own leaves the original managed: the
 // wrapper delegates to it.
-func (s *session) received(d *decl, v reflect.Value) error {
+func (s *session) received(r *result, v reflect.Value) error {
 	if !v.IsValid() {
 		return nil
 	}
@@ -139,13 +166,13 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var sl *provider
-	for _, c := range s.byDecl[d] {
+	for _, c := range s.byResult[r] {
 		if sameValue(c.raw, v) {
 			return nil
 		}
 		sl = c
 	}
-	if sl == nil || len(s.byDecl[d]) > 1 {
+	if sl == nil || len(s.byResult[r]) > 1 {
 		return nil // not built, or used in several modules: which one changed is unknown
 	}
 	var inner lifecycle.Provider
@@ -170,11 +197,11 @@ func (s *session) received(d *decl, v reflect.Value) error {
 	}
 	id := p.ID()
 	if other := s.byID[id]; other != nil && other != sl {
-		return duplicate(id, other, d, v.Type())
+		return duplicate(id, other, r.d, v.Type())
 	}
 	if inner != nil {
 		if other := s.byID[id]; other != nil && other != sl {
-			return duplicate(id, other, d, v.Type())
+			return duplicate(id, other, r.d, v.Type())
 		}
 		sl.inner, sl.innerCleaned = inner, make(chan struct{})
 		s.byInner[sl.id] = sl

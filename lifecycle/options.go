@@ -109,6 +109,7 @@ type RegisterOption interface {
 }
 
 type registration struct {
+	id      string        // "": the provider's own ID()
 	timeout time.Duration // 0: the registry's default; NoTimeout: none
 	deps    []string
 	staged  bool
@@ -159,7 +160,19 @@ type stagedOption struct{}
 func (stagedOption) applyRegister(r *registration) { r.staged = true }
 func (stagedOption) String() string                { return "Staged()" }
 
+// RegisteredAs registers the provider under id rather than its own ID():
+// the id the registry's methods, events and report use for it. Package
+// fxmodule uses it for two fx.Private providers, in two fx.Modules, whose
+// IDs are the same. An empty id keeps the provider's own.
+func RegisteredAs(id string) RegisterOption { return registeredAsOption(id) }
+
+type registeredAsOption string
+
+func (o registeredAsOption) applyRegister(r *registration) { r.id = string(o) }
+func (o registeredAsOption) String() string                { return fmt.Sprintf("RegisteredAs(%q)", string(o)) }
+
 var (
+	_ RegisterOption = registeredAsOption("")
 	_ RegisterOption = timeoutOption(0)
 	_ RegisterOption = dependsOnOption(nil)
 	_ RegisterOption = stagedOption{}

@@ -156,3 +156,19 @@ func TestStartAfterStopFails(t *testing.T) {
 	require.NoError(t, r.Stop(context.Background()))
 	require.ErrorIs(t, r.Start(context.Background()), lifecycle.ErrStopped)
 }
+
+// RegisteredAs gives a provider the id the registry knows it by: two
+// providers whose own IDs are the same live side by side.
+func TestRegisteredAsGivesTheRegistrysID(t *testing.T) {
+	r := lifecycle.NewRegistry()
+	jnl := &journal{}
+	a, b := newFake("db", jnl), newFake("db", jnl)
+	mustRegister(t, r, a)
+	mustRegister(t, r, b, lifecycle.RegisteredAs("db@2"))
+	require.ErrorIs(t, r.Register(newFake("db", jnl)), lifecycle.ErrDuplicateID)
+	require.NoError(t, r.Start(t.Context()))
+	require.NoError(t, r.Stop(t.Context()))
+	assert.ElementsMatch(t, []string{"db", "db@2"}, r.Report().IDs())
+	assert.Equal(t, int32(1), a.cleanups.Load())
+	assert.Equal(t, int32(1), b.cleanups.Load())
+}

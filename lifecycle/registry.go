@@ -130,7 +130,11 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 			o.applyRegister(&reg)
 		}
 	}
-	n := newNode(p, p.ID(), reg)
+	id := reg.id
+	if id == "" {
+		id = p.ID()
+	}
+	n := newNode(p, id, reg)
 
 	r.mu.Lock()
 	err := r.admit(n)

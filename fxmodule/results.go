@@ -1,0 +1,99 @@
+package fxmodule
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// result is one provider among a constructor's results: where the
+// wrapper finds it, and how consumers ask for it.
+type result struct {
+	d     *decl
+	out   int          // which of the constructor's results
+	field []int        // the field of an fx.Out result (reflect's index path), or nil
+	typ   reflect.Type // its type, as the constructor gives it
+	// How consumers ask for it: a type and a name or group tag.
+	askType reflect.Type
+	askTag  string
+}
+
+// findResults finds the providers among d's results, as fx.Provide would
+// expose them: a result, or a field of an fx.Out result, whose type
+// implements lifecycle.Provider. exposedTypes and exposedTags are
+// fx.Annotate's, by result.
+func (d *decl) findResults(exposedTypes []reflect.Type, exposedTags []string) error {
+	if d.tag != "" && len(d.outs) != 1 {
+		return errors.New("fx.Annotated with a Name or a Group takes a constructor with one result")
+	}
+	for i, t := range d.outs {
+		if isOutStruct(t) {
+			if len(d.resultAnns) > 0 {
+				return fmt.Errorf("fx.Annotate's result annotations apply to results, not to the fields of %v: tag the fields", t)
+			}
+			d.outFields(i, t, nil)
+			continue
+		}
+		if !t.Implements(providerType) {
+			continue
+		}
+		r := &result{d: d, out: i, typ: t, askType: t, askTag: d.tag}
+		if i < len(exposedTypes) && exposedTypes[i] != nil {
+			r.askType = exposedTypes[i]
+		}
+		if i < len(exposedTags) {
+			r.askTag = askable(exposedTags[i])
+		}
+		d.results = append(d.results, r)
+	}
+	if len(d.results) == 0 {
+		return fmt.Errorf("no result of %v implements lifecycle.Provider (it needs an ID() string method)", d.fnType)
+	}
+	return nil
+}
+
+// outFields adds the providers among the fields of t, an fx.Out struct
+// that is result i, and of the fx.Out structs it embeds.
+func (d *decl) outFields(i int, t reflect.Type, at []int) {
+	for f := range t.Fields() {
+		if !f.IsExported() || f.Type == outType {
+			continue
+		}
+		index := append(append([]int(nil), at...), f.Index...)
+		if f.Anonymous && isOutStruct(f.Type) {
+			d.outFields(i, f.Type, index)
+			continue
+		}
+		if f.Type.Implements(providerType) {
+			d.results = append(d.results, &result{d: d, out: i, field: index, typ: f.Type, askType: f.Type, askTag: askable(string(f.Tag))})
+		}
+	}
+}
+
+// askable keeps, of a result's tag, what a consumer asks with: its name or
+// its group, without a group's options.
+func askable(tag string) string {
+	st := reflect.StructTag(tag)
+	if g := st.Get("group"); g != "" {
+		g, _, _ = strings.Cut(g, ",")
+		return `group:"` + g + `"`
+	}
+	if n := st.Get("name"); n != "" {
+		return `name:"` + n + `"`
+	}
+	return ""
+}
+
+// value returns r's value among the constructor's results.
+func (r *result) value(outs []reflect.Value) reflect.Value {
+	v := outs[r.out]
+	if r.field != nil {
+		v = v.FieldByIndex(r.field)
+	}
+	return v
+}
+
+// grouped reports whether consumers receive r as a member of a group:
+// no one asks for it alone.
+func (r *result) grouped() bool { return isGroup(r.askTag) }

@@ -1,0 +1,146 @@
+package fxmodule_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// hooked is how the plain-fx twin of a provider runs: its Initialize on
+// start, its Cleanup on stop.
+func hooked(lc fx.Lifecycle, p interface {
+	lifecycle.Provider
+	lifecycle.Initializer
+	lifecycle.Cleaner
+}) {
+	lc.Append(fx.Hook{OnStart: p.Initialize, OnStop: p.Cleanup})
+}
+
+// Stores is a constructor's fx.Out result: two providers, one named, and
+// a plain value.
+type Stores struct {
+	fx.Out
+	Primary *DB `name:"primary"`
+	Cache   *Cache
+	Label   string `name:"label"`
+}
+
+func NewStores(j *journal) Stores {
+	return Stores{Primary: &DB{base{id: "primary", jnl: j}}, Cache: &Cache{base{id: "cache", jnl: j}}, Label: "stores"}
+}
+
+// A constructor that returns an fx.Out struct: each field that is a
+// provider is managed, and consumers receive every field as from fx.
+func TestAConstructorReturningFxOut(t *testing.T) {
+	type use struct {
+		fx.In
+		Primary *DB `name:"primary"`
+		Cache   *Cache
+		Label   string `name:"label"`
+	}
+	check := func(t *testing.T, app *fxtest.App, jnl *journal, got *use) {
+		app.RequireStart().RequireStop()
+		assert.Equal(t, "stores", got.Label)
+		assert.Equal(t, "primary", got.Primary.ID())
+		for _, e := range []string{"init primary", "init cache", "cleanup primary", "cleanup cache"} {
+			assert.True(t, jnl.Has(e), "%s: %v", e, jnl.All())
+		}
+	}
+
+	t.Run("plain fx", func(t *testing.T) {
+		jnl, got := &journal{}, &use{}
+		app := fxtest.New(t, fx.Supply(jnl), fx.Provide(NewStores),
+			fx.Invoke(func(u use, lc fx.Lifecycle) { *got = u; hooked(lc, u.Primary); hooked(lc, u.Cache) }))
+		check(t, app, jnl, got)
+	})
+
+	t.Run("fxmodule", func(t *testing.T) {
+		jnl, got := &journal{}, &use{}
+		var reg *lifecycle.Registry
+		app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fxmodule.Provide(NewStores),
+			fx.Invoke(func(u use) { *got = u }), fx.Populate(&reg))
+		check(t, app, jnl, got)
+		assert.ElementsMatch(t, []string{"primary", "cache"}, reg.Report().IDs())
+	})
+}
+
+// A constructor with two results and an error, as fx allows: both
+// providers are managed.
+func TestAConstructorWithSeveralResults(t *testing.T) {
+	newBoth := func(j *journal) (*DB, *Cache, error) {
+		return &DB{base{id: "db", jnl: j}}, &Cache{base{id: "cache", jnl: j}}, nil
+	}
+	jnl := &journal{}
+	var (
+		reg   *lifecycle.Registry
+		db    *DB
+		cache *Cache
+	)
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fxmodule.Provide(newBoth), fx.Populate(&reg, &db, &cache))
+	app.RequireStart().RequireStop()
+	// Initialized in the order of the results; cleaned up concurrently:
+	// neither depends on the other.
+	jnl.Before(t, "init db", "init cache")
+	assert.ElementsMatch(t, []string{"init db", "init cache", "cleanup cache", "cleanup db"}, jnl.All())
+	assert.ElementsMatch(t, []string{"db", "cache"}, reg.Report().IDs())
+}
+
+// Provide takes several constructors and fx.Private, as fx.Provide does:
+// a private provider is managed, and invisible outside its module.
+func TestProvideTakesWhatFxProvideTakes(t *testing.T) {
+	inModule := func(opts ...fx.Option) fx.Option {
+		return fx.Module("storage", append([]fx.Option{fxmodule.Provide(NewDB, NewCache, fx.Private)}, opts...)...)
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		inModule(fx.Invoke(func(*DB, *Cache) {})), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "cache"}, reg.Report().IDs())
+	jnl.Before(t, "cleanup cache", "cleanup db")
+
+	for name, opts := range map[string][]fx.Option{
+		"plain fx": {fx.Module("storage", fx.Provide(NewDB, NewCache, fx.Private))},
+		"fxmodule": {fxmodule.Module, inModule()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := fx.New(append([]fx.Option{fx.NopLogger, fx.Supply(&journal{}), fx.Invoke(func(*DB) {})}, opts...)...)
+			require.ErrorContains(t, app.Err(), "missing type: *fxmodule_test.DB")
+		})
+	}
+}
+
+// One module factory used twice, each with a private provider of one id:
+// both work, as in fx, each under an id of its own in the registry.
+func TestOneModuleFactoryUsedTwice(t *testing.T) {
+	region := func(name string) fx.Option {
+		return fx.Module(name, fxmodule.Provide(NewDB, fx.Private), fx.Invoke(func(*DB) {}))
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "db@2"}, reg.Report().IDs())
+	assert.Equal(t, 2, countOf(jnl.All(), "cleanup db"))
+
+	// Not private, the two collide in fx first.
+	shared := func(name string) fx.Option { return fx.Module(name, fxmodule.Provide(NewDB)) }
+	bad := fx.New(fx.NopLogger, fx.Supply(jnl), fxmodule.Module, shared("eu"), shared("us"))
+	require.ErrorContains(t, bad.Err(), "already provided")
+}
+
+func countOf(all []string, e string) int {
+	n := 0
+	for _, a := range all {
+		if a == e {
+			n++
+		}
+	}
+	return n
+}
