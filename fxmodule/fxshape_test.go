@@ -1,0 +1,49 @@
+package fxmodule
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/fx"
+)
+
+// The fx this module runs with here has the shapes it reads.
+func TestCheckFxPassesWithTheFxInGoMod(t *testing.T) {
+	require.NoError(t, checkFx(fx.Annotate))
+}
+
+// A program given an fx whose fx.Annotate no longer has those shapes
+// fails, naming the fx this module was built against, rather than losing
+// annotations or locations in silence.
+func TestCheckFxFailsWhenFxChangedItsShapes(t *testing.T) {
+	type annotated struct{ Target any } // neither fx's type nor its fields
+	for name, annotate := range map[string]func(any, ...fx.Annotation) any{
+		"another type": func(f any, _ ...fx.Annotation) any { return annotated{f} },
+		"a function":   func(f any, _ ...fx.Annotation) any { return f },
+		"no annotations kept": func(f any, _ ...fx.Annotation) any {
+			return fx.Annotate(f)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := checkFx(annotate)
+			require.Error(t, err)
+			assert.ErrorContains(t, err, "it was built against "+builtWith)
+		})
+	}
+}
+
+// builtWith names the fx of go.mod.
+func TestBuiltWithIsTheFxInGoMod(t *testing.T) {
+	mod, err := os.ReadFile("../go.mod")
+	require.NoError(t, err)
+	for line := range strings.Lines(string(mod)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "go.uber.org/fx" {
+			assert.Equal(t, builtWith, f[0]+" "+f[1])
+			return
+		}
+	}
+	t.Fatal("go.mod does not require go.uber.org/fx")
+}
