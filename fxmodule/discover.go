@@ -77,7 +77,7 @@ func discover(slots []*provider, dot string) error {
 		}
 		f := found{certain: map[*provider]bool{}, possible: map[string]map[*provider]bool{}, hooked: map[int]bool{}}
 		for _, c := range nodes {
-			g.walk(c, ctorOf, &f, len(byName[sl.d.name]) > 1)
+			g.walk(c, ctorOf, &f, len(byName[sl.d.name]) > 1, sl.d.softGroups)
 		}
 		sl.hooked = f.hooked
 		// Every input of a constructor was built before it: a provider
@@ -338,27 +338,29 @@ var skipKeys = map[string]bool{
 // constructors, stopping at provider constructors (ctorOf), and adds what
 // it finds to f. reused: c is one of several constructors of one Provide
 // option, so what it finds may belong to another of them.
-func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool) {
+func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool, soft map[string]bool) {
 	type item struct {
 		ctor  int
 		group string // the first ambiguous name on the way, if any
 	}
-	first := ""
-	if reused {
-		first = "\x00reused"
-	}
 	seen := map[int]bool{c: true}
-	queue := []item{{c, first}}
+	queue := []item{{c, ""}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
 		for _, key := range g.params[it.ctor] {
-			if skipKeys[key] {
+			if skipKeys[key] || it.ctor == c && soft[key] {
+				// A soft group holds only the members fx built for
+				// others: the values received say which.
 				continue
 			}
 			producers := g.producersOf(key)
 			group := it.group
-			if group == "" && len(producers) > 1 {
+			if group == "" && (len(producers) > 1 || reused) {
+				// Several constructors give this name, or this
+				// constructor stands for several providers (one function
+				// given to Provide in several modules): which provider it
+				// leads to is possible, not certain.
 				group = key
 			}
 			for _, p := range producers {

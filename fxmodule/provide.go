@@ -92,8 +92,11 @@ type decl struct {
 	outs    []reflect.Type // the constructor's results, its error aside
 	hasErr  bool
 	results []*result // the providers among them
-	name    string    // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
-	raw     string    // for result annotations: the name of the values before they apply
+	// softGroups are the keys, in fx's graph, of the soft value groups
+	// the constructor takes.
+	softGroups map[string]bool
+	name       string // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
+	raw        string // for result annotations: the name of the values before they apply
 }
 
 var (
@@ -188,6 +191,9 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 	// Unique for as long as the option lives, without a counter shared by
 	// every app in the process, and telling in fx's logs.
 	d.raw = d.name + ", before fx.Annotate's results@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
+	for i := range ft.NumIn() {
+		d.findSoftGroups(ft.In(i))
+	}
 	if err := d.findResults(exposedTypes, exposedTags); err != nil {
 		return nil, err // Provide names the constructor
 	}
@@ -340,6 +346,7 @@ func (d *decl) wrapper(sessionIn, renamed bool) any {
 			s, _ = args[nIn].Interface().(*session)
 			lc, _ = args[nIn+1].Interface().(fx.Lifecycle)
 		}
+		args = args[:nIn]
 		res := make([]reflect.Value, len(out))
 		fail := func(err error) []reflect.Value {
 			for i, t := range out {
@@ -351,12 +358,12 @@ func (d *decl) wrapper(sessionIn, renamed bool) any {
 		if s == nil {
 			return fail(d.missingModule())
 		}
-		vals, err := s.build(d, lc, args[:nIn], func() ([]reflect.Value, error) {
+		vals, err := s.build(d, lc, args, func() ([]reflect.Value, error) {
 			var res []reflect.Value
 			if ft.IsVariadic() {
 				res = d.fn.CallSlice(append(args[:nIn:nIn], reflect.Zero(ft.In(nIn))))
 			} else {
-				res = d.fn.Call(args[:nIn])
+				res = d.fn.Call(args)
 			}
 			if d.hasErr {
 				if err := res[len(res)-1]; !err.IsNil() {

@@ -97,3 +97,26 @@ func (r *result) value(outs []reflect.Value) reflect.Value {
 // grouped reports whether consumers receive r as a member of a group:
 // no one asks for it alone.
 func (r *result) grouped() bool { return isGroup(r.askTag) }
+
+// findSoftGroups notes the soft value groups among the fields of t, if it
+// is an fx.In struct, and of the fx.In structs it embeds, by their key in
+// fx's graph.
+func (d *decl) findSoftGroups(t reflect.Type) {
+	if t.Kind() != reflect.Struct || !embedsIn(t) {
+		return
+	}
+	for f := range t.Fields() {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			d.findSoftGroups(f.Type)
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("group"), ",")
+		if name == "" || opts != "soft" || f.Type.Kind() != reflect.Slice {
+			continue
+		}
+		if d.softGroups == nil {
+			d.softGroups = map[string]bool{}
+		}
+		d.softGroups["[type="+f.Type.Elem().String()+" group="+name+"]"] = true
+	}
+}

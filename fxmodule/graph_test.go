@@ -1,0 +1,148 @@
+package fxmodule_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxtest"
+
+	"github.com/gleitzeit/gleitzeit/fxmodule"
+	"github.com/gleitzeit/gleitzeit/lifecycle"
+)
+
+// The dependencies fx's graph gives, in the shapes where they used to be
+// missed or invented. Each is written as an fx user would write it.
+
+// query is a component that keeps what it was built from in a closure,
+// where no value can show it: only fx's graph tells what it needs. A
+// decorator may hand it something to keep in plain sight (uses).
+type query struct {
+	run  func() string
+	uses any
+}
+
+// Two sibling modules, each with a private component of one type built
+// from its own private provider and keeping it in a closure: each api
+// depends on its own database. fx's graph names both databases alike and
+// no value shows which one a closure holds: the other region's database,
+// built before, is kept as well (ordering more than needed, never less;
+// see the package doc).
+func TestSiblingModulesKeepTheirPrivateTypesApart(t *testing.T) {
+	jnl := &journal{}
+	region := func(name string) fx.Option {
+		return fx.Module(name,
+			fxmodule.Provide(func(j *journal) *DB { return &DB{base{id: name + "-db", jnl: j}} }, fx.Private),
+			fx.Provide(fx.Private, func(db *DB) *query { return &query{run: db.ID} }),
+			fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: name + "-api", jnl: j}} }, fx.Private),
+			fx.Invoke(func(*API) {}),
+		)
+	}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	deps := dependsOn(reg)
+	assert.Equal(t, []string{"eu-db"}, deps["eu-api"], "us-db, built later, is no input of eu-api")
+	assert.Contains(t, deps["us-api"], "us-db")
+	assert.Empty(t, deps["eu-db"])
+	assert.Empty(t, deps["us-db"])
+	jnl.Before(t, "cleanup eu-api", "cleanup eu-db")
+	jnl.Before(t, "cleanup us-api", "cleanup us-db")
+}
+
+// fx.ParamTags on a provider constructor: the tagged parameter is the
+// dependency, the untagged one of the same type is not.
+func TestParamTagsOnAProviderConstructor(t *testing.T) {
+	jnl := &journal{}
+	newDB := func(id string) any {
+		return fx.Annotate(func(j *journal) *DB { return &DB{base{id: id, jnl: j}} }, fx.ResultTags(`name:"`+id+`"`))
+	}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(newDB("primary")),
+		fxmodule.Provide(newDB("replica")),
+		fxmodule.Provide(fx.Annotate(func(j *journal, _ *DB) *Cache { return &Cache{base{id: "cache", jnl: j}} },
+			fx.ParamTags(``, `name:"replica"`))),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"replica"}, dependsOn(reg)["cache"])
+}
+
+// A soft value group gives its consumer only the members fx built for
+// others: a provider that nothing else asked for is neither built for it
+// nor a dependency of it.
+func TestSoftValueGroups(t *testing.T) {
+	type handler struct{ db *DB }
+	type handlers struct {
+		fx.In
+		J  *journal
+		Hs []*handler `group:"handlers,soft"`
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *Metrics { return &Metrics{base{id: "metrics", jnl: j}} }),
+		fx.Provide(fx.Annotate(func(*Metrics) *handler { return &handler{} }, fx.ResultTags(`group:"handlers"`))),
+		fxmodule.Provide(func(p handlers) *API { return &API{base{id: "api", jnl: p.J}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	// fx builds no member of a soft group for the api: metrics is
+	// built (every provider is), but after the api, for the registry.
+	assert.Empty(t, dependsOn(reg)["api"])
+}
+
+// A decorator that adds a dependency on another provider: the decorated
+// component now needs it, and so does the provider built from it. fx's
+// graph does not show decorators; the values do, where the decorated
+// component holds what it was given. (Kept only in a closure, it is not
+// found: lifecycle.DependsOn says it; see the package doc.)
+func TestADecoratorThatAddsADependency(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
+		fx.Decorate(func(q *query, c *Cache) *query {
+			return &query{run: func() string { return q.run() + c.ID() }, uses: c}
+		}),
+		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "cache"}, dependsOn(reg)["api"])
+	jnl.Before(t, "cleanup api", "cleanup cache")
+	jnl.Before(t, "cleanup api", "cleanup db")
+}
+
+// Two function-local types of one name, each a provider: a consumer that
+// takes one directly depends on it alone (its value says which); one that
+// reaches it through a component keeping it in a closure depends on it,
+// and on the other too if that was built before (fx's graph prints both
+// alike; ordering more than needed, never less).
+func TestFunctionLocalTypesOfOneName(t *testing.T) {
+	jnl := &journal{}
+	var first, second fx.Option
+	func() {
+		type Conn struct{ base }
+		first = fx.Options(
+			fxmodule.Provide(func(j *journal) *Conn { return &Conn{base{id: "first-conn", jnl: j}} }),
+			fx.Provide(func(c *Conn) *query { return &query{run: c.ID} }),
+			fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "first-api", jnl: j}} }),
+		)
+	}()
+	func() {
+		type Conn struct{ base }
+		second = fx.Options(
+			fxmodule.Provide(func(j *journal) *Conn { return &Conn{base{id: "second-conn", jnl: j}} }),
+			fxmodule.Provide(func(j *journal, _ *Conn) *Cache { return &Cache{base{id: "second-cache", jnl: j}} }),
+		)
+	}()
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, first, second, fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	deps := dependsOn(reg)
+	assert.Contains(t, deps["first-api"], "first-conn")
+	assert.Equal(t, []string{"second-conn"}, deps["second-cache"])
+	jnl.Before(t, "cleanup first-api", "cleanup first-conn")
+	jnl.Before(t, "cleanup second-cache", "cleanup second-conn")
+}
