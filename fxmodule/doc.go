@@ -4,20 +4,30 @@
 //
 //	fx.New(
 //		fxmodule.Module,
-//		fxmodule.Provide(NewDatabase),
+//		fxmodule.Provide(NewDatabase, NewCache),
 //		fxmodule.Provide(NewOllama, lifecycle.Timeout(5*time.Second)),
 //		fx.Provide(NewRepository), // takes the database
 //		fx.Invoke(Serve),
 //	)
 //
-// [Provide] declares a provider constructor: it takes what fx.Provide takes
-// (a function, an fx.Annotated, or fx.Annotate's result with fx.As,
-// fx.ParamTags, fx.ResultTags, fx.From, fx.OnStart and fx.OnStop; [Private]
-// for fx.Private), and its value reaches the rest of the graph as
+// [Provide] declares provider constructors as fx.Provide declares
+// constructors: it takes what fx.Provide takes (functions, with any
+// parameters and fx.In structs, returning providers, values and fx.Out
+// structs and optionally an error; an fx.Annotated; fx.Annotate's result
+// with fx.As, fx.ParamTags, fx.ResultTags, fx.From, fx.OnStart and
+// fx.OnStop; fx.Private), and [lifecycle.RegisterOption]s besides. Each
+// result that implements [lifecycle.Provider], or field of an fx.Out
+// result, is a provider; every value reaches the rest of the graph as
 // fx.Provide would give it. [Module] builds the registry, injectable as a
 // *lifecycle.Registry, and manages every provider declared. Include it
 // once: a second copy fails fx.New ("already provided by
 // fxmodule.newSession"). Provide without Module fails fx.New, saying so.
+//
+// The rule: an fx program means the same with fxmodule.Provide as with
+// fx.Provide and hooks that call Initialize on start and the cleanup on
+// stop, except for what this module adds (cleanups run concurrently where
+// no dependency orders them, each bounded and reported) and for the
+// differences listed at the end, each with its reason.
 //
 // # Order: a place among fx's hooks for each provider
 //
@@ -88,45 +98,60 @@
 //
 // # Decorators and replacements
 //
-// The registry manages the value that consumers receive: if fx.Decorate or
-// fx.Replace changed a provider's value, the changed one is initialized and
-// cleaned up, and the original, which no one sees, is left alone (a
-// provider acquires nothing in its constructor). A decorator that wraps the
-// original without lifecycle methods of its own (a tracing wrapper) leaves
-// the original managed: the wrapper delegates to it. A wrapper with a
-// life of its own (its own id, and Initialize or a cleanup method) is
-// managed as well as the original, depending on it: initialized after it
-// and cleaned up before it. A decorator that hands over another provider,
-// managed already, leaves the original unmanaged.
-// fx.Replace hands its value out without building the provider: a
-// component built from it before fx builds the provider is started before
-// the provider's Initialize (fakes in tests rarely mind). The value is looked at
-// where the provider is declared, with the decorators in scope there, and
-// as fx.Annotate's first fx.As and first result tag expose it; a Provide
-// option used in several modules is not looked at.
+// fx.Replace and a replacing fx.Decorate (one that does not take the
+// original) win, as in fx: the replaced constructor is never called, and
+// the replacement is managed only if a Provide declared it (a fake given
+// with fx.Replace is the test's own). A decorator that takes the original
+// changes the value consumers receive: the changed value is the one
+// initialized and cleaned up, and the original, which no one sees, is left
+// alone (a provider acquires nothing in its constructor). A decorator that
+// wraps the original without lifecycle methods of its own (a tracing
+// wrapper) leaves the original managed: the wrapper delegates to it. A
+// wrapper with a life of its own (its own id, and Initialize or a cleanup
+// method) is managed as well as the original, depending on it: initialized
+// after it and cleaned up before it. A decorator that hands over another
+// provider, managed already, leaves the original unmanaged. The value is
+// looked at where the provider is declared, with the decorators in scope
+// there, as fx.Annotate's first fx.As and fx.ResultTags expose it; a
+// Provide option used in several modules is not looked at.
+//
+// Every provider declared is built and managed, even if nothing consumes
+// it, as if an fx.Invoke took it: a service reaches providers through the
+// registry (by id), which fx cannot see. To leave one out of an app (a
+// test's), replace it: fx.Replace(fake).
 //
 // # Errors and timeouts
 //
-// A constructor's error names the user's constructor by file and line, as
-// do a duplicate provider id (with both types) and a missing Module.
+// fx's and dig's errors about a provider constructor (a missing
+// dependency, a type provided twice, a panic under fx.RecoverFromPanics)
+// name the user's function by file and line, as they do without this
+// module; so do a constructor's own error, a duplicate provider id (with
+// both types) and a missing Module. fxmodule reads some of fx's
+// unexported shapes (fx.Annotate's result and its annotations) and the
+// text of fx.DotGraph; it checks, once per app, that the fx it runs with
+// has them, and fails fx.New naming the fx it was built against if not.
+//
 // fx.StartTimeout and fx.StopTimeout bound the start and the stop, and
 // each provider's Initialize and cleanup, as they bound a hook: the
 // registry has no timeout of its own ([lifecycle.NoTimeout]) unless
-// [lifecycle.Timeout] or [lifecycle.WithDefaultTimeout], given to Provide
-// or [WithRegistryOptions], asks for less. A rollback's cleanups get as
-// long as fx gave the start. When fx's stop deadline passes with a
-// provider's cleanup still running, an error-level line names it (through
-// the graph's *zap.Logger, or else on standard error): fx returns its bare
-// context error then, whichever hook was slow. The module's hooks return a little before fx's deadline (a tenth of the time
-// left, at least 20ms and at most 250ms), so that app.Start's and
-// app.Stop's errors name the providers that failed or hung rather than
-// fx's bare context error. If the app's start fails, fx stops what started;
-// the providers initialized are cleaned up, each bounded by its own
-// timeout rather than by the start context that ran out. fx returns from
-// app.Start at that context's deadline whatever its hooks do: cleanups that
-// have not ended by then go on (the error says so), and Registry.Stop
-// waits for them. A Registry.Stop called by hand otherwise waits for fx's
-// hooks to allow each provider's cleanup, or for its context to end.
+// [lifecycle.Timeout] given to Provide, or [lifecycle.WithDefaultTimeout]
+// given to [WithRegistryOptions], asks for less. The module's hooks return
+// a little before fx's deadline (a tenth of the time left, at least 20ms
+// and at most 250ms), so that app.Start's and app.Stop's errors name the
+// providers that failed or hung rather than fx's bare context error. fx
+// lets no hook's error through once its deadline has passed: when fx's
+// stop deadline passes with a provider's cleanup still running, whatever
+// the order of the other hooks, an error-level line names it, through the
+// graph's *zap.Logger or else on standard error.
+//
+// If the app's start fails, fx stops what started; the providers
+// initialized are cleaned up, each bounded by as long as fx gave the start
+// (its StartTimeout) rather than by the start context that ran out. fx
+// returns from app.Start at that context's deadline whatever its hooks do:
+// cleanups that have not ended by then go on (the error says so), and
+// Registry.Stop waits for them. A Registry.Stop called by hand otherwise
+// waits for fx's hooks to allow each provider's cleanup, or for its
+// context to end.
 //
 // A Registry.Stop called while fx starts the app ends the start: the
 // registry cancels its own Start, and the module cancels the Initialize
@@ -142,5 +167,40 @@
 // # Logging
 //
 // Module logs through the graph's *zap.Logger, if any, and leaves fx's own
-// events to the application's logger; [EventLogger] sends them to zap.
+// events to the application's logger; [EventLogger] sends them to zap. In
+// fx's events, a provider's hooks are fxmodule.(*provider).initialize and
+// fxmodule.(*provider).cleanUp, and its entry in the registry's group is
+// fxmodule.managedProvider, given by fxmodule.(*result).registryEntry.
+//
+// # Differences from fx
+//
+// What an fx program written with fxmodule.Provide does differently from
+// its twin written with fx.Provide and hooks, and why:
+//
+//   - Cleanups run concurrently where no dependency orders them, and fx's
+//     stop deadline ends them all (each is reported), where fx runs OnStop
+//     hooks one at a time and skips those after a hook that ran out its
+//     time. This is what the module is for.
+//   - Every provider declared is built, even if nothing consumes it (see
+//     Decorators and replacements): the registry reaches providers by id.
+//   - fx's Provided and Run events name a provider constructor
+//     fx.Annotate(reflect.makeFuncStub()), and fx prefixes some errors
+//     with it: fx names a function by its code pointer, and the function
+//     fx calls, which takes the user's parameters and the registry, can
+//     only be made by reflect.MakeFunc. The errors themselves, and their
+//     locations, name the user's function.
+//   - Hooks a provider constructor appends itself run after the provider's
+//     Initialize and before its cleanup: the provider's hooks are appended
+//     first.
+//   - The module's hooks give a provider up to 250ms less than fx's
+//     deadline (see Errors and timeouts), so that the error can say which
+//     provider hung.
+//   - Two fx.Private providers of one id in two modules (one module factory
+//     used twice) are registered as id and id@2: fx gives no constructor
+//     its module's name.
+//   - Dependencies are found as described under Dependencies; where fx's
+//     graph prints two types alike and no value shows which one a
+//     component holds, both are kept (ordering more than needed, never
+//     less), and a decorator's input kept only in a closure is not found
+//     (declare it with lifecycle.DependsOn).
 package fxmodule
