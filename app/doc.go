@@ -44,7 +44,8 @@
 // taskcancel.go keep the tasks in flight and cancel one; commit.go commits
 // their records in groups; storefault.go and unaudited.go answer a store or
 // an audit log that failed; replicas.go heartbeats and settles the tasks of
-// replicas that died; health.go polls health and decides readiness;
+// replicas that died; health.go polls health and decides readiness,
+// which auditfailing.go tells of the audit log's failure at once;
 // transitions.go logs its changes once each; refusals.go counts the tasks
 // refused; view.go is what the admin API shows; admin.go and adminport.go
 // serve it, tasktoken.go guards the task endpoints; protocols.go and

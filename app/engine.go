@@ -42,6 +42,7 @@ type Engine struct {
 	reg      *lifecycle.Registry
 	store    *sqldb.DB
 	audit    *file.Writer
+	failing  *auditFailing // the audit log's failure, as its writer tells it
 	settings *Settings
 	log      *zap.Logger
 	metrics  *Metrics
@@ -90,6 +91,7 @@ type engineParams struct {
 	Registry  *lifecycle.Registry
 	Store     *sqldb.DB
 	Audit     *file.Writer
+	Failing   *auditFailing
 	Settings  *Settings
 	Log       *zap.Logger
 	Metrics   *Metrics
@@ -100,7 +102,7 @@ type engineParams struct {
 // first min, which the registry then initializes when it starts: one that
 // cannot start fails the service's start. The others wait for launch.
 func newEngine(p engineParams) (*Engine, error) {
-	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, settings: p.Settings, log: p.Log.Named("engine"),
+	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, failing: p.Failing, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
 		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())

@@ -148,7 +148,10 @@ func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
 // needs one healthy instance. A template that does not serve while its
 // supervisor backs off says so, and when it tries again: it becomes ready
 // again on its own once an instance serves. A store whose health check
-// passes is not ready either while it cannot record tasks (see probeStore).
+// passes is not ready either while it cannot record tasks (see probeStore),
+// nor an audit log whose writes fail, from the moment its writer tells it
+// rather than the next poll's check (see auditFailing): tasks are refused
+// from then.
 func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 	switch {
 	case e.draining.Load():
@@ -182,6 +185,13 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 	for _, id := range []string{storeID, auditID} {
 		if ok, reason := serving(id); !ok {
 			why = append(why, reason)
+		}
+	}
+	if ok, _ := serving(auditID); ok {
+		// The check may predate the audit log's failure, which refuses
+		// tasks from the moment it begins: its writer told it at once.
+		if reason := e.failing.reason(); reason != "" {
+			why = append(why, fmt.Sprintf("%s is %s: %s", auditID, lifecycle.StatusUnhealthy, reason))
 		}
 	}
 	if ok, _ := serving(storeID); ok && e.watch.storeFailing() {

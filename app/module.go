@@ -25,11 +25,14 @@ func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
 			lifecycle.WithObserver(m),
 		),
 		fx.Supply(s.storeConfig()),
-		fx.Provide(func(log *zap.Logger) file.Config {
+		// The audit log's writer tells its failure to the engine's
+		// readiness at once, as well as to the log (see auditFailing).
+		fx.Supply(&auditFailing{}),
+		fx.Provide(func(log *zap.Logger, failing *auditFailing) file.Config {
 			return file.Config{ID: auditID, Path: s.AuditPath, MaxBytes: s.AuditMaxBytes, MaxFiles: s.AuditMaxFiles, OnRepair: func(path string, dropped int64) {
 				log.Warn("audit log repaired: the last record, cut short by a crash, was dropped",
 					zap.String("path", path), zap.Int64("bytes_dropped", dropped))
-			}, OnFailure: auditFailed(log), OnRecovery: auditRecovered(log), OnReopen: auditReopened(log)}
+			}, OnFailure: failing.failed(auditFailed(log)), OnRecovery: failing.recovered(auditRecovered(log)), OnReopen: auditReopened(log)}
 		}),
 		fxmodule.Provide(sqldb.New),
 		fxmodule.Provide(file.New),
