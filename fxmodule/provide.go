@@ -14,17 +14,18 @@ import (
 )
 
 // Provide declares provider constructors, as [fx.Provide] declares
-// constructors. Each ctor is what fx.Provide takes: a function returning a
-// type that implements [lifecycle.Provider], and optionally an error, with
-// any parameters (fx.In structs included); an [fx.Annotated] with a Name or
-// a Group; or the result of [fx.Annotate], with fx.ParamTags,
-// fx.ResultTags, fx.As, fx.From, fx.OnStart and fx.OnStop. [fx.Private],
-// among the arguments, provides them only to their fx.Module, as it does
-// for fx.Provide; [lifecycle.RegisterOption]s ([lifecycle.Timeout],
-// [lifecycle.DependsOn]) apply to each of them.
+// constructors. Each ctor is what fx.Provide takes: a function with any
+// parameters (fx.In structs included) whose results, or the fields of
+// whose fx.Out results, include at least one that implements
+// [lifecycle.Provider], optionally with an error last; an [fx.Annotated]
+// with a Name or a Group; or the result of [fx.Annotate], with
+// fx.ParamTags, fx.ResultTags, fx.As, fx.From, fx.OnStart and fx.OnStop.
+// [fx.Private], among the arguments, provides them only to their
+// fx.Module, as it does for fx.Provide; [lifecycle.RegisterOption]s
+// ([lifecycle.Timeout], [lifecycle.DependsOn]) apply to each provider.
 //
-// Each provider's value reaches the rest of the graph as fx.Provide would
-// give it. It depends on every other provider its constructor receives: as
+// Every result reaches the rest of the graph as fx.Provide would give it;
+// each that is a provider is managed. It depends on every other provider its constructor receives: as
 // a parameter, an fx.In field, a group member, or through other
 // constructors in the graph (a repository built from a database provider,
 // say).
