@@ -88,6 +88,11 @@ type decl struct {
 	paramTags  []string        // fx.Annotate's fx.ParamTags, if any
 	paramAnns  []fx.Annotation // its other annotations on parameters
 	resultAnns []fx.Annotation // and on results, hooks included
+	// resultHooks: fx.OnStart or fx.OnStop among them, which an identity
+	// after the wrapper must carry; fx.As and fx.ResultTags the wrapper
+	// applies itself (see exposures).
+	resultHooks bool
+	exposures   [][]exposure // by result: how fx.Annotate's result annotations expose it
 	annotated  bool
 
 	outs    []reflect.Type // the constructor's results, its error aside
@@ -124,10 +129,9 @@ type managedProvider struct{}
 func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error) {
 	d := &decl{opts: opts, private: priv}
 	// How consumers ask for each result, where fx.Annotate's result
-	// annotations say: the types of the first fx.As, the tags of
-	// fx.ResultTags.
+	// annotations say: the types of each fx.As, the tags of fx.ResultTags.
 	var (
-		exposedTypes []reflect.Type
+		exposedTypes [][]reflect.Type
 		exposedTags  []string
 	)
 	if p, ok := ctor.(private); ok {
@@ -163,9 +167,10 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 					d.resultAnns = append(d.resultAnns, a)
 					if tags, ok := resultTags(a); ok {
 						exposedTags = tags
-					}
-					if ts, ok := asTypes(a); ok && exposedTypes == nil {
-						exposedTypes = ts // the first fx.As: a nil type for fx.Self, the result's own
+					} else if ts, ok := asTypes(a); ok {
+						exposedTypes = append(exposedTypes, ts) // a nil type for fx.Self, the result's own
+					} else {
+						d.resultHooks = true
 					}
 				}
 			}
@@ -189,15 +194,17 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 		return nil, fmt.Errorf("%s: a variadic provider constructor cannot be annotated", d.where())
 	}
 	d.name = runtime.FuncForPC(fn.Pointer()).Name()
-	// Unique for as long as the option lives, without a counter shared by
-	// every app in the process, and telling in fx's logs.
-	d.raw = d.name + ", before fx.Annotate's results@" + strconv.FormatUint(uint64(reflect.ValueOf(d).Pointer()), 16)
 	for i := range ft.NumIn() {
 		d.findSoftGroups(ft.In(i))
 	}
 	if err := d.findResults(exposedTypes, exposedTags); err != nil {
 		return nil, err // Provide names the constructor
 	}
+	// The same for every declaration of one function with one set of
+	// result annotations, which fx would refuse twice in one scope anyway:
+	// a name made afresh for each would make reflect types that reflect
+	// keeps for good.
+	d.raw = fmt.Sprintf("%s, before fx.Annotate's results %v", d.name, d.exposures)
 	return d, nil
 }
 
@@ -212,7 +219,7 @@ func (d *decl) options() fx.Option {
 		provideOpts = append(provideOpts, fx.Private)
 	}
 	provide := func(ctor any) fx.Option { return fx.Provide(append([]any{ctor}, provideOpts...)...) }
-	renamed := len(d.resultAnns) > 0
+	renamed := d.resultHooks
 	var (
 		w    any
 		anns []fx.Annotation
@@ -258,6 +265,37 @@ func (d *decl) options() fx.Option {
 		// Otherwise the wrapper gives the entry itself.
 	}
 	return fx.Options(opts...)
+}
+
+// exposedField is one field of the struct in which the wrapper gives its
+// results: result out, as typ, tagged.
+type exposedField struct {
+	out int
+	typ reflect.Type
+	tag string
+}
+
+// exposed returns the fields in which the wrapper gives its results: under
+// raw names if renamed, else as fx.Annotated and fx.Annotate's fx.As and
+// fx.ResultTags expose them; nil if it gives them as the user's function
+// does.
+func (d *decl) exposed(renamed bool) []exposedField {
+	var fields []exposedField
+	plain := true
+	for i, t := range d.outs {
+		if renamed {
+			fields, plain = append(fields, exposedField{i, t, d.rawTag(i)}), false
+			continue
+		}
+		for _, e := range d.exposures[i] {
+			fields = append(fields, exposedField{i, e.typ, e.tag})
+			plain = plain && e.typ == t && e.tag == "" && len(d.exposures[i]) == 1
+		}
+	}
+	if plain {
+		return nil
+	}
+	return fields
 }
 
 // rawTag is the tag of result i under its raw name.
@@ -314,19 +352,16 @@ func (d *decl) wrapper(sessionIn, renamed bool) any {
 		tagged  reflect.Type // the struct that renames or tags the results, if any
 		grouped = slices.ContainsFunc(d.results, (*result).grouped)
 	)
-	switch {
-	case renamed || d.tag != "":
-		fields := []reflect.StructField{{Name: "Out", Type: outType, Anonymous: true}}
-		for i, t := range d.outs {
-			tag := d.tag
-			if renamed {
-				tag = d.rawTag(i)
-			}
-			fields = append(fields, reflect.StructField{Name: "V" + strconv.Itoa(i), Type: t, Tag: reflect.StructTag(tag)})
+	var from []int // by field of tagged: the result it gives
+	if fields := d.exposed(renamed); fields != nil {
+		sf := []reflect.StructField{{Name: "Out", Type: outType, Anonymous: true}}
+		for k, f := range fields {
+			sf = append(sf, reflect.StructField{Name: "V" + strconv.Itoa(k), Type: f.typ, Tag: reflect.StructTag(f.tag)})
+			from = append(from, f.out)
 		}
-		tagged = reflect.StructOf(fields)
+		tagged = reflect.StructOf(sf)
 		out = []reflect.Type{tagged}
-	default:
+	} else {
 		out = slices.Clone(d.outs)
 	}
 	if grouped && !renamed {
@@ -379,8 +414,8 @@ func (d *decl) wrapper(sessionIn, renamed bool) any {
 		}
 		if tagged != nil {
 			o := reflect.New(tagged).Elem()
-			for i, v := range vals {
-				o.Field(i + 1).Set(v)
+			for k, i := range from {
+				o.Field(k + 1).Set(vals[i])
 			}
 			res[0] = o
 		} else {
@@ -403,29 +438,36 @@ var sessionParams = reflect.TypeFor[struct {
 	Lifecycle fx.Lifecycle
 }]()
 
-// registryEntry is a provider's entry in the registry's group (see
-// managedProvider), given for the value consumers receive (v, fx.From the
-// type they ask for). It tells the session what that value is.
-func (r *result) registryEntry(v any, s *session) (managedProvider, error) {
-	if s == nil {
-		return managedProvider{}, nil // requireModule says so
+// entry returns the constructor of the provider's entry in the registry's
+// group: it asks for the value as consumers do (typ, tag), so that fx
+// builds it with any decorator, or takes fx.Replace's value instead, and
+// tells the session what that value is. Only the registry, which Module
+// builds, asks for the group: the session is always there. The value comes
+// as a plain parameter where it has no tag, which dig reads faster than
+// an fx.In struct.
+func (r *result) entry(typ reflect.Type, tag string) any {
+	if tag == "" {
+		ft := reflect.FuncOf([]reflect.Type{typ, sessionType}, []reflect.Type{memberType, errorType}, false)
+		return fx.Annotated{Group: providerGroup, Target: reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
+			return r.enter(args[1], args[0])
+		}).Interface()}
 	}
-	return managedProvider{}, s.received(r, reflect.ValueOf(v))
+	in := reflect.StructOf([]reflect.StructField{
+		{Name: "In", Type: inType, Anonymous: true},
+		{Name: "Value", Type: typ, Tag: reflect.StructTag(tag)},
+		{Name: "Session", Type: sessionType},
+	})
+	ft := reflect.FuncOf([]reflect.Type{in}, []reflect.Type{memberType, errorType}, false)
+	return fx.Annotated{Group: providerGroup, Target: reflect.MakeFunc(ft, func(args []reflect.Value) []reflect.Value {
+		return r.enter(args[0].Field(2), args[0].Field(1))
+	}).Interface()}
 }
 
-// entry returns the constructor of the provider's entry in the registry's
-// group: registryEntry, asking for the value as consumers do (typ, tag),
-// so that fx builds it with any decorator, or takes fx.Replace's value
-// instead.
-//
-// It is located at registryEntry, which is what an error about it names
-// (the user's constructor follows, if it failed), and not at the user's
-// constructor: in fx's graph, it is no constructor of the provider.
-func (r *result) entry(typ reflect.Type, tag string) any {
-	return locatedAt(reflect.ValueOf(r.registryEntry), fx.Annotate(r.registryEntry,
-		fx.ParamTags(tag, `optional:"true"`),
-		fx.From(reflect.New(typ).Interface()),
-		fx.ResultTags(`group:"`+providerGroup+`"`)))
+// enter is an entry's body: the session learns what value consumers
+// receive.
+func (r *result) enter(s, v reflect.Value) []reflect.Value {
+	err := s.Interface().(*session).received(r, v)
+	return []reflect.Value{reflect.Zero(memberType), reflect.ValueOf(&err).Elem()}
 }
 
 type requireModuleParams struct {

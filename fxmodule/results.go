@@ -7,6 +7,13 @@ import (
 	"strings"
 )
 
+// exposure is one way fx gives a constructor's result to consumers: as a
+// type (its own, or fx.As's), with a name or group tag.
+type exposure struct {
+	typ reflect.Type
+	tag string
+}
+
 // result is one provider among a constructor's results: where the
 // wrapper finds it, and how consumers ask for it.
 type result struct {
@@ -23,11 +30,26 @@ type result struct {
 // expose them: a result, or a field of an fx.Out result, whose type
 // implements lifecycle.Provider. exposedTypes and exposedTags are
 // fx.Annotate's, by result.
-func (d *decl) findResults(exposedTypes []reflect.Type, exposedTags []string) error {
+func (d *decl) findResults(exposedTypes [][]reflect.Type, exposedTags []string) error {
 	if d.tag != "" && len(d.outs) != 1 {
 		return errors.New("fx.Annotated with a Name or a Group takes a constructor with one result")
 	}
+	d.exposures = make([][]exposure, len(d.outs))
 	for i, t := range d.outs {
+		tag := d.tag
+		if i < len(exposedTags) {
+			tag = exposedTags[i]
+		}
+		if len(exposedTypes) == 0 {
+			d.exposures[i] = []exposure{{t, tag}}
+		}
+		for _, as := range exposedTypes {
+			e := exposure{t, tag}
+			if i < len(as) && as[i] != nil {
+				e.typ = as[i]
+			}
+			d.exposures[i] = append(d.exposures[i], e)
+		}
 		if isOutStruct(t) {
 			if len(d.resultAnns) > 0 {
 				return fmt.Errorf("fx.Annotate's result annotations apply to results, not to the fields of %v: tag the fields", t)
@@ -38,14 +60,9 @@ func (d *decl) findResults(exposedTypes []reflect.Type, exposedTags []string) er
 		if !t.Implements(providerType) {
 			continue
 		}
-		r := &result{d: d, out: i, typ: t, askType: t, askTag: d.tag}
-		if i < len(exposedTypes) && exposedTypes[i] != nil {
-			r.askType = exposedTypes[i]
-		}
-		if i < len(exposedTags) {
-			r.askTag = askable(exposedTags[i])
-		}
-		d.results = append(d.results, r)
+		// Consumers ask for it as its first exposure gives it.
+		e := d.exposures[i][0]
+		d.results = append(d.results, &result{d: d, out: i, typ: t, askType: e.typ, askTag: askable(e.tag)})
 	}
 	if len(d.results) == 0 {
 		return fmt.Errorf("no result of %v implements lifecycle.Provider (it needs an ID() string method)", d.fnType)
