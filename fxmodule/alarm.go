@@ -15,20 +15,23 @@ import (
 // returns its bare context error, whichever hook was slow, and runs no
 // further hook. This line is the one place that always names the culprit.
 func (s *session) deadlinePassed() {
-	var unfinished []string
-	for _, p := range s.reg.Providers() {
-		running := p.State == lifecycle.StateCleaning
-		if o := p.Outcome; o != nil && (o.Result == lifecycle.ResultAbandoned || o.Result == lifecycle.ResultTimeout) {
-			running = true // abandoned or timed out, and its method has not returned since
-		}
-		if running {
-			unfinished = append(unfinished, p.ID)
-		}
-	}
-	if len(unfinished) > 0 {
-		s.log.Error("fx's stop deadline passed before these providers' cleanups ended; they go on in the background",
+	if unfinished := s.unfinished(); len(unfinished) > 0 {
+		s.log.Error("fx's stop context ended before these providers' cleanups ended; they go on in the background",
 			zap.Strings("providers", unfinished))
 	}
+}
+
+// unfinished returns the providers whose cleanup is running or waiting,
+// or was abandoned and has not returned since. One that ran out its own
+// timeout is not among them: the registry's Stop reported it.
+func (s *session) unfinished() []string {
+	var ids []string
+	for _, p := range s.reg.Providers() {
+		if p.State == lifecycle.StateCleaning || p.Outcome != nil && p.Outcome.Result == lifecycle.ResultAbandoned {
+			ids = append(ids, p.ID)
+		}
+	}
+	return ids
 }
 
 // alarmLogger is the session's logger: the graph's, or, if it has none,

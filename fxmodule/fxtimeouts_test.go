@@ -120,9 +120,60 @@ func TestAStopDeadlineNamesTheProviderStillCleaningUp(t *testing.T) {
 
 	var alarm []observer.LoggedEntry
 	require.Eventually(t, func() bool {
-		alarm = logs.FilterMessageSnippet("stop deadline passed").All()
+		alarm = logs.FilterMessageSnippet("stop context ended").All()
 		return len(alarm) > 0
 	}, 5*time.Second, 10*time.Millisecond, "no line names the provider; app.Stop said only %v", err)
 	assert.Equal(t, zapcore.ErrorLevel, alarm[0].Level)
 	assert.Equal(t, []any{"hung-db"}, alarm[0].ContextMap()["providers"])
+}
+
+// A server built from a provider drains until just before fx's stop
+// deadline, past the hooks' margin: as in plain fx, the provider's cleanup
+// begins once the server has stopped, within fx's deadline, and the stop
+// succeeds.
+func TestAProviderOutlastsAServerDrainingToTheDeadline(t *testing.T) {
+	type server struct{}
+	run := func(t *testing.T, provide fx.Option) *journal {
+		jnl := &journal{}
+		app := fxtest.New(t, fx.StopTimeout(2*time.Second), fx.Supply(jnl), provide,
+			fx.Provide(func(lc fx.Lifecycle, j *journal, _ *DB) *server {
+				lc.Append(fx.StopHook(func() { time.Sleep(1850 * time.Millisecond); j.Add("server drained") }))
+				return &server{}
+			}),
+			fx.Invoke(func(*server) {}))
+		app.RequireStart()
+		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+		defer cancel()
+		require.NoError(t, app.Stop(ctx))
+		return jnl
+	}
+	t.Run("plain fx", func(t *testing.T) {
+		jnl := run(t, fx.Provide(func(lc fx.Lifecycle, j *journal) *DB {
+			db := NewDB(j)
+			lc.Append(fx.Hook{OnStart: db.Initialize, OnStop: db.Cleanup})
+			return db
+		}))
+		jnl.Before(t, "server drained", "cleanup db")
+	})
+	t.Run("fxmodule", func(t *testing.T) {
+		jnl := run(t, fx.Options(fxmodule.Module, fxmodule.Provide(NewDB)))
+		jnl.Before(t, "server drained", "cleanup db")
+	})
+}
+
+// A provider whose own timeout ran out is reported by the stop; a context
+// cancelled after the stop returned raises no alarm.
+func TestNoAlarmAfterAStopThatReturned(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	h := &hung{id: "hung-db", release: make(chan struct{})}
+	defer close(h.release)
+	app := fxtest.New(t, fx.Supply(zap.New(core)), fxmodule.Module,
+		fxmodule.Provide(func() *hung { return h }, lifecycle.Timeout(50*time.Millisecond)))
+	app.RequireStart()
+	ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+	err := app.Stop(ctx)
+	cancel()
+	require.ErrorContains(t, err, `provider "hung-db"`)
+	time.Sleep(50 * time.Millisecond) // the alarm, if any, runs when ctx ends
+	assert.Empty(t, logs.FilterMessageSnippet("stop context ended").All())
 }

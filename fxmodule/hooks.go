@@ -74,8 +74,19 @@ func (s *session) stop(ctx context.Context) error {
 	case <-sr.done:
 	case <-ectx.Done():
 		if !rollback {
-			<-sr.done // the registry's Stop has the same deadline: it is returning
-			break
+			// fx's deadline is near: say which cleanups are still running
+			// while fx still listens. The registry's Stop goes on until
+			// the deadline itself, so that a cleanup that can still end in
+			// time does (see beginStop).
+			var errs []error
+			for _, id := range s.unfinished() {
+				errs = append(errs, fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", id, ectx.Err()))
+			}
+			if len(errs) == 0 { // it ended just now
+				<-sr.done
+				break
+			}
+			return errors.Join(errs...)
 		}
 		// A rollback's cleanups are bounded by their own timeouts, not by
 		// fx's start context; fx returns at its deadline whatever the hooks
@@ -113,7 +124,10 @@ func (s *session) beginStop(ctx context.Context, rollback bool) (*stopRun, bool)
 		s.mu.Unlock()
 		context.AfterFunc(ctx, s.allowAll)
 	} else {
-		sctx, cancel = early(ctx)
+		// fx's own deadline, not the hooks' earlier one: a cleanup that
+		// waits for its dependents (a server draining to the end of
+		// StopTimeout) begins no earlier than fx would run its hook.
+		sctx = ctx
 		context.AfterFunc(ctx, s.deadlinePassed)
 	}
 	go func() {
