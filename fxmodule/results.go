@@ -21,6 +21,9 @@ type result struct {
 	out   int          // which of the constructor's results
 	field []int        // the field of an fx.Out result (reflect's index path), or nil
 	typ   reflect.Type // its type, as the constructor gives it
+	// maybe: typ is an interface that does not name ID(); the value
+	// fx gives may still be a provider, which is managed.
+	maybe bool
 	// How consumers ask for it: a type and a name or group tag.
 	askType reflect.Type
 	askTag  string
@@ -57,12 +60,13 @@ func (d *decl) findResults(exposedTypes [][]reflect.Type, exposedTags []string) 
 			d.outFields(i, t, nil)
 			continue
 		}
-		if !t.Implements(providerType) {
+		maybe := t.Kind() == reflect.Interface && !t.Implements(providerType)
+		if !t.Implements(providerType) && !maybe {
 			continue
 		}
 		// Consumers ask for it as its first exposure gives it.
 		e := d.exposures[i][0]
-		d.results = append(d.results, &result{d: d, out: i, typ: t, askType: e.typ, askTag: askable(e.tag)})
+		d.results = append(d.results, &result{d: d, out: i, typ: t, askType: e.typ, askTag: askable(e.tag), maybe: maybe})
 	}
 	if len(d.results) == 0 {
 		return fmt.Errorf("no result of %v implements lifecycle.Provider (it needs an ID() string method)", d.fnType)

@@ -108,9 +108,24 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	if s.started {
 		return nil, fmt.Errorf("provider constructor %s: built after the app started", d.where())
 	}
+	vals := make([]reflect.Value, len(d.results))
+results:
 	for i, r := range d.results {
 		v := r.value(outs)
+		vals[i] = v
+		for _, w := range vals[:i] {
+			if sameValue(w, v) {
+				continue results // one provider given twice (as itself and as an interface, say): its hooks are the first's
+			}
+		}
 		p, _ := v.Interface().(lifecycle.Provider)
+		if r.maybe && (p == nil || lifecycle.ValidateProvider(p) != nil) {
+			if !slices.ContainsFunc(d.results, func(r *result) bool { return !r.maybe }) && len(d.results) == 1 {
+				return nil, fmt.Errorf("provider constructor %s returned no provider: its %v is %#v, with no ID() string method",
+					d.where(), r.typ, v.Interface())
+			}
+			continue // an interface whose value is no provider
+		}
 		if err := lifecycle.ValidateProvider(p); err != nil {
 			return nil, fmt.Errorf("provider constructor %s returned %w", d.where(), err)
 		}

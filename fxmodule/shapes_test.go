@@ -144,3 +144,44 @@ func countOf(all []string, e string) int {
 	}
 	return n
 }
+
+// Backend is what a group of storage backends holds.
+type Backend interface{ ID() string }
+
+// One provider given in two results, as itself and as a group member: it
+// is one provider, managed once.
+func TestOneProviderInTwoResults(t *testing.T) {
+	type dbOut struct {
+		fx.Out
+		DB      *DB
+		Backend Backend `group:"backends"`
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) dbOut { db := NewDB(j); return dbOut{DB: db, Backend: db} }),
+		fx.Invoke(fx.Annotate(func([]Backend) {}, fx.ParamTags(`group:"backends"`))),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"db"}, reg.Report().IDs())
+	assert.Equal(t, []string{"init db", "cleanup db"}, jnl.All())
+}
+
+// A constructor that returns an interface without ID(), as fx users
+// return what consumers need: the value it gives is a provider, managed.
+func TestAConstructorReturningAnInterface(t *testing.T) {
+	jnl := &journal{}
+	var (
+		reg   *lifecycle.Registry
+		store Store
+	)
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) Store { return NewDB(j) }),
+		fx.Populate(&reg, &store))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"db"}, reg.Report().IDs())
+	assert.Equal(t, []string{"init db", "cleanup db"}, jnl.All())
+
+	bad := fx.New(fx.NopLogger, fxmodule.Module, fxmodule.Provide(func() Store { return nil }), fx.Invoke(func(Store) {}))
+	require.ErrorContains(t, bad.Err(), "returned no provider")
+}
