@@ -102,11 +102,13 @@ func discover(slots []*provider, dot string) error {
 		// provider's own, are possible dependencies. They also decide,
 		// where they can, between the providers an ambiguous name may
 		// stand for.
-		var inside []reflect.Value
+		// What the arguments held is what they held when the constructor
+		// received them (see session.build): a registry of its own that
+		// providers add themselves to holds later ones by now.
+		h := slices.Clone(sl.held)
 		if sl.replaced {
-			inside = append(inside, reflect.ValueOf(sl.p))
+			h = append(h, held(nil, []reflect.Value{reflect.ValueOf(sl.p)}, byValue)...)
 		}
-		h := held(sl.args, inside, byValue)
 		for _, q := range h {
 			possible[sl][q] = true
 		}

@@ -146,3 +146,33 @@ func TestFunctionLocalTypesOfOneName(t *testing.T) {
 	jnl.Before(t, "cleanup first-api", "cleanup first-conn")
 	jnl.Before(t, "cleanup second-cache", "cleanup second-conn")
 }
+
+// Providers that add themselves to a hub they are built from, as plugins
+// register with a router: none depends on one built after it, though the
+// hub holds them all by the time the app starts. (One built after others
+// were added may use them through the hub: it is kept after them, as fx
+// orders it.)
+func TestProvidersThatRegisterWithAHub(t *testing.T) {
+	type hub struct{ members []lifecycle.Provider }
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	join := func(h *hub, p lifecycle.Provider) { h.members = append(h.members, p) }
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Provide(func() *hub { return &hub{} }),
+		fxmodule.Provide(func(j *journal, h *hub) *DB { db := NewDB(j); join(h, db); return db }),
+		fxmodule.Provide(func(j *journal, h *hub, _ *DB) *Cache {
+			c := &Cache{base{id: "cache", jnl: j}}
+			join(h, c)
+			return c
+		}),
+		fxmodule.Provide(func(j *journal, h *hub) *API { a := &API{base{id: "api", jnl: j}}; join(h, a); return a }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	deps := dependsOn(reg)
+	assert.Empty(t, deps["db"])
+	assert.Equal(t, []string{"db"}, deps["cache"])
+	assert.Subset(t, []string{"db", "cache"}, deps["api"])
+	jnl.Before(t, "init db", "init cache")
+	jnl.Before(t, "init cache", "init api")
+	jnl.Before(t, "cleanup cache", "cleanup db")
+}

@@ -93,7 +93,7 @@ type decl struct {
 	// applies itself (see exposures).
 	resultHooks bool
 	exposures   [][]exposure // by result: how fx.Annotate's result annotations expose it
-	annotated  bool
+	annotated   bool
 
 	outs    []reflect.Type // the constructor's results, its error aside
 	hasErr  bool

@@ -26,6 +26,7 @@ type session struct {
 	byID     map[string]*provider
 	byResult map[*result][]*provider // several if one Provide option is used in several modules
 	byInner  map[string]*provider    // by the id of a wrapped original (see provider.inner)
+	byValue  map[valueKey]*provider  // by the value its constructor built
 	graph    string                  // fx's DOT graph, set by Module's invoke
 	started  bool                    // the session's start hook ran: the providers are registered
 	stopping *stopRun
@@ -47,6 +48,7 @@ type provider struct {
 	d    *decl
 	r    *result         // which of d's results it is
 	args []reflect.Value // what its constructor received, for dependencies by identity
+	held []*provider     // the providers built before it that its arguments held, then (see held)
 
 	// Set when its constructor returns, under s.mu; read-only once the
 	// session starts.
@@ -82,7 +84,7 @@ type stopRun struct {
 }
 
 func newSessionState(log *zap.Logger, reg func(lifecycle.Observer) *lifecycle.Registry) *session {
-	s := &session{log: log, byID: make(map[string]*provider), byResult: make(map[*result][]*provider), byInner: make(map[string]*provider),
+	s := &session{log: log, byID: make(map[string]*provider), byResult: make(map[*result][]*provider), byInner: make(map[string]*provider), byValue: make(map[valueKey]*provider),
 		stopBegan: newStopBegan()}
 	s.reg = reg(lifecycle.ObserverFunc(s.observe))
 	return s
@@ -142,9 +144,13 @@ results:
 		}
 		sl := slots[i]
 		sl.id, sl.raw, sl.p, sl.args = id, v, p, slices.Clone(args)
+		sl.held = held(args, nil, s.byValue)
 		s.slots = append(s.slots, sl)
 		s.byID[id] = sl
 		s.byResult[r] = append(s.byResult[r], sl)
+		if k, ok := keyOf(v); ok {
+			s.byValue[k] = sl
+		}
 	}
 	return outs, nil
 }
