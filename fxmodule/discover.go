@@ -3,6 +3,7 @@ package fxmodule
 import (
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 )
 
@@ -64,6 +65,7 @@ func discover(slots []*provider, dot string) error {
 		}
 	}
 
+	beforeSession := g.builtFor(sessionCtorName())
 	order := make(map[*provider]int, len(slots))
 	for i, sl := range slots {
 		order[sl] = i
@@ -80,6 +82,11 @@ func discover(slots []*provider, dot string) error {
 			g.walk(c, ctorOf, &f, len(byName[sl.d.name]) > 1, sl.d.softGroups)
 		}
 		sl.hooked = f.hooked
+		for c := range beforeSession {
+			// Built before the session, so stopped after its stop hook,
+			// which waits for every cleanup: nothing to wait for here.
+			delete(sl.hooked, c)
+		}
 		// Every input of a constructor was built before it: a provider
 		// built later is no input, whatever the graph's names suggest (a
 		// soft group, an optional parameter, a name several types print).
@@ -411,4 +418,32 @@ func sameValue(a, b reflect.Value) bool {
 		b = b.Elem()
 	}
 	return a.Type() == b.Type() && a.Comparable() && b.Comparable() && a.Equal(b)
+}
+
+// sessionCtorName is how fx's graph names the session's constructor.
+func sessionCtorName() string { return runtime.FuncForPC(reflect.ValueOf(newSession).Pointer()).Name() }
+
+// builtFor returns the constructors that the constructor named name needs,
+// directly or through others: fx builds them before it.
+func (g *graph) builtFor(name string) map[int]bool {
+	out := map[int]bool{}
+	var queue []int
+	for c, n := range g.names {
+		if n == name {
+			queue = append(queue, c)
+		}
+	}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		for _, key := range g.params[c] {
+			for _, p := range g.producersOf(key) {
+				if !out[p] {
+					out[p] = true
+					queue = append(queue, p)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -3,9 +3,11 @@ package fxmodule_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
+	"go.uber.org/zap"
 
 	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -134,4 +136,23 @@ func TestComponentsOfTheRegistryComeAfterEveryProvider(t *testing.T) {
 		jnl.Before(t, "init "+id, "start engine")
 		jnl.Before(t, "stop engine", "cleanup "+id)
 	}
+}
+
+// A *zap.Logger with a hook of its own (a Sync on stop), taken by the
+// session and by the providers: it is built before the session and
+// stopped after every cleanup, so the providers' cleanups still overlap.
+func TestAHookedLoggerKeepsCleanupsConcurrent(t *testing.T) {
+	both := meeting(2)
+	jnl := &journal{}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, fx.StopTimeout(5*time.Second),
+		fx.Provide(func(lc fx.Lifecycle) *zap.Logger {
+			lc.Append(fx.StopHook(func() { jnl.Add("logger synced") }))
+			return zap.NewNop()
+		}),
+		fxmodule.Provide(func(j *journal, _ *zap.Logger) *DB { return &DB{base{id: "db", jnl: j, cleanup: both}} }),
+		fxmodule.Provide(func(j *journal, _ *zap.Logger) *Cache { return &Cache{base{id: "cache", jnl: j, cleanup: both}} }),
+	)
+	app.RequireStart().RequireStop()
+	jnl.Before(t, "cleanup db", "logger synced")
+	jnl.Before(t, "cleanup cache", "logger synced")
 }
