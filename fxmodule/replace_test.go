@@ -110,3 +110,21 @@ func TestAReplacingDecoratorReplaces(t *testing.T) {
 	assert.Zero(t, called.Load(), "the replaced constructor was called")
 	assert.Empty(t, reg.Providers())
 }
+
+// fx.Replace of one of a constructor's two results: the constructor is
+// called for the other, so, as in fx (where its hooks would run), the
+// value it built stays managed, and the fake is the test's own.
+func TestFxReplaceOfOneOfTwoResults(t *testing.T) {
+	jnl := &journal{}
+	fake := &Cache{base{id: "cache", jnl: &journal{}}}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) (*DB, *Cache) { return NewDB(j), &Cache{base{id: "cache", jnl: j}} }),
+		fx.Replace(fake),
+		fx.Invoke(func(*DB, *Cache) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "cache"}, reg.Report().IDs())
+	assert.True(t, jnl.Has("init cache") && jnl.Has("cleanup cache"), "the real cache is managed: %v", jnl.All())
+	assert.Zero(t, fake.cleanups, "the fake was cleaned up")
+}

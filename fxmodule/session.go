@@ -205,6 +205,14 @@ func (s *session) received(r *result, v reflect.Value) error {
 			inner = sl.p // a wrapper with a life of its own: both are managed
 		}
 	}
+	if inner == nil && len(r.d.results) > 1 {
+		// The constructor gives other results too: it was called for
+		// them, and its value for this one is built, as in fx, where its
+		// hooks would run. The value consumers receive instead replaced
+		// it (fx.Replace, or a decorator): the test's or the decorator's
+		// own, not this module's.
+		return nil
+	}
 	if k, ok := keyOf(v); ok {
 		for _, other := range s.slots {
 			if other != sl && !other.dropped && (identifies(other.raw, k) || identifies(reflect.ValueOf(other.p), k)) {
