@@ -30,7 +30,10 @@ func TestConstructorErrorNamesTheConstructor(t *testing.T) {
 	for _, ctor := range []any{NewBrokenDB, fx.Annotate(NewBrokenDB, fx.As(new(Store)))} {
 		app := fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Module, fxmodule.Provide(ctor))
 		require.Error(t, app.Err())
-		assert.ErrorContains(t, app.Err(), "provider constructor "+location(NewBrokenDB)+": bad dsn")
+		f := runtime.FuncForPC(reflect.ValueOf(NewBrokenDB).Pointer())
+		file, line := f.FileLine(f.Entry())
+		assert.ErrorContains(t, app.Err(), fmt.Sprintf("%s:%d): bad dsn", file, line))
+		assert.Equal(t, 1, strings.Count(app.Err().Error(), "NewBrokenDB"), "named once: %v", app.Err())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 
 	"go.uber.org/fx"
 
@@ -204,7 +205,13 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 	// result annotations, which fx would refuse twice in one scope anyway:
 	// a name made afresh for each would make reflect types that reflect
 	// keeps for good.
-	d.raw = fmt.Sprintf("%s, before fx.Annotate's results %v", d.name, d.exposures)
+	var shown []string
+	for _, es := range d.exposures {
+		for _, e := range es {
+			shown = append(shown, strings.TrimSpace(e.typ.String()+" "+e.tag))
+		}
+	}
+	d.raw = d.name + ", before fx.Annotate's results (" + strings.Join(shown, ", ") + ")"
 	return d, nil
 }
 
@@ -503,6 +510,15 @@ func funcLocation(fn reflect.Value) string {
 
 // describe names what Provide was given, for an error about it.
 func describe(ctor any) string {
+	if p, ok := ctor.(private); ok {
+		ctor = p.ctor
+	}
+	if a, ok := ctor.(fx.Annotated); ok {
+		ctor = a.Target
+	}
+	if target, _, ok := annotatedParts(ctor); ok {
+		ctor = target
+	}
 	if v := reflect.ValueOf(ctor); v.IsValid() && v.Kind() == reflect.Func && !v.IsNil() {
 		return funcLocation(v)
 	}

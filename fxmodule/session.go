@@ -103,7 +103,7 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 	}
 	outs, err := call()
 	if err != nil {
-		return nil, fmt.Errorf("provider constructor %s: %w", d.where(), err)
+		return nil, err // fx names the constructor, by file and line
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
