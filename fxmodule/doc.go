@@ -144,14 +144,18 @@
 // the order of the other hooks, an error-level line names it, through the
 // graph's *zap.Logger or else on standard error.
 //
-// If the app's start fails, fx stops what started; the providers
-// initialized are cleaned up, each bounded by as long as fx gave the start
+// If a provider's Initialize fails, or its hook runs out fx's start
+// deadline, fx stops what started; the providers initialized are cleaned
+// up, each bounded by as long as fx gave the start
 // (its StartTimeout) rather than by the start context that ran out. fx
 // returns from app.Start at that context's deadline whatever its hooks do:
 // cleanups that have not ended by then go on (the error says so), and
 // Registry.Stop waits for them. A Registry.Stop called by hand otherwise
 // waits for fx's hooks to allow each provider's cleanup, or for its
-// context to end.
+// context to end. A start that fails in a plain hook after the providers'
+// (or runs out its deadline there) is fx's to roll back: it runs the stop
+// hooks of what started, the providers' included, only while its context
+// allows.
 //
 // A Registry.Stop called while fx starts the app ends the start: the
 // registry cancels its own Start, and the module cancels the Initialize
@@ -168,9 +172,12 @@
 //
 // Module logs through the graph's *zap.Logger, if any, and leaves fx's own
 // events to the application's logger; [EventLogger] sends them to zap. In
-// fx's events, a provider's hooks are fxmodule.(*provider).initialize and
-// fxmodule.(*provider).cleanUp, and its entry in the registry's group is
-// fxmodule.managedProvider, given by fxmodule.(*result).registryEntry.
+// fx's events, a provider's hooks are fxmodule.(*provider).initialize-fm
+// and fxmodule.(*provider).cleanUp-fm; its entry in the registry's group,
+// fxmodule.managedProvider, is given by fx.Annotated{Group:
+// "gleitzeit.providers", Target: reflect.makeFuncStub()}; and each
+// constructor has an invoke, fxmodule.(*decl).requireModule-fm, that fails
+// the app if Module is missing.
 //
 // # Differences from fx
 //
@@ -198,6 +205,36 @@
 //   - Two fx.Private providers of one id in two modules (one module factory
 //     used twice) are registered as id and id@2: fx gives no constructor
 //     its module's name.
+//   - Providers are built when Module's invoke runs, which fx runs before
+//     the root's own invokes, in declaration order. A hook that an
+//     fx.Invoke appends for a component a provider is built from (the
+//     pattern fx.Invoke(func(lc fx.Lifecycle, c *Conn) {...})) then comes
+//     after the provider's: let the component's constructor append it, or
+//     use fx.OnStart and fx.OnStop annotations.
+//   - A provider whose value fx.Decorate changes inside its own fx.Module:
+//     the changed value, which the module sees, is the one managed, even if
+//     the root, outside the decorator's scope, receives the original. A
+//     value that replaces one of several results of one constructor is not
+//     managed; the value the constructor built is.
+//   - The session's constructor takes the graph's *zap.Logger and the
+//     registry's options: a *zap.Logger built from a provider, or a
+//     provider that takes the *lifecycle.Registry, makes a cycle fx
+//     refuses. Reach providers through the registry by id instead.
+//   - A soft value group sees the providers among its members, which
+//     every provider being built puts there; plain fx would build them
+//     only for another consumer.
+//   - Provide does not take a slice of providers flattened into a group
+//     (fx.ResultTags(`group:"x,flatten"`)): provide them one by one.
+//   - An app is started once: a registry that has stopped does not start
+//     again, as an fx app's hooks would.
+//   - A panic in Initialize or in a cleanup is an error that names the
+//     provider, where fx's own hook would crash the process.
+//   - fx's errors about a provider's constructor come through Module's
+//     invoke, which builds every provider: they begin with fxmodule.readGraph
+//     and registryOf, where plain fx names the invoke that needed the value.
+//   - A Registry.Stop called while fx runs hooks that come after the last
+//     provider's does not end app.Start: fx gives the module no hook after
+//     those. The application calls app.Stop once app.Start returns.
 //   - Dependencies are found as described under Dependencies; where fx's
 //     graph prints two types alike and no value shows which one a
 //     component holds, both are kept (ordering more than needed, never
