@@ -177,3 +177,22 @@ func TestNoAlarmAfterAStopThatReturned(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // the alarm, if any, runs when ctx ends
 	assert.Empty(t, logs.FilterMessageSnippet("stop context ended").All())
 }
+
+// Near fx's stop deadline, app.Stop's error names the provider still
+// cleaning up and the one whose cleanup failed before.
+func TestAStopNearItsDeadlineNamesTheHungAndTheFailed(t *testing.T) {
+	h := &hung{id: "hung-db", release: make(chan struct{})}
+	defer close(h.release)
+	app := fxtest.New(t, fx.StopTimeout(300*time.Millisecond), fx.Supply(&journal{}), fxmodule.Module,
+		fxmodule.Provide(func() *hung { return h }),
+		fxmodule.Provide(func(j *journal) *Cache {
+			return &Cache{base{id: "cache", jnl: j, cleanup: func(context.Context) error { return assert.AnError }}}
+		}))
+	app.RequireStart()
+	ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+	defer cancel()
+	err := app.Stop(ctx)
+	require.Error(t, err)
+	assert.ErrorContains(t, err, `provider "hung-db"`)
+	assert.ErrorIs(t, err, assert.AnError)
+}

@@ -78,15 +78,16 @@ func (s *session) stop(ctx context.Context) error {
 			// while fx still listens. The registry's Stop goes on until
 			// the deadline itself, so that a cleanup that can still end in
 			// time does (see beginStop).
-			var errs []error
-			for _, id := range s.unfinished() {
-				errs = append(errs, fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", id, ectx.Err()))
-			}
-			if len(errs) == 0 { // it ended just now
+			unfinished := s.unfinished()
+			if len(unfinished) == 0 { // it ended just now
 				<-sr.done
 				break
 			}
-			return errors.Join(errs...)
+			var errs []error
+			for _, id := range unfinished {
+				errs = append(errs, fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", id, ectx.Err()))
+			}
+			return errors.Join(append(errs, s.failedSoFar())...)
 		}
 		// A rollback's cleanups are bounded by their own timeouts, not by
 		// fx's start context; fx returns at its deadline whatever the hooks
@@ -145,6 +146,18 @@ func (s *session) allowAll() {
 	for _, sl := range slots {
 		s.allowCleanup(sl)
 	}
+}
+
+// failedSoFar returns the errors of the cleanups that have failed by now
+// and that no provider's own hook returned.
+func (s *session) failedSoFar() error {
+	var errs []error
+	for _, p := range s.reg.Providers() {
+		if o := p.Outcome; o != nil && o.Result.Failed() && o.Result != lifecycle.ResultAbandoned {
+			errs = append(errs, o.Err)
+		}
+	}
+	return s.unreported(errors.Join(errs...))
 }
 
 // unreported returns the errors of err, the registry's Stop's, that no
