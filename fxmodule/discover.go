@@ -411,11 +411,14 @@ func sameValue(a, b reflect.Value) bool {
 	if okA || okB {
 		return okA && okB && ka == kb
 	}
-	for a.Kind() == reflect.Interface {
+	for a.IsValid() && a.Kind() == reflect.Interface {
 		a = a.Elem()
 	}
-	for b.Kind() == reflect.Interface {
+	for b.IsValid() && b.Kind() == reflect.Interface {
 		b = b.Elem()
+	}
+	if !a.IsValid() || !b.IsValid() { // a nil interface is no provider
+		return false
 	}
 	return a.Type() == b.Type() && a.Comparable() && b.Comparable() && a.Equal(b)
 }

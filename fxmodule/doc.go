@@ -184,10 +184,14 @@
 // What an fx program written with fxmodule.Provide does differently from
 // its twin written with fx.Provide and hooks, and why:
 //
-//   - Cleanups run concurrently where no dependency orders them, and fx's
-//     stop deadline ends them all (each is reported), where fx runs OnStop
-//     hooks one at a time and skips those after a hook that ran out its
-//     time. This is what the module is for.
+//   - Cleanups run concurrently where no dependency orders them, where fx
+//     runs OnStop hooks one at a time. Once fx has reached a provider's
+//     stop hook, fx's stop deadline ends every cleanup (each is reported,
+//     and those that had not begun begin then, with a done context), where
+//     fx skips the hooks after one that ran out its time. A plain hook that
+//     runs out fx's deadline before fx reaches any provider's hook leaves
+//     every provider as fx would: not cleaned up, until a Registry.Stop.
+//     This is what the module is for.
 //   - Every provider declared is built, even if nothing consumes it (see
 //     Decorators and replacements): the registry reaches providers by id.
 //   - fx's Provided and Run events name a provider constructor

@@ -85,7 +85,13 @@ func (s *session) stop(ctx context.Context) error {
 			}
 			var errs []error
 			for _, id := range unfinished {
-				errs = append(errs, fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", id, ectx.Err()))
+				s.mu.Lock()
+				sl := s.byID[id]
+				reported := sl != nil && sl.reported
+				s.mu.Unlock()
+				if !reported { // its own hook said so
+					errs = append(errs, fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", id, ectx.Err()))
+				}
 			}
 			return errors.Join(append(errs, s.failedSoFar())...)
 		}
@@ -284,7 +290,10 @@ func (sl *provider) cleanUp(ctx context.Context) error {
 	var errs []error
 	for _, q := range sl.waitFor {
 		if !q.awaitCleanups(ctx) {
-			return fmt.Errorf("provider %q: its cleanup had not ended at fx's stop deadline: %w", q.id, ctx.Err())
+			s.mu.Lock()
+			q.reported = true
+			s.mu.Unlock()
+			return fmt.Errorf("provider %q: its cleanup had not ended near fx's stop deadline: %w", q.id, ctx.Err())
 		}
 		s.mu.Lock()
 		if q.outcome.Err != nil {

@@ -235,7 +235,8 @@ func (d *decl) options() fx.Option {
 	case d.paramTags != nil:
 		// The user's tags, then the session's, optional, so that a
 		// missing Module is reported as such.
-		tags := slices.Clone(d.paramTags)
+		// Tags past the constructor's parameters are ignored, as fx does.
+		tags := slices.Clone(d.paramTags[:min(len(d.paramTags), d.fnType.NumIn())])
 		for len(tags) < d.fnType.NumIn() {
 			tags = append(tags, ``)
 		}

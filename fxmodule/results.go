@@ -49,6 +49,9 @@ func (d *decl) findResults(exposedTypes [][]reflect.Type, exposedTags []string) 
 		for _, as := range exposedTypes {
 			e := exposure{t, tag}
 			if i < len(as) && as[i] != nil {
+				if !t.AssignableTo(as[i]) {
+					return fmt.Errorf("invalid fx.As: %v does not implement %v", t, as[i])
+				}
 				e.typ = as[i]
 			}
 			d.exposures[i] = append(d.exposures[i], e)
@@ -86,8 +89,9 @@ func (d *decl) outFields(i int, t reflect.Type, at []int) {
 			d.outFields(i, f.Type, index)
 			continue
 		}
-		if f.Type.Implements(providerType) {
-			d.results = append(d.results, &result{d: d, out: i, field: index, typ: f.Type, askType: f.Type, askTag: askable(string(f.Tag))})
+		maybe := f.Type.Kind() == reflect.Interface && !f.Type.Implements(providerType)
+		if f.Type.Implements(providerType) || maybe {
+			d.results = append(d.results, &result{d: d, out: i, field: index, typ: f.Type, askType: f.Type, askTag: askable(string(f.Tag)), maybe: maybe})
 		}
 	}
 }

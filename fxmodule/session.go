@@ -111,6 +111,7 @@ func (s *session) build(d *decl, lc fx.Lifecycle, args []reflect.Value, call fun
 		return nil, fmt.Errorf("provider constructor %s: built after the app started", d.where())
 	}
 	vals := make([]reflect.Value, len(d.results))
+	managed := 0
 results:
 	for i, r := range d.results {
 		v := r.value(outs)
@@ -122,10 +123,6 @@ results:
 		}
 		p, _ := v.Interface().(lifecycle.Provider)
 		if r.maybe && (p == nil || lifecycle.ValidateProvider(p) != nil) {
-			if !slices.ContainsFunc(d.results, func(r *result) bool { return !r.maybe }) && len(d.results) == 1 {
-				return nil, fmt.Errorf("provider constructor %s returned no provider: its %v is %#v, with no ID() string method",
-					d.where(), r.typ, v.Interface())
-			}
 			continue // an interface whose value is no provider
 		}
 		if err := lifecycle.ValidateProvider(p); err != nil {
@@ -151,6 +148,12 @@ results:
 		if k, ok := keyOf(v); ok {
 			s.byValue[k] = sl
 		}
+		managed++
+	}
+	if managed == 0 && len(d.results) > 0 {
+		// Every result that might have been a provider (an interface
+		// without ID()) held none.
+		return nil, fmt.Errorf("provider constructor %s returned no provider: no result's value has an ID() string method", d.where())
 	}
 	return outs, nil
 }

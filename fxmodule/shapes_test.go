@@ -1,6 +1,8 @@
 package fxmodule_test
 
 import (
+	"fmt"
+	"io"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -184,4 +186,54 @@ func TestAConstructorReturningAnInterface(t *testing.T) {
 
 	bad := fx.New(fx.NopLogger, fxmodule.Module, fxmodule.Provide(func() Store { return nil }), fx.Invoke(func(Store) {}))
 	require.ErrorContains(t, bad.Err(), "returned no provider")
+}
+
+// Getter is an interface without ID(), as consumers ask for one, and
+// lookup a provider that is one.
+type (
+	Getter interface{ Get(key string) string }
+	lookup struct{ base }
+)
+
+func (*lookup) Get(string) string { return "" }
+
+// Interfaces without ID() among a constructor's results or fx.Out
+// fields: those whose value is a provider are managed; nil values are
+// not, and do not break the app; a constructor none of whose values is a
+// provider fails, saying so.
+func TestInterfaceResultsAndFields(t *testing.T) {
+	type out struct {
+		fx.Out
+		DB *DB
+		G  Getter
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) out { return out{DB: NewDB(j), G: &lookup{base{id: "cache", jnl: j}}} }),
+		fxmodule.Provide(func(j *journal) (Store, fmt.Stringer) { return &MemStore{base{id: "mem", jnl: j}}, nil }),
+		fx.Invoke(func(*DB, Getter, Store, fmt.Stringer) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "cache", "mem"}, reg.Report().IDs())
+
+	bad := fx.New(fx.NopLogger, fxmodule.Module,
+		fxmodule.Provide(func() (Store, Getter) { return nil, nil }), fx.Invoke(func(Store) {}))
+	require.ErrorContains(t, bad.Err(), "returned no provider")
+}
+
+// Mistakes fx reports, reported as fx does rather than by a panic: an
+// fx.As naming an interface the type does not implement. And tags past a
+// constructor's parameters, which fx ignores.
+func TestAnnotationMistakesAsFxSeesThem(t *testing.T) {
+	bad := fx.New(fx.NopLogger, fx.Supply(&journal{}), fxmodule.Module,
+		fxmodule.Provide(fx.Annotate(NewDB, fx.As(new(io.Reader)))))
+	require.ErrorContains(t, bad.Err(), "does not implement")
+
+	jnl := &journal{}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(fx.Annotate(func() *DB { return NewDB(jnl) }, fx.ParamTags(`name:"a"`))),
+		fx.Invoke(func(*DB) {}))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"init db", "cleanup db"}, jnl.All())
 }
