@@ -112,7 +112,7 @@ func discover(slots []*provider, dot string) error {
 		// What the arguments held is what they held when the constructor
 		// received them (see session.build): a registry of its own that
 		// providers add themselves to holds later ones by now.
-		h := slices.Clone(sl.held)
+		h := slices.Clone(sl.heldThen)
 		if sl.replaced {
 			h = append(h, held(nil, []reflect.Value{reflect.ValueOf(sl.p)}, byValue)...)
 		}

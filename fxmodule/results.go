@@ -31,8 +31,10 @@ type result struct {
 
 // findResults finds the providers among d's results, as fx.Provide would
 // expose them: a result, or a field of an fx.Out result, whose type
-// implements lifecycle.Provider. exposedTypes and exposedTags are
-// fx.Annotate's, by result.
+// implements lifecycle.Provider, or is an interface whose value may (see
+// result.maybe). It notes how fx.Annotate's results expose each result:
+// exposedTypes (one list per fx.As) and exposedTags (fx.ResultTags), by
+// result.
 func (d *decl) findResults(exposedTypes [][]reflect.Type, exposedTags []string) error {
 	if d.tag != "" && len(d.outs) != 1 {
 		return errors.New("fx.Annotated with a Name or a Group takes a constructor with one result")

@@ -44,11 +44,11 @@ type session struct {
 // provider is one value a Provide constructor built: where its hooks sit
 // among fx's, and what the registry manages.
 type provider struct {
-	s    *session
-	d    *decl
-	r    *result         // which of d's results it is
-	args []reflect.Value // what its constructor received, for dependencies by identity
-	held []*provider     // the providers built before it that its arguments held, then (see held)
+	s        *session
+	d        *decl
+	r        *result         // which of d's results it is
+	args     []reflect.Value // what its constructor received, for dependencies by identity
+	heldThen []*provider     // the providers built before it that its arguments held when it received them (see held)
 
 	// Set when its constructor returns, under s.mu; read-only once the
 	// session starts.
@@ -141,7 +141,7 @@ results:
 		}
 		sl := slots[i]
 		sl.id, sl.raw, sl.p, sl.args = id, v, p, slices.Clone(args)
-		sl.held = held(args, nil, s.byValue)
+		sl.heldThen = held(args, nil, s.byValue)
 		s.slots = append(s.slots, sl)
 		s.byID[id] = sl
 		s.byResult[r] = append(s.byResult[r], sl)
