@@ -11,7 +11,7 @@ import (
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
-// The dependencies fx's graph gives, in the shapes where they used to be
+// The dependencies fx's graph gives, in the shapes where they are easily
 // missed or invented. Each is written as an fx user would write it.
 
 // query is a component that keeps what it was built from in a closure,
