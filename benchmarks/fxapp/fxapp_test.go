@@ -94,13 +94,8 @@ var twins = []struct {
 // BenchmarkApp is the comparison DESIGN.md sets a target for: fx.New, Start
 // and Stop, for each shape, size and twin (BenchmarkApp/flat/200/fx,
 // BenchmarkApp/flat/200/fxmodule, …). The options are declared once, before
-// the loop (BenchmarkDeclare measures that): fxmodule.Provide names the
-// values of a constructor with result annotations after that very
-// declaration (decl.raw), so each declaration makes reflect types of its
-// own (the wrapper's, and fx.Annotate's built on them), which reflect keeps
-// for the life of the process. Declared anew in the loop, they would pile
-// up, 7 to 11 MB for each app of 800 annotated providers, and the
-// benchmarks after would pay for marking them in every GC.
+// the loop, so that what is timed is what an app pays each time it starts;
+// BenchmarkDeclare measures declaring them.
 func BenchmarkApp(b *testing.B) {
 	for _, shape := range fxapp.Shapes {
 		b.Run(shape.Name, func(b *testing.B) {
