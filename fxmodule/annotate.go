@@ -48,27 +48,16 @@ func annotationSide(a fx.Annotation) (int, error) {
 
 // paramTags returns the tags of an fx.ParamTags annotation, so that Provide
 // can add its own for the session after the user's.
-func paramTags(a fx.Annotation) ([]string, bool) {
-	v := reflect.ValueOf(a)
-	if v.Kind() != reflect.Struct || v.Type().String() != "fx.paramTagsAnnotation" {
-		return nil, false
-	}
-	f := v.FieldByName("tags")
-	if !f.IsValid() || f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.String {
-		return nil, false
-	}
-	tags := make([]string, f.Len())
-	for i := range tags {
-		tags[i] = f.Index(i).String()
-	}
-	return tags, true
-}
+func paramTags(a fx.Annotation) ([]string, bool) { return tagsOf(a, "fx.paramTagsAnnotation") }
 
 // resultTags returns the tags an fx.ResultTags annotation gives the
 // results, in order.
-func resultTags(a fx.Annotation) ([]string, bool) {
+func resultTags(a fx.Annotation) ([]string, bool) { return tagsOf(a, "fx.resultTagsAnnotation") }
+
+// tagsOf returns the tags field of a, an annotation of the named type.
+func tagsOf(a fx.Annotation, typeName string) ([]string, bool) {
 	v := reflect.ValueOf(a)
-	if v.Kind() != reflect.Struct || v.Type().String() != "fx.resultTagsAnnotation" {
+	if v.Kind() != reflect.Struct || v.Type().String() != typeName {
 		return nil, false
 	}
 	f := v.FieldByName("tags")

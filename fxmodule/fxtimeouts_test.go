@@ -3,6 +3,7 @@ package fxmodule_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -135,16 +136,19 @@ func TestAProviderOutlastsAServerDrainingToTheDeadline(t *testing.T) {
 	type server struct{}
 	run := func(t *testing.T, provide fx.Option) *journal {
 		jnl := &journal{}
-		app := fxtest.New(t, fx.StopTimeout(2*time.Second), fx.Supply(jnl), provide,
-			fx.Provide(func(lc fx.Lifecycle, j *journal, _ *DB) *server {
-				lc.Append(fx.StopHook(func() { time.Sleep(1850 * time.Millisecond); j.Add("server drained") }))
-				return &server{}
-			}),
-			fx.Invoke(func(*server) {}))
-		app.RequireStart()
-		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
-		defer cancel()
-		require.NoError(t, app.Stop(ctx))
+		// In a bubble, time is the test's: the drain ends 50ms before
+		// fx's deadline, past the hooks' 200ms margin, however loaded the
+		// machine.
+		synctest.Test(t, func(t *testing.T) {
+			app := fx.New(fx.NopLogger, fx.StopTimeout(2*time.Second), fx.Supply(jnl), provide,
+				fx.Provide(func(lc fx.Lifecycle, j *journal, _ *DB) *server {
+					lc.Append(fx.StopHook(func() { time.Sleep(1950 * time.Millisecond); j.Add("server drained") }))
+					return &server{}
+				}),
+				fx.Invoke(func(*server) {}))
+			require.NoError(t, start(t, app))
+			require.NoError(t, stop(t, app))
+		})
 		return jnl
 	}
 	t.Run("plain fx", func(t *testing.T) {
@@ -165,34 +169,38 @@ func TestAProviderOutlastsAServerDrainingToTheDeadline(t *testing.T) {
 // cancelled after the stop returned raises no alarm.
 func TestNoAlarmAfterAStopThatReturned(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	h := &hung{id: "hung-db", release: make(chan struct{})}
-	defer close(h.release)
-	app := fxtest.New(t, fx.Supply(zap.New(core)), fxmodule.Module,
-		fxmodule.Provide(func() *hung { return h }, lifecycle.Timeout(50*time.Millisecond)))
-	app.RequireStart()
-	ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
-	err := app.Stop(ctx)
-	cancel()
-	require.ErrorContains(t, err, `provider "hung-db"`)
-	time.Sleep(50 * time.Millisecond) // the alarm, if any, runs when ctx ends
-	assert.Empty(t, logs.FilterMessageSnippet("stop context ended").All())
+	synctest.Test(t, func(t *testing.T) {
+		h := &hung{id: "hung-db", release: make(chan struct{})} // made in the bubble, so that waiting on it is blocking there
+		defer close(h.release)
+		app := fx.New(fx.NopLogger, fx.Supply(zap.New(core)), fxmodule.Module,
+			fxmodule.Provide(func() *hung { return h }, lifecycle.Timeout(50*time.Millisecond)))
+		require.NoError(t, start(t, app))
+		ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+		err := app.Stop(ctx)
+		cancel()
+		synctest.Wait() // the alarm, if any, has run: it runs when ctx ends
+		require.ErrorContains(t, err, `provider "hung-db"`)
+		assert.Empty(t, logs.FilterMessageSnippet("stop context ended").All())
+	})
 }
 
 // Near fx's stop deadline, app.Stop's error names the provider still
 // cleaning up and the one whose cleanup failed before.
 func TestAStopNearItsDeadlineNamesTheHungAndTheFailed(t *testing.T) {
-	h := &hung{id: "hung-db", release: make(chan struct{})}
-	defer close(h.release)
-	app := fxtest.New(t, fx.StopTimeout(300*time.Millisecond), fx.Supply(&journal{}), fxmodule.Module,
-		fxmodule.Provide(func() *hung { return h }),
-		fxmodule.Provide(func(j *journal) *Cache {
-			return &Cache{base{id: "cache", jnl: j, cleanup: func(context.Context) error { return assert.AnError }}}
-		}))
-	app.RequireStart()
-	ctx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
-	defer cancel()
-	err := app.Stop(ctx)
-	require.Error(t, err)
-	assert.ErrorContains(t, err, `provider "hung-db"`)
-	assert.ErrorIs(t, err, assert.AnError)
+	// In a bubble, the hooks' margin before fx's deadline holds however
+	// loaded the machine.
+	synctest.Test(t, func(t *testing.T) {
+		h := &hung{id: "hung-db", release: make(chan struct{})} // made in the bubble, so that waiting on it is blocking there
+		defer close(h.release)
+		app := fx.New(fx.NopLogger, fx.StopTimeout(300*time.Millisecond), fx.Supply(&journal{}), fxmodule.Module,
+			fxmodule.Provide(func() *hung { return h }),
+			fxmodule.Provide(func(j *journal) *Cache {
+				return &Cache{base{id: "cache", jnl: j, cleanup: func(context.Context) error { return assert.AnError }}}
+			}))
+		require.NoError(t, start(t, app))
+		err := stop(t, app)
+		require.Error(t, err)
+		assert.ErrorContains(t, err, `provider "hung-db"`)
+		assert.ErrorIs(t, err, assert.AnError)
+	})
 }

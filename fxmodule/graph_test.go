@@ -72,7 +72,7 @@ func TestParamTagsOnAProviderConstructor(t *testing.T) {
 // others: a provider that nothing else asked for is neither built for it
 // nor a dependency of it.
 func TestSoftValueGroups(t *testing.T) {
-	type handler struct{ db *DB }
+	type handler struct{}
 	type handlers struct {
 		fx.In
 		J  *journal
