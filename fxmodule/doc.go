@@ -127,8 +127,9 @@
 // name the user's function by file and line, as they do without this
 // module; so do a constructor's own error, a duplicate provider id (with
 // both types) and a missing Module. fxmodule reads some of fx's
-// unexported shapes (fx.Annotate's result and its annotations) and the
-// text of fx.DotGraph; it checks, once per app, that the fx it runs with
+// unexported shapes (fx.Annotate's result and its annotations, and the
+// app's tree of modules, reached from fx.Shutdowner, for the names of
+// private providers) and the text of fx.DotGraph; it checks, once per app, that the fx it runs with
 // has them, and fails fx.New naming the fx it was built against if not.
 //
 // fx.StartTimeout and fx.StopTimeout bound the start and the stop, and
@@ -207,8 +208,9 @@
 //     deadline (see Errors and timeouts), so that the error can say which
 //     provider hung.
 //   - Two fx.Private providers of one id in two modules (one module factory
-//     used twice) are registered as id and id@2: fx gives no constructor
-//     its module's name.
+//     used twice) are registered after the innermost modules that tell
+//     them apart: eu.db and us.db. One Provide option given to two modules
+//     cannot be told apart by its modules: its providers are id and id@2.
 //   - Providers are built when Module's invoke runs, which fx runs before
 //     the root's own invokes, in declaration order. A hook that an
 //     fx.Invoke appends for a component a provider is built from (the

@@ -19,8 +19,9 @@ const funcPtrField = "FuncPtr"
 // this module reads of it: Go's version selection may give a program a
 // newer fx than builtWith, and a shape gone would otherwise lose locations
 // or annotations in silence. annotate is fx.Annotate, or a stand-in in
-// tests.
-func checkFx(annotate func(any, ...fx.Annotation) any) error {
+// tests; shutdowner is the app's fx.Shutdowner, whose way to the app's
+// modules modulesOf reads.
+func checkFx(annotate func(any, ...fx.Annotation) any, shutdowner any) error {
 	fail := func(what string) error {
 		return fmt.Errorf("fxmodule: the go.uber.org/fx this program runs with is not the one fxmodule knows (it was built against %s): %s; "+
 			"require %s in go.mod, or a fxmodule built for your fx", builtWith, what, builtWith)
@@ -51,6 +52,9 @@ func checkFx(annotate func(any, ...fx.Annotation) any) error {
 		if _, err := annotationSide(a); err != nil {
 			return fail(err.Error())
 		}
+	}
+	if err := checkModuleTree(shutdowner); err != nil {
+		return fail(err.Error())
 	}
 	return nil
 }

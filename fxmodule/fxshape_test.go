@@ -10,9 +10,17 @@ import (
 	"go.uber.org/fx"
 )
 
+// appShutdowner is an app's fx.Shutdowner.
+func appShutdowner(t *testing.T) fx.Shutdowner {
+	var sd fx.Shutdowner
+	app := fx.New(fx.NopLogger, fx.Populate(&sd))
+	require.NoError(t, app.Err())
+	return sd
+}
+
 // The fx this module runs with here has the shapes it reads.
 func TestCheckFxPassesWithTheFxInGoMod(t *testing.T) {
-	require.NoError(t, checkFx(fx.Annotate))
+	require.NoError(t, checkFx(fx.Annotate, appShutdowner(t)))
 }
 
 // A program given an fx whose fx.Annotate no longer has those shapes
@@ -28,11 +36,17 @@ func TestCheckFxFailsWhenFxChangedItsShapes(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := checkFx(annotate)
+			err := checkFx(annotate, appShutdowner(t))
 			require.Error(t, err)
 			assert.ErrorContains(t, err, "it was built against "+builtWith)
 		})
 	}
+	// An app whose fx.Shutdowner no longer leads to its modules.
+	type shutdowner struct{ fx.Shutdowner }
+	err := checkFx(fx.Annotate, &shutdowner{appShutdowner(t)})
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "it was built against "+builtWith)
+	assert.ErrorContains(t, err, "fx.Shutdowner does not lead to fx's")
 }
 
 // builtWith names the fx of go.mod.

@@ -17,6 +17,7 @@ import (
 func (s *session) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = true
+	s.nameApart()
 	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *provider) bool { return sl.dropped })
 	graph := s.graph
 	s.mu.Unlock()

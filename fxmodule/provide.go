@@ -102,9 +102,14 @@ type decl struct {
 	// softGroups are the keys, in fx's graph, of the soft value groups
 	// the constructor takes.
 	softGroups map[string]bool
-	name       string // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
-	raw        string // for result annotations: the name of the values before they apply
+	name       string          // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
+	raw        string          // for result annotations: the name of the values before they apply
+	anns       []fx.Annotation // the wrapper's annotations, as given to fx.Annotate (see anchor)
 }
+
+// anchor tells the declaration apart in fx's tree of modules: the address
+// of its wrapper's annotations, which fx.Annotate keeps as given.
+func (d *decl) anchor() uintptr { return reflect.ValueOf(d.anns).Pointer() }
 
 var (
 	providerType  = reflect.TypeFor[lifecycle.Provider]()
@@ -247,7 +252,10 @@ func (d *decl) options() fx.Option {
 	default:
 		w = d.wrapper(true, renamed)
 	}
-	opts := []fx.Option{fx.Invoke(d.requireModule), provide(d.locate(w, anns))}
+	// The wrapper's annotations are a slice of their own, whose address
+	// finds the declaration in fx's tree of modules (see modulesOf).
+	d.anns = append(make([]fx.Annotation, 0, len(anns)+1), anns...)
+	opts := []fx.Option{fx.Invoke(d.requireModule), provide(d.locate(w, d.anns))}
 	if renamed {
 		// The wrapper gives the values under raw names; an identity, with
 		// the user's result annotations, exposes them.

@@ -28,8 +28,11 @@ type session struct {
 	byInner  map[string]*provider    // by the id of a wrapped original (see provider.inner)
 	byValue  map[valueKey]*provider  // by the value its constructor built
 	graph    string                  // fx's DOT graph, set by Module's invoke
-	started  bool                    // the session's start hook ran: the providers are registered
-	stopping *stopRun
+	// shutdowner is the app's fx.Shutdowner, set by Module's invoke: the
+	// way to its tree of modules (see nameApart).
+	shutdowner any
+	started    bool // the session's start hook ran: the providers are registered
+	stopping   *stopRun
 	// stopBegan ends the Initialize a provider's hook runs once a Stop
 	// begins (see stopBegan).
 	stopBegan stopBegan

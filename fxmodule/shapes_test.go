@@ -119,7 +119,7 @@ func TestProvideTakesWhatFxProvideTakes(t *testing.T) {
 }
 
 // One module factory used twice, each with a private provider of one id:
-// both work, as in fx, each under an id of its own in the registry.
+// both work, as in fx, each named in the registry after its module.
 func TestOneModuleFactoryUsedTwice(t *testing.T) {
 	region := func(name string) fx.Option {
 		return fx.Module(name, fxmodule.Provide(NewDB, fx.Private), fx.Invoke(func(*DB) {}))
@@ -128,8 +128,24 @@ func TestOneModuleFactoryUsedTwice(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"), fx.Populate(&reg))
 	app.RequireStart().RequireStop()
-	assert.ElementsMatch(t, []string{"db", "db@2"}, reg.Report().IDs())
+	assert.ElementsMatch(t, []string{"eu.db", "us.db"}, reg.Report().IDs())
 	assert.Equal(t, 2, countOf(jnl.All(), "cleanup db"))
+
+	// Modules of one name in two others: the outer names tell them apart;
+	// one with no module of its own keeps the id.
+	nested := func(outer string) fx.Option { return fx.Module(outer, region("primary")) }
+	app = fxtest.New(t, fx.Supply(jnl), fxmodule.Module, nested("eu"), nested("us"),
+		fxmodule.Provide(NewDB, fx.Private), fx.Invoke(func(*DB) {}), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"eu.primary.db", "us.primary.db", "db"}, reg.Report().IDs())
+
+	// One Provide option given to two modules: the modules cannot tell
+	// which is which, and the later is known by its place.
+	db := fxmodule.Provide(NewDB, fx.Private)
+	app = fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Module("eu", db, fx.Invoke(func(*DB) {})), fx.Module("us", db, fx.Invoke(func(*DB) {})), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "db@2"}, reg.Report().IDs())
 
 	// Not private, the two collide in fx first.
 	shared := func(name string) fx.Option { return fx.Module(name, fxmodule.Provide(NewDB)) }
