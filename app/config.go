@@ -18,6 +18,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/ollama"
 )
 
 //go:embed defaults.yaml
@@ -41,6 +42,11 @@ type File struct {
 	Shutdown        ShutdownFile        `json:"shutdown"`
 	Templates       map[string]Template `json:"templates"`
 	Providers       []Instance          `json:"providers"`
+
+	// ollamaURL is the URL -ollama-url or GLEITZEIT_OLLAMA_URL gave the
+	// template named ollama, and ollamaURLFrom which of them (see
+	// pointOllama).
+	ollamaURL, ollamaURLFrom string
 }
 
 // StoreFile configures the task store.
@@ -196,42 +202,109 @@ func bad(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
-// The environment variables Load reads, each over the file's field.
+// The environment variables Load reads, each over the file's field, with
+// what -h says of it.
 var envFields = []struct {
-	name string
-	set  func(*File, string)
+	name, help string
+	set        func(*File, string)
 }{
-	{"GLEITZEIT_ADDR", func(f *File, v string) { f.Addr = v }},
-	{"GLEITZEIT_ADMIN_ADDR", func(f *File, v string) { f.AdminAddr = v }},
-	{"GLEITZEIT_DATA_DIR", func(f *File, v string) { f.DataDir = v }},
-	{"GLEITZEIT_ADMIN_TOKEN", func(f *File, v string) { f.AdminToken = v }},
-	{"GLEITZEIT_TASK_TOKEN", func(f *File, v string) { f.TaskToken = v }},
-	{"GLEITZEIT_LOG_FORMAT", func(f *File, v string) { f.LogFormat = v }},
-	{"GLEITZEIT_STORE_DSN", func(f *File, v string) { f.Store.DSN = v }},
-	{"GLEITZEIT_STORE_HEARTBEAT", func(f *File, v string) { f.Store.Heartbeat = v }},
-	{"GLEITZEIT_AUDIT_PATH", func(f *File, v string) { f.Audit.Path = v }},
-	{"GLEITZEIT_TASK_TIMEOUT", func(f *File, v string) { f.TaskTimeout = v }},
-	{"GLEITZEIT_SHUTDOWN_TIMEOUT", func(f *File, v string) { f.Shutdown.Timeout = v }},
-	{"GLEITZEIT_DRAIN_DELAY", func(f *File, v string) { f.Shutdown.DrainDelay = v }},
+	{"GLEITZEIT_ADDR", "addr: the server's host:port", func(f *File, v string) { f.Addr = v }},
+	{"GLEITZEIT_ADMIN_ADDR", "admin_addr: the admin API's and /metrics' own host:port", func(f *File, v string) { f.AdminAddr = v }},
+	{"GLEITZEIT_DATA_DIR", "data_dir: the task store's and the audit log's directory", func(f *File, v string) { f.DataDir = v }},
+	{"GLEITZEIT_ADMIN_TOKEN", "admin_token: the bearer token of the mutating admin endpoints", func(f *File, v string) { f.AdminToken = v }},
+	{"GLEITZEIT_TASK_TOKEN", "task_token: the bearer token of /v1/tasks", func(f *File, v string) { f.TaskToken = v }},
+	{"GLEITZEIT_LOG_FORMAT", `log_format: "json" or "console"`, func(f *File, v string) { f.LogFormat = v }},
+	{"GLEITZEIT_STORE_DSN", "store.dsn: a postgres:// URL, or empty for SQLite in data_dir", func(f *File, v string) { f.Store.DSN = v }},
+	{"GLEITZEIT_STORE_HEARTBEAT", "store.heartbeat: how often this replica tells the store it runs", func(f *File, v string) { f.Store.Heartbeat = v }},
+	{"GLEITZEIT_AUDIT_PATH", "audit.path: the audit log's file", func(f *File, v string) { f.Audit.Path = v }},
+	{"GLEITZEIT_TASK_TIMEOUT", "task_timeout: a task's deadline", func(f *File, v string) { f.TaskTimeout = v }},
+	{"GLEITZEIT_SHUTDOWN_TIMEOUT", "shutdown.timeout: everything after SIGTERM", func(f *File, v string) { f.Shutdown.Timeout = v }},
+	{"GLEITZEIT_DRAIN_DELAY", "shutdown.drain_delay: how long readiness is 503 before the listener closes", func(f *File, v string) { f.Shutdown.DrainDelay = v }},
+	{ollamaURLEnv, "templates.ollama.ollama.url: the Ollama server of the template named ollama", func(f *File, v string) { f.ollamaURL, f.ollamaURLFrom = v, ollamaURLEnv }},
+}
+
+// ollamaURLEnv points the template named ollama, the default's, at an
+// Ollama server without a file, as -ollama-url does.
+const ollamaURLEnv = "GLEITZEIT_OLLAMA_URL"
+
+// Idle returns the templates, sorted, that no instance is given and no pool
+// sizes: nothing serves their protocol until an instance is added through
+// the admin API.
+func (s *Settings) Idle() []string {
+	used := map[string]bool{}
+	for _, in := range s.Providers {
+		used[in.Template] = true
+	}
+	var idle []string
+	for name, t := range s.Templates {
+		if !used[name] && t.Sizing == nil {
+			idle = append(idle, name)
+		}
+	}
+	slices.Sort(idle)
+	return idle
+}
+
+// pointOllama sets the URL of the template named ollama, if -ollama-url or
+// GLEITZEIT_OLLAMA_URL gave one: a file that names no such template has
+// nothing for it to point.
+func (f *File) pointOllama() error {
+	if f.ollamaURL == "" {
+		return nil
+	}
+	t, ok := f.Templates["ollama"]
+	if !ok || t.Kind != "ollama" {
+		return bad(f.ollamaURLFrom, "there is no template named ollama of kind ollama to point at %s: the configuration file's templates replace the default's", lifecycle.Redact(f.ollamaURL))
+	}
+	if _, err := ollama.New(ollama.Config{ID: "ollama", URL: f.ollamaURL, Protocol: "llm/v1"}); err != nil {
+		return bad(f.ollamaURLFrom, "%s", lifecycle.Redact(trimOwner(err.Error())))
+	}
+	o := OllamaTemplate{}
+	if t.Ollama != nil {
+		o = *t.Ollama
+	}
+	o.URL = f.ollamaURL
+	t.Ollama = &o
+	f.Templates["ollama"] = t
+	return nil
+}
+
+// usage is what -h prints: the program as it was called, its flags, and
+// the environment variables.
+func usage(fs *flag.FlagSet) func() {
+	return func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s [flags]\n\nRuns the service until SIGTERM or SIGINT. Settings come from the embedded defaults, then -config's file, then the environment, then the flags.\n\nFlags:\n", fs.Name())
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nEnvironment:\n")
+		for _, e := range envFields {
+			fmt.Fprintf(w, "  %s\n    \t%s\n", e.name, e.help)
+		}
+	}
 }
 
 // Load reads the configuration: the embedded defaults, then the file named
 // by -config, then the environment (GLEITZEIT_ADDR, GLEITZEIT_DATA_DIR,
 // GLEITZEIT_ADMIN_TOKEN, GLEITZEIT_TASK_TOKEN, ...), then the flags. Any error names the field
-// and the problem.
+// and the problem; -h prints the usage to stderr and returns flag.ErrHelp.
 func Load(args []string, getenv func(string) string, stderr io.Writer) (*Settings, error) {
-	fs := flag.NewFlagSet("gleitzeit", flag.ContinueOnError)
+	fs := flag.NewFlagSet(filepath.Base(os.Args[0]), flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs)
 	path := fs.String("config", "", "configuration file, YAML or JSON")
-	addr := fs.String("addr", "", "admin server address (default 127.0.0.1:8080)")
+	addr := fs.String("addr", "", "the server's address: tasks, health, and the admin API unless -admin-addr (default 127.0.0.1:8080)")
 	adminAddr := fs.String("admin-addr", "", "the admin API's and /metrics' own address (default: served on -addr)")
 	dataDir := fs.String("data-dir", "", "directory of the task store and the audit log (default ./data)")
 	logFormat := fs.String("log-format", "", `"json" or "console"`)
 	shutdownTimeout := fs.String("shutdown-timeout", "", "everything after SIGTERM (default 25s)")
 	drainDelay := fs.String("drain-delay", "", "how long readiness is 503 before the listener closes (default 0s)")
 	taskTimeout := fs.String("task-timeout", "", "a task's deadline (default 60s)")
+	ollamaURL := fs.String("ollama-url", "", "the Ollama server of the template named ollama (default http://localhost:11434)")
 	migrate := fs.Bool("migrate", false, "upgrade the task store's schema to this build's, then exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err // usage printed it
+		}
 		return nil, &ConfigError{Field: "flags", Problem: err.Error()}
 	}
 	if fs.NArg() > 0 {
@@ -282,10 +355,14 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		{*shutdownTimeout, func(v string) { f.Shutdown.Timeout = v }},
 		{*drainDelay, func(v string) { f.Shutdown.DrainDelay = v }},
 		{*taskTimeout, func(v string) { f.TaskTimeout = v }},
+		{*ollamaURL, func(v string) { f.ollamaURL, f.ollamaURLFrom = v, "-ollama-url" }},
 	} {
 		if fl.v != "" {
 			fl.set(fl.v)
 		}
+	}
+	if err := f.pointOllama(); err != nil {
+		return nil, err
 	}
 	s, err := f.resolve()
 	if err != nil {

@@ -264,3 +264,74 @@ func TestStoreMaxConnsSizesThePool(t *testing.T) {
 		assert.Equal(t, tt.lead, commitLeaders(store), tt.config)
 	}
 }
+
+// -h is no error: it exits 0 after naming the program as it was called,
+// its flags, and every environment variable Load reads with its meaning.
+func TestHelpExitsZeroListingFlagsAndEnvironment(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stderr bytes.Buffer
+		require.Equal(t, ExitOK, Main([]string{arg}, noEnv, &stderr), arg)
+		out := stderr.String()
+		assert.Contains(t, out, "Usage: "+filepath.Base(os.Args[0])+" [flags]")
+		assert.NotContains(t, out, "help requested")
+		for _, fl := range []string{"-config", "-addr", "-admin-addr", "-data-dir", "-log-format", "-shutdown-timeout", "-drain-delay", "-task-timeout", "-migrate"} {
+			assert.Regexp(t, `(?m)^  `+fl+`( |$)`, out)
+		}
+		for _, e := range envFields {
+			assert.Contains(t, out, "  "+e.name+"\n    \t"+e.help+"\n")
+		}
+	}
+}
+
+// -ollama-url and GLEITZEIT_OLLAMA_URL point the default template at an
+// Ollama server, the flag over the variable; a bad URL is named by where it
+// came from, its password hidden; a file whose templates name no ollama
+// template has nothing for them to point.
+func TestOllamaURLFromFlagOrEnvironment(t *testing.T) {
+	var stderr bytes.Buffer
+	s, err := Load([]string{"-ollama-url", "http://10.0.0.5:11434"}, noEnv, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "http://10.0.0.5:11434", s.Templates["ollama"].Ollama.URL)
+
+	env := func(name string) string {
+		if name == "GLEITZEIT_OLLAMA_URL" {
+			return "http://ollama.internal:11434"
+		}
+		return ""
+	}
+	s, err = Load(nil, env, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "http://ollama.internal:11434", s.Templates["ollama"].Ollama.URL)
+	s, err = Load([]string{"-ollama-url", "https://gpu:443"}, env, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, "https://gpu:443", s.Templates["ollama"].Ollama.URL)
+
+	_, err = Load([]string{"-ollama-url", "ftp://user:hunter2@h"}, noEnv, &stderr)
+	require.ErrorContains(t, err, "config: -ollama-url: ")
+	assert.NotContains(t, err.Error(), "hunter2")
+	_, err = Load(nil, func(name string) string {
+		if name == "GLEITZEIT_OLLAMA_URL" {
+			return "localhost:11434"
+		}
+		return ""
+	}, &stderr)
+	require.ErrorContains(t, err, "config: GLEITZEIT_OLLAMA_URL: ")
+
+	cfg := write(t, "c.yaml", "templates:\n  tools:\n    kind: process\n    protocol: tools/v1\n    process: {command: [cat]}\nproviders: []\n")
+	_, err = Load([]string{"-config", cfg, "-ollama-url", "http://h:1"}, noEnv, &stderr)
+	require.ErrorContains(t, err, "config: -ollama-url: there is no template named ollama of kind ollama")
+}
+
+// A template that no instance is given and no pool sizes is idle, and Main
+// warns of it at start: its tasks would answer 503 with no other sign.
+func TestIdleTemplatesAreWarnedOf(t *testing.T) {
+	var stderr bytes.Buffer
+	s, err := Load(nil, noEnv, &stderr)
+	require.NoError(t, err)
+	assert.Empty(t, s.Idle(), "the defaults serve every template")
+
+	cfg := write(t, "c.yaml", "templates:\n  ollama:\n    kind: ollama\n    ollama: {url: 'http://127.0.0.1:1'}\n  tools:\n    kind: process\n    protocol: tools/v1\n    process: {command: [cat]}\n    pool: {min: 1, max: 2}\nproviders: []\n")
+	s, err = Load([]string{"-config", cfg}, noEnv, &stderr)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ollama"}, s.Idle())
+}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,9 @@ const (
 // finished. It returns the process's exit code.
 func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	s, err := Load(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK // -h: Load printed the usage
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return ExitConfig
@@ -46,6 +50,10 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 	if s.Migrate {
 		return migrateStore(s, log)
+	}
+	for _, name := range s.Idle() {
+		log.Warn("template has no instance and no pool: tasks for its protocol answer 503 until one is added",
+			zap.String("template", name), zap.String("protocol", s.Templates[name].Protocol))
 	}
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
