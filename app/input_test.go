@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -277,5 +278,49 @@ func TestAnAnswerThatIsNotUTF8IsAnsweredAndStoredValid(t *testing.T) {
 			assert.Equal(t, string(rec.Output), string(stored.Output))
 			assert.NotContains(t, s.logs.String(), "task store unavailable")
 		})
+	}
+}
+
+// A task's timeout is a number of seconds or a duration string, as a
+// client of an HTTP API would write either; anything else is refused with
+// an answer that names both forms.
+func TestTaskTimeoutTakesSecondsOrADuration(t *testing.T) {
+	const limit = time.Minute
+	for body, want := range map[string]time.Duration{
+		`{"protocol":"echo/v1","method":"echo","timeout":5}`:     5 * time.Second,
+		`{"protocol":"echo/v1","method":"echo","timeout":0.25}`:  250 * time.Millisecond,
+		`{"protocol":"echo/v1","method":"echo","timeout":"2s"}`:  2 * time.Second,
+		`{"protocol":"echo/v1","method":"echo","timeout":3600}`:  limit, // never past task_timeout
+		`{"protocol":"echo/v1","method":"echo"}`:                 limit,
+		`{"protocol":"echo/v1","method":"echo","timeout":"1m"}`:  limit,
+		`{"protocol":"echo/v1","method":"echo","timeout":1e-3}`:  time.Millisecond,
+		`{"protocol":"echo/v1","method":"echo","timeout":"90s"}`: limit,
+	} {
+		var task Task
+		require.NoError(t, json.Unmarshal([]byte(body), &task), body)
+		got, err := checkTask(task, limit)
+		require.NoError(t, err, body)
+		assert.Equal(t, want, got, body)
+	}
+	for _, body := range []string{
+		`{"protocol":"echo/v1","method":"echo","timeout":true}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":[5]}`,
+	} {
+		var task Task
+		err := json.Unmarshal([]byte(body), &task)
+		require.Error(t, err, body)
+		assert.ErrorContains(t, err, `want a number of seconds such as 5, or a duration such as "5s"`)
+	}
+	for _, body := range []string{
+		`{"protocol":"echo/v1","method":"echo","timeout":0}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":-5}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":"soon"}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":1e300}`,
+	} {
+		var task Task
+		require.NoError(t, json.Unmarshal([]byte(body), &task), body)
+		_, err := checkTask(task, limit)
+		require.ErrorIs(t, err, errBadRequest, body)
+		assert.ErrorContains(t, err, `timeout: want a positive number of seconds such as 5, or a duration such as "5s"`)
 	}
 }

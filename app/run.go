@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,7 +26,28 @@ type Task struct {
 	Method   string          `json:"method"`
 	Params   json.RawMessage `json:"params,omitempty"`
 	// Timeout, if set, shortens the task's deadline below task_timeout.
-	Timeout string `json:"timeout,omitempty"`
+	Timeout TaskTimeout `json:"timeout,omitempty"`
+}
+
+// TaskTimeout is a task's own deadline: a duration such as "5s" or
+// "1m30s". In JSON it may also be a number of seconds (5, 0.5), as most
+// HTTP APIs take a timeout.
+type TaskTimeout string
+
+// UnmarshalJSON takes a duration string or a number of seconds.
+func (t *TaskTimeout) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*t = TaskTimeout(s)
+		return nil
+	}
+	var seconds float64
+	if err := json.Unmarshal(data, &seconds); err != nil {
+		return fmt.Errorf("timeout: want a number of seconds such as 5, or a duration such as \"5s\", got %s", quote(string(data)))
+	}
+	// Kept as the number was written, so that checkTask can quote it.
+	*t = TaskTimeout(strconv.FormatFloat(seconds, 'f', -1, 64) + "s")
+	return nil
 }
 
 // busyError is a task refused because every instance was busy: the queue

@@ -56,10 +56,10 @@ func checkTask(t Task, taskTimeout time.Duration) (time.Duration, error) {
 	var d time.Duration
 	err := errors.New("too long")
 	if len(t.Timeout) <= maxTimeoutLen {
-		d, err = time.ParseDuration(t.Timeout)
+		d, err = time.ParseDuration(string(t.Timeout))
 	}
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%w: timeout: want a positive duration such as 5s, got %s", errBadRequest, quote(t.Timeout))
+		return 0, fmt.Errorf("%w: timeout: want a positive number of seconds such as 5, or a duration such as \"5s\", got %s", errBadRequest, quote(string(t.Timeout)))
 	}
 	return min(taskTimeout, d), nil
 }
