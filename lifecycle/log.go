@@ -23,7 +23,12 @@ func (z zapObserver) Observe(e Event) {
 			ce.Write(zap.String("provider", e.ID), zap.Strings("depends_on", e.DependsOn), timeout)
 		}
 	case StartBegan:
-		z.log.Info("initializing providers", zap.Int("providers", e.Providers), zap.Int("staged", e.Staged))
+		// A start of staged providers alone initializes none: they begin
+		// as the application starts each (fxmodule's hooks), and the
+		// application says when it has started.
+		if ce := z.log.Check(startLevel(e.Providers, e.Staged), "initializing providers"); ce != nil {
+			ce.Write(zap.Int("providers", e.Providers), zap.Int("staged", e.Staged))
+		}
 	case ProviderInitialized:
 		if e.Err != nil {
 			z.log.Warn("provider initialize failed", zap.String("provider", e.ID), zap.Duration("duration", e.Duration), zap.Error(e.Err))
@@ -33,8 +38,8 @@ func (z zapObserver) Observe(e Event) {
 	case StartEnded:
 		if e.Err != nil {
 			z.log.Warn("providers not started", zap.Int("initialized", e.Providers), zap.Duration("duration", e.Duration), zap.Error(e.Err))
-		} else {
-			z.log.Info("providers initialized", zap.Int("providers", e.Providers), zap.Int("staged", e.Staged), zap.Duration("duration", e.Duration))
+		} else if ce := z.log.Check(startLevel(e.Providers, e.Staged), "providers initialized"); ce != nil {
+			ce.Write(zap.Int("providers", e.Providers), zap.Int("staged", e.Staged), zap.Duration("duration", e.Duration))
 		}
 	case CleanupBegan:
 		z.log.Info("cleaning up providers", zap.String("trigger", string(e.Trigger)), zap.Int("providers", e.Providers))
@@ -52,6 +57,15 @@ func (z zapObserver) Observe(e Event) {
 		z.log.Warn("provider returned after the registry stopped waiting",
 			zap.String("provider", e.ID), zap.String("op", e.Op), zap.Duration("duration", e.Duration), zap.Error(e.Err))
 	}
+}
+
+// startLevel is the level of a start's lines: debug for one that
+// initializes no provider but staged ones, which begin later.
+func startLevel(providers, staged int) zapcore.Level {
+	if providers == 0 && staged > 0 {
+		return zapcore.DebugLevel
+	}
+	return zapcore.InfoLevel
 }
 
 func (z zapObserver) cleaned(e ProviderCleaned) {

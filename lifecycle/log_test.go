@@ -142,3 +142,34 @@ func TestNeverInitializedIsNotWarnedAbout(t *testing.T) {
 	assert.Equal(t, zapcore.DebugLevel, lines[0].Level)
 	assert.Equal(t, "idle", lines[0].ContextMap()["provider"])
 }
+
+// A start of staged providers alone initializes none, so it says nothing
+// at info level: "providers initialized" before any was would mislead.
+// One with providers of its own still says both at info.
+func TestAStartOfStagedProvidersAloneLogsAtDebug(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)))
+	mustRegister(t, r, newFake("db", &journal{}), lifecycle.Staged())
+	require.NoError(t, r.Start(context.Background()))
+	for _, msg := range []string{"initializing providers", "providers initialized"} {
+		lines := logs.FilterMessage(msg).All()
+		require.Len(t, lines, 1, msg)
+		assert.Equal(t, zapcore.DebugLevel, lines[0].Level, msg)
+		assert.EqualValues(t, 1, lines[0].ContextMap()["staged"])
+	}
+	r.AllowCleanup("db")
+	require.NoError(t, r.Stop(context.Background()))
+
+	core, logs = observer.New(zapcore.DebugLevel)
+	r = lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)))
+	mustRegister(t, r, newFake("db", &journal{}), lifecycle.Staged())
+	mustRegister(t, r, newFake("cache", &journal{}))
+	require.NoError(t, r.Start(context.Background()))
+	for _, msg := range []string{"initializing providers", "providers initialized"} {
+		lines := logs.FilterMessage(msg).All()
+		require.Len(t, lines, 1, msg)
+		assert.Equal(t, zapcore.InfoLevel, lines[0].Level, msg)
+	}
+	r.AllowCleanup("db")
+	require.NoError(t, r.Stop(context.Background()))
+}
