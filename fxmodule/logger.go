@@ -27,7 +27,10 @@ type EventLoggerParams struct {
 // logging at info keeps its startup and shutdown readable. A start that a
 // Registry.Stop ended (its error is [lifecycle.ErrStopped]: the
 // application stopped it on purpose, a service that got SIGTERM while it
-// started) is routine too: the application says so itself.
+// started) is routine too: the application says so itself. So are fx's
+// events of a start that a provider's Initialize failed: the registry has
+// logged that failure, naming the provider, and app.Start returns it; fx
+// would log it three times more.
 func EventLogger(p EventLoggerParams) fxevent.Logger {
 	if p.Logger == nil {
 		return fxevent.NopLogger
@@ -40,8 +43,9 @@ func EventLogger(p EventLoggerParams) fxevent.Logger {
 	return eventLogger{ZapLogger: l, stopped: stopped}
 }
 
-// eventLogger logs the events of a start that a Registry.Stop ended
-// through stopped, at debug level, and every other through ZapLogger.
+// eventLogger logs the events of a start that a Registry.Stop ended, or
+// that a provider's Initialize failed, through stopped, at debug level,
+// and every other through ZapLogger.
 type eventLogger struct {
 	*fxevent.ZapLogger
 	stopped *fxevent.ZapLogger
@@ -57,9 +61,16 @@ func (l eventLogger) LogEvent(e fxevent.Event) {
 	case *fxevent.Started:
 		err = e.Err
 	}
-	if errors.Is(err, lifecycle.ErrStopped) {
+	if errors.Is(err, lifecycle.ErrStopped) || initializeFailed(err) {
 		l.stopped.LogEvent(e)
 		return
 	}
 	l.ZapLogger.LogEvent(e)
+}
+
+// initializeFailed reports whether err is a provider's failed Initialize,
+// which the registry logs itself.
+func initializeFailed(err error) bool {
+	pe, ok := errors.AsType[*lifecycle.ProviderError](err)
+	return ok && pe.Op == "initialize"
 }

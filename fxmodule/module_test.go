@@ -503,3 +503,32 @@ func TestStartTimeoutErrorNamesTheProvider(t *testing.T) {
 		assert.True(t, ok && o.Result == lifecycle.ResultOK, "the slow provider is cleaned up: %v", reg.Report().Providers)
 	})
 }
+
+// A start that a provider's Initialize fails is logged once, by the
+// registry at warn level naming the provider; fx's own events of it are at
+// debug level, and app.Start returns the error.
+func TestAFailedInitializeIsLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	jnl := &journal{}
+	app := fx.New(fx.Supply(jnl, zap.New(core)), fx.WithLogger(fxmodule.EventLogger), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *DB { return &DB{base{id: "db", jnl: j, initErr: errors.New("refused")}} }),
+		fx.Invoke(func(*DB) {}))
+	require.NoError(t, app.Err())
+	err := start(t, app)
+	require.ErrorContains(t, err, `provider "db": initialize`)
+	warned := logs.FilterMessage("provider initialize failed").All()
+	require.Len(t, warned, 1)
+	assert.Equal(t, zapcore.WarnLevel, warned[0].Level)
+	assert.Equal(t, "db", warned[0].ContextMap()["provider"])
+	assert.Empty(t, logs.FilterLevelExact(zapcore.ErrorLevel).All(), "fx's events repeat it at error level")
+	assert.NotEmpty(t, logs.FilterMessage("start failed").All(), "fx's events are logged, at debug level")
+
+	// A plain hook's failure, which no registry logs, is still fx's error.
+	core, logs = observer.New(zapcore.DebugLevel)
+	app = fx.New(fx.Supply(jnl, zap.New(core)), fx.WithLogger(fxmodule.EventLogger), fxmodule.Module,
+		fx.Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStart: func(context.Context) error { return errors.New("refused") }})
+		}))
+	require.Error(t, start(t, app))
+	assert.NotEmpty(t, logs.FilterLevelExact(zapcore.ErrorLevel).All())
+}
