@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
@@ -117,7 +118,7 @@ func TestAdminAddrInUseFailsTheStart(t *testing.T) {
 	require.NoError(t, err)
 	var admin *adminServer
 	var reg *lifecycle.Registry
-	app := fx.New(Options(s, newLogger("console", &testkit.LockedBuffer{}), NewMetrics()), fx.Populate(&admin, &reg), fx.NopLogger)
+	app := fx.New(Options(s, newLogger("console", zapcore.InfoLevel, &testkit.LockedBuffer{}), NewMetrics()), fx.Populate(&admin, &reg), fx.NopLogger)
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
 	defer cancel()
 	err = app.Start(ctx)

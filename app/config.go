@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
@@ -34,6 +35,7 @@ type File struct {
 	AdminToken      string              `json:"admin_token"`
 	TaskToken       string              `json:"task_token"`
 	LogFormat       string              `json:"log_format"`
+	LogLevel        string              `json:"log_level"`
 	Store           StoreFile           `json:"store"`
 	Audit           AuditFile           `json:"audit"`
 	TaskTimeout     string              `json:"task_timeout"`
@@ -137,6 +139,7 @@ type Settings struct {
 	AdminToken      string
 	TaskToken       string // POST /v1/tasks and GET /v1/tasks/{id} need it as a bearer token; empty: open
 	LogFormat       string
+	LogLevel        zapcore.Level // debug, info, warn or error
 	StoreDSN        string
 	StoreBatchSize  int
 	StoreBatchDelay time.Duration
@@ -214,6 +217,7 @@ var envFields = []struct {
 	{"GLEITZEIT_ADMIN_TOKEN", "admin_token: the bearer token of the mutating admin endpoints", func(f *File, v string) { f.AdminToken = v }},
 	{"GLEITZEIT_TASK_TOKEN", "task_token: the bearer token of /v1/tasks", func(f *File, v string) { f.TaskToken = v }},
 	{"GLEITZEIT_LOG_FORMAT", `log_format: "json" or "console"`, func(f *File, v string) { f.LogFormat = v }},
+	{"GLEITZEIT_LOG_LEVEL", "log_level: debug, info, warn or error", func(f *File, v string) { f.LogLevel = v }},
 	{"GLEITZEIT_STORE_DSN", "store.dsn: a postgres:// URL, or empty for SQLite in data_dir", func(f *File, v string) { f.Store.DSN = v }},
 	{"GLEITZEIT_STORE_HEARTBEAT", "store.heartbeat: how often this replica tells the store it runs", func(f *File, v string) { f.Store.Heartbeat = v }},
 	{"GLEITZEIT_AUDIT_PATH", "audit.path: the audit log's file", func(f *File, v string) { f.Audit.Path = v }},
@@ -296,6 +300,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 	adminAddr := fs.String("admin-addr", "", "the admin API's and /metrics' own address (default: served on -addr)")
 	dataDir := fs.String("data-dir", "", "directory of the task store and the audit log (default ./data)")
 	logFormat := fs.String("log-format", "", `"json" or "console"`)
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	shutdownTimeout := fs.String("shutdown-timeout", "", "everything after SIGTERM (default 25s)")
 	drainDelay := fs.String("drain-delay", "", "how long readiness is 503 before the listener closes (default 0s)")
 	taskTimeout := fs.String("task-timeout", "", "a task's deadline (default 60s)")
@@ -352,6 +357,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		{*adminAddr, func(v string) { f.AdminAddr = v }},
 		{*dataDir, func(v string) { f.DataDir = v }},
 		{*logFormat, func(v string) { f.LogFormat = v }},
+		{*logLevel, func(v string) { f.LogLevel = v }},
 		{*shutdownTimeout, func(v string) { f.Shutdown.Timeout = v }},
 		{*drainDelay, func(v string) { f.Shutdown.DrainDelay = v }},
 		{*taskTimeout, func(v string) { f.TaskTimeout = v }},
@@ -399,6 +405,12 @@ func (f *File) resolve() (*Settings, error) {
 	}
 	if s.LogFormat != "json" && s.LogFormat != "console" {
 		return nil, bad("log_format", `want "json" or "console", got %q`, s.LogFormat)
+	}
+	switch f.LogLevel {
+	case "debug", "info", "warn", "error":
+		_ = s.LogLevel.Set(f.LogLevel)
+	default:
+		return nil, bad("log_level", `want "debug", "info", "warn" or "error", got %s`, quote(f.LogLevel))
 	}
 	if s.StoreDSN == "" {
 		s.StoreDSN = filepath.Join(s.DataDir, "gleitzeit.db")

@@ -5,13 +5,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
@@ -334,4 +337,50 @@ func TestIdleTemplatesAreWarnedOf(t *testing.T) {
 	s, err = Load([]string{"-config", cfg}, noEnv, &stderr)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ollama"}, s.Idle())
+}
+
+// log_level, GLEITZEIT_LOG_LEVEL and -log-level choose the service's log
+// level; info by default.
+func TestLogLevel(t *testing.T) {
+	s, err := Load(nil, noEnv, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, zapcore.InfoLevel, s.LogLevel)
+	s, err = Load([]string{"-log-level", "debug"}, func(name string) string {
+		if name == "GLEITZEIT_LOG_LEVEL" {
+			return "error"
+		}
+		return ""
+	}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, zapcore.DebugLevel, s.LogLevel, "the flag over the variable")
+	_, err = Load([]string{"-config", write(t, "c.yaml", "log_level: verbose\n")}, noEnv, io.Discard)
+	require.ErrorContains(t, err, `config: log_level: want "debug", "info", "warn" or "error", got "verbose"`)
+}
+
+// A task store that cannot be reached at start exits 3, with one error
+// line naming the store, its password hidden, and the report.
+func TestUnreachableStoreExitsThree(t *testing.T) {
+	var stderr testkit.LockedBuffer
+	env := func(name string) string {
+		if name == "GLEITZEIT_STORE_DSN" {
+			return "postgres://gz:hunter2@127.0.0.1:1/tasks?connect_timeout=1"
+		}
+		return ""
+	}
+	code := Main([]string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-log-format", "console"}, env, &stderr)
+	out := stderr.String()
+	assert.Equal(t, ExitStore, code, out)
+	assert.NotContains(t, out, "hunter2")
+	var errorLines []string
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, "\tERROR\t") {
+			errorLines = append(errorLines, line)
+		}
+	}
+	require.Len(t, errorLines, 1, out)
+	assert.Contains(t, errorLines[0], "cannot open the task store")
+	assert.Contains(t, errorLines[0], `"store": "postgres://gz@127.0.0.1:1/tasks`)
+	// The report, a line for each provider in console format.
+	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"store\"")
+	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"audit\", \"method\": \"\", \"result\": \"skipped\"")
 }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxtest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
@@ -104,7 +105,7 @@ func startWith(t testing.TB, templates, extra string, opts ...fx.Option) *servic
 	s, err := Load([]string{"-config", write(t, "c.yaml", config(t, llm.URL(), templates, extra))}, noEnv, io.Discard)
 	require.NoError(t, err)
 	svc := &service{t: t, llm: llm, logs: &testkit.LockedBuffer{}}
-	log := newLogger("console", svc.logs)
+	log := newLogger("console", zapcore.InfoLevel, svc.logs)
 	svc.settings = s
 	opts = append([]fx.Option{Options(s, log, NewMetrics()), fx.Populate(&svc.engine, &svc.reg, &svc.admin)}, opts...)
 	svc.app = fxtest.New(t, opts...)

@@ -25,8 +25,10 @@ import (
 // Exit codes of Main.
 const (
 	ExitOK     = 0 // stopped cleanly
-	ExitFailed = 1 // failed to start, a provider failed to clean up, or a second signal forced the exit
+	ExitFailed = 1 // a provider failed to clean up, or a second signal forced the exit
 	ExitConfig = 2 // the configuration is wrong, or the task store's schema is not this build's (SchemaError)
+	ExitStore  = 3 // the task store could not be opened at start: unreachable, refused, or its directory not writable
+	ExitStart  = 4 // the service could not start for another reason: a provider's Initialize, the listener, the data directory
 )
 
 // Main runs the service until SIGTERM or SIGINT, then shuts it down as a
@@ -46,7 +48,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return ExitConfig
 	}
-	log := newLogger(s.LogFormat, stderr)
+	log := newLogger(s.LogFormat, s.LogLevel, stderr)
 	defer func() { _ = log.Sync() }()
 	if s.Migrate {
 		return migrateStore(s, log)
@@ -57,7 +59,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 		log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
-		return ExitFailed
+		return ExitStart
 	}
 	if err := process.HideEnviron(); err != nil {
 		log.Warn("child processes running as this user can read the service's environment", zap.Error(err))
@@ -83,7 +85,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		fx.StartTimeout(time.Minute), fx.StopTimeout(s.ShutdownTimeout))
 	if err := app.Err(); err != nil {
 		log.Error("cannot build the service", zap.Error(err))
-		return ExitFailed
+		return ExitStart
 	}
 	startCtx, cancelStart := context.WithTimeout(context.Background(), app.StartTimeout())
 	defer cancelStart()
@@ -95,12 +97,18 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		return cancelStartup(startup{s: s, log: log, app: app, reg: reg, engine: engine, started: started}, sig, signals)
 	}
 	if err != nil {
-		log.Error("cannot start the service", zap.Error(err))
-		logReport(log, reg, engine)
+		code := ExitStart
 		if _, ok := errors.AsType[*SchemaError](err); ok {
-			return ExitConfig
+			code = ExitConfig
+			log.Error("cannot start the service", zap.Error(err))
+		} else if cause, ok := initializeError(err, storeID); ok {
+			code = ExitStore
+			log.Error("cannot open the task store", zap.String("store", engine.store.Target()), zap.String("error", lifecycle.Redact(cause.Error())))
+		} else {
+			log.Error("cannot start the service", zap.Error(err))
 		}
-		return ExitFailed
+		logReport(log, reg, engine, s.LogFormat == "console")
+		return code
 	}
 	log.Info("service started", zap.String("addr", s.Addr), zap.String("data_dir", s.DataDir))
 
@@ -126,7 +134,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		return forced(log, reg, sig)
 	}
 	engine.awaitRemovals(ctx)
-	logReport(log, reg, engine)
+	logReport(log, reg, engine, s.LogFormat == "console")
 	if err != nil {
 		log.Error("service stopped with errors", zap.Duration("duration", time.Since(begin)), zap.Error(err))
 		return ExitFailed
@@ -149,7 +157,7 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	if store.Driver() == sqldb.SQLite {
 		if err := os.MkdirAll(s.DataDir, 0o750); err != nil {
 			log.Error("cannot create the data directory", zap.String("data_dir", s.DataDir), zap.Error(err))
-			return ExitFailed
+			return ExitStore
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -157,8 +165,8 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	connect, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := store.Initialize(connect); err != nil {
-		log.Error("cannot open the task store", zap.Error(err))
-		return ExitFailed
+		log.Error("cannot open the task store", zap.String("store", store.Target()), zap.String("error", lifecycle.Redact(err.Error())))
+		return ExitStore
 	}
 	defer func() { _ = store.Cleanup(context.Background()) }()
 	db, err := store.DB()
@@ -190,6 +198,27 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	return ExitFailed
 }
 
+// initializeError returns the cause of provider id's failed Initialize, if
+// err, a start's error, holds one.
+func initializeError(err error, id string) (error, bool) {
+	if pe, ok := err.(*lifecycle.ProviderError); ok && pe.ProviderID == id && pe.Op == "initialize" {
+		return pe.Err, true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if inner := u.Unwrap(); inner != nil {
+			return initializeError(inner, id)
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range u.Unwrap() {
+			if cause, ok := initializeError(inner, id); ok {
+				return cause, true
+			}
+		}
+	}
+	return nil, false
+}
+
 // forced logs, on a second signal, the providers whose cleanup had not
 // ended.
 func forced(log *zap.Logger, reg *lifecycle.Registry, sig os.Signal) int {
@@ -203,16 +232,31 @@ func forced(log *zap.Logger, reg *lifecycle.Registry, sig os.Signal) int {
 	return ExitFailed
 }
 
-// logReport logs the cleanup report: one line naming every provider and
-// what happened to it, and the instances removed while the service ran
-// (scaled down, replaced after their child died, removed by hand), each
-// with its cleanup's outcome.
-func logReport(log *zap.Logger, reg *lifecycle.Registry, e *Engine) {
+// logReport logs the cleanup report: every provider and what happened to
+// it, and the instances removed while the service ran (scaled down,
+// replaced after their child died, removed by hand), each with its
+// cleanup's outcome. In JSON it is one line, for queries; in console
+// format, where a person reads it, a line for the whole and one for each
+// provider.
+func logReport(log *zap.Logger, reg *lifecycle.Registry, e *Engine, console bool) {
 	if reg == nil {
 		return
 	}
 	rep := reg.Report()
 	ids := rep.IDs()
+	if console {
+		log.Info("cleanup report", zap.Duration("duration", rep.Duration), zap.Int("providers", len(ids)))
+		for _, id := range ids {
+			log.Info("cleanup report: provider", zap.String("provider", id), zap.Inline(outcomeFields(rep.Providers[id])))
+		}
+		if e != nil {
+			for _, r := range e.removals.all() {
+				log.Info("cleanup report: removed while running", zap.String("provider", r.ID), zap.String("template", r.Template),
+					zap.String("reason", r.Reason), zap.Time("at", r.At), zap.Inline(outcomeFields(r.Outcome)))
+			}
+		}
+		return
+	}
 	fields := make([]zap.Field, 0, len(ids)+2)
 	fields = append(fields, zap.Duration("duration", rep.Duration))
 	for _, id := range ids {
@@ -224,6 +268,25 @@ func logReport(log *zap.Logger, reg *lifecycle.Registry, e *Engine) {
 		}
 	}
 	log.Info("cleanup report", fields...)
+}
+
+// outcomeFields are a cleanup's outcome as log fields.
+type outcomeFields lifecycle.Outcome
+
+func (o outcomeFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("method", o.Method)
+	enc.AddString("result", o.Result.String())
+	enc.AddDuration("duration", o.Duration)
+	if o.Reason != "" {
+		enc.AddString("reason", o.Reason)
+	}
+	if o.Err != nil {
+		enc.AddString("error", lifecycle.Redact(o.Err.Error()))
+	}
+	if o.Late {
+		enc.AddBool("late", true)
+	}
+	return nil
 }
 
 // removalList logs removals as objects: id, template, reason and the
@@ -245,7 +308,7 @@ func (l removalList) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	return nil
 }
 
-func newLogger(format string, w io.Writer) *zap.Logger {
+func newLogger(format string, level zapcore.Level, w io.Writer) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.EncodeDuration = zapcore.StringDurationEncoder
@@ -256,5 +319,5 @@ func newLogger(format string, w io.Writer) *zap.Logger {
 	} else {
 		encoder = zapcore.NewJSONEncoder(enc)
 	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel))
+	return zap.New(zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), level))
 }

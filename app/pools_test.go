@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/fx"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
@@ -235,7 +236,7 @@ func TestAFailedStartRestartsNothing(t *testing.T) {
 	logs := &testkit.LockedBuffer{}
 	var engine *Engine
 	var reg *lifecycle.Registry
-	app := fx.New(Options(s, newLogger("console", logs), NewMetrics()), fx.Populate(&engine, &reg), fx.NopLogger)
+	app := fx.New(Options(s, newLogger("console", zapcore.InfoLevel, logs), NewMetrics()), fx.Populate(&engine, &reg), fx.NopLogger)
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
 	defer cancel()
 	require.Error(t, app.Start(ctx))

@@ -73,7 +73,7 @@ func cancelStartup(st startup, sig os.Signal, signals <-chan os.Signal) int {
 		err = appErr
 	}
 	st.engine.awaitRemovals(ctx)
-	logReport(st.log, st.reg, st.engine)
+	logReport(st.log, st.reg, st.engine, st.s.LogFormat == "console")
 	if err != nil {
 		st.log.Error("start cancelled: providers failed to clean up", zap.Duration("duration", time.Since(begin)), zap.String("error", lifecycle.Redact(err.Error())))
 		return ExitFailed
