@@ -12,45 +12,54 @@ import (
 //
 // Two views are combined. The values a provider's constructor received
 // are exact: a parameter, an fx.In field or a group member that is another
-// provider's value is a dependency, by identity, whatever the types are
-// called and whichever module provided them. fx's graph (fx.DotGraph) is
-// the only view of the constructors in between (a repository built from
-// a database provider, say), and it names types by their printed names,
-// which two packages, or two modules' private providers, may share. So:
+// provider's value is a dependency, by identity. fx's graph, read from the
+// app's tree of modules (see readTree), is the view of the constructors
+// and decorators in between (a repository built from a database provider,
+// a decorator that wraps it with a cache), with exact types and fx's
+// scopes. So:
 //
-//   - an edge found through a type name that one constructor alone
-//     produces is certain;
-//   - one found through a name that several produce is possible: it is
-//     kept, ordering two providers that may need no order, unless it would
-//     close a cycle, which a legal fx graph cannot have;
+//   - an edge found through the graph is certain, unless the provider's
+//     constructor is one Provide option given to several modules, which
+//     the graph cannot tell apart: then it is possible, kept unless it
+//     would close a cycle, which a legal fx graph cannot have;
 //   - a provider found by identity is a dependency even if the graph does
-//     not show it (a decorator may have handed it over);
+//     not show it;
 //   - a provider built after the one that would depend on it is no input
-//     of it, whatever the names say: fx builds every input first;
-//   - fx's graph does not show decorators: a provider held, a few levels
-//     down, by a value a constructor received (a repository that a
-//     decorator wrapped with a cache provider, say) is a possible
-//     dependency too.
-func discover(slots []*provider, dot string) error {
-	g, err := parseGraph(dot)
-	if err != nil {
-		return fmt.Errorf("fxmodule: read fx's graph: %w", err)
-	}
-	// Each provider's constructors are listed under the user's function
-	// (see decl.locate): its wrapper, its entry in the registry's group
-	// and, for an annotated one, the identity exposing it. One function
-	// given to Provide in several modules, or one Provide option used in
-	// several, has constructors that stand for any of its providers.
-	byName := make(map[string][]*provider, len(slots))
+//     of it: fx builds every input first (a soft group, or an optional
+//     parameter, may name one it did not build for it);
+//   - a provider held, a few levels down, by a value a constructor
+//     received, or by a value that fx.Replace or a decorator gave in place
+//     of the provider's own, is a possible dependency too: a value may
+//     hold what no constructor's type shows.
+func discover(slots []*provider, g *graph) error {
+	// Each provider's constructors are found in fx's tree by their
+	// anchors (see decl.anchor): its wrapper and, for an annotated one,
+	// the identity exposing it. One Provide option used in several
+	// modules has constructors that stand for any of its providers.
+	byAnchor := make(map[uintptr]*decl, len(slots))
+	slotsOf := make(map[*decl][]*provider, len(slots))
 	for _, sl := range slots {
-		if !slices.Contains(byName[sl.d.name], sl) {
-			byName[sl.d.name] = append(byName[sl.d.name], sl)
+		d := sl.d
+		if len(slotsOf[d]) == 0 {
+			byAnchor[d.anchor()] = d
+			if d.exposeAnns != nil {
+				byAnchor[d.exposeAnchor()] = d
+			}
 		}
+		slotsOf[d] = append(slotsOf[d], sl)
 	}
+	uses := make(map[*decl]int, len(slotsOf)) // the modules that give a declaration
 	ctorOf := make(map[int][]*provider, len(slots))
 	nodesOf := make(map[*provider][]int, len(slots))
-	for c, name := range g.names {
-		for _, sl := range byName[name] {
+	for c, at := range g.anchors {
+		d := byAnchor[at]
+		if at == 0 || d == nil {
+			continue
+		}
+		if at == d.anchor() {
+			uses[d]++
+		}
+		for _, sl := range slotsOf[d] {
 			ctorOf[c] = append(ctorOf[c], sl)
 			nodesOf[sl] = append(nodesOf[sl], c)
 		}
@@ -77,9 +86,9 @@ func discover(slots []*provider, dot string) error {
 		if len(nodes) == 0 {
 			return fmt.Errorf("fxmodule: provider %q: its constructor %s is not in fx's graph", sl.id, sl.d.where())
 		}
-		f := found{certain: map[*provider]bool{}, possible: map[string]map[*provider]bool{}, hooked: map[int]bool{}}
+		f := found{certain: map[*provider]bool{}, possible: map[key]map[*provider]bool{}, hooked: map[int]bool{}}
 		for _, c := range nodes {
-			g.walk(c, ctorOf, &f, len(byName[sl.d.name]) > 1, sl.d.softGroups)
+			g.walk(c, ctorOf, &f, uses[sl.d] > 1)
 		}
 		sl.hooked = f.hooked
 		for c := range beforeSession {
@@ -88,8 +97,8 @@ func discover(slots []*provider, dot string) error {
 			delete(sl.hooked, c)
 		}
 		// Every input of a constructor was built before it: a provider
-		// built later is no input, whatever the graph's names suggest (a
-		// soft group, an optional parameter, a name several types print).
+		// built later is no input, whatever the graph suggests (a soft
+		// group, an optional parameter).
 		// Values are another matter: a value fx.Replace gave, or one a
 		// decorator put together, may hold a provider built later.
 		earlier := func(q *provider) bool { return order[q] < order[sl] }
@@ -104,11 +113,10 @@ func discover(slots []*provider, dot string) error {
 		for _, q := range identities(sl.args, byValue) {
 			certain[sl][q] = true
 		}
-		// What a decorator put together is not in the graph: the parts
-		// its arguments hold, and those of a value that replaced the
-		// provider's own, are possible dependencies. They also decide,
-		// where they can, between the providers an ambiguous name may
-		// stand for.
+		// The parts its arguments hold, and those of a value that
+		// replaced the provider's own, are possible dependencies. They
+		// also decide, where they can, between the providers a reused
+		// constructor may stand for.
 		// What the arguments held is what they held when the constructor
 		// received them (see session.build): a registry of its own that
 		// providers add themselves to holds later ones by now.
@@ -330,63 +338,60 @@ func embedsIn(t reflect.Type) bool {
 // found is what a walk of the graph from one provider's constructor found.
 type found struct {
 	certain map[*provider]bool
-	// possible holds, by the first name on the way that several
-	// constructors produce, the providers found past it.
-	possible map[string]map[*provider]bool
-	hooked   map[int]bool // the plain constructors in between that take fx.Lifecycle
+	// possible holds, by the first key on the way that the graph cannot
+	// resolve to one constructor, the providers found past it.
+	possible map[key]map[*provider]bool
+	hooked   map[int]bool // the plain constructors and decorators in between that take fx.Lifecycle
 }
 
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
 // and the session every provider wrapper takes.
-var skipKeys = map[string]bool{
-	lifecycleType.String(): true,
-	sessionType.String():   true,
-}
+var (
+	lifecycleKey = key{t: lifecycleType}
+	skipKeys     = map[key]bool{lifecycleKey: true, {t: sessionType}: true}
+)
 
-// walk follows the constructors that c's parameters need, through plain
-// constructors, stopping at provider constructors (ctorOf), and adds what
-// it finds to f. reused: c is one of several constructors of one Provide
-// option, so what it finds may belong to another of them.
-func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool, soft map[string]bool) {
+// walk follows the constructors and decorators that c's parameters need,
+// through plain ones, stopping at provider constructors (ctorOf), and adds
+// what it finds to f. reused: c is one of several constructors of one
+// Provide option, so what it finds may belong to another of them.
+func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool) {
 	type item struct {
-		ctor  int
-		group string // the first ambiguous name on the way, if any
+		node      int
+		uncertain bool // a key on the way resolved to several constructors, or reused
+		via       key  // the first such key
 	}
 	seen := map[int]bool{c: true}
-	queue := []item{{c, ""}}
+	queue := []item{{node: c}}
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
-		for _, key := range g.params[it.ctor] {
-			if skipKeys[key] || it.ctor == c && soft[key] {
+		for _, k := range g.params[it.node] {
+			if skipKeys[k] || it.node == c && g.soft[c][k] {
 				// A soft group holds only the members fx built for
 				// others: the values received say which.
 				continue
 			}
-			producers := g.producersOf(key)
-			group := it.group
-			if group == "" && (len(producers) > 1 || reused) {
-				// Several constructors give this name, or this
-				// constructor stands for several providers (one function
-				// given to Provide in several modules): which provider it
-				// leads to is possible, not certain.
-				group = key
+			nodes, ambiguous := g.resolve(it.node, k)
+			next := it
+			if !next.uncertain && (ambiguous || reused) {
+				next.uncertain, next.via = true, k
 			}
-			for _, p := range producers {
+			for _, p := range nodes {
 				if sls := ctorOf[p]; len(sls) > 0 {
-					for _, sl := range sls {
-						if group == "" && len(sls) == 1 {
+					for _, sl := range givenAs(sls, k) {
+						if !next.uncertain && len(sls) == 1 {
 							f.certain[sl] = true
 							continue
 						}
-						k := group
-						if k == "" {
-							k = key
+						via := next.via
+						if !next.uncertain {
+							via = k
 						}
-						if f.possible[k] == nil {
-							f.possible[k] = map[*provider]bool{}
+						if f.possible[via] == nil {
+							f.possible[via] = map[*provider]bool{}
 						}
-						f.possible[k][sl] = true
+						f.possible[via][sl] = true
 					}
 					continue
 				}
@@ -394,13 +399,33 @@ func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool, s
 					continue
 				}
 				seen[p] = true
-				if slices.Contains(g.params[p], lifecycleType.String()) {
+				if slices.Contains(g.params[p], lifecycleKey) {
 					f.hooked[p] = true
 				}
-				queue = append(queue, item{p, group})
+				next.node = p
+				queue = append(queue, next)
 			}
 		}
 	}
+}
+
+// givenAs returns those of one constructor's providers that consumers ask
+// for as k, or all of them if none is (k names another of its results, or
+// a raw value an identity exposes).
+func givenAs(sls []*provider, k key) []*provider {
+	if len(sls) == 1 {
+		return sls
+	}
+	var out []*provider
+	for _, sl := range sls {
+		if slices.Contains(sl.r.keys(), k) {
+			out = append(out, sl)
+		}
+	}
+	if len(out) == 0 {
+		return sls
+	}
+	return out
 }
 
 // sameValue reports whether a and b are one value: the same pointer, or
@@ -425,28 +450,3 @@ func sameValue(a, b reflect.Value) bool {
 
 // sessionCtorName is how fx's graph names the session's constructor.
 func sessionCtorName() string { return runtime.FuncForPC(reflect.ValueOf(newSession).Pointer()).Name() }
-
-// builtFor returns the constructors that the constructor named name needs,
-// directly or through others: fx builds them before it.
-func (g *graph) builtFor(name string) map[int]bool {
-	out := map[int]bool{}
-	var queue []int
-	for c, n := range g.names {
-		if n == name {
-			queue = append(queue, c)
-		}
-	}
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		for _, key := range g.params[c] {
-			for _, p := range g.producersOf(key) {
-				if !out[p] {
-					out[p] = true
-					queue = append(queue, p)
-				}
-			}
-		}
-	}
-	return out
-}

@@ -64,20 +64,21 @@
 //
 // A provider depends on every other provider its constructor receives: as
 // a parameter, an fx.In field or a group member, found by identity (the
-// very value another provider's constructor built), which tells apart
-// types that print alike, from two packages both named store or from two
-// modules' private providers. Through other constructors (a repository
-// built from the database), dependencies are read from fx's graph
-// (fx.DotGraph), the one view fx gives of constructors it did not declare
-// itself. That graph names types as they print: where two constructors
-// produce one printed name, the values the constructor received decide
-// between them if they hold one of the candidates, and otherwise every
-// candidate is kept, which orders more than needed but never less, and
-// never into a cycle. A decorator's inputs are not in fx's graph: a
-// provider that a received value holds, a few levels down (a repository
-// wrapped with a cache provider by fx.Decorate), is a dependency too.
-// Every input of a constructor is built before it, so a provider built
-// later is never taken for one, whatever the names suggest.
+// very value another provider's constructor built). Through other
+// constructors (a repository built from the database) and decorators,
+// dependencies are read from fx's graph, which the module reads from the
+// app's tree of modules: each module's constructors (fx.Provide,
+// fx.Supply, fx.Annotate's results with their fx.OnStart and fx.OnStop
+// hooks) and decorators (fx.Decorate, fx.Replace), with the exact types
+// they take and give, so that types that print alike, from two packages
+// both named store or local to two functions, are never confused. A
+// consumer sees what fx lets it see: fx.Private constructors of its own
+// module and those around it, the others everywhere, and the decorators of
+// its module and those around it, whose inputs, even those a decorator
+// keeps only in a closure, are its dependencies too. A provider that a
+// received value holds, a few levels down (one that fx.Replace gave
+// holding another), is a dependency as well. Every input of a constructor
+// is built before it, so a provider built later is never taken for one.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
 // dependent's turn, and the dependent's stop hook waits for its cleanup.
@@ -86,11 +87,10 @@
 // too early: the start fails, saying to let the dependent's constructor
 // take the provider.
 //
-// What fx's graph cannot show is not found: a decorator's input that the
-// decorated value keeps only in a closure, or deeper than a few levels
-// (declare it with lifecycle.DependsOn), and a component with hooks that
-// reaches a provider only through a decorator (let the provider's
-// constructor take the component).
+// One Provide option given to several fx.Modules is one constructor that
+// the graph cannot tell apart in each: what it reaches is kept for each
+// of its providers, ordering more than needed but never less, and never
+// into a cycle.
 //
 // Providers are registered in the order fx builds them, which follows the
 // order of the Provide options, a module's after its parent's (fx provides
@@ -127,10 +127,11 @@
 // name the user's function by file and line, as they do without this
 // module; so do a constructor's own error, a duplicate provider id (with
 // both types) and a missing Module. fxmodule reads some of fx's
-// unexported shapes (fx.Annotate's result and its annotations, and the
-// app's tree of modules, reached from fx.Shutdowner, for the names of
-// private providers) and the text of fx.DotGraph; it checks, once per app, that the fx it runs with
-// has them, and fails fx.New naming the fx it was built against if not.
+// unexported shapes (fx.Annotate's result, its annotations and the
+// function its Build method gives dig, and the app's tree of modules,
+// reached from fx.Shutdowner, for the graph and the names of private
+// providers); it checks, once per app, that the fx it runs with has them,
+// and fails fx.New naming the fx it was built against if not.
 //
 // fx.StartTimeout and fx.StopTimeout bound the start and the stop, and
 // each provider's Initialize and cleanup, as they bound a hook: the
@@ -241,9 +242,8 @@
 //   - A Registry.Stop called while fx runs hooks that come after the last
 //     provider's does not end app.Start: fx gives the module no hook after
 //     those. The application calls app.Stop once app.Start returns.
-//   - Dependencies are found as described under Dependencies; where fx's
-//     graph prints two types alike and no value shows which one a
-//     component holds, both are kept (ordering more than needed, never
-//     less), and a decorator's input kept only in a closure is not found
-//     (declare it with lifecycle.DependsOn).
+//   - Dependencies are found as described under Dependencies; where one
+//     Provide option is given to several modules, what each of its
+//     constructors reaches is kept for all its providers (ordering more
+//     than needed, never less).
 package fxmodule

@@ -35,6 +35,9 @@ func checkFx(annotate func(any, ...fx.Annotation) any, shutdowner any) error {
 			return fail(fmt.Sprintf("fx.annotated has no exported %s field of kind %v", name, kind))
 		}
 	}
+	if b := reflect.New(a.Type()).MethodByName("Build"); !b.IsValid() || b.Type() != buildType {
+		return fail("fx.annotated has no Build method that gives dig its function")
+	}
 	target, anns, ok := annotatedParts(a.Interface())
 	if !ok || target == nil || len(anns) != 3 {
 		return fail("fx.annotated's Target and Annotations cannot be read")

@@ -2,6 +2,8 @@ package fxmodule
 
 import (
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,6 +49,31 @@ func TestCheckFxFailsWhenFxChangedItsShapes(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "it was built against "+builtWith)
 	assert.ErrorContains(t, err, "fx.Shutdowner does not lead to fx's")
+}
+
+// Every field of fx's tree of modules that the module reads is checked:
+// one that fx no longer has, or has with another kind, fails, naming it.
+func TestCheckModuleTreeFailsWhenAFieldIsMissing(t *testing.T) {
+	sd := appShutdowner(t)
+	require.NoError(t, checkFields(sd, moduleFields))
+	for _, f := range moduleFields {
+		t.Run(f.typ+"."+f.name, func(t *testing.T) {
+			gone := slices.Clone(moduleFields)
+			for i := range gone {
+				if gone[i] == f {
+					gone[i].name += "Gone"
+				}
+			}
+			assert.ErrorContains(t, checkFields(sd, gone), "fx's "+f.typ+" has no field "+f.name+"Gone")
+			changed := slices.Clone(moduleFields)
+			for i := range changed {
+				if changed[i] == f {
+					changed[i].kind = reflect.Func
+				}
+			}
+			assert.ErrorContains(t, checkFields(sd, changed), "fx's "+f.typ+" "+f.name+" is a ")
+		})
+	}
 }
 
 // builtWith names the fx of go.mod.

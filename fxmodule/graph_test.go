@@ -1,6 +1,7 @@
 package fxmodule_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -15,19 +16,16 @@ import (
 // missed or invented. Each is written as an fx user would write it.
 
 // query is a component that keeps what it was built from in a closure,
-// where no value can show it: only fx's graph tells what it needs. A
-// decorator may hand it something to keep in plain sight (uses).
+// where no value can show it: only fx's graph tells what it needs.
 type query struct {
-	run  func() string
-	uses any
+	run func() string
 }
 
 // Two sibling modules, each with a private component of one type built
 // from its own private provider and keeping it in a closure: each api
-// depends on its own database. fx's graph names both databases alike and
-// no value shows which one a closure holds: the other region's database,
-// built before, is kept as well (ordering more than needed, never less;
-// see the package doc).
+// depends on its own database alone, as fx scopes them, though both
+// databases' types print alike and no value shows which one a closure
+// holds.
 func TestSiblingModulesKeepTheirPrivateTypesApart(t *testing.T) {
 	jnl := &journal{}
 	region := func(name string) fx.Option {
@@ -42,8 +40,8 @@ func TestSiblingModulesKeepTheirPrivateTypesApart(t *testing.T) {
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"), fx.Populate(&reg))
 	app.RequireStart().RequireStop()
 	deps := dependsOn(reg)
-	assert.Equal(t, []string{"eu-db"}, deps["eu-api"], "us-db, built later, is no input of eu-api")
-	assert.Contains(t, deps["us-api"], "us-db")
+	assert.Equal(t, []string{"eu-db"}, deps["eu-api"])
+	assert.Equal(t, []string{"us-db"}, deps["us-api"], "eu-db, private to its sibling, is no input of us-api")
 	assert.Empty(t, deps["eu-db"])
 	assert.Empty(t, deps["us-db"])
 	jnl.Before(t, "cleanup eu-api", "cleanup eu-db")
@@ -91,11 +89,9 @@ func TestSoftValueGroups(t *testing.T) {
 	assert.Empty(t, dependsOn(reg)["api"])
 }
 
-// A decorator that adds a dependency on another provider: the decorated
-// component now needs it, and so does the provider built from it. fx's
-// graph does not show decorators; the values do, where the decorated
-// component holds what it was given. (Kept only in a closure, it is not
-// found: lifecycle.DependsOn says it; see the package doc.)
+// A decorator that adds a dependency on another provider, kept only in a
+// closure: the decorated component now needs it, and so does the provider
+// built from it, though no value shows it.
 func TestADecoratorThatAddsADependency(t *testing.T) {
 	jnl := &journal{}
 	var reg *lifecycle.Registry
@@ -104,7 +100,7 @@ func TestADecoratorThatAddsADependency(t *testing.T) {
 		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
 		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
 		fx.Decorate(func(q *query, c *Cache) *query {
-			return &query{run: func() string { return q.run() + c.ID() }, uses: c}
+			return &query{run: func() string { return q.run() + c.ID() }}
 		}),
 		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
 		fx.Populate(&reg))
@@ -114,11 +110,9 @@ func TestADecoratorThatAddsADependency(t *testing.T) {
 	jnl.Before(t, "cleanup api", "cleanup db")
 }
 
-// Two function-local types of one name, each a provider: a consumer that
-// takes one directly depends on it alone (its value says which); one that
-// reaches it through a component keeping it in a closure depends on it,
-// and on the other too if that was built before (fx's graph prints both
-// alike; ordering more than needed, never less).
+// Two function-local types of one name, each a provider: a consumer
+// depends on the one it takes alone, directly or through a component that
+// keeps it in a closure, though both print alike.
 func TestFunctionLocalTypesOfOneName(t *testing.T) {
 	jnl := &journal{}
 	var first, second fx.Option
@@ -138,10 +132,11 @@ func TestFunctionLocalTypesOfOneName(t *testing.T) {
 		)
 	}()
 	var reg *lifecycle.Registry
-	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, first, second, fx.Populate(&reg))
+	// second's first: its Conn is built before first-api.
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module, second, first, fx.Populate(&reg))
 	app.RequireStart().RequireStop()
 	deps := dependsOn(reg)
-	assert.Contains(t, deps["first-api"], "first-conn")
+	assert.Equal(t, []string{"first-conn"}, deps["first-api"])
 	assert.Equal(t, []string{"second-conn"}, deps["second-cache"])
 	jnl.Before(t, "cleanup first-api", "cleanup first-conn")
 	jnl.Before(t, "cleanup second-cache", "cleanup second-conn")
@@ -175,4 +170,109 @@ func TestProvidersThatRegisterWithAHub(t *testing.T) {
 	jnl.Before(t, "init db", "init cache")
 	jnl.Before(t, "init cache", "init api")
 	jnl.Before(t, "cleanup cache", "cleanup db")
+}
+
+// A decorator inside an fx.Module decorates the value for that module
+// alone: the api in the module depends on the cache its decorator takes,
+// the api at the root, which receives the value undecorated, does not.
+func TestADecoratorInAModuleDecoratesItsModuleAlone(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
+		fx.Module("cached",
+			fx.Decorate(func(q *query, c *Cache) *query {
+				return &query{run: func() string { return q.run() + c.ID() }}
+			}),
+			fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "cached-api", jnl: j}} }),
+		),
+		fxmodule.Provide(func(j *journal, _ *query) *Metrics { return &Metrics{base{id: "plain-metrics", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	deps := dependsOn(reg)
+	assert.ElementsMatch(t, []string{"db", "cache"}, deps["cached-api"])
+	assert.Equal(t, []string{"db"}, deps["plain-metrics"])
+}
+
+// fx.Replace gives a component in place of its constructor, which is
+// never called: what that constructor takes is no dependency.
+func TestFxReplaceOfAComponentDropsItsInputs(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Provide(func(c *Cache) *query { return &query{run: c.ID} }),
+		fx.Replace(&query{run: func() string { return "fake" }}),
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Empty(t, dependsOn(reg)["api"])
+}
+
+// A component annotated with an fx.OnStart hook that uses a provider it
+// takes: a provider built from the component depends on both of its
+// inputs, and the component's hook runs between them.
+func TestAnOnStartHookThatTakesAProvider(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Provide(fx.Annotate(func(db *DB, _ *Cache) *query { return &query{run: db.ID} },
+			fx.OnStart(func(_ context.Context, _ *query, c *Cache) error { jnl.Add("query sees " + c.ID()); return nil }))),
+		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "cache"}, dependsOn(reg)["api"])
+	jnl.Before(t, "init cache", "query sees cache")
+	jnl.Before(t, "query sees cache", "init api")
+}
+
+// A value group's members are those its consumer sees: a private member
+// of a module is not among the root's.
+func TestAGroupHoldsTheMembersItsConsumerSees(t *testing.T) {
+	type handler struct{ run func() string }
+	type handlers struct {
+		fx.In
+		J  *journal
+		Hs []*handler `group:"handlers"`
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	member := func(ctor any) fx.Option {
+		return fx.Provide(fx.Annotate(ctor, fx.ResultTags(`group:"handlers"`)))
+	}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		member(func(db *DB) *handler { return &handler{db.ID} }),
+		fx.Module("inner",
+			fx.Provide(fx.Private, fx.Annotate(func(c *Cache) *handler { return &handler{c.ID} }, fx.ResultTags(`group:"handlers"`))),
+			fxmodule.Provide(func(p handlers) *Metrics { return &Metrics{base{id: "inner-metrics", jnl: p.J}} }),
+		),
+		fxmodule.Provide(func(p handlers) *API { return &API{base{id: "api", jnl: p.J}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	deps := dependsOn(reg)
+	assert.Equal(t, []string{"db"}, deps["api"])
+	assert.ElementsMatch(t, []string{"db", "cache"}, deps["inner-metrics"])
+}
+
+// A constructor with two providers among its results: a component built
+// from one of them depends on that one alone.
+func TestAComponentBuiltFromOneOfAConstructorsResults(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) (*DB, *Cache) {
+			return &DB{base{id: "db", jnl: j}}, &Cache{base{id: "cache", jnl: j}}
+		}),
+		fx.Provide(func(c *Cache) *query { return &query{run: c.ID} }),
+		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"cache"}, dependsOn(reg)["api"])
 }

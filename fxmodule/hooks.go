@@ -19,9 +19,9 @@ func (s *session) start(ctx context.Context) error {
 	s.started = true
 	s.nameApart()
 	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *provider) bool { return sl.dropped })
-	graph := s.graph
+	shutdowner := s.shutdowner
 	s.mu.Unlock()
-	if err := discover(slots, graph); err != nil {
+	if err := discover(slots, readTree(shutdowner)); err != nil {
 		return err
 	}
 	for _, sl := range slots {

@@ -81,20 +81,18 @@ type graphIn struct {
 	fx.In
 	Session  *session
 	Registry *lifecycle.Registry // every provider built
-	Graph    fx.DotGraph
-	// Shutdowner leads to the app's tree of modules (see modulesOf).
+	// Shutdowner leads to the app's tree of modules (see readTree).
 	Shutdowner fx.Shutdowner
 }
 
 // readGraph checks that the fx this program runs with has the shapes the
-// module reads (see checkFx), and keeps fx's graph for the session's
-// start, where dependencies are found.
+// module reads (see checkFx), and keeps the way to the app's tree of
+// modules for the session's start, where dependencies are found.
 func readGraph(p graphIn) error {
 	if err := checkFx(fx.Annotate, p.Shutdowner); err != nil {
 		return err
 	}
 	p.Session.mu.Lock()
-	p.Session.graph = string(p.Graph)
 	p.Session.shutdowner = p.Shutdowner
 	p.Session.mu.Unlock()
 	return nil

@@ -8,25 +8,38 @@ import (
 	"strings"
 )
 
-// fx tells a constructor nothing of the fx.Module it was declared in, yet
-// two fx.Private providers of one id (one module factory used twice, say)
-// need names in the registry that tell them apart. fx.Shutdowner, which
-// every app's graph has, holds the app, whose tree of modules lists each
-// module's constructors. The tree is read, by reflection, only when such
-// ids meet; checkFx checks its shape on every app, so that a newer fx
-// fails fx.New rather than losing the names in silence.
+// fx tells a constructor nothing of the fx.Module it was declared in, nor
+// a module of the constructors it did not declare itself. fx.Shutdowner,
+// which every app's graph has, holds the app, whose tree of modules lists
+// each module's constructors and decorators: it is read, by reflection,
+// for the app's constructor graph (see readTree) and for the names of two
+// fx.Private providers of one id (see nameApart). checkFx checks its shape
+// on every app, so that a newer fx fails fx.New rather than losing
+// dependencies or names in silence.
 
-// moduleFields are the fields read on the way from fx.Shutdowner to each
-// module's constructors, by the type that has them.
-var moduleFields = []struct{ typ, field string }{
-	{"shutdowner", "app"}, {"App", "root"},
-	{"module", "name"}, {"module", "modules"}, {"module", "provides"},
-	{"provide", "Target"},
+// field is a field of one of fx's types, and the kind it must be.
+type field struct {
+	typ, name string
+	kind      reflect.Kind
 }
 
-// checkModuleTree reports what fx's app lacks of the shape modulesOf
-// reads, given the app's fx.Shutdowner.
-func checkModuleTree(shutdowner any) error {
+// moduleFields are the fields read on the way from fx.Shutdowner to each
+// module's constructors and decorators, by the type that has them.
+var moduleFields = []field{
+	{"shutdowner", "app", reflect.Pointer}, {"App", "root", reflect.Pointer},
+	{"module", "name", reflect.String}, {"module", "modules", reflect.Slice},
+	{"module", "provides", reflect.Slice}, {"module", "decorators", reflect.Slice},
+	{"provide", "Target", reflect.Interface}, {"provide", "Private", reflect.Bool},
+	{"decorator", "Target", reflect.Interface},
+}
+
+// checkModuleTree reports what fx's app lacks of the shape readTree and
+// modulesOf read, given the app's fx.Shutdowner.
+func checkModuleTree(shutdowner any) error { return checkFields(shutdowner, moduleFields) }
+
+// checkFields reports the first of fields that the types reached from
+// shutdowner, through fields, lack.
+func checkFields(shutdowner any, fields []field) error {
 	seen := map[string]reflect.Type{}
 	var visit func(t reflect.Type)
 	visit = func(t reflect.Type) {
@@ -37,36 +50,29 @@ func checkModuleTree(shutdowner any) error {
 			return
 		}
 		seen[t.Name()] = t
-		for _, f := range moduleFields {
+		for _, f := range fields {
 			if f.typ == t.Name() {
-				if sf, ok := t.FieldByName(f.field); ok {
+				if sf, ok := t.FieldByName(f.name); ok {
 					visit(sf.Type)
 				}
 			}
 		}
 	}
 	visit(reflect.TypeOf(shutdowner))
-	for _, f := range moduleFields {
+	for _, f := range fields {
 		t := seen[f.typ]
 		if t == nil {
 			return fmt.Errorf("fx.Shutdowner does not lead to fx's %s", f.typ)
 		}
-		if _, ok := t.FieldByName(f.field); !ok {
-			return fmt.Errorf("fx's %s has no field %s", f.typ, f.field)
+		sf, ok := t.FieldByName(f.name)
+		if !ok {
+			return fmt.Errorf("fx's %s has no field %s", f.typ, f.name)
+		}
+		if sf.Type.Kind() != f.kind {
+			return fmt.Errorf("fx's %s %s is a %v, not a %v", f.typ, f.name, sf.Type.Kind(), f.kind)
 		}
 	}
-	if k := seen["module"].Field(fieldIndex(seen["module"], "name")).Type.Kind(); k != reflect.String {
-		return fmt.Errorf("fx's module name is a %v", k)
-	}
-	if k := seen["provide"].Field(fieldIndex(seen["provide"], "Target")).Type.Kind(); k != reflect.Interface {
-		return fmt.Errorf("fx's provide Target is a %v", k)
-	}
 	return nil
-}
-
-func fieldIndex(t reflect.Type, name string) int {
-	f, _ := t.FieldByName(name)
-	return f.Index[0]
 }
 
 // modulesOf returns, by the identity of a declaration's anchor (see

@@ -96,20 +96,22 @@ type decl struct {
 	exposures   [][]exposure // by result: how fx.Annotate's result annotations expose it
 	annotated   bool
 
-	outs    []reflect.Type // the constructor's results, its error aside
-	hasErr  bool
-	results []*result // the providers among them
-	// softGroups are the keys, in fx's graph, of the soft value groups
-	// the constructor takes.
-	softGroups map[string]bool
-	name       string          // the constructor's function, as runtime.FuncForPC and dig name it: how fx's graph lists it
+	outs       []reflect.Type // the constructor's results, its error aside
+	hasErr     bool
+	results    []*result       // the providers among them
+	name       string          // the constructor's function, as runtime.FuncForPC names it
 	raw        string          // for result annotations: the name of the values before they apply
 	anns       []fx.Annotation // the wrapper's annotations, as given to fx.Annotate (see anchor)
+	exposeAnns []fx.Annotation // the identity's, if any (see exposeAnchor)
 }
 
 // anchor tells the declaration apart in fx's tree of modules: the address
 // of its wrapper's annotations, which fx.Annotate keeps as given.
 func (d *decl) anchor() uintptr { return reflect.ValueOf(d.anns).Pointer() }
+
+// exposeAnchor tells apart, likewise, the identity that exposes the
+// wrapper's values with fx.Annotate's result annotations.
+func (d *decl) exposeAnchor() uintptr { return reflect.ValueOf(d.exposeAnns).Pointer() }
 
 var (
 	providerType  = reflect.TypeFor[lifecycle.Provider]()
@@ -200,9 +202,6 @@ func declare(ctor any, priv bool, opts []lifecycle.RegisterOption) (*decl, error
 		return nil, fmt.Errorf("%s: a variadic provider constructor cannot be annotated", d.where())
 	}
 	d.name = runtime.FuncForPC(fn.Pointer()).Name()
-	for i := range ft.NumIn() {
-		d.findSoftGroups(ft.In(i))
-	}
 	if err := d.findResults(exposedTypes, exposedTags); err != nil {
 		return nil, err // Provide names the constructor
 	}
@@ -265,7 +264,8 @@ func (d *decl) options() fx.Option {
 		}
 		expose := reflect.MakeFunc(reflect.FuncOf(d.outs, d.outs, false),
 			func(args []reflect.Value) []reflect.Value { return args })
-		opts = append(opts, provide(d.locate(expose.Interface(), append([]fx.Annotation{fx.ParamTags(rawTags...)}, d.resultAnns...))))
+		d.exposeAnns = append([]fx.Annotation{fx.ParamTags(rawTags...)}, d.resultAnns...)
+		opts = append(opts, provide(d.locate(expose.Interface(), d.exposeAnns)))
 	}
 	// The group's entries are exported to the root, where the registry
 	// reads the group, and read the values in the provider's module.

@@ -125,25 +125,21 @@ func (r *result) value(outs []reflect.Value) reflect.Value {
 // no one asks for it alone.
 func (r *result) grouped() bool { return isGroup(r.askTag) }
 
-// findSoftGroups notes the soft value groups among the fields of t, if it
-// is an fx.In struct, and of the fx.In structs it embeds, by their key in
-// fx's graph.
-func (d *decl) findSoftGroups(t reflect.Type) {
-	if t.Kind() != reflect.Struct || !embedsIn(t) {
-		return
+// keys are the keys in fx's graph under which consumers receive r: one
+// for each exposure of its result, or its field's own.
+func (r *result) keys() []key {
+	if r.field != nil {
+		return []key{tagged(r.typ, r.askTag)}
 	}
-	for f := range t.Fields() {
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			d.findSoftGroups(f.Type)
-			continue
-		}
-		name, opts, _ := strings.Cut(f.Tag.Get("group"), ",")
-		if name == "" || opts != "soft" || f.Type.Kind() != reflect.Slice {
-			continue
-		}
-		if d.softGroups == nil {
-			d.softGroups = map[string]bool{}
-		}
-		d.softGroups["[type="+f.Type.Elem().String()+" group="+name+"]"] = true
+	var out []key
+	for _, e := range r.d.exposures[r.out] {
+		out = append(out, tagged(e.typ, askable(e.tag)))
 	}
+	return out
+}
+
+// tagged is the key of a value of type t with a name or group tag.
+func tagged(t reflect.Type, tag string) key {
+	st := reflect.StructTag(tag)
+	return key{t: t, name: st.Get("name"), group: st.Get("group")}
 }

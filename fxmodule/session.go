@@ -27,9 +27,8 @@ type session struct {
 	byResult map[*result][]*provider // several if one Provide option is used in several modules
 	byInner  map[string]*provider    // by the id of a wrapped original (see provider.inner)
 	byValue  map[valueKey]*provider  // by the value its constructor built
-	graph    string                  // fx's DOT graph, set by Module's invoke
 	// shutdowner is the app's fx.Shutdowner, set by Module's invoke: the
-	// way to its tree of modules (see nameApart).
+	// way to its tree of modules (see readTree and nameApart).
 	shutdowner any
 	started    bool // the session's start hook ran: the providers are registered
 	stopping   *stopRun
@@ -59,10 +58,10 @@ type provider struct {
 	raw      reflect.Value      // what the constructor built
 	p        lifecycle.Provider // what the registry manages: raw, or what consumers receive
 	replaced bool               // a decorator or fx.Replace changed the value consumers receive
-	deps     []string           // found in fx's graph
+	deps     []string           // found by discover
 	allDeps  []string           // and those given with lifecycle.DependsOn, as registered
 	ready    bool               // initialized: startWithDeps need not look at it again; guarded by s.mu
-	hooked   map[int]bool       // the hooked components it was built from, by their constructor in fx's graph
+	hooked   map[int]bool       // the hooked components it was built from, by their node in fx's graph
 	waitFor  []*provider        // whose cleanups its stop hook waits for: its own, or one it depends on that fx built later
 	started  bool               // fx ran its start hook; guarded by s.mu
 	dropped  bool               // a decorator handed its consumers another provider: nothing to manage
