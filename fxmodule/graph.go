@@ -13,17 +13,17 @@ import (
 // those exported, and the private ones of its module and of the modules
 // around it.
 type graph struct {
-	names   []string       // by node: its function, as runtime.FuncForPC names it
-	params  [][]key        // by node: the keys it consumes
-	soft    []map[key]bool // by node: the soft value groups among them
-	results [][]key        // by node: the keys it produces, or decorates
-	anchors []uintptr      // by node: the anchor of fx.Annotate's result, if it is one (see decl.anchor)
-	module  []int          // by node: its module
-	private []bool         // by node: given with fx.Private
-	parent  []int          // by module: the module around it, -1 for the app's
-	decor   []bool         // by node: a decorator, fx.Decorate's or fx.Replace's
-	by      map[key][]int  // by key: the constructors producing it
-	decors  map[key][]int  // by key: the decorators of it
+	names     []string       // by node: its function, as runtime.FuncForPC names it
+	params    [][]key        // by node: the keys it consumes
+	soft      []map[key]bool // by node: the soft value groups among them
+	results   [][]key        // by node: the keys it produces, or decorates
+	anchors   []uintptr      // by node: the anchor of fx.Annotate's result, if it is one (see decl.anchor)
+	module    []int          // by node: its module
+	private   []bool         // by node: given with fx.Private
+	parent    []int          // by module: the module around it, -1 for the app's
+	decor     []bool         // by node: a decorator, fx.Decorate's or fx.Replace's
+	producers map[key][]int  // by key: the constructors producing it
+	decors    map[key][]int  // by key: the decorators of it
 }
 
 // key is what a constructor consumes or produces: a type with a name, or a
@@ -64,7 +64,7 @@ func (g *graph) resolve(c int, k key) (nodes []int, ambiguous bool) {
 		return nodes, false
 	}
 	producers := 0
-	for _, p := range g.by[k] {
+	for _, p := range g.producers[k] {
 		if !g.private[p] || g.within(g.module[c], g.module[p]) {
 			nodes = append(nodes, p)
 			producers++
@@ -110,7 +110,7 @@ func (g *graph) add(name string, anchor uintptr, m int, private, decorator bool,
 	g.module = append(g.module, m)
 	g.private = append(g.private, private)
 	g.decor = append(g.decor, decorator)
-	index := g.by
+	index := g.producers
 	if decorator {
 		index = g.decors
 	}

@@ -12,7 +12,7 @@ import (
 // the constructors it did not declare itself; the types they consume and
 // produce are read from their functions, as dig reads them.
 func readTree(shutdowner any) *graph {
-	g := &graph{by: map[key][]int{}, decors: map[key][]int{}}
+	g := &graph{producers: map[key][]int{}, decors: map[key][]int{}}
 	var walk func(m reflect.Value, parent int)
 	walk = func(m reflect.Value, parent int) {
 		if m.IsNil() {
