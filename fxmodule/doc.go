@@ -205,9 +205,10 @@
 //   - Hooks a provider constructor appends itself run after the provider's
 //     Initialize and before its cleanup: the provider's hooks are appended
 //     first.
-//   - The module's hooks give a provider up to 250ms less than fx's
-//     deadline (see Errors and timeouts), so that the error can say which
-//     provider hung.
+//   - A provider's Initialize is given up to 250ms less than fx's start
+//     deadline, and the module's stop hooks return as much before fx's
+//     stop deadline while the cleanups go on to the deadline itself (see
+//     Errors and timeouts), so that the error can say which provider hung.
 //   - Two fx.Private providers of one id in two modules (one module factory
 //     used twice) are registered after the innermost modules that tell
 //     them apart: eu.db and us.db. One Provide option given to two modules
