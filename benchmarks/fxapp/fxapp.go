@@ -111,6 +111,12 @@ func (s Shape) Plain(n int) []fx.Option { return s.app(fxTwin, n) }
 // Module returns the options of the fxmodule twin of n providers.
 func (s Shape) Module(n int) []fx.Option { return s.app(moduleTwin, n) }
 
+// Annotated returns the options of the plain-fx twin with every
+// constructor given through fx.Annotate, as fxmodule gives its wrappers
+// (so that errors name the user's function): what fx.Annotate alone costs.
+// Only flat's constructors are not annotated already.
+func (s Shape) Annotated(n int) []fx.Option { return s.app(annotatedTwin, n) }
+
 // DependsOn is what fxmodule should find that provider "p<i>" depends on.
 func (s Shape) DependsOn(i int) []string { return s.deps(i) }
 
@@ -124,17 +130,18 @@ func (s Shape) app(t twin, n int) []fx.Option {
 func noDeps(int) []string { return nil }
 
 // twin is how the app declares its providers: with fxmodule, or not.
-type twin bool
+type twin int
 
 const (
-	fxTwin     twin = false
-	moduleTwin twin = true
+	fxTwin        twin = iota
+	moduleTwin         // fxmodule.Provide
+	annotatedTwin      // fx.Provide, each constructor through fx.Annotate
 )
 
-func (module twin) begin(n int) []fx.Option {
+func (t twin) begin(n int) []fx.Option {
 	opts := make([]fx.Option, 0, n+3)
 	opts = append(opts, fx.NopLogger)
-	if module {
+	if t == moduleTwin {
 		opts = append(opts, fxmodule.Module)
 	}
 	return opts
@@ -142,9 +149,12 @@ func (module twin) begin(n int) []fx.Option {
 
 // provide declares a provider: fxmodule.Provide(ctor), or fx.Provide(hooked),
 // annotated alike.
-func (module twin) provide(ctor, hooked any, anns ...fx.Annotation) fx.Option {
-	if module {
+func (t twin) provide(ctor, hooked any, anns ...fx.Annotation) fx.Option {
+	switch {
+	case t == moduleTwin:
 		return fxmodule.Provide(annotate(ctor, anns))
+	case t == annotatedTwin && len(anns) == 0:
+		return fx.Provide(fx.Annotate(hooked))
 	}
 	return fx.Provide(annotate(hooked, anns))
 }

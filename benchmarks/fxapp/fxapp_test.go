@@ -38,24 +38,17 @@ func (c *hookCounter) option() fx.Option {
 	return fx.WithLogger(func() fxevent.Logger { return c })
 }
 
-// Every twin of every shape and size starts and stops: the plain one runs
+// Every twin of every shape and size starts and stops: the plain ones run
 // a hook for each provider; the fxmodule one, a hook for each provider and
 // the module's own, and its registry reports every provider cleaned up,
 // with the dependencies of the shape.
-func TestBothTwinsRun(t *testing.T) {
+func TestEveryTwinRuns(t *testing.T) {
 	for _, shape := range fxapp.Shapes {
 		for _, n := range fxapp.Sizes {
 			t.Run(shape.Name+"/"+strconv.Itoa(n), func(t *testing.T) {
 				// Twice from the same options, as BenchmarkApp runs them.
-				t.Run("fx", func(t *testing.T) {
-					opts := shape.Plain(n)
-					for range 2 {
-						var hooks hookCounter
-						require.NoError(t, fxapp.Run(append(slices.Clip(opts), hooks.option())))
-						require.EqualValues(t, n, hooks.started.Load())
-						require.EqualValues(t, n, hooks.stopped.Load())
-					}
-				})
+				t.Run("fx", func(t *testing.T) { plainRuns(t, shape.Plain(n), n) })
+				t.Run("fx-annotated", func(t *testing.T) { plainRuns(t, shape.Annotated(n), n) })
 				t.Run("fxmodule", func(t *testing.T) {
 					opts := shape.Module(n)
 					for range 2 {
@@ -86,14 +79,26 @@ func TestBothTwinsRun(t *testing.T) {
 	}
 }
 
+// plainRuns runs a plain-fx twin twice from the same options, as
+// BenchmarkApp does: a hook for each provider.
+func plainRuns(t *testing.T, opts []fx.Option, n int) {
+	for range 2 {
+		var hooks hookCounter
+		require.NoError(t, fxapp.Run(append(slices.Clip(opts), hooks.option())))
+		require.EqualValues(t, n, hooks.started.Load())
+		require.EqualValues(t, n, hooks.stopped.Load())
+	}
+}
+
 var twins = []struct {
 	name string
 	opts func(fxapp.Shape, int) []fx.Option
-}{{"fx", fxapp.Shape.Plain}, {"fxmodule", fxapp.Shape.Module}}
+}{{"fx", fxapp.Shape.Plain}, {"fx-annotated", fxapp.Shape.Annotated}, {"fxmodule", fxapp.Shape.Module}}
 
 // BenchmarkApp is the comparison DESIGN.md sets a target for: fx.New, Start
 // and Stop, for each shape, size and twin (BenchmarkApp/flat/200/fx,
-// BenchmarkApp/flat/200/fxmodule, …). The options are declared once, before
+// BenchmarkApp/flat/200/fxmodule, …; fx-annotated is the plain twin with
+// each constructor through fx.Annotate, as fxmodule gives its wrappers). The options are declared once, before
 // the loop, so that what is timed is what an app pays each time it starts;
 // BenchmarkDeclare measures declaring them.
 func BenchmarkApp(b *testing.B) {
