@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
 // discover finds each provider's dependencies and whether its stop hook
@@ -90,6 +92,17 @@ func discover(slots []*provider, g *graph) error {
 		for _, c := range nodes {
 			g.walk(c, ctorOf, &f, uses[sl.d] > 1)
 		}
+		// What consumers receive, and the registry manages, may be what a
+		// decorator made: what it took is needed too, even if the value
+		// keeps it only in a closure, and even if fx built it after the
+		// provider's constructor, since it ran after.
+		dec := found{certain: map[*provider]bool{}, possible: f.possible, hooked: f.hooked}
+		if sl.replaced {
+			for _, d := range g.decoratorsOf(nodes[0], sl.r.keys()) {
+				g.walk(d, ctorOf, &dec, uses[sl.d] > 1)
+			}
+		}
+		f.decorated = f.decorated || dec.decorated
 		sl.hooked = f.hooked
 		for c := range beforeSession {
 			// Built before the session, so stopped after its stop hook,
@@ -108,6 +121,9 @@ func discover(slots []*provider, g *graph) error {
 				certain[sl][q] = true
 			}
 		}
+		for q := range dec.certain {
+			certain[sl][q] = true
+		}
 		// The values a constructor received are exact, and win: a
 		// decorator may hand it a provider the graph does not show.
 		for _, q := range identities(sl.args, byValue) {
@@ -120,7 +136,14 @@ func discover(slots []*provider, g *graph) error {
 		// What the arguments held is what they held when the constructor
 		// received them (see session.build): a registry of its own that
 		// providers add themselves to holds later ones by now.
-		h := slices.Clone(sl.heldThen)
+		// Only a value a decorator or fx.Replace gave is looked into: fx's
+		// graph says what every other was built from, and what it holds
+		// besides was added to it later (providers that register with a
+		// shared component), which is no dependency.
+		var h []*provider
+		if f.decorated {
+			h = slices.Clone(sl.heldThen)
+		}
 		if sl.replaced {
 			h = append(h, held(nil, []reflect.Value{reflect.ValueOf(sl.p)}, byValue)...)
 		}
@@ -151,14 +174,26 @@ func discover(slots []*provider, g *graph) error {
 	}
 
 	// Certain edges first, then possible ones in a fixed order, each only
-	// if it closes no cycle.
+	// if it closes no cycle, with those the certain ones and
+	// lifecycle.DependsOn make.
+	byID := make(map[string]*provider, len(slots))
+	for _, sl := range slots {
+		byID[sl.id] = sl
+	}
 	edges := make(map[*provider][]*provider, len(slots))
+	declared := make(map[*provider][]*provider, len(slots))
 	for _, sl := range slots {
 		for q := range certain[sl] {
 			edges[sl] = append(edges[sl], q)
 		}
 		slices.SortFunc(edges[sl], func(a, b *provider) int { return order[a] - order[b] })
+		for _, id := range lifecycle.DependsOnOf(sl.d.opts...) {
+			if q := byID[id]; q != nil {
+				declared[sl] = append(declared[sl], q)
+			}
+		}
 	}
+	all := func(sl *provider) []*provider { return append(slices.Clip(edges[sl]), declared[sl]...) }
 	for _, sl := range slots {
 		qs := make([]*provider, 0, len(possible[sl]))
 		for q := range possible[sl] {
@@ -166,7 +201,7 @@ func discover(slots []*provider, g *graph) error {
 		}
 		slices.SortFunc(qs, func(a, b *provider) int { return order[a] - order[b] })
 		for _, q := range qs {
-			if !reaches(edges, q, sl) {
+			if !reaches(all, q, sl) {
 				edges[sl] = append(edges[sl], q)
 			}
 		}
@@ -181,7 +216,7 @@ func discover(slots []*provider, g *graph) error {
 }
 
 // reaches reports whether to is reachable from from along edges.
-func reaches(edges map[*provider][]*provider, from, to *provider) bool {
+func reaches(edges func(*provider) []*provider, from, to *provider) bool {
 	seen := map[*provider]bool{}
 	stack := []*provider{from}
 	for len(stack) > 0 {
@@ -194,7 +229,7 @@ func reaches(edges map[*provider][]*provider, from, to *provider) bool {
 			continue
 		}
 		seen[n] = true
-		stack = append(stack, edges[n]...)
+		stack = append(stack, edges(n)...)
 	}
 	return false
 }
@@ -342,6 +377,9 @@ type found struct {
 	// resolve to one constructor, the providers found past it.
 	possible map[key]map[*provider]bool
 	hooked   map[int]bool // the plain constructors and decorators in between that take fx.Lifecycle
+	// decorated: a value on the way was given by a decorator or
+	// fx.Replace, whose value may hold what no type shows.
+	decorated bool
 }
 
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
@@ -373,6 +411,9 @@ func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool) {
 				continue
 			}
 			nodes, ambiguous := g.resolve(it.node, k)
+			if slices.ContainsFunc(nodes, func(n int) bool { return g.decor[n] }) {
+				f.decorated = true
+			}
 			next := it
 			if !next.uncertain && (ambiguous || reused) {
 				next.uncertain, next.via = true, k

@@ -72,13 +72,19 @@
 // hooks) and decorators (fx.Decorate, fx.Replace), with the exact types
 // they take and give, so that types that print alike, from two packages
 // both named store or local to two functions, are never confused. A
-// consumer sees what fx lets it see: fx.Private constructors of its own
-// module and those around it, the others everywhere, and the decorators of
-// its module and those around it, whose inputs, even those a decorator
-// keeps only in a closure, are its dependencies too. A provider that a
-// received value holds, a few levels down (one that fx.Replace gave
-// holding another), is a dependency as well. Every input of a constructor
-// is built before it, so a provider built later is never taken for one.
+// consumer sees what fx lets it see: the fx.Private constructors of its
+// own module or of the nearest one around it that has one (which hide
+// those further out, as in fx), the others everywhere, and the decorators
+// of its module and those around it, whose inputs, even those a decorator
+// keeps only in a closure, are its dependencies too; so are the inputs of
+// a decorator that changed a provider's own value, the one managed. Where
+// a decorator or fx.Replace gave a value on the way, which no type says
+// the parts of, a provider that value holds, a few levels down, is a
+// dependency as well. A provider that other values hold is not: one that
+// registers with a shared component (a health registry, a router) added
+// itself to it after fx built it, and the providers built later from that
+// component do not depend on it. Every input of a constructor is built
+// before it, so a provider built later is never taken for one.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
 // dependent's turn, and the dependent's stop hook waits for its cleanup.
@@ -90,7 +96,7 @@
 // One Provide option given to several fx.Modules is one constructor that
 // the graph cannot tell apart in each: what it reaches is kept for each
 // of its providers, ordering more than needed but never less, and never
-// into a cycle.
+// into a cycle, with those lifecycle.DependsOn declares either.
 //
 // Providers are registered in the order fx builds them, which follows the
 // order of the Provide options, a module's after its parent's (fx provides
@@ -211,8 +217,11 @@
 //     Errors and timeouts), so that the error can say which provider hung.
 //   - Two fx.Private providers of one id in two modules (one module factory
 //     used twice) are registered after the innermost modules that tell
-//     them apart: eu.db and us.db. One Provide option given to two modules
-//     cannot be told apart by its modules: its providers are id and id@2.
+//     them apart: eu.db and us.db, when their ids meet (one alone keeps
+//     its id). Those their modules cannot tell apart are numbered: one
+//     Provide option given to two modules is db and db@2, a module
+//     factory used thrice under one name m.db, m.db@2 and m.db@3; so is a
+//     name that another provider's id takes.
 //   - Providers are built when Module's invoke runs, which fx runs before
 //     the root's own invokes, in declaration order. A hook that an
 //     fx.Invoke appends for a component a provider is built from (the

@@ -63,14 +63,49 @@ func (g *graph) resolve(c int, k key) (nodes []int, ambiguous bool) {
 	if replaced {
 		return nodes, false
 	}
-	producers := 0
+	var seen []int
 	for _, p := range g.producers[k] {
 		if !g.private[p] || g.within(g.module[c], g.module[p]) {
-			nodes = append(nodes, p)
-			producers++
+			seen = append(seen, p)
 		}
 	}
-	return nodes, producers > 1 && !k.isGroup()
+	if !k.isGroup() {
+		seen = g.innermost(c, seen)
+	}
+	return append(nodes, seen...), len(seen) > 1 && !k.isGroup()
+}
+
+// decoratorsOf returns the decorators of keys that node c's module sees:
+// those of its module and of the modules around it.
+func (g *graph) decoratorsOf(c int, keys []key) []int {
+	var out []int
+	for _, k := range keys {
+		for _, d := range g.decors[k] {
+			if g.within(g.module[c], g.module[d]) && !slices.Contains(out, d) {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// innermost returns, of the producers of one value that consumer c sees,
+// those fx gives it: a private one of c's module, or of the nearest module
+// around it that has one, hides the others, as a value of a dig scope
+// hides its parent's; with none, the exported ones.
+func (g *graph) innermost(c int, producers []int) []int {
+	for m := g.module[c]; m >= 0; m = g.parent[m] {
+		var own []int
+		for _, p := range producers {
+			if g.private[p] && g.module[p] == m {
+				own = append(own, p)
+			}
+		}
+		if len(own) > 0 {
+			return own
+		}
+	}
+	return slices.DeleteFunc(producers, func(p int) bool { return g.private[p] })
 }
 
 // builtFor returns the nodes that the constructor named name needs,

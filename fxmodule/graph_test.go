@@ -142,11 +142,11 @@ func TestFunctionLocalTypesOfOneName(t *testing.T) {
 	jnl.Before(t, "cleanup second-cache", "cleanup second-conn")
 }
 
-// Providers that add themselves to a hub they are built from, as plugins
-// register with a router: none depends on one built after it, though the
-// hub holds them all by the time the app starts. (One built after others
-// were added may use them through the hub: it is kept after them, as fx
-// orders it.)
+// Providers that add themselves to a hub they are built from, as checks
+// register with a health registry: none depends on another it does not
+// take, though the hub holds them all by the time the app starts, so they
+// are cleaned up concurrently; one declared to depend on a later one
+// starts, where a dependency guessed from the hub would close a cycle.
 func TestProvidersThatRegisterWithAHub(t *testing.T) {
 	type hub struct{ members []lifecycle.Provider }
 	jnl := &journal{}
@@ -166,10 +166,57 @@ func TestProvidersThatRegisterWithAHub(t *testing.T) {
 	deps := dependsOn(reg)
 	assert.Empty(t, deps["db"])
 	assert.Equal(t, []string{"db"}, deps["cache"])
-	assert.Subset(t, []string{"db", "cache"}, deps["api"])
+	assert.Empty(t, deps["api"], "the hub held db and cache when api was built: api does not take them")
 	jnl.Before(t, "init db", "init cache")
-	jnl.Before(t, "init cache", "init api")
 	jnl.Before(t, "cleanup cache", "cleanup db")
+
+	app = fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Provide(func() *hub { return &hub{} }),
+		fxmodule.Provide(func(j *journal, h *hub) *DB { db := NewDB(j); join(h, db); return db }, lifecycle.DependsOn("api")),
+		fxmodule.Provide(func(j *journal, h *hub) *API { a := &API{base{id: "api", jnl: j}}; join(h, a); return a }),
+		fx.Invoke(func(*DB, *API) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"api"}, dependsOn(reg)["db"])
+}
+
+// A decorator that replaces a provider's value with one it makes from
+// another provider (a store in front of a cache): the value consumers
+// receive is the one managed, and it depends on what the decorator took,
+// whether or not the value holds it where a value can show it, and even a
+// provider fx built after the original.
+func TestADecoratedProviderDependsOnTheDecoratorsInputs(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Decorate(func(_ *DB, j *journal, _ *Cache) *DB { return &DB{base{id: "cached-db", jnl: j}} }),
+		fx.Invoke(func(*DB) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"cache"}, dependsOn(reg)["cached-db"])
+	jnl.Before(t, "init cache", "init cached-db")
+	jnl.Before(t, "cleanup cached-db", "cleanup cache")
+}
+
+// A private constructor in an fx.Module hides one its parent gives, as a
+// dig scope's value hides its parent's: a provider in the module built
+// from it depends on what the module's constructor took alone.
+func TestAPrivateConstructorHidesTheOnesAroundIt(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(NewDB),
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
+		fx.Module("m",
+			fx.Provide(func(c *Cache) *query { return &query{run: c.ID} }, fx.Private),
+			fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
+			fx.Invoke(func(*API) {})),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"cache"}, dependsOn(reg)["api"])
 }
 
 // A decorator inside an fx.Module decorates the value for that module

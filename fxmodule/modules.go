@@ -128,7 +128,10 @@ func anchorOf(target reflect.Value) (uintptr, bool) {
 // nameApart renames the providers of one id, fx.Private in several
 // modules, after the innermost modules that tell them apart: eu.db and
 // us.db. Those that modules cannot tell apart (one Provide option given to
-// two modules) keep id@2, id@3, … s.mu is held.
+// two modules, or modules of one name at one depth) are numbered: db and
+// db@2, or m.db and m.db@2; so is a name another provider's id takes.
+// The names are given when ids meet: a private provider alone in its
+// module keeps its id. s.mu is held.
 func (s *session) nameApart() {
 	byOwnID := map[string][]*provider{}
 	for _, sl := range s.slots {
@@ -153,16 +156,20 @@ func (s *session) nameApart() {
 				paths[i] = ps[0]
 			}
 		}
-		names := apart(id, paths)
+		// No name may be another provider's: the others' ids are taken.
 		taken := map[string]bool{}
-		for i, sl := range slots {
-			name := names[i]
-			for n := 2; taken[name]; n++ {
-				name = id + "@" + strconv.Itoa(n)
+		for other, sl := range s.byID {
+			if !slices.Contains(slots, sl) {
+				taken[other] = true
+			}
+		}
+		for i, name := range apart(id, paths) {
+			for n, base := 2, name; taken[name]; n++ {
+				name = base + "@" + strconv.Itoa(n)
 			}
 			taken[name] = true
-			delete(s.byID, sl.id)
-			sl.id = name
+			delete(s.byID, slots[i].id)
+			slots[i].id = name
 		}
 		for _, sl := range slots {
 			s.byID[sl.id] = sl

@@ -258,13 +258,32 @@ func (d *decl) options() fx.Option {
 	if renamed {
 		// The wrapper gives the values under raw names; an identity, with
 		// the user's result annotations, exposes them.
-		rawTags := make([]string, len(d.outs))
+		in := slices.Clone(d.outs)
+		tags := make([]string, len(d.outs))
 		for i := range d.outs {
-			rawTags[i] = d.rawTag(i)
+			tags[i] = d.rawTag(i)
 		}
-		expose := reflect.MakeFunc(reflect.FuncOf(d.outs, d.outs, false),
-			func(args []reflect.Value) []reflect.Value { return args })
-		d.exposeAnns = append([]fx.Annotation{fx.ParamTags(rawTags...)}, d.resultAnns...)
+		// The constructor's parameters too, as fx.ParamTags tags them,
+		// so that a hook may take them, as fx lets it take the annotated
+		// function's: all but fx.In structs, which fx.ParamTags cannot
+		// take, and those fx.From changes.
+		if len(d.paramAnns) == 0 {
+			for i := range d.fnType.NumIn() {
+				t := d.fnType.In(i)
+				if d.fnType.IsVariadic() && i == d.fnType.NumIn()-1 || isInStruct(t) {
+					continue
+				}
+				tag := ""
+				if i < len(d.paramTags) {
+					tag = d.paramTags[i]
+				}
+				in, tags = append(in, t), append(tags, tag)
+			}
+		}
+		n := len(d.outs)
+		expose := reflect.MakeFunc(reflect.FuncOf(in, d.outs, false),
+			func(args []reflect.Value) []reflect.Value { return args[:n] })
+		d.exposeAnns = append([]fx.Annotation{fx.ParamTags(tags...)}, d.resultAnns...)
 		opts = append(opts, provide(d.locate(expose.Interface(), d.exposeAnns)))
 	}
 	// The group's entries are exported to the root, where the registry

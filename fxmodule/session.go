@@ -137,8 +137,8 @@ results:
 			}
 			// Two fx.Private providers of one id, which fx keeps apart
 			// in two fx.Modules (one module factory used twice, say):
-			// the later is known by its place. fx gives no constructor
-			// its module's name.
+			// named apart when the app starts (see nameApart), under a
+			// name meanwhile that no provider's own id takes.
 			id = s.freeID(id)
 		}
 		sl := slots[i]
@@ -160,11 +160,11 @@ results:
 	return outs, nil
 }
 
-// freeID returns id@2, or id@3, and so on: the first not taken. s.mu is
-// held.
+// freeID returns a name for a provider of id until nameApart names it:
+// id, a NUL and a number, the first not taken. s.mu is held.
 func (s *session) freeID(id string) string {
 	for n := 2; ; n++ {
-		if c := id + "@" + strconv.Itoa(n); s.byID[c] == nil {
+		if c := id + "\x00" + strconv.Itoa(n); s.byID[c] == nil {
 			return c
 		}
 	}

@@ -1,6 +1,7 @@
 package fxmodule_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -139,6 +140,18 @@ func TestOneModuleFactoryUsedTwice(t *testing.T) {
 	app.RequireStart().RequireStop()
 	assert.ElementsMatch(t, []string{"eu.primary.db", "us.primary.db", "db"}, reg.Report().IDs())
 
+	// Three modules of one name: numbered after the module. A provider
+	// whose own id is one the names would take keeps it, and one whose id
+	// is the name a provider has until then keeps it too.
+	other := func(id string) fx.Option {
+		return fx.Options(fxmodule.Provide(func(j *journal) *API { return &API{base{id: id, jnl: j}} }), fx.Invoke(func(*API) {}))
+	}
+	app = fxtest.New(t, fx.Supply(jnl), fxmodule.Module, region("m"), region("m"), region("m"),
+		fx.Module("z", other("m.db")), fx.Module("y", fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "db@2", jnl: j}} }),
+			fx.Invoke(func(*Cache) {})), fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"m.db@2", "m.db@3", "m.db@4", "m.db", "db@2"}, reg.Report().IDs())
+
 	// One Provide option given to two modules: the modules cannot tell
 	// which is which, and the later is known by its place.
 	db := fxmodule.Provide(NewDB, fx.Private)
@@ -252,4 +265,37 @@ func TestAnnotationMistakesAsFxSeesThem(t *testing.T) {
 		fx.Invoke(func(*DB) {}))
 	app.RequireStart().RequireStop()
 	assert.Equal(t, []string{"init db", "cleanup db"}, jnl.All())
+}
+
+// fx.OnStart and fx.OnStop on a provider constructor may take its
+// parameters as well as its results, as fx lets them: the hooks run
+// around the provider's Initialize and cleanup as in the plain-fx twin.
+func TestHooksOnAProviderConstructorTakeItsParameters(t *testing.T) {
+	type config struct{ name string }
+	for name, provide := range map[string]func(any) fx.Option{
+		"fxmodule": func(c any) fx.Option { return fxmodule.Provide(c) },
+		"plain fx": func(c any) fx.Option { return fx.Provide(c) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			jnl := &journal{}
+			ctor := fx.Annotate(func(j *journal, c *config) *DB { return &DB{base{id: c.name, jnl: j}} },
+				fx.OnStart(func(_ context.Context, c *config, db *DB) error {
+					jnl.Add("hook start " + c.name + " " + db.ID())
+					return nil
+				}),
+				fx.OnStop(func(_ context.Context, c *config) error { jnl.Add("hook stop " + c.name); return nil }))
+			opts := []fx.Option{fx.Supply(jnl, &config{name: "db"}), provide(ctor), fx.Invoke(func(*DB) {})}
+			if name == "fxmodule" {
+				opts = append(opts, fxmodule.Module)
+			}
+			app := fxtest.New(t, opts...)
+			app.RequireStart().RequireStop()
+			assert.Contains(t, jnl.All(), "hook start db db")
+			assert.Contains(t, jnl.All(), "hook stop db")
+			if name == "fxmodule" {
+				jnl.Before(t, "init db", "hook start db db")
+				jnl.Before(t, "hook stop db", "cleanup db")
+			}
+		})
+	}
 }

@@ -138,6 +138,20 @@ func (o timeoutOption) String() string { return fmt.Sprintf("Timeout(%v)", time.
 // ended. It may be given more than once; the ids add up.
 func DependsOn(ids ...string) RegisterOption { return dependsOnOption(ids) }
 
+// DependsOnOf returns the ids that the DependsOn options among opts name,
+// in order: for a library that registers providers on its callers' behalf
+// and must know the dependencies they declared (fxmodule keeps the ones it
+// infers from forming a cycle with them).
+func DependsOnOf(opts ...RegisterOption) []string {
+	var r registration
+	for _, o := range opts {
+		if d, ok := o.(dependsOnOption); ok {
+			d.applyRegister(&r)
+		}
+	}
+	return r.deps
+}
+
 type dependsOnOption []string
 
 func (o dependsOnOption) applyRegister(r *registration) { r.deps = append(r.deps, o...) }

@@ -172,3 +172,12 @@ func TestRegisteredAsGivesTheRegistrysID(t *testing.T) {
 	assert.Equal(t, int32(1), a.cleanups.Load())
 	assert.Equal(t, int32(1), b.cleanups.Load())
 }
+
+// DependsOnOf reads back the ids that DependsOn options name, in order,
+// among other options.
+func TestDependsOnOfReadsTheDeclaredDependencies(t *testing.T) {
+	assert.Equal(t, []string{"db", "cache", "queue"}, lifecycle.DependsOnOf(
+		lifecycle.DependsOn("db", "cache"), lifecycle.Timeout(time.Second), lifecycle.RegisteredAs("x"), lifecycle.DependsOn("queue")))
+	assert.Empty(t, lifecycle.DependsOnOf(lifecycle.Staged()))
+	assert.Empty(t, lifecycle.DependsOnOf())
+}
