@@ -102,7 +102,6 @@ func discover(slots []*provider, g *graph) error {
 				g.walk(d, ctorOf, &dec, uses[sl.d] > 1)
 			}
 		}
-		f.decorated = f.decorated || dec.decorated
 		sl.hooked = f.hooked
 		for c := range beforeSession {
 			// Built before the session, so stopped after its stop hook,
@@ -135,15 +134,9 @@ func discover(slots []*provider, g *graph) error {
 		// constructor may stand for.
 		// What the arguments held is what they held when the constructor
 		// received them (see session.build): a registry of its own that
-		// providers add themselves to holds later ones by now.
-		// Only a value a decorator or fx.Replace gave is looked into: fx's
-		// graph says what every other was built from, and what it holds
-		// besides was added to it later (providers that register with a
-		// shared component), which is no dependency.
-		var h []*provider
-		if f.decorated {
-			h = slices.Clone(sl.heldThen)
-		}
+		// providers add themselves to holds later ones by now, and those
+		// it held then, fx built before, and stops after.
+		h := slices.Clone(sl.heldThen)
 		if sl.replaced {
 			h = append(h, held(nil, []reflect.Value{reflect.ValueOf(sl.p)}, byValue)...)
 		}
@@ -194,6 +187,17 @@ func discover(slots []*provider, g *graph) error {
 		}
 	}
 	all := func(sl *provider) []*provider { return append(slices.Clip(edges[sl]), declared[sl]...) }
+	// Only an edge to a provider built later can close a cycle: along
+	// edges that all lead to ones built earlier, none leads back. Until
+	// there is one, no possible edge needs the walk that looks for it
+	// (providers that register with a shared component may hold hundreds
+	// each).
+	backward := false
+	for _, sl := range slots {
+		for _, q := range all(sl) {
+			backward = backward || order[q] > order[sl]
+		}
+	}
 	for _, sl := range slots {
 		qs := make([]*provider, 0, len(possible[sl]))
 		for q := range possible[sl] {
@@ -201,7 +205,8 @@ func discover(slots []*provider, g *graph) error {
 		}
 		slices.SortFunc(qs, func(a, b *provider) int { return order[a] - order[b] })
 		for _, q := range qs {
-			if !reaches(all, q, sl) {
+			backward = backward || order[q] > order[sl]
+			if !backward || !reaches(all, q, sl) {
 				edges[sl] = append(edges[sl], q)
 			}
 		}
@@ -377,9 +382,6 @@ type found struct {
 	// resolve to one constructor, the providers found past it.
 	possible map[key]map[*provider]bool
 	hooked   map[int]bool // the plain constructors and decorators in between that take fx.Lifecycle
-	// decorated: a value on the way was given by a decorator or
-	// fx.Replace, whose value may hold what no type shows.
-	decorated bool
 }
 
 // Keys a walk never follows: the lifecycle every hooked constructor takes,
@@ -411,9 +413,6 @@ func (g *graph) walk(c int, ctorOf map[int][]*provider, f *found, reused bool) {
 				continue
 			}
 			nodes, ambiguous := g.resolve(it.node, k)
-			if slices.ContainsFunc(nodes, func(n int) bool { return g.decor[n] }) {
-				f.decorated = true
-			}
 			next := it
 			if !next.uncertain && (ambiguous || reused) {
 				next.uncertain, next.via = true, k

@@ -77,14 +77,14 @@
 // those further out, as in fx), the others everywhere, and the decorators
 // of its module and those around it, whose inputs, even those a decorator
 // keeps only in a closure, are its dependencies too; so are the inputs of
-// a decorator that changed a provider's own value, the one managed. Where
-// a decorator or fx.Replace gave a value on the way, which no type says
-// the parts of, a provider that value holds, a few levels down, is a
-// dependency as well. A provider that other values hold is not: one that
-// registers with a shared component (a health registry, a router) added
-// itself to it after fx built it, and the providers built later from that
-// component do not depend on it. Every input of a constructor is built
-// before it, so a provider built later is never taken for one.
+// a decorator that changed a provider's own value, the one managed. A
+// provider that a received value held when the constructor received it, a
+// few levels down, is a possible dependency: a value fx.Replace gave
+// holding another, or a shared component (a health registry, a router)
+// that providers registered with, which a provider built from it may use
+// them through; it is kept, as fx's order keeps it, unless it would close
+// a cycle. Every input of a constructor is built before it, so a provider
+// built later is never taken for one.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
 // dependent's turn, and the dependent's stop hook waits for its cleanup.
