@@ -186,15 +186,17 @@ func discover(slots []*provider, g *graph) error {
 			}
 		}
 	}
-	all := func(sl *provider) []*provider { return append(slices.Clip(edges[sl]), declared[sl]...) }
+	// into: by provider, those with an edge to it, declared ones included.
+	into := make(map[*provider][]*provider, len(slots))
 	// Only an edge to a provider built later can close a cycle: along
 	// edges that all lead to ones built earlier, none leads back. Until
 	// there is one, no possible edge needs the walk that looks for it
-	// (providers that register with a shared component may hold hundreds
-	// each).
+	// (providers that register with a shared component may hold a
+	// hundred each).
 	backward := false
 	for _, sl := range slots {
-		for _, q := range all(sl) {
+		for _, q := range append(slices.Clip(edges[sl]), declared[sl]...) {
+			into[q] = append(into[q], sl)
 			backward = backward || order[q] > order[sl]
 		}
 	}
@@ -204,11 +206,21 @@ func discover(slots []*provider, g *graph) error {
 			qs = append(qs, q)
 		}
 		slices.SortFunc(qs, func(a, b *provider) int { return order[a] - order[b] })
+		// The providers that lead to sl, found once for all of sl's
+		// possible edges: an edge from sl adds none.
+		var leadTo map[*provider]bool
 		for _, q := range qs {
 			backward = backward || order[q] > order[sl]
-			if !backward || !reaches(all, q, sl) {
-				edges[sl] = append(edges[sl], q)
+			if backward {
+				if leadTo == nil {
+					leadTo = leadingTo(into, sl)
+				}
+				if leadTo[q] {
+					continue // sl → q would close a cycle
+				}
 			}
+			edges[sl] = append(edges[sl], q)
+			into[q] = append(into[q], sl)
 		}
 	}
 	for _, sl := range slots {
@@ -220,23 +232,22 @@ func discover(slots []*provider, g *graph) error {
 	return nil
 }
 
-// reaches reports whether to is reachable from from along edges.
-func reaches(edges func(*provider) []*provider, from, to *provider) bool {
-	seen := map[*provider]bool{}
-	stack := []*provider{from}
+// leadingTo returns the providers from which to is reachable, to
+// included, along the edges whose sources into lists by target.
+func leadingTo(into map[*provider][]*provider, to *provider) map[*provider]bool {
+	seen := map[*provider]bool{to: true}
+	stack := []*provider{to}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if n == to {
-			return true
+		for _, m := range into[n] {
+			if !seen[m] {
+				seen[m] = true
+				stack = append(stack, m)
+			}
 		}
-		if seen[n] {
-			continue
-		}
-		seen[n] = true
-		stack = append(stack, edges(n)...)
 	}
-	return false
+	return seen
 }
 
 // valueKey identifies a value by its dynamic type and address.
