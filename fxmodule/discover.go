@@ -92,15 +92,16 @@ func discover(slots []*provider, g *graph) error {
 		for _, c := range nodes {
 			g.walk(c, ctorOf, &f, uses[sl.d] > 1)
 		}
-		// What consumers receive, and the registry manages, may be what a
-		// decorator made: what it took is needed too, even if the value
-		// keeps it only in a closure, and even if fx built it after the
-		// provider's constructor, since it ran after.
+		// A decorator of its value, which made what consumers receive and
+		// the registry manages or configured it in place, may have given it
+		// what it took: those are possible dependencies, even if the value
+		// keeps them only in a closure, and even if fx built them after
+		// the provider's constructor, since the decorator ran after. (A
+		// consumer of the original may need the provider first: where the
+		// two orders meet, the consumer's wins.)
 		dec := found{certain: map[*provider]bool{}, possible: f.possible, hooked: f.hooked}
-		if sl.replaced {
-			for _, d := range g.decoratorsOf(nodes[0], sl.r.keys()) {
-				g.walk(d, ctorOf, &dec, uses[sl.d] > 1)
-			}
+		for _, d := range g.decoratorsOf(nodes[0], sl.r.keys()) {
+			g.walk(d, ctorOf, &dec, uses[sl.d] > 1)
 		}
 		sl.hooked = f.hooked
 		for c := range beforeSession {
@@ -120,9 +121,7 @@ func discover(slots []*provider, g *graph) error {
 				certain[sl][q] = true
 			}
 		}
-		for q := range dec.certain {
-			certain[sl][q] = true
-		}
+
 		// The values a constructor received are exact, and win: a
 		// decorator may hand it a provider the graph does not show.
 		for _, q := range identities(sl.args, byValue) {
@@ -137,6 +136,9 @@ func discover(slots []*provider, g *graph) error {
 		// providers add themselves to holds later ones by now, and those
 		// it held then, fx built before, and stops after.
 		h := slices.Clone(sl.heldThen)
+		for q := range dec.certain {
+			h = append(h, q)
+		}
 		if sl.replaced {
 			h = append(h, held(nil, []reflect.Value{reflect.ValueOf(sl.p)}, byValue)...)
 		}
@@ -322,9 +324,10 @@ const (
 
 // held returns the providers that values hold, a few levels down through
 // pointers, interfaces, struct fields (unexported ones too) and slices:
-// the parts of a component that a decorator put together, which fx's
-// graph does not show. A value that is a provider is not looked into,
-// except those in inside.
+// the parts of a component that a decorator put together, or that
+// registered with it, which fx's graph does not show. A provider held is
+// not looked into (what it holds is its own dependency); one of vals (a
+// constructor's arguments), or of inside, is.
 func held(vals, inside []reflect.Value, byValue map[valueKey]*provider) []*provider {
 	var out []*provider
 	seen := map[valueKey]bool{}
@@ -346,7 +349,12 @@ func held(vals, inside []reflect.Value, byValue map[valueKey]*provider) []*provi
 				if !slices.Contains(out, sl) {
 					out = append(out, sl)
 				}
-				return
+				if depth > 1 {
+					return
+				}
+				// An argument that is a provider is looked into as well:
+				// a hub that is a provider holds those that registered
+				// with it, which its consumer may use through it.
 			}
 			if seen[k] {
 				return
@@ -369,7 +377,7 @@ func held(vals, inside []reflect.Value, byValue map[valueKey]*provider) []*provi
 		}
 	}
 	for _, v := range vals {
-		visit(v, 1) // an argument that is a provider is found, not looked into
+		visit(v, 1)
 	}
 	for _, v := range inside {
 		visit(v, 0)

@@ -242,6 +242,12 @@
 //     only for another consumer.
 //   - Provide does not take a slice of providers flattened into a group
 //     (fx.ResultTags(`group:"x,flatten"`)): provide them one by one.
+//   - Provide does not take a variadic constructor through fx.Annotate
+//     (the function fx calls would have to be variadic and annotated at
+//     once); a plain variadic one it takes, and fx leaves the variadic
+//     parameter empty, as it does for fx.Provide. An fx.OnStart or
+//     fx.OnStop hook on a provider constructor takes its results and its
+//     parameters but those fx.From changes.
 //   - An app is started once: a registry that has stopped does not start
 //     again, as an fx app's hooks would.
 //   - A panic in Initialize or in a cleanup is an error that names the

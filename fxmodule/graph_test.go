@@ -325,3 +325,73 @@ func TestAComponentBuiltFromOneOfAConstructorsResults(t *testing.T) {
 	app.RequireStart().RequireStop()
 	assert.Equal(t, []string{"cache"}, dependsOn(reg)["api"])
 }
+
+// A decorator that configures a provider in place, giving it another
+// provider and returning it: the provider depends on what the decorator
+// gave it, and is cleaned up first, as in the plain-fx twin.
+func TestADecoratorThatConfiguresAProviderInPlace(t *testing.T) {
+	type wired struct {
+		base
+		cache *Cache
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(func(j *journal) *wired { return &wired{base: base{id: "db", jnl: j}} }),
+		fx.Decorate(func(w *wired, c *Cache) *wired { w.cache = c; return w }),
+		fx.Invoke(func(*wired) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"cache"}, dependsOn(reg)["db"])
+	jnl.Before(t, "cleanup db", "cleanup cache")
+}
+
+// A decorator inside a module gives the module's consumers a value built
+// from a provider that the root builds from the original: the two orders
+// meet, and the root's, what a constructor received, wins, where plain fx
+// would start too.
+func TestADecoratorsInputThatNeedsTheOriginalStarts(t *testing.T) {
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Module("m",
+			fxmodule.Provide(NewDB),
+			fx.Decorate(func(db *DB, _ *Cache) *DB { return &DB{base{id: "db", jnl: db.jnl}} }),
+			fx.Invoke(func(*DB) {})),
+		fxmodule.Provide(func(j *journal, _ *DB) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"db"}, dependsOn(reg)["cache"])
+	assert.Empty(t, dependsOn(reg)["db"])
+}
+
+// A hub that is itself a provider, with handlers that register with it,
+// and a server built from it last that drains through them: the server is
+// cleaned up before the handlers, as fx's order would have it.
+func TestAServerBuiltFromAHubProviderOutlivesNoHandler(t *testing.T) {
+	type hub struct {
+		base
+		handlers []*Cache
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	handler := func(id string) func(*journal, *hub) *Cache {
+		return func(j *journal, h *hub) *Cache {
+			c := &Cache{base{id: id, jnl: j}}
+			h.handlers = append(h.handlers, c)
+			return c
+		}
+	}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *hub { return &hub{base: base{id: "hub", jnl: j}} }),
+		fxmodule.Provide(fx.Annotate(handler("users"), fx.ResultTags(`name:"users"`))),
+		fxmodule.Provide(fx.Annotate(handler("orders"), fx.ResultTags(`name:"orders"`))),
+		fxmodule.Provide(func(j *journal, _ *hub) *API { return &API{base{id: "server", jnl: j}} }),
+		fx.Invoke(func(*API) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"hub", "users", "orders"}, dependsOn(reg)["server"])
+	jnl.Before(t, "cleanup server", "cleanup users")
+	jnl.Before(t, "cleanup server", "cleanup orders")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -17,10 +18,18 @@ import (
 func (s *session) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = true
-	s.nameApart()
+	named := s.nameApart()
 	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *provider) bool { return sl.dropped })
 	shutdowner := s.shutdowner
 	s.mu.Unlock()
+	for _, sl := range slots {
+		for _, id := range lifecycle.DependsOnOf(sl.d.opts...) {
+			if names := named[id]; len(names) > 0 && !slices.Contains(names, id) {
+				return fmt.Errorf("fxmodule: provider %q depends on %q, which fx.Private providers of several modules are: they are named %s; depend on one of those",
+					sl.id, id, strings.Join(names, ", "))
+			}
+		}
+	}
 	if err := discover(slots, readTree(shutdowner)); err != nil {
 		return err
 	}

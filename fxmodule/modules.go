@@ -131,8 +131,10 @@ func anchorOf(target reflect.Value) (uintptr, bool) {
 // two modules, or modules of one name at one depth) are numbered: db and
 // db@2, or m.db and m.db@2; so is a name another provider's id takes.
 // The names are given when ids meet: a private provider alone in its
-// module keeps its id. s.mu is held.
-func (s *session) nameApart() {
+// module keeps its id. It returns the names given, by the id they share.
+// s.mu is held.
+func (s *session) nameApart() map[string][]string {
+	named := map[string][]string{}
 	byOwnID := map[string][]*provider{}
 	for _, sl := range s.slots {
 		if !sl.dropped {
@@ -146,7 +148,7 @@ func (s *session) nameApart() {
 		}
 		if modules == nil {
 			if checkModuleTree(s.shutdowner) != nil {
-				return // readGraph failed fx.New already
+				return named // readGraph failed fx.New already
 			}
 			modules = modulesOf(s.shutdowner)
 		}
@@ -170,11 +172,13 @@ func (s *session) nameApart() {
 			taken[name] = true
 			delete(s.byID, slots[i].id)
 			slots[i].id = name
+			named[id] = append(named[id], name)
 		}
 		for _, sl := range slots {
 			s.byID[sl.id] = sl
 		}
 	}
+	return named
 }
 
 // apart names each of the providers of one id by the fewest innermost

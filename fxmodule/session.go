@@ -160,6 +160,29 @@ results:
 	return outs, nil
 }
 
+// partsOf indexes a provider by its value's key k, and by the pointers its
+// struct holds: a wrapper that holds the original's own parts (the
+// connection an original embeds) wraps it as surely as one that holds the
+// original.
+func partsOf(k valueKey, sl *provider) map[valueKey]*provider {
+	parts := map[valueKey]*provider{k: sl}
+	v := sl.raw
+	for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return parts
+		}
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		for i := range v.NumField() {
+			if pk, ok := keyOf(v.Field(i)); ok {
+				parts[pk] = sl
+			}
+		}
+	}
+	return parts
+}
+
 // freeID returns a name for a provider of id until nameApart names it:
 // id, a NUL and a number, the first not taken. s.mu is held.
 func (s *session) freeID(id string) string {
@@ -203,7 +226,7 @@ func (s *session) received(r *result, v reflect.Value) error {
 	}
 	var inner lifecycle.Provider
 	if k, ok := keyOf(sl.raw); ok {
-		if wraps := held(nil, []reflect.Value{v}, map[valueKey]*provider{k: sl}); len(wraps) > 0 {
+		if wraps := held(nil, []reflect.Value{v}, partsOf(k, sl)); len(wraps) > 0 {
 			if !hasLifecycle(p) || p.ID() == sl.id {
 				return nil // the wrapper delegates to the original, or cannot be told from it
 			}

@@ -152,6 +152,16 @@ func TestOneModuleFactoryUsedTwice(t *testing.T) {
 	app.RequireStart().RequireStop()
 	assert.ElementsMatch(t, []string{"m.db@2", "m.db@3", "m.db@4", "m.db", "db@2"}, reg.Report().IDs())
 
+	// A dependency on the id they share names no provider: the error
+	// says what they are named.
+	ambiguous := fx.New(fx.NopLogger, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"),
+		fxmodule.Provide(func(j *journal) *API { return &API{base{id: "api", jnl: j}} }, lifecycle.DependsOn("db")),
+		fx.Invoke(func(*API) {}))
+	require.NoError(t, ambiguous.Err())
+	err := ambiguous.Start(context.Background())
+	require.ErrorContains(t, err, `provider "api" depends on "db", which fx.Private providers of several modules are: they are named eu.db, us.db`)
+	require.NoError(t, ambiguous.Stop(context.Background()))
+
 	// One Provide option given to two modules: the modules cannot tell
 	// which is which, and the later is known by its place.
 	db := fxmodule.Provide(NewDB, fx.Private)
