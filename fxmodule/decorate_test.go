@@ -52,3 +52,26 @@ func TestDecoratorInputsAreDependencies(t *testing.T) {
 	jnl.Before(t, "cleanup api", "cleanup cache")
 	jnl.Before(t, "cleanup api", "cleanup db")
 }
+
+// A decorator that wraps a provider in one of its own, holding the
+// original's parts (the pool it embeds) rather than the original: both are
+// managed, the wrapper after the original, whose pool it uses.
+func TestAWrapperHoldingTheOriginalsPartsWrapsIt(t *testing.T) {
+	type pool struct{ conns int }
+	type pooled struct {
+		base
+		pool *pool
+	}
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *pooled { return &pooled{base{id: "db", jnl: j}, &pool{}} }),
+		fx.Decorate(func(o *pooled) *pooled { return &pooled{base{id: "traced-db", jnl: o.jnl}, o.pool} }),
+		fx.Invoke(func(*pooled) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.ElementsMatch(t, []string{"db", "traced-db"}, reg.Report().IDs())
+	assert.Equal(t, []string{"db"}, dependsOn(reg)["traced-db"])
+	jnl.Before(t, "init db", "init traced-db")
+	jnl.Before(t, "cleanup traced-db", "cleanup db")
+}
