@@ -57,7 +57,7 @@ func TestDecoratorInputsAreDependencies(t *testing.T) {
 // original's parts (the pool it embeds) rather than the original: both are
 // managed, the wrapper after the original, whose pool it uses.
 func TestAWrapperHoldingTheOriginalsPartsWrapsIt(t *testing.T) {
-	type pool struct{ conns int }
+	type pool struct{ name string }
 	type pooled struct {
 		base
 		pool *pool
@@ -65,7 +65,7 @@ func TestAWrapperHoldingTheOriginalsPartsWrapsIt(t *testing.T) {
 	jnl := &journal{}
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
-		fxmodule.Provide(func(j *journal) *pooled { return &pooled{base{id: "db", jnl: j}, &pool{}} }),
+		fxmodule.Provide(func(j *journal) *pooled { return &pooled{base{id: "db", jnl: j}, &pool{name: "main"}} }),
 		fx.Decorate(func(o *pooled) *pooled { return &pooled{base{id: "traced-db", jnl: o.jnl}, o.pool} }),
 		fx.Invoke(func(*pooled) {}),
 		fx.Populate(&reg))

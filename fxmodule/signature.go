@@ -20,6 +20,9 @@ type target struct {
 	tag    key     // fx.Annotated's Name or Group, on every plain result
 	flat   bool    // fx.Annotated's Group is flattened
 	anchor uintptr // fx.Annotate's result's (see anchorOf)
+	// paramTags: fx.ParamTags's tags on fn's parameters, when they are
+	// fx.Annotate's one annotation (see buildAnnotated).
+	paramTags []string
 }
 
 // targetOf reads what fx.Provide, fx.Supply, fx.Decorate or fx.Replace
@@ -37,11 +40,11 @@ func targetOf(t any) (target, bool) {
 	if at, ok := anchorOf(v); ok {
 		out.anchor = at
 		out.name = funcName(uintptr(v.FieldByName(funcPtrField).Uint()))
-		built, ok := buildAnnotated(v)
+		built, tags, ok := buildAnnotated(v)
 		if !ok {
 			return out, false
 		}
-		v = built
+		v, out.paramTags = built, tags
 	}
 	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {
 		return out, false
@@ -54,22 +57,34 @@ func targetOf(t any) (target, bool) {
 }
 
 // buildAnnotated returns the function fx gives dig for fx.Annotate's
-// result: fx.annotated's Build, called on a copy, as fx calls it.
-func buildAnnotated(a reflect.Value) (reflect.Value, bool) {
-	if anns := a.FieldByName("Annotations"); anns.Len() == 0 {
-		return a.FieldByName("Target").Elem(), true
+// result: fx.annotated's Build, called on a copy, as fx calls it. Build
+// makes a dig container each time: a function annotated with fx.ParamTags
+// alone (a provider's wrapper, most often) is read as it is, with the
+// tags that Build would put on its parameters.
+func buildAnnotated(a reflect.Value) (fn reflect.Value, tags []string, ok bool) {
+	target := a.FieldByName("Target").Elem()
+	anns := a.FieldByName("Annotations")
+	if anns.Len() == 0 {
+		return target, nil, true
+	}
+	if anns.Len() == 1 && target.Kind() == reflect.Func && !target.Type().IsVariadic() {
+		if ann, ok := anns.Index(0).Interface().(fx.Annotation); ok {
+			if tags, ok := paramTags(ann); ok {
+				return target, tags, true
+			}
+		}
 	}
 	c := reflect.New(a.Type())
 	c.Elem().Set(a)
 	build := c.MethodByName("Build")
 	if !build.IsValid() || build.Type() != buildType {
-		return reflect.Value{}, false
+		return reflect.Value{}, nil, false
 	}
 	res := build.Call(nil)
 	if !res[1].IsNil() {
-		return reflect.Value{}, false // fx.New failed already, saying why
+		return reflect.Value{}, nil, false // fx.New failed already, saying why
 	}
-	return res[0].Elem(), true
+	return res[0].Elem(), nil, true
 }
 
 // buildType is the type of fx.annotated's Build method.
@@ -85,16 +100,43 @@ func funcName(pc uintptr) string {
 // params returns the keys a function consumes, and the soft value groups
 // among them. fx leaves a variadic parameter empty.
 func (t target) params() ([]key, map[key]bool) {
+	ft := t.fn.Type()
+	n := ft.NumIn()
+	if ft.IsVariadic() {
+		n--
+	}
+	types := make([]reflect.Type, n)
+	for i := range n {
+		types[i] = ft.In(i)
+	}
+	return paramKeys(types, t.paramTags)
+}
+
+// paramKeys returns the keys that parameters of types consume, each
+// tagged as fx.ParamTags would tag it (tags may be shorter than types), and
+// the soft value groups among them.
+func paramKeys(types []reflect.Type, tags []string) ([]key, map[key]bool) {
 	var (
 		keys []key
 		soft map[key]bool
 	)
-	var in func(typ reflect.Type)
-	in = func(typ reflect.Type) {
-		if !isInStruct(typ) {
-			keys = append(keys, key{t: typ})
+	tagged := func(typ reflect.Type, tag reflect.StructTag) {
+		g, opts, _ := strings.Cut(tag.Get("group"), ",")
+		if g == "" {
+			keys = append(keys, key{t: typ, name: tag.Get("name")})
 			return
 		}
+		k := key{t: typ.Elem(), group: g}
+		keys = append(keys, k)
+		if opts == "soft" {
+			if soft == nil {
+				soft = map[key]bool{}
+			}
+			soft[k] = true
+		}
+	}
+	var in func(typ reflect.Type)
+	in = func(typ reflect.Type) {
 		for f := range typ.Fields() {
 			switch {
 			case f.Type == inType:
@@ -102,29 +144,19 @@ func (t target) params() ([]key, map[key]bool) {
 				in(f.Type)
 			case !f.IsExported():
 			default:
-				g, opts, _ := strings.Cut(f.Tag.Get("group"), ",")
-				if g == "" {
-					keys = append(keys, key{t: f.Type, name: f.Tag.Get("name")})
-					continue
-				}
-				k := key{t: f.Type.Elem(), group: g}
-				keys = append(keys, k)
-				if opts == "soft" {
-					if soft == nil {
-						soft = map[key]bool{}
-					}
-					soft[k] = true
-				}
+				tagged(f.Type, f.Tag)
 			}
 		}
 	}
-	ft := t.fn.Type()
-	n := ft.NumIn()
-	if ft.IsVariadic() {
-		n--
-	}
-	for i := range n {
-		in(ft.In(i))
+	for i, typ := range types {
+		switch {
+		case isInStruct(typ):
+			in(typ)
+		case i < len(tags):
+			tagged(typ, reflect.StructTag(tags[i]))
+		default:
+			keys = append(keys, key{t: typ})
+		}
 	}
 	return keys, soft
 }
