@@ -32,7 +32,9 @@ import (
 //   - a provider held, a few levels down, by a value a constructor
 //     received, or by a value that fx.Replace or a decorator gave in place
 //     of the provider's own, is a possible dependency too: a value may
-//     hold what no constructor's type shows.
+//     hold what no constructor's type shows;
+//   - what a decorator of the provider's own value takes is a possible
+//     dependency, even a provider built later: the decorator ran after.
 func discover(slots []*provider, g *graph) error {
 	// Each provider's constructors are found in fx's tree by their
 	// anchors (see decl.anchor): its wrapper and, for an annotated one,
@@ -121,7 +123,6 @@ func discover(slots []*provider, g *graph) error {
 				certain[sl][q] = true
 			}
 		}
-
 		// The values a constructor received are exact, and win: a
 		// decorator may hand it a provider the graph does not show.
 		for _, q := range identities(sl.args, byValue) {
