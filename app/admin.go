@@ -19,6 +19,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
 )
 
 // maxBody bounds a request's body.
@@ -243,6 +244,11 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, mcp.ErrToolError):
+		// The request reached the tool, which refused or failed it and
+		// said why (an MCP server also answers an unknown tool and bad
+		// arguments so): the caller's to act on, not a gateway's fault.
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, pool.ErrQueueFull):
 		return http.StatusTooManyRequests
 	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask), errors.Is(err, errNotFound),

@@ -328,3 +328,34 @@ func TestACallerCannotReachTheSessionsTasks(t *testing.T) {
 	require.Equal(t, 200, code, msg)
 	assert.Contains(t, string(rec.Output), "hi")
 }
+
+// The MCP reference server answers an unknown tool and arguments its
+// schema refuses with a tool result that says isError: the caller's
+// mistakes, 422, with that whole result as the task's output.
+func TestAToolsRefusalIsTheCallersMistake(t *testing.T) {
+	s := startEverything(t)
+	for name, params := range map[string]map[string]any{
+		"an unknown tool":    {"name": "no-such-tool", "arguments": map[string]any{}},
+		"a bad argument":     {"name": "get-structured-content", "arguments": map[string]any{"location": "Atlantis"}},
+		"a missing argument": {"name": "echo", "arguments": map[string]any{}},
+	} {
+		code, rec, msg := s.task("mcp/v1", "tools/call", params)
+		assert.Equal(t, 422, code, "%s: %s", name, msg)
+		assert.Equal(t, "error", rec.Status, name)
+		var result struct {
+			IsError bool `json:"isError"`
+			Content []struct{ Type, Text string }
+		}
+		require.NoError(t, json.Unmarshal(rec.Output, &result), "%s: the tool's result is the output: %s", name, msg)
+		assert.True(t, result.IsError, name)
+		assert.NotEmpty(t, result.Content, name)
+	}
+	// A tool that succeeds keeps its structured content, as before.
+	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "get-structured-content", "arguments": map[string]any{"location": "Chicago"}})
+	require.Equal(t, 200, code, msg)
+	var ok struct {
+		StructuredContent map[string]any `json:"structuredContent"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Output, &ok))
+	assert.Contains(t, ok.StructuredContent, "temperature")
+}

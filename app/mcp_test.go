@@ -85,13 +85,22 @@ func TestMCPThroughTheService(t *testing.T) {
 	seen := s.seen()
 	assert.Equal(t, seen.Slow, seen.Cancelled, "each cancellation names its request")
 
-	// A notification is sent, and answered 202; a tool's error fails the task.
+	// A notification is sent, and answered 202; a tool's error fails the
+	// task, 422, with the tool's whole result, redacted as the error is.
 	require.Equal(t, 202, s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "notifications/roots/list_changed"}, nil))
 	code, rec, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "fail", "arguments": map[string]any{"text": "no such row, dsn postgres://app:hunter2@db/x"}})
-	assert.Equal(t, 502, code, msg)
+	assert.Equal(t, 422, code, msg)
 	assert.Equal(t, "error", rec.Status)
 	assert.Contains(t, msg, "no such row")
 	assert.NotContains(t, msg, "hunter2")
+	var result struct {
+		IsError bool `json:"isError"`
+		Content []struct{ Type, Text string }
+	}
+	require.NoError(t, json.Unmarshal(rec.Output, &result), "the tool's result is the task's output: %s", msg)
+	assert.True(t, result.IsError)
+	require.NotEmpty(t, result.Content)
+	assert.Contains(t, result.Content[0].Text, "no such row, dsn postgres://app:")
 
 	seen = s.seen()
 	assert.Empty(t, seen.Violations, "nothing out of the protocol's order")

@@ -146,7 +146,8 @@ func rpcHandler(p *process.Process) handler {
 }
 
 // mcpHandler serves an MCP server's methods: each a request to it. A tool
-// that reports an error (isError) fails the task, with its message.
+// that reports an error (isError) fails the task, with its message, and
+// its whole result is the task's output (see Engine.Run).
 func mcpHandler(c *mcp.Client) handler {
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 		if err := structured(params); err != nil {

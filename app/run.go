@@ -18,6 +18,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
 )
 
 // Task is a unit of work: a method of a protocol, with its params.
@@ -132,7 +133,15 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 	}
 	if err != nil {
 		rec.Error = boundText(lifecycle.Redact(err.Error()))
-		rec.Output, rec.Sent = nil, false
+		rec.Sent = false
+		if errors.Is(err, mcp.ErrToolError) {
+			// A tool that failed said why in its result (content,
+			// structuredContent), which the caller gets whole, redacted as
+			// the error is: it is the error's detail.
+			rec.Output = redactJSON(rec.Output)
+		} else {
+			rec.Output = nil
+		}
 	}
 	if serr := e.record(rec, finishTask); serr != nil {
 		// The task ran, but its outcome is not in the store, which still
@@ -280,4 +289,14 @@ func newTaskID() string {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// redactJSON redacts the secrets in a JSON value's text (lifecycle.Redact),
+// or gives nil if that left it no valid JSON.
+func redactJSON(v json.RawMessage) json.RawMessage {
+	r := json.RawMessage(lifecycle.Redact(string(v)))
+	if !json.Valid(r) {
+		return nil
+	}
+	return r
 }
