@@ -222,6 +222,13 @@ func discover(slots []*provider, g *graph) error {
 					continue // sl → q would close a cycle
 				}
 			}
+			if order[q] > order[sl] && len(q.hooked) > 0 {
+				// A guess that a provider depends on one fx builds after
+				// it, from components with hooks, would have fx stop those
+				// components before that one's cleanup (see assignWaits):
+				// a guess gives way, as it does to a cycle.
+				continue
+			}
 			edges[sl] = append(edges[sl], q)
 			into[q] = append(into[q], sl)
 		}
@@ -319,12 +326,13 @@ func identities(args []reflect.Value, byValue map[valueKey]*provider) []*provide
 // Bounds of held's walk: a value graph may be large, and only the values
 // near the top are a component's parts.
 const (
-	heldDepth = 4
+	heldDepth = 6
 	heldNodes = 512
 )
 
 // held returns the providers that values hold, a few levels down through
-// pointers, interfaces, struct fields (unexported ones too) and slices:
+// pointers, interfaces, struct fields (unexported ones too), slices and
+// maps (their first 64 elements):
 // the parts of a component that a decorator put together, or that
 // registered with it, which fx's graph does not show. A provider held is
 // not looked into (what it holds is its own dependency); one of vals (a
@@ -374,6 +382,11 @@ func held(vals, inside []reflect.Value, byValue map[valueKey]*provider) []*provi
 		case reflect.Slice, reflect.Array:
 			for i := range min(v.Len(), 64) {
 				visit(v.Index(i), depth+1)
+			}
+		case reflect.Map: // a registry by name
+			it := v.MapRange()
+			for n := 0; n < 64 && it.Next(); n++ {
+				visit(it.Value(), depth+1)
 			}
 		}
 	}

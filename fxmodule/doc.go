@@ -83,8 +83,14 @@
 // holding another, or a shared component (a health registry, a router)
 // that providers registered with, which a provider built from it may use
 // them through; it is kept, as fx's order keeps it, unless it would close
-// a cycle. Every input of a constructor is built before it, so a provider
-// built later is never taken for one.
+// a cycle, or have fx stop a component with hooks before a provider fx
+// built after it from that component is cleaned up. Values are looked into
+// six levels down, through the first 64 elements of each slice or map,
+// and a provider is found in them by its pointer (a provider that is a
+// struct value, with value receivers, is found by type and name alone):
+// a hub deeper or larger than that orders only what it shows (declare the
+// rest with lifecycle.DependsOn). Every input of a constructor is built
+// before it, so a provider built later is never taken for one.
 // [lifecycle.DependsOn] adds dependencies by hand; one on a provider that
 // fx builds later brings that provider's Initialize forward to its
 // dependent's turn, and the dependent's stop hook waits for its cleanup.
@@ -228,6 +234,10 @@
 //     pattern fx.Invoke(func(lc fx.Lifecycle, c *Conn) {...})) then comes
 //     after the provider's: let the component's constructor append it, or
 //     use fx.OnStart and fx.OnStop annotations.
+//   - A decorator of a value group that returns new members: the members
+//     the constructors built are the ones managed, as plain fx's hooks
+//     would run theirs. Of wrappers chained by decorators in nested
+//     modules, the original and the outermost are managed.
 //   - A provider whose value fx.Decorate changes inside its own fx.Module:
 //     the changed value, which the module sees, is the one managed, even if
 //     the root, outside the decorator's scope, receives the original. A

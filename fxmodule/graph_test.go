@@ -395,3 +395,45 @@ func TestAServerBuiltFromAHubProviderOutlivesNoHandler(t *testing.T) {
 	jnl.Before(t, "cleanup server", "cleanup users")
 	jnl.Before(t, "cleanup server", "cleanup orders")
 }
+
+// A hub that keeps its members by name, in a map: a provider built from
+// it after they registered is cleaned up before them, as fx orders it.
+func TestAHubThatKeepsItsMembersInAMap(t *testing.T) {
+	type hub struct{ members map[string]lifecycle.Provider }
+	jnl := &journal{}
+	var reg *lifecycle.Registry
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fx.Provide(func() *hub { return &hub{members: map[string]lifecycle.Provider{}} }),
+		fxmodule.Provide(func(j *journal, h *hub) *DB { db := NewDB(j); h.members["db"] = db; return db }),
+		fxmodule.Provide(func(j *journal, _ *hub) *API { return &API{base{id: "server", jnl: j}} }),
+		fx.Invoke(func(*API) {}),
+		fx.Populate(&reg))
+	app.RequireStart().RequireStop()
+	assert.Equal(t, []string{"db"}, dependsOn(reg)["server"])
+	jnl.Before(t, "cleanup server", "cleanup db")
+}
+
+// A decorator gives a provider another that fx builds after it from a
+// component with hooks: the guessed dependency gives way rather than fail
+// the start, which plain fx would not.
+func TestAGuessThatWouldOutliveAHookedComponentGivesWay(t *testing.T) {
+	type conn struct{}
+	type wired struct {
+		base
+		cache *Cache
+	}
+	jnl := &journal{}
+	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
+		fxmodule.Provide(func(j *journal) *wired { return &wired{base: base{id: "db", jnl: j}} }),
+		fx.Provide(func(lc fx.Lifecycle, j *journal) *conn {
+			lc.Append(fx.Hook{OnStart: func(context.Context) error { j.Add("start conn"); return nil },
+				OnStop: func(context.Context) error { j.Add("stop conn"); return nil }})
+			return &conn{}
+		}),
+		fxmodule.Provide(func(j *journal, _ *conn) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fx.Decorate(func(w *wired, c *Cache) *wired { w.cache = c; return w }),
+		fx.Invoke(func(*wired) {}))
+	app.RequireStart().RequireStop()
+	jnl.Before(t, "start conn", "init cache")
+	jnl.Before(t, "cleanup cache", "stop conn")
+}

@@ -141,8 +141,17 @@ func (s *session) nameApart() map[string][]string {
 			byOwnID[sl.p.ID()] = append(byOwnID[sl.p.ID()], sl)
 		}
 	}
+	// In the order the first of each id was built, so that names do not
+	// depend on a map's order from one run to the next.
+	var ids []string
+	for _, sl := range s.slots {
+		if id := sl.p.ID(); !sl.dropped && len(byOwnID[id]) > 1 && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
 	var modules map[uintptr][][]string
-	for id, slots := range byOwnID {
+	for _, id := range ids {
+		slots := byOwnID[id]
 		if len(slots) < 2 {
 			continue
 		}

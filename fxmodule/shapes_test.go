@@ -152,6 +152,32 @@ func TestOneModuleFactoryUsedTwice(t *testing.T) {
 	app.RequireStart().RequireStop()
 	assert.ElementsMatch(t, []string{"m.db@2", "m.db@3", "m.db@4", "m.db", "db@2"}, reg.Report().IDs())
 
+	// Names are the same from one run to the next, whatever the order of
+	// the ids that meet.
+	twice := func(region string) fx.Option {
+		return fx.Module(region,
+			fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "x.db", jnl: j}} }, fx.Private),
+			fx.Invoke(func(*Cache) {}),
+			fx.Module("x", fxmodule.Provide(NewDB, fx.Private), fx.Invoke(func(*DB) {})))
+	}
+	var first map[string]string
+	for range 20 {
+		app = fxtest.New(t, fx.Supply(jnl), fxmodule.Module, twice("eu"), twice("us"), fx.Populate(&reg))
+		app.RequireStart()
+		got := map[string]string{}
+		for _, info := range reg.Providers() {
+			p, release, err := reg.Acquire(context.Background(), info.ID)
+			require.NoError(t, err)
+			got[info.ID] = fmt.Sprintf("%T", p)
+			release()
+		}
+		app.RequireStop()
+		if first == nil {
+			first = got
+		}
+		require.Equal(t, first, got)
+	}
+
 	// A dependency on the id they share names no provider: the error
 	// says what they are named.
 	ambiguous := fx.New(fx.NopLogger, fx.Supply(jnl), fxmodule.Module, region("eu"), region("us"),
