@@ -383,4 +383,11 @@ func TestUnreachableStoreExitsThree(t *testing.T) {
 	// The report, a line for each provider in console format.
 	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"store\"")
 	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"audit\", \"method\": \"\", \"result\": \"skipped\"")
+
+	// -migrate, which opens the store alone, exits 3 too.
+	var migrating testkit.LockedBuffer
+	code = Main([]string{"-data-dir", t.TempDir(), "-migrate"}, env, &migrating)
+	assert.Equal(t, ExitStore, code, migrating.String())
+	assert.Contains(t, migrating.String(), "cannot open the task store")
+	assert.NotContains(t, migrating.String(), "hunter2")
 }

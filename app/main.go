@@ -27,7 +27,7 @@ const (
 	ExitOK     = 0 // stopped cleanly
 	ExitFailed = 1 // a provider failed to clean up, or a second signal forced the exit
 	ExitConfig = 2 // the configuration is wrong, or the task store's schema is not this build's (SchemaError)
-	ExitStore  = 3 // the task store could not be opened at start: unreachable, refused, or its directory not writable
+	ExitStore  = 3 // the task store could not be opened at start (unreachable, refused, or its directory not writable), or -migrate could not migrate it
 	ExitStart  = 4 // the service could not start for another reason: a provider's Initialize, the listener, the data directory
 )
 
@@ -195,7 +195,7 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	if _, ok := errors.AsType[*SchemaError](err); ok {
 		return ExitConfig
 	}
-	return ExitFailed
+	return ExitStore
 }
 
 // initializeError returns the cause of provider id's failed Initialize, if
