@@ -174,9 +174,19 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 		msg  string
 	)
 	for range 5000 {
-		if code, rec, msg = s.task("echo/v1", "echo", []int{1}); code != 200 {
-			break
+		code, rec, msg = s.task("echo/v1", "echo", []int{1})
+		if code == 200 {
+			continue
 		}
+		if rec.Status == "unrecorded" {
+			// The audit log failed between this task's first record and
+			// its outcome's (how soon a full buffer's write fails depends
+			// on the machine's load): it ran, and its answer says its
+			// outcome is not recorded. The next task meets the failure
+			// before it runs.
+			continue
+		}
+		break
 	}
 	require.Equal(t, 503, code, msg)
 	assert.Contains(t, msg, "the audit log is unavailable: the task was not run")
