@@ -76,10 +76,11 @@
 // own module or of the nearest one around it that has one (which hide
 // those further out, as in fx), the others everywhere, and the decorators
 // of its module and those around it, whose inputs, even those a decorator
-// keeps only in a closure, are its dependencies too; so are the inputs of
-// a decorator that changed a provider's own value, the one managed. A
-// provider that a received value held when the constructor received it, a
-// few levels down, is a possible dependency: a value fx.Replace gave
+// keeps only in a closure, are its dependencies too. What a decorator of a
+// provider's own value took (a cache it wired in, returning the provider
+// or a new value, the one managed) is a possible dependency of the
+// provider, as is a provider that a received value held when the
+// constructor received it, a few levels down: a value fx.Replace gave
 // holding another, or a shared component (a health registry, a router)
 // that providers registered with, which a provider built from it may use
 // them through; it is kept, as fx's order keeps it, unless it would close
