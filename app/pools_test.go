@@ -59,6 +59,12 @@ func TestSupervisedChild(t *testing.T) {
 	code, rec, msg := s.task("crashy/v1", "exit", []int{3})
 	assert.Equal(t, 502, code, msg)
 	assert.Equal(t, "error", rec.Status)
+	// The provider's failure is logged at warn, naming the task; the
+	// caller's mistake (a method the child does not have) is not, at info.
+	assert.Regexp(t, `WARN\s+engine\s+task failed\s+\{"task": "`+rec.ID+`", "protocol": "crashy/v1", "method": "exit", "provider": "crashy-1", "status": "error"`, s.logs.String())
+	badCode, bad, badMsg := s.task("crashy/v1", "no-such-method", nil)
+	assert.Equal(t, 400, badCode, badMsg)
+	assert.NotContains(t, s.logs.String(), bad.ID, "a caller's mistake is logged at debug")
 	slept := testkit.Receive(t, sleeping, "the task in flight")
 	assert.Equal(t, "error", slept.Status)
 	assert.Contains(t, slept.Error, "exit status 3", "the task in flight fails with the exit's reason")

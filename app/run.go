@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -153,7 +154,31 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 		return rec, serr
 	}
 	e.count(rec, served)
+	if err != nil {
+		e.logFailed(rec, err)
+	}
 	return rec, err
+}
+
+// logFailed logs a task that did not succeed at the level its cause
+// deserves: a provider's failure at warn, for the operator; a timeout and a
+// refusal for want of capacity or health at info, since their numbers are
+// in the metrics and the health transitions are logged on their own; the
+// caller's mistakes (a bad request, a tool's refusal) and a cancellation
+// at debug. (A task the store or the audit log could not record is told by
+// their transitions, once.)
+func (e *Engine) logFailed(rec TaskRecord, err error) {
+	level := zapcore.WarnLevel
+	switch {
+	case errors.Is(err, errBadRequest), errors.Is(err, mcp.ErrToolError), rec.Status == "cancelled":
+		level = zapcore.DebugLevel
+	case rec.Status == "timeout", rec.Status == "rejected":
+		level = zapcore.InfoLevel
+	}
+	if ce := e.log.Check(level, "task failed"); ce != nil {
+		ce.Write(zap.String("task", rec.ID), zap.String("protocol", rec.Protocol), zap.String("method", rec.Method),
+			zap.String("provider", rec.Provider), zap.String("status", rec.Status), zap.String("error", rec.Error))
+	}
 }
 
 // runOn runs the task on the instance its lease holds, as a request, or as
