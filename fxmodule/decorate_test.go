@@ -40,7 +40,7 @@ func TestDecoratorInputsAreDependencies(t *testing.T) {
 		fx.Supply(jnl),
 		fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(NewRepo),
 		fx.Decorate(func(r *Repo, c *Cache) *Repo { return &Repo{db: r.db, cache: c} }),
 		fxmodule.Provide(NewAPI),

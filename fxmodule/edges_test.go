@@ -341,7 +341,7 @@ func TestDecoratedProviderHoldingAnotherWhateverTheOrder(t *testing.T) {
 		jnl := &journal{}
 		var reg *lifecycle.Registry
 		kv := fxmodule.Provide(func(j *journal) KV { return &DB{base{id: "db", jnl: j}} })
-		cache := fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} })
+		cache := fxmodule.Provide(newLoneCache)
 		provs := []fx.Option{kv, cache}
 		if cacheFirst {
 			provs = []fx.Option{cache, kv}

@@ -20,7 +20,7 @@ const funcPtrField = "FuncPtr"
 // newer fx than builtWith, and a shape gone would otherwise lose locations
 // or annotations in silence. annotate is fx.Annotate, or a stand-in in
 // tests; shutdowner is the app's fx.Shutdowner, whose way to the app's
-// modules modulesOf reads.
+// modules readTree reads.
 func checkFx(annotate func(any, ...fx.Annotation) any, shutdowner any) error {
 	fail := func(what string) error {
 		return fmt.Errorf("fxmodule: the go.uber.org/fx this program runs with is not the one fxmodule knows (it was built against %s): %s; "+

@@ -21,6 +21,7 @@ type graph struct {
 	module    []int          // by node: its module
 	private   []bool         // by node: given with fx.Private
 	parent    []int          // by module: the module around it, -1 for the app's
+	modName   []string       // by module: its fx.Module's name, "" for the app's
 	decor     []bool         // by node: a decorator, fx.Decorate's or fx.Replace's
 	producers map[key][]int  // by key: the constructors producing it
 	decors    map[key][]int  // by key: the decorators of it
@@ -35,6 +36,19 @@ type key struct {
 }
 
 func (k key) isGroup() bool { return k.group != "" }
+
+// path returns the names of the fx.Modules from the app's to module m,
+// outermost first.
+func (g *graph) path(m int) []string {
+	var names []string
+	for ; m >= 0; m = g.parent[m] {
+		if g.modName[m] != "" {
+			names = append(names, g.modName[m])
+		}
+	}
+	slices.Reverse(names)
+	return names
+}
 
 // within reports whether module m is module outer or inside it.
 func (g *graph) within(m, outer int) bool {

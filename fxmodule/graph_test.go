@@ -15,6 +15,15 @@ import (
 // The dependencies fx's graph gives, in the shapes where they are easily
 // missed or invented. Each is written as an fx user would write it.
 
+// newLoneCache is a cache provider built from nothing but the journal.
+func newLoneCache(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }
+
+// wired is a provider that a decorator wires a cache into, in place.
+type wired struct {
+	base
+	cache *Cache
+}
+
 // query is a component that keeps what it was built from in a closure,
 // where no value can show it: only fx's graph tells what it needs.
 type query struct {
@@ -97,7 +106,7 @@ func TestADecoratorThatAddsADependency(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
 		fx.Decorate(func(q *query, c *Cache) *query {
 			return &query{run: func() string { return q.run() + c.ID() }}
@@ -192,7 +201,7 @@ func TestADecoratedProviderDependsOnTheDecoratorsInputs(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Decorate(func(_ *DB, j *journal, _ *Cache) *DB { return &DB{base{id: "cached-db", jnl: j}} }),
 		fx.Invoke(func(*DB) {}),
 		fx.Populate(&reg))
@@ -210,7 +219,7 @@ func TestAPrivateConstructorHidesTheOnesAroundIt(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
 		fx.Module("m",
 			fx.Provide(func(c *Cache) *query { return &query{run: c.ID} }, fx.Private),
@@ -229,7 +238,7 @@ func TestADecoratorInAModuleDecoratesItsModuleAlone(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(func(db *DB) *query { return &query{run: db.ID} }),
 		fx.Module("cached",
 			fx.Decorate(func(q *query, c *Cache) *query {
@@ -251,7 +260,7 @@ func TestFxReplaceOfAComponentDropsItsInputs(t *testing.T) {
 	jnl := &journal{}
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(func(c *Cache) *query { return &query{run: c.ID} }),
 		fx.Replace(&query{run: func() string { return "fake" }}),
 		fxmodule.Provide(NewDB),
@@ -269,7 +278,7 @@ func TestAnOnStartHookThatTakesAProvider(t *testing.T) {
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fx.Provide(fx.Annotate(func(db *DB, _ *Cache) *query { return &query{run: db.ID} },
 			fx.OnStart(func(_ context.Context, _ *query, c *Cache) error { jnl.Add("query sees " + c.ID()); return nil }))),
 		fxmodule.Provide(func(j *journal, _ *query) *API { return &API{base{id: "api", jnl: j}} }),
@@ -296,7 +305,7 @@ func TestAGroupHoldsTheMembersItsConsumerSees(t *testing.T) {
 	}
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(NewDB),
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		member(func(db *DB) *handler { return &handler{db.ID} }),
 		fx.Module("inner",
 			fx.Provide(fx.Private, fx.Annotate(func(c *Cache) *handler { return &handler{c.ID} }, fx.ResultTags(`group:"handlers"`))),
@@ -330,14 +339,10 @@ func TestAComponentBuiltFromOneOfAConstructorsResults(t *testing.T) {
 // provider and returning it: the provider depends on what the decorator
 // gave it, and is cleaned up first, as in the plain-fx twin.
 func TestADecoratorThatConfiguresAProviderInPlace(t *testing.T) {
-	type wired struct {
-		base
-		cache *Cache
-	}
 	jnl := &journal{}
 	var reg *lifecycle.Registry
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
-		fxmodule.Provide(func(j *journal) *Cache { return &Cache{base{id: "cache", jnl: j}} }),
+		fxmodule.Provide(newLoneCache),
 		fxmodule.Provide(func(j *journal) *wired { return &wired{base: base{id: "db", jnl: j}} }),
 		fx.Decorate(func(w *wired, c *Cache) *wired { w.cache = c; return w }),
 		fx.Invoke(func(*wired) {}),
@@ -418,10 +423,6 @@ func TestAHubThatKeepsItsMembersInAMap(t *testing.T) {
 // the start, which plain fx would not.
 func TestAGuessThatWouldOutliveAHookedComponentGivesWay(t *testing.T) {
 	type conn struct{}
-	type wired struct {
-		base
-		cache *Cache
-	}
 	jnl := &journal{}
 	app := fxtest.New(t, fx.Supply(jnl), fxmodule.Module,
 		fxmodule.Provide(func(j *journal) *wired { return &wired{base: base{id: "db", jnl: j}} }),

@@ -18,9 +18,9 @@ import (
 func (s *session) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = true
-	named := s.nameApart()
+	g := readTree(s.shutdowner)
+	named := s.nameApart(g)
 	slots := slices.DeleteFunc(slices.Clone(s.slots), func(sl *provider) bool { return sl.dropped })
-	shutdowner := s.shutdowner
 	s.mu.Unlock()
 	for _, sl := range slots {
 		for _, id := range lifecycle.DependsOnOf(sl.d.opts...) {
@@ -30,7 +30,7 @@ func (s *session) start(ctx context.Context) error {
 			}
 		}
 	}
-	if err := discover(slots, readTree(shutdowner)); err != nil {
+	if err := discover(slots, g); err != nil {
 		return err
 	}
 	for _, sl := range slots {

@@ -33,8 +33,8 @@ var moduleFields = []field{
 	{"decorator", "Target", reflect.Interface},
 }
 
-// checkModuleTree reports what fx's app lacks of the shape readTree and
-// modulesOf read, given the app's fx.Shutdowner.
+// checkModuleTree reports what fx's app lacks of the shape readTree
+// reads, given the app's fx.Shutdowner.
 func checkModuleTree(shutdowner any) error { return checkFields(shutdowner, moduleFields) }
 
 // checkFields reports the first of fields that the types reached from
@@ -75,56 +75,6 @@ func checkFields(shutdowner any, fields []field) error {
 	return nil
 }
 
-// modulesOf returns, by the identity of a declaration's anchor (see
-// decl.anchor), the paths of the named fx.Modules that declare it, each
-// outermost first.
-func modulesOf(shutdowner any) map[uintptr][][]string {
-	paths := map[uintptr][][]string{}
-	app := reflect.ValueOf(shutdowner)
-	for app.Kind() == reflect.Pointer || app.Kind() == reflect.Interface {
-		app = app.Elem()
-	}
-	root := app.FieldByName("app").Elem().FieldByName("root")
-	var walk func(m reflect.Value, path []string)
-	walk = func(m reflect.Value, path []string) {
-		if m.IsNil() {
-			return
-		}
-		m = m.Elem()
-		if name := m.FieldByName("name").String(); name != "" {
-			path = append(path[:len(path):len(path)], name)
-		}
-		provides := m.FieldByName("provides")
-		for i := range provides.Len() {
-			if at, ok := anchorOf(provides.Index(i).FieldByName("Target")); ok {
-				paths[at] = append(paths[at], path)
-			}
-		}
-		children := m.FieldByName("modules")
-		for i := range children.Len() {
-			walk(children.Index(i), path)
-		}
-	}
-	walk(root, nil)
-	return paths
-}
-
-// anchorOf returns the anchor of a constructor given to fx.Provide, if it
-// is the result of fx.Annotate.
-func anchorOf(target reflect.Value) (uintptr, bool) {
-	if target.Kind() == reflect.Interface {
-		target = target.Elem()
-	}
-	if target.Kind() != reflect.Struct || target.Type().PkgPath() != "go.uber.org/fx" || target.Type().Name() != "annotated" {
-		return 0, false
-	}
-	anns := target.FieldByName("Annotations")
-	if anns.Kind() != reflect.Slice || anns.Cap() == 0 {
-		return 0, false
-	}
-	return anns.Pointer(), true
-}
-
 // nameApart renames the providers of one id, fx.Private in several
 // modules, after the innermost modules that tell them apart: eu.db and
 // us.db. Those that modules cannot tell apart (one Provide option given to
@@ -133,7 +83,7 @@ func anchorOf(target reflect.Value) (uintptr, bool) {
 // The names are given when ids meet: a private provider alone in its
 // module keeps its id. It returns the names given, by the id they share.
 // s.mu is held.
-func (s *session) nameApart() map[string][]string {
+func (s *session) nameApart(g *graph) map[string][]string {
 	named := map[string][]string{}
 	byOwnID := map[string][]*provider{}
 	for _, sl := range s.slots {
@@ -149,18 +99,18 @@ func (s *session) nameApart() map[string][]string {
 			ids = append(ids, id)
 		}
 	}
-	var modules map[uintptr][][]string
+	if len(ids) == 0 {
+		return named
+	}
+	// The modules that declare each declaration, by its anchor.
+	modules := map[uintptr][][]string{}
+	for c, at := range g.anchors {
+		if at != 0 {
+			modules[at] = append(modules[at], g.path(g.module[c]))
+		}
+	}
 	for _, id := range ids {
 		slots := byOwnID[id]
-		if len(slots) < 2 {
-			continue
-		}
-		if modules == nil {
-			if checkModuleTree(s.shutdowner) != nil {
-				return named // readGraph failed fx.New already
-			}
-			modules = modulesOf(s.shutdowner)
-		}
 		paths := make([][]string, len(slots))
 		for i, sl := range slots {
 			if ps := modules[sl.d.anchor()]; len(ps) == 1 {

@@ -252,7 +252,7 @@ func (d *decl) options() fx.Option {
 		w = d.wrapper(true, renamed)
 	}
 	// The wrapper's annotations are a slice of their own, whose address
-	// finds the declaration in fx's tree of modules (see modulesOf).
+	// finds the declaration in fx's tree of modules (see readTree).
 	d.anns = append(make([]fx.Annotation, 0, len(anns)+1), anns...)
 	opts := []fx.Option{fx.Invoke(d.requireModule), provide(d.locate(w, d.anns))}
 	if renamed {

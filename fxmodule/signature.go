@@ -56,6 +56,22 @@ func targetOf(t any) (target, bool) {
 	return out, true
 }
 
+// anchorOf returns the anchor of a constructor given to fx.Provide, if it
+// is the result of fx.Annotate.
+func anchorOf(target reflect.Value) (uintptr, bool) {
+	if target.Kind() == reflect.Interface {
+		target = target.Elem()
+	}
+	if target.Kind() != reflect.Struct || target.Type().PkgPath() != "go.uber.org/fx" || target.Type().Name() != "annotated" {
+		return 0, false
+	}
+	anns := target.FieldByName("Annotations")
+	if anns.Kind() != reflect.Slice || anns.Cap() == 0 {
+		return 0, false
+	}
+	return anns.Pointer(), true
+}
+
 // buildAnnotated returns the function fx gives dig for fx.Annotate's
 // result: fx.annotated's Build, called on a copy, as fx calls it. Build
 // makes a dig container each time: a function annotated with fx.ParamTags

@@ -21,6 +21,7 @@ func readTree(shutdowner any) *graph {
 		m = m.Elem()
 		id := len(g.parent)
 		g.parent = append(g.parent, parent)
+		g.modName = append(g.modName, m.FieldByName("name").String())
 		provides := m.FieldByName("provides")
 		for i := range provides.Len() {
 			p := provides.Index(i)
