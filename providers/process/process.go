@@ -392,7 +392,7 @@ func (p *Process) why() string {
 	defer p.mu.Unlock()
 	select {
 	case <-p.exited:
-		why := " (exited)"
+		why := " (exit status 0)" // cmd.Wait's nil: a clean exit
 		if p.exitErr != nil {
 			why = " (" + p.exitErr.Error() + ")"
 		}

@@ -156,21 +156,27 @@ func TestCallInFlightFailsAtCleanup(t *testing.T) {
 	assert.Contains(t, err.Error(), `call "sleep"`)
 }
 
-// A child that exits on its own fails its calls with the reason.
+// A child that exits on its own fails its calls with the reason; a clean
+// exit is named by its status too, not as "exited (exited)".
 func TestChildExitIsReported(t *testing.T) {
-	p := start(t, rpctest.Server, false, process.Config{})
-	pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
-	_ = p.Call(context.Background(), "exit", []int{7}, nil)
-	err := testkit.Receive(t, pending, "the call in flight")
-	require.ErrorIs(t, err, process.ErrClosed)
-	require.Eventually(t, func() bool {
-		return p.HealthCheck(context.Background()).Status == lifecycle.StatusUnhealthy
-	}, testkit.Wait, time.Millisecond)
-	h := p.HealthCheck(context.Background())
-	assert.Contains(t, h.Message, "exit status 7")
-	assert.Equal(t, false, h.Resources["running"])
-	require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), "exit status 7")
-	assert.False(t, p.Running())
+	for _, code := range []int{7, 0} {
+		want := fmt.Sprintf("exit status %d", code)
+		t.Run(want, func(t *testing.T) {
+			p := start(t, rpctest.Server, false, process.Config{})
+			pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
+			_ = p.Call(context.Background(), "exit", []int{code}, nil)
+			err := testkit.Receive(t, pending, "the call in flight")
+			require.ErrorIs(t, err, process.ErrClosed)
+			require.Eventually(t, func() bool {
+				return p.HealthCheck(context.Background()).Status == lifecycle.StatusUnhealthy
+			}, testkit.Wait, time.Millisecond)
+			h := p.HealthCheck(context.Background())
+			assert.Equal(t, "exited ("+want+")", h.Message)
+			assert.Equal(t, false, h.Resources["running"])
+			require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), want)
+			assert.False(t, p.Running())
+		})
+	}
 }
 
 // The call that lost its child names the exit: the end of its output
