@@ -565,6 +565,8 @@ func duration(field, in string, zeroOK bool) (time.Duration, error) {
 	switch {
 	case err != nil:
 		return 0, bad(field, "want a duration such as 30s, got %q", in)
+	case d < 0 && zeroOK:
+		return 0, bad(field, "must not be negative, got %v", d)
 	case d < 0 || d == 0 && !zeroOK:
 		return 0, bad(field, "must be positive, got %v", d)
 	}

@@ -131,6 +131,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"pool marks crossed", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {scale_up_at: 0.5, scale_down_at: 0.5}}}\nproviders: []\n", nil, "config: templates.t.pool.scale_down_at: 0.5 is not below scale_up_at (0.5)"},
 		{"pool utilization above 1", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {scale_up_at: 2}}}\nproviders: []\n", nil, "config: templates.t.pool.scale_up_at: want a utilization from 0 to 1, got 2"},
 		{"pool bad cooldown", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {cooldown: later}}}\nproviders: []\n", nil, `config: templates.t.pool.cooldown: want a duration such as 30s, got "later"`},
+		{"pool negative window", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {utilization_window: -1s}}}\nproviders: []\n", nil, "config: templates.t.pool.utilization_window: must not be negative, got -1s"},
 		{"pool per_instance 0", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {per_instance: 0}}}\nproviders: []\n", nil, "config: templates.t.pool.per_instance: want at least 1, got 0"},
 		{"pool typo", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, pool: {maxx: 3}}}\nproviders: []\n", nil, `config: templates.t.pool.maxx: unknown field "maxx"`},
 		{"bad restart policy", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {policy: sometimes}}}\nproviders: []\n", nil, `config: templates.t.restart.policy: want never, on-failure or always, got "sometimes"`},
@@ -148,7 +149,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"retention with a task timeout that overflows", "task_timeout: 2562047h47m\nstore: {retention: 168h}\n", nil, "config: store.retention: 168h0m0s does not outlast a task"},
 		{"store pool too small", "store: {dsn: \"postgres://u@db/app\", max_conns: 1}\n", nil, "config: store.max_conns: want 2 to 1000 connections (half commit task records, the rest read), got 1"},
 		{"store pool on SQLite", "store: {max_conns: 4}\n", nil, "config: store.max_conns: is for a PostgreSQL store: SQLite keeps one connection, for its one writer"},
-		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must be positive, got -1h0m0s"},
+		{"retention negative", "store: {retention: -1h}\n", nil, "config: store.retention: must not be negative, got -1h0m0s"},
 		{"heartbeat too short", "store: {heartbeat: 10ms}\n", nil, "config: store.heartbeat: want 100ms to 1m0s, got 10ms"},
 		{"heartbeat too long", "store: {heartbeat: 2m}\n", nil, "config: store.heartbeat: want 100ms to 1m0s, got 2m0s"},
 		{"restart window too short", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, restart: {window: 1ns}}}\nproviders: []\n", nil, "config: templates.t.restart.window: 1ns is not longer than the backoffs of 5 restarts (6.2s,"},
@@ -204,6 +205,8 @@ func TestPoolAndRestartDefaults(t *testing.T) {
 	s, err := Load([]string{"-config", write(t, "c.yaml", `
 templates:
   m: {kind: mcp, process: {command: [sh]}, pool: {max: 8, queue: 0}}
+  i: {kind: mcp, process: {command: [sh]}, pool: {utilization_window: 0s}}
+  w: {kind: mcp, process: {command: [sh]}, pool: {utilization_window: 1m}}
   p: {kind: process, protocol: p/v1, process: {command: [sh]}, restart: {policy: always, max_restarts: 0}}
   q: {kind: process, protocol: q/v1, process: {command: [sh]}, restart: {max_backoff: 10m}}
   o: {kind: ollama}
@@ -215,6 +218,9 @@ providers: []
 	want := defaultSizing
 	want.Max, want.Queue = 8, 0
 	assert.Equal(t, &want, m.Sizing)
+	assert.Equal(t, 5*time.Second, m.Sizing.Window, "utilization over a few seconds, not the instant")
+	assert.Zero(t, s.Templates["i"].Sizing.Window, "0s judges the instant")
+	assert.Equal(t, time.Minute, s.Templates["w"].Sizing.Window)
 	assert.Equal(t, defaultRestart, m.Supervision)
 	assert.Equal(t, pool.Restart{Policy: pool.Always, Backoff: 200 * time.Millisecond, MaxBackoff: 10 * time.Second, MaxRestarts: 0, Window: time.Minute,
 		CrashLoopMaxBackoff: 5 * time.Minute, UnhealthyAfter: 30 * time.Second},

@@ -10,14 +10,17 @@ import (
 // PoolFile is a template's pool: as written. Numbers are pointers so that
 // a 0 that was written (min: 0, queue: 0) is told from one left out.
 type PoolFile struct {
-	Min          *int     `json:"min"`
-	Max          *int     `json:"max"`
-	PerInstance  *int     `json:"per_instance"`
-	ScaleUpAt    *float64 `json:"scale_up_at"`
-	ScaleDownAt  *float64 `json:"scale_down_at"`
-	Cooldown     string   `json:"cooldown"`
-	Queue        *int     `json:"queue"`
-	QueueTimeout string   `json:"queue_timeout"`
+	Min         *int     `json:"min"`
+	Max         *int     `json:"max"`
+	PerInstance *int     `json:"per_instance"`
+	ScaleUpAt   *float64 `json:"scale_up_at"`
+	ScaleDownAt *float64 `json:"scale_down_at"`
+	// UtilizationWindow is how long the tasks in flight are averaged over
+	// for scale_up_at and scale_down_at; "0s" judges the instant.
+	UtilizationWindow string `json:"utilization_window"`
+	Cooldown          string `json:"cooldown"`
+	Queue             *int   `json:"queue"`
+	QueueTimeout      string `json:"queue_timeout"`
 }
 
 // RestartFile is a template's restart: as written.
@@ -41,11 +44,14 @@ var (
 	// most: a pod of two cores runs four single-threaded children well.
 	// One task per instance: a stdio child answers in turn. Grow at 80 %,
 	// shrink at 20 % after 30 s: the marks and the cooldown of the system
-	// this follows, wide enough apart not to flap. A queue of 64 for 5 s:
+	// this follows, wide enough apart not to flap. Utilization averaged
+	// over 5 s: long enough that one client's task at a time is not full
+	// load, short enough that steady load grows the pool in seconds (and
+	// tasks that wait grow it at once). A queue of 64 for 5 s:
 	// a burst waits instead of failing, but not for long enough to eat
 	// the task's own deadline; past that the caller is told to come back.
 	defaultSizing = pool.Sizing{Min: 1, Max: 4, PerInstance: 1, ScaleUpAt: 0.8, ScaleDownAt: 0.2,
-		Cooldown: 30 * time.Second, Queue: 64, QueueTimeout: 5 * time.Second}
+		Window: 5 * time.Second, Cooldown: 30 * time.Second, Queue: 64, QueueTimeout: 5 * time.Second}
 	// A child that crashes is back in about 200 ms; one that keeps
 	// crashing backs off to 10 s, and after 5 restarts within a minute the
 	// supervisor says so (readiness 503 if critical and nothing serves) and
@@ -114,14 +120,16 @@ func resolveSizing(field string, f *PoolFile) (*pool.Sizing, error) {
 		return nil, bad(field+".scale_up_at", "must be above 0")
 	}
 	for _, d := range []struct {
-		name string
-		in   string
-		out  *time.Duration
-	}{{"cooldown", f.Cooldown, &s.Cooldown}, {"queue_timeout", f.QueueTimeout, &s.QueueTimeout}} {
+		name   string
+		in     string
+		out    *time.Duration
+		zeroOK bool
+	}{{"cooldown", f.Cooldown, &s.Cooldown, false}, {"queue_timeout", f.QueueTimeout, &s.QueueTimeout, false},
+		{"utilization_window", f.UtilizationWindow, &s.Window, true}} {
 		if d.in == "" {
 			continue
 		}
-		v, err := duration(field+"."+d.name, d.in, false)
+		v, err := duration(field+"."+d.name, d.in, d.zeroOK)
 		if err != nil {
 			return nil, err
 		}

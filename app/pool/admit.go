@@ -67,6 +67,7 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 	}
 	if m := p.best(); m != nil {
 		m.inflight++
+		p.counted()
 		h := m.handle
 		p.mu.Unlock()
 		p.wakeIfBusy()
@@ -77,7 +78,7 @@ func (p *Pool[H]) acquire(ctx context.Context, wait bool) (*Lease[H], error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrNoInstance, why)
 	}
-	if len(p.queue) >= p.cfg.Sizing.Queue {
+	if len(p.queue) >= p.queueRoom() {
 		n := len(p.queue)
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w (%d waiting)", ErrQueueFull, n)
@@ -149,6 +150,7 @@ func (p *Pool[H]) release(m *member[H]) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	m.inflight--
+	p.counted()
 	p.handoff()
 }
 
@@ -163,6 +165,7 @@ func (p *Pool[H]) handoff() {
 			break
 		}
 		m.inflight++
+		p.counted()
 		w := p.queue[0]
 		p.queue = slices.Delete(p.queue, 0, 1)
 		w.got <- grant[H]{m: m}
@@ -215,7 +218,37 @@ func (p *Pool[H]) canWait() bool {
 			return true
 		}
 	}
-	return p.backingOff == "" && !p.quiet && p.size() < p.cfg.Sizing.Max && p.scaling
+	return p.mayGrow()
+}
+
+// mayGrow reports whether the scaler may start instances: it runs, the
+// service is not shutting down, the supervisor does not back off, and a
+// place below Max is free. p.mu is held.
+func (p *Pool[H]) mayGrow() bool {
+	return p.backingOff == "" && !p.quiet && p.scaling && p.size() < p.cfg.Sizing.Max
+}
+
+// queueRoom is how many tasks may wait: Queue, and what the instances on
+// their way will take, those starting or due to restart and those the
+// pool may still start. So a burst no larger than Max × PerInstance +
+// Queue is never refused while the pool grows toward Max: its tasks wait
+// for instances that will serve them. p.mu is held.
+func (p *Pool[H]) queueRoom() int {
+	coming := 0
+	for _, m := range p.members {
+		switch {
+		case m.state == starting:
+			coming++
+		case p.backingOff != "":
+			// A restart while the supervisor backs off may be minutes away.
+		case m.state == waiting, m.replacing:
+			coming++
+		}
+	}
+	if p.mayGrow() {
+		coming += p.cfg.Sizing.Max - p.size()
+	}
+	return p.cfg.Sizing.Queue + coming*p.cfg.Sizing.PerInstance
 }
 
 // whyNone says why no instance can take a task. p.mu is held.

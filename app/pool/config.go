@@ -64,10 +64,14 @@ type Restart struct {
 
 // Sizing is a pool's size and queue: what a template's pool: says.
 type Sizing struct {
-	Min, Max     int
-	PerInstance  int     // tasks one instance takes at once
-	ScaleUpAt    float64 // utilization at or above which the pool grows
-	ScaleDownAt  float64 // utilization at or below which, for Cooldown, it shrinks
+	Min, Max    int
+	PerInstance int     // tasks one instance takes at once
+	ScaleUpAt   float64 // utilization at or above which the pool grows
+	ScaleDownAt float64 // utilization at or below which, for Cooldown, it shrinks
+	// Window is how long the tasks in flight are averaged over to give
+	// the utilization that ScaleUpAt and ScaleDownAt judge; 0 judges the
+	// instant. Tasks waiting grow the pool at once whatever it says.
+	Window       time.Duration
 	Cooldown     time.Duration
 	Queue        int           // tasks that may wait when every instance is at PerInstance
 	QueueTimeout time.Duration // how long one may wait

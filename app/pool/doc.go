@@ -9,17 +9,23 @@
 //
 // A task takes a [Lease] on the least busy instance that is ready, usable
 // (healthy at the last look) and below PerInstance tasks. When every one is
-// at PerInstance, the task waits in a FIFO queue of Queue entries for at
-// most QueueTimeout: a full queue is [ErrQueueFull], a wait that runs out
-// [ErrQueueTimeout]. Whoever releases a lease hands the instance to the
+// at PerInstance, the task waits in a FIFO queue for at most
+// QueueTimeout: a full queue is [ErrQueueFull], a wait that runs out
+// [ErrQueueTimeout]. The queue holds Queue tasks, and what the instances on
+// their way will take (starting, due to restart, or places below Max the
+// scaler may still fill), so that a burst of Max × PerInstance + Queue is
+// never refused while the pool grows. Whoever releases a lease hands the instance to the
 // first waiter directly, so a queue is served in order and no waiter is
 // overtaken by a task that arrives later. Each lease holds a registry
 // lease too, so an instance's cleanup waits for the tasks running on it.
 //
 // # Scaling
 //
-// Utilization is the tasks in flight over the ready instances times
-// PerInstance. At or above ScaleUpAt, or with tasks waiting, the pool starts
+// Utilization is the tasks in flight, averaged over Window (each count
+// weighted by how long it held), over the ready instances times
+// PerInstance: one task at a time fills its instance while it runs, but
+// not a window with pauses in it. At or above ScaleUpAt, or with tasks
+// waiting (at once, whatever the window says), the pool starts
 // as many instances as the tasks in flight and waiting need, up to Max, at
 // once: a burst should not wait one start per tick. At or below ScaleDownAt
 // for a whole Cooldown, it removes idle instances down to what the load

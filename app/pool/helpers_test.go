@@ -27,11 +27,21 @@ type child struct {
 	cleanups atomic.Int32
 	once     sync.Once
 	hold     <-chan struct{} // if set, Cleanup waits for it
+	starting <-chan struct{} // if set, Initialize waits for it
 	journal  *testkit.Journal
 }
 
-func (c *child) ID() string                       { return c.id }
-func (c *child) Initialize(context.Context) error { return c.initErr }
+func (c *child) ID() string { return c.id }
+func (c *child) Initialize(ctx context.Context) error {
+	if c.starting != nil {
+		select {
+		case <-c.starting:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return c.initErr
+}
 
 func (c *child) Cleanup(context.Context) error {
 	c.journal.Add("cleanup " + c.id)
@@ -62,6 +72,7 @@ type world struct {
 	failInit map[string]int // starts of the id that fail, still to come
 	sick     map[string]bool
 	hold     <-chan struct{} // the cleanups of children built from now on wait for it
+	starting <-chan struct{} // the starts of children built from now on wait for it
 	journal  testkit.Journal // what the test and the children did, in order: "cleanup <id>"
 	ahead    atomic.Int64    // how far the pool's clock is ahead of the wall clock (advance)
 }
@@ -79,7 +90,7 @@ func newWorld(t *testing.T, cfg Config) *world {
 		Build: func(id string, exited func(Exit)) (lifecycle.Provider, string, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			c := &child{id: id, exited: exited, hold: w.hold, journal: &w.journal}
+			c := &child{id: id, exited: exited, hold: w.hold, starting: w.starting, journal: &w.journal}
 			if w.failInit[id] > 0 {
 				w.failInit[id]--
 				c.initErr = errors.New("handshake refused")
@@ -169,6 +180,16 @@ func (w *world) holdCleanups() (release func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.hold = ch
+	return sync.OnceFunc(func() { close(ch) })
+}
+
+// holdStarts makes the starts of the children built from now on wait
+// until the returned function is called.
+func (w *world) holdStarts() (release func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.starting = ch
 	return sync.OnceFunc(func() { close(ch) })
 }
 

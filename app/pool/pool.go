@@ -152,6 +152,7 @@ type Pool[H any] struct {
 	crashLoop  int
 	stableFrom time.Time
 	backingOff string
+	meter      *meter        // the tasks in flight over Sizing.Window; nil without one
 	lowSince   time.Time     // when utilization last fell to ScaleDownAt or below; zero while above
 	holdUntil  time.Time     // no growth before this: a start failed
 	holdFor    time.Duration // how long the last failed start held growth back
@@ -182,8 +183,12 @@ func New[H any](cfg Config, deps Deps[H]) *Pool[H] {
 		deps.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Pool[H]{cfg: cfg, deps: deps, log: deps.Log.With(zap.String("template", cfg.Template)),
+	p := &Pool[H]{cfg: cfg, deps: deps, log: deps.Log.With(zap.String("template", cfg.Template)),
 		ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1), members: map[string]*member[H]{}}
+	if cfg.Sizing != nil {
+		p.meter = newMeter(cfg.Sizing.Window, deps.Now())
+	}
+	return p
 }
 
 // Config returns the pool's configuration.

@@ -642,3 +642,87 @@ func TestChaos(t *testing.T) {
 	}
 	w.pool.mu.Unlock()
 }
+
+// A burst of Max × PerInstance + Queue tasks on a pool of one ready
+// instance is never refused while the pool starts the instances that will
+// serve it: they count as room for the queue. One task more is.
+func TestABurstUpToMaxIsNeverRefusedWhileThePoolGrows(t *testing.T) {
+	w := newWorld(t, Config{Sizing: sized(1, 4, 1, 8)})
+	w.start()
+	release := w.holdStarts()
+	defer release()
+	leases := make(chan *Lease[string], 12)
+	errs := make(chan error, 12)
+	for range 12 {
+		go func() {
+			l, err := w.pool.Acquire(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			leases <- l
+		}()
+	}
+	eventually(t, "one running, eleven waiting, three starting", func() bool {
+		st := w.pool.Stats()
+		return st.Busy == 1 && st.QueueDepth == 11 && st.Starting == 3
+	})
+	select {
+	case err := <-errs:
+		t.Fatalf("a task of the burst was refused: %v", err)
+	default:
+	}
+	_, err := w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrQueueFull, "a thirteenth task has no instance coming for it")
+
+	release()
+	for range 12 {
+		select {
+		case l := <-leases:
+			l.Release()
+		case err := <-errs:
+			t.Fatalf("a task of the burst failed: %v", err)
+		case <-time.After(testkit.Wait):
+			t.Fatal("a task of the burst was never served")
+		}
+	}
+}
+
+// Utilization is averaged over Sizing.Window. A client that sends tasks
+// one at a time, with pauses between, never grows the pool, though each
+// task alone fills its instance; one that keeps it full for most of a
+// window grows it by one, and the window still full of that load grows it
+// no further: the second instance halves the utilization at once.
+func TestUtilizationIsMeasuredOverAWindow(t *testing.T) {
+	t.Run("one task at a time", func(t *testing.T) {
+		s := sized(1, 4, 1, 8)
+		s.Window = time.Second
+		w := newWorld(t, Config{Sizing: s})
+		w.start()
+		for range 30 {
+			l, err := w.pool.Acquire(context.Background())
+			require.NoError(t, err)
+			time.Sleep(10 * time.Millisecond)
+			l.Release()
+			time.Sleep(40 * time.Millisecond)
+		}
+		st := w.pool.Stats()
+		assert.Equal(t, 1, st.Size, "one client, one task at a time, grew the pool: %+v", st.LastScale)
+		assert.Zero(t, st.ScaleUps)
+	})
+	t.Run("a whole window full", func(t *testing.T) {
+		s := sized(1, 4, 1, 8)
+		s.Window = 200 * time.Millisecond
+		s.Cooldown = 50 * time.Millisecond // the scaler looks every 20 ms
+		w := newWorld(t, Config{Sizing: s})
+		w.start()
+		l, err := w.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		defer l.Release()
+		eventually(t, "grown by one", func() bool { st := w.pool.Stats(); return st.Size == 2 && st.Starting == 0 })
+		time.Sleep(3 * s.Window)
+		st := w.pool.Stats()
+		assert.Equal(t, 2, st.Size, "grown again on the load that grew it")
+		assert.Equal(t, 1, st.ScaleUps)
+	})
+}

@@ -18,10 +18,10 @@ type ScaleEvent struct {
 
 // load is what a scaling decision looks at.
 type load struct {
-	ready      int // instances that take tasks
-	starting   int // instances starting or due to restart: capacity on its way
-	dead       int // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
-	inflight   int // tasks on the ready instances
+	ready      int     // instances that take tasks
+	starting   int     // instances starting or due to restart: capacity on its way
+	dead       int     // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
+	inflight   float64 // tasks on the ready instances, averaged over Sizing.Window
 	queued     int
 	now        time.Time
 	lowSince   time.Time // zero while utilization is above ScaleDownAt
@@ -40,12 +40,12 @@ type decision struct {
 // With no instance ready, any task, running or waiting, is full load.
 func utilization(l load, per int) float64 {
 	if l.ready == 0 {
-		if l.inflight+l.queued > 0 {
+		if l.inflight > 0 || l.queued > 0 {
 			return 1
 		}
 		return 0
 	}
-	return float64(l.inflight) / float64(l.ready*per)
+	return l.inflight / float64(l.ready*per)
 }
 
 // decide is the scaling policy, a pure function of the load and the
@@ -60,7 +60,7 @@ func decide(s Sizing, l load) decision {
 		}
 		// Enough instances for what runs and what waits; and when full
 		// without a queue, one more, so the next task finds room.
-		want := ceilDiv(l.inflight+l.queued, s.PerInstance)
+		want := instancesFor(l.inflight+float64(l.queued), float64(s.PerInstance))
 		if u >= s.ScaleUpAt {
 			want = max(want, l.ready+1)
 		}
@@ -86,7 +86,7 @@ func decide(s Sizing, l load) decision {
 		return d
 	}
 	// What the tasks in flight need to stay below ScaleUpAt, at least Min.
-	target := max(s.Min, int(math.Ceil(float64(l.inflight)/(float64(s.PerInstance)*s.ScaleUpAt))))
+	target := max(s.Min, instancesFor(l.inflight, float64(s.PerInstance)*s.ScaleUpAt))
 	if shrink := l.ready - target; shrink > 0 {
 		d.shrink = shrink
 		d.lowSince = l.now // another whole cooldown before the next
@@ -95,7 +95,9 @@ func decide(s Sizing, l load) decision {
 	return d
 }
 
-func ceilDiv(a, b int) int { return (a + b - 1) / b }
+// instancesFor is how many instances tasks need at per each. An average
+// that sums to a whole number plus a rounding error needs no extra one.
+func instancesFor(tasks, per float64) int { return int(math.Ceil(tasks/per - 1e-9)) }
 
 // scaler looks at the load when woken (a task admitted or queued) and
 // every tick (for the cooldown), until the pool closes.
@@ -161,16 +163,15 @@ func (p *Pool[H]) scale() {
 func (p *Pool[H]) loadLocked() load {
 	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), backingOff: p.backingOff != ""}
 	l.held = l.now.Before(p.holdUntil)
+	l.inflight = p.measureLocked(l.now)
 	for _, m := range p.members {
 		switch {
 		case m.state == ready && p.usable(m):
 			l.ready++
-			l.inflight += m.inflight
 		case m.state == ready:
 			// Unhealthy: no capacity now, but a place below Max. What it
 			// runs still counts, so that an unusable pool grows.
 			l.dead++
-			l.inflight += m.inflight
 		case m.state == starting, m.state == waiting:
 			l.starting++
 		case m.state == dead:
@@ -178,6 +179,30 @@ func (p *Pool[H]) loadLocked() load {
 		}
 	}
 	return l
+}
+
+// measureLocked tells the meter how many tasks are in flight now, and
+// returns their average over the window (without one, the count). p.mu is
+// held; every change of the count calls it.
+func (p *Pool[H]) measureLocked(now time.Time) float64 {
+	n := 0
+	for _, m := range p.members {
+		if m.state == ready {
+			n += m.inflight
+		}
+	}
+	if p.meter == nil {
+		return float64(n)
+	}
+	p.meter.set(now, n)
+	return p.meter.average(now)
+}
+
+// counted tells the meter that the tasks in flight changed. p.mu is held.
+func (p *Pool[H]) counted() {
+	if p.meter != nil {
+		p.measureLocked(p.deps.Now())
+	}
 }
 
 // freeID is the lowest-numbered id no instance bears. p.mu is held.
