@@ -116,9 +116,9 @@ func (e *Engine) unhealthy(pools []*pool.Pool[endpoint]) []string {
 // poll intervals), and checks again otherwise. Probes and the provider
 // list read it, so looking at the service does not call every provider
 // (and count against an Ollama breaker) once per look.
-func (e *Engine) recentHealth(ctx context.Context) lifecycle.HealthReport {
+func (e *Engine) recentHealth(ctx context.Context) healthSnapshot {
 	if snap := e.health.Load(); snap != nil && time.Since(snap.at) <= 2*e.settings.HealthInterval {
-		return snap.rep
+		return *snap
 	}
 	return e.liveHealth(ctx)
 }
@@ -126,7 +126,7 @@ func (e *Engine) recentHealth(ctx context.Context) lifecycle.HealthReport {
 // liveHealth checks every provider now. Concurrent callers share one
 // check, which is not cut short by any one caller's context: a caller that
 // goes away gets the last result.
-func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
+func (e *Engine) liveHealth(ctx context.Context) healthSnapshot {
 	ch := e.recheck.DoChan("health", func() (any, error) {
 		e.pollHealth(context.Background())
 		return nil, nil
@@ -136,9 +136,9 @@ func (e *Engine) liveHealth(ctx context.Context) lifecycle.HealthReport {
 	case <-ctx.Done():
 	}
 	if snap := e.health.Load(); snap != nil {
-		return snap.rep
+		return *snap
 	}
-	return lifecycle.HealthReport{Status: lifecycle.StatusUnknown}
+	return healthSnapshot{rep: lifecycle.HealthReport{Status: lifecycle.StatusUnknown}}
 }
 
 // Ready reports whether the service should receive traffic: started, not
@@ -159,7 +159,7 @@ func (e *Engine) Ready(ctx context.Context) (bool, []string) {
 	case !e.started.Load():
 		return false, []string{"starting"}
 	}
-	return e.readyWith(e.recentHealth(ctx))
+	return e.readyWith(e.recentHealth(ctx).rep)
 }
 
 // readyWith is Ready judged by the health report given: the pools' states

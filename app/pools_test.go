@@ -258,3 +258,51 @@ func TestAFailedStartRestartsNothing(t *testing.T) {
 	assert.NotContains(t, logs.String(), "restarting")
 	assert.NotContains(t, logs.String(), "replacement")
 }
+
+// Between two health polls, the provider list does not show a dead child
+// as healthy, nor its replacement with the dead one's pid: the pool knows
+// of the exit at once, and a check begun before the replacement was built
+// was of its predecessor.
+func TestTheProviderListShowsNoDeadChildAsHealthy(t *testing.T) {
+	// One poll, at start: every later look at the list is between polls.
+	once := fx.Decorate(func(s *Settings) *Settings { s.HealthInterval = time.Hour; return s })
+	s := startWith(t, crashy(), "", once)
+	first := s.pid("crashy-1")
+	health := func() (lifecycle.Health, string) {
+		var list struct{ Providers []ProviderView }
+		require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
+		for _, p := range list.Providers {
+			if p.ID == "crashy-1" {
+				return p.Health, p.Instance
+			}
+		}
+		return lifecycle.Health{}, "absent"
+	}
+	h, _ := health()
+	require.Equal(t, lifecycle.StatusHealthy, h.Status, h.Message)
+	require.EqualValues(t, first, h.Resources["pid"])
+
+	p := s.engine.pools["crashy"]
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return p.Stats().Restarts == 1 }, testkit.Wait, time.Millisecond)
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(testkit.Wait); ; {
+		h, instance := health()
+		seen[instance] = true
+		if h.Status == lifecycle.StatusHealthy {
+			assert.NotEqualValues(t, first, h.Resources["pid"], "the dead child's pid shown healthy while %s", instance)
+		}
+		if instance == "dead" {
+			assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+			assert.Equal(t, "exited (signal: killed)", h.Message)
+		}
+		if instance == "ready" {
+			assert.Equal(t, lifecycle.StatusUnknown, h.Status, "no check since the replacement started")
+			assert.Equal(t, "not checked since it was started (ready)", h.Message)
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no replacement within %v; seen %v", testkit.Wait, seen)
+		time.Sleep(time.Millisecond)
+	}
+	assert.NotEqual(t, first, s.pid("crashy-1"))
+}

@@ -52,7 +52,7 @@ func removalView(r pool.Removal) *RemovalView {
 // Providers describes every provider, and the last instances removed at
 // run time whose ids no provider bears now.
 func (e *Engine) Providers(ctx context.Context) []ProviderView {
-	rep := e.recentHealth(ctx)
+	snap := e.recentHealth(ctx)
 	var out []ProviderView
 	seen := map[string]bool{}
 	removed := e.removals.latest()
@@ -64,14 +64,16 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 	}
 	for _, info := range e.reg.Providers() {
 		v := ProviderView{ID: info.ID, State: info.State.String(), DependsOn: info.DependsOn, Leases: info.Leases,
-			Health: rep.Providers[info.ID], Cleanup: info.Outcome}
+			Health: snap.rep.Providers[info.ID], Cleanup: info.Outcome}
 		if v.DependsOn == nil {
 			v.DependsOn = []string{}
 		}
 		switch name, p := e.poolOf(info.ID); {
 		case p != nil:
 			t := e.settings.Templates[name]
-			v.Kind, v.Template, v.Protocol, v.Critical, v.Instance = t.Kind, name, t.Protocol, t.Critical, p.MemberState(info.ID)
+			m, _ := p.Member(info.ID)
+			v.Kind, v.Template, v.Protocol, v.Critical, v.Instance = t.Kind, name, t.Protocol, t.Critical, m.State
+			v.Health = instanceHealth(v.Health, m, snap.at)
 		case info.ID == storeID:
 			v.Kind, v.Critical = "sqldb", true
 		case info.ID == auditID:
@@ -96,6 +98,30 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 	}
 	slices.SortFunc(out, func(a, b ProviderView) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// instanceHealth is the health the provider list shows for a pool's
+// instance: the last check's, unless the pool knows it is out of date. A
+// child that exited since is unhealthy from that moment, and a check begun
+// before the instance's provider was built was of its predecessor under the
+// same id (a replaced child: healthy, with the dead one's pid); until the
+// next check, the list says so rather than show the predecessor's.
+func instanceHealth(h lifecycle.Health, m pool.Member, checked time.Time) lifecycle.Health {
+	switch {
+	case m.State == "dead":
+		res := map[string]any{"running": false, "exit": m.Exit.Status}
+		if m.Exit.Pid != 0 {
+			res["pid"] = m.Exit.Pid
+		}
+		msg := "exited (" + m.Exit.Status + ")"
+		if m.Exit.Cut {
+			msg = "cut off (" + m.Exit.Status + ")" // alive, but useless: its removal ends it
+		}
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: msg, Resources: res}
+	case checked.Before(m.Born):
+		return lifecycle.Health{Status: lifecycle.StatusUnknown, Message: "not checked since it was started (" + m.State + ")"}
+	}
+	return h
 }
 
 // poolOf finds the pool an instance is in.

@@ -99,6 +99,7 @@ type member[H any] struct {
 	state    state
 	inflight int // tasks admitted to it and not yet released
 	since    time.Time
+	born     time.Time // when its provider was built (zero for a slot awaiting one)
 	exit     Exit // how its child exited, once dead
 	// replacing: dead, and a replacement is on its way (the supervisor is
 	// removing it): tasks may wait for it.
@@ -205,7 +206,8 @@ func (p *Pool[H]) Declare(id string) error {
 	}
 	// Starting until Run: the registry's Start initializes it, and a child
 	// that exits meanwhile fails that start rather than being restarted.
-	m := &member[H]{id: id, state: starting, since: p.deps.Now()}
+	now := p.deps.Now()
+	m := &member[H]{id: id, state: starting, since: now, born: now}
 	p.members[id] = m
 	p.mu.Unlock()
 	prov, h, err := p.deps.Build(id, func(x Exit) { p.exited(m, x) })
@@ -338,6 +340,26 @@ func (p *Pool[H]) MemberState(id string) string {
 		return m.state.String()
 	}
 	return ""
+}
+
+// Member is what the pool knows of one of its instances.
+type Member struct {
+	State string // starting, ready, draining, dead or restarting
+	// Born is when the provider that bears the id now was built: a health
+	// check begun before then was of a predecessor under the same id.
+	Born time.Time
+	Exit Exit // how its child exited, once dead
+}
+
+// Member describes the instance with the id, if the pool has it.
+func (p *Pool[H]) Member(id string) (Member, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	return Member{State: m.state.String(), Born: m.born, Exit: m.exit}, true
 }
 
 // Members returns the ids of the pool's instances, sorted.

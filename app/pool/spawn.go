@@ -17,6 +17,9 @@ import (
 // reported; unless the pool is closing, when the registry's Stop cleans it
 // up instead.
 func (p *Pool[H]) bring(ctx context.Context, m *member[H]) error {
+	p.mu.Lock()
+	m.born = p.deps.Now()
+	p.mu.Unlock()
 	prov, h, err := p.deps.Build(m.id, func(x Exit) { p.exited(m, x) })
 	if err != nil {
 		return err
