@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
@@ -305,4 +306,56 @@ func TestTheProviderListShowsNoDeadChildAsHealthy(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	assert.NotEqual(t, first, s.pid("crashy-1"))
+}
+
+// startEverythingPool starts the service with a pool of the MCP project's
+// reference server, one call per instance.
+func startEverythingPool(t *testing.T, pool string) *service {
+	t.Helper()
+	argv := mcptest.Everything(t)
+	s := startWith(t, fmt.Sprintf(`  everything:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q, %q], grace: 1s}
+    pool: %s`, argv[0], argv[1], argv[2], pool), "")
+	s.waitHealthy()
+	return s
+}
+
+// Item 8 of issue 24, against the reference MCP server: a burst of 12 long
+// tasks on min 1, max 4, queue 8 is served whole while the pool starts the
+// instances that serve it (it had three answered 429), and the pool is at
+// max once.
+func TestABurstOfLongMCPTasksIsServedWhileThePoolGrows(t *testing.T) {
+	s := startEverythingPool(t, "{min: 1, max: 4, per_instance: 1, queue: 8, queue_timeout: 30s}")
+	answers := make([]<-chan taskAnswer, 12)
+	for i := range answers {
+		answers[i] = testkit.Go(func() taskAnswer { return s.post(context.Background(), longOperation(1)) })
+	}
+	for i, a := range answers {
+		got := testkit.Receive(t, a, "a task of the burst")
+		assert.Equal(t, 200, got.code, "task %d: %s", i, got.msg)
+	}
+	var pools []PoolView
+	require.Equal(t, 200, s.call("GET", "/v1/pools", "", nil, &pools))
+	require.Len(t, pools, 1)
+	assert.Equal(t, 4, pools[0].Size)
+}
+
+// Item 8 of issue 24: one client sending tasks one at a time, each filling
+// the pool's one instance while it runs, does not grow the pool.
+func TestOneClientsTasksOneAtATimeDoNotGrowThePool(t *testing.T) {
+	s := startEverythingPool(t, "{min: 1, max: 4, per_instance: 1}")
+	echo := map[string]any{"protocol": "mcp/v1", "method": "tools/call",
+		"params": map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}}}
+	for i := range 20 {
+		got := s.post(context.Background(), echo)
+		require.Equal(t, 200, got.code, "task %d: %s", i, got.msg)
+		time.Sleep(20 * time.Millisecond)
+	}
+	var pools []PoolView
+	require.Equal(t, 200, s.call("GET", "/v1/pools", "", nil, &pools))
+	require.Len(t, pools, 1)
+	assert.Equal(t, 1, pools[0].Size, "last scale event: %+v", pools[0].LastScale)
+	assert.Zero(t, pools[0].ScaleUps)
 }
