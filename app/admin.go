@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/mcp"
 )
@@ -251,7 +252,7 @@ func statusOf(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, pool.ErrQueueFull):
 		return http.StatusTooManyRequests
-	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, errNoTask), errors.Is(err, errNotFound),
+	case errors.Is(err, errNoProtocol), errors.Is(err, errUnknownID), errors.Is(err, taskstore.ErrNoTask), errors.Is(err, errNotFound),
 		errors.Is(err, pool.ErrUnknown):
 		return http.StatusNotFound
 	case errors.Is(err, lifecycle.ErrDuplicateID), errors.Is(err, lifecycle.ErrHasDependents), errors.Is(err, errNotRemovable),

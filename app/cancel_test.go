@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
@@ -36,8 +37,8 @@ func startEverything(t *testing.T) *service {
 // taskAnswer is the final answer to POST /v1/tasks.
 type taskAnswer struct {
 	code int
-	rec  TaskRecord // the record, or for an error, the one it carries
-	msg  string     // the error, if any
+	rec  taskstore.Record // the record, or for an error, the one it carries
+	msg  string           // the error, if any
 }
 
 // begin posts a task, asking for its id at once, and returns the id, from
@@ -88,9 +89,9 @@ func (s *service) post(ctx context.Context, body map[string]any) taskAnswer {
 		return taskAnswer{code: resp.StatusCode, msg: err.Error()}
 	}
 	var out struct {
-		TaskRecord
-		Error string     `json:"error"`
-		Task  TaskRecord `json:"task"`
+		taskstore.Record
+		Error string           `json:"error"`
+		Task  taskstore.Record `json:"task"`
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return taskAnswer{code: resp.StatusCode, msg: fmt.Sprintf("%v: %s", err, data)}
@@ -98,25 +99,25 @@ func (s *service) post(ctx context.Context, body map[string]any) taskAnswer {
 	if out.Error != "" {
 		return taskAnswer{code: resp.StatusCode, rec: out.Task, msg: out.Error}
 	}
-	return taskAnswer{code: resp.StatusCode, rec: out.TaskRecord}
+	return taskAnswer{code: resp.StatusCode, rec: out.Record}
 }
 
 // cancel sends DELETE /v1/tasks/{id}: its status, the record it carries,
 // and its error, if any.
-func (s *service) cancel(id string) (int, TaskRecord, string) {
+func (s *service) cancel(id string) (int, taskstore.Record, string) {
 	s.t.Helper()
 	var out struct {
-		TaskRecord             // the record, when cancelled; else "error" only
-		Task       *TaskRecord `json:"task"`
+		taskstore.Record                   // the record, when cancelled; else "error" only
+		Task             *taskstore.Record `json:"task"`
 	}
 	code := s.call("DELETE", "/v1/tasks/"+id, "", nil, &out)
 	switch {
 	case out.Task != nil:
 		return code, *out.Task, out.Error
 	case code == http.StatusAccepted:
-		return code, out.TaskRecord, ""
+		return code, out.Record, ""
 	}
-	return code, TaskRecord{}, out.Error
+	return code, taskstore.Record{}, out.Error
 }
 
 // longOperation is server-everything's slow tool, which answers after
@@ -180,7 +181,7 @@ func TestDeleteCancelsARunningMCPCall(t *testing.T) {
 	assert.Equal(t, 409, a.code, a.msg)
 	assert.Equal(t, "cancelled", a.rec.Status)
 	assert.Contains(t, a.msg, "DELETE /v1/tasks/{id}")
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+long, "", nil, &stored))
 	assert.Equal(t, "cancelled", stored.Status)
 
@@ -244,7 +245,7 @@ func TestDeleteSendsCancelledForThatRequestOnly(t *testing.T) {
 	assert.Equal(t, ids[:1], seen.Cancelled, "the cancellation names the first call's request only")
 	assert.Contains(t, seen.Reasons[0], "cancelled by a client")
 
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+second, "", nil, &stored))
 	assert.Equal(t, "running", stored.Status, "the second call runs on")
 	code, _, msg = s.cancel(second)
@@ -274,7 +275,7 @@ func TestTaskIDComesEarlyOnlyWhenAsked(t *testing.T) {
 		}
 		resp, err := (&http.Client{Timeout: testkit.Wait}).Do(req)
 		require.NoError(t, err)
-		var rec TaskRecord
+		var rec taskstore.Record
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
 		require.NoError(t, resp.Body.Close())
 		require.Equal(t, 200, resp.StatusCode)

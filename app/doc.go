@@ -10,9 +10,10 @@
 // not unhealthy at the last health poll and with the fewest tasks in
 // flight, under a registry lease so that no task runs on a provider being
 // cleaned up, bounded by the task timeout. Every task and its outcome is
-// recorded in the task store (SQLite by default) and appended to the audit
-// log; the records of concurrent tasks commit together (commit.go), each
-// task answered only once the transaction holding its record committed.
+// recorded in the task store (SQLite by default; package app/taskstore) and
+// appended to the audit log; the records of concurrent tasks commit
+// together, each task answered only once the transaction holding its record
+// committed.
 //
 // # Pools
 //
@@ -41,10 +42,10 @@
 // operations; build.go makes providers from templates; launch.go starts
 // the templates that are not critical; run.go runs and records tasks;
 // validate.go checks a task before anything is recorded; inflight.go and
-// taskcancel.go keep the tasks in flight and cancel one; commit.go commits
-// their records in groups; storefault.go and unaudited.go answer a store or
-// an audit log that failed; replicas.go heartbeats and settles the tasks of
-// replicas that died; health.go polls health and decides readiness,
+// taskcancel.go keep the tasks in flight and cancel one; storefault.go and
+// unaudited.go answer a store or an audit log that failed; replicas.go
+// heartbeats and settles the tasks of replicas that died; health.go polls
+// health and decides readiness,
 // which auditfailing.go tells of the audit log's failure at once;
 // transitions.go logs its changes once each; refusals.go counts the tasks
 // refused; view.go is what the admin API shows; admin.go and adminport.go

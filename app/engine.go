@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/file"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
@@ -68,11 +69,11 @@ type Engine struct {
 	stopped  atomic.Bool // the engine stopped: tasks are refused
 
 	removals removals
-	watch    *transitions // logs changes of health, readiness and the store's availability
-	faults   storeFaults  // the store's errors, logged rather than answered
-	commits  *groupCommit // the task records' commits
-	expiry   *retention   // deletes expired tasks; nil if they are kept for ever
-	replica  *replica     // this replica's heartbeat, and the sweep of dead replicas' tasks
+	watch    *transitions           // logs changes of health, readiness and the store's availability
+	faults   storeFaults            // the store's errors, logged rather than answered
+	commits  *taskstore.GroupCommit // the task records' commits
+	expiry   *taskstore.Retention   // deletes expired tasks; nil if they are kept for ever
+	replica  *replica               // this replica's heartbeat, and the sweep of dead replicas' tasks
 	// endpointHook, if set, changes the endpoints of instances built from
 	// then on: for the tests' faults, nil otherwise.
 	endpointHook func(endpoint) endpoint
@@ -104,7 +105,7 @@ type engineParams struct {
 func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, failing: p.Failing, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
-		commits: newGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
+		commits: taskstore.NewGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	e.watch = newTransitions(e.log)
 	e.replica = newReplica(p.Settings.StoreHeartbeat, e.log)
@@ -165,8 +166,8 @@ func (e *Engine) start(ctx context.Context) error {
 		return err
 	}
 	// An empty store gets the schema; an older one is -migrate's to
-	// upgrade (see SchemaError).
-	if _, err := migrate(ctx, db, e.store.Driver(), false); err != nil {
+	// upgrade (see taskstore.SchemaError).
+	if _, err := taskstore.Migrate(ctx, db, e.store.Driver(), false); err != nil {
 		return err
 	}
 	if err := e.launch(ctx); err != nil {
@@ -177,8 +178,8 @@ func (e *Engine) start(ctx context.Context) error {
 	}
 	e.replica.start()
 	if keep := e.settings.StoreRetention; keep > 0 {
-		e.expiry = newRetention(db, e.store.Driver(), keep, e.log, func(n int64) { e.metrics.expired.Add(float64(n)) })
-		e.expiry.start()
+		e.expiry = taskstore.NewRetention(db, e.store.Driver(), keep, e.log, func(n int64) { e.metrics.expired.Add(float64(n)) })
+		e.expiry.Start()
 	}
 	e.pollHealth(ctx)
 	e.pollStop, e.pollDone = make(chan struct{}), make(chan struct{})
@@ -214,7 +215,7 @@ func (e *Engine) stop(ctx context.Context) error {
 		}
 	})
 	if e.expiry != nil {
-		e.expiry.stop()
+		e.expiry.Stop()
 	}
 	e.replica.close(ctx)
 	if err := errors.Join(errs...); err != nil {

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
@@ -77,7 +78,7 @@ func TestTasksRunAndAreRecorded(t *testing.T) {
 			require.Equal(t, 200, code, msg)
 			assert.Equal(t, "ok", rec.Status)
 			tt.check(t, rec.Output)
-			var stored TaskRecord
+			var stored taskstore.Record
 			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
 			assert.Equal(t, rec.ID, stored.ID)
 			assert.Equal(t, rec.Provider, stored.Provider)
@@ -122,7 +123,7 @@ func TestTaskErrors(t *testing.T) {
 			assert.Equal(t, tt.code, code, msg)
 			assert.Equal(t, tt.status, rec.Status)
 			assert.Contains(t, msg, tt.want)
-			var stored TaskRecord
+			var stored taskstore.Record
 			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored), "failed tasks are recorded too")
 			assert.Equal(t, tt.status, stored.Status)
 		})
@@ -344,7 +345,7 @@ func TestNothingRunsUnrecorded(t *testing.T) {
 	require.NoError(t, err)
 	code, rec, msg = s.task("echo/v1", "echo", []int{1})
 	require.Equal(t, 200, code, msg)
-	var got TaskRecord
+	var got taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &got))
 	assert.Equal(t, "ok", got.Status)
 }

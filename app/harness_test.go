@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/pgtest"
@@ -148,18 +149,18 @@ func (s *service) call(method, path, token string, body any, out any) int {
 	return resp.StatusCode
 }
 
-func (s *service) task(protocol, method string, params any) (int, TaskRecord, string) {
+func (s *service) task(protocol, method string, params any) (int, taskstore.Record, string) {
 	s.t.Helper()
 	return s.taskWithin(protocol, method, params, "")
 }
 
 // taskWithin runs a task with its own timeout, if not "".
-func (s *service) taskWithin(protocol, method string, params any, timeout string) (int, TaskRecord, string) {
+func (s *service) taskWithin(protocol, method string, params any, timeout string) (int, taskstore.Record, string) {
 	s.t.Helper()
 	var out struct {
-		TaskRecord
-		Error string     `json:"error"`
-		Task  TaskRecord `json:"task"`
+		taskstore.Record
+		Error string           `json:"error"`
+		Task  taskstore.Record `json:"task"`
 	}
 	body := map[string]any{"protocol": protocol, "method": method, "params": params}
 	if timeout != "" {
@@ -169,7 +170,7 @@ func (s *service) taskWithin(protocol, method string, params any, timeout string
 	if out.Error != "" {
 		return code, out.Task, out.Error
 	}
-	return code, out.TaskRecord, ""
+	return code, out.Record, ""
 }
 
 func auditLines(t *testing.T, path string) []string {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 )
 
 // Errors of a task's cancellation, each with its HTTP status in the admin
@@ -22,8 +24,8 @@ var (
 // flight is a task this replica runs.
 type flight struct {
 	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once the task is answered
-	rec    TaskRecord    // the answer, set before done is closed
+	done   chan struct{}    // closed once the task is answered
+	rec    taskstore.Record // the answer, set before done is closed
 }
 
 // inflight holds the tasks this replica runs, by id, from the moment they
@@ -48,7 +50,7 @@ func (f *inflight) begin(id string, cancel context.CancelCauseFunc) *flight {
 
 // end removes the task, answered with rec, and hands rec to whoever
 // waits to know how it ended.
-func (f *inflight) end(fl *flight, rec TaskRecord) {
+func (f *inflight) end(fl *flight, rec taskstore.Record) {
 	f.mu.Lock()
 	delete(f.tasks, rec.ID)
 	f.mu.Unlock()
@@ -67,16 +69,16 @@ func (f *inflight) get(id string) (*flight, bool) {
 // returns its record once it is answered: the id is the capability, since
 // only its caller knows it. A task that ended otherwise, or that the
 // store says runs elsewhere, is returned with the error that says so.
-func (e *Engine) CancelTask(ctx context.Context, id string) (TaskRecord, error) {
+func (e *Engine) CancelTask(ctx context.Context, id string) (taskstore.Record, error) {
 	if !validTaskID(id) {
-		return TaskRecord{}, fmt.Errorf("%w: a task id is 24 lowercase hex digits", errNoTask)
+		return taskstore.Record{}, fmt.Errorf("%w: a task id is 24 lowercase hex digits", taskstore.ErrNoTask)
 	}
 	if fl, ok := e.flight.get(id); ok {
 		fl.cancel(errTaskCancelled)
 		select {
 		case <-fl.done:
 		case <-ctx.Done():
-			return TaskRecord{}, fmt.Errorf("task %s: cancelled, but not answered yet: %w", id, ctx.Err())
+			return taskstore.Record{}, fmt.Errorf("task %s: cancelled, but not answered yet: %w", id, ctx.Err())
 		}
 		if fl.rec.Status != "cancelled" {
 			return fl.rec, fmt.Errorf("%w: task %s ended %s before it could be cancelled", errTaskFinished, id, fl.rec.Status)
@@ -86,7 +88,7 @@ func (e *Engine) CancelTask(ctx context.Context, id string) (TaskRecord, error) 
 	rec, err := e.Task(ctx, id)
 	switch {
 	case err != nil:
-		return TaskRecord{}, err
+		return taskstore.Record{}, err
 	case rec.Status == "running":
 		return rec, fmt.Errorf("%w: task %s is not running on this replica", errTaskElsewhere, id)
 	}

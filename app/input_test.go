@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/pgtest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
@@ -165,7 +166,7 @@ func TestPostgresBadInputIsAClientError(t *testing.T) {
 	assert.Equal(t, 404, code, "the provider's own 404, recorded: %s", msg)
 	assert.Equal(t, "error", rec.Status)
 	assertNoDatabaseWords(t, msg)
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
 	assert.Equal(t, "error", stored.Status)
 	assert.NotContains(t, stored.Error, "\x00")
@@ -244,12 +245,12 @@ func TestTaskTokenGuardsTasks(t *testing.T) {
 	assert.Equal(t, 0, s.rows(), "a task without the token is not recorded")
 	assert.Equal(t, 5, s.refusedTotal("unauthorized"), "each task refused for its token is counted")
 
-	var rec TaskRecord
+	var rec taskstore.Record
 	require.Equal(t, 200, s.call("POST", "/v1/tasks", taskToken, body, &rec))
 	assert.Equal(t, "ok", rec.Status)
 	assert.Equal(t, 401, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, nil))
 	assert.Equal(t, 401, s.call("GET", "/v1/tasks/"+rec.ID, token, nil, nil))
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, taskToken, nil, &stored))
 	assert.Equal(t, rec.ID, stored.ID)
 	assert.Equal(t, 200, s.call("GET", "/healthz", "", nil, nil), "the probes need no token")
@@ -272,7 +273,7 @@ func TestAnAnswerThatIsNotUTF8IsAnsweredAndStoredValid(t *testing.T) {
 			code, rec, msg := s.task("echo/v1", "latin1", nil)
 			require.Equal(t, 200, code, msg)
 			assert.Equal(t, `"caf`+"\uFFFD"+`"`, string(rec.Output))
-			var stored TaskRecord
+			var stored taskstore.Record
 			require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
 			assert.Equal(t, "ok", stored.Status)
 			assert.Equal(t, string(rec.Output), string(stored.Output))

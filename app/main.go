@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
@@ -26,7 +27,7 @@ import (
 const (
 	ExitOK     = 0 // stopped cleanly
 	ExitFailed = 1 // a provider failed to clean up, or a second signal forced the exit
-	ExitConfig = 2 // the configuration is wrong, or the task store's schema is not this build's (SchemaError)
+	ExitConfig = 2 // the configuration is wrong, or the task store's schema is not this build's (taskstore.SchemaError)
 	ExitStore  = 3 // the task store could not be opened at start (unreachable, refused, or its directory not writable), or -migrate could not migrate it
 	ExitStart  = 4 // the service could not start for another reason: a provider's Initialize, the listener, the data directory
 )
@@ -98,7 +99,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	if err != nil {
 		code := ExitStart
-		if _, ok := errors.AsType[*SchemaError](err); ok {
+		if _, ok := errors.AsType[*taskstore.SchemaError](err); ok {
 			code = ExitConfig
 			log.Error("cannot start the service", zap.Error(err))
 		} else if cause, ok := initializeError(err, storeID); ok {
@@ -171,28 +172,28 @@ func migrateStore(s *Settings, log *zap.Logger) int {
 	defer func() { _ = store.Cleanup(context.Background()) }()
 	db, err := store.DB()
 	if err == nil {
-		if found, tasks, perr := peekSchema(ctx, db, store.Driver()); perr == nil && found > 0 && found < schemaVersion {
+		if found, tasks, perr := taskstore.PeekSchema(ctx, db, store.Driver()); perr == nil && found > 0 && found < taskstore.SchemaVersion {
 			log.Info("task store: upgrading the schema; the tasks table stays locked meanwhile",
-				zap.Int("from", found), zap.Int("to", schemaVersion), zap.Int64("tasks", tasks))
+				zap.Int("from", found), zap.Int("to", taskstore.SchemaVersion), zap.Int64("tasks", tasks))
 		}
 		var found int
-		found, err = migrate(ctx, db, store.Driver(), true)
+		found, err = taskstore.Migrate(ctx, db, store.Driver(), true)
 		switch {
 		case err != nil:
-		case found == schemaVersion:
+		case found == taskstore.SchemaVersion:
 			log.Info("task store: the schema is this build's already", zap.Int("version", found), zap.String("store", store.Target()))
 			return ExitOK
 		case found == 0:
 			// Not an upgrade: a mistyped DSN or data_dir shows here.
-			log.Info("task store: the store was empty: schema created", zap.Int("version", schemaVersion), zap.String("store", store.Target()))
+			log.Info("task store: the store was empty: schema created", zap.Int("version", taskstore.SchemaVersion), zap.String("store", store.Target()))
 			return ExitOK
 		default:
-			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", schemaVersion), zap.String("store", store.Target()))
+			log.Info("task store: schema migrated", zap.Int("from", found), zap.Int("to", taskstore.SchemaVersion), zap.String("store", store.Target()))
 			return ExitOK
 		}
 	}
 	log.Error("cannot migrate the task store", zap.Error(err))
-	if _, ok := errors.AsType[*SchemaError](err); ok {
+	if _, ok := errors.AsType[*taskstore.SchemaError](err); ok {
 		return ExitConfig
 	}
 	return ExitStore

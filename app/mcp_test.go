@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
@@ -53,11 +54,11 @@ func TestMCPThroughTheService(t *testing.T) {
 	deadlines := s.taskDeadlines(100 * time.Millisecond)
 	type answer struct {
 		code int
-		rec  TaskRecord
+		rec  taskstore.Record
 	}
 	timedOut := testkit.Go(func() answer {
 		var out struct {
-			Task TaskRecord `json:"task"`
+			Task taskstore.Record `json:"task"`
 		}
 		code := s.call("POST", "/v1/tasks", "", map[string]any{"protocol": "mcp/v1", "method": "tools/call", "timeout": "100ms",
 			"params": map[string]any{"name": "slow", "arguments": map[string]any{}}}, &out)

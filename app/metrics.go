@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -89,7 +90,7 @@ func (m *Metrics) Observe(e lifecycle.Event) {
 	}
 }
 
-func (m *Metrics) observeTask(r TaskRecord) {
+func (m *Metrics) observeTask(r taskstore.Record) {
 	m.tasks.WithLabelValues(r.Protocol, r.Status).Inc()
 	m.taskSeconds.WithLabelValues(r.Protocol).Observe(r.DurationMS / 1000)
 }

@@ -10,6 +10,12 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
+// The ids of the providers the service always runs.
+const (
+	storeID = "store"
+	auditID = "audit"
+)
+
 // Options is the service as fx options: the registry, the task store and
 // the audit log as providers, the engine, and the admin server. Their hooks
 // run in that order at start, and the other way at stop: the admin server

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/rpctest"
@@ -55,7 +56,7 @@ func TestSupervisedChild(t *testing.T) {
 	s.waitHealthy()
 	first := s.pid("crashy-1")
 
-	sleeping := testkit.Go(func() TaskRecord { _, rec, _ := s.task("crashy/v1", "sleep", []int{5000}); return rec })
+	sleeping := testkit.Go(func() taskstore.Record { _, rec, _ := s.task("crashy/v1", "sleep", []int{5000}); return rec })
 	require.Eventually(t, func() bool { return leasesOn(s.reg, "crashy-1") == 1 }, testkit.Wait, time.Millisecond)
 	code, rec, msg := s.task("crashy/v1", "exit", []int{3})
 	assert.Equal(t, 502, code, msg)
@@ -69,7 +70,7 @@ func TestSupervisedChild(t *testing.T) {
 	slept := testkit.Receive(t, sleeping, "the task in flight")
 	assert.Equal(t, "error", slept.Status)
 	assert.Contains(t, slept.Error, "exit status 3", "the task in flight fails with the exit's reason")
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+slept.ID, "", nil, &stored))
 	assert.Equal(t, "error", stored.Status)
 
@@ -177,7 +178,7 @@ func TestAQueuedTaskWaitsForTheReplacement(t *testing.T) {
 		require.Equal(t, 200, code, msg)
 		var pid int
 		require.NoError(t, json.Unmarshal(rec.Output, &pid))
-		running := testkit.Go(func() TaskRecord { _, rec, _ := s.task("one/v1", "sleep", []int{5000}); return rec })
+		running := testkit.Go(func() taskstore.Record { _, rec, _ := s.task("one/v1", "sleep", []int{5000}); return rec })
 		require.Eventually(t, func() bool { return leasesOn(s.reg, "one-1") == 1 }, testkit.Wait, time.Millisecond)
 		type answer struct {
 			code int

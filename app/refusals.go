@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -57,7 +58,7 @@ func (m *Metrics) refuse(reason string) {
 
 // refusal says why Run refused a task, or "" if it did not: the task ran
 // (whatever its outcome), or was cut short while it ran.
-func refusal(rec TaskRecord, err error) string {
+func refusal(rec taskstore.Record, err error) string {
 	if err == nil || rec.ID != "" && rec.Status != "rejected" {
 		return ""
 	}

@@ -13,69 +13,65 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
-// version2 is version 2's schema, as createSchema made it.
-var version2 = map[string][]string{
-	sqldb.Postgres: {tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable,
-		`INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
-	sqldb.SQLite: {sqliteTasks("tasks"), startedIndex, versionTable, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
+// version2 is version 2's schema as its builds made it, written out here
+// since the store's statements are package taskstore's own: a store of an
+// older build, frozen as released.
+func version2(driver string) []string {
+	timeType, floatType := "TIMESTAMP", "REAL"
+	if driver == sqldb.Postgres {
+		timeType, floatType = "TIMESTAMPTZ", "DOUBLE PRECISION"
+	}
+	return []string{`CREATE TABLE tasks (
+			id          TEXT PRIMARY KEY,
+			protocol    TEXT NOT NULL,
+			method      TEXT NOT NULL,
+			provider    TEXT NOT NULL,
+			status      TEXT NOT NULL,
+			error       TEXT NOT NULL,
+			output      TEXT,
+			started     ` + timeType + ` NOT NULL,
+			duration_ms ` + floatType + ` NOT NULL
+		)`,
+		`CREATE INDEX tasks_started ON tasks (started)`,
+		`CREATE TABLE gleitzeit_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)`,
+		`INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`,
+	}
 }
 
-// A store of version 2 is refused unless upgrade is asked for; upgraded,
-// it keeps every task, and the tasks it had running, which name no
-// replica and so could never be swept, are settled as interrupted, saying
-// why. A replica then runs on it.
-func TestVersion2IsUpgradedAndItsRunningTasksSettled(t *testing.T) {
+// A replica runs on a store upgraded from version 2, whose tasks name no
+// replica: it registers, its tasks name it, and one that leaves settles
+// what it leaves running. (The upgrade itself is package taskstore's
+// test.)
+func TestAReplicaRunsOnAStoreUpgradedFromVersion2(t *testing.T) {
 	for driver, s := range emptyStores(t) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			for _, step := range version2[driver] {
+			for _, step := range version2(driver) {
 				_, err := s.db.Exec(step)
 				require.NoError(t, err)
 			}
 			at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			for id, status := range map[string]string{"done": "ok", "left": "running"} {
 				_, err := s.db.Exec(`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
-					VALUES ($1, 'p', 'm', 'x', $2, '', NULL, $3, 1.5)`, id, status, storeTime(at))
+					VALUES ($1, 'p', 'm', 'x', $2, '', NULL, '2026-01-02 03:04:05.000000000+00:00', 1.5)`, id, status)
 				require.NoError(t, err)
 			}
-
-			found, err := migrate(ctx, s.db, driver, false)
-			var se *SchemaError
-			require.ErrorAs(t, err, &se)
-			assert.Equal(t, SchemaError{Found: 2, Want: schemaVersion}, *se)
-			assert.Equal(t, 2, found)
-			var status string
-			require.NoError(t, s.db.QueryRow(`SELECT status FROM tasks WHERE id = 'left'`).Scan(&status))
-			assert.Equal(t, "running", status, "a refused schema is left as it was")
-
-			found, err = migrate(ctx, s.db, driver, true)
+			_, err := taskstore.Migrate(ctx, s.db, driver, true)
 			require.NoError(t, err)
-			assert.Equal(t, 2, found)
-			r, err := loadTask(ctx, s.db, "left")
-			require.NoError(t, err)
-			assert.Equal(t, "interrupted", r.Status)
-			assert.Contains(t, r.Error, "left running by a build older than schema version 3")
-			assert.True(t, at.Equal(r.Started))
-			r, err = loadTask(ctx, s.db, "done")
-			require.NoError(t, err)
-			assert.Equal(t, "ok", r.Status)
-			assert.Empty(t, r.Replica)
-			found, err = migrate(ctx, s.db, driver, false)
-			require.NoError(t, err)
-			assert.Equal(t, schemaVersion, found)
 
 			rep := newReplica(time.Second, zap.NewNop())
 			require.NoError(t, rep.open(ctx, s.db, driver))
-			require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: "new", Protocol: "p", Method: "m", Status: "running", Started: at, Replica: rep.id}))
-			r, err = loadTask(ctx, s.db, "new")
+			require.NoError(t, taskstore.Begin(ctx, s.db, taskstore.Record{ID: "new", Protocol: "p", Method: "m", Status: "running", Started: at, Replica: rep.id}))
+			r, err := taskstore.Load(ctx, s.db, "new")
 			require.NoError(t, err)
 			assert.Equal(t, rep.id, r.Replica)
 			require.NoError(t, rep.leave(ctx))
-			r, err = loadTask(ctx, s.db, "new")
+			r, err = taskstore.Load(ctx, s.db, "new")
 			require.NoError(t, err)
 			assert.Equal(t, "interrupted", r.Status, "a replica that leaves settles what it leaves running")
 		})
@@ -90,7 +86,7 @@ func TestVersion2IsUpgradedAndItsRunningTasksSettled(t *testing.T) {
 func TestLiveReplicasSettleOnlyTheDeadOnesTasksAndEachOnce(t *testing.T) {
 	s := emptyStores(t)[sqldb.Postgres]
 	ctx := context.Background()
-	_, err := migrate(ctx, s.db, sqldb.Postgres, false)
+	_, err := taskstore.Migrate(ctx, s.db, sqldb.Postgres, false)
 	require.NoError(t, err)
 	now := time.Now()
 
@@ -99,7 +95,7 @@ func TestLiveReplicasSettleOnlyTheDeadOnesTasksAndEachOnce(t *testing.T) {
 	require.NoError(t, err)
 	const deadTasks, liveTasks = 300, 20
 	for i := range deadTasks {
-		require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: fmt.Sprintf("dead-%d", i), Protocol: "p", Method: "m", Status: "running", Started: now, Replica: "dead"}))
+		require.NoError(t, taskstore.Begin(ctx, s.db, taskstore.Record{ID: fmt.Sprintf("dead-%d", i), Protocol: "p", Method: "m", Status: "running", Started: now, Replica: "dead"}))
 	}
 
 	core, logs := observer.New(zap.WarnLevel)
@@ -111,7 +107,7 @@ func TestLiveReplicasSettleOnlyTheDeadOnesTasksAndEachOnce(t *testing.T) {
 		for j := range liveTasks {
 			id := fmt.Sprintf("live-%d-%d", i, j)
 			t.Cleanup(live[i].running(id))
-			require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: now, Replica: live[i].id}))
+			require.NoError(t, taskstore.Begin(ctx, s.db, taskstore.Record{ID: id, Protocol: "p", Method: "m", Status: "running", Started: now, Replica: live[i].id}))
 		}
 	}
 	// All at once, as replicas that start together do.
@@ -153,7 +149,7 @@ func TestLiveReplicasSettleOnlyTheDeadOnesTasksAndEachOnce(t *testing.T) {
 	}
 	assert.Equal(t, int64(deadTasks), settled, "each task is settled once:\n%v", logs.All())
 	assert.Empty(t, logs.FilterMessageSnippet("this replica's heartbeat lapsed").All(), "no live replica was taken for dead")
-	r, err := loadTask(ctx, s.db, "dead-7")
+	r, err := taskstore.Load(ctx, s.db, "dead-7")
 	require.NoError(t, err)
 	assert.Equal(t, "the replica running it (dead) stopped sending heartbeats (killed, crashed or cut off from the store): its outcome is unknown", r.Error)
 }
@@ -170,7 +166,7 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 	s.waitHealthy()
 	var (
 		code int
-		rec  TaskRecord
+		rec  taskstore.Record
 		msg  string
 	)
 	for range 5000 {
@@ -194,7 +190,7 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 	require.NotEmpty(t, rec.ID, "a 503 for a recorded task carries its id: %s", msg)
 	assert.Equal(t, "rejected", rec.Status)
 
-	var stored TaskRecord
+	var stored taskstore.Record
 	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+rec.ID, "", nil, &stored))
 	assert.Equal(t, "rejected", stored.Status)
 	assert.Contains(t, stored.Error, "the audit log is unavailable: the task was not run")
@@ -218,26 +214,26 @@ func TestATaskTheAuditLogRefusesLeavesNoRunningRecord(t *testing.T) {
 func TestAReplicasAbandonedTaskIsSettled(t *testing.T) {
 	s := emptyStores(t)[sqldb.SQLite]
 	ctx := context.Background()
-	_, err := migrate(ctx, s.db, sqldb.SQLite, false)
+	_, err := taskstore.Migrate(ctx, s.db, sqldb.SQLite, false)
 	require.NoError(t, err)
 	rep := newReplica(time.Second, zap.NewNop())
 	require.NoError(t, rep.open(ctx, s.db, sqldb.SQLite))
 	done := rep.running("runs")
 	defer done()
 	for _, id := range []string{"runs", "abandoned"} {
-		require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: time.Now(), Replica: rep.id}))
+		require.NoError(t, taskstore.Begin(ctx, s.db, taskstore.Record{ID: id, Protocol: "p", Method: "m", Status: "running", Started: time.Now(), Replica: rep.id}))
 	}
 	n, err := rep.sweep(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
-	r, err := loadTask(ctx, s.db, "abandoned")
+	r, err := taskstore.Load(ctx, s.db, "abandoned")
 	require.NoError(t, err)
 	assert.Equal(t, "interrupted", r.Status)
 	assert.Equal(t, "the replica running it ("+rep.id+") could not record its outcome: it is unknown", r.Error)
-	r, err = loadTask(ctx, s.db, "runs")
+	r, err = taskstore.Load(ctx, s.db, "runs")
 	require.NoError(t, err)
 	assert.Equal(t, "running", r.Status)
-	require.NoError(t, finishTask(ctx, s.db, TaskRecord{ID: "runs", Status: "ok", Provider: "x"}))
-	assert.ErrorContains(t, finishTask(ctx, s.db, TaskRecord{ID: "abandoned", Status: "ok", Provider: "x"}),
+	require.NoError(t, taskstore.Finish(ctx, s.db, taskstore.Record{ID: "runs", Status: "ok", Provider: "x"}))
+	assert.ErrorContains(t, taskstore.Finish(ctx, s.db, taskstore.Record{ID: "abandoned", Status: "ok", Provider: "x"}),
 		"is no longer running in the store", "a settled task keeps what it was settled as")
 }

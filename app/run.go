@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/mcp"
 )
@@ -63,32 +64,32 @@ func (b *busyError) Error() string { return b.err.Error() }
 func (b *busyError) Unwrap() error { return b.err }
 
 // Run runs a task on an instance of its protocol and records it.
-func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
+func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	// A request refused before it is recorded gets no id: every id the
 	// service answers with can be looked up.
 	if e.stopped.Load() || !e.started.Load() {
-		return TaskRecord{}, errShuttingDown
+		return taskstore.Record{}, errShuttingDown
 	}
 	// Checked before anything is recorded: what a client sends costs no
 	// row and no audit line until it is a task the service can run.
 	timeout, err := checkTask(t, e.settings.TaskTimeout)
 	if err != nil {
-		return TaskRecord{}, err
+		return taskstore.Record{}, err
 	}
 	if len(e.byProtocol[t.Protocol]) == 0 {
-		e.count(TaskRecord{Protocol: t.Protocol, Status: "rejected"}, false)
-		return TaskRecord{}, fmt.Errorf("%w: %s", errNoProtocol, quote(t.Protocol))
+		e.count(taskstore.Record{Protocol: t.Protocol, Status: "rejected"}, false)
+		return taskstore.Record{}, fmt.Errorf("%w: %s", errNoProtocol, quote(t.Protocol))
 	}
-	rec := TaskRecord{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now(), Replica: e.replica.id}
+	rec := taskstore.Record{ID: newTaskID(), Protocol: t.Protocol, Method: t.Method, Status: "running", Started: time.Now(), Replica: e.replica.id}
 	defer e.replica.running(rec.ID)()
 	// Recorded before it reaches a provider: a task the store cannot take
 	// does not run, so nothing runs unrecorded and a retry runs nothing
 	// twice.
-	if err := e.record(rec, beginTask); err != nil {
+	if err := e.record(rec, taskstore.Begin); err != nil {
 		if errors.Is(err, errAuditUnavailable) {
 			return e.refuseUnaudited(rec, err)
 		}
-		return TaskRecord{}, e.storeFault("the task was not recorded, and did not run", err)
+		return taskstore.Record{}, e.storeFault("the task was not recorded, and did not run", err)
 	}
 	ctx, cancel := e.withTimeout(ctx, timeout)
 	defer cancel()
@@ -144,7 +145,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 			rec.Output = nil
 		}
 	}
-	if serr := e.record(rec, finishTask); serr != nil {
+	if serr := e.record(rec, taskstore.Finish); serr != nil {
 		// The task ran, but its outcome is not in the store, which still
 		// says "running": the answer must not claim more.
 		serr = e.storeFault("the task ran, but its outcome could not be recorded", serr)
@@ -167,7 +168,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (TaskRecord, error) {
 // caller's mistakes (a bad request, a tool's refusal) and a cancellation
 // at debug. (A task the store or the audit log could not record is told by
 // their transitions, once.)
-func (e *Engine) logFailed(rec TaskRecord, err error) {
+func (e *Engine) logFailed(rec taskstore.Record, err error) {
 	level := zapcore.WarnLevel
 	switch {
 	case errors.Is(err, errBadRequest), errors.Is(err, mcp.ErrToolError), rec.Status == "cancelled":
@@ -209,7 +210,7 @@ func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task)
 // count adds the task to the metrics. A protocol no provider serves is
 // counted as "unknown": the label is the client's to choose, and a label
 // per made-up protocol would grow the metrics without bound.
-func (e *Engine) count(rec TaskRecord, served bool) {
+func (e *Engine) count(rec taskstore.Record, served bool) {
 	if !served {
 		rec.Protocol = "unknown"
 	}
@@ -219,9 +220,9 @@ func (e *Engine) count(rec TaskRecord, served bool) {
 // record saves the task and appends its audit line, under leases of the
 // store and the audit log, with a context of its own: a task that ran out
 // of time is recorded all the same. It returns once the record is
-// committed, with those of concurrent tasks (see groupCommit): a task
+// committed, with those of concurrent tasks (see taskstore.GroupCommit): a task
 // answered as recorded is in the store even if the service dies at once.
-func (e *Engine) record(rec TaskRecord, save func(context.Context, execer, TaskRecord) error) error {
+func (e *Engine) record(rec taskstore.Record, save func(context.Context, taskstore.Execer, taskstore.Record) error) error {
 	if err := e.save(rec, save); err != nil {
 		return err
 	}

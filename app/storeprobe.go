@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -60,8 +61,8 @@ func (e *Engine) storeProbe(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }() // after Commit, it does nothing
-	rec := TaskRecord{ID: e.probeTaskID(), Protocol: "probe", Method: "probe", Status: "running", Started: time.Now()}
-	if err := beginTask(ctx, tx, rec); err != nil {
+	rec := taskstore.Record{ID: e.probeTaskID(), Protocol: "probe", Method: "probe", Status: "running", Started: time.Now()}
+	if err := taskstore.Begin(ctx, tx, rec); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM tasks WHERE id = $1`, rec.ID); err != nil {

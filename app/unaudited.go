@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 )
 
 // refuseUnaudited answers a task whose first record committed but whose
@@ -18,20 +20,20 @@ import (
 //
 // The answer, and the record, say only that the audit log is unavailable
 // (a provider, so 503); the audit log's own error is logged.
-func (e *Engine) refuseUnaudited(rec TaskRecord, auditErr error) (TaskRecord, error) {
+func (e *Engine) refuseUnaudited(rec taskstore.Record, auditErr error) (taskstore.Record, error) {
 	refused := fmt.Errorf("%w: %w: the task was not run", errUnavailable, errAuditUnavailable)
 	_ = e.storeFault("the task's audit line failed: it is recorded as rejected, and did not run", auditErr)
 	rec.Status, rec.Error = "rejected", refused.Error()
 	e.count(rec, true)
-	if err := e.save(rec, finishTask); err != nil {
-		return TaskRecord{}, e.storeFault("the task was not recorded, and did not run", err)
+	if err := e.save(rec, taskstore.Finish); err != nil {
+		return taskstore.Record{}, e.storeFault("the task was not recorded, and did not run", err)
 	}
 	return rec, refused
 }
 
 // save commits a task's record in the store, under a lease of the store,
 // with a context of its own: record's first half, without the audit line.
-func (e *Engine) save(rec TaskRecord, save func(context.Context, execer, TaskRecord) error) error {
+func (e *Engine) save(rec taskstore.Record, save func(context.Context, taskstore.Execer, taskstore.Record) error) error {
 	begun := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -45,8 +47,8 @@ func (e *Engine) save(rec TaskRecord, save func(context.Context, execer, TaskRec
 		e.watch.storeFailed(begun, err.Error())
 		return err
 	}
-	if err := e.commits.do(ctx, db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) }); err != nil {
-		if !errors.Is(err, errNotRunning) { // if it is, the store answered
+	if err := e.commits.Do(ctx, db, func(ctx context.Context, x taskstore.Execer) error { return save(ctx, x, rec) }); err != nil {
+		if !errors.Is(err, taskstore.ErrNotRunning) { // if it is, the store answered
 			e.watch.storeFailed(begun, err.Error())
 		}
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -188,19 +189,19 @@ const lookupTimeout = 5 * time.Second
 // Task returns a recorded task. An id the service could not have made is
 // no task, without a query; a store that fails is unavailable, its own
 // error logged rather than answered.
-func (e *Engine) Task(ctx context.Context, id string) (TaskRecord, error) {
+func (e *Engine) Task(ctx context.Context, id string) (taskstore.Record, error) {
 	if !validTaskID(id) {
-		return TaskRecord{}, errNoTask
+		return taskstore.Record{}, taskstore.ErrNoTask
 	}
 	db, err := e.store.DB()
 	if err != nil {
-		return TaskRecord{}, e.storeFault("the task could not be looked up", err)
+		return taskstore.Record{}, e.storeFault("the task could not be looked up", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	rec, err := loadTask(ctx, db, id)
-	if err != nil && !errors.Is(err, errNoTask) {
-		return TaskRecord{}, e.storeFault("the task could not be looked up", err)
+	rec, err := taskstore.Load(ctx, db, id)
+	if err != nil && !errors.Is(err, taskstore.ErrNoTask) {
+		return taskstore.Record{}, e.storeFault("the task could not be looked up", err)
 	}
 	return rec, err
 }

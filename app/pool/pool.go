@@ -100,7 +100,7 @@ type member[H any] struct {
 	inflight int // tasks admitted to it and not yet released
 	since    time.Time
 	born     time.Time // when its provider was built (zero for a slot awaiting one)
-	exit     Exit // how its child exited, once dead
+	exit     Exit      // how its child exited, once dead
 	// replacing: dead, and a replacement is on its way (the supervisor is
 	// removing it): tasks may wait for it.
 	replacing bool

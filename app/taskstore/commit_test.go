@@ -1,4 +1,4 @@
-package app
+package taskstore
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func stores(t *testing.T) map[string]*sql.DB {
 		t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 		db, err := d.DB()
 		require.NoError(t, err)
-		_, err = migrate(context.Background(), db, d.Driver(), false)
+		_, err = Migrate(context.Background(), db, d.Driver(), false)
 		require.NoError(t, err)
 		_, err = db.Exec(`DELETE FROM tasks`) // the PostgreSQL server is shared by the tests
 		require.NoError(t, err)
@@ -47,17 +47,17 @@ func stores(t *testing.T) map[string]*sql.DB {
 func TestGroupCommitBatchesConcurrentRecords(t *testing.T) {
 	for name, db := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			g := newGroupCommit(64, 0, 1)
+			g := NewGroupCommit(64, 0, 1)
 			const tasks = 200
 			var wg sync.WaitGroup
 			errs := make(chan error, 2*tasks)
 			for i := range tasks {
 				wg.Go(func() {
-					rec := TaskRecord{ID: fmt.Sprintf("%s-%03d", name, i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()}
+					rec := Record{ID: fmt.Sprintf("%s-%03d", name, i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()}
 					ctx := context.Background()
-					errs <- g.do(ctx, db, func(ctx context.Context, x execer) error { return beginTask(ctx, x, rec) })
+					errs <- g.Do(ctx, db, func(ctx context.Context, x Execer) error { return Begin(ctx, x, rec) })
 					rec.Status, rec.Output = "ok", []byte(`{"n":1}`)
-					errs <- g.do(ctx, db, func(ctx context.Context, x execer) error { return finishTask(ctx, x, rec) })
+					errs <- g.Do(ctx, db, func(ctx context.Context, x Execer) error { return Finish(ctx, x, rec) })
 				})
 			}
 			testkit.Within(t, "the records", wg.Wait)
@@ -79,17 +79,17 @@ func TestOneBadRecordFailsAlone(t *testing.T) {
 	for name, db := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			const n = 8
-			g := newGroupCommit(n, time.Minute, 1) // one batch: its leader waits for all n
+			g := NewGroupCommit(n, time.Minute, 1) // one batch: its leader waits for all n
 			var wg sync.WaitGroup
 			errs := make([]error, n)
 			for i := range n {
 				wg.Go(func() {
-					rec := TaskRecord{ID: fmt.Sprintf("%s-bad-%d", name, i), Status: "ok", Started: time.Now()}
-					save := beginTask
+					rec := Record{ID: fmt.Sprintf("%s-bad-%d", name, i), Status: "ok", Started: time.Now()}
+					save := Begin
 					if i == 3 {
-						save = finishTask // of a task never begun: no row to update
+						save = Finish // of a task never begun: no row to update
 					}
-					errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error { return save(ctx, x, rec) })
+					errs[i] = g.Do(context.Background(), db, func(ctx context.Context, x Execer) error { return save(ctx, x, rec) })
 				})
 			}
 			testkit.Within(t, "the batch", wg.Wait)
@@ -112,16 +112,16 @@ func TestOneBadRecordFailsAlone(t *testing.T) {
 // committed: the lead is passed on.
 func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
 	db := stores(t)["sqlite"]
-	g := newGroupCommit(4, time.Minute, 1)
+	g := NewGroupCommit(4, time.Minute, 1)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range 4 {
 		wg.Go(func() {
-			errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+			errs[i] = g.Do(context.Background(), db, func(ctx context.Context, x Execer) error {
 				if i == 2 {
 					panic("driver bug")
 				}
-				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("p-%d", i), Started: time.Now()})
+				return Begin(ctx, x, Record{ID: fmt.Sprintf("p-%d", i), Started: time.Now()})
 			})
 		})
 	}
@@ -131,8 +131,8 @@ func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
 	}
 	for i := range 4 { // the next batch (its leader waits for four)
 		wg.Go(func() {
-			errs[i] = g.do(context.Background(), db, func(ctx context.Context, x execer) error {
-				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("after-%d", i), Started: time.Now()})
+			errs[i] = g.Do(context.Background(), db, func(ctx context.Context, x Execer) error {
+				return Begin(ctx, x, Record{ID: fmt.Sprintf("after-%d", i), Started: time.Now()})
 			})
 		})
 	}
@@ -147,20 +147,20 @@ func TestAPanickingCommitFailsItsBatchOnly(t *testing.T) {
 func TestALeadersDeadlineFailsNoOtherRecord(t *testing.T) {
 	for name, db := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			g := newGroupCommit(6, 100*time.Millisecond, 1)
+			g := NewGroupCommit(6, 100*time.Millisecond, 1)
 			short, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 			defer cancel()
-			save := func(id string) func(context.Context, execer) error {
-				return func(ctx context.Context, x execer) error {
-					return beginTask(ctx, x, TaskRecord{ID: id, Started: time.Now()})
+			save := func(id string) func(context.Context, Execer) error {
+				return func(ctx context.Context, x Execer) error {
+					return Begin(ctx, x, Record{ID: id, Started: time.Now()})
 				}
 			}
-			leader := testkit.Go(func() error { return g.do(short, db, save(name+"-leader")) })
+			leader := testkit.Go(func() error { return g.Do(short, db, save(name+"-leader")) })
 			require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.leaders == 1 }, testkit.Wait, time.Millisecond)
 			var wg sync.WaitGroup
 			errs := make([]error, 5)
 			for i := range 5 {
-				wg.Go(func() { errs[i] = g.do(context.Background(), db, save(fmt.Sprintf("%s-f%d", name, i))) })
+				wg.Go(func() { errs[i] = g.Do(context.Background(), db, save(fmt.Sprintf("%s-f%d", name, i))) })
 			}
 			testkit.Within(t, "the followers", wg.Wait)
 			for _, err := range errs {
@@ -176,25 +176,25 @@ func TestALeadersDeadlineFailsNoOtherRecord(t *testing.T) {
 // it are committed.
 func TestACallerThatGivesUpTakesItsRecordBack(t *testing.T) {
 	db := stores(t)["sqlite"]
-	g := newGroupCommit(1, 0, 1)
+	g := NewGroupCommit(1, 0, 1)
 	hold, release := testkit.Gate(t)
 	slow := testkit.Go(func() error {
-		return g.do(context.Background(), db, func(ctx context.Context, x execer) error {
+		return g.Do(context.Background(), db, func(ctx context.Context, x Execer) error {
 			<-hold // a commit that takes its time
-			return beginTask(ctx, x, TaskRecord{ID: "slow", Started: time.Now()})
+			return Begin(ctx, x, Record{ID: "slow", Started: time.Now()})
 		})
 	})
 	require.Eventually(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.leaders == 1 }, testkit.Wait, time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	err := g.do(ctx, db, func(ctx context.Context, x execer) error {
-		return beginTask(ctx, x, TaskRecord{ID: "impatient", Started: time.Now()})
+	err := g.Do(ctx, db, func(ctx context.Context, x Execer) error {
+		return Begin(ctx, x, Record{ID: "impatient", Started: time.Now()})
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.ErrorContains(t, err, "not recorded")
 	after := testkit.Go(func() error {
-		return g.do(context.Background(), db, func(ctx context.Context, x execer) error {
-			return beginTask(ctx, x, TaskRecord{ID: "after", Started: time.Now()})
+		return g.Do(context.Background(), db, func(ctx context.Context, x Execer) error {
+			return Begin(ctx, x, Record{ID: "after", Started: time.Now()})
 		})
 	})
 	release()
@@ -209,13 +209,13 @@ func TestACallerThatGivesUpTakesItsRecordBack(t *testing.T) {
 // told only of its own.
 func TestSeveralLeadersOnPostgreSQL(t *testing.T) {
 	db := stores(t)["postgresql"]
-	g := newGroupCommit(8, 0, 4)
+	g := NewGroupCommit(8, 0, 4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
 	for i := range 400 {
 		wg.Go(func() {
-			errs <- g.do(context.Background(), db, func(ctx context.Context, x execer) error {
-				return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("many-%03d", i), Started: time.Now()})
+			errs <- g.Do(context.Background(), db, func(ctx context.Context, x Execer) error {
+				return Begin(ctx, x, Record{ID: fmt.Sprintf("many-%03d", i), Started: time.Now()})
 			})
 		})
 	}

@@ -1,4 +1,4 @@
-package app
+package taskstore
 
 import (
 	"context"
@@ -28,9 +28,10 @@ const (
 	retentionMaxEvery = time.Hour
 )
 
-// retention deletes the tasks that started more than keep ago: a sweep
-// every so often, in batches.
-type retention struct {
+// Retention deletes the tasks that started more than keep ago: a sweep
+// every so often, in batches, by one replica at a time on PostgreSQL (the
+// one holding a session advisory lock).
+type Retention struct {
 	db     *sql.DB
 	driver string
 	keep   time.Duration
@@ -44,23 +45,29 @@ type retention struct {
 	done   chan struct{}
 }
 
-func newRetention(db *sql.DB, driverName string, keep time.Duration, log *zap.Logger, expired func(int64)) *retention {
+// NewRetention returns a retention of keep on db, whose driver is
+// driverName, that logs to log and tells expired, if not nil, how many
+// tasks each batch deleted (the service counts them in a metric). It does
+// nothing until Start.
+func NewRetention(db *sql.DB, driverName string, keep time.Duration, log *zap.Logger, expired func(int64)) *Retention {
 	// A sweep every 1/24 of the retention (an hour at most): what is kept
 	// exceeds the retention by at most about 4%.
 	every := min(keep/24, retentionMaxEvery)
-	return &retention{db: db, driver: driverName, keep: keep, every: every, batch: retentionBatch, log: log, expired: expired}
+	return &Retention{db: db, driver: driverName, keep: keep, every: every, batch: retentionBatch, log: log, expired: expired}
 }
 
-// start begins sweeping, in a goroutine that stop ends.
-func (r *retention) start() {
+// Start begins sweeping, in a goroutine that Stop ends.
+func (r *Retention) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
 	go r.run(ctx)
 }
 
-// stop ends the sweeping, cancelling a batch in progress (its statement
-// rolls back: nothing is half deleted), and returns once it has ended.
-func (r *retention) stop() {
+// Stop ends the sweeping, cancelling a batch in progress (its statement
+// rolls back: nothing is half deleted), and returns once it has ended, so
+// that nothing uses the store after it. Stop without Start does nothing,
+// and a second Stop returns at once.
+func (r *Retention) Stop() {
 	if r.cancel == nil {
 		return
 	}
@@ -68,7 +75,7 @@ func (r *retention) stop() {
 	<-r.done
 }
 
-func (r *retention) run(ctx context.Context) {
+func (r *Retention) run(ctx context.Context) {
 	defer close(r.done)
 	// The first sweep comes at a random moment within the first interval,
 	// and each next one after 0.5 to 1.5 intervals: replicas started
@@ -101,9 +108,9 @@ func (r *retention) run(ctx context.Context) {
 // sweep deletes the tasks that started before now - keep, a batch at a
 // time, unless another replica is doing so (swept is then false). It
 // returns how many it deleted.
-func (r *retention) sweep(ctx context.Context) (deleted int64, swept bool, err error) {
+func (r *Retention) sweep(ctx context.Context) (deleted int64, swept bool, err error) {
 	cutoff := storeTime(time.Now().Add(-r.keep))
-	var x execer = r.db
+	var x Execer = r.db
 	if r.driver == sqldb.Postgres {
 		// A session lock, on a connection of its own for the sweep: if the
 		// replica dies, its session ends and the lock with it.

@@ -1,16 +1,13 @@
-package app
+package taskstore
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -115,12 +112,12 @@ func TestAnEmptyStoreGetsTheSchema(t *testing.T) {
 	for driver, s := range emptyStores(t) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			found, err := migrate(ctx, s.db, driver, false)
+			found, err := Migrate(ctx, s.db, driver, false)
 			require.NoError(t, err)
 			assert.Equal(t, 0, found)
-			found, err = migrate(ctx, s.db, driver, false)
+			found, err = Migrate(ctx, s.db, driver, false)
 			require.NoError(t, err)
-			assert.Equal(t, schemaVersion, found)
+			assert.Equal(t, SchemaVersion, found)
 
 			want := map[string]string{sqldb.SQLite: "TIMESTAMP", sqldb.Postgres: "timestamp with time zone"}[driver]
 			assert.Equal(t, want, columnType(t, s, "started"))
@@ -138,11 +135,11 @@ func TestAnEmptyStoreGetsTheSchema(t *testing.T) {
 				"b": base.Add(123456789),
 			}
 			for id, at := range times {
-				require.NoError(t, beginTask(ctx, s.db, TaskRecord{ID: id, Protocol: "p", Method: "m", Status: "running", Started: at}))
+				require.NoError(t, Begin(ctx, s.db, Record{ID: id, Protocol: "p", Method: "m", Status: "running", Started: at}))
 			}
 			assert.Equal(t, []string{"a", "b", "c", "d"}, storedOrder(t, s.db))
 			for id, at := range times {
-				r, err := loadTask(ctx, s.db, id)
+				r, err := Load(ctx, s.db, id)
 				require.NoError(t, err)
 				if driver == sqldb.Postgres {
 					at = at.Round(time.Microsecond)
@@ -173,16 +170,16 @@ func TestAnOlderSchemaIsUpgradedOnlyWhenAsked(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			found, err := migrate(ctx, s.db, driver, false)
+			found, err := Migrate(ctx, s.db, driver, false)
 			var se *SchemaError
 			require.ErrorAs(t, err, &se)
-			assert.Equal(t, SchemaError{Found: 1, Want: schemaVersion}, *se)
+			assert.Equal(t, SchemaError{Found: 1, Want: SchemaVersion}, *se)
 			assert.Equal(t, 1, found)
 			assert.Contains(t, err.Error(), "-migrate")
 			assert.Equal(t, map[string]string{sqldb.SQLite: "TEXT", sqldb.Postgres: "text"}[driver], columnType(t, s, "started"),
 				"a refused schema is left as it was")
 
-			found, err = migrate(ctx, s.db, driver, true)
+			found, err = Migrate(ctx, s.db, driver, true)
 			require.NoError(t, err)
 			assert.Equal(t, 1, found)
 			assert.True(t, hasStartedIndex(t, s))
@@ -190,7 +187,7 @@ func TestAnOlderSchemaIsUpgradedOnlyWhenAsked(t *testing.T) {
 			for id, at := range stored {
 				want, err := time.Parse(time.RFC3339Nano, at)
 				require.NoError(t, err)
-				r, err := loadTask(ctx, s.db, id)
+				r, err := Load(ctx, s.db, id)
 				require.NoError(t, err)
 				if driver == sqldb.Postgres {
 					want = want.Round(time.Microsecond)
@@ -200,9 +197,9 @@ func TestAnOlderSchemaIsUpgradedOnlyWhenAsked(t *testing.T) {
 				assert.JSONEq(t, `{"n":1}`, string(r.Output))
 				assert.InDelta(t, 1.25, r.DurationMS, 0)
 			}
-			found, err = migrate(ctx, s.db, driver, false)
+			found, err = Migrate(ctx, s.db, driver, false)
 			require.NoError(t, err)
-			assert.Equal(t, schemaVersion, found)
+			assert.Equal(t, SchemaVersion, found)
 		})
 	}
 }
@@ -213,64 +210,20 @@ func TestANewerSchemaIsRefused(t *testing.T) {
 	for driver, s := range emptyStores(t) {
 		t.Run(driver, func(t *testing.T) {
 			ctx := context.Background()
-			_, err := migrate(ctx, s.db, driver, false)
+			_, err := Migrate(ctx, s.db, driver, false)
 			require.NoError(t, err)
-			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = $1`, schemaVersion+1)
+			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = $1`, SchemaVersion+1)
 			require.NoError(t, err)
 			for _, upgrade := range []bool{false, true} {
-				found, err := migrate(ctx, s.db, driver, upgrade)
+				found, err := Migrate(ctx, s.db, driver, upgrade)
 				var se *SchemaError
 				require.ErrorAs(t, err, &se)
-				assert.Equal(t, schemaVersion+1, found)
+				assert.Equal(t, SchemaVersion+1, found)
 				assert.Contains(t, err.Error(), "newer than this build's")
 			}
 			var v int
 			require.NoError(t, s.db.QueryRow(`SELECT version FROM gleitzeit_schema`).Scan(&v))
-			assert.Equal(t, schemaVersion+1, v)
-		})
-	}
-}
-
-// The service exits 2 on a store whose schema it does not run on, saying
-// why: a newer one, or an older one, which -migrate then upgrades (exit 0)
-// so that the service starts. The service never upgrades one itself.
-func TestMainExitsTwoOnASchemaItDoesNotRun(t *testing.T) {
-	stores := emptyStores(t)
-	run := func(t *testing.T, dsn string, args ...string) (int, string) {
-		t.Helper()
-		cfg := write(t, "c.yaml", fmt.Sprintf("data_dir: %s\nstore: {dsn: %q}\ntemplates: {}\nproviders: []\n",
-			t.TempDir(), dsn))
-		var stderr bytes.Buffer
-		code := mainUntilStarted(t, append([]string{"-config", cfg, "-addr", "127.0.0.1:0"}, args...), &stderr)
-		return code, stderr.String()
-	}
-	for driver, s := range stores {
-		t.Run(driver, func(t *testing.T) {
-			_, err := s.db.Exec(version1)
-			require.NoError(t, err)
-			_, err = s.db.Exec(`INSERT INTO tasks VALUES ('a', 'p', 'm', 'x', 'ok', '', NULL, '2026-01-02T03:04:05.5Z', 1)`)
-			require.NoError(t, err)
-			code, out := run(t, s.dsn)
-			assert.Equal(t, ExitConfig, code, out)
-			assert.Contains(t, out, "older than this build's 3: upgrade it once with this build's -migrate")
-			code, out = run(t, s.dsn, "-migrate")
-			assert.Equal(t, ExitOK, code, out)
-			assert.Contains(t, out, `"msg":"task store: upgrading the schema; the tasks table stays locked meanwhile","from":1,"to":3,"tasks":1`)
-			assert.Contains(t, out, "schema migrated")
-			code, out = run(t, s.dsn, "-migrate")
-			assert.Equal(t, ExitOK, code, out)
-			assert.Contains(t, out, "the schema is this build's already")
-			code, out = run(t, s.dsn)
-			assert.Equal(t, ExitOK, code, out)
-			assert.Contains(t, out, "service started")
-
-			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = 99`)
-			require.NoError(t, err)
-			for _, args := range [][]string{nil, {"-migrate"}} {
-				code, out = run(t, s.dsn, args...)
-				assert.Equal(t, ExitConfig, code, out)
-				assert.Contains(t, out, "version 99, newer than this build's 3")
-			}
+			assert.Equal(t, SchemaVersion+1, v)
 		})
 	}
 }
@@ -290,12 +243,12 @@ func TestOddStoresAreRefusedOrLeftAlone(t *testing.T) {
 				require.NoError(t, err)
 				_, err = s.db.Exec(`INSERT INTO gleitzeit_schema VALUES (1, $1)`, v)
 				require.NoError(t, err)
-				_, err = migrate(ctx, s.db, driver, true)
+				_, err = Migrate(ctx, s.db, driver, true)
 				assert.ErrorContains(t, err, fmt.Sprintf("gleitzeit_schema says version %d, which no build writes", v))
 			}
 			_, err = s.db.Exec(`UPDATE gleitzeit_schema SET version = 2`)
 			require.NoError(t, err)
-			_, err = migrate(ctx, s.db, driver, true)
+			_, err = Migrate(ctx, s.db, driver, true)
 			assert.ErrorContains(t, err, "says version 2, but there is no tasks table")
 			_, err = s.db.Exec(`DROP TABLE gleitzeit_schema`)
 			require.NoError(t, err)
@@ -308,7 +261,7 @@ func TestOddStoresAreRefusedOrLeftAlone(t *testing.T) {
 				require.NoError(t, err)
 				_, err = s.db.Exec(`INSERT INTO tasks VALUES ('good', 'p', 'm', 'x', 'ok', '', NULL, '2026-01-02T03:04:05Z', 1), ('odd', 'p', 'm', 'x', 'ok', '', NULL, $1, 1)`, odd)
 				require.NoError(t, err)
-				_, err = migrate(ctx, s.db, driver, true)
+				_, err = Migrate(ctx, s.db, driver, true)
 				_, isSchema := errors.AsType[*SchemaError](err)
 				assert.True(t, isSchema, "%q: %v", odd, err)
 				if !strings.Contains(fmt.Sprint(err), "is not a time") { // PostgreSQL's cast refuses February 30
@@ -340,32 +293,6 @@ func TestOddStoresAreRefusedOrLeftAlone(t *testing.T) {
 	assert.Equal(t, 0, found, "public.tasks is another application's")
 }
 
-// mainUntilStarted runs Main and returns its exit code: at once if it
-// exits on its own, or after a SIGTERM once it has started.
-func mainUntilStarted(t *testing.T, args []string, stderr *bytes.Buffer) int {
-	t.Helper()
-	out := &testkit.LockedBuffer{}
-	done := make(chan int, 1)
-	go func() { done <- Main(args, noEnv, out) }()
-	defer func() { stderr.WriteString(out.String()) }()
-	deadline := time.After(testkit.Wait)
-	for {
-		select {
-		case code := <-done:
-			return code
-		case <-deadline:
-			t.Fatalf("Main neither started nor exited within %v:\n%s", testkit.Wait, out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-		if strings.Contains(out.String(), "service started") {
-			break
-		}
-	}
-	// Main is waiting for a signal, and catches this one.
-	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
-	return testkit.Receive(t, done, "Main's exit after SIGTERM")
-}
-
 // Found in review: an upgrade queued behind a long transaction on the
 // tasks table would queue every task write behind itself. It gives up
 // after its lock_timeout instead, changing nothing, and succeeds once run
@@ -383,12 +310,12 @@ func TestAnUpgradeGivesUpOnALockedTable(t *testing.T) {
 
 	bounded, cancel := context.WithTimeout(ctx, testkit.Wait)
 	defer cancel()
-	_, err = migrate(bounded, s.db, sqldb.Postgres, true)
+	_, err = Migrate(bounded, s.db, sqldb.Postgres, true)
 	require.ErrorContains(t, err, "the tasks table stayed locked for 2s by another transaction; nothing was changed; run it again")
 	assert.Equal(t, "text", columnType(t, s, "started"))
 
 	require.NoError(t, reader.Commit())
-	found, err := migrate(bounded, s.db, sqldb.Postgres, true)
+	found, err := Migrate(bounded, s.db, sqldb.Postgres, true)
 	require.NoError(t, err)
 	assert.Equal(t, 1, found)
 }
@@ -432,7 +359,7 @@ func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 		err   error
 	}
 	migrated := testkit.Go(func() result {
-		found, err := migrate(ctx, db, sqldb.Postgres, true)
+		found, err := Migrate(ctx, db, sqldb.Postgres, true)
 		return result{found, err}
 	})
 	deadline := time.After(testkit.Wait)
@@ -460,4 +387,64 @@ func TestAnUpgradeIgnoresTheDatabasesStatementTimeout(t *testing.T) {
 	assert.Equal(t, "timestamp with time zone", typ, "the upgrade ran")
 	require.NoError(t, db.QueryRow(`SHOW statement_timeout`).Scan(&timeout))
 	assert.Equal(t, migrateLockTimeout, timeout, "SET LOCAL ended with the upgrade")
+}
+
+// version2 is version 2's schema, as createSchema made it.
+var version2 = map[string][]string{
+	sqldb.Postgres: {tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable,
+		`INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
+	sqldb.SQLite: {sqliteTasks("tasks"), startedIndex, versionTable, `INSERT INTO gleitzeit_schema (id, version) VALUES (1, 2)`},
+}
+
+// A store of version 2 is refused unless upgrade is asked for; upgraded,
+// it keeps every task, and the tasks it had running, which name no
+// replica and so could never be swept, are settled as interrupted, saying
+// why. A task then names the replica that runs it. (That a replica runs
+// on the upgraded store is package app's test, which has the replicas.)
+func TestVersion2IsUpgradedAndItsRunningTasksSettled(t *testing.T) {
+	for driver, s := range emptyStores(t) {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			for _, step := range version2[driver] {
+				_, err := s.db.Exec(step)
+				require.NoError(t, err)
+			}
+			at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			for id, status := range map[string]string{"done": "ok", "left": "running"} {
+				_, err := s.db.Exec(`INSERT INTO tasks (id, protocol, method, provider, status, error, output, started, duration_ms)
+					VALUES ($1, 'p', 'm', 'x', $2, '', NULL, $3, 1.5)`, id, status, storeTime(at))
+				require.NoError(t, err)
+			}
+
+			found, err := Migrate(ctx, s.db, driver, false)
+			var se *SchemaError
+			require.ErrorAs(t, err, &se)
+			assert.Equal(t, SchemaError{Found: 2, Want: SchemaVersion}, *se)
+			assert.Equal(t, 2, found)
+			var status string
+			require.NoError(t, s.db.QueryRow(`SELECT status FROM tasks WHERE id = 'left'`).Scan(&status))
+			assert.Equal(t, "running", status, "a refused schema is left as it was")
+
+			found, err = Migrate(ctx, s.db, driver, true)
+			require.NoError(t, err)
+			assert.Equal(t, 2, found)
+			r, err := Load(ctx, s.db, "left")
+			require.NoError(t, err)
+			assert.Equal(t, "interrupted", r.Status)
+			assert.Contains(t, r.Error, "left running by a build older than schema version 3")
+			assert.True(t, at.Equal(r.Started))
+			r, err = Load(ctx, s.db, "done")
+			require.NoError(t, err)
+			assert.Equal(t, "ok", r.Status)
+			assert.Empty(t, r.Replica)
+			found, err = Migrate(ctx, s.db, driver, false)
+			require.NoError(t, err)
+			assert.Equal(t, SchemaVersion, found)
+
+			require.NoError(t, Begin(ctx, s.db, Record{ID: "new", Protocol: "p", Method: "m", Status: "running", Started: at, Replica: "replica-1"}))
+			r, err = Load(ctx, s.db, "new")
+			require.NoError(t, err)
+			assert.Equal(t, "replica-1", r.Replica)
+		})
+	}
 }

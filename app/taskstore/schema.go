@@ -1,4 +1,4 @@
-package app
+package taskstore
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
-// schemaVersion is the version of the store's schema this build runs on.
+// SchemaVersion is the version of the store's schema this build runs on:
+// what Migrate brings a store to, and what -migrate's log lines name.
 //
 //   - 1: the first releases' tasks table, with no version recorded, its
 //     start time as RFC 3339 text (and, on PostgreSQL, duration_ms a
@@ -22,9 +23,9 @@ import (
 //     fixed-width UTC text that sorts as time does); an index on started
 //     for retention; duration_ms DOUBLE PRECISION on PostgreSQL.
 //   - 3: the replicas table, whose heartbeats say which replicas run
-//     (replicas.go); each task names the replica that runs it, and an
-//     index finds the running tasks by replica.
-const schemaVersion = 3
+//     (package app's replicas.go); each task names the replica that runs
+//     it, and an index finds the running tasks by replica.
+const SchemaVersion = 3
 
 // SchemaError says the store's schema is one this build does not run on:
 // newer (a newer build upgraded it, and writing to it could corrupt what
@@ -33,7 +34,8 @@ const schemaVersion = 3
 // table, which takes seconds a million tasks and, on PostgreSQL, locks
 // out the older build's replicas still running on it, so it is the
 // operator's step, run once, unbounded by a start timeout or a liveness
-// probe. Main exits [ExitConfig] on it.
+// probe. The service exits 2 on it, as on a wrong configuration: no
+// restart would resolve it, only the operator.
 type SchemaError struct {
 	Found, Want int
 	// Problem, if set, is what else is wrong: a store changed by hand, or
@@ -59,8 +61,10 @@ func (e *SchemaError) Error() string {
 // bits).
 const migrateLock int64 = 0x676c6569747a65
 
-// migrate brings the store's schema to schemaVersion, in one transaction,
-// and returns the version it found (0: an empty database).
+// Migrate brings the store's schema to SchemaVersion, in one transaction,
+// and returns the version it found (0: an empty database). driver is the
+// store's driver name (sqldb.Postgres or sqldb.SQLite): the statements
+// differ.
 //
 // An empty database gets the schema. The schema at this build's version is
 // left as it is. A newer one is refused with a [SchemaError]. An older one
@@ -75,7 +79,7 @@ const migrateLock int64 = 0x676c6569747a65
 // lock_timeout makes an upgrade that would queue behind a long transaction
 // on the tasks table, and so queue every task write behind itself, fail
 // instead, to be run again.
-func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (found int, err error) {
+func Migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (found int, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("task store: migrate: %w", err)
@@ -106,10 +110,10 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	}
 	var steps []string
 	switch {
-	case found == schemaVersion:
+	case found == SchemaVersion:
 		return found, nil
-	case found > schemaVersion, found > 0 && !upgrade:
-		return found, &SchemaError{Found: found, Want: schemaVersion}
+	case found > SchemaVersion, found > 0 && !upgrade:
+		return found, &SchemaError{Found: found, Want: SchemaVersion}
 	case found == 0:
 		steps = createSchema[driver]
 	case found == 1:
@@ -131,10 +135,10 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 				return found, fmt.Errorf("task store: %s: the tasks table stayed locked for %s "+
 					"by another transaction; nothing was changed; run it again: %w", doing, migrateLockTimeout, err)
 			case "3F000", "42501": // no schema to create in; no right to create in it
-				return found, &SchemaError{Found: found, Want: schemaVersion, Problem: fmt.Sprintf(
+				return found, &SchemaError{Found: found, Want: SchemaVersion, Problem: fmt.Sprintf(
 					"%s: the database refuses it (%v): give the role a schema it may create tables in, first in its search_path", doing, err)}
 			case "22007", "22008": // a start time that is no time
-				return found, &SchemaError{Found: found, Want: schemaVersion, Problem: fmt.Sprintf(
+				return found, &SchemaError{Found: found, Want: SchemaVersion, Problem: fmt.Sprintf(
 					"%s: a task's start time is not a time (%v); nothing was changed: correct or delete it, then migrate again", doing, err)}
 			}
 			return found, fmt.Errorf("task store: %s: %w", doing, err)
@@ -144,7 +148,7 @@ func migrate(ctx context.Context, db *sql.DB, driver string, upgrade bool) (foun
 	if found >= 2 { // the version table is there already
 		record = `UPDATE gleitzeit_schema SET version = $1 WHERE id = 1`
 	}
-	if _, err := tx.ExecContext(ctx, record, schemaVersion); err != nil {
+	if _, err := tx.ExecContext(ctx, record, SchemaVersion); err != nil {
 		return found, fmt.Errorf("task store: migrate: record the version: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -192,18 +196,18 @@ func readVersion(ctx context.Context, tx *sql.Tx, driver string) (int, error) {
 		var v int
 		err := tx.QueryRowContext(ctx, `SELECT version FROM gleitzeit_schema WHERE id = 1`).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
-			return 0, &SchemaError{Want: schemaVersion, Problem: "the table gleitzeit_schema holds no version: it was changed by hand"}
+			return 0, &SchemaError{Want: SchemaVersion, Problem: "the table gleitzeit_schema holds no version: it was changed by hand"}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("task store: read the schema's version: %w", err)
 		}
 		if v < 1 {
-			return 0, &SchemaError{Found: v, Want: schemaVersion, Problem: fmt.Sprintf(
+			return 0, &SchemaError{Found: v, Want: SchemaVersion, Problem: fmt.Sprintf(
 				"the table gleitzeit_schema says version %d, which no build writes: it was changed by hand", v)}
 		}
 		if tasks, err := has("tasks"); err != nil || !tasks {
 			if err == nil {
-				err = &SchemaError{Found: v, Want: schemaVersion, Problem: fmt.Sprintf(
+				err = &SchemaError{Found: v, Want: SchemaVersion, Problem: fmt.Sprintf(
 					"the table gleitzeit_schema says version %d, but there is no tasks table: it was changed by hand", v)}
 			}
 			return 0, err
@@ -243,7 +247,7 @@ func checkVersion1(ctx context.Context, tx *sql.Tx, driver string) error {
 	case err != nil:
 		return fmt.Errorf("task store: migrate: check the start times: %w", err)
 	}
-	return &SchemaError{Found: 1, Want: schemaVersion, Problem: fmt.Sprintf("migrate from version 1: task %q has the start time %q, which version 1 never wrote "+
+	return &SchemaError{Found: 1, Want: SchemaVersion, Problem: fmt.Sprintf("migrate from version 1: task %q has the start time %q, which version 1 never wrote "+
 		"(it wrote RFC 3339 in UTC, such as 2026-01-02T03:04:05.5Z); nothing was changed: correct or delete such tasks, then migrate again", id, started)}
 }
 
@@ -257,7 +261,7 @@ const versionTable = `CREATE TABLE gleitzeit_schema (
 // read by id, which the primary key serves.
 const startedIndex = `CREATE INDEX tasks_started ON tasks (started)`
 
-// createSchema is schemaVersion's schema, by driver: version 2's, and
+// createSchema is SchemaVersion's schema, by driver: version 2's, and
 // what version 3 adds to it.
 var createSchema = map[string][]string{
 	sqldb.Postgres: append([]string{tasksTable("tasks", "TIMESTAMPTZ", "DOUBLE PRECISION"), startedIndex, versionTable}, upgradeFrom2[sqldb.Postgres]...),
@@ -284,7 +288,7 @@ func tasksTable(name, timeType, floatType string) string {
 // modernc.org/sqlite reads back as a time.Time.
 func sqliteTasks(name string) string { return tasksTable(name, "TIMESTAMP", "REAL") }
 
-// upgradeFrom1 takes version 1 to schemaVersion, by driver. Version 1 kept
+// upgradeFrom1 takes version 1 to SchemaVersion, by driver. Version 1 kept
 // started as time.RFC3339Nano in UTC ("2026-11-27T20:45:01.5Z").
 var upgradeFrom1 = map[string][]string{
 	// Replicas of the first releases keep working on the result: they
@@ -324,8 +328,8 @@ var upgradeFrom2 = map[string][]string{
 	sqldb.SQLite:   {addReplicaColumn, settleVersion2Tasks, runningIndex, replicasTable("TEXT")},
 }
 
-// addReplicaColumn: the replica that runs a task (see replicas.go). NULL
-// in the tasks of older builds.
+// addReplicaColumn: the replica that runs a task (see package app's
+// replicas.go). NULL in the tasks of older builds.
 const addReplicaColumn = `ALTER TABLE tasks ADD COLUMN replica TEXT`
 
 const settleVersion2Tasks = `UPDATE tasks SET status = 'interrupted',
@@ -338,7 +342,9 @@ const runningIndex = `CREATE INDEX tasks_running ON tasks (replica) WHERE status
 
 // replicasTable holds a row for each replica that runs, with the moment
 // its heartbeat lapses, by the database's clock: TIMESTAMPTZ on
-// PostgreSQL; on SQLite, text that sorts as time does (see replicaClock).
+// PostgreSQL; on SQLite, text that sorts as time does (see package app's
+// replicaClock). Its rows are the replicas' to write; the store only
+// creates it, with the schema version that brought it.
 func replicasTable(timeType string) string {
 	return `CREATE TABLE gleitzeit_replicas (
 		id      TEXT PRIMARY KEY,
@@ -348,9 +354,10 @@ func replicasTable(timeType string) string {
 	)`
 }
 
-// peekSchema reads the schema's version and how many tasks the store
-// holds, changing nothing: for the log line before an upgrade.
-func peekSchema(ctx context.Context, db *sql.DB, driver string) (version int, tasks int64, err error) {
+// PeekSchema reads the schema's version and how many tasks the store
+// holds, changing nothing: for the log line before an upgrade, which says
+// how many tasks it rewrites while the tasks table stays locked.
+func PeekSchema(ctx context.Context, db *sql.DB, driver string) (version int, tasks int64, err error) {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return 0, 0, err

@@ -1,4 +1,4 @@
-package app
+package taskstore
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func fill(t *testing.T, db *sql.DB, prefix string, n int, at time.Time) {
 	tx, err := db.Begin()
 	require.NoError(t, err)
 	for i := range n {
-		require.NoError(t, beginTask(context.Background(), tx, TaskRecord{ID: fmt.Sprintf("%s-%d", prefix, i), Protocol: "p", Method: "m", Status: "ok", Started: at}))
+		require.NoError(t, Begin(context.Background(), tx, Record{ID: fmt.Sprintf("%s-%d", prefix, i), Protocol: "p", Method: "m", Status: "ok", Started: at}))
 	}
 	require.NoError(t, tx.Commit())
 }
@@ -44,7 +44,7 @@ func migrated(t *testing.T) map[string]emptyStore {
 	t.Helper()
 	out := emptyStores(t)
 	for driver, s := range out {
-		_, err := migrate(context.Background(), s.db, driver, false)
+		_, err := Migrate(context.Background(), s.db, driver, false)
 		require.NoError(t, err)
 	}
 	return out
@@ -60,7 +60,7 @@ func TestRetentionDeletesExpiredTasksInBatches(t *testing.T) {
 			fill(t, s.db, "edge", 1, now.Add(-week+time.Minute))
 			fill(t, s.db, "new", 10, now)
 			var batches []int64
-			r := newRetention(s.db, driver, week, zaptest.NewLogger(t), func(n int64) { batches = append(batches, n) })
+			r := NewRetention(s.db, driver, week, zaptest.NewLogger(t), func(n int64) { batches = append(batches, n) })
 			r.batch = 1000
 
 			deleted, swept, err := r.sweep(context.Background())
@@ -92,7 +92,7 @@ func TestOneReplicaAtATimeDeletesExpiredTasks(t *testing.T) {
 	_, err = peer.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, retentionLock)
 	require.NoError(t, err)
 
-	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), nil)
+	r := NewRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), nil)
 	deleted, swept, err := r.sweep(ctx)
 	require.NoError(t, err)
 	assert.False(t, swept, "the peer is sweeping")
@@ -128,10 +128,10 @@ func TestRetentionDoesNotHoldUpTaskWrites(t *testing.T) {
 				events = append(events, e)
 				mu.Unlock()
 			}
-			r := newRetention(s.db, driver, week, zaptest.NewLogger(t), func(int64) { note("batch") })
+			r := NewRetention(s.db, driver, week, zaptest.NewLogger(t), func(int64) { note("batch") })
 			r.batch = 200
 
-			g := newGroupCommit(64, 0, map[string]int{sqldb.SQLite: 1, sqldb.Postgres: 5}[driver])
+			g := NewGroupCommit(64, 0, map[string]int{sqldb.SQLite: 1, sqldb.Postgres: 5}[driver])
 			ctx, cancel := context.WithTimeout(context.Background(), 6*testkit.Wait)
 			defer cancel()
 			var done atomic.Bool
@@ -140,8 +140,8 @@ func TestRetentionDoesNotHoldUpTaskWrites(t *testing.T) {
 			wg.Go(func() {
 				for i := 0; !done.Load() && ctx.Err() == nil; i++ {
 					begin := time.Now()
-					err := g.do(ctx, s.db, func(ctx context.Context, x execer) error {
-						return beginTask(ctx, x, TaskRecord{ID: fmt.Sprintf("new-%d", i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()})
+					err := g.Do(ctx, s.db, func(ctx context.Context, x Execer) error {
+						return Begin(ctx, x, Record{ID: fmt.Sprintf("new-%d", i), Protocol: "p", Method: "m", Status: "running", Started: time.Now()})
 					})
 					if !assert.NoError(t, err) {
 						return
@@ -189,15 +189,15 @@ func TestRetentionStopsMidSweep(t *testing.T) {
 	var once sync.Once
 	// The first batch's report holds the sweep until stop cancels it:
 	// a stop that did not cancel would wait for the whole sweep.
-	r := newRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
+	r := NewRetention(s.db, sqldb.SQLite, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
 	r.batch, r.every = 10, time.Millisecond
-	r.start()
+	r.Start()
 	cancel := r.cancel
 	r.cancel = func() { cancel(); release() }
 	testkit.Receive(t, began, "the first batch")
-	testkit.Within(t, "stop", r.stop)
+	testkit.Within(t, "stop", r.Stop)
 	assert.Equal(t, 5000-10, count(t, s.db, "old"), "stopped after its first batch")
-	testkit.Within(t, "a second stop", r.stop)
+	testkit.Within(t, "a second stop", r.Stop)
 }
 
 // A sweep cut short (its replica stopping mid-batch) leaves the lock free
@@ -210,7 +210,7 @@ func TestACutSweepFreesTheLock(t *testing.T) {
 	hold, release := testkit.Gate(t)
 	var once sync.Once
 	// The first batch's report holds the sweep until it is cut.
-	r := newRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
+	r := NewRetention(s.db, sqldb.Postgres, week, zaptest.NewLogger(t), func(int64) { once.Do(func() { close(began); <-hold }) })
 	r.batch = 100
 	ctx, cancel := context.WithCancel(context.Background())
 	swept := make(chan error, 1)

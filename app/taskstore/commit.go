@@ -1,4 +1,4 @@
-package app
+package taskstore
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	"time"
 )
 
-// execer runs a statement: the pool, or a batch's transaction.
-type execer interface {
+// Execer runs a statement: the pool, a transaction, or a batch's
+// transaction. Begin and Finish write through it, so that the same write
+// commits on its own or within a group commit's batch.
+type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// groupCommit commits the task records of concurrent tasks together, as
+// GroupCommit commits the task records of concurrent tasks together, as
 // databases group the flushes of their logs: one transaction, so one
 // fsync, for many records. Each caller still returns only once the
 // transaction that holds its record has committed, so an answer that says
@@ -35,7 +37,7 @@ type execer interface {
 // one caller's deadline must not fail the records of the others. Each
 // caller waits within its own context; one that gives up before its record
 // was taken into a batch takes it back, uncommitted.
-type groupCommit struct {
+type GroupCommit struct {
 	maxBatch   int
 	maxDelay   time.Duration
 	maxLeaders int // batches committing at once: 1 for SQLite's one writer, more for PostgreSQL's pool
@@ -53,7 +55,7 @@ const batchTimeout = 5 * time.Second
 
 // pendingWrite is one record waiting to be committed.
 type pendingWrite struct {
-	exec  func(context.Context, execer) error
+	exec  func(context.Context, Execer) error
 	ready chan turn // buffered: one message only, so nothing blocks on it
 	led   bool      // the lead was handed to it: no other batch may take it; g.mu guards it
 }
@@ -65,13 +67,17 @@ type turn struct {
 	lead bool
 }
 
-func newGroupCommit(maxBatch int, maxDelay time.Duration, maxLeaders int) *groupCommit {
-	return &groupCommit{maxBatch: max(maxBatch, 1), maxDelay: maxDelay, maxLeaders: max(maxLeaders, 1), full: make(chan struct{}, 1)}
+// NewGroupCommit returns a group commit of batches of up to maxBatch
+// records, whose leaders wait up to maxDelay for more, with up to
+// maxLeaders batches committing at once (less than 1 is taken for 1).
+func NewGroupCommit(maxBatch int, maxDelay time.Duration, maxLeaders int) *GroupCommit {
+	return &GroupCommit{maxBatch: max(maxBatch, 1), maxDelay: maxDelay, maxLeaders: max(maxLeaders, 1), full: make(chan struct{}, 1)}
 }
 
-// do runs exec in a transaction with the records of other callers, and
-// returns once that transaction has committed or failed, or ctx ends.
-func (g *groupCommit) do(ctx context.Context, db *sql.DB, exec func(context.Context, execer) error) error {
+// Do runs exec in a transaction with the records of other callers, and
+// returns once that transaction has committed or failed, or ctx ends. exec
+// may run twice: again on its own if another record of its batch failed.
+func (g *GroupCommit) Do(ctx context.Context, db *sql.DB, exec func(context.Context, Execer) error) error {
 	w := &pendingWrite{exec: exec, ready: make(chan turn, 1)}
 	g.mu.Lock()
 	g.pending = append(g.pending, w)
@@ -110,7 +116,7 @@ func (g *groupCommit) do(ctx context.Context, db *sql.DB, exec func(context.Cont
 // leave takes back the record of a caller whose context ended while it
 // waited: uncommitted, if no batch has taken it yet; otherwise its commit
 // is under way, and the caller cannot know how it ends.
-func (g *groupCommit) leave(ctx context.Context, w *pendingWrite) error {
+func (g *GroupCommit) leave(ctx context.Context, w *pendingWrite) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	i := slices.Index(g.pending, w)
@@ -128,7 +134,7 @@ func (g *groupCommit) leave(ctx context.Context, w *pendingWrite) error {
 // passLead hands the lead to the oldest record waiting that has not been
 // handed one, or gives it up, and reports whether it handed it. g.mu is
 // held.
-func (g *groupCommit) passLead() bool {
+func (g *GroupCommit) passLead() bool {
 	for _, p := range g.pending {
 		if !p.led {
 			p.led = true
@@ -142,7 +148,7 @@ func (g *groupCommit) passLead() bool {
 
 // lead commits one batch, which holds w, tells its callers, and passes the
 // lead on.
-func (g *groupCommit) lead(db *sql.DB, w *pendingWrite) error {
+func (g *GroupCommit) lead(db *sql.DB, w *pendingWrite) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	if g.maxDelay > 0 {
