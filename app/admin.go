@@ -17,6 +17,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -30,7 +31,7 @@ const maxBody = 1 << 20
 // and metrics.
 type adminServer struct {
 	engine   *Engine
-	settings *Settings
+	settings *config.Settings
 	metrics  *Metrics
 	log      *zap.Logger
 	srv      *http.Server
@@ -39,7 +40,7 @@ type adminServer struct {
 	port     *adminPort // the admin API's own listener (adminport.go); nil without admin_addr
 }
 
-func newAdmin(lc fx.Lifecycle, e *Engine, s *Settings, m *Metrics, log *zap.Logger) *adminServer {
+func newAdmin(lc fx.Lifecycle, e *Engine, s *config.Settings, m *Metrics, log *zap.Logger) *adminServer {
 	a := &adminServer{engine: e, settings: s, metrics: m, log: log.Named("admin")}
 	a.srv = &http.Server{
 		Handler:           a.routes(),

@@ -55,21 +55,6 @@ func servingOnly(admin bool, next http.Handler) http.Handler {
 	})
 }
 
-// checkAdminAddr checks admin_addr: empty, or host:port other than addr's.
-func checkAdminAddr(addr, adminAddr string) error {
-	if adminAddr == "" {
-		return nil
-	}
-	_, port, err := net.SplitHostPort(adminAddr)
-	if err != nil || port == "" {
-		return bad("admin_addr", "want host:port, or empty to serve the admin API on addr, got %q", adminAddr)
-	}
-	if adminAddr == addr && port != "0" {
-		return bad("admin_addr", "%s is addr too: want a port of its own, or empty to serve the admin API on addr", adminAddr)
-	}
-	return nil
-}
-
 // adminPort is the admin API's own listener, when admin_addr is set.
 type adminPort struct {
 	srv    *http.Server

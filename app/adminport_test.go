@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -113,8 +113,8 @@ func TestAdminAddrInUseFailsTheStart(t *testing.T) {
 
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
-	cfg := config(t, llm.URL(), "", "admin_addr: "+taken.Addr().String()+"\n")
-	s, err := Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)
+	cfg := serviceConfig(t, llm.URL(), "", "admin_addr: "+taken.Addr().String()+"\n")
+	s, err := config.Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)
 	require.NoError(t, err)
 	var admin *adminServer
 	var reg *lifecycle.Registry
@@ -127,32 +127,4 @@ func TestAdminAddrInUseFailsTheStart(t *testing.T) {
 	assert.Contains(t, err.Error(), "address already in use")
 	require.NoError(t, app.Stop(ctx))
 	assert.Nil(t, admin.addr, "the main listener never served")
-}
-
-// admin_addr comes from the file, the environment or -admin-addr, and must
-// be an address other than addr's.
-func TestAdminAddrConfiguration(t *testing.T) {
-	s, err := Load(nil, noEnv, io.Discard)
-	require.NoError(t, err)
-	assert.Empty(t, s.AdminAddr, "by default the admin API is served on addr")
-
-	env := map[string]string{"GLEITZEIT_ADMIN_ADDR": "0.0.0.0:9090"}
-	s, err = Load(nil, func(k string) string { return env[k] }, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "0.0.0.0:9090", s.AdminAddr)
-	s, err = Load([]string{"-admin-addr", "127.0.0.1:9191"}, func(k string) string { return env[k] }, io.Discard)
-	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1:9191", s.AdminAddr, "a flag beats the environment")
-
-	for file, want := range map[string]string{
-		"admin_addr: localhost\n":                        `config: admin_addr: want host:port, or empty to serve the admin API on addr, got "localhost"`,
-		"addr: 0.0.0.0:8080\nadmin_addr: 0.0.0.0:8080\n": "config: admin_addr: 0.0.0.0:8080 is addr too",
-		"admin_addr: \"127.0.0.1:\"\n":                   `config: admin_addr: want host:port`,
-	} {
-		_, err := Load([]string{"-config", write(t, "c.yaml", file)}, noEnv, io.Discard)
-		require.Error(t, err, file)
-		assert.True(t, IsConfigError(err))
-		assert.Contains(t, err.Error(), want, file)
-		assert.False(t, strings.Contains(err.Error(), "\n"))
-	}
 }

@@ -1,6 +1,10 @@
 package app
 
-import "go.uber.org/zap"
+import (
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/app/config"
+)
 
 // auditReopened logs that the audit log's file was moved, deleted or
 // replaced under the service (logrotate without copytruncate, an operator)
@@ -10,6 +14,6 @@ import "go.uber.org/zap"
 func auditReopened(log *zap.Logger) func(path, why string) {
 	return func(path, why string) {
 		log.Warn("audit log reopened: its file was no longer at its path; earlier records stay in the old file, later ones go to a new file there",
-			zap.String("provider", auditID), zap.String("path", path), zap.String("reason", why))
+			zap.String("provider", config.AuditID), zap.String("path", path), zap.String("reason", why))
 	}
 }

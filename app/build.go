@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/mcp"
@@ -27,7 +28,7 @@ type endpoint struct {
 
 // build makes, without starting it, the provider of an instance of a
 // template; exited is told when its child exits.
-func (e *Engine) build(id string, t Template, exited func(pool.Exit)) (lifecycle.Provider, endpoint, error) {
+func (e *Engine) build(id string, t config.Template, exited func(pool.Exit)) (lifecycle.Provider, endpoint, error) {
 	p, ep, err := e.buildKind(id, t, exited)
 	if err == nil && e.endpointHook != nil {
 		ep = e.endpointHook(ep)
@@ -35,7 +36,7 @@ func (e *Engine) build(id string, t Template, exited func(pool.Exit)) (lifecycle
 	return p, ep, err
 }
 
-func (e *Engine) buildKind(id string, t Template, exited func(pool.Exit)) (lifecycle.Provider, endpoint, error) {
+func (e *Engine) buildKind(id string, t config.Template, exited func(pool.Exit)) (lifecycle.Provider, endpoint, error) {
 	switch t.Kind {
 	case "ollama":
 		p, err := ollama.New(ollama.Config{ID: id, URL: t.Ollama.URL, Protocol: t.Protocol})
@@ -66,7 +67,7 @@ const mcpClientName = "gleitzeit-service"
 
 // processConfig is the child of a process or mcp template: its stderr
 // logged a line at a time, its exit told to its pool with the last line.
-func (e *Engine) processConfig(id string, t Template, exited func(pool.Exit)) process.Config {
+func (e *Engine) processConfig(id string, t config.Template, exited func(pool.Exit)) process.Config {
 	grace, _ := time.ParseDuration(t.Process.Grace) // checked by Load
 	log := e.log.With(zap.String("provider", id))
 	stderr := newChildStderr(e.log, id)

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
@@ -186,7 +187,7 @@ func (m manifests) one(t *testing.T, kind string, v any) {
 type pod struct {
 	d          deployment
 	c          container
-	s          *Settings
+	s          *config.Settings
 	configPath string // the ConfigMap's configuration, written out
 }
 
@@ -217,7 +218,7 @@ func loadPod(t *testing.T, m manifests) pod {
 		}
 	}
 	var err error
-	p.s, err = Load([]string{"-config", configPath}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	p.s, err = config.Load([]string{"-config", configPath}, func(k string) string { return env[k] }, &bytes.Buffer{})
 	require.NoError(t, err, "the ConfigMap's configuration loads")
 	return p
 }
@@ -328,7 +329,7 @@ func TestDeployManifestsAgreeWithTheService(t *testing.T) {
 			assert.Less(t, s.ShutdownTimeout, grace, "the service finishes shutting down before Kubernetes kills it")
 			assert.LessOrEqual(t, s.ShutdownTimeout+2*time.Second, grace, "with room for the process to exit")
 
-			defaults, err := Load(nil, noEnv, &bytes.Buffer{})
+			defaults, err := config.Load(nil, noEnv, &bytes.Buffer{})
 			require.NoError(t, err)
 			assert.Less(t, defaults.ShutdownTimeout, grace, "the default shutdown timeout fits too")
 
@@ -437,7 +438,7 @@ func TestDeploySingleRunsOneWriter(t *testing.T) {
 	assert.Equal(t, p.c.Image, migrate.Image, "the schema is the new image's")
 	assert.Equal(t, p.c.VolumeMounts, migrate.VolumeMounts, "it sees the configuration and the store where the service does")
 	var cfg bytes.Buffer
-	s, err := Load(append([]string{"-config", p.configPath}, migrate.Args[2:]...), noEnv, &cfg)
+	s, err := config.Load(append([]string{"-config", p.configPath}, migrate.Args[2:]...), noEnv, &cfg)
 	require.NoError(t, err, "its flags load")
 	assert.True(t, s.Migrate)
 }
@@ -516,7 +517,7 @@ func TestDeployReplicatedSurvivesLosingAPod(t *testing.T) {
 	// PostgreSQL's default max_connections (100, 3 kept for superusers).
 	// Found in review: 10 replicas and a surge would take 110.
 	most := h.Spec.MaxReplicas + intOf(t, "maxSurge", p.d.Spec.Strategy.RollingUpdate.MaxSurge)
-	store, err := sqldb.New(p.s.storeConfig())
+	store, err := sqldb.New(p.s.StoreConfig())
 	require.NoError(t, err)
 	assert.LessOrEqual(t, most*store.MaxOpenConns(), 97, "%d pods of %d connections each", most, store.MaxOpenConns())
 
@@ -620,13 +621,13 @@ func TestDeployMigrateJobExampleMigratesTheReplicasStore(t *testing.T) {
 	}
 	require.NotNil(t, jobDSN, "the Job reads the store's DSN")
 	assert.Equal(t, podDSN, jobDSN, "from the replicas' Secret, never a literal")
-	var config *volume
+	var configVolume *volume
 	for i, v := range job.Spec.Template.Spec.Volumes {
 		if v.Name == "config" {
-			config = &job.Spec.Template.Spec.Volumes[i]
+			configVolume = &job.Spec.Template.Spec.Volumes[i]
 		}
 	}
-	require.NotNil(t, config)
+	require.NotNil(t, configVolume)
 	var cm struct {
 		Metadata struct {
 			Name string `json:"name"`
@@ -636,7 +637,7 @@ func TestDeployMigrateJobExampleMigratesTheReplicasStore(t *testing.T) {
 	raw, err := yaml.YAMLToJSON(b)
 	require.NoError(t, err)
 	assert.Contains(t, string(raw), `"configMap":{"name":"`+cm.Metadata.Name+`"}`, "the overlay's ConfigMap")
-	s, err := Load(append([]string{"-config", p.configPath}, c.Args[2:]...),
+	s, err := config.Load(append([]string{"-config", p.configPath}, c.Args[2:]...),
 		func(k string) string { return secretStandIns[k] }, &bytes.Buffer{})
 	require.NoError(t, err, "its flags load")
 	assert.True(t, s.Migrate)

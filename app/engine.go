@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -44,7 +45,7 @@ type Engine struct {
 	store    *sqldb.DB
 	audit    *file.Writer
 	failing  *auditFailing // the audit log's failure, as its writer tells it
-	settings *Settings
+	settings *config.Settings
 	log      *zap.Logger
 	metrics  *Metrics
 
@@ -93,7 +94,7 @@ type engineParams struct {
 	Store     *sqldb.DB
 	Audit     *file.Writer
 	Failing   *auditFailing
-	Settings  *Settings
+	Settings  *config.Settings
 	Log       *zap.Logger
 	Metrics   *Metrics
 }
@@ -276,13 +277,13 @@ func (e *Engine) Add(ctx context.Context, id, template string) error {
 	if !ok {
 		return fmt.Errorf("%w: no template %s", errBadRequest, quote(template))
 	}
-	if !idPattern.MatchString(id) {
+	if !config.ValidID(id) {
 		return fmt.Errorf("%w: provider id %s: want lowercase letters, digits, '.', '_' or '-'", errBadRequest, quote(id))
 	}
 	if p.Config().Sizing != nil {
 		return fmt.Errorf("%w: %q", errPooled, template)
 	}
-	if name, ok := poolInstanceOf(id, e.settings.Templates); ok {
+	if name, ok := e.settings.PoolOf(id); ok {
 		return fmt.Errorf("%w: %q is named like an instance of the pool %q", errPooled, id, name)
 	}
 	for _, other := range e.pools {
@@ -309,7 +310,7 @@ func (e *Engine) Remove(ctx context.Context, id string) (lifecycle.Outcome, erro
 		}
 		return p.Remove(ctx, id)
 	}
-	if id == storeID || id == auditID {
+	if id == config.StoreID || id == config.AuditID {
 		return lifecycle.Outcome{}, errNotRemovable
 	}
 	return lifecycle.Outcome{}, fmt.Errorf("%w: %s", errUnknownID, quote(id))

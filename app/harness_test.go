@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
@@ -46,10 +48,21 @@ func TestMain(m *testing.M) {
 // the first of them.
 var postgres = sync.OnceValues(pgtest.Start)
 
-// config is a service configuration for the tests: the loopback Ollama
+func noEnv(string) string { return "" }
+
+// write writes a file named name, holding content, in a directory of the
+// test's own, and returns its path.
+func write(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+// serviceConfig is a service configuration for the tests: the loopback Ollama
 // server as the "llm" template, this binary as the "echo" template, the
 // templates given (indented by two spaces), and what extra says.
-func config(t testing.TB, llmURL, templates, extra string) string {
+func serviceConfig(t testing.TB, llmURL, templates, extra string) string {
 	t.Helper()
 	argv, env := rpctest.Command(rpctest.Server, false)
 	return fmt.Sprintf(`
@@ -87,7 +100,7 @@ type service struct {
 	admin    *adminServer
 	llm      *ollamatest.Server
 	base     string
-	settings *Settings
+	settings *config.Settings
 	logs     *testkit.LockedBuffer
 	stopped  bool
 }
@@ -103,7 +116,7 @@ func startWith(t testing.TB, templates, extra string, opts ...fx.Option) *servic
 	t.Helper()
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
-	s, err := Load([]string{"-config", write(t, "c.yaml", config(t, llm.URL(), templates, extra))}, noEnv, io.Discard)
+	s, err := config.Load([]string{"-config", write(t, "c.yaml", serviceConfig(t, llm.URL(), templates, extra))}, noEnv, io.Discard)
 	require.NoError(t, err)
 	svc := &service{t: t, llm: llm, logs: &testkit.LockedBuffer{}}
 	log := newLogger("console", zapcore.InfoLevel, svc.logs)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -171,7 +172,7 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 			return true, "" // removed, or registered since the check
 		}
 		if h.Status != lifecycle.StatusHealthy && h.Status != lifecycle.StatusDegraded {
-			if id == storeID {
+			if id == config.StoreID {
 				// The database's own words (its host, user, database) are
 				// for the log, where the store's transition puts them:
 				// /readyz answers anyone who can reach the port.
@@ -182,22 +183,22 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		return true, ""
 	}
 	why := []string{}
-	for _, id := range []string{storeID, auditID} {
+	for _, id := range []string{config.StoreID, config.AuditID} {
 		if ok, reason := serving(id); !ok {
 			why = append(why, reason)
 		}
 	}
-	if ok, _ := serving(auditID); ok {
+	if ok, _ := serving(config.AuditID); ok {
 		// The check may predate the audit log's failure, which refuses
 		// tasks from the moment it begins: its writer told it at once.
 		if reason := e.failing.reason(); reason != "" {
-			why = append(why, fmt.Sprintf("%s is %s: %s", auditID, lifecycle.StatusUnhealthy, reason))
+			why = append(why, fmt.Sprintf("%s is %s: %s", config.AuditID, lifecycle.StatusUnhealthy, reason))
 		}
 	}
-	if ok, _ := serving(storeID); ok && e.watch.storeFailing() {
+	if ok, _ := serving(config.StoreID); ok && e.watch.storeFailing() {
 		// Its health check passes, but it failed to record a task, and
 		// neither a record nor the poll's probe has committed since.
-		why = append(why, storeID+": the task store cannot record tasks (its error is in the log)")
+		why = append(why, config.StoreID+": the task store cannot record tasks (its error is in the log)")
 	}
 	for name, p := range e.pools {
 		if !e.settings.Templates[name].Critical {

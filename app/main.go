@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -41,7 +42,7 @@ const (
 // signal ends the wait at once, after logging the providers that had not
 // finished. It returns the process's exit code.
 func Main(args []string, getenv func(string) string, stderr io.Writer) int {
-	s, err := Load(args, getenv, stderr)
+	s, err := config.Load(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK // -h: Load printed the usage
 	}
@@ -102,7 +103,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		if _, ok := errors.AsType[*taskstore.SchemaError](err); ok {
 			code = ExitConfig
 			log.Error("cannot start the service", zap.Error(err))
-		} else if cause, ok := initializeError(err, storeID); ok {
+		} else if cause, ok := initializeError(err, config.StoreID); ok {
 			code = ExitStore
 			log.Error("cannot open the task store", zap.String("store", engine.store.Target()), zap.String("error", lifecycle.Redact(cause.Error())))
 		} else {
@@ -149,8 +150,8 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 // newer. Reaching the database is bounded; the upgrade is not, since it
 // takes seconds a million tasks, but SIGTERM or SIGINT ends it, rolled
 // back.
-func migrateStore(s *Settings, log *zap.Logger) int {
-	store, err := sqldb.New(s.storeConfig())
+func migrateStore(s *config.Settings, log *zap.Logger) int {
+	store, err := sqldb.New(s.StoreConfig())
 	if err != nil {
 		log.Error("cannot open the task store", zap.Error(err))
 		return ExitConfig

@@ -4,16 +4,11 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/fxmodule"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/file"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
-)
-
-// The ids of the providers the service always runs.
-const (
-	storeID = "store"
-	auditID = "audit"
 )
 
 // Options is the service as fx options: the registry, the task store and
@@ -21,7 +16,7 @@ const (
 // run in that order at start, and the other way at stop: the admin server
 // finishes its requests, the engine stops, then the providers are cleaned
 // up.
-func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
+func Options(s *config.Settings, log *zap.Logger, m *Metrics) fx.Option {
 	return fx.Options(
 		fx.Supply(s, log, m),
 		fx.WithLogger(fxmodule.EventLogger),
@@ -30,12 +25,12 @@ func Options(s *Settings, log *zap.Logger, m *Metrics) fx.Option {
 			lifecycle.WithDefaultTimeout(s.ProviderTimeout),
 			lifecycle.WithObserver(m),
 		),
-		fx.Supply(s.storeConfig()),
+		fx.Supply(s.StoreConfig()),
 		// The audit log's writer tells its failure to the engine's
 		// readiness at once, as well as to the log (see auditFailing).
 		fx.Supply(&auditFailing{}),
 		fx.Provide(func(log *zap.Logger, failing *auditFailing) file.Config {
-			return file.Config{ID: auditID, Path: s.AuditPath, MaxBytes: s.AuditMaxBytes, MaxFiles: s.AuditMaxFiles, OnRepair: func(path string, dropped int64) {
+			return file.Config{ID: config.AuditID, Path: s.AuditPath, MaxBytes: s.AuditMaxBytes, MaxFiles: s.AuditMaxFiles, OnRepair: func(path string, dropped int64) {
 				log.Warn("audit log repaired: the last record, cut short by a crash, was dropped",
 					zap.String("path", path), zap.Int64("bytes_dropped", dropped))
 			}, OnFailure: failing.failed(auditFailed(log)), OnRecovery: failing.recovered(auditRecovered(log)), OnReopen: auditReopened(log)}

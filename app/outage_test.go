@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/internal/pgtest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
@@ -191,7 +192,7 @@ func TestAStoreOutageIsHeardOnce(t *testing.T) {
 		assert.Equal(t, want, [2]int{warned, all}, "%q: [at warn or above, at any level]", msg)
 	}
 	for _, e := range logs.FilterMessage("task store unavailable: tasks are refused until it is back").All() {
-		assert.Equal(t, storeID, e.ContextMap()["store"])
+		assert.Equal(t, config.StoreID, e.ContextMap()["store"])
 		assert.NotContains(t, e.ContextMap()["error"], pg.Password, "no secret from the DSN")
 	}
 }

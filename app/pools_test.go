@@ -16,6 +16,7 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
@@ -233,13 +234,13 @@ func TestACriticalPoolOfMinZeroIsReadyEmpty(t *testing.T) {
 func TestAFailedStartRestartsNothing(t *testing.T) {
 	llm := ollamatest.Start()
 	t.Cleanup(llm.Close)
-	cfg := config(t, llm.URL(), `  dies:
+	cfg := serviceConfig(t, llm.URL(), `  dies:
     kind: process
     protocol: dies/v1
     critical: true
     process: {command: [sh, -c, "exit 1"], ready_method: ping, grace: 1s}
     pool: {min: 1, max: 2}`, "")
-	s, err := Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)
+	s, err := config.Load([]string{"-config", write(t, "c.yaml", cfg)}, noEnv, io.Discard)
 	require.NoError(t, err)
 	logs := &testkit.LockedBuffer{}
 	var engine *Engine
@@ -267,7 +268,7 @@ func TestAFailedStartRestartsNothing(t *testing.T) {
 // was of its predecessor.
 func TestTheProviderListShowsNoDeadChildAsHealthy(t *testing.T) {
 	// One poll, at start: every later look at the list is between polls.
-	once := fx.Decorate(func(s *Settings) *Settings { s.HealthInterval = time.Hour; return s })
+	once := fx.Decorate(func(s *config.Settings) *config.Settings { s.HealthInterval = time.Hour; return s })
 	s := startWith(t, crashy(), "", once)
 	first := s.pid("crashy-1")
 	health := func() (lifecycle.Health, string) {

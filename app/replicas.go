@@ -36,15 +36,6 @@ import (
 // others take it for dead: one late or failed heartbeat is not a death.
 const replicaLapse = 3
 
-// The heartbeat's interval, by default and at least and at most. The
-// default settles a killed replica's tasks within about 20 s (its lapse,
-// 15 s, and at most one interval until another replica sweeps).
-const (
-	defaultHeartbeat = 5 * time.Second
-	minHeartbeat     = 100 * time.Millisecond
-	maxHeartbeat     = time.Minute
-)
-
 // replicaStatementTimeout bounds each of the heartbeat's statements: one
 // that hangs must not hold the next heartbeat back for long.
 func replicaStatementTimeout(every time.Duration) time.Duration {

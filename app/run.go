@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -228,7 +229,7 @@ func (e *Engine) record(rec taskstore.Record, save func(context.Context, tasksto
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, releaseAudit, err := e.reg.Acquire(ctx, auditID)
+	_, releaseAudit, err := e.reg.Acquire(ctx, config.AuditID)
 	if err != nil {
 		return fmt.Errorf("audit task %s: %w", rec.ID, err)
 	}

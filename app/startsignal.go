@@ -8,12 +8,13 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
 // startup is a start in progress: what cancelStartup needs to end it.
 type startup struct {
-	s       *Settings
+	s       *config.Settings
 	log     *zap.Logger
 	app     *fx.App
 	reg     *lifecycle.Registry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -29,7 +30,7 @@ func (e *Engine) probeStore(ctx context.Context, rep lifecycle.HealthReport) {
 	if !e.watch.storeFailing() {
 		return
 	}
-	if h, ok := rep.Providers[storeID]; ok && h.Status == lifecycle.StatusUnhealthy {
+	if h, ok := rep.Providers[config.StoreID]; ok && h.Status == lifecycle.StatusUnhealthy {
 		return
 	}
 	begun := time.Now()
@@ -47,7 +48,7 @@ func (e *Engine) probeStore(ctx context.Context, rep lifecycle.HealthReport) {
 func (e *Engine) storeProbe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	_, release, err := e.reg.Acquire(ctx, storeID)
+	_, release, err := e.reg.Acquire(ctx, config.StoreID)
 	if err != nil {
 		return err
 	}

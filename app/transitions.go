@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -39,13 +40,13 @@ func newTransitions(log *zap.Logger) *transitions {
 // that: its ping may pass while it cannot record a task (a full disk);
 // only a record or the poll's probe (storeProbe) says it is.
 func (t *transitions) health(begun time.Time, rep lifecycle.HealthReport) {
-	if h, ok := rep.Providers[storeID]; ok && h.Status == lifecycle.StatusUnhealthy {
+	if h, ok := rep.Providers[config.StoreID]; ok && h.Status == lifecycle.StatusUnhealthy {
 		t.storeFailed(begun, "health check: "+h.Message)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for id, h := range rep.Providers {
-		if id == storeID || id == auditID {
+		if id == config.StoreID || id == config.AuditID {
 			continue
 		}
 		_, was := t.unhealthy[id]
@@ -106,7 +107,7 @@ func (t *transitions) storeFailed(begun time.Time, why string) {
 	}
 	t.storeDown, t.storeTurned = true, time.Now()
 	t.log.Error("task store unavailable: tasks are refused until it is back",
-		zap.String("store", storeID), zap.String("error", lifecycle.Redact(why)))
+		zap.String("store", config.StoreID), zap.String("error", lifecycle.Redact(why)))
 }
 
 // storeWorks notes that the task store committed a task's record, or the
@@ -122,7 +123,7 @@ func (t *transitions) storeWorks(begun time.Time) {
 		return
 	}
 	t.storeDown, t.storeTurned = false, time.Now()
-	t.log.Warn("task store available again", zap.String("store", storeID))
+	t.log.Warn("task store available again", zap.String("store", config.StoreID))
 }
 
 // storeFailing reports whether the task store failed and has not recorded
@@ -139,12 +140,12 @@ func (t *transitions) storeFailing() bool {
 func auditFailed(log *zap.Logger) func(path string, err error) {
 	return func(path string, err error) {
 		log.Error("audit log failing: writes are kept in its buffer and retried; tasks are refused once it is full",
-			zap.String("provider", auditID), zap.String("path", path), zap.String("error", lifecycle.Redact(err.Error())))
+			zap.String("provider", config.AuditID), zap.String("path", path), zap.String("error", lifecycle.Redact(err.Error())))
 	}
 }
 
 func auditRecovered(log *zap.Logger) func(path string) {
 	return func(path string) {
-		log.Warn("audit log recovered: writes succeed again", zap.String("provider", auditID), zap.String("path", path))
+		log.Warn("audit log recovered: writes succeed again", zap.String("provider", config.AuditID), zap.String("path", path))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 )
 
@@ -37,7 +38,7 @@ func (e *Engine) save(rec taskstore.Record, save func(context.Context, taskstore
 	begun := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, releaseStore, err := e.reg.Acquire(ctx, storeID)
+	_, releaseStore, err := e.reg.Acquire(ctx, config.StoreID)
 	if err != nil {
 		return fmt.Errorf("record task %s: %w", rec.ID, err)
 	}

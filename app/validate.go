@@ -8,34 +8,12 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gleitzeit/gleitzeit/app/config"
 )
-
-// maxNameLen bounds a task's protocol and method: both are identifiers,
-// which the store and the audit log keep with every task, so a client
-// cannot make a record, or an answer, grow with what it sends. The longest
-// served today is MCP's "notifications/resources/list_changed" (36 bytes).
-const maxNameLen = 64
-
-// namePattern is what a protocol and a method are made of: ASCII letters,
-// digits and . _ - / :, beginning with a letter or digit. It fits every
-// name served today: llm/v1 and mcp/v1, the process templates' own
-// (python/v1), and methods such as generate, tools/call and
-// notifications/initialized. Nothing else a client sends reaches the store:
-// no NUL, no invalid UTF-8, no control character, which PostgreSQL refuses
-// and a log line would carry.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]*$`)
 
 // maxTimeoutLen bounds a task's timeout as written: "1h30m0.5s" is 9 bytes.
 const maxTimeoutLen = 32
-
-// validName reports whether s is a protocol or a method the service can
-// take.
-func validName(s string) bool {
-	return len(s) <= maxNameLen && namePattern.MatchString(s)
-}
-
-// nameRule says what validName wants, for the errors that refuse a name.
-var nameRule = fmt.Sprintf("want 1 to %d ASCII letters, digits, '.', '_', '-', '/' or ':', beginning with a letter or digit", maxNameLen)
 
 // checkTask refuses, before anything is recorded, a task whose protocol,
 // method or timeout is not what the service takes, and returns the task's
@@ -44,11 +22,11 @@ func checkTask(t Task, taskTimeout time.Duration) (time.Duration, error) {
 	if t.Protocol == "" || t.Method == "" {
 		return 0, fmt.Errorf("%w: protocol and method are required", errBadRequest)
 	}
-	if !validName(t.Protocol) {
-		return 0, fmt.Errorf("%w: protocol %s: %s", errBadRequest, quote(t.Protocol), nameRule)
+	if !config.ValidName(t.Protocol) {
+		return 0, fmt.Errorf("%w: protocol %s: %s", errBadRequest, quote(t.Protocol), config.NameRule)
 	}
-	if !validName(t.Method) {
-		return 0, fmt.Errorf("%w: method %s: %s", errBadRequest, quote(t.Method), nameRule)
+	if !config.ValidName(t.Method) {
+		return 0, fmt.Errorf("%w: method %s: %s", errBadRequest, quote(t.Method), config.NameRule)
 	}
 	if t.Timeout == "" {
 		return taskTimeout, nil

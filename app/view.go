@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gleitzeit/gleitzeit/app/config"
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -75,9 +76,9 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 			m, _ := p.Member(info.ID)
 			v.Kind, v.Template, v.Protocol, v.Critical, v.Instance = t.Kind, name, t.Protocol, t.Critical, m.State
 			v.Health = instanceHealth(v.Health, m, snap.at)
-		case info.ID == storeID:
+		case info.ID == config.StoreID:
 			v.Kind, v.Critical = "sqldb", true
-		case info.ID == auditID:
+		case info.ID == config.AuditID:
 			v.Kind, v.Critical = "file", true
 		}
 		if r, ok := last[info.ID]; ok {

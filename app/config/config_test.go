@@ -1,7 +1,8 @@
-package app
+package config
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,8 +15,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
-	"github.com/gleitzeit/gleitzeit/internal/testkit"
-	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
 func noEnv(string) string { return "" }
@@ -169,34 +168,19 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 			}
 			_, err := Load(args, noEnv, &bytes.Buffer{})
 			require.Error(t, err)
-			assert.True(t, IsConfigError(err))
+			assert.True(t, IsError(err))
 			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
 }
 
-// Main exits with code 2 and the message on a bad configuration.
-func TestMainExitsTwoOnBadConfiguration(t *testing.T) {
-	var stderr bytes.Buffer
-	code := Main([]string{"-config", write(t, "c.yaml", "shutdown: {timeout: soon}\n")}, noEnv, &stderr)
-	assert.Equal(t, ExitConfig, code)
-	assert.Contains(t, stderr.String(), "config: shutdown.timeout")
-}
-
-// Found in review: a child may not inherit the service's own settings, and
-// a DSN of another database is refused at load, its password kept out of
-// the message and the exit code 2.
-func TestSecretsStayOutOfChildrenAndMessages(t *testing.T) {
+// Found in review: a child may not inherit the service's own settings.
+// (That a DSN's password stays out of Main's message is package app's
+// test.)
+func TestChildrenInheritNoServiceSetting(t *testing.T) {
 	cfg := write(t, "c.yaml", "templates:\n  p: {kind: process, protocol: p/v1, process: {command: [sh], inherit_env: [GLEITZEIT_ADMIN_TOKEN]}}\nproviders: []\n")
 	_, err := Load([]string{"-config", cfg}, noEnv, io.Discard)
 	require.ErrorContains(t, err, "config: templates.p.process.inherit_env[0]: GLEITZEIT_ADMIN_TOKEN is the service's own setting")
-
-	var stderr bytes.Buffer
-	cfg = write(t, "d.yaml", "data_dir: "+t.TempDir()+"\nstore: {dsn: \"mysql://app:hunter2@db/prod\"}\n")
-	code := Main([]string{"-config", cfg, "-addr", "127.0.0.1:0"}, noEnv, &stderr)
-	assert.Equal(t, ExitConfig, code, stderr.String())
-	assert.Contains(t, stderr.String(), "config: store.dsn:")
-	assert.NotContains(t, stderr.String(), "hunter2")
 }
 
 // pool: and restart: fill in what they leave out with the documented
@@ -254,32 +238,14 @@ func TestRetentionZeroAndMigrateFlag(t *testing.T) {
 	assert.True(t, s.Migrate)
 }
 
-// store.max_conns sizes a PostgreSQL store's pool, and so how many batches
-// of task records commit side by side; without it, sqldb's default.
-func TestStoreMaxConnsSizesThePool(t *testing.T) {
-	for _, tt := range []struct {
-		config      string
-		conns, lead int
-	}{
-		{"store: {dsn: \"postgres://u@db/app\", max_conns: 4}\n", 4, 2},
-		{"store: {dsn: \"postgres://u@db/app\"}\n", sqldb.DefaultMaxOpenConns, sqldb.DefaultMaxOpenConns / 2},
-		{"", 1, 1}, // SQLite
-	} {
-		s, err := Load([]string{"-config", write(t, "c.yaml", tt.config)}, noEnv, &bytes.Buffer{})
-		require.NoError(t, err)
-		store, err := sqldb.New(s.storeConfig())
-		require.NoError(t, err)
-		assert.Equal(t, tt.conns, store.MaxOpenConns(), tt.config)
-		assert.Equal(t, tt.lead, commitLeaders(store), tt.config)
-	}
-}
-
-// -h is no error: it exits 0 after naming the program as it was called,
-// its flags, and every environment variable Load reads with its meaning.
-func TestHelpExitsZeroListingFlagsAndEnvironment(t *testing.T) {
+// -h is no error: Load returns flag.ErrHelp, on which Main exits 0, after
+// naming the program as it was called, its flags, and every environment
+// variable Load reads with its meaning.
+func TestHelpListsFlagsAndEnvironment(t *testing.T) {
 	for _, arg := range []string{"-h", "-help", "--help"} {
 		var stderr bytes.Buffer
-		require.Equal(t, ExitOK, Main([]string{arg}, noEnv, &stderr), arg)
+		_, err := Load([]string{arg}, noEnv, &stderr)
+		require.ErrorIs(t, err, flag.ErrHelp, arg)
 		out := stderr.String()
 		assert.Contains(t, out, "Usage: "+filepath.Base(os.Args[0])+" [flags]")
 		assert.NotContains(t, out, "help requested")
@@ -363,37 +329,53 @@ func TestLogLevel(t *testing.T) {
 	require.ErrorContains(t, err, `config: log_level: want "debug", "info", "warn" or "error", got "verbose"`)
 }
 
-// A task store that cannot be reached at start exits 3, with one error
-// line naming the store, its password hidden, and the report.
-func TestUnreachableStoreExitsThree(t *testing.T) {
-	var stderr testkit.LockedBuffer
-	env := func(name string) string {
-		if name == "GLEITZEIT_STORE_DSN" {
-			return "postgres://gz:hunter2@127.0.0.1:1/tasks?connect_timeout=1"
-		}
-		return ""
-	}
-	code := Main([]string{"-data-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-log-format", "console"}, env, &stderr)
-	out := stderr.String()
-	assert.Equal(t, ExitStore, code, out)
-	assert.NotContains(t, out, "hunter2")
-	var errorLines []string
-	for line := range strings.Lines(out) {
-		if strings.Contains(line, "\tERROR\t") {
-			errorLines = append(errorLines, line)
-		}
-	}
-	require.Len(t, errorLines, 1, out)
-	assert.Contains(t, errorLines[0], "cannot open the task store")
-	assert.Contains(t, errorLines[0], `"store": "postgres://gz@127.0.0.1:1/tasks`)
-	// The report, a line for each provider in console format.
-	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"store\"")
-	assert.Contains(t, out, "cleanup report: provider\t{\"provider\": \"audit\", \"method\": \"\", \"result\": \"skipped\"")
+// admin_addr comes from the file, the environment or -admin-addr, and must
+// be an address other than addr's.
+func TestAdminAddrConfiguration(t *testing.T) {
+	s, err := Load(nil, noEnv, io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, s.AdminAddr, "by default the admin API is served on addr")
 
-	// -migrate, which opens the store alone, exits 3 too.
-	var migrating testkit.LockedBuffer
-	code = Main([]string{"-data-dir", t.TempDir(), "-migrate"}, env, &migrating)
-	assert.Equal(t, ExitStore, code, migrating.String())
-	assert.Contains(t, migrating.String(), "cannot open the task store")
-	assert.NotContains(t, migrating.String(), "hunter2")
+	env := map[string]string{"GLEITZEIT_ADMIN_ADDR": "0.0.0.0:9090"}
+	s, err = Load(nil, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "0.0.0.0:9090", s.AdminAddr)
+	s, err = Load([]string{"-admin-addr", "127.0.0.1:9191"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:9191", s.AdminAddr, "a flag beats the environment")
+
+	for file, want := range map[string]string{
+		"admin_addr: localhost\n":                        `config: admin_addr: want host:port, or empty to serve the admin API on addr, got "localhost"`,
+		"addr: 0.0.0.0:8080\nadmin_addr: 0.0.0.0:8080\n": "config: admin_addr: 0.0.0.0:8080 is addr too",
+		"admin_addr: \"127.0.0.1:\"\n":                   `config: admin_addr: want host:port`,
+	} {
+		_, err := Load([]string{"-config", write(t, "c.yaml", file)}, noEnv, io.Discard)
+		require.Error(t, err, file)
+		assert.True(t, IsError(err))
+		assert.Contains(t, err.Error(), want, file)
+		assert.False(t, strings.Contains(err.Error(), "\n"))
+	}
+}
+
+// The names the service serves, and some it must refuse, as a template's
+// protocol and the task check take them. (How an answer quotes a name is
+// package app's test.)
+func TestNamesAreShortIdentifiers(t *testing.T) {
+	for _, ok := range []string{"llm/v1", "mcp/v1", "python/v1", "echo/v1", "generate", "tools/call",
+		"notifications/initialized", "notifications/resources/list_changed", "Arith.Multiply", "a:b_c-d",
+		strings.Repeat("m", MaxNameLen)} {
+		assert.True(t, ValidName(ok), ok)
+	}
+	for _, bad := range []string{"", "/v1", "-x", "echo v1", "echo\x00", "ech\xffo", "é/v1", "a\nb", "a\tb", "x;y", `a"b`,
+		strings.Repeat("m", MaxNameLen+1)} {
+		assert.False(t, ValidName(bad), "%q", bad)
+	}
+
+	_, err := Load([]string{"-config", write(t, "c.yaml", "data_dir: "+t.TempDir()+`
+templates:
+  p: {kind: process, protocol: "python v1", process: {command: [sh]}}
+providers: []
+`)}, noEnv, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `config: templates.p.protocol: want 1 to 64 ASCII letters`)
 }

@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	"fmt"
@@ -15,10 +15,18 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
 
-// storeConfig is the task store's pool, as the service and -migrate open
-// it.
-func (s *Settings) storeConfig() sqldb.Config {
-	return sqldb.Config{ID: storeID, DSN: s.StoreDSN, MaxOpenConns: s.StoreMaxConns}
+// The ids of the providers the service always runs, besides those the
+// configuration names: the task store and the audit log. No instance may
+// take them.
+const (
+	StoreID = "store"
+	AuditID = "audit"
+)
+
+// StoreConfig is the task store's pool, as the service and -migrate open
+// it, and as Load checks it.
+func (s *Settings) StoreConfig() sqldb.Config {
+	return sqldb.Config{ID: StoreID, DSN: s.StoreDSN, MaxOpenConns: s.StoreMaxConns}
 }
 
 // checkProviders builds, without starting, what the configuration describes:
@@ -26,7 +34,7 @@ func (s *Settings) storeConfig() sqldb.Config {
 // DSNs and commands and acquire nothing, so a bad one is a configuration
 // error (exit 2) that names its field, before fx builds anything.
 func (s *Settings) checkProviders(names []string) error {
-	store, err := sqldb.New(s.storeConfig())
+	store, err := sqldb.New(s.StoreConfig())
 	if err != nil {
 		return bad("store.dsn", "%s", lifecycle.Redact(trimOwner(err.Error())))
 	}

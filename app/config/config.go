@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	_ "embed"
@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -63,9 +62,9 @@ type StoreFile struct {
 	// Retention is how long a task is kept: older ones are deleted
 	// ("0s": kept for ever).
 	Retention string `json:"retention"`
-	// Heartbeat is how often a replica tells the store it runs (see
-	// replicas.go): the tasks of one silent for replicaLapse heartbeats
-	// are settled as interrupted.
+	// Heartbeat is how often a replica tells the store it runs: the tasks
+	// of one silent for 3 heartbeats are settled as interrupted (package
+	// app's replicas).
 	Heartbeat string `json:"heartbeat"`
 	// MaxConns bounds a PostgreSQL store's pool (sqldb's default, 10, if
 	// not set): every replica's pool, and those of pods shutting down,
@@ -188,21 +187,33 @@ const (
 // volume holds; a service that needs less keeps less.
 const defaultRetention = 7 * 24 * time.Hour
 
+// The heartbeat's interval (store.heartbeat), by default and at least and
+// at most: package app's replicas take one that missed 3 heartbeats for
+// dead and settle its tasks. The default settles a killed replica's tasks
+// within about 20 s (its lapse, 15 s, and at most one interval until
+// another replica sweeps).
+const (
+	defaultHeartbeat = 5 * time.Second
+	minHeartbeat     = 100 * time.Millisecond
+	maxHeartbeat     = time.Minute
+)
+
 // minRetention is the shortest retention allowed, and how much longer than
 // task_timeout it must be: a shorter one would delete tasks before their
 // clients could look them up, or while they run.
 const minRetention = time.Minute
 
-// ConfigError names a configuration field and what is wrong with it.
-type ConfigError struct {
+// Error names a configuration field and what is wrong with it: the
+// service exits 2 on it, before anything starts (see IsError).
+type Error struct {
 	Field   string
 	Problem string
 }
 
-func (e *ConfigError) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Problem) }
+func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Problem) }
 
 func bad(field, format string, args ...any) error {
-	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+	return &Error{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
 // The environment variables Load reads, each over the file's field, with
@@ -310,7 +321,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err // usage printed it
 		}
-		return nil, &ConfigError{Field: "flags", Problem: err.Error()}
+		return nil, &Error{Field: "flags", Problem: err.Error()}
 	}
 	if fs.NArg() > 0 {
 		return nil, bad("flags", "unexpected argument %q", fs.Arg(0))
@@ -387,8 +398,6 @@ func cleanYAMLError(err error) string {
 	}
 	return msg
 }
-
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 // resolve checks every field and fills in what defaults from other fields.
 func (f *File) resolve() (*Settings, error) {
@@ -543,21 +552,36 @@ func (f *File) resolve() (*Settings, error) {
 	for i, p := range s.Providers {
 		field := fmt.Sprintf("providers[%d]", i)
 		switch {
-		case !idPattern.MatchString(p.ID):
+		case !ValidID(p.ID):
 			return nil, bad(field+".id", "want lowercase letters, digits, '.', '_' or '-', got %q", p.ID)
-		case seen[p.ID] || p.ID == storeID || p.ID == auditID:
+		case seen[p.ID] || p.ID == StoreID || p.ID == AuditID:
 			return nil, bad(field+".id", "%q is used twice (store and audit are taken)", p.ID)
 		case s.Templates[p.Template].Kind == "":
 			return nil, bad(field+".template", "no template %q (have: %s)", p.Template, strings.Join(names, ", "))
 		case s.Templates[p.Template].Sizing != nil:
 			return nil, bad(field+".template", "template %q is a pool: it runs its own instances (%s); remove this entry", p.Template, pool.InstanceID(p.Template, 1))
 		}
-		if name, ok := poolInstanceOf(p.ID, s.Templates); ok {
+		if name, ok := s.PoolOf(p.ID); ok {
 			return nil, bad(field+".id", "%q is named like an instance of the pool %q: those names are the pool's", p.ID, name)
 		}
 		seen[p.ID] = true
 	}
 	return s, nil
+}
+
+// checkAdminAddr checks admin_addr: empty, or host:port other than addr's.
+func checkAdminAddr(addr, adminAddr string) error {
+	if adminAddr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(adminAddr)
+	if err != nil || port == "" {
+		return bad("admin_addr", "want host:port, or empty to serve the admin API on addr, got %q", adminAddr)
+	}
+	if adminAddr == addr && port != "0" {
+		return bad("admin_addr", "%s is addr too: want a port of its own, or empty to serve the admin API on addr", adminAddr)
+	}
+	return nil
 }
 
 func duration(field, in string, zeroOK bool) (time.Duration, error) {
@@ -629,15 +653,15 @@ func checkTemplate(field string, t Template) (Template, error) {
 	default:
 		return t, bad(field+".kind", `want "ollama", "process" or "mcp", got %q`, t.Kind)
 	}
-	if !validName(t.Protocol) { // else no task could name it
-		return t, bad(field+".protocol", "%s, got %s", nameRule, quote(t.Protocol))
+	if !ValidName(t.Protocol) { // else no task could name it
+		return t, bad(field+".protocol", "%s, got %s", NameRule, quote(t.Protocol))
 	}
 	sizing, err := resolveSizing(field+".pool", t.Pool)
 	if err != nil {
 		return t, err
 	}
 	if sizing != nil {
-		if name := field[len("templates."):]; !idPattern.MatchString(pool.InstanceID(name, sizing.Max)) {
+		if name := field[len("templates."):]; !ValidID(pool.InstanceID(name, sizing.Max)) {
 			return t, bad(field, "a pool's template names its instances (%s): want lowercase letters, digits, '.', '_' or '-'", pool.InstanceID(name, 1))
 		}
 	}
@@ -650,7 +674,7 @@ func checkTemplate(field string, t Template) (Template, error) {
 
 // reserveMargin is what the default cleanup reserve adds to the longest
 // provider timeout: up to a second to answer the tasks that the end of the
-// HTTP shutdown cancelled (see answerGrace), and a second for the engine's
+// HTTP shutdown cancelled (package app's answerGrace), and a second for the engine's
 // stop and the report.
 const reserveMargin = 2 * time.Second
 
@@ -673,8 +697,9 @@ func (s *Settings) checkReserve(given bool, longest time.Duration) error {
 	return nil
 }
 
-// IsConfigError reports whether err is a configuration error: exit code 2.
-func IsConfigError(err error) bool {
-	var ce *ConfigError
-	return errors.As(err, &ce)
+// IsError reports whether err is a configuration error, an *Error: what
+// the service exits 2 on.
+func IsError(err error) bool {
+	_, ok := errors.AsType[*Error](err)
+	return ok
 }

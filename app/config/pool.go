@@ -1,4 +1,4 @@
-package app
+package config
 
 import (
 	"fmt"
@@ -199,10 +199,12 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 	return r, nil
 }
 
-// poolInstanceOf reports whether id is named like an instance of a pool
-// among templates: such ids are the pool's to give.
-func poolInstanceOf(id string, templates map[string]Template) (string, bool) {
-	for name, t := range templates {
+// PoolOf reports whether id is named like an instance of one of the
+// pools, and which: such ids are the pool's to give, so neither the
+// configuration's providers nor one added through the admin API may take
+// them.
+func (s *Settings) PoolOf(id string) (template string, ok bool) {
+	for name, t := range s.Templates {
 		if t.Sizing == nil {
 			continue
 		}
