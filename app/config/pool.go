@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
@@ -197,23 +196,6 @@ func resolveRestart(field, kind string, f *RestartFile) (pool.Restart, error) {
 			r.Window, r.MaxRestarts, spread)
 	}
 	return r, nil
-}
-
-// PoolOf reports whether id is named like an instance of one of the
-// pools, and which: such ids are the pool's to give, so neither the
-// configuration's providers nor one added through the admin API may take
-// them.
-func (s *Settings) PoolOf(id string) (template string, ok bool) {
-	for name, t := range s.Templates {
-		if t.Sizing == nil {
-			continue
-		}
-		var n int
-		if _, err := fmt.Sscanf(id, name+"-%d", &n); err == nil && pool.InstanceID(name, n) == id {
-			return name, true
-		}
-	}
-	return "", false
 }
 
 // restartSpread is the longest time max_restarts restarts can take: the

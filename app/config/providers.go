@@ -1,33 +1,14 @@
 package config
 
 import (
-	"fmt"
-	"reflect"
-	"slices"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 	"github.com/gleitzeit/gleitzeit/providers/ollama"
 	"github.com/gleitzeit/gleitzeit/providers/process"
 	"github.com/gleitzeit/gleitzeit/providers/sqldb"
 )
-
-// The ids of the providers the service always runs, besides those the
-// configuration names: the task store and the audit log. No instance may
-// take them.
-const (
-	StoreID = "store"
-	AuditID = "audit"
-)
-
-// StoreConfig is the task store's pool, as the service and -migrate open
-// it, and as Load checks it.
-func (s *Settings) StoreConfig() sqldb.Config {
-	return sqldb.Config{ID: StoreID, DSN: s.StoreDSN, MaxOpenConns: s.StoreMaxConns}
-}
 
 // checkProviders builds, without starting, what the configuration describes:
 // the store and one provider of each template. The constructors check URLs,
@@ -77,76 +58,4 @@ func trimOwner(msg string) string {
 		}
 	}
 	return msg
-}
-
-// unknownField finds where in data a field that File does not have is, as
-// a path such as templates.o.critcal: the strict decoder names the field
-// but not where it is.
-func unknownField(data []byte) string {
-	var v any
-	if yaml.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	return walkUnknown(v, reflect.TypeFor[File](), "")
-}
-
-func walkUnknown(v any, t reflect.Type, path string) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	join := func(p, k string) string {
-		if p == "" {
-			return k
-		}
-		return p + "." + k
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			if name != "" && name != "-" {
-				fields[name] = t.Field(i).Type
-			}
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			ft, ok := fields[k]
-			if !ok {
-				return join(path, k)
-			}
-			if p := walkUnknown(m[k], ft, join(path, k)); p != "" {
-				return p
-			}
-		}
-	case reflect.Map:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		for k, e := range m {
-			if p := walkUnknown(e, t.Elem(), join(path, k)); p != "" {
-				return p
-			}
-		}
-	case reflect.Slice:
-		l, ok := v.([]any)
-		if !ok {
-			return ""
-		}
-		for i, e := range l {
-			if p := walkUnknown(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); p != "" {
-				return p
-			}
-		}
-	}
-	return ""
 }
