@@ -1,6 +1,15 @@
-// Package app is the Gleitzeit service: an execution engine that runs
-// tasks on providers, and an admin HTTP server, wired with fx. Main runs
-// it as a Kubernetes pod needs: examples/service is a main that calls it.
+// Package app is the Gleitzeit service: the wiring, the execution engine
+// that runs tasks on providers, and the HTTP surface that takes the tasks
+// and serves the probes, the admin API and the metrics. Main runs it as a
+// Kubernetes pod needs (examples/service is a main that calls it); Options
+// wires it with fx: the registry, the task store and the audit log as
+// providers, the engine and the HTTP server.
+//
+// Its parts that stand on their own are packages of their own:
+// app/config reads and checks the configuration, all of it before fx
+// builds anything (exit 2); app/taskstore keeps the tasks and their
+// outcomes; app/pool admits tasks to a template's instances, sizes them
+// and supervises their children.
 //
 // # Tasks
 //
@@ -32,27 +41,9 @@
 // health poll for restart.unhealthy_after) is cut off and replaced the
 // same way; one that dies while it runs tasks, a request's doing, is
 // restarted at the ordinary pace, never the budget's longer waits. A
-// template that is not critical is started once the registry has
-// (launch.go), so that one whose child cannot start is supervised rather
-// than failing the service's start.
-//
-// # Files
-//
-// engine.go builds the pools and owns the engine's life and the admin
-// operations; build.go makes providers from templates; launch.go starts
-// the templates that are not critical; run.go runs and records tasks;
-// validate.go checks a task before anything is recorded; inflight.go and
-// taskcancel.go keep the tasks in flight and cancel one; storefault.go and
-// unaudited.go answer a store or an audit log that failed; replicas.go
-// heartbeats and settles the tasks of replicas that died; health.go polls
-// health and decides readiness,
-// which auditfailing.go tells of the audit log's failure at once;
-// transitions.go logs its changes once each; refusals.go counts the tasks
-// refused; view.go is what the admin API shows; admin.go and adminport.go
-// serve it, tasktoken.go guards the task endpoints; protocols.go and
-// mcpcaller.go map each protocol's methods to its provider; startsignal.go
-// cancels a start on a signal; config.go and poolconfig.go read the
-// configuration.
+// template that is not critical is started once the registry has, so that
+// one whose child cannot start is supervised rather than failing the
+// service's start.
 //
 // # Endpoints
 //
@@ -68,6 +59,6 @@
 //	GET    /metrics              Prometheus
 //
 // With admin_addr set, /v1/providers, /v1/pools and /metrics are served on
-// that listener only, and addr answers 404 for them (adminport.go): a
-// NetworkPolicy admits ports, not paths.
+// that listener only, and addr answers 404 for them: a NetworkPolicy
+// admits ports, not paths.
 package app

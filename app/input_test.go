@@ -109,9 +109,10 @@ func TestTaskInputIsCheckedBeforeItIsRecorded(t *testing.T) {
 	}
 }
 
-// The names the service serves, and some it must refuse, as the task check
-// and a template's protocol take them.
-func TestNamesAreShortIdentifiers(t *testing.T) {
+// An answer quotes a bounded part of what a client sent, escaped, and the
+// store keeps a bounded text with nothing PostgreSQL refuses. (The names
+// the service takes are app/config's TestNamesAreShortIdentifiers.)
+func TestQuotesAndStoredTextAreBounded(t *testing.T) {
 	assert.Equal(t, `"`+strings.Repeat("é", quotedLen/2)+`"…`, quote(strings.Repeat("é", 100)), "never half a character")
 	assert.Equal(t, `"a\x00b\xff"`, quote("a\x00b\xff"))
 	assert.Equal(t, "a\uFFFDb\uFFFD", boundText("a\x00b\xff"), "what PostgreSQL refuses is not stored")

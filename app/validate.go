@@ -22,6 +22,9 @@ func checkTask(t Task, taskTimeout time.Duration) (time.Duration, error) {
 	if t.Protocol == "" || t.Method == "" {
 		return 0, fmt.Errorf("%w: protocol and method are required", errBadRequest)
 	}
+	// The rule every template's protocol was held to as the configuration
+	// loaded: any protocol served can be named, and nothing else a client
+	// sends in a name reaches the store.
 	if !config.ValidName(t.Protocol) {
 		return 0, fmt.Errorf("%w: protocol %s: %s", errBadRequest, quote(t.Protocol), config.NameRule)
 	}

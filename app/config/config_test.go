@@ -117,6 +117,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"typo inside a template", "templates: {o: {kind: ollama, critcal: true}}\nproviders: []\n", nil, `config: templates.o.critcal: unknown field "critcal"`},
 		{"typo in a provider", "templates: {o: {kind: ollama}}\nproviders: [{id: a, template: o, tmpl: x}]\n", nil, `config: providers[0].tmpl: unknown field "tmpl"`},
 		{"command not found", "templates: {t: {kind: process, protocol: p, process: {command: [no-such-program-here]}}}\nproviders: []\n", nil, `config: templates.t.process.command: command "no-such-program-here": exec: "no-such-program-here": executable file not found`},
+		{"dir not a directory", "templates: {t: {kind: process, protocol: p, process: {command: [sh], dir: /no/such/dir}}}\nproviders: []\n", nil, `config: templates.t.process.dir: Config.Dir "/no/such/dir" is not a directory`},
 		{"bad ollama url", "templates: {o: {kind: ollama, ollama: {url: \"ftp://x\"}}}\nproviders: []\n", nil, `config: templates.o.ollama.url: URL "ftp://x": scheme must be http or https`},
 		{"bad dsn", "store: {dsn: \"postgres://u:hunter2@h:notaport/db\"}\n", nil, `config: store.dsn: PostgreSQL DSN`},
 		{"empty data dir flag", "", []string{"-data-dir", ""}, `config: -data-dir: empty`},
