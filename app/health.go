@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gleitzeit/gleitzeit/app/config"
@@ -205,7 +206,7 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 			continue
 		}
 		before := len(why)
-		var down []string
+		var down, starting []string
 		up := 0
 		for _, id := range p.Members() {
 			switch p.MemberState(id) {
@@ -219,6 +220,8 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 				down = append(down, id+" exited")
 			case "restarting":
 				down = append(down, id+" is restarting")
+			case "starting":
+				starting = append(starting, id+" is starting")
 			}
 		}
 		switch st := p.Stats(); {
@@ -228,7 +231,13 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 			// Empty by its own choice, or starting what a task asked for:
 			// a pool of min 0 serves on demand.
 		case up == 0:
-			why = append(why, fmt.Sprintf("pool %s has no healthy instance (%d down)", name, len(down)))
+			// Each instance and what it is doing: an operator reads which
+			// is dead, which is coming back.
+			what := slices.Concat(down, starting)
+			if len(what) == 0 {
+				what = []string{"it has none"}
+			}
+			why = append(why, fmt.Sprintf("pool %s has no healthy instance: %s", name, strings.Join(what, "; ")))
 		}
 		if len(why) > before {
 			why = append(why, backoffReason(name, p.Stats())...)

@@ -122,6 +122,7 @@ func TestSupervisedChild(t *testing.T) {
 	require.Equal(t, 503, s.call("GET", "/readyz", "", nil, &ready))
 	assert.Contains(t, strings.Join(ready.Reasons, "\n"),
 		"template crashy is backing off its restarts: more than 2 restarts within 1m0s; the last: crashy-1 exited (signal: killed); next restart at ")
+	assert.Contains(t, ready.Reasons, "pool crashy has no healthy instance: crashy-1 is restarting", "which instance, and what it is doing")
 	assert.Contains(t, s.logs.String(), "restart budget exhausted: backing off")
 	code, _, msg = s.task("crashy/v1", "echo", []int{1})
 	assert.Equal(t, 503, code, "refused at once, not kept waiting for the restart: %s", msg)

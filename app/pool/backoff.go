@@ -107,7 +107,7 @@ func (p *Pool[H]) recovered(id string) {
 		p.stableFrom = p.deps.Now()
 	}
 	if p.backingOff != "" {
-		p.log.Warn("template healthy again", zap.String("provider", id), zap.Int("consecutive_failures", p.failures),
+		p.log.Info("template healthy again", zap.String("provider", id), zap.Int("consecutive_failures", p.failures),
 			zap.String("was", p.backingOff))
 		p.backingOff = ""
 	}

@@ -63,10 +63,16 @@ func freeAddr(t *testing.T) string {
 
 func run(t *testing.T, configPath string, env ...string) *running {
 	t.Helper()
+	return runArgs(t, []string{"-config", configPath}, env...)
+}
+
+// runArgs runs the service binary with the arguments given.
+func runArgs(t *testing.T, args []string, env ...string) *running {
+	t.Helper()
 	bin, err := binary()
 	require.NoError(t, err)
 	r := &running{t: t, stderr: &testkit.LockedBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "-config", configPath)
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.Env = append(os.Environ(), env...)
 	r.cmd.Stderr = r.stderr
 	require.NoError(t, r.cmd.Start())
