@@ -227,13 +227,16 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		switch st := p.Stats(); {
 		case p.Config().Sizing == nil:
 			why = append(why, down...)
-		case up == 0 && st.Min == 0 && len(down) == 0:
+		case up == 0 && st.Min == 0 && len(down) == 0 && st.StartFailed == "" && st.BackingOff == "":
 			// Empty by its own choice, or starting what a task asked for:
 			// a pool of min 0 serves on demand.
 		case up == 0:
 			// Each instance and what it is doing: an operator reads which
 			// is dead, which is coming back.
 			what := slices.Concat(down, starting)
+			if st.StartFailed != "" {
+				what = append(what, "its last start failed: "+st.StartFailed)
+			}
 			if len(what) == 0 {
 				what = []string{"it has none"}
 			}

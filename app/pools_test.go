@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gleitzeit/gleitzeit/app/config"
+	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
 	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/ollamatest"
@@ -361,4 +364,86 @@ func TestOneClientsTasksOneAtATimeDoNotGrowThePool(t *testing.T) {
 	require.Len(t, pools, 1)
 	assert.Equal(t, 1, pools[0].Size, "last scale event: %+v", pools[0].LastScale)
 	assert.Zero(t, pools[0].ScaleUps)
+}
+
+// A critical pool of min 0 whose child cannot start is not ready, says
+// why, and shows the failure in /v1/pools; once the fault passes it comes
+// back by itself, with no task to prompt it (found by the attack on issue
+// 24: it stayed ready, and /v1/pools showed nothing).
+func TestACriticalPoolOfMinZeroThatCannotStartIsNotReadyAndComesBack(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken")
+	require.NoError(t, os.WriteFile(broken, nil, 0o644))
+	argv, env := rpctest.Command(rpctest.Server, false)
+	s := startWith(t, fmt.Sprintf(`  flaky:
+    kind: process
+    protocol: flaky/v1
+    critical: true
+    process: {command: [sh, -c, 'test -e %s && exit 1; exec "$0" "$@"', %q, %q], env: [%q], ready_method: ping, grace: 1s}
+    pool: {min: 0, max: 2, queue: 4, queue_timeout: 2s}
+    restart: {backoff: 10ms, max_backoff: 20ms, max_restarts: 2, window: 1m, crash_loop_max_backoff: 50ms}`, broken, argv[0], argv[1], env[0]), "")
+	s.waitHealthy()
+	code, _, msg := s.task("flaky/v1", "echo", []int{1})
+	require.Equal(t, 503, code, msg)
+	require.Eventually(t, func() bool { c, _ := s.readiness(); return c == 503 }, testkit.Wait, time.Millisecond)
+	_, why := s.readiness()
+	assert.Contains(t, why, "pool flaky has no healthy instance: its last start failed: ")
+	var pools []PoolView
+	require.Equal(t, 200, s.call("GET", "/v1/pools", "", nil, &pools))
+	require.Len(t, pools, 1)
+	assert.Positive(t, pools[0].ConsecutiveFailures)
+	assert.NotEmpty(t, pools[0].StartFailed)
+
+	require.NoError(t, os.Remove(broken)) // the fault passes
+	require.Eventually(t, func() bool { c, _ := s.readiness(); return c == 200 }, testkit.Wait, 5*time.Millisecond, "log:\n%s", s.logs)
+	code, rec, msg := s.task("flaky/v1", "echo", []int{2})
+	require.Equal(t, 200, code, msg)
+	assert.Equal(t, "flaky-1", rec.Provider, "started by the pool on its own")
+}
+
+// What the provider list shows of an instance the pool knows more of than
+// the last check: never the last check's healthy (found by the attack on
+// issue 24: a slot waiting for its restart, a replacement not yet built,
+// and a child reaped a moment before the pool was told).
+func TestAnInstanceIsNotShownByAStaleCheck(t *testing.T) {
+	stale := lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: map[string]any{"pid": 4242, "running": true}}
+	checked := time.Now()
+	for _, m := range []pool.Member{
+		{State: "restarting"},
+		{State: "starting"}, // its provider not built yet
+		{State: "starting", Born: checked.Add(time.Millisecond)},
+		{State: "ready", Born: checked.Add(-time.Second), Gone: true},
+		{State: "dead", Born: checked.Add(-time.Second), Exit: pool.Exit{Pid: 4242, Status: "signal: killed"}},
+	} {
+		h := instanceHealth(stale, m, checked)
+		assert.NotEqual(t, lifecycle.StatusHealthy, h.Status, "%+v", m)
+		assert.NotEqual(t, "running", h.Message, "%+v", m)
+	}
+	assert.Equal(t, stale, instanceHealth(stale, pool.Member{State: "ready", Born: checked.Add(-time.Second)}, checked), "a check of this instance is shown")
+}
+
+// Killed again and again, a child whose pid the service has reaped is
+// never shown healthy, though the pool is told of the exit a moment later.
+func TestAReapedChildIsNeverShownHealthy(t *testing.T) {
+	once := fx.Decorate(func(s *config.Settings) *config.Settings { s.HealthInterval = time.Hour; return s })
+	s := startWith(t, strings.Replace(crashy(), "max_backoff: 1h, max_restarts: 2, window: 1m", "max_backoff: 20ms, max_restarts: 1000, window: 1h", 1), "", once)
+	p := s.engine.pools["crashy"]
+	for round := range 20 {
+		s.engine.pollHealth(t.Context()) // the replacement is checked healthy
+		pid := s.pid("crashy-1")
+		require.Eventually(t, func() bool { return p.Stats().Busy == 0 }, testkit.Wait, time.Millisecond)
+		restarts := p.Stats().Restarts
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		require.Eventually(t, func() bool { _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); return err != nil },
+			testkit.Wait, 100*time.Microsecond, "reaped by the service")
+		var list struct{ Providers []ProviderView }
+		require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
+		for _, v := range list.Providers {
+			if v.ID == "crashy-1" && v.Health.Status == lifecycle.StatusHealthy {
+				got, _ := v.Health.Resources["pid"].(float64)
+				assert.NotEqual(t, pid, int(got), "round %d: reaped, still shown healthy (%s)", round, v.Instance)
+			}
+		}
+		require.Eventually(t, func() bool { return p.Stats().Restarts > restarts && p.MemberState("crashy-1") == "ready" },
+			testkit.Wait, time.Millisecond)
+	}
 }

@@ -104,10 +104,11 @@ func (e *Engine) Providers(ctx context.Context) []ProviderView {
 
 // instanceHealth is the health the provider list shows for a pool's
 // instance: the last check's, unless the pool knows it is out of date. A
-// child that exited since is unhealthy from that moment, and a check begun
-// before the instance's provider was built was of its predecessor under the
-// same id (a replaced child: healthy, with the dead one's pid); until the
-// next check, the list says so rather than show the predecessor's.
+// child that exited since is unhealthy from the moment it was reaped, and a
+// check begun before the instance's provider was built was of its
+// predecessor under the same id (a replaced child: healthy, with the dead
+// one's pid); until the next check, the list says so rather than show the
+// predecessor's.
 func instanceHealth(h lifecycle.Health, m pool.Member, checked time.Time) lifecycle.Health {
 	switch {
 	case m.State == "dead":
@@ -120,7 +121,11 @@ func instanceHealth(h lifecycle.Health, m pool.Member, checked time.Time) lifecy
 			msg = "cut off (" + m.Exit.Status + ")" // alive, but useless: its removal ends it
 		}
 		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: msg, Resources: res}
-	case checked.Before(m.Born):
+	case m.State == "restarting":
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "restarting: its predecessor was removed, its replacement is due"}
+	case m.Gone:
+		return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "exited", Resources: map[string]any{"running": false}}
+	case m.Born.IsZero() || checked.Before(m.Born):
 		return lifecycle.Health{Status: lifecycle.StatusUnknown, Message: "not checked since it was started (" + m.State + ")"}
 	}
 	return h
@@ -162,6 +167,9 @@ type PoolView struct {
 	BackoffReason       string     `json:"backoff_reason,omitempty"`
 	NextRestart         *time.Time `json:"next_restart,omitempty"`
 	ConsecutiveFailures int        `json:"consecutive_failures"`
+	// StartFailed is why the last instance the pool started to grow did
+	// not start, until one does.
+	StartFailed string `json:"start_failed,omitempty"`
 }
 
 // Pools describes the templates with pool:, sorted by template.
@@ -174,7 +182,7 @@ func (e *Engine) Pools() []PoolView {
 		v := PoolView{Template: s.Template, Protocol: s.Protocol, Size: s.Size, Starting: s.Starting,
 			Min: s.Min, Max: s.Max, Busy: s.Busy, QueueDepth: s.QueueDepth, Restarts: s.Restarts,
 			ScaleUps: s.ScaleUps, ScaleDowns: s.ScaleDowns, BackingOff: s.BackingOff != "", BackoffReason: s.BackingOff,
-			ConsecutiveFailures: s.ConsecutiveFailures, GaveUp: s.BackingOff, LastScale: s.LastScale}
+			ConsecutiveFailures: s.ConsecutiveFailures, GaveUp: s.BackingOff, LastScale: s.LastScale, StartFailed: s.StartFailed}
 		if !s.NextRestart.IsZero() {
 			v.NextRestart = &s.NextRestart
 		}

@@ -176,6 +176,21 @@ func (p *Pool[H]) handoff() {
 			w.got <- grant[H]{err: err}
 		}
 		p.queue = nil
+		return
+	}
+	// Tasks admitted past Queue waited for instances on their way; if
+	// those are no longer coming (a start failed, growth is held back),
+	// the last of them are refused as a full queue would have refused
+	// them, rather than wait past Queue for busy instances.
+	if len(p.queue) == 0 {
+		return // an unsized pool's always is
+	}
+	if room := p.queueRoom(); len(p.queue) > room {
+		err := fmt.Errorf("%w (%d waiting): the instances started for it did not start: %s", ErrQueueFull, room, p.whyNone())
+		for _, w := range p.queue[room:] {
+			w.got <- grant[H]{err: err}
+		}
+		p.queue = p.queue[:room]
 	}
 }
 
@@ -221,11 +236,13 @@ func (p *Pool[H]) canWait() bool {
 	return p.mayGrow()
 }
 
-// mayGrow reports whether the scaler may start instances: it runs, the
-// service is not shutting down, the supervisor does not back off, and a
-// place below Max is free. p.mu is held.
+// mayGrow reports whether the scaler may start instances now: it runs,
+// the service is not shutting down, a place below Max is free, and growth
+// is not held back (a start failed a moment ago, or the supervisor backs
+// off). A task must not wait for growth that will not come within its
+// queue timeout. p.mu is held.
 func (p *Pool[H]) mayGrow() bool {
-	return p.backingOff == "" && !p.quiet && p.scaling && p.size() < p.cfg.Sizing.Max
+	return p.backingOff == "" && !p.deps.Now().Before(p.holdUntil) && !p.quiet && p.scaling && p.size() < p.cfg.Sizing.Max
 }
 
 // queueRoom is how many tasks may wait: Queue, and what the instances on

@@ -149,16 +149,16 @@ type Pool[H any] struct {
 	// for a whole window, those of them past the restart budget, when the
 	// instance that may end them started (zero while none has), and why
 	// the supervisor backs off ("" while it does not).
-	failures   int
-	crashLoop  int
-	stableFrom time.Time
-	backingOff string
-	meter      *meter        // the tasks in flight over Sizing.Window; nil without one
-	lowSince   time.Time     // when utilization last fell to ScaleDownAt or below; zero while above
-	holdUntil  time.Time     // no growth before this: a start failed
-	holdFor    time.Duration // how long the last failed start held growth back
-	last       *ScaleEvent
-	counts     Counts
+	failures    int
+	crashLoop   int
+	stableFrom  time.Time
+	backingOff  string
+	meter       *meter    // the tasks in flight over Sizing.Window; nil without one
+	lowSince    time.Time // when utilization last fell to ScaleDownAt or below; zero while above
+	holdUntil   time.Time // no growth before this: a start failed
+	startFailed string    // why the scaler's last start failed; "" once one succeeds
+	last        *ScaleEvent
+	counts      Counts
 }
 
 // Counts are a pool's cumulative events.
@@ -349,6 +349,10 @@ type Member struct {
 	// check begun before then was of a predecessor under the same id.
 	Born time.Time
 	Exit Exit // how its child exited, once dead
+	// Gone: its provider says its child is not running, which it knows
+	// from the moment the child is reaped, a moment before the pool is
+	// told of the exit.
+	Gone bool
 }
 
 // Member describes the instance with the id, if the pool has it.
@@ -359,7 +363,8 @@ func (p *Pool[H]) Member(id string) (Member, bool) {
 	if !ok {
 		return Member{}, false
 	}
-	return Member{State: m.state.String(), Born: m.born, Exit: m.exit}, true
+	r, ok := m.provider.(interface{ Running() bool })
+	return Member{State: m.state.String(), Born: m.born, Exit: m.exit, Gone: ok && !r.Running()}, true
 }
 
 // Members returns the ids of the pool's instances, sorted.

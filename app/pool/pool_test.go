@@ -32,7 +32,12 @@ func TestDecide(t *testing.T) {
 		{name: "never past max", give: load{ready: 1, inflight: 2, queued: 40, now: now}, wantGrow: 3},
 		{name: "starting instances count", give: load{ready: 1, starting: 3, inflight: 2, queued: 40, now: now}},
 		{name: "held back after a failed start", give: load{ready: 1, inflight: 2, queued: 4, now: now, held: true}},
-		{name: "backing off", give: load{ready: 1, inflight: 2, queued: 4, now: now, backingOff: true}},
+		{name: "backing off with a restart due", give: load{ready: 1, inflight: 2, queued: 4, now: now, backingOff: true, pending: true}},
+		{name: "a failed start and nothing left, once the wait is over", give: load{now: now, backingOff: true, startFailed: true}, wantGrow: 1},
+		{name: "a failed start, waiting still", give: load{now: now, startFailed: true, held: true}, wantLow: now},
+		{name: "empty by its own choice", give: load{now: now}, wantLow: now},
+		{name: "tasks waiting grow at once, whatever the window says", give: load{ready: 2, inflight: 4, averaged: 0.5, queued: 1, now: now}, wantGrow: 1},
+		{name: "the window's average is what utilization is judged by", give: load{ready: 1, inflight: 2, averaged: 0.5, now: now}},
 		{name: "no instance and a task", give: load{queued: 1, now: now}, wantGrow: 1},
 		{name: "low load starts the cooldown", give: load{ready: 3, now: now}, wantLow: now},
 		{name: "within the cooldown", give: load{ready: 3, now: now, lowSince: now.Add(-time.Second)}, wantLow: now.Add(-time.Second)},
@@ -43,6 +48,9 @@ func TestDecide(t *testing.T) {
 		{name: "no shrinking while one starts", give: load{ready: 3, starting: 1, now: now, lowSince: now.Add(-time.Hour)}},
 	}
 	for _, tt := range tests {
+		if tt.give.averaged == 0 {
+			tt.give.averaged = float64(tt.give.inflight) // no window: the instant's
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			d := decide(s, tt.give)
 			assert.Equal(t, tt.wantGrow, d.grow, "grow")
@@ -725,4 +733,88 @@ func TestUtilizationIsMeasuredOverAWindow(t *testing.T) {
 		assert.Equal(t, 2, st.Size, "grown again on the load that grew it")
 		assert.Equal(t, 1, st.ScaleUps)
 	})
+}
+
+// Tasks waiting grow the pool at once, whatever the window's average says:
+// with min 2 both busy, or one instance of four slots full, the next task
+// is served by an instance started for it, not after the window has
+// filled with load (found by the attack on issue 24).
+func TestTasksWaitingGrowThePoolAtOnceWhateverTheWindowSays(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		min, per int
+	}{{"two instances of one slot", 2, 1}, {"one instance of four slots", 1, 4}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sized(tt.min, 4, tt.per, 8)
+			s.Window = time.Hour // its average stays near 0
+			w := newWorld(t, Config{Sizing: s})
+			w.start()
+			for range tt.min * tt.per {
+				l, err := w.pool.Acquire(context.Background())
+				require.NoError(t, err)
+				defer l.Release()
+			}
+			next := testkit.Go(func() error {
+				l, err := w.pool.Acquire(context.Background())
+				if err == nil {
+					l.Release()
+				}
+				return err
+			})
+			require.NoError(t, testkit.Receive(t, next, "the task that waited"))
+			assert.Equal(t, 1, w.pool.Stats().ScaleUps)
+		})
+	}
+}
+
+// Growth held back after a failed start is no room for the queue: a task
+// that only growth could serve is refused at once, not kept its whole
+// queue timeout waiting for a start that will not come.
+func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
+	s := sized(1, 4, 1, 0) // no queue of its own
+	s.QueueTimeout = time.Minute
+	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Minute, MaxBackoff: time.Minute, MaxRestarts: 3, Window: time.Hour}})
+	w.failStarts("t-2", 1)
+	w.start()
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	defer l.Release()
+	// A task waits for t-2, whose start fails: growth is held back for
+	// a minute, and the task has nothing left to wait for.
+	_, err = w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrQueueFull, "still waiting, past Queue, for an instance that failed to start")
+	assert.Contains(t, err.Error(), "did not start")
+	assert.Equal(t, 1, w.pool.Stats().ConsecutiveFailures, "a failed start counts as a failure")
+	_, err = w.pool.Acquire(context.Background())
+	require.ErrorIs(t, err, ErrQueueFull, "admitted to wait for growth that is held back")
+}
+
+// A pool of min 0 whose every start fails backs off past its restart
+// budget, refuses its tasks at once naming why, and comes back by itself
+// once a start succeeds: it tries one after each wait, with no task to
+// prompt it.
+func TestAPoolThatCannotStartComesBackByItself(t *testing.T) {
+	s := sized(0, 2, 1, 4)
+	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		MaxRestarts: 2, Window: time.Hour, CrashLoopMaxBackoff: 20 * time.Millisecond}})
+	w.failStarts("t-1", 1000)
+	w.start()
+	// Tasks keep coming, and each start they prompt fails.
+	eventually(t, "backing off", func() bool {
+		_, err := w.pool.Acquire(context.Background())
+		require.ErrorIs(t, err, ErrNoInstance)
+		return w.pool.BackingOff() != ""
+	})
+	_, err := w.pool.TryAcquire(context.Background())
+	require.ErrorIs(t, err, ErrNoInstance)
+	assert.Contains(t, err.Error(), "backing off its restarts")
+
+	w.failStarts("t-1", 0) // the fault passes
+	eventually(t, "back by itself", func() bool {
+		st := w.pool.Stats()
+		return st.BackingOff == "" && st.Size == 1 && st.Starting == 0
+	})
+	l, err := w.pool.Acquire(context.Background())
+	require.NoError(t, err)
+	l.Release()
 }

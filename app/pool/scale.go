@@ -21,12 +21,17 @@ type load struct {
 	ready      int     // instances that take tasks
 	starting   int     // instances starting or due to restart: capacity on its way
 	dead       int     // instances whose child exited, kept, or ready but unusable (unhealthy): they hold their place below Max
-	inflight   float64 // tasks on the ready instances, averaged over Sizing.Window
+	inflight   int     // tasks on the ready instances now
+	averaged   float64 // the same, averaged over Sizing.Window: what utilization is judged by
 	queued     int
 	now        time.Time
 	lowSince   time.Time // zero while utilization is above ScaleDownAt
 	held       bool      // growth is held back after a failed start
-	backingOff bool      // the supervisor backs off: growth would only crash too
+	backingOff bool      // the supervisor backs off
+	pending    bool      // a restart is due: while it backs off, growth would only crash too
+	// startFailed: the scaler's last start failed, and none has succeeded
+	// since.
+	startFailed bool
 }
 
 // decision is what to do about a load.
@@ -40,27 +45,41 @@ type decision struct {
 // With no instance ready, any task, running or waiting, is full load.
 func utilization(l load, per int) float64 {
 	if l.ready == 0 {
-		if l.inflight > 0 || l.queued > 0 {
+		if l.averaged > 0 || l.queued > 0 {
 			return 1
 		}
 		return 0
 	}
-	return l.inflight / float64(l.ready*per)
+	return l.averaged / float64(l.ready*per)
 }
+
+// growthHeld reports whether the pool may not grow now: a start failed a
+// moment ago, or the supervisor backs off and a restart is due, which
+// growth would only duplicate.
+func (l load) growthHeld() bool { return l.held || l.backingOff && l.pending }
 
 // decide is the scaling policy, a pure function of the load and the
 // sizing: see the package doc.
 func decide(s Sizing, l load) decision {
 	u := utilization(l, s.PerInstance)
 	d := decision{lowSince: l.lowSince}
+	if l.startFailed && !l.growthHeld() && l.ready+l.starting == 0 {
+		// Its starts failed and none is left to serve or restart (a pool
+		// of min 0): one start once the wait is over, load or not, or it
+		// would not come back until a task came, and none comes to a
+		// service that is not ready.
+		d.grow, d.reason = 1, "trying a start again after the last failed"
+		return d
+	}
 	if u >= s.ScaleUpAt || l.queued > 0 {
 		d.lowSince = time.Time{}
-		if l.held || l.backingOff {
+		if l.growthHeld() {
 			return d
 		}
-		// Enough instances for what runs and what waits; and when full
-		// without a queue, one more, so the next task finds room.
-		want := instancesFor(l.inflight+float64(l.queued), float64(s.PerInstance))
+		// Enough instances for what runs now and what waits, at once,
+		// whatever the window says; and when full without a queue, one
+		// more, so the next task finds room.
+		want := instancesFor(float64(l.inflight+l.queued), float64(s.PerInstance))
 		if u >= s.ScaleUpAt {
 			want = max(want, l.ready+1)
 		}
@@ -86,7 +105,7 @@ func decide(s Sizing, l load) decision {
 		return d
 	}
 	// What the tasks in flight need to stay below ScaleUpAt, at least Min.
-	target := max(s.Min, instancesFor(l.inflight, float64(s.PerInstance)*s.ScaleUpAt))
+	target := max(s.Min, instancesFor(max(l.averaged, float64(l.inflight)), float64(s.PerInstance)*s.ScaleUpAt))
 	if shrink := l.ready - target; shrink > 0 {
 		d.shrink = shrink
 		d.lowSince = l.now // another whole cooldown before the next
@@ -161,10 +180,11 @@ func (p *Pool[H]) scale() {
 
 // loadLocked reads the pool's load. p.mu is held.
 func (p *Pool[H]) loadLocked() load {
-	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), backingOff: p.backingOff != ""}
+	l := load{now: p.deps.Now(), lowSince: p.lowSince, queued: len(p.queue), backingOff: p.backingOff != "", startFailed: p.startFailed != ""}
 	l.held = l.now.Before(p.holdUntil)
-	l.inflight = p.measureLocked(l.now)
+	l.inflight, l.averaged = p.measureLocked(l.now)
 	for _, m := range p.members {
+		l.pending = l.pending || m.state == waiting || m.replacing
 		switch {
 		case m.state == ready && p.usable(m):
 			l.ready++
@@ -182,9 +202,9 @@ func (p *Pool[H]) loadLocked() load {
 }
 
 // measureLocked tells the meter how many tasks are in flight now, and
-// returns their average over the window (without one, the count). p.mu is
-// held; every change of the count calls it.
-func (p *Pool[H]) measureLocked(now time.Time) float64 {
+// returns that count and its average over the window (without one, the
+// count again). p.mu is held; every change of the count calls it.
+func (p *Pool[H]) measureLocked(now time.Time) (int, float64) {
 	n := 0
 	for _, m := range p.members {
 		if m.state == ready {
@@ -192,10 +212,10 @@ func (p *Pool[H]) measureLocked(now time.Time) float64 {
 		}
 	}
 	if p.meter == nil {
-		return float64(n)
+		return n, float64(n)
 	}
 	p.meter.set(now, n)
-	return p.meter.average(now)
+	return n, p.meter.average(now)
 }
 
 // counted tells the meter that the tasks in flight changed. p.mu is held.

@@ -48,13 +48,17 @@ func (p *Pool[H]) bring(ctx context.Context, m *member[H]) error {
 	return err
 }
 
-// start starts an instance the scaler added.
+// start starts an instance the scaler added. One that fails counts as a
+// failure of the template, as a replacement's does: growth waits for the
+// restart delay, and past the restart budget the supervisor backs off, so
+// that a template that cannot start refuses its tasks at once, says why,
+// and makes a critical pool unready, rather than have every task wait its
+// queue timeout for a start that fails again.
 func (p *Pool[H]) start(m *member[H]) {
 	err := p.bring(p.ctx, m)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err == nil {
-		p.holdFor = 0
 		p.settle(m)
 		return
 	}
@@ -65,12 +69,12 @@ func (p *Pool[H]) start(m *member[H]) {
 		return
 	}
 	defer p.handoff() // the waiters it was started for may have nothing else coming
-	// Hold growth back, for longer each time in a row: a template that
-	// cannot start must not be tried on every tick.
-	p.holdFor = min(max(2*p.holdFor, p.cfg.Restart.Backoff), max(p.cfg.Restart.MaxBackoff, p.cfg.Restart.Backoff))
-	p.holdUntil = p.deps.Now().Add(p.holdFor)
+	msg := lifecycle.Redact(err.Error())
+	delay := p.failed(m.id, "failed to start: "+msg, false)
+	p.holdUntil = p.deps.Now().Add(delay)
+	p.startFailed = msg
 	p.log.Error("pool instance failed to start", zap.String("provider", m.id),
-		zap.String("error", lifecycle.Redact(err.Error())), zap.Duration("next_growth_after", p.holdFor))
+		zap.String("error", msg), zap.Duration("next_growth_after", delay))
 }
 
 // settle makes an instance that has started take tasks, unless it died
@@ -83,6 +87,7 @@ func (p *Pool[H]) settle(m *member[H]) {
 	case m.state == starting:
 		m.state = ready
 		m.since = p.deps.Now()
+		p.startFailed = "" // the template can start
 		p.log.Info("pool instance ready", zap.String("provider", m.id))
 		p.recovered(m.id)
 		p.handoff()

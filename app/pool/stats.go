@@ -27,7 +27,11 @@ type Stats struct {
 	BackingOff          string
 	NextRestart         time.Time
 	ConsecutiveFailures int
-	LastScale           *ScaleEvent
+	// StartFailed is why the last instance the scaler started did not
+	// start; "" once one has. A pool of min 0 with none is empty not by
+	// its own choice, and tries again after each wait.
+	StartFailed string
+	LastScale   *ScaleEvent
 }
 
 // Stats reads the pool.
@@ -35,7 +39,7 @@ func (p *Pool[H]) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Stats{Template: p.cfg.Template, Protocol: p.cfg.Protocol, Sized: p.cfg.Sizing != nil,
-		QueueDepth: len(p.queue), Counts: p.counts, BackingOff: p.backingOff, NextRestart: p.nextRestart()}
+		QueueDepth: len(p.queue), Counts: p.counts, BackingOff: p.backingOff, NextRestart: p.nextRestart(), StartFailed: p.startFailed}
 	p.forgetIfStable(p.deps.Now())
 	s.ConsecutiveFailures = p.failures
 	if p.cfg.Sizing != nil {
@@ -58,14 +62,18 @@ func (p *Pool[H]) Stats() Stats {
 	return s
 }
 
-// nextRestart is when the first replacement due starts; zero if none is.
-// p.mu is held.
+// nextRestart is when the first replacement due starts, or, with none
+// due after a failed start, when the scaler may start one again; zero if
+// neither is. p.mu is held.
 func (p *Pool[H]) nextRestart() time.Time {
 	var next time.Time
 	for _, m := range p.members {
 		if m.state == waiting && (next.IsZero() || m.due.Before(next)) {
 			next = m.due
 		}
+	}
+	if next.IsZero() && p.startFailed != "" && p.deps.Now().Before(p.holdUntil) {
+		next = p.holdUntil
 	}
 	return next
 }

@@ -582,17 +582,20 @@ func groupGone(pgid int) bool {
 // health check is only as fresh as its poll.
 func (p *Process) Running() bool {
 	p.mu.Lock()
-	exited, started, closing := p.exited, p.cmd != nil, p.closing
+	exited, cmd, closing := p.exited, p.cmd, p.closing
 	p.mu.Unlock()
-	if !started || closing || p.outputError() != "" {
+	if cmd == nil || closing || p.outputError() != "" {
 		return false
 	}
 	select {
 	case <-exited:
 		return false
 	default:
-		return true
 	}
+	// Reaped, but Wait has yet to return (it copies the last of stderr
+	// first): signal 0 says so, through the pidfd, which names this
+	// process and no later one that took its pid.
+	return !errors.Is(cmd.Process.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // HealthCheck reports whether the child is running and, if HealthMethod is
