@@ -105,7 +105,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 			log.Error("cannot start the service", zap.Error(err))
 		} else if cause, ok := initializeError(err, config.StoreID); ok {
 			code = ExitStore
-			log.Error("cannot open the task store", zap.String("store", engine.store.Target()), zap.String("error", lifecycle.Redact(cause.Error())))
+			log.Error("cannot open the task store", zap.String("store", lifecycle.Redact(engine.store.Target())), zap.String("error", lifecycle.Redact(cause.Error())))
 		} else {
 			log.Error("cannot start the service", zap.Error(err))
 		}
@@ -167,7 +167,7 @@ func migrateStore(s *config.Settings, log *zap.Logger) int {
 	connect, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := store.Initialize(connect); err != nil {
-		log.Error("cannot open the task store", zap.String("store", store.Target()), zap.String("error", lifecycle.Redact(err.Error())))
+		log.Error("cannot open the task store", zap.String("store", lifecycle.Redact(store.Target())), zap.String("error", lifecycle.Redact(err.Error())))
 		return ExitStore
 	}
 	defer func() { _ = store.Cleanup(context.Background()) }()

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -111,10 +113,19 @@ func New(cfg Config) (*Provider, error) {
 		cfg.URL = DefaultURL
 	}
 	base, err := url.Parse(cfg.URL)
+	if err != nil && strings.Contains(cfg.URL, "@") {
+		// The parser's own words may quote a piece of the password, its
+		// start taken for a port ("invalid port \":ab\""): only the
+		// redacted URL is given, and what is likely wrong with it.
+		// Quoted before it is redacted: the quotes bound a password that
+		// holds a space.
+		return nil, fmt.Errorf("ollama %q: URL %s does not parse: a password must have its \"/\", \"?\", \"#\", \"@\" and spaces percent-escaped",
+			cfg.ID, lifecycle.Redact(strconv.Quote(cfg.URL)))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ollama %q: URL: %w", cfg.ID, lifecycle.RedactError(err))
 	}
-	safe := base.Redacted()
+	safe := lifecycle.Redact(base.String()) // a token given as the user too, which url.Redacted keeps
 	switch {
 	case base.Scheme != "http" && base.Scheme != "https":
 		return nil, fmt.Errorf("ollama %q: URL %q: scheme must be http or https", cfg.ID, safe)

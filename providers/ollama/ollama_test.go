@@ -320,12 +320,19 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		{"http://", "has no host"},
 		{"http://user:hunter2@host:port/", "URL"},
 		{"localhost:11434", "scheme must be http or https"},
+		// Found by the attack on issue 24: a token as the user, and
+		// passwords whose unescaped characters the parser quotes in part.
+		{"ftp://hunter2@host", "scheme must be http or https"},
+		{"http://u:ab?hunter2@x:1", "does not parse: a password must have"},
+		{"http://u:hun ter2@x:1", "does not parse: a password must have"},
+		{"http://u:hunter2?x@x:1", "does not parse"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {
 			_, err := ollama.New(ollama.Config{URL: tt.give})
 			require.ErrorContains(t, err, tt.want)
 			assert.NotContains(t, err.Error(), "hunter2")
+			assert.NotContains(t, err.Error(), "hun")
 		})
 	}
 	p, err := ollama.New(ollama.Config{})
