@@ -281,6 +281,7 @@ func TestTaskTimeoutTakesSecondsOrADuration(t *testing.T) {
 		`{"protocol":"echo/v1","method":"echo","timeout":"1m"}`:  limit,
 		`{"protocol":"echo/v1","method":"echo","timeout":1e-3}`:  time.Millisecond,
 		`{"protocol":"echo/v1","method":"echo","timeout":"90s"}`: limit,
+		`{"protocol":"echo/v1","method":"echo","timeout":"5"}`:   5 * time.Second, // the number in quotes, as the refusal below offers it
 	} {
 		var task Task
 		require.NoError(t, json.Unmarshal([]byte(body), &task), body)
@@ -302,6 +303,8 @@ func TestTaskTimeoutTakesSecondsOrADuration(t *testing.T) {
 		`{"protocol":"echo/v1","method":"echo","timeout":-5}`,
 		`{"protocol":"echo/v1","method":"echo","timeout":"soon"}`,
 		`{"protocol":"echo/v1","method":"echo","timeout":1e300}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":"-5"}`,
+		`{"protocol":"echo/v1","method":"echo","timeout":"1e300"}`,
 	} {
 		var task Task
 		require.NoError(t, json.Unmarshal([]byte(body), &task), body)
@@ -309,4 +312,50 @@ func TestTaskTimeoutTakesSecondsOrADuration(t *testing.T) {
 		require.ErrorIs(t, err, errBadRequest, body)
 		assert.ErrorContains(t, err, `timeout: want a positive number of seconds such as 5, or a duration such as "5s"`)
 	}
+}
+
+// A task its providers could never take is the caller's mistake, 400,
+// whether or not an instance is up: with the Ollama server down, stream:
+// true and an unknown method are 400 as they are while it is up (issue 24
+// item 1; they were 503, "come back later"), and only a task that could
+// run is 503.
+func TestACallersMistakeIs400WhileTheProviderIsDown(t *testing.T) {
+	s := start(t, "")
+	s.llm.Close()
+	require.Eventually(t, func() bool {
+		code, _, _ := s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi"})
+		return code == 503
+	}, testkit.Wait, 10*time.Millisecond, "the server's going is noticed")
+	code, _, msg := s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi", "stream": true})
+	assert.Equal(t, 400, code, msg)
+	assert.Contains(t, msg, "stream: true is not served")
+	code, _, msg = s.task("llm/v1", "nosuch", nil)
+	assert.Equal(t, 400, code, msg)
+	assert.Contains(t, msg, `llm/v1 has no method "nosuch"`)
+}
+
+// MCP requests that lack what they require are refused before they are
+// sent: the reference server reports them as its own internal error,
+// which was answered 502 and logged at warn as the provider's failure.
+func TestMCPParamsOfTheWrongShapeAre400(t *testing.T) {
+	s := startEverythingPool(t, "{min: 1, max: 1, per_instance: 4}")
+	for _, tt := range []struct {
+		method string
+		params any
+		want   string
+	}{
+		{"tools/call", map[string]any{"name": 5}, "params.name of tools/call is a JSON number, not a string"},
+		{"tools/call", map[string]any{"arguments": map[string]any{}}, "tools/call needs params.name, a JSON string"},
+		{"tools/call", map[string]any{"name": "echo", "arguments": "x"}, "params.arguments of tools/call is a JSON string, not a object"},
+		{"tools/call", nil, "tools/call needs params.name"},
+		{"prompts/get", map[string]any{}, "prompts/get needs params.name"},
+		{"completion/complete", map[string]any{}, "completion/complete needs params.ref"},
+	} {
+		code, _, msg := s.task("mcp/v1", tt.method, tt.params)
+		assert.Equal(t, 400, code, "%s %v: %s", tt.method, tt.params, msg)
+		assert.Contains(t, msg, tt.want)
+	}
+	assert.NotContains(t, s.logs.String(), "task failed", "a caller's mistake is logged at debug")
+	code, _, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "hi"}})
+	assert.Equal(t, 200, code, msg)
 }

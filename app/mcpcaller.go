@@ -69,7 +69,7 @@ func callerRequest(method string, params json.RawMessage) error {
 		return fmt.Errorf("%w: %s would change %s for every caller", errBadRequest, method, shared)
 	}
 	if len(bytes.TrimSpace(params)) == 0 || bytes.Equal(bytes.TrimSpace(params), []byte("null")) {
-		return nil
+		return checkShape(method, nil)
 	}
 	var p struct {
 		Task json.RawMessage            `json:"task"`
@@ -87,5 +87,61 @@ func callerRequest(method string, params json.RawMessage) error {
 			return fmt.Errorf("%w: params._meta.%s names something of %s: it is the service's to set", errBadRequest, k, shared)
 		}
 	}
+	return checkShape(method, params)
+}
+
+// required are the params members MCP's requests cannot go without, and
+// the JSON type of each. A server may report such a request as its own
+// internal error (the reference server does: -32603), which would be
+// answered 502 and logged as a failure of the provider: it is the
+// caller's mistake, refused before it is sent.
+var required = map[string][]struct{ name, kind string }{
+	"tools/call":          {{"name", "string"}, {"arguments", "object?"}},
+	"prompts/get":         {{"name", "string"}, {"arguments", "object?"}},
+	"resources/read":      {{"uri", "string"}},
+	"completion/complete": {{"ref", "object"}, {"argument", "object"}},
+}
+
+// checkShape refuses params that lack what the method requires, or hold
+// it as another JSON type. params is an object, or empty.
+func checkShape(method string, params json.RawMessage) error {
+	fields := required[method]
+	if fields == nil {
+		return nil
+	}
+	var p map[string]json.RawMessage
+	_ = json.Unmarshal(params, &p) // an object, checked by the caller; empty is nil
+	for _, f := range fields {
+		kind, optional := strings.CutSuffix(f.kind, "?")
+		v, ok := p[f.name]
+		if !ok {
+			if optional {
+				continue
+			}
+			return fmt.Errorf("%w: %s needs params.%s, a JSON %s", errBadRequest, method, f.name, kind)
+		}
+		if got := jsonKind(v); got != kind {
+			return fmt.Errorf("%w: params.%s of %s is a JSON %s, not a %s", errBadRequest, f.name, method, got, kind)
+		}
+	}
 	return nil
+}
+
+// jsonKind names the JSON type of a value.
+func jsonKind(v json.RawMessage) string {
+	switch t := bytes.TrimSpace(v); {
+	case len(t) == 0:
+		return "nothing"
+	case t[0] == '"':
+		return "string"
+	case t[0] == '{':
+		return "object"
+	case t[0] == '[':
+		return "array"
+	case bytes.Equal(t, []byte("null")):
+		return "null"
+	case bytes.Equal(t, []byte("true")), bytes.Equal(t, []byte("false")):
+		return "boolean"
+	}
+	return "number"
 }

@@ -60,64 +60,86 @@ func llmError(err error) error {
 	return err
 }
 
+// llmRequest decodes an llm/v1 task's params for its method: the request
+// to send, nil for a method without params, or the caller's mistake (an
+// unknown method, params that do not fit it, stream: true). It needs no
+// provider, so that what can never succeed is refused as such (400)
+// whether or not an Ollama server is up, not answered "come back later".
+func llmRequest(method string, params json.RawMessage) (any, error) {
+	decode := func(v any) error {
+		if len(params) == 0 {
+			return fmt.Errorf("%w: %s needs params", errBadRequest, method)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(params)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("%w: params of %s: %v", errBadRequest, method, err)
+		}
+		return nil
+	}
+	refuseStream := func(stream *bool) error {
+		if stream != nil && *stream {
+			return fmt.Errorf("%w: params of %s: stream: true is not served: a task's answer is one JSON object", errBadRequest, method)
+		}
+		return nil
+	}
+	unstreamed := false
+	switch method {
+	case "generate":
+		var req api.GenerateRequest
+		if err := decode(&req); err != nil {
+			return nil, err
+		}
+		if err := refuseStream(req.Stream); err != nil {
+			return nil, err
+		}
+		req.Stream = &unstreamed
+		return &req, nil
+	case "chat":
+		var req api.ChatRequest
+		if err := decode(&req); err != nil {
+			return nil, err
+		}
+		if err := refuseStream(req.Stream); err != nil {
+			return nil, err
+		}
+		req.Stream = &unstreamed
+		return &req, nil
+	case "embed":
+		var req api.EmbedRequest
+		if err := decode(&req); err != nil {
+			return nil, err
+		}
+		return &req, nil
+	case "models", "version":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("%w: llm/v1 has no method %q (generate, chat, embed, models, version)", errBadRequest, method)
+}
+
 func llmMethods(p *ollama.Provider) handler {
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-		decode := func(v any) error {
-			if len(params) == 0 {
-				return fmt.Errorf("%w: %s needs params", errBadRequest, method)
-			}
-			dec := json.NewDecoder(strings.NewReader(string(params)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(v); err != nil {
-				return fmt.Errorf("%w: params of %s: %v", errBadRequest, method, err)
-			}
-			return nil
+		req, err := llmRequest(method, params)
+		if err != nil {
+			return nil, err
 		}
-		unstreamed := false
-		refuseStream := func(stream *bool) error {
-			if stream != nil && *stream {
-				return fmt.Errorf("%w: params of %s: stream: true is not served: a task's answer is one JSON object", errBadRequest, method)
-			}
-			return nil
-		}
-		switch method {
-		case "generate":
-			var req api.GenerateRequest
-			if err := decode(&req); err != nil {
-				return nil, err
-			}
-			if err := refuseStream(req.Stream); err != nil {
-				return nil, err
-			}
-			req.Stream = &unstreamed
+		switch req := req.(type) {
+		case *api.GenerateRequest:
 			var out api.GenerateResponse
-			err := p.Generate(ctx, &req, func(r api.GenerateResponse) error { out = r; return nil })
+			err := p.Generate(ctx, req, func(r api.GenerateResponse) error { out = r; return nil })
 			return marshal(out, err)
-		case "chat":
-			var req api.ChatRequest
-			if err := decode(&req); err != nil {
-				return nil, err
-			}
-			if err := refuseStream(req.Stream); err != nil {
-				return nil, err
-			}
-			req.Stream = &unstreamed
+		case *api.ChatRequest:
 			var out api.ChatResponse
-			err := p.Chat(ctx, &req, func(r api.ChatResponse) error { out = r; return nil })
+			err := p.Chat(ctx, req, func(r api.ChatResponse) error { out = r; return nil })
 			return marshal(out, err)
-		case "embed":
-			var req api.EmbedRequest
-			if err := decode(&req); err != nil {
-				return nil, err
-			}
-			return marshal(p.Embed(ctx, &req))
-		case "models":
-			return marshal(p.List(ctx))
-		case "version":
-			v, err := p.Version(ctx)
-			return marshal(map[string]string{"version": v}, err)
+		case *api.EmbedRequest:
+			return marshal(p.Embed(ctx, req))
 		}
-		return nil, fmt.Errorf("%w: llm/v1 has no method %q (generate, chat, embed, models, version)", errBadRequest, method)
+		if method == "models" {
+			return marshal(p.List(ctx))
+		}
+		v, err := p.Version(ctx)
+		return marshal(map[string]string{"version": v}, err)
 	}
 }
 
@@ -166,6 +188,21 @@ func mcpHandler(c *mcp.Client) handler {
 		}
 		return out, err
 	}
+}
+
+// mcpCheck is what mcpHandler and mcpNotify refuse before they send
+// anything, for a check before an instance is chosen.
+func mcpCheck(method string, params json.RawMessage) error {
+	if err := structured(params); err != nil {
+		return err
+	}
+	if err := mcpOwn(method); err != nil {
+		return err
+	}
+	if strings.HasPrefix(method, "notifications/") {
+		return callerNotification(method)
+	}
+	return callerRequest(method, params)
 }
 
 // mcpNotify sends an MCP notification a task names.

@@ -42,6 +42,10 @@ type TaskTimeout string
 func (t *TaskTimeout) UnmarshalJSON(data []byte) error {
 	var s string
 	if err := json.Unmarshal(data, &s); err == nil {
+		if secs, err := strconv.ParseFloat(s, 64); err == nil {
+			// "5": a number of seconds in quotes, taken as the number.
+			s = strconv.FormatFloat(secs, 'f', -1, 64) + "s"
+		}
 		*t = TaskTimeout(s)
 		return nil
 	}
@@ -63,6 +67,31 @@ type busyError struct {
 
 func (b *busyError) Error() string { return b.err.Error() }
 func (b *busyError) Unwrap() error { return b.err }
+
+// checkRequest refuses, before an instance is chosen, a task its
+// protocol's providers could never take: an Ollama template's unknown
+// method or params that do not fit it, an MCP request a caller may not
+// send or that lacks what it requires. Such a task is the caller's mistake
+// (400) whether or not an instance is up, not a 503 that sends it back
+// later. A protocol served by templates of two kinds is left to each.
+func (e *Engine) checkRequest(t Task) error {
+	kind := ""
+	for _, p := range e.byProtocol[t.Protocol] {
+		k := e.settings.Templates[p.Config().Template].Kind
+		if kind != "" && k != kind {
+			return nil
+		}
+		kind = k
+	}
+	switch kind {
+	case "ollama":
+		_, err := llmRequest(t.Method, t.Params)
+		return err
+	case "mcp":
+		return mcpCheck(t.Method, t.Params)
+	}
+	return nil
+}
 
 // Run runs a task on an instance of its protocol and records it.
 func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
@@ -103,7 +132,14 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	e.running.Add(1)
 	defer e.running.Add(-1)
 
-	lease, err := e.pick(ctx, t.Protocol)
+	// What its providers could never take is refused before an instance
+	// is chosen, so that it is the caller's mistake whether or not one is
+	// up; recorded, as a provider's own refusal of it was.
+	err = e.checkRequest(t)
+	var lease *pool.Lease[endpoint]
+	if err == nil {
+		lease, err = e.pick(ctx, t.Protocol)
+	}
 	served := !errors.Is(err, errNoProtocol)
 	if err == nil {
 		rec.Provider = lease.ID
@@ -172,7 +208,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 func (e *Engine) logFailed(rec taskstore.Record, err error) {
 	level := zapcore.WarnLevel
 	switch {
-	case errors.Is(err, errBadRequest), errors.Is(err, mcp.ErrToolError), rec.Status == "cancelled":
+	case errors.Is(err, errBadRequest), errors.Is(err, errNotFound), errors.Is(err, mcp.ErrToolError), rec.Status == "cancelled":
 		level = zapcore.DebugLevel
 	case rec.Status == "timeout", rec.Status == "rejected":
 		level = zapcore.InfoLevel

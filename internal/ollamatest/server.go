@@ -24,8 +24,9 @@ type Model struct {
 
 // Server is the test server. Its zero value is not usable; see Start.
 type Server struct {
-	srv  *httptest.Server
-	quit chan struct{} // closed by Close: hung handlers return
+	srv       *httptest.Server
+	quit      chan struct{} // closed by Close: hung handlers return
+	closeOnce sync.Once
 
 	models map[string]Model
 
@@ -72,10 +73,13 @@ func Start(models ...Model) *Server {
 // URL is the server's base URL, such as http://127.0.0.1:41234.
 func (s *Server) URL() string { return s.srv.URL }
 
-// Close stops the server: hung requests end, and connections close.
+// Close stops the server: hung requests end, and connections close. A
+// test may close it to take Ollama down, and its cleanup close it again.
 func (s *Server) Close() {
-	close(s.quit)
-	s.srv.Close()
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.srv.Close()
+	})
 }
 
 // OpenConns is the number of client connections open on the server's side.
