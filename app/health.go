@@ -209,7 +209,8 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 		var down, starting []string
 		up := 0
 		for _, id := range p.Members() {
-			switch p.MemberState(id) {
+			m, _ := p.Member(id)
+			switch m.State {
 			case "ready":
 				if ok, reason := serving(id); ok {
 					up++
@@ -217,7 +218,11 @@ func (e *Engine) readyWith(rep lifecycle.HealthReport) (bool, []string) {
 					down = append(down, reason)
 				}
 			case "dead":
-				down = append(down, id+" exited")
+				if m.Exit.Cut {
+					down = append(down, id+" was cut off ("+m.Exit.Status+")") // alive, but useless
+				} else {
+					down = append(down, id+" exited ("+m.Exit.Status+")")
+				}
 			case "restarting":
 				down = append(down, id+" is restarting")
 			case "starting":

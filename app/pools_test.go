@@ -386,7 +386,8 @@ func TestACriticalPoolOfMinZeroThatCannotStartIsNotReadyAndComesBack(t *testing.
 	require.Equal(t, 503, code, msg)
 	require.Eventually(t, func() bool { c, _ := s.readiness(); return c == 503 }, testkit.Wait, time.Millisecond)
 	_, why := s.readiness()
-	assert.Contains(t, why, "pool flaky has no healthy instance: its last start failed: ")
+	assert.Contains(t, why, "pool flaky has no healthy instance: ")
+	assert.Contains(t, why, "its last start failed: ", "a retry may be starting meanwhile")
 	var pools []PoolView
 	require.Equal(t, 200, s.call("GET", "/v1/pools", "", nil, &pools))
 	require.Len(t, pools, 1)
@@ -419,6 +420,8 @@ func TestAnInstanceIsNotShownByAStaleCheck(t *testing.T) {
 		assert.NotEqual(t, "running", h.Message, "%+v", m)
 	}
 	assert.Equal(t, stale, instanceHealth(stale, pool.Member{State: "ready", Born: checked.Add(-time.Second)}, checked), "a check of this instance is shown")
+	cut := instanceHealth(stale, pool.Member{State: "dead", Exit: pool.Exit{Status: "unhealthy for 30s", Cut: true}}, checked)
+	assert.Equal(t, "cut off (unhealthy for 30s)", cut.Message, "a hung child was cut off, not exited")
 }
 
 // Killed again and again, a child whose pid the service has reaped is

@@ -54,8 +54,17 @@ func (z zapObserver) Observe(e Event) {
 			zap.Int("failed", e.Failed),
 			zap.Duration("duration", e.Duration))
 	case ProviderReturnedLate:
-		z.log.Warn("provider returned after the registry stopped waiting",
-			zap.String("provider", e.ID), zap.String("op", e.Op), zap.Duration("duration", e.Duration), zap.Error(e.Err))
+		// A late cleanup or initialize is news once; a health check that
+		// hangs comes back late at every poll while its provider hangs,
+		// which the health report says already (unhealthy: timed out), and
+		// whoever polls it logs as one transition.
+		level := zapcore.WarnLevel
+		if e.Op == "health" {
+			level = zapcore.DebugLevel
+		}
+		if ce := z.log.Check(level, "provider returned after the registry stopped waiting"); ce != nil {
+			ce.Write(zap.String("provider", e.ID), zap.String("op", e.Op), zap.Duration("duration", e.Duration), zap.Error(e.Err))
+		}
 	}
 }
 

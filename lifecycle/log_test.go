@@ -173,3 +173,35 @@ func TestAStartOfStagedProvidersAloneLogsAtDebug(t *testing.T) {
 	r.AllowCleanup("db")
 	require.NoError(t, r.Stop(context.Background()))
 }
+
+// A health check that hangs returns late at every poll while its provider
+// hangs: that is logged at debug, since the report says it (timed out) and
+// the poller logs the transition once; a late cleanup stays a warning (the
+// attack on issue 24 found a warning every poll, 17,000 a day).
+func TestALateHealthCheckIsNotAWarningAtEveryPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		core, logs := observer.New(zapcore.DebugLevel)
+		r := lifecycle.NewRegistry(lifecycle.WithLogger(zap.New(core)), lifecycle.WithHealthTimeout(10*time.Millisecond))
+		hung := newFake("hung", &journal{})
+		hung.health = func(ctx context.Context) lifecycle.Health {
+			<-ctx.Done()
+			time.Sleep(time.Millisecond) // returns after its bound
+			return lifecycle.Health{Status: lifecycle.StatusUnhealthy, Message: "no answer"}
+		}
+		mustRegister(t, r, hung)
+		require.NoError(t, r.Start(context.Background()))
+		for range 3 {
+			assert.Equal(t, lifecycle.StatusUnhealthy, r.Health(context.Background()).Providers["hung"].Status)
+			synctest.Wait()
+		}
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		late := logs.FilterMessage("provider returned after the registry stopped waiting").All()
+		require.NotEmpty(t, late)
+		for _, l := range late {
+			assert.Equal(t, zapcore.DebugLevel, l.Level)
+			assert.Equal(t, "health", l.ContextMap()["op"])
+		}
+		require.NoError(t, r.Stop(context.Background()))
+	})
+}
