@@ -17,15 +17,22 @@ var secretPatterns = []struct {
 	repl string
 	fn   func(match []string) string // instead of repl, if set
 }{
-	// A URL's user information, quoted as a parse error quotes it: up to
-	// the quote's last "@", so that a password holding a space, a "/" or
-	// a "?" that should have been escaped is hidden whole.
-	{re: regexp.MustCompile(`"([A-Za-z][A-Za-z0-9+.-]*)://([^"]*)@`), fn: func(m []string) string { return `"` + m[1] + "://" + userinfo(m[1], m[2]) + "@" }},
-	// A URL's user information: postgres://app:s3cret@db:5432/app,
-	// https://t0ken@host. Up to the authority's last "@", as URL parsers
-	// read it: a password holding an "@" that should have been escaped is
-	// hidden whole, not cut at its first.
-	{re: regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*)://([^/\s"]*)@`), fn: func(m []string) string { return m[1] + "://" + userinfo(m[1], m[2]) + "@" }},
+	// A URL's password, quoted as a parse error quotes it: up to the
+	// first "@", spaces, "/" and "?" that should have been escaped
+	// included (parse "http://u:s3 cr?t@host").
+	{re: regexp.MustCompile(`("[A-Za-z][A-Za-z0-9+.-]*://[^"/?#@\s:]*):[^"@]*@`), repl: "${1}:" + redacted + "@"},
+	// A URL's password: postgres://app:s3cret@db:5432/app; and the rest
+	// of one holding an "@" that should have been escaped, as URL parsers
+	// read it, up to the authority's last "@" (app:p@ss@db): never past a
+	// "/", "?" or space, so a path or query that holds an "@" keeps its host.
+	{re: regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:"]*):[^@\s?#"]*@(?:[^@\s/?#"]*@)*`), repl: "${1}:" + redacted + "@"},
+	// A user alone that a driver left with a password's tail when it took
+	// the password out: postgres://app@s3cret@db.
+	{re: regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:"]+)@(?:[^@\s/?#"]*@)+`), repl: "${1}:" + redacted + "@"},
+	// A user alone, how a token is given (https://t0ken@api.example); but
+	// in a URL whose user names a role or an account (postgres://app@db,
+	// ssh://git@host), which stays.
+	{re: regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*)://([^/?#@\s:",;]+)@`), fn: func(m []string) string { return m[1] + "://" + userOnly(m[1], m[2]) + "@" }},
 	// A host name that took a password's tail, a resolver's error on a
 	// DSN whose password held an "@": lookup s3cret@db: no such host.
 	{re: regexp.MustCompile(`(lookup\s+)[^\s@]*@`), repl: "${1}" + redacted + "@"},
@@ -42,29 +49,22 @@ var secretPatterns = []struct {
 	{re: regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{4,}`), repl: "${1}${2}" + redacted},
 }
 
-// userinfo redacts a URL's user information: the password, keeping the
-// user's name; and a user alone too, unless the scheme is a database's,
-// whose URLs name a role there (postgres://app@db/app). Elsewhere a user
-// alone is how a token is given: https://t0ken@api.example.
-func userinfo(scheme, u string) string {
-	if name, _, ok := strings.Cut(u, ":"); ok {
-		return name + ":" + redacted
-	}
-	if name, _, ok := strings.Cut(u, "@"); ok {
-		// An "@" that should have been escaped: a driver that took the
-		// password out left its tail behind (postgres://app@s3cret@db).
-		return name + ":" + redacted
-	}
-	if databaseSchemes[strings.ToLower(scheme)] {
+// userOnly redacts a URL's user information that has no password: a
+// token, unless the scheme is one whose URLs name a role or an account
+// there.
+func userOnly(scheme, u string) string {
+	if namingSchemes[strings.ToLower(scheme)] {
 		return u
 	}
 	return redacted
 }
 
-// databaseSchemes are the URL schemes whose user information, without a
-// password, names a database role rather than holding a token.
-var databaseSchemes = map[string]bool{"postgres": true, "postgresql": true, "mysql": true, "mariadb": true,
-	"mongodb": true, "mongodb+srv": true, "sqlserver": true, "clickhouse": true, "redis": true, "rediss": true, "amqp": true, "amqps": true}
+// namingSchemes are the URL schemes whose user information, without a
+// password, names a database role or an account rather than holding a
+// token.
+var namingSchemes = map[string]bool{"postgres": true, "postgresql": true, "mysql": true, "mariadb": true,
+	"mongodb": true, "mongodb+srv": true, "sqlserver": true, "clickhouse": true, "redis": true, "rediss": true, "amqp": true, "amqps": true,
+	"ssh": true, "sftp": true, "git+ssh": true}
 
 // secretHints holds a lowercase fragment of each pattern; a string with
 // none of them is returned as it is, without running any expression.

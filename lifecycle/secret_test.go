@@ -53,6 +53,13 @@ func TestRedact(t *testing.T) {
 		{`parse "http://u:SEC ` + secret + `@x:1": net/url: invalid userinfo`, `parse "http://u:xxxxx@x:1": net/url: invalid userinfo`},
 		{`parse "http://u:ab?` + secret + `@x:1": invalid port`, `parse "http://u:xxxxx@x:1": invalid port`},
 		{"see http://host/a?mail=me@example.org", "see http://host/a?mail=me@example.org"},
+		// Found by the second attack: what is not user information keeps
+		// its host.
+		{`Get "https://medium.com/@user/feed": refused`, `Get "https://medium.com/@user/feed": refused`},
+		{`fetch "https://example.com/path?email=bob@example.com"`, `fetch "https://example.com/path?email=bob@example.com"`},
+		{"url=https://example.com,contact=a@b.c", "url=https://example.com,contact=a@b.c"},
+		{"ssh://git@github.com/o/r", "ssh://git@github.com/o/r"},
+		{"https://u:" + secret + "@host/p?mail=bob@example.com", "https://u:xxxxx@host/p?mail=bob@example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.give, func(t *testing.T) {

@@ -176,21 +176,6 @@ func (p *Pool[H]) handoff() {
 			w.got <- grant[H]{err: err}
 		}
 		p.queue = nil
-		return
-	}
-	// Tasks admitted past Queue waited for instances on their way; if
-	// those are no longer coming (a start failed, growth is held back),
-	// the last of them are refused as a full queue would have refused
-	// them, rather than wait past Queue for busy instances.
-	if len(p.queue) == 0 {
-		return // an unsized pool's always is
-	}
-	if room := p.queueRoom(); len(p.queue) > room {
-		err := fmt.Errorf("%w (%d waiting): the instances started for it did not start: %s", ErrQueueFull, room, p.whyNone())
-		for _, w := range p.queue[room:] {
-			w.got <- grant[H]{err: err}
-		}
-		p.queue = p.queue[:room]
 	}
 }
 

@@ -768,11 +768,14 @@ func TestTasksWaitingGrowThePoolAtOnceWhateverTheWindowSays(t *testing.T) {
 }
 
 // Growth held back after a failed start is no room for the queue: a task
-// that only growth could serve is refused at once, not kept its whole
-// queue timeout waiting for a start that will not come.
+// that only growth could serve is refused at once while it is, not kept
+// its whole queue timeout waiting for a start that will not come. One
+// already waiting for the start that failed waits on, for the instances
+// that are busy or the growth after the hold, within its queue timeout: a
+// start that fails once must not refuse a burst the pool would serve.
 func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
 	s := sized(1, 4, 1, 0) // no queue of its own
-	s.QueueTimeout = time.Minute
+	s.QueueTimeout = 100 * time.Millisecond
 	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Minute, MaxBackoff: time.Minute, MaxRestarts: 3, Window: time.Hour}})
 	w.failStarts("t-2", 1)
 	w.start()
@@ -780,13 +783,53 @@ func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Release()
 	// A task waits for t-2, whose start fails: growth is held back for
-	// a minute, and the task has nothing left to wait for.
+	// a minute, and the task waits out its queue timeout for t-1.
 	_, err = w.pool.Acquire(context.Background())
-	require.ErrorIs(t, err, ErrQueueFull, "still waiting, past Queue, for an instance that failed to start")
-	assert.Contains(t, err.Error(), "did not start")
+	require.ErrorIs(t, err, ErrQueueTimeout)
 	assert.Equal(t, 1, w.pool.Stats().ConsecutiveFailures, "a failed start counts as a failure")
+	assert.NotEmpty(t, w.pool.Stats().StartFailed)
+	begun := time.Now()
 	_, err = w.pool.Acquire(context.Background())
 	require.ErrorIs(t, err, ErrQueueFull, "admitted to wait for growth that is held back")
+	assert.Less(t, time.Since(begun), s.QueueTimeout, "refused at once")
+}
+
+// A start that fails once, briefly holding growth back, does not refuse a
+// burst the pool serves once the hold is over (found by the second attack
+// on issue 24: the waiters past Queue were refused at the failure).
+func TestAStartThatFailsOnceRefusesNoneOfABurst(t *testing.T) {
+	s := sized(1, 4, 1, 0)
+	s.QueueTimeout = time.Minute
+	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 3, Window: time.Hour}})
+	w.failStarts("t-2", 1)
+	w.start()
+	leases := make(chan *Lease[string], 4)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			l, err := w.pool.Acquire(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			leases <- l
+		}()
+	}
+	var held []*Lease[string]
+	for range 4 {
+		select {
+		case l := <-leases:
+			held = append(held, l)
+		case err := <-errs:
+			t.Fatalf("a task of the burst was refused: %v", err)
+		case <-time.After(testkit.Wait):
+			t.Fatal("a task of the burst was never served")
+		}
+	}
+	for _, l := range held {
+		l.Release()
+	}
+	assert.Equal(t, 1, w.pool.Stats().ConsecutiveFailures)
 }
 
 // A pool of min 0 whose every start fails backs off past its restart
