@@ -69,6 +69,8 @@ type Client struct {
 
 	mu      sync.Mutex // guards session
 	session *Session   // set once notifications/initialized is sent
+
+	routes *progressRoutes // the calls that asked for progress
 }
 
 var (
@@ -114,13 +116,14 @@ func New(cfg Config) (*Client, error) {
 	}
 	log = log.With(zap.String("provider", pc.ID))
 	pc.CloseWait = cfg.CloseWait
-	pc.Handler = serverTraffic{log: log}
+	routes := &progressRoutes{}
+	pc.Handler = serverTraffic{log: log, routes: routes}
 	proc, err := process.New(pc)
 	if err != nil {
 		return nil, fmt.Errorf("mcp: %w", err)
 	}
 	cfg.Process = pc
-	return &Client{cfg: cfg, log: log, proc: proc}, nil
+	return &Client{cfg: cfg, log: log, proc: proc, routes: routes}, nil
 }
 
 // moduleVersion is this module's version in the binary's build, or

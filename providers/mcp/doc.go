@@ -44,11 +44,15 @@
 //
 // # Progress
 //
-// A caller that wants progress for a request puts a progressToken in its
-// params' _meta, as MCP says; the server's notifications/progress are then
-// logged at debug level with the token. The client adds no token of its
-// own: a token asks the server for notifications, and the client would
-// have nobody to give them to but the log. Asking is the caller's choice.
+// [Client.CallWithProgress] asks the server for a request's progress with
+// a token of the client's own, and hands each notifications/progress that
+// names it to the caller's function, in order, every one that came before
+// the answer before it returns. The goroutine that reads the server's
+// output never waits for a caller: a caller that falls more than a few
+// hundred notifications behind misses the newest. [Client.Call] adds no
+// token: a token asks the server for notifications, and a caller that
+// gives none has nobody to give them to. Every notifications/progress is
+// logged at debug level with its token.
 //
 // # Tool errors
 //

@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"syscall"
@@ -94,6 +95,38 @@ func TestEverythingTools(t *testing.T) {
 			assert.Equal(t, map[string]any{"provider": "mcp", "progress_token": "tok-1",
 				"progress": float64(i + 1), "total": float64(steps)}, e.ContextMap())
 		}
+	})
+
+	t.Run("CallWithProgress hands this call's progress over as it comes", func(t *testing.T) {
+		const steps = 4
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+		defer cancel()
+		var got []json.RawMessage
+		var firstAt time.Time
+		result, err := c.CallWithProgress(ctx, "tools/call", toolParams(t, "trigger-long-running-operation",
+			map[string]any{"duration": 0.8, "steps": steps}, nil), func(p json.RawMessage) {
+			if firstAt.IsZero() {
+				firstAt = time.Now()
+			}
+			got = append(got, p)
+		})
+		ended := time.Now()
+		require.NoError(t, err)
+		assert.NotEmpty(t, text(t, result))
+		require.Len(t, got, steps, "every step, before the call returned")
+		assert.Less(t, firstAt, ended.Add(-100*time.Millisecond), "the first came while the call ran")
+		for i, p := range got {
+			var n struct {
+				ProgressToken string
+				Progress      float64
+			}
+			require.NoError(t, json.Unmarshal(p, &n))
+			assert.Equal(t, float64(i+1), n.Progress)
+			assert.Contains(t, n.ProgressToken, "gleitzeit-")
+		}
+		_, err = c.CallWithProgress(ctx, "tools/call", toolParams(t, "echo", map[string]string{"message": "x"},
+			map[string]any{"progressToken": "mine"}), func(json.RawMessage) {})
+		require.ErrorContains(t, err, "the client chooses the token")
 	})
 
 	t.Run("a cancelled call returns and the client goes on", func(t *testing.T) {

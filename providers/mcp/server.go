@@ -23,7 +23,8 @@ const maxLoggedParams = 500
 // it is returned. It never waits for the server; its only writes are the
 // short answers to the server's requests.
 type serverTraffic struct {
-	log *zap.Logger
+	log    *zap.Logger
+	routes *progressRoutes // nil: progress is only logged
 }
 
 var _ jsonrpc2.Handler = serverTraffic{}
@@ -65,6 +66,9 @@ func (s serverTraffic) notification(req *jsonrpc2.Request) {
 }
 
 func (s serverTraffic) progress(params json.RawMessage) {
+	if s.routes != nil {
+		s.routes.route(params)
+	}
 	if ce := s.log.Check(zapcore.DebugLevel, "server progress"); ce != nil {
 		var p struct {
 			ProgressToken any      `json:"progressToken"`
