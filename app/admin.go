@@ -209,25 +209,34 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 		a.metrics.refuse(refusedBadRequest)
 		return
 	}
-	rec, err := a.engine.Run(withAnnounce(r.Context(), announceTaskID(w, r)), t)
+	ctx, announced := r.Context(), announceTaskID(w, r)
+	var stream *eventStream
+	if wantsStream(r) {
+		stream = newEventStream(w)
+		ctx = withProgress(ctx, stream.progress)
+		early := announced
+		announced = func(id string) { early(id); stream.begin(id) }
+	}
+	rec, err := a.engine.Run(withAnnounce(ctx, announced), t)
+	code, body := http.StatusOK, any(rec)
 	if err != nil {
 		a.metrics.refuse(refusal(rec, err))
-		body := map[string]any{"error": boundText(lifecycle.Redact(err.Error()))}
+		fail := map[string]any{"error": boundText(lifecycle.Redact(err.Error()))}
 		if rec.ID != "" { // recorded: it can be looked up
-			body["task"] = rec
+			fail["task"] = rec
 		}
 		var busy *busyError
 		if errors.As(err, &busy) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, busy.retryAfter.Round(time.Second))/time.Second)))
 		}
-		writeJSON(w, statusOf(err), body)
+		code, body = statusOf(err), fail
+	} else if rec.Sent {
+		code = http.StatusAccepted
+	}
+	if stream != nil && stream.result(body) {
 		return
 	}
-	if rec.Sent {
-		writeJSON(w, http.StatusAccepted, rec)
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, code, body)
 }
 
 func (a *adminServer) getTask(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +251,7 @@ func (a *adminServer) getTask(w http.ResponseWriter, r *http.Request) {
 // statusOf maps an error to its HTTP status.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, errTaskCancelled), errors.Is(err, errTaskFinished), errors.Is(err, errTaskElsewhere):
+	case errors.Is(err, errTaskCancelled), errors.Is(err, errClientGone), errors.Is(err, errTaskFinished), errors.Is(err, errTaskElsewhere):
 		return http.StatusConflict
 	case errors.Is(err, errBadRequest):
 		return http.StatusBadRequest

@@ -54,6 +54,7 @@
 //	DELETE /v1/providers/{id}                                  (bearer token)
 //	GET    /v1/pools             size, queue, restarts, last scale event
 //	POST   /v1/tasks             {"protocol", "method", "params", "timeout"}
+//	                             (Accept: text/event-stream: progress events, then the result)
 //	GET    /v1/tasks/{id}
 //	DELETE /v1/tasks/{id}        cancels a task this replica runs
 //	GET    /metrics              Prometheus

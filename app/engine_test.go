@@ -112,7 +112,7 @@ func TestTaskErrors(t *testing.T) {
 		{"unknown llm method", "llm/v1", "dance", nil, 400, "error", `llm/v1 has no method "dance"`, ""},
 		{"bad llm params", "llm/v1", "generate", map[string]any{"modle": "x"}, 400, "error", `unknown field "modle"`, ""},
 		{"unknown model", "llm/v1", "generate", map[string]any{"model": "nope"}, 404, "error", `model "nope:latest" not found`, ""},
-		{"stream asked for", "llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true}, 400, "error", "stream: true is not served", ""},
+		{"stream asked for", "llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true}, 400, "error", "send the header Accept: text/event-stream", ""},
 		{"unknown rpc method", "echo/v1", "dance", nil, 400, "error", `no method "dance"`, ""},
 		{"timeout", "echo/v1", "sleep", []int{5000}, 504, "timeout", "task timed out after 200ms", "200ms"},
 		{"params neither object nor array", "echo/v1", "echo", 1, 400, "error", "params: JSON-RPC wants an object or an array, got 1", ""},

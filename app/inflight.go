@@ -15,6 +15,10 @@ var (
 	// errTaskCancelled is the cause of a task's context that
 	// DELETE /v1/tasks/{id} ended, and the error of the task.
 	errTaskCancelled = errors.New("the task was cancelled by a client: DELETE /v1/tasks/{id}")
+	// errClientGone: the request that sent the task ended (its client
+	// closed the connection, or went away from a stream) before the
+	// answer: the task is cancelled, on the provider too.
+	errClientGone = errors.New("the task was cancelled: its client went away")
 	// errTaskFinished: the task was answered before it could be cancelled.
 	errTaskFinished = errors.New("the task has finished: there is nothing to cancel")
 	// errTaskElsewhere: the store says the task runs, but not here.

@@ -328,7 +328,7 @@ func TestACallersMistakeIs400WhileTheProviderIsDown(t *testing.T) {
 	}, testkit.Wait, 10*time.Millisecond, "the server's going is noticed")
 	code, _, msg := s.task("llm/v1", "generate", map[string]any{"model": "llama3.2", "prompt": "hi", "stream": true})
 	assert.Equal(t, 400, code, msg)
-	assert.Contains(t, msg, "stream: true is not served")
+	assert.Contains(t, msg, "send the header Accept: text/event-stream")
 	code, _, msg = s.task("llm/v1", "nosuch", nil)
 	assert.Equal(t, 400, code, msg)
 	assert.Contains(t, msg, `llm/v1 has no method "nosuch"`)

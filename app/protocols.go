@@ -32,8 +32,9 @@ var (
 type handler func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
 
 // llmHandler serves llm/v1 with an Ollama provider: generate, chat, embed,
-// models and version. Generation is asked for unstreamed: a task's answer
-// is one JSON object.
+// models and version. Generation is asked for unstreamed, but for a task
+// answered as a stream that asks for stream: true, whose chunks are its
+// pieces; either way the answer is one JSON object.
 func llmHandler(p *ollama.Provider) handler {
 	h := llmMethods(p)
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
@@ -65,7 +66,7 @@ func llmError(err error) error {
 // unknown method, params that do not fit it, stream: true). It needs no
 // provider, so that what can never succeed is refused as such (400)
 // whether or not an Ollama server is up, not answered "come back later".
-func llmRequest(method string, params json.RawMessage) (any, error) {
+func llmRequest(method string, params json.RawMessage, streamed bool) (any, error) {
 	decode := func(v any) error {
 		if len(params) == 0 {
 			return fmt.Errorf("%w: %s needs params", errBadRequest, method)
@@ -77,9 +78,12 @@ func llmRequest(method string, params json.RawMessage) (any, error) {
 		}
 		return nil
 	}
+	// stream: true is answered as Server-Sent Events, each chunk as it
+	// comes; asked for without them, the answer would be one object
+	// anyway, and the caller is told how to ask.
 	refuseStream := func(stream *bool) error {
-		if stream != nil && *stream {
-			return fmt.Errorf("%w: params of %s: stream: true is not served: a task's answer is one JSON object", errBadRequest, method)
+		if stream != nil && *stream && !streamed {
+			return fmt.Errorf("%w: params of %s: stream: true is answered as Server-Sent Events: send the header Accept: text/event-stream", errBadRequest, method)
 		}
 		return nil
 	}
@@ -93,7 +97,9 @@ func llmRequest(method string, params json.RawMessage) (any, error) {
 		if err := refuseStream(req.Stream); err != nil {
 			return nil, err
 		}
-		req.Stream = &unstreamed
+		if req.Stream == nil || !*req.Stream {
+			req.Stream = &unstreamed
+		}
 		return &req, nil
 	case "chat":
 		var req api.ChatRequest
@@ -103,7 +109,9 @@ func llmRequest(method string, params json.RawMessage) (any, error) {
 		if err := refuseStream(req.Stream); err != nil {
 			return nil, err
 		}
-		req.Stream = &unstreamed
+		if req.Stream == nil || !*req.Stream {
+			req.Stream = &unstreamed
+		}
 		return &req, nil
 	case "embed":
 		var req api.EmbedRequest
@@ -119,18 +127,47 @@ func llmRequest(method string, params json.RawMessage) (any, error) {
 
 func llmMethods(p *ollama.Provider) handler {
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-		req, err := llmRequest(method, params)
+		piece := progressOf(ctx)
+		req, err := llmRequest(method, params, piece != nil)
 		if err != nil {
 			return nil, err
+		}
+		// Streamed, each chunk is a piece as it comes, and the answer is
+		// what an unstreamed call answers: the last chunk, with the text of
+		// them all.
+		send := func(v any) {
+			if piece != nil {
+				if b, err := json.Marshal(v); err == nil {
+					piece(b)
+				}
+			}
 		}
 		switch req := req.(type) {
 		case *api.GenerateRequest:
 			var out api.GenerateResponse
-			err := p.Generate(ctx, req, func(r api.GenerateResponse) error { out = r; return nil })
+			var text, thinking strings.Builder
+			err := p.Generate(ctx, req, func(r api.GenerateResponse) error {
+				send(r)
+				text.WriteString(r.Response)
+				thinking.WriteString(r.Thinking)
+				out = r
+				return nil
+			})
+			out.Response, out.Thinking = text.String(), thinking.String()
 			return marshal(out, err)
 		case *api.ChatRequest:
 			var out api.ChatResponse
-			err := p.Chat(ctx, req, func(r api.ChatResponse) error { out = r; return nil })
+			var text, thinking strings.Builder
+			var calls []api.ToolCall
+			err := p.Chat(ctx, req, func(r api.ChatResponse) error {
+				send(r)
+				text.WriteString(r.Message.Content)
+				thinking.WriteString(r.Message.Thinking)
+				calls = append(calls, r.Message.ToolCalls...)
+				out = r
+				return nil
+			})
+			out.Message.Content, out.Message.Thinking, out.Message.ToolCalls = text.String(), thinking.String(), calls
 			return marshal(out, err)
 		case *api.EmbedRequest:
 			return marshal(p.Embed(ctx, req))
@@ -181,7 +218,15 @@ func mcpHandler(c *mcp.Client) handler {
 		if err := callerRequest(method, params); err != nil {
 			return nil, err
 		}
-		out, err := c.Call(ctx, method, params)
+		var out json.RawMessage
+		var err error
+		if piece := progressOf(ctx); piece != nil {
+			// Answered as a stream: the server's progress on this call
+			// is its pieces.
+			out, err = c.CallWithProgress(ctx, method, params, piece)
+		} else {
+			out, err = c.Call(ctx, method, params)
+		}
 		var rpcErr *jsonrpc2.Error
 		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
 			return nil, fmt.Errorf("%w: %w", errBadRequest, err)

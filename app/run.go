@@ -74,7 +74,7 @@ func (b *busyError) Unwrap() error { return b.err }
 // send or that lacks what it requires. Such a task is the caller's mistake
 // (400) whether or not an instance is up, not a 503 that sends it back
 // later. A protocol served by templates of two kinds is left to each.
-func (e *Engine) checkRequest(t Task) error {
+func (e *Engine) checkRequest(ctx context.Context, t Task) error {
 	kind := ""
 	for _, p := range e.byProtocol[t.Protocol] {
 		k := e.settings.Templates[p.Config().Template].Kind
@@ -85,7 +85,7 @@ func (e *Engine) checkRequest(t Task) error {
 	}
 	switch kind {
 	case "ollama":
-		_, err := llmRequest(t.Method, t.Params)
+		_, err := llmRequest(t.Method, t.Params, progressOf(ctx) != nil)
 		return err
 	case "mcp":
 		return mcpCheck(t.Method, t.Params)
@@ -135,7 +135,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	// What its providers could never take is refused before an instance
 	// is chosen, so that it is the caller's mistake whether or not one is
 	// up; recorded, as a provider's own refusal of it was.
-	err = e.checkRequest(t)
+	err = e.checkRequest(ctx, t)
 	var lease *pool.Lease[endpoint]
 	if err == nil {
 		lease, err = e.pick(ctx, t.Protocol)
@@ -164,6 +164,9 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the task's deadline, wherever it caught the task
 		rec.Status = "timeout"
 		err = fmt.Errorf("task timed out after %v: %w", timeout, context.DeadlineExceeded)
+	case errors.Is(ctx.Err(), context.Canceled):
+		rec.Status = "cancelled"
+		err = errClientGone
 	case errors.Is(err, errNoProvider), errors.Is(err, errNoProtocol), errors.Is(err, errShuttingDown),
 		errors.Is(err, pool.ErrQueueFull), errors.Is(err, pool.ErrQueueTimeout), errors.Is(err, pool.ErrClosed):
 		rec.Status = "rejected"

@@ -1,0 +1,185 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gleitzeit/gleitzeit/app/taskstore"
+	"github.com/gleitzeit/gleitzeit/internal/testkit"
+)
+
+// sse is one Server-Sent Event as a client reads it, and when.
+type sse struct {
+	event, data, id string
+	at              time.Time
+}
+
+// streamTask posts a task asking for Server-Sent Events and returns the
+// answer's status and the events as they come; the channel closes at the
+// stream's end. cancel ends the request, as a client that goes away.
+func (s *service) streamTask(body map[string]any) (code int, events <-chan sse, cancel func()) {
+	s.t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(s.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	req, err := http.NewRequestWithContext(ctx, "POST", s.base+"/v1/tasks", bytes.NewReader(b))
+	require.NoError(s.t, err)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	out := make(chan sse, 1024)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(nil, 1<<20)
+		var e sse
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if e != (sse{}) {
+					e.at = time.Now()
+					out <- e
+				}
+				e = sse{}
+			case strings.HasPrefix(line, "event: "):
+				e.event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				e.data = strings.TrimPrefix(line, "data: ")
+			case strings.HasPrefix(line, "id: "):
+				e.id = strings.TrimPrefix(line, "id: ")
+			}
+		}
+	}()
+	return resp.StatusCode, out, cancel
+}
+
+// collect reads a stream to its end: the task's id, its progress events,
+// and its result.
+func collect(t *testing.T, events <-chan sse) (id string, progress []sse, result sse) {
+	t.Helper()
+	for e := range events {
+		switch {
+		case e.id != "":
+			id = e.id
+		case e.event == "progress":
+			progress = append(progress, e)
+		case e.event == "result":
+			require.Empty(t, result.event, "one result")
+			result = e
+		}
+	}
+	require.Equal(t, "result", result.event, "the stream ends with its result")
+	return id, progress, result
+}
+
+// An Ollama answer streamed chunk by chunk, from a server that streams as
+// Ollama does (NDJSON): each chunk an event as it comes, the first long
+// before the answer ends, then one result that is what an unstreamed task
+// answers, with the whole text, recorded as any task is.
+func TestAnOllamaAnswerStreamsChunkByChunk(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	s.llm.SetTokenDelay(30 * time.Millisecond)
+	code, events, cancel := s.streamTask(map[string]any{"protocol": "llm/v1", "method": "generate",
+		"params": map[string]any{"model": "llama3.2", "prompt": "hi", "stream": true}})
+	defer cancel()
+	require.Equal(t, 200, code)
+	id, progress, result := collect(t, events)
+	require.GreaterOrEqual(t, len(progress), 3, "a chunk per token and the final one")
+	assert.Less(t, progress[0].at, result.at.Add(-50*time.Millisecond), "the first chunk came while the answer was still coming")
+	var text strings.Builder
+	for _, p := range progress {
+		var chunk struct{ Response string }
+		require.NoError(t, json.Unmarshal([]byte(p.data), &chunk))
+		text.WriteString(chunk.Response)
+	}
+	var rec taskstore.Record
+	require.NoError(t, json.Unmarshal([]byte(result.data), &rec))
+	assert.Equal(t, id, rec.ID)
+	assert.Equal(t, "ok", rec.Status)
+	var out struct {
+		Response string
+		Done     bool
+	}
+	require.NoError(t, json.Unmarshal(rec.Output, &out))
+	assert.True(t, out.Done)
+	assert.Equal(t, text.String(), out.Response, "the result's text is the chunks'")
+	assert.NotEmpty(t, out.Response)
+	var stored taskstore.Record
+	require.Equal(t, 200, s.call("GET", "/v1/tasks/"+id, "", nil, &stored))
+	assert.Equal(t, "ok", stored.Status)
+
+	// Asked for without the header, stream: true says how to ask.
+	code, _, msg := s.task("llm/v1", "chat", map[string]any{"model": "llama3.2", "stream": true})
+	assert.Equal(t, 400, code)
+	assert.Contains(t, msg, "send the header Accept: text/event-stream")
+	// A task refused before it is recorded is answered as any other.
+	code, events, cancel2 := s.streamTask(map[string]any{"protocol": "llm/v1"})
+	defer cancel2()
+	assert.Equal(t, 400, code)
+	for range events {
+	}
+}
+
+// MCP progress streamed from the reference server's long-running tool:
+// each notifications/progress of the call an event as it comes, the first
+// long before the call ends, then the tool's result.
+func TestMCPProgressStreams(t *testing.T) {
+	s := startEverythingPool(t, "{min: 1, max: 1, per_instance: 4}")
+	const steps = 5
+	code, events, cancel := s.streamTask(map[string]any{"protocol": "mcp/v1", "method": "tools/call",
+		"params": map[string]any{"name": "trigger-long-running-operation", "arguments": map[string]any{"duration": 1, "steps": steps}}})
+	defer cancel()
+	require.Equal(t, 200, code)
+	id, progress, result := collect(t, events)
+	require.Len(t, progress, steps)
+	assert.Less(t, progress[0].at, result.at.Add(-300*time.Millisecond), "the first progress came while the call ran")
+	for i, p := range progress {
+		var n struct{ Progress, Total float64 }
+		require.NoError(t, json.Unmarshal([]byte(p.data), &n))
+		assert.Equal(t, float64(i+1), n.Progress)
+		assert.Equal(t, float64(steps), n.Total)
+	}
+	var rec taskstore.Record
+	require.NoError(t, json.Unmarshal([]byte(result.data), &rec))
+	assert.Equal(t, id, rec.ID)
+	assert.Equal(t, "ok", rec.Status)
+	assert.Contains(t, string(rec.Output), "Long running operation completed")
+}
+
+// A client that goes away from a stream cancels its task, which is
+// recorded cancelled; the instance goes on serving.
+func TestAStreamsClientThatGoesAwayCancelsTheTask(t *testing.T) {
+	s := startEverythingPool(t, "{min: 1, max: 1, per_instance: 4}")
+	_, events, cancel := s.streamTask(longOperation(30))
+	var id string
+	for e := range events {
+		if e.id != "" {
+			id = e.id
+		}
+		if e.event == "progress" {
+			break
+		}
+	}
+	require.NotEmpty(t, id)
+	cancel()
+	var rec taskstore.Record
+	require.Eventually(t, func() bool {
+		return s.call("GET", "/v1/tasks/"+id, "", nil, &rec) == 200 && rec.Status != "running"
+	}, testkit.Wait, 10*time.Millisecond)
+	assert.Equal(t, "cancelled", rec.Status)
+	assert.Equal(t, errClientGone.Error(), rec.Error)
+	code, _, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "still here"}})
+	assert.Equal(t, 200, code, msg)
+}
