@@ -212,7 +212,10 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 	ctx, announced := r.Context(), announceTaskID(w, r)
 	var stream *eventStream
 	if wantsStream(r) {
-		stream = newEventStream(w)
+		var gone context.CancelFunc
+		ctx, gone = context.WithCancel(ctx)
+		defer gone()
+		stream = newEventStream(w, gone)
 		ctx = withProgress(ctx, stream.progress)
 		early := announced
 		announced = func(id string) { early(id); stream.begin(id) }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // progressKey is the context key of the function a task's pieces go to as
@@ -47,8 +48,9 @@ func wantsStream(r *http.Request) bool {
 // recorded (its id is the stream's first line's); a task refused before
 // that is answered as any other, with its status.
 type eventStream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	gone func() // cancels the task: its client does not read
 
 	mu     sync.Mutex // guards begun, ended and writes to w
 	begun  bool
@@ -56,8 +58,16 @@ type eventStream struct {
 	failed bool // a write failed: the client went away
 }
 
-func newEventStream(w http.ResponseWriter) *eventStream {
-	return &eventStream{w: w, rc: http.NewResponseController(w)}
+// streamWriteTimeout bounds each event's write: a client that does not
+// take one within it has stopped reading, and is gone. Without it, a
+// client that stops reading would hold its task, and the instance's slot,
+// until the service stopped.
+const streamWriteTimeout = 10 * time.Second
+
+// newEventStream returns a stream that writes to w and calls gone once a
+// write fails, its client gone or not reading.
+func newEventStream(w http.ResponseWriter, gone func()) *eventStream {
+	return &eventStream{w: w, rc: http.NewResponseController(w), gone: gone}
 }
 
 // begin sends the stream's headers, and the task's id as an SSE id.
@@ -109,12 +119,14 @@ func (s *eventStream) write(text string) {
 	if s.failed {
 		return
 	}
-	if _, err := s.w.Write([]byte(text)); err != nil {
-		s.failed = true
-		return
+	_ = s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, err := s.w.Write([]byte(text))
+	if err == nil {
+		err = s.rc.Flush()
 	}
-	if err := s.rc.Flush(); err != nil {
+	if err != nil {
 		s.failed = true
+		s.gone()
 	}
 }
 
