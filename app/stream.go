@@ -62,7 +62,8 @@ type eventStream struct {
 // take one within it has stopped reading, and is gone. Without it, a
 // client that stops reading would hold its task, and the instance's slot,
 // until the service stopped.
-const streamWriteTimeout = 10 * time.Second
+// A variable so that a test need not wait it out.
+var streamWriteTimeout = 10 * time.Second
 
 // newEventStream returns a stream that writes to w and calls gone once a
 // write fails, its client gone or not reading.
@@ -111,6 +112,9 @@ func (s *eventStream) result(body any) bool {
 		data = []byte(fmt.Sprintf(`{"error": %q}`, err.Error()))
 	}
 	s.write("event: result\ndata: " + string(data) + "\n\n")
+	// The connection may serve the client's next request, which the server
+	// does not bound (no WriteTimeout): it must not inherit this one's.
+	_ = s.rc.SetWriteDeadline(time.Time{})
 	return true
 }
 
