@@ -62,8 +62,7 @@ type eventStream struct {
 // take one within it has stopped reading, and is gone. Without it, a
 // client that stops reading would hold its task, and the instance's slot,
 // until the service stopped.
-// A variable so that a test need not wait it out.
-var streamWriteTimeout = 10 * time.Second
+const streamWriteTimeout = 10 * time.Second
 
 // newEventStream returns a stream that writes to w and calls gone once a
 // write fails, its client gone or not reading.
