@@ -113,3 +113,37 @@ func TestMCPThroughTheService(t *testing.T) {
 	assert.Equal(t, "gleitzeit-service", init.ClientInfo.Name)
 	assert.NotEmpty(t, init.ClientInfo.Version)
 }
+
+// MCP's lists come whole through the service: every page of a server that
+// pages them, unless the caller passes a cursor, when it pages for itself.
+func TestMCPListsComeWhole(t *testing.T) {
+	argv, env := mcptest.Strict()
+	s := startWith(t, fmt.Sprintf(`  strict:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
+	s.waitHealthy()
+	names := func(output json.RawMessage) ([]string, map[string]json.RawMessage) {
+		var r map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(output, &r))
+		var tools []struct{ Name string }
+		require.NoError(t, json.Unmarshal(r["tools"], &tools))
+		var out []string
+		for _, tool := range tools {
+			out = append(out, tool.Name)
+		}
+		return out, r
+	}
+	code, rec, msg := s.task("mcp/v1", "tools/list", nil)
+	require.Equal(t, 200, code, msg)
+	got, r := names(rec.Output)
+	assert.Equal(t, mcptest.StrictTools, got, "every page, in order")
+	assert.NotContains(t, r, "nextCursor")
+
+	code, rec, msg = s.task("mcp/v1", "tools/list", map[string]any{"cursor": "2"})
+	require.Equal(t, 200, code, msg)
+	got, r = names(rec.Output)
+	assert.Equal(t, mcptest.StrictTools[2:2+mcptest.StrictPageSize], got, "the caller's page")
+	assert.JSONEq(t, `"4"`, string(r["nextCursor"]))
+}

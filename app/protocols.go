@@ -218,13 +218,15 @@ func mcpHandler(c *mcp.Client) handler {
 		if err := callerRequest(method, params); err != nil {
 			return nil, err
 		}
-		var out json.RawMessage
-		var err error
-		if piece := progressOf(ctx); piece != nil {
+		call := func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) { return c.Call(ctx, method, params) }
+		out, whole, err := wholeList(ctx, call, method, params)
+		switch piece := progressOf(ctx); {
+		case whole: // a list, every page of it
+		case piece != nil:
 			// Answered as a stream: the server's progress on this call
 			// is its pieces.
 			out, err = c.CallWithProgress(ctx, method, params, piece)
-		} else {
+		default:
 			out, err = c.Call(ctx, method, params)
 		}
 		var rpcErr *jsonrpc2.Error

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -106,6 +107,8 @@ func (s *strict) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 		if result == nil && err == nil {
 			return // answered later, or never
 		}
+	case "tools/list":
+		result, err = listTools(params(req))
 	default:
 		err = &jsonrpc2.Error{Code: jsonrpc2.CodeMethodNotFound, Message: fmt.Sprintf("no method %q", req.Method)}
 	}
@@ -209,6 +212,42 @@ func (s *strict) initialize(raw json.RawMessage) any {
 		"serverInfo":      StrictInfo,
 		"instructions":    "Call the tools; ask seen what was seen.",
 	}
+}
+
+// StrictTools are the strict server's tools, in the order tools/list
+// gives them, StrictPageSize a page: it pages its list, as MCP allows and
+// the reference server does not, so that a client can be seen to follow
+// nextCursor.
+var StrictTools = []string{"echo", "fail", "slow", "ask", "notify", "seen"}
+
+// StrictPageSize is how many tools a page of tools/list holds.
+const StrictPageSize = 2
+
+// listTools answers a page of tools/list: from its cursor, an opaque
+// string that is the index of the page's first tool.
+func listTools(raw json.RawMessage) (any, error) {
+	var p struct {
+		Cursor *string `json:"cursor"`
+	}
+	_ = json.Unmarshal(raw, &p)
+	from := 0
+	if p.Cursor != nil {
+		n, err := strconv.Atoi(*p.Cursor)
+		if err != nil || n < 0 || n >= len(StrictTools) {
+			return nil, &jsonrpc2.Error{Code: jsonrpc2.CodeInvalidParams, Message: fmt.Sprintf("no such cursor %q", *p.Cursor)}
+		}
+		from = n
+	}
+	to := min(from+StrictPageSize, len(StrictTools))
+	tools := []map[string]any{}
+	for _, name := range StrictTools[from:to] {
+		tools = append(tools, map[string]any{"name": name, "inputSchema": map[string]any{"type": "object"}})
+	}
+	result := map[string]any{"tools": tools}
+	if to < len(StrictTools) {
+		result["nextCursor"] = strconv.Itoa(to)
+	}
+	return result, nil
 }
 
 // callTool answers a tools/call now, or returns nil, nil for a call it
