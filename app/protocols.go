@@ -218,7 +218,9 @@ func mcpHandler(c *mcp.Client) handler {
 		if err := callerRequest(method, params); err != nil {
 			return nil, err
 		}
-		call := func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) { return c.Call(ctx, method, params) }
+		call := func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+			return c.Call(ctx, method, params)
+		}
 		out, whole, err := wholeList(ctx, call, method, params)
 		switch piece := progressOf(ctx); {
 		case whole: // a list, every page of it

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,47 +31,71 @@ func progressOf(ctx context.Context) func(json.RawMessage) {
 }
 
 // wantsStream reports whether a request asks for its answer as
-// Server-Sent Events.
+// Server-Sent Events: its Accept names text/event-stream with a quality
+// above 0, and no lower than application/json's, if it names that too.
 func wantsStream(r *http.Request) bool {
+	stream, json := -1.0, -1.0
 	for _, line := range r.Header.Values("Accept") {
 		for item := range strings.SplitSeq(line, ",") {
-			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(item)); err == nil && mt == "text/event-stream" {
-				return true
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(item))
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if v, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(v, 64); err != nil {
+					continue
+				}
+			}
+			switch mt {
+			case "text/event-stream":
+				stream = max(stream, q)
+			case "application/json":
+				json = max(json, q)
 			}
 		}
 	}
-	return false
+	return stream > 0 && stream >= json
 }
 
 // eventStream answers a task as Server-Sent Events: an "event: progress"
 // for each piece as it comes, then one "event: result" whose data is the
 // JSON a task answered in one piece gets. It begins once the task is
-// recorded (its id is the stream's first line's); a task refused before
+// recorded (its id is the stream's first event); a task refused before
 // that is answered as any other, with its status.
+//
+// The events are written by a goroutine of the stream's own, from a
+// bounded queue: whoever hands a piece over (an Ollama stream being read,
+// an MCP call's progress) never waits for the client. A client that falls
+// a whole queue behind, or takes longer than streamWriteTimeout to take one
+// event, has stopped reading: its task is cancelled, as if it had gone.
 type eventStream struct {
 	w    http.ResponseWriter
 	rc   *http.ResponseController
 	gone func() // cancels the task: its client does not read
 
-	mu     sync.Mutex // guards begun, ended and writes to w
-	begun  bool
-	ended  bool
-	failed bool // a write failed: the client went away
+	mu     sync.Mutex  // guards begun and ended, and sends on events
+	begun  bool        // events is open and the writer runs
+	ended  bool        // the result is queued, or the stream never began
+	events chan string // to the writer, which closes written at its end
+	done   chan struct{}
 }
 
 // streamWriteTimeout bounds each event's write: a client that does not
-// take one within it has stopped reading, and is gone. Without it, a
-// client that stops reading would hold its task, and the instance's slot,
-// until the service stopped.
+// take one within it has stopped reading, and is gone.
 const streamWriteTimeout = 10 * time.Second
 
-// newEventStream returns a stream that writes to w and calls gone once a
-// write fails, its client gone or not reading.
+// streamQueue bounds the events that wait for a slow client.
+const streamQueue = 256
+
+// newEventStream returns a stream that writes to w and calls gone once its
+// client is gone or does not keep up.
 func newEventStream(w http.ResponseWriter, gone func()) *eventStream {
 	return &eventStream{w: w, rc: http.NewResponseController(w), gone: gone}
 }
 
-// begin sends the stream's headers, and the task's id as an SSE id.
+// begin sends the stream's headers and the task's id as an SSE id, and
+// starts the writer.
 func (s *eventStream) begin(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,53 +108,76 @@ func (s *eventStream) begin(id string) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // a proxy that buffers would hold every piece to the end
 	s.w.WriteHeader(http.StatusOK)
-	s.write("id: " + id + "\n\n")
+	s.events = make(chan string, streamQueue)
+	s.done = make(chan struct{})
+	s.events <- "id: " + id + "\n\n"
+	go s.writer()
 }
 
-// progress sends one piece. Pieces that come once the result was sent are
-// dropped: the handler has returned.
+// progress queues one piece. Pieces that come once the result is queued
+// are dropped: the handler is returning.
 func (s *eventStream) progress(piece json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.begun || s.ended {
 		return
 	}
-	s.write("event: progress\ndata: " + oneLine(piece) + "\n\n")
+	select {
+	case s.events <- "event: progress\ndata: " + oneLine(piece) + "\n\n":
+	default:
+		s.gone() // a whole queue behind: it has stopped reading
+	}
 }
 
-// result ends the stream with the answer; it reports false if the stream
-// had not begun, and the answer is the caller's to write as any other.
+// result ends the stream with the answer, and waits for the writer to
+// finish (each write bounded by streamWriteTimeout); it reports false if
+// the stream had not begun, and the answer is the caller's to write as any
+// other.
 func (s *eventStream) result(body any) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.ended = true
 	if !s.begun {
+		s.mu.Unlock()
 		return false
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
 		data = []byte(fmt.Sprintf(`{"error": %q}`, err.Error()))
 	}
-	s.write("event: result\ndata: " + string(data) + "\n\n")
-	// The connection may serve the client's next request, which the server
-	// does not bound (no WriteTimeout): it must not inherit this one's.
-	_ = s.rc.SetWriteDeadline(time.Time{})
+	select {
+	case s.events <- "event: result\ndata: " + string(data) + "\n\n":
+	default: // a whole queue behind: its client is gone
+	}
+	close(s.events)
+	s.mu.Unlock()
+	<-s.done
 	return true
 }
 
-// write sends text and flushes it. s.mu is held.
-func (s *eventStream) write(text string) {
-	if s.failed {
-		return
+// writer writes the queued events, each flushed and bounded, until the
+// queue closes; past a failed write it writes nothing more.
+func (s *eventStream) writer() {
+	defer close(s.done)
+	failed := false
+	for text := range s.events {
+		if failed {
+			continue
+		}
+		_ = s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_, err := s.w.Write([]byte(text))
+		if err == nil {
+			err = s.rc.Flush()
+		}
+		if err != nil {
+			failed = true
+			s.gone()
+		}
 	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	_, err := s.w.Write([]byte(text))
-	if err == nil {
-		err = s.rc.Flush()
-	}
-	if err != nil {
-		s.failed = true
-		s.gone()
+	if !failed {
+		// The connection may serve the client's next request, which the
+		// server does not bound (no WriteTimeout): it must not inherit
+		// this one's.
+		_ = s.rc.SetWriteDeadline(time.Time{})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -182,4 +184,51 @@ func TestAStreamsClientThatGoesAwayCancelsTheTask(t *testing.T) {
 	assert.Equal(t, errClientGone.Error(), rec.Error)
 	code, _, msg := s.task("mcp/v1", "tools/call", map[string]any{"name": "echo", "arguments": map[string]any{"message": "still here"}})
 	assert.Equal(t, 200, code, msg)
+}
+
+// A client that stops reading a stream holds neither its task past the
+// task's deadline nor the provider: pieces are queued for it, never
+// waited for, and its task ends as any other (found by the attack on
+// issue 25: the task ran on as long as the client kept the connection).
+func TestAStreamsClientThatStopsReadingHoldsNothing(t *testing.T) {
+	s := start(t, "")
+	s.waitHealthy()
+	b, err := json.Marshal(map[string]any{"protocol": "llm/v1", "method": "generate", "timeout": "1s",
+		"params": map[string]any{"model": "llama3.2", "prompt": strings.Repeat("w ", 300000), "stream": true}})
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.(*net.TCPConn).SetReadBuffer(4096))
+	_, err = fmt.Fprintf(c, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.engine.running.Load() == 1 }, testkit.Wait, time.Millisecond, "the task runs")
+	// The client reads nothing; the task ends by its deadline anyway.
+	require.Eventually(t, func() bool { return s.engine.running.Load() == 0 }, testkit.Wait, 10*time.Millisecond,
+		"the task still runs while its client does not read")
+	code, _, msg := s.task("llm/v1", "version", nil)
+	assert.Equal(t, 200, code, msg)
+}
+
+// Accept is read with its qualities: text/event-stream at q=0 is not
+// acceptable, and a client that prefers JSON gets JSON.
+func TestWantsStreamReadsQualities(t *testing.T) {
+	for accept, want := range map[string]bool{
+		"text/event-stream":                         true,
+		"TEXT/EVENT-STREAM; charset=utf-8":          true,
+		"application/json, text/event-stream":       true,
+		"text/event-stream;q=0":                     false,
+		"application/json, text/event-stream;q=0.1": false,
+		"application/json;q=0.5, text/event-stream": true,
+		"*/*":    false,
+		"text/*": false,
+		"":       false,
+	} {
+		r, err := http.NewRequest("POST", "/v1/tasks", nil)
+		require.NoError(t, err)
+		if accept != "" {
+			r.Header.Set("Accept", accept)
+		}
+		assert.Equal(t, want, wantsStream(r), "%q", accept)
+	}
 }
