@@ -221,13 +221,15 @@ func (p *Pool[H]) canWait() bool {
 	return p.mayGrow()
 }
 
-// mayGrow reports whether the scaler may start instances now: it runs,
-// the service is not shutting down, a place below Max is free, and growth
-// is not held back (a start failed a moment ago, or the supervisor backs
-// off). A task must not wait for growth that will not come within its
-// queue timeout. p.mu is held.
+// mayGrow reports whether the scaler may start instances within a task's
+// wait: it runs, the service is not shutting down, a place below Max is
+// free, the supervisor does not back off, and growth held back after a
+// failed start resumes within QueueTimeout. A task must not wait for
+// growth that will not come within its queue timeout, nor be refused for
+// a hold that ends before it would have. p.mu is held.
 func (p *Pool[H]) mayGrow() bool {
-	return p.backingOff == "" && !p.deps.Now().Before(p.holdUntil) && !p.quiet && p.scaling && p.size() < p.cfg.Sizing.Max
+	return p.backingOff == "" && p.holdUntil.Before(p.deps.Now().Add(p.cfg.Sizing.QueueTimeout)) &&
+		!p.quiet && p.scaling && p.size() < p.cfg.Sizing.Max
 }
 
 // queueRoom is how many tasks may wait: Queue, and what the instances on

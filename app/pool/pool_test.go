@@ -768,11 +768,8 @@ func TestTasksWaitingGrowThePoolAtOnceWhateverTheWindowSays(t *testing.T) {
 }
 
 // Growth held back after a failed start is no room for the queue: a task
-// that only growth could serve is refused at once while it is, not kept
-// its whole queue timeout waiting for a start that will not come. One
-// already waiting for the start that failed waits on, for the instances
-// that are busy or the growth after the hold, within its queue timeout: a
-// start that fails once must not refuse a burst the pool would serve.
+// that only growth could serve is refused at once while the hold outlasts
+// its queue timeout, not kept waiting for a start that will not come.
 func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
 	s := sized(1, 4, 1, 0) // no queue of its own
 	s.QueueTimeout = 100 * time.Millisecond
@@ -782,12 +779,10 @@ func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
 	l, err := w.pool.Acquire(context.Background())
 	require.NoError(t, err)
 	defer l.Release()
-	// A task waits for t-2, whose start fails: growth is held back for
-	// a minute, and the task waits out its queue timeout for t-1.
-	_, err = w.pool.Acquire(context.Background())
-	require.ErrorIs(t, err, ErrQueueTimeout)
+	// Full, the pool starts t-2 for the next task, and its start fails:
+	// growth is held back for a minute.
+	eventually(t, "t-2 failed to start", func() bool { return w.pool.Stats().StartFailed != "" })
 	assert.Equal(t, 1, w.pool.Stats().ConsecutiveFailures, "a failed start counts as a failure")
-	assert.NotEmpty(t, w.pool.Stats().StartFailed)
 	begun := time.Now()
 	_, err = w.pool.Acquire(context.Background())
 	require.ErrorIs(t, err, ErrQueueFull, "admitted to wait for growth that is held back")
