@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -52,7 +54,7 @@ func (e *Engine) buildKind(id string, t config.Template, exited func(pool.Exit))
 		return p, endpoint{call: rpcHandler(p)}, nil
 	case "mcp":
 		cfg := e.processConfig(id, t, exited)
-		c, err := mcp.New(mcp.Config{Process: cfg, ClientName: mcpClientName, Log: e.log.Named("mcp")})
+		c, err := mcp.New(mcp.Config{Process: cfg, ClientName: mcpClientName, Log: e.log.Named("mcp"), Roots: mcpRoots(t.MCP)})
 		if err != nil {
 			return nil, endpoint{}, err
 		}
@@ -90,4 +92,18 @@ func (e *Engine) processConfig(id string, t config.Template, exited func(pool.Ex
 				Expected: x.CleanedUp, LastLine: stderr.lastLine(), Busy: x.Calls > 0})
 		},
 		Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}
+}
+
+// mcpRoots are the roots an mcp template offers, as file:// URIs named
+// after their directories.
+func mcpRoots(t *config.MCPTemplate) []mcp.Root {
+	if t == nil {
+		return nil
+	}
+	var roots []mcp.Root
+	for _, path := range t.Roots {
+		u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
+		roots = append(roots, mcp.Root{URI: u.String(), Name: filepath.Base(path)})
+	}
+	return roots
 }

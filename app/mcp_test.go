@@ -147,3 +147,24 @@ func TestMCPListsComeWhole(t *testing.T) {
 	assert.Equal(t, mcptest.StrictTools[2:2+mcptest.StrictPageSize], got, "the caller's page")
 	assert.JSONEq(t, `"4"`, string(r["nextCursor"]))
 }
+
+// An mcp template's roots reach the reference server, which shows the
+// tool it hides from a client without roots and reads them back.
+func TestAnMCPTemplatesRootsReachTheServer(t *testing.T) {
+	dir := t.TempDir()
+	argv := mcptest.Everything(t)
+	s := startWith(t, fmt.Sprintf(`  everything:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q, %q], grace: 1s}
+    mcp: {roots: [%q]}
+    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], argv[2], dir), "")
+	s.waitHealthy()
+	var rec taskstore.Record
+	require.Eventually(t, func() bool {
+		var code int
+		code, rec, _ = s.task("mcp/v1", "tools/call", map[string]any{"name": "get-roots-list", "arguments": map[string]any{}})
+		return code == 200
+	}, testkit.Wait, 50*time.Millisecond, "the tool shows once the server has the roots")
+	assert.Contains(t, string(rec.Output), "file://"+dir)
+}

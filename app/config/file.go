@@ -80,12 +80,22 @@ type Template struct {
 	Timeout  string           `json:"timeout"`  // its Initialize and cleanup; provider_timeout if empty
 	Ollama   *OllamaTemplate  `json:"ollama,omitempty"`
 	Process  *ProcessTemplate `json:"process,omitempty"` // the child, for process and mcp
+	MCP      *MCPTemplate     `json:"mcp,omitempty"`     // what the client offers, for mcp
 	Pool     *PoolFile        `json:"pool,omitempty"`
 	Restart  *RestartFile     `json:"restart,omitempty"`
 
 	// Resolved by Load from Pool and Restart.
 	Sizing      *pool.Sizing `json:"-"` // nil without pool:
 	Supervision pool.Restart `json:"-"`
+}
+
+// MCPTemplate is what an mcp template's client offers its server.
+type MCPTemplate struct {
+	// Roots are directories the server may work in, offered as MCP roots
+	// (file:// URIs): absolute paths, which Load checks are directories. A
+	// server that asks for roots, and hides what needs them without,
+	// gets these.
+	Roots []string `json:"roots"`
 }
 
 // OllamaTemplate configures an Ollama provider.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -277,6 +278,9 @@ func checkTemplate(field string, t Template) (Template, error) {
 		if t.Process != nil {
 			return t, bad(field+".process", "set for an ollama template")
 		}
+		if t.MCP != nil {
+			return t, bad(field+".mcp", "set for an ollama template")
+		}
 		if t.Ollama == nil {
 			t.Ollama = &OllamaTemplate{}
 		}
@@ -288,6 +292,8 @@ func checkTemplate(field string, t Template) (Template, error) {
 			t.Protocol = "mcp/v1"
 		}
 		switch {
+		case t.Kind == "process" && t.MCP != nil:
+			return t, bad(field+".mcp", "set for a process template: it is an mcp template's")
 		case t.Ollama != nil:
 			return t, bad(field+".ollama", "set for a %s template", t.Kind)
 		case t.Process == nil || len(t.Process.Command) == 0:
@@ -315,6 +321,13 @@ func checkTemplate(field string, t Template) (Template, error) {
 				return t, bad(fmt.Sprintf("%s.process.inherit_env[%d]", field, i), "want a variable's name, got %q", name)
 			case strings.HasPrefix(name, "GLEITZEIT_"):
 				return t, bad(fmt.Sprintf("%s.process.inherit_env[%d]", field, i), "%s is the service's own setting: a child never gets those", name)
+			}
+		}
+		if t.MCP != nil {
+			for i, root := range t.MCP.Roots {
+				if err := checkRoot(root); err != nil {
+					return t, bad(fmt.Sprintf("%s.mcp.roots[%d]", field, i), "%v", err)
+				}
 			}
 		}
 	case "":
@@ -419,4 +432,19 @@ func duration(field, in string, zeroOK bool) (time.Duration, error) {
 		return 0, bad(field, "must be positive, got %v", d)
 	}
 	return d, nil
+}
+
+// checkRoot checks an MCP root: an absolute path to a directory.
+func checkRoot(path string) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("want an absolute path, got %q", path)
+	}
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err
+	case !info.IsDir():
+		return fmt.Errorf("%s is not a directory", path)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,17 @@ type Config struct {
 	// CloseWait bounds how long Cleanup waits for the server to exit once
 	// its stdin is closed; DefaultCloseWait if zero.
 	CloseWait time.Duration
+	// Roots are the directories the client offers the server, as file://
+	// URIs: with any, the client declares the roots capability and answers
+	// roots/list with them, and a server that hides what needs them (a
+	// filesystem server, server-everything's get-roots-list) shows it.
+	Roots []Root
+}
+
+// Root is one root the client offers: a file:// URI and a name for it.
+type Root struct {
+	URI  string `json:"uri"`
+	Name string `json:"name,omitempty"`
 }
 
 // Session is what the server said of itself in answer to initialize.
@@ -117,7 +129,7 @@ func New(cfg Config) (*Client, error) {
 	log = log.With(zap.String("provider", pc.ID))
 	pc.CloseWait = cfg.CloseWait
 	routes := &progressRoutes{}
-	pc.Handler = serverTraffic{log: log, routes: routes}
+	pc.Handler = serverTraffic{log: log, routes: routes, roots: slices.Clone(cfg.Roots)}
 	proc, err := process.New(pc)
 	if err != nil {
 		return nil, fmt.Errorf("mcp: %w", err)
@@ -151,16 +163,21 @@ func (c *Client) ID() string { return c.cfg.Process.ID }
 func (c *Client) Protocol() string { return c.proc.Protocol() }
 
 // Initialize starts the server and performs MCP's handshake: initialize,
-// asking for [LatestVersion] and offering no capabilities, a check that
+// asking for [LatestVersion] and offering roots if it has any, a check that
 // the server answered a version this client speaks, then
 // notifications/initialized. If it fails, the child is left for Cleanup.
 func (c *Client) Initialize(ctx context.Context) error {
 	if err := c.proc.Initialize(ctx); err != nil {
 		return err
 	}
+	capabilities := map[string]any{}
+	if len(c.cfg.Roots) > 0 {
+		// Fixed for the client's life: it never sends list_changed.
+		capabilities["roots"] = map[string]any{"listChanged": false}
+	}
 	params := map[string]any{
 		"protocolVersion": LatestVersion,
-		"capabilities":    map[string]any{},
+		"capabilities":    capabilities,
 		"clientInfo":      map[string]string{"name": c.cfg.ClientName, "version": c.cfg.ClientVersion},
 	}
 	// The specification forbids cancelling initialize.

@@ -10,9 +10,10 @@
 // Initialize starts the server, sends initialize, checks the answer's
 // protocol version, and sends notifications/initialized. Nothing else is
 // sent before that: Call, Notify and HealthCheck's ping fail with
-// [ErrNotInitialized] until it is done. initialize offers no capabilities
-// (an empty object): the client has no roots to list, no model to sample
-// and no user to ask, and refuses the requests that would need them. A
+// [ErrNotInitialized] until it is done. initialize offers roots if
+// [Config.Roots] names any, answering roots/list with them, and nothing
+// else: the client has no model to sample and no user to ask, and refuses
+// the requests that would need them. A
 // failed Initialize leaves the child for Cleanup, as lifecycle's registry
 // always calls it once Initialize has begun.
 //

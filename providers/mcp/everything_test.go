@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -187,4 +188,35 @@ func TestEverythingCleanup(t *testing.T) {
 	assert.Equal(t, process.Exit{Pid: pid, Code: 0, CleanedUp: true}, got, "node exited by itself: %v", got)
 	assert.True(t, errors.Is(syscall.Kill(-pid, 0), syscall.ESRCH), "the process group is gone")
 	assert.True(t, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), "node is gone, not a zombie")
+}
+
+// Roots offered: the real server shows the tool it hides from a client
+// without them, and its call reads the roots back through roots/list.
+func TestEverythingSeesTheRootsOffered(t *testing.T) {
+	toolNames := func(c *mcp.Client) []string {
+		var names []string
+		require.Eventually(t, func() bool {
+			out, err := c.Call(context.Background(), "tools/list", nil)
+			require.NoError(t, err)
+			var r struct{ Tools []struct{ Name string } }
+			require.NoError(t, json.Unmarshal(out, &r))
+			names = names[:0]
+			for _, tool := range r.Tools {
+				names = append(names, tool.Name)
+			}
+			return slices.Contains(names, "echo")
+		}, testkit.Wait, 10*time.Millisecond)
+		return names
+	}
+	plain, _ := everything(t, mcp.Config{})
+	assert.NotContains(t, toolNames(plain), "get-roots-list", "hidden from a client without roots")
+
+	root := mcp.Root{URI: "file:///srv/data", Name: "data"}
+	c, _ := everything(t, mcp.Config{Roots: []mcp.Root{root}})
+	var names []string
+	require.Eventually(t, func() bool { names = toolNames(c); return slices.Contains(names, "get-roots-list") },
+		testkit.Wait, 50*time.Millisecond, "the tool shows once the server has the roots: %v", names)
+	result, err := callTool(t, c, "get-roots-list", map[string]any{})
+	require.NoError(t, err)
+	assert.Contains(t, string(result), root.URI)
 }

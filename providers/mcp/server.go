@@ -25,6 +25,7 @@ const maxLoggedParams = 500
 type serverTraffic struct {
 	log    *zap.Logger
 	routes *progressRoutes // nil: progress is only logged
+	roots  []Root          // answered to roots/list; none: not offered
 }
 
 var _ jsonrpc2.Handler = serverTraffic{}
@@ -38,8 +39,13 @@ func (s serverTraffic) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jso
 		_ = conn.Reply(ctx, req.ID, struct{}{})
 		return
 	}
-	// The client declares no capabilities, so a server has no business
-	// asking for sampling, roots or elicitation; say so rather than hang it.
+	if req.Method == "roots/list" && len(s.roots) > 0 {
+		_ = conn.Reply(ctx, req.ID, map[string]any{"roots": s.roots})
+		return
+	}
+	// The client offers nothing else (no sampling, no elicitation, and
+	// roots only if it has some), so a server has no business asking;
+	// say so rather than hang it.
 	s.log.Warn("server request refused", zap.String("method", req.Method))
 	_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{
 		Code:    jsonrpc2.CodeMethodNotFound,
