@@ -16,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gleitzeit/gleitzeit/app/taskstore"
-	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
 
@@ -24,14 +23,7 @@ import (
 // project's reference server, which takes several calls at once.
 func startEverything(t *testing.T) *service {
 	t.Helper()
-	argv := mcptest.Everything(t)
-	s := startWith(t, fmt.Sprintf(`  everything:
-    kind: mcp
-    critical: true
-    process: {command: [%q, %q, %q], grace: 1s}
-    pool: {min: 1, max: 1, per_instance: 8}`, argv[0], argv[1], argv[2]), "")
-	s.waitHealthy()
-	return s
+	return startEverythingPool(t, "{min: 1, max: 1, per_instance: 8}")
 }
 
 // taskAnswer is the final answer to POST /v1/tasks.
@@ -206,13 +198,7 @@ func TestDeleteCancelsARunningMCPCall(t *testing.T) {
 // progress, never reaches the server; DELETE sends notifications/cancelled
 // for its task's request only, with the reason.
 func TestDeleteSendsCancelledForThatRequestOnly(t *testing.T) {
-	argv, env := mcptest.Strict()
-	s := startWith(t, fmt.Sprintf(`  strict:
-    kind: mcp
-    critical: true
-    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
-    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
-	s.waitHealthy()
+	s := startStrict(t)
 	slow := map[string]any{"protocol": "mcp/v1", "method": "tools/call", "params": map[string]any{"name": "slow", "arguments": map[string]any{}}}
 
 	first, firstAnswer := s.begin(slow)

@@ -316,9 +316,8 @@ func TestTaskTimeoutTakesSecondsOrADuration(t *testing.T) {
 
 // A task its providers could never take is the caller's mistake, 400,
 // whether or not an instance is up: with the Ollama server down, stream:
-// true and an unknown method are 400 as they are while it is up (issue 24
-// item 1; they were 503, "come back later"), and only a task that could
-// run is 503.
+// true and an unknown method are 400 as they are while it is up, not
+// "come back later", and only a task that could run is 503.
 func TestACallersMistakeIs400WhileTheProviderIsDown(t *testing.T) {
 	s := start(t, "")
 	s.llm.Close()
@@ -336,7 +335,7 @@ func TestACallersMistakeIs400WhileTheProviderIsDown(t *testing.T) {
 
 // MCP requests that lack what they require are refused before they are
 // sent: the reference server reports them as its own internal error,
-// which was answered 502 and logged at warn as the provider's failure.
+// which would be answered 502 and logged at warn as the provider's failure.
 func TestMCPParamsOfTheWrongShapeAre400(t *testing.T) {
 	s := startEverythingPool(t, "{min: 1, max: 1, per_instance: 4}")
 	for _, tt := range []struct {

@@ -17,6 +17,20 @@ import (
 	"github.com/gleitzeit/gleitzeit/internal/testkit"
 )
 
+// startStrict starts the service with one instance of the tests' strict
+// MCP server, which takes several calls at once.
+func startStrict(t *testing.T) *service {
+	t.Helper()
+	argv, env := mcptest.Strict()
+	s := startWith(t, fmt.Sprintf(`  strict:
+    kind: mcp
+    critical: true
+    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
+    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
+	s.waitHealthy()
+	return s
+}
+
 // seen asks the strict MCP server what it saw.
 func (s *service) seen() mcptest.Seen {
 	s.t.Helper()
@@ -32,13 +46,7 @@ func (s *service) seen() mcptest.Seen {
 // goes away cancelled on the server with their request ids, a notification
 // answered 202, a tool's error a failed task.
 func TestMCPThroughTheService(t *testing.T) {
-	argv, env := mcptest.Strict()
-	s := startWith(t, fmt.Sprintf(`  strict:
-    kind: mcp
-    critical: true
-    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
-    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
-	s.waitHealthy()
+	s := startStrict(t)
 
 	var list struct{ Providers []ProviderView }
 	require.Equal(t, 200, s.call("GET", "/v1/providers", "", nil, &list))
@@ -117,13 +125,7 @@ func TestMCPThroughTheService(t *testing.T) {
 // MCP's lists come whole through the service: every page of a server that
 // pages them, unless the caller passes a cursor, when it pages for itself.
 func TestMCPListsComeWhole(t *testing.T) {
-	argv, env := mcptest.Strict()
-	s := startWith(t, fmt.Sprintf(`  strict:
-    kind: mcp
-    critical: true
-    process: {command: [%q, %q], env: [%q, %q], grace: 1s}
-    pool: {min: 1, max: 1, per_instance: 4}`, argv[0], argv[1], env[0], env[1]), "")
-	s.waitHealthy()
+	s := startStrict(t)
 	names := func(output json.RawMessage) ([]string, map[string]json.RawMessage) {
 		var r map[string]json.RawMessage
 		require.NoError(t, json.Unmarshal(output, &r))

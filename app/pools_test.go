@@ -328,10 +328,9 @@ func startEverythingPool(t *testing.T, pool string) *service {
 	return s
 }
 
-// Item 8 of issue 24, against the reference MCP server: a burst of 12 long
-// tasks on min 1, max 4, queue 8 is served whole while the pool starts the
-// instances that serve it (it had three answered 429), and the pool is at
-// max once.
+// Against the reference MCP server: a burst of 12 long tasks on min 1,
+// max 4, queue 8 is served whole while the pool starts the instances that
+// serve it, and the pool is at max once.
 func TestABurstOfLongMCPTasksIsServedWhileThePoolGrows(t *testing.T) {
 	s := startEverythingPool(t, "{min: 1, max: 4, per_instance: 1, queue: 8, queue_timeout: 30s}")
 	answers := make([]<-chan taskAnswer, 12)
@@ -348,8 +347,8 @@ func TestABurstOfLongMCPTasksIsServedWhileThePoolGrows(t *testing.T) {
 	assert.Equal(t, 4, pools[0].Size)
 }
 
-// Item 8 of issue 24: one client sending tasks one at a time, each filling
-// the pool's one instance while it runs, does not grow the pool.
+// One client sending tasks one at a time, each filling the pool's one
+// instance while it runs, does not grow the pool.
 func TestOneClientsTasksOneAtATimeDoNotGrowThePool(t *testing.T) {
 	s := startEverythingPool(t, "{min: 1, max: 4, per_instance: 1}")
 	echo := map[string]any{"protocol": "mcp/v1", "method": "tools/call",
@@ -368,8 +367,7 @@ func TestOneClientsTasksOneAtATimeDoNotGrowThePool(t *testing.T) {
 
 // A critical pool of min 0 whose child cannot start is not ready, says
 // why, and shows the failure in /v1/pools; once the fault passes it comes
-// back by itself, with no task to prompt it (found by the attack on issue
-// 24: it stayed ready, and /v1/pools showed nothing).
+// back by itself, with no task to prompt it.
 func TestACriticalPoolOfMinZeroThatCannotStartIsNotReadyAndComesBack(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken")
 	require.NoError(t, os.WriteFile(broken, nil, 0o644))
@@ -402,9 +400,9 @@ func TestACriticalPoolOfMinZeroThatCannotStartIsNotReadyAndComesBack(t *testing.
 }
 
 // What the provider list shows of an instance the pool knows more of than
-// the last check: never the last check's healthy (found by the attack on
-// issue 24: a slot waiting for its restart, a replacement not yet built,
-// and a child reaped a moment before the pool was told).
+// the last check (a slot waiting for its restart, a replacement not yet
+// built, a child reaped a moment before the pool is told): never the last
+// check's healthy.
 func TestAnInstanceIsNotShownByAStaleCheck(t *testing.T) {
 	stale := lifecycle.Health{Status: lifecycle.StatusHealthy, Message: "running", Resources: map[string]any{"pid": 4242, "running": true}}
 	checked := time.Now()

@@ -78,41 +78,30 @@ func llmRequest(method string, params json.RawMessage, streamed bool) (any, erro
 		}
 		return nil
 	}
-	// stream: true is answered as Server-Sent Events, each chunk as it
-	// comes; asked for without them, the answer would be one object
-	// anyway, and the caller is told how to ask.
-	refuseStream := func(stream *bool) error {
-		if stream != nil && *stream && !streamed {
-			return fmt.Errorf("%w: params of %s: stream: true is answered as Server-Sent Events: send the header Accept: text/event-stream", errBadRequest, method)
+	// A generation's stream: true is answered as Server-Sent Events, each
+	// chunk as it comes; asked for without them, the answer would be one
+	// object anyway, and the caller is told how to ask. Unasked, the
+	// generation is asked for unstreamed.
+	generation := func(req any, stream **bool) (any, error) {
+		if err := decode(req); err != nil {
+			return nil, err
 		}
-		return nil
+		switch {
+		case *stream != nil && **stream && !streamed:
+			return nil, fmt.Errorf("%w: params of %s: stream: true is answered as Server-Sent Events: send the header Accept: text/event-stream", errBadRequest, method)
+		case *stream == nil || !**stream:
+			unstreamed := false
+			*stream = &unstreamed
+		}
+		return req, nil
 	}
-	unstreamed := false
 	switch method {
 	case "generate":
 		var req api.GenerateRequest
-		if err := decode(&req); err != nil {
-			return nil, err
-		}
-		if err := refuseStream(req.Stream); err != nil {
-			return nil, err
-		}
-		if req.Stream == nil || !*req.Stream {
-			req.Stream = &unstreamed
-		}
-		return &req, nil
+		return generation(&req, &req.Stream)
 	case "chat":
 		var req api.ChatRequest
-		if err := decode(&req); err != nil {
-			return nil, err
-		}
-		if err := refuseStream(req.Stream); err != nil {
-			return nil, err
-		}
-		if req.Stream == nil || !*req.Stream {
-			req.Stream = &unstreamed
-		}
-		return &req, nil
+		return generation(&req, &req.Stream)
 	case "embed":
 		var req api.EmbedRequest
 		if err := decode(&req); err != nil {

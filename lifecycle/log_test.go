@@ -176,8 +176,7 @@ func TestAStartOfStagedProvidersAloneLogsAtDebug(t *testing.T) {
 
 // A health check that hangs returns late at every poll while its provider
 // hangs: that is logged at debug, since the report says it (timed out) and
-// the poller logs the transition once; a late cleanup stays a warning (the
-// attack on issue 24 found a warning every poll, 17,000 a day).
+// the poller logs the transition once; a late cleanup stays a warning.
 func TestALateHealthCheckIsNotAWarningAtEveryPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		core, logs := observer.New(zapcore.DebugLevel)

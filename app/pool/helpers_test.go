@@ -183,6 +183,24 @@ func (w *world) holdCleanups() (release func()) {
 	return sync.OnceFunc(func() { close(ch) })
 }
 
+// burst sends n tasks at once, each acquiring an instance: their leases
+// and their errors come as they do.
+func (w *world) burst(n int) (<-chan *Lease[string], <-chan error) {
+	leases := make(chan *Lease[string], n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			l, err := w.pool.Acquire(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			leases <- l
+		}()
+	}
+	return leases, errs
+}
+
 // holdStarts makes the starts of the children built from now on wait
 // until the returned function is called.
 func (w *world) holdStarts() (release func()) {

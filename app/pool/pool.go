@@ -349,9 +349,8 @@ type Member struct {
 	// check begun before then was of a predecessor under the same id.
 	Born time.Time
 	Exit Exit // how its child exited, once dead
-	// Gone: its provider says its child is not running, which it knows
-	// from the moment the child is reaped, a moment before the pool is
-	// told of the exit.
+	// Gone: its provider says its child is not running, or has been
+	// reaped, which it knows a moment before the pool is told of the exit.
 	Gone bool
 }
 
@@ -363,8 +362,16 @@ func (p *Pool[H]) Member(id string) (Member, bool) {
 	if !ok {
 		return Member{}, false
 	}
-	r, ok := m.provider.(interface{ Running() bool })
-	return Member{State: m.state.String(), Born: m.born, Exit: m.exit, Gone: ok && !r.Running()}, true
+	return Member{State: m.state.String(), Born: m.born, Exit: m.exit, Gone: gone(m.provider)}, true
+}
+
+// gone reports whether a provider says its child has exited.
+func gone(p lifecycle.Provider) bool {
+	if r, ok := p.(interface{ Reaped() bool }); ok && r.Reaped() {
+		return true
+	}
+	r, ok := p.(interface{ Running() bool })
+	return ok && !r.Running()
 }
 
 // Members returns the ids of the pool's instances, sorted.

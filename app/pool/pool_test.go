@@ -132,18 +132,7 @@ func TestGrowsForABurstAndShrinksWhenIdle(t *testing.T) {
 	s.Cooldown = 50 * time.Millisecond
 	w := newWorld(t, Config{Sizing: s})
 	w.start()
-	leases := make(chan *Lease[string], 16)
-	errs := make(chan error, 16)
-	for range 16 {
-		go func() {
-			l, err := w.pool.Acquire(context.Background())
-			if err != nil {
-				errs <- err
-				return
-			}
-			leases <- l
-		}()
-	}
+	leases, errs := w.burst(16)
 	eventually(t, "four instances and twelve waiting", func() bool {
 		st := w.pool.Stats()
 		return st.Size == 4 && st.Starting == 0 && st.Busy == 4 && st.QueueDepth == 12
@@ -659,18 +648,7 @@ func TestABurstUpToMaxIsNeverRefusedWhileThePoolGrows(t *testing.T) {
 	w.start()
 	release := w.holdStarts()
 	defer release()
-	leases := make(chan *Lease[string], 12)
-	errs := make(chan error, 12)
-	for range 12 {
-		go func() {
-			l, err := w.pool.Acquire(context.Background())
-			if err != nil {
-				errs <- err
-				return
-			}
-			leases <- l
-		}()
-	}
+	leases, errs := w.burst(12)
 	eventually(t, "one running, eleven waiting, three starting", func() bool {
 		st := w.pool.Stats()
 		return st.Busy == 1 && st.QueueDepth == 11 && st.Starting == 3
@@ -738,7 +716,7 @@ func TestUtilizationIsMeasuredOverAWindow(t *testing.T) {
 // Tasks waiting grow the pool at once, whatever the window's average says:
 // with min 2 both busy, or one instance of four slots full, the next task
 // is served by an instance started for it, not after the window has
-// filled with load (found by the attack on issue 24).
+// filled with load.
 func TestTasksWaitingGrowThePoolAtOnceWhateverTheWindowSays(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
@@ -771,8 +749,8 @@ func TestTasksWaitingGrowThePoolAtOnceWhateverTheWindowSays(t *testing.T) {
 // that only growth could serve is refused at once while the hold outlasts
 // its queue timeout, not kept waiting for a start that will not come.
 func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
-	s := sized(1, 4, 1, 0) // no queue of its own
-	s.QueueTimeout = 100 * time.Millisecond
+	s := sized(1, 4, 1, 0)            // no queue of its own
+	s.QueueTimeout = 10 * time.Second // shorter than the hold, and no margin a loaded machine eats
 	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Minute, MaxBackoff: time.Minute, MaxRestarts: 3, Window: time.Hour}})
 	w.failStarts("t-2", 1)
 	w.start()
@@ -790,26 +768,15 @@ func TestGrowthHeldBackIsNoRoomForTheQueue(t *testing.T) {
 }
 
 // A start that fails once, briefly holding growth back, does not refuse a
-// burst the pool serves once the hold is over (found by the second attack
-// on issue 24: the waiters past Queue were refused at the failure).
+// burst the pool serves once the hold is over: the tasks waiting past
+// Queue for the start that failed wait on.
 func TestAStartThatFailsOnceRefusesNoneOfABurst(t *testing.T) {
 	s := sized(1, 4, 1, 0)
 	s.QueueTimeout = time.Minute
 	w := newWorld(t, Config{Sizing: s, Restart: Restart{Policy: OnFailure, Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxRestarts: 3, Window: time.Hour}})
 	w.failStarts("t-2", 1)
 	w.start()
-	leases := make(chan *Lease[string], 4)
-	errs := make(chan error, 4)
-	for range 4 {
-		go func() {
-			l, err := w.pool.Acquire(context.Background())
-			if err != nil {
-				errs <- err
-				return
-			}
-			leases <- l
-		}()
-	}
+	leases, errs := w.burst(4)
 	var held []*Lease[string]
 	for range 4 {
 		select {

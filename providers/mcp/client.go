@@ -242,6 +242,10 @@ func (c *Client) Cleanup(ctx context.Context) error { return c.proc.Cleanup(ctx)
 // and can be reached: see [process.Process.Running].
 func (c *Client) Running() bool { return c.proc.Running() }
 
+// Reaped reports whether the server's process has exited and been reaped:
+// see [process.Process.Reaped].
+func (c *Client) Reaped() bool { return c.proc.Reaped() }
+
 // "capabilities".
 func (c *Client) HealthCheck(ctx context.Context) lifecycle.Health {
 	h := c.proc.HealthCheck(ctx)

@@ -320,8 +320,8 @@ func TestNewRejectsBadURLs(t *testing.T) {
 		{"http://", "has no host"},
 		{"http://user:hunter2@host:port/", "URL"},
 		{"localhost:11434", "scheme must be http or https"},
-		// Found by the attack on issue 24: a token as the user, and
-		// passwords whose unescaped characters the parser quotes in part.
+		// A token as the user, and passwords whose unescaped characters
+		// the parser quotes in part.
 		{"ftp://hunter2@host", "scheme must be http or https"},
 		{"http://u:ab?hunter2@x:1", "does not parse: a password must have"},
 		{"http://u:hun ter2@x:1", "does not parse: a password must have"},

@@ -582,20 +582,31 @@ func groupGone(pgid int) bool {
 // health check is only as fresh as its poll.
 func (p *Process) Running() bool {
 	p.mu.Lock()
-	exited, cmd, closing := p.exited, p.cmd, p.closing
+	exited, started, closing := p.exited, p.cmd != nil, p.closing
 	p.mu.Unlock()
-	if cmd == nil || closing || p.outputError() != "" {
+	if !started || closing || p.outputError() != "" {
 		return false
 	}
 	select {
 	case <-exited:
 		return false
 	default:
+		return true
 	}
-	// Reaped, but Wait has yet to return (it copies the last of stderr
-	// first): signal 0 says so, through the pidfd, which names this
-	// process and no later one that took its pid.
-	return !errors.Is(cmd.Process.Signal(syscall.Signal(0)), os.ErrProcessDone)
+}
+
+// Reaped reports whether the child has exited and been reaped, asking the
+// kernel: a moment sooner than Running says so, while Wait copies the last
+// of stderr. It costs a system call, which routing, asking Running before
+// every task, does not pay; a view that must not show a dead child as
+// running does.
+func (p *Process) Reaped() bool {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	// Signal 0 goes through the pidfd, which names this process and no
+	// later one that took its pid.
+	return cmd != nil && errors.Is(cmd.Process.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // HealthCheck reports whether the child is running and, if HealthMethod is

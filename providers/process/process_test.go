@@ -163,6 +163,7 @@ func TestChildExitIsReported(t *testing.T) {
 		want := fmt.Sprintf("exit status %d", code)
 		t.Run(want, func(t *testing.T) {
 			p := start(t, rpctest.Server, false, process.Config{})
+			assert.False(t, p.Reaped(), "running")
 			pending := testkit.Go(func() error { return p.Call(context.Background(), "sleep", []int{60_000}, nil) })
 			_ = p.Call(context.Background(), "exit", []int{code}, nil)
 			err := testkit.Receive(t, pending, "the call in flight")
@@ -175,6 +176,7 @@ func TestChildExitIsReported(t *testing.T) {
 			assert.Equal(t, false, h.Resources["running"])
 			require.ErrorContains(t, p.Call(context.Background(), "ping", nil, nil), want)
 			assert.False(t, p.Running())
+			assert.True(t, p.Reaped())
 		})
 	}
 }
