@@ -233,8 +233,6 @@ func (a *adminServer) runTask(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, busy.retryAfter.Round(time.Second))/time.Second)))
 		}
 		code, body = statusOf(err), fail
-	} else if rec.Sent {
-		code = http.StatusAccepted
 	}
 	if stream != nil && stream.result(body) {
 		return

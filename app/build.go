@@ -1,10 +1,10 @@
 package app
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -19,13 +19,9 @@ import (
 	"github.com/gleitzeit/gleitzeit/providers/process"
 )
 
-// endpoint is how tasks reach one instance: its protocol's methods, and,
-// for a protocol that has them, its notifications.
+// endpoint is how tasks reach one instance: its protocol's methods.
 type endpoint struct {
 	call handler
-	// notify sends a method under notifications/ without waiting for an
-	// answer; nil where the protocol has no notifications.
-	notify func(ctx context.Context, method string, params json.RawMessage) error
 }
 
 // build makes, without starting it, the provider of an instance of a
@@ -53,12 +49,21 @@ func (e *Engine) buildKind(id string, t config.Template, exited func(pool.Exit))
 		}
 		return p, endpoint{call: rpcHandler(p)}, nil
 	case "mcp":
-		cfg := e.processConfig(id, t, exited)
-		c, err := mcp.New(mcp.Config{Process: cfg, ClientName: mcpClientName, Log: e.log.Named("mcp"), Roots: mcpRoots(t.MCP)})
+		cfg := mcp.Config{ClientName: mcpClientName, Log: e.log.Named("mcp"), Roots: mcpRoots(t.MCP)}
+		if t.Process != nil {
+			cfg.Process = e.processConfig(id, t, exited)
+		} else {
+			remote, err := mcpRemote(id, t, exited)
+			if err != nil {
+				return nil, endpoint{}, err
+			}
+			cfg.Remote = remote
+		}
+		c, err := mcp.New(cfg)
 		if err != nil {
 			return nil, endpoint{}, err
 		}
-		return c, endpoint{call: mcpHandler(c), notify: mcpNotify(c)}, nil
+		return c, endpoint{call: mcpHandler(c)}, nil
 	}
 	return nil, endpoint{}, fmt.Errorf("template kind %q", t.Kind)
 }
@@ -92,6 +97,24 @@ func (e *Engine) processConfig(id string, t config.Template, exited func(pool.Ex
 				Expected: x.CleanedUp, LastLine: stderr.lastLine(), Busy: x.Calls > 0})
 		},
 		Grace: grace, ReadyMethod: t.Process.ReadyMethod, HealthMethod: t.Process.HealthMethod}
+}
+
+// mcpRemote is the server of an mcp template that names a URL: its headers
+// read from the environment now, and the end of its session told to its
+// pool as a child's exit is, so that the pool reconnects, backing off.
+func mcpRemote(id string, t config.Template, exited func(pool.Exit)) (mcp.Remote, error) {
+	header := http.Header{}
+	for name, value := range t.MCP.Headers {
+		v, err := config.ExpandHeader(value, os.LookupEnv)
+		if err != nil { // set when Load checked it, unset since
+			return mcp.Remote{}, fmt.Errorf("%s: mcp.headers.%s: %w", id, name, err)
+		}
+		header.Set(name, v)
+	}
+	return mcp.Remote{ID: id, Protocol: t.Protocol, URL: t.MCP.URL, Header: header,
+		OnEnd: func(err error) {
+			exited(pool.Exit{Status: "session ended: " + lifecycle.Redact(err.Error()), Failed: true, Cut: true})
+		}}, nil
 }
 
 // mcpRoots are the roots an mcp template offers, as file:// URIs named

@@ -7,22 +7,14 @@ import (
 	"strings"
 )
 
-// callerNotifications are the MCP notifications a task may send: those
-// that name nothing of the session. Every caller of an instance shares its
-// one session, so a notification that names a request (cancelled,
-// progress) or a task (tasks/status) could reach another caller's work,
-// and the handshake's is the service's own. A notification MCP adds later,
-// or a server's own, is refused until it is known to name nothing.
-var callerNotifications = map[string]bool{
-	"notifications/roots/list_changed": true,
-}
-
-// callerNotification refuses a notification a task may not send, saying
-// what to do instead.
+// callerNotification refuses a notification a task names, saying what to
+// do instead. Every caller of an instance shares its one session, whose
+// notifications are the service's client's to send: one that names a
+// request (cancelled, progress) or a task (tasks/status) could reach
+// another caller's work, and roots/list_changed would announce roots that
+// the template fixes.
 func callerNotification(method string) error {
 	switch {
-	case callerNotifications[method]:
-		return nil
 	case method == "notifications/cancelled":
 		return fmt.Errorf("%w: notifications/cancelled names a request of the MCP session that every caller of the instance shares: "+
 			"cancel a task with DELETE /v1/tasks/{id}; POST /v1/tasks with the header Prefer: %s gives its id at once", errBadRequest, earlyTaskID)
@@ -31,7 +23,7 @@ func callerNotification(method string) error {
 			"only the service may send it", errBadRequest, method)
 	}
 	return fmt.Errorf("%w: %.64q is not a notification a task may send to an MCP session that every caller of the instance shares: "+
-		"only notifications/roots/list_changed is", errBadRequest, method)
+		"the service sends the session's notifications itself", errBadRequest, method)
 }
 
 // sessionMethods are MCP requests that change the session every caller

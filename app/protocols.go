@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/ollama/ollama/api"
 	"github.com/sourcegraph/jsonrpc2"
 
@@ -220,16 +221,16 @@ func mcpHandler(c *mcp.Client) handler {
 		default:
 			out, err = c.Call(ctx, method, params)
 		}
-		var rpcErr *jsonrpc2.Error
-		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc2.CodeMethodNotFound || rpcErr.Code == jsonrpc2.CodeInvalidParams) {
+		var rpcErr *jsonrpc.Error
+		if errors.As(err, &rpcErr) && (rpcErr.Code == jsonrpc.CodeMethodNotFound || rpcErr.Code == jsonrpc.CodeInvalidParams) {
 			return nil, fmt.Errorf("%w: %w", errBadRequest, err)
 		}
 		return out, err
 	}
 }
 
-// mcpCheck is what mcpHandler and mcpNotify refuse before they send
-// anything, for a check before an instance is chosen.
+// mcpCheck is what mcpHandler refuses before it sends anything, for a
+// check before an instance is chosen.
 func mcpCheck(method string, params json.RawMessage) error {
 	if err := structured(params); err != nil {
 		return err
@@ -241,22 +242,6 @@ func mcpCheck(method string, params json.RawMessage) error {
 		return callerNotification(method)
 	}
 	return callerRequest(method, params)
-}
-
-// mcpNotify sends an MCP notification a task names.
-func mcpNotify(c *mcp.Client) func(context.Context, string, json.RawMessage) error {
-	return func(ctx context.Context, method string, params json.RawMessage) error {
-		if err := structured(params); err != nil {
-			return err
-		}
-		if err := mcpOwn(method); err != nil {
-			return err
-		}
-		if err := callerNotification(method); err != nil {
-			return err
-		}
-		return c.Notify(ctx, method, params)
-	}
 }
 
 // mcpOwn refuses the methods of the handshake, which the provider's

@@ -143,7 +143,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	served := !errors.Is(err, errNoProtocol)
 	if err == nil {
 		rec.Provider = lease.ID
-		rec.Output, rec.Sent, err = e.runOn(ctx, lease, t)
+		rec.Output, err = e.runOn(ctx, lease, t)
 		if !utf8.Valid(rec.Output) {
 			// A child may write bytes as they come, which PostgreSQL would
 			// refuse to store: the answer and the record carry the same
@@ -175,7 +175,6 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 	}
 	if err != nil {
 		rec.Error = boundText(lifecycle.Redact(err.Error()))
-		rec.Sent = false
 		if errors.Is(err, mcp.ErrToolError) {
 			// A tool that failed said why in its result (content,
 			// structuredContent), which the caller gets whole, redacted as
@@ -189,7 +188,7 @@ func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
 		// The task ran, but its outcome is not in the store, which still
 		// says "running": the answer must not claim more.
 		serr = e.storeFault("the task ran, but its outcome could not be recorded", serr)
-		rec.Status, rec.Output, rec.Sent = "unrecorded", nil, false
+		rec.Status, rec.Output = "unrecorded", nil
 		rec.Error = serr.Error()
 		e.count(rec, served)
 		return rec, serr
@@ -222,29 +221,25 @@ func (e *Engine) logFailed(rec taskstore.Record, err error) {
 	}
 }
 
-// runOn runs the task on the instance its lease holds, as a request, or as
-// a notification where the protocol has them. The lease is given back
+// runOn runs the task on the instance its lease holds. The lease is given back
 // however the handler returns: a handler that panicked would otherwise
 // hold the instance's cleanup for its whole timeout. The panic becomes the
 // task's error, so the task is answered and recorded like any other
 // failure.
-func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task) (out json.RawMessage, sent bool, err error) {
+func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task) (out json.RawMessage, err error) {
 	defer lease.Release()
 	defer func() {
 		if v := recover(); v != nil {
 			e.log.Error("task handler panicked", zap.String("provider", lease.ID), zap.String("method", t.Method),
 				zap.String("panic", lifecycle.Redact(fmt.Sprint(v))), zap.ByteString("stack", debug.Stack()))
-			out, sent, err = nil, false, fmt.Errorf("the provider's handler panicked: %v", v)
+			out, err = nil, fmt.Errorf("the provider's handler panicked: %v", v)
 		}
 	}()
-	if ep := lease.Handle; ep.notify != nil && strings.HasPrefix(t.Method, "notifications/") {
-		return nil, true, ep.notify(ctx, t.Method, t.Params)
-	}
 	out, err = lease.Handle.call(ctx, t.Method, t.Params)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		lease.TimedOut() // unanswered within the task's time: a busy instance may be a hung one
 	}
-	return out, false, err
+	return out, err
 }
 
 // count adds the task to the metrics. A protocol no provider serves is

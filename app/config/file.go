@@ -80,7 +80,7 @@ type Template struct {
 	Timeout  string           `json:"timeout"`  // its Initialize and cleanup; provider_timeout if empty
 	Ollama   *OllamaTemplate  `json:"ollama,omitempty"`
 	Process  *ProcessTemplate `json:"process,omitempty"` // the child, for process and mcp
-	MCP      *MCPTemplate     `json:"mcp,omitempty"`     // what the client offers, for mcp
+	MCP      *MCPTemplate     `json:"mcp,omitempty"`     // a remote server, and what the client offers, for mcp
 	Pool     *PoolFile        `json:"pool,omitempty"`
 	Restart  *RestartFile     `json:"restart,omitempty"`
 
@@ -89,8 +89,17 @@ type Template struct {
 	Supervision pool.Restart `json:"-"`
 }
 
-// MCPTemplate is what an mcp template's client offers its server.
+// MCPTemplate is an mcp template's remote server, if it has one instead of
+// a child, and what its client offers the server.
 type MCPTemplate struct {
+	// URL, in place of process:, is an MCP server already running, reached
+	// over MCP's Streamable HTTP transport: http or https.
+	URL string `json:"url"`
+	// Headers are sent with every request to URL. In a value, ${NAME} is
+	// the service's environment variable NAME, read when an instance
+	// starts, so that a token stays out of the file; Load fails if NAME is
+	// not set.
+	Headers map[string]string `json:"headers"`
 	// Roots are directories the server may work in, offered as MCP roots
 	// (file:// URIs): absolute paths, which Load checks are directories. A
 	// server that asks for roots, and hides what needs them without,

@@ -30,7 +30,10 @@ func (s *Settings) checkProviders(names []string) error {
 			if _, err := ollama.New(ollama.Config{ID: name, URL: t.Ollama.URL, Protocol: t.Protocol}); err != nil {
 				return bad(field+".ollama.url", "%s", lifecycle.Redact(trimOwner(err.Error())))
 			}
-		case "process", "mcp":
+		case "mcp", "process":
+			if t.Process == nil { // a remote mcp server: checked by checkRemote
+				continue
+			}
 			grace, _ := time.ParseDuration(t.Process.Grace) // checked by checkTemplate
 			_, err := process.New(process.Config{ID: name, Command: t.Process.Command, Dir: t.Process.Dir,
 				Env: t.Process.Env, InheritEnv: t.Process.InheritEnv, Grace: grace})

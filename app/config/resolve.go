@@ -2,12 +2,16 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -291,12 +295,23 @@ func checkTemplate(field string, t Template) (Template, error) {
 		if t.Kind == "mcp" && t.Protocol == "" {
 			t.Protocol = "mcp/v1"
 		}
+		if t.Kind == "mcp" && t.MCP != nil && t.MCP.URL != "" {
+			if err := checkRemote(field, t); err != nil {
+				return t, err
+			}
+			break
+		}
 		switch {
+		case t.MCP != nil && len(t.MCP.Headers) > 0:
+			return t, bad(field+".mcp.headers", "set without mcp.url: headers are for a server reached over HTTP")
 		case t.Kind == "process" && t.MCP != nil:
 			return t, bad(field+".mcp", "set for a process template: it is an mcp template's")
 		case t.Ollama != nil:
 			return t, bad(field+".ollama", "set for a %s template", t.Kind)
 		case t.Process == nil || len(t.Process.Command) == 0:
+			if t.Kind == "mcp" {
+				return t, bad(field+".process.command", "required, or mcp.url for a server already running")
+			}
 			return t, bad(field+".process.command", "required")
 		case t.Protocol == "":
 			return t, bad(field+".protocol", "required for a process template (such as python/v1)")
@@ -447,4 +462,75 @@ func checkRoot(path string) error {
 		return fmt.Errorf("%s is not a directory", path)
 	}
 	return nil
+}
+
+// checkRemote checks an mcp template whose server is already running,
+// reached at mcp.url.
+func checkRemote(field string, t Template) error {
+	switch {
+	case t.Process != nil:
+		return bad(field+".process", "set beside mcp.url: a template's server is a child or a URL, not both")
+	case t.Ollama != nil:
+		return bad(field+".ollama", "set for an mcp template")
+	}
+	u, err := url.Parse(t.MCP.URL)
+	switch {
+	case err != nil:
+		return bad(field+".mcp.url", "not a URL: %s", lifecycle.Redact(t.MCP.URL))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return bad(field+".mcp.url", "want http or https, got %s", lifecycle.Redact(t.MCP.URL))
+	case u.Host == "":
+		return bad(field+".mcp.url", "no host in %s", lifecycle.Redact(t.MCP.URL))
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.MCP.Headers)) {
+		if !validHeaderName(name) {
+			return bad(field+".mcp.headers", "%q is not a header's name", name)
+		}
+		if _, err := ExpandHeader(t.MCP.Headers[name], os.LookupEnv); err != nil {
+			return bad(field+".mcp.headers."+name, "%v", err)
+		}
+	}
+	for i, root := range t.MCP.Roots {
+		if err := checkRoot(root); err != nil {
+			return bad(fmt.Sprintf("%s.mcp.roots[%d]", field, i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether name is an HTTP header's name: a token
+// of RFC 9110.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// envRef is ${NAME} in a header's value.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// ExpandHeader replaces each ${NAME} in a header's value with the
+// environment variable NAME, as lookup finds it, and fails naming the first
+// that is not set, never a value. Nothing else of the value changes: a
+// lone $ is a $.
+func ExpandHeader(value string, lookup func(string) (string, bool)) (string, error) {
+	var missing string
+	out := envRef.ReplaceAllStringFunc(value, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		v, ok := lookup(name)
+		if !ok && missing == "" {
+			missing = name
+		}
+		return v
+	})
+	if missing != "" {
+		return "", fmt.Errorf("names the environment variable %s, which is not set", missing)
+	}
+	return out, nil
 }

@@ -12,18 +12,15 @@ import (
 // Record is a task and its outcome, as the store keeps it. It is also what
 // the service answers for a task, hence the JSON tags.
 type Record struct {
-	ID       string          `json:"id"`
-	Protocol string          `json:"protocol"`
-	Method   string          `json:"method"`
-	Provider string          `json:"provider,omitempty"`
-	Status   string          `json:"status"` // "running" while a replica runs it, then "ok", "error", "timeout", "rejected", "cancelled", "unrecorded" or "interrupted" (package app's replicas.go)
-	Error    string          `json:"error,omitempty"`
-	Output   json.RawMessage `json:"output,omitempty"`
-	// Sent: the task was a notification, sent and not answered (202). The
-	// store keeps its status, not this.
-	Sent       bool      `json:"sent,omitempty"`
-	Started    time.Time `json:"started"`
-	DurationMS float64   `json:"duration_ms"`
+	ID         string          `json:"id"`
+	Protocol   string          `json:"protocol"`
+	Method     string          `json:"method"`
+	Provider   string          `json:"provider,omitempty"`
+	Status     string          `json:"status"` // "running" while a replica runs it, then "ok", "error", "timeout", "rejected", "cancelled", "unrecorded" or "interrupted" (package app's replicas.go)
+	Error      string          `json:"error,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Started    time.Time       `json:"started"`
+	DurationMS float64         `json:"duration_ms"`
 	// Replica is the replica that ran the task: another replica settles
 	// it as "interrupted" if this one dies while it runs (package app's
 	// replicas.go).

@@ -189,9 +189,9 @@ providers: []
 	a = postTask(t, svc.base, `{"protocol": "mcp/v1", "method": "tools/call", "params": {"name": "no-such-tool", "arguments": {}}}`)
 	assert.GreaterOrEqual(t, a.code, 400, a.body)
 	assert.Contains(t, a.body, `"status": "error"`)
-	// A notification is sent, not answered.
+	// A notification is the service's client's to send.
 	a = postTask(t, svc.base, `{"protocol": "mcp/v1", "method": "notifications/roots/list_changed"}`)
-	assert.Equal(t, 202, a.code, a.body)
+	assert.Equal(t, 400, a.code, a.body)
 	// The handshake is the service's, once.
 	a = postTask(t, svc.base, `{"protocol": "mcp/v1", "method": "initialize", "params": {}}`)
 	assert.Equal(t, 400, a.code, a.body)

@@ -3,99 +3,116 @@ package mcp
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/sourcegraph/jsonrpc2"
-	"go.uber.org/zap"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 )
 
-// cancelWait bounds the sending of notifications/cancelled, after the
-// caller's context has ended.
-const cancelWait = time.Second
-
 // Call sends method with params, a JSON object or nothing, as a request
-// and returns its result. A server's error is a *jsonrpc2.Error.
+// and returns its result as JSON. The methods are those a client sends:
+// ping, tools/list, tools/call, prompts/list, prompts/get, resources/list,
+// resources/read, resources/templates/list, resources/subscribe,
+// resources/unsubscribe, completion/complete and logging/setLevel; any
+// other is refused with a *jsonrpc.Error (method not found), as are
+// params that do not fit the method (invalid params). A server's error is
+// a *jsonrpc.Error too.
 //
-// If ctx ends before the answer, Call tells the server with
-// notifications/cancelled, best effort, and returns ctx's error. A
+// If ctx ends before the answer, the SDK tells the server with
+// notifications/cancelled, best effort, and Call returns ctx's error. A
 // tools/call whose result says "isError": true returns the result and a
-// [*ToolError]. Notifications go through [Client.Notify]; initialize
-// through Initialize.
+// [*ToolError]. initialize is Initialize's.
 func (c *Client) Call(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 	switch {
 	case strings.HasPrefix(method, "notifications/"):
-		return nil, fmt.Errorf("mcp %q: %s is a notification: use Notify", c.ID(), method)
+		return nil, fmt.Errorf("mcp %q: %s is a notification, which the client sends itself", c.id, method)
 	case method == "initialize":
-		return nil, fmt.Errorf("mcp %q: initialize is Initialize's", c.ID())
+		return nil, fmt.Errorf("mcp %q: initialize is Initialize's", c.id)
 	}
-	if _, ok := c.Session(); !ok {
-		return nil, fmt.Errorf("mcp %q: call %q: %w", c.ID(), method, ErrNotInitialized)
+	cs, _ := c.live()
+	if cs == nil {
+		return nil, fmt.Errorf("mcp %q: call %q: %w", c.id, method, ErrNotInitialized)
 	}
-	result, err := c.request(ctx, method, optional(params), true)
+	if err := ctx.Err(); err != nil { // not sent: nothing to cancel
+		return nil, fmt.Errorf("mcp %q: call %q: %w", c.id, method, err)
+	}
+	send, ok := requests[method]
+	if !ok {
+		return nil, fmt.Errorf("mcp %q: %w", c.id, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound,
+			Message: fmt.Sprintf("%.64q is not a request an MCP client sends", method)})
+	}
+	end := c.begin(ctx)
+	result, err := send(ctx, cs, params)
+	end()
 	if err != nil {
-		return nil, err
+		return nil, c.callError(ctx, method, err)
 	}
 	if method == "tools/call" {
-		if err := toolError(c.ID(), params, result); err != nil {
+		if err := toolError(c.id, params, result); err != nil {
 			return result, err
 		}
 	}
 	return result, nil
 }
 
-// Notify sends method, which must be under "notifications/", with
-// params, a JSON object or nothing, as a notification. It has no answer.
-func (c *Client) Notify(ctx context.Context, method string, params json.RawMessage) error {
-	switch {
-	case !strings.HasPrefix(method, "notifications/"):
-		return fmt.Errorf("mcp %q: %s is not a notification: use Call", c.ID(), method)
-	case method == "notifications/initialized":
-		return fmt.Errorf("mcp %q: notifications/initialized is Initialize's", c.ID())
+// begin counts a call in flight: the child's, or the remote session's.
+func (c *Client) begin(ctx context.Context) (end func()) {
+	if c.proc != nil {
+		return c.proc.Begin(ctx)
 	}
-	if _, ok := c.Session(); !ok {
-		return fmt.Errorf("mcp %q: notify %q: %w", c.ID(), method, ErrNotInitialized)
-	}
-	return c.proc.Notify(ctx, method, optional(params))
+	c.inflight.Add(1)
+	return func() { c.inflight.Add(-1) }
 }
 
-// request sends a request under an id of the client's own, so that it can
-// name the request in notifications/cancelled if ctx ends first.
-func (c *Client) request(ctx context.Context, method string, params any, cancellable bool) (json.RawMessage, error) {
-	if err := ctx.Err(); err != nil { // not sent: nothing to cancel
-		return nil, fmt.Errorf("mcp %q: call %q: %w", c.ID(), method, err)
-	}
-	id := jsonrpc2.ID{Num: c.ids.Add(1)} // from 1: some servers take an id of 0 for none
-	var result json.RawMessage
-	err := c.proc.Call(ctx, method, params, &result, jsonrpc2.PickID(id))
-	if err != nil && cancellable && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		c.cancel(ctx, id, method)
-	}
-	return result, err
+// request sends one method through the SDK: params decoded into its type,
+// the result encoded back.
+type request func(ctx context.Context, cs *sdk.ClientSession, params json.RawMessage) (json.RawMessage, error)
+
+// requests are the methods a client sends, each through the SDK's own.
+var requests = map[string]request{
+	"ping": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.PingParams) (struct{}, error) {
+		return noResult(cs.Ping)
+	}),
+	"tools/list":               typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListToolsParams) (*sdk.ListToolsResult, error) { return cs.ListTools }),
+	"tools/call":               typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CallToolParams) (*sdk.CallToolResult, error) { return cs.CallTool }),
+	"prompts/list":             typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListPromptsParams) (*sdk.ListPromptsResult, error) { return cs.ListPrompts }),
+	"prompts/get":              typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.GetPromptParams) (*sdk.GetPromptResult, error) { return cs.GetPrompt }),
+	"resources/list":           typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourcesParams) (*sdk.ListResourcesResult, error) { return cs.ListResources }),
+	"resources/read":           typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ReadResourceParams) (*sdk.ReadResourceResult, error) { return cs.ReadResource }),
+	"resources/templates/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourceTemplatesParams) (*sdk.ListResourceTemplatesResult, error) { return cs.ListResourceTemplates }),
+	"resources/subscribe": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.SubscribeParams) (struct{}, error) {
+		return noResult(cs.Subscribe)
+	}),
+	"resources/unsubscribe": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.UnsubscribeParams) (struct{}, error) {
+		return noResult(cs.Unsubscribe)
+	}),
+	"completion/complete": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CompleteParams) (*sdk.CompleteResult, error) { return cs.Complete }),
+	"logging/setLevel": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.SetLoggingLevelParams) (struct{}, error) {
+		return noResult(cs.SetLoggingLevel)
+	}),
 }
 
-// cancel tells the server that the caller no longer waits for request id.
-// It is best effort: the server may have answered already, and the answer,
-// if it comes, is dropped. A failure is logged, not returned: the caller's
-// error is its context's.
-func (c *Client) cancel(ctx context.Context, id jsonrpc2.ID, method string) {
-	nctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cancelWait)
-	defer stop()
-	// The cause says who ended the call: its caller, its deadline, the
-	// service's shutdown.
-	params := map[string]any{"requestId": id, "reason": context.Cause(ctx).Error()}
-	if err := c.proc.Notify(nctx, "notifications/cancelled", params); err != nil {
-		c.log.Debug("cancellation not sent", zap.String("method", method), zap.Uint64("request_id", id.Num), zap.Error(err))
+// typed makes a request of one of the session's methods, which method
+// picks out of the session.
+func typed[P, R any](method func(*sdk.ClientSession) func(context.Context, *P) (R, error)) request {
+	return func(ctx context.Context, cs *sdk.ClientSession, raw json.RawMessage) (json.RawMessage, error) {
+		params := new(P)
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := json.Unmarshal(raw, params); err != nil {
+				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "params: " + err.Error()}
+			}
+		}
+		result, err := method(cs)(ctx, params)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(result)
 	}
 }
 
-// optional turns empty params into none, so that the request carries no
-// "params" member rather than "params": null, which strict servers refuse.
-func optional(params json.RawMessage) any {
-	if len(params) == 0 {
-		return nil
-	}
-	return params
+// noResult is a method that answers nothing but success, as one whose
+// result is an empty object.
+func noResult[P any](f func(context.Context, *P) error) func(context.Context, *P) (struct{}, error) {
+	return func(ctx context.Context, p *P) (struct{}, error) { return struct{}{}, f(ctx, p) }
 }

@@ -10,7 +10,8 @@ import (
 
 // progressBuffer bounds the progress notifications of one call that wait
 // for its caller: past it, the newest are dropped rather than hold up the
-// goroutine that reads the server's output for every caller.
+// SDK's goroutine that handles the server's notifications for every
+// caller.
 const progressBuffer = 256
 
 // progressRoutes hands the server's notifications/progress to the call
@@ -44,7 +45,8 @@ func (r *progressRoutes) remove(token string) {
 }
 
 // route hands a notification to the call it names, without waiting: the
-// reader of the server's output must not wait for any caller.
+// SDK's handler of the server's notifications must not wait for any
+// caller.
 func (r *progressRoutes) route(params json.RawMessage) {
 	var p struct {
 		Token json.RawMessage `json:"progressToken"`
@@ -65,10 +67,12 @@ func (r *progressRoutes) route(params json.RawMessage) {
 
 // CallWithProgress is [Client.Call] that asks the server for progress and
 // hands each notifications/progress of this call to onProgress (its
-// params, as the server sent them), in order, on the caller's goroutine
-// side: every one that came before the answer is handed over before
-// CallWithProgress returns. The progress token is the client's own; params
-// must not carry one.
+// params), in order, from a goroutine of its own, and none after it
+// returns. The SDK reads the answer on one goroutine and handles
+// notifications on another: a notification that came just before the
+// answer may be handled after it, and is then not handed over. The result
+// holds the answer all the same. The progress token is the client's own;
+// params must not carry one.
 func (c *Client) CallWithProgress(ctx context.Context, method string, params json.RawMessage, onProgress func(json.RawMessage)) (json.RawMessage, error) {
 	token, ch := c.routes.add()
 	withToken, err := setProgressToken(params, token)

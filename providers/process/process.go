@@ -85,6 +85,16 @@ type Config struct {
 	// output read, from the goroutine that reaped it. Calls in flight have
 	// failed by then. Cleanup waits for it to return, so it must not block.
 	OnExit func(Exit)
+	// OwnStdio makes the child's stdin and stdout the caller's, to speak a
+	// protocol of its own over (package mcp hands them to the MCP SDK):
+	// Initialize starts the child and [Process.Stdio] hands them over.
+	// Process then makes no JSON-RPC connection: Call and Notify fail, and
+	// ReadyMethod, HealthMethod, Handler and OnOutputError must be empty.
+	// The caller reports its calls with [Process.Begin], for
+	// calls_in_flight and Exit.Calls, and output it cannot read with
+	// [Process.OutputBroken]. Everything else (the group, the environment,
+	// stderr, Cleanup, OnExit) is as for a JSON-RPC child.
+	OwnStdio bool
 	// CloseWait, if positive, makes Cleanup first close the child's stdin
 	// only and wait up to this long (at most half of what is left of the
 	// cleanup's deadline) for the child to exit by itself, reading its
@@ -102,7 +112,8 @@ type Process struct {
 
 	mu       sync.Mutex // guards the fields below
 	cmd      *exec.Cmd
-	conn     *jsonrpc2.Conn
+	conn     link          // the JSON-RPC connection, or the caller's stdio (OwnStdio)
+	rpc      *jsonrpc2.Conn // the JSON-RPC connection; nil with OwnStdio
 	stdin    *os.File // the child's stdin, closed alone for CloseWait
 	started  time.Time
 	exited   chan struct{} // closed once the child has been reaped
@@ -148,6 +159,9 @@ func New(cfg Config) (*Process, error) {
 	}
 	if err := checkEnv(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.OwnStdio && (cfg.ReadyMethod != "" || cfg.HealthMethod != "" || cfg.Handler != nil || cfg.OnOutputError != nil) {
+		return nil, errors.New("process: Config.OwnStdio leaves the child's stdio to the caller: ReadyMethod, HealthMethod, Handler and OnOutputError are not for it")
 	}
 	if cfg.ID == "" {
 		cfg.ID = "process"
@@ -240,15 +254,21 @@ func (p *Process) Initialize(ctx context.Context) error {
 	closeAll(stdinR, stdoutW) // the child's ends
 
 	p.cmd, p.started, p.exited, p.reaped, p.stdin = cmd, time.Now(), exited, reaped, stdinW
+	tail := &outputTail{}
+	if p.cfg.OwnStdio {
+		p.conn = &ownStdio{pipes: pipes{r: stdoutR, w: stdinW, tail: tail}, p: p, ended: make(chan struct{})}
+		p.mu.Unlock()
+		return nil
+	}
 	handler := p.cfg.Handler
 	if handler == nil {
 		handler = jsonrpc2.HandlerWithError(refuse)
 	}
-	tail := &outputTail{}
-	p.conn = jsonrpc2.NewConn(context.Background(),
+	p.rpc = jsonrpc2.NewConn(context.Background(),
 		&recordingStream{ObjectStream: jsonrpc2.NewPlainObjectStream(pipes{r: stdoutR, w: stdinW, tail: tail}), p: p, tail: tail},
 		handler,
 		jsonrpc2.SetLogger(log.New(io.Discard, "", 0)))
+	p.conn = p.rpc
 	p.mu.Unlock()
 
 	if p.cfg.ReadyMethod != "" {
@@ -264,7 +284,7 @@ func (p *Process) Initialize(ctx context.Context) error {
 // their calls rather than being dropped when conn is closed. A grandchild
 // that outlives the child may hold the output open: as for stderr (see
 // cmd.WaitDelay), that gets the grace period.
-func awaitOutputEnd(conn *jsonrpc2.Conn, grace time.Duration) {
+func awaitOutputEnd(conn link, grace time.Duration) {
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
@@ -338,8 +358,11 @@ func (p *Process) Notify(ctx context.Context, method string, params any) error {
 
 // connFor returns the connection for a message to be sent within ctx.
 func (p *Process) connFor(ctx context.Context) (*jsonrpc2.Conn, error) {
+	if p.cfg.OwnStdio {
+		return nil, errors.New("its stdio is its caller's (Config.OwnStdio)")
+	}
 	p.mu.Lock()
-	conn, closing, exited := p.conn, p.closing, p.exited
+	conn, closing, exited := p.rpc, p.closing, p.exited
 	p.mu.Unlock()
 	if conn == nil || closing {
 		return nil, ErrClosed
@@ -468,7 +491,7 @@ func (p *Process) closeStdin(ctx context.Context, stdin *os.File, reaped chan st
 	}
 }
 
-func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn *jsonrpc2.Conn, exited, reaped chan struct{}) error {
+func (p *Process) stop(ctx context.Context, cmd *exec.Cmd, conn link, exited, reaped chan struct{}) error {
 	_ = conn.Close() // fails calls in flight; closes stdin (EOF) and stdout
 	pgid := cmd.Process.Pid
 
@@ -719,30 +742,36 @@ func (s *recordingStream) ReadObject(v any) error {
 	if err == nil {
 		return nil
 	}
-	// Counted before the connection fails the calls that wait for an
-	// answer, which it does once this returns: by the time the child is
-	// reaped they may all have returned.
-	calls := s.p.inflight.Load() - s.p.healthCalls.Load()
 	if brokenOutput(err) {
 		err = fmt.Errorf("%w; the output ended with %q", err, s.tail.bytes())
-		if s.p.readErr.CompareAndSwap(nil, &err) {
-			s.p.callsAtEnd.Store(calls)
-			if s.p.cfg.OnOutputError != nil {
-				s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
-			}
+		if s.p.outputEnded(err) && s.p.cfg.OnOutputError != nil {
+			s.p.cfg.OnOutputError(fmt.Errorf("process %q: its output is not JSON-RPC: %w", s.p.cfg.ID, err))
 		}
 		return err
 	}
-	if s.p.readErr.CompareAndSwap(nil, &err) {
-		s.p.callsAtEnd.Store(calls)
-	}
+	s.p.outputEnded(err)
 	return err
+}
+
+// outputEnded records err as what ended the reading of the child's output,
+// unless something already has, and reports whether it was the first.
+// The calls in flight are counted here, before the connection fails those
+// that wait for an answer, which it does once reading ends: by the time
+// the child is reaped they may all have returned.
+func (p *Process) outputEnded(err error) bool {
+	calls := p.inflight.Load() - p.healthCalls.Load()
+	if !p.readErr.CompareAndSwap(nil, &err) {
+		return false
+	}
+	p.callsAtEnd.Store(calls)
+	return true
 }
 
 // brokenOutput reports whether err, which ended reading the child's
 // output, is about what the child wrote rather than the output's end.
 func brokenOutput(err error) bool {
-	return !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF)
+	return !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+		!errors.Is(err, context.Canceled)
 }
 
 // outputTail keeps the last bytes read from the child's output, to show
