@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"strings"
 
-	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // Call sends method with params, a JSON object or nothing, as a request
@@ -74,20 +74,36 @@ var requests = map[string]request{
 	"ping": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.PingParams) (struct{}, error) {
 		return noResult(cs.Ping)
 	}),
-	"tools/list":               typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListToolsParams) (*sdk.ListToolsResult, error) { return cs.ListTools }),
-	"tools/call":               typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CallToolParams) (*sdk.CallToolResult, error) { return cs.CallTool }),
-	"prompts/list":             typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListPromptsParams) (*sdk.ListPromptsResult, error) { return cs.ListPrompts }),
-	"prompts/get":              typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.GetPromptParams) (*sdk.GetPromptResult, error) { return cs.GetPrompt }),
-	"resources/list":           typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourcesParams) (*sdk.ListResourcesResult, error) { return cs.ListResources }),
-	"resources/read":           typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ReadResourceParams) (*sdk.ReadResourceResult, error) { return cs.ReadResource }),
-	"resources/templates/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourceTemplatesParams) (*sdk.ListResourceTemplatesResult, error) { return cs.ListResourceTemplates }),
+	"tools/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListToolsParams) (*sdk.ListToolsResult, error) {
+		return cs.ListTools
+	}),
+	"tools/call": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CallToolParams) (*sdk.CallToolResult, error) {
+		return cs.CallTool
+	}),
+	"prompts/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListPromptsParams) (*sdk.ListPromptsResult, error) {
+		return cs.ListPrompts
+	}),
+	"prompts/get": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.GetPromptParams) (*sdk.GetPromptResult, error) {
+		return cs.GetPrompt
+	}),
+	"resources/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourcesParams) (*sdk.ListResourcesResult, error) {
+		return cs.ListResources
+	}),
+	"resources/read": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ReadResourceParams) (*sdk.ReadResourceResult, error) {
+		return cs.ReadResource
+	}),
+	"resources/templates/list": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.ListResourceTemplatesParams) (*sdk.ListResourceTemplatesResult, error) {
+		return cs.ListResourceTemplates
+	}),
 	"resources/subscribe": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.SubscribeParams) (struct{}, error) {
 		return noResult(cs.Subscribe)
 	}),
 	"resources/unsubscribe": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.UnsubscribeParams) (struct{}, error) {
 		return noResult(cs.Unsubscribe)
 	}),
-	"completion/complete": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CompleteParams) (*sdk.CompleteResult, error) { return cs.Complete }),
+	"completion/complete": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.CompleteParams) (*sdk.CompleteResult, error) {
+		return cs.Complete
+	}),
 	"logging/setLevel": typed(func(cs *sdk.ClientSession) func(context.Context, *sdk.SetLoggingLevelParams) (struct{}, error) {
 		return noResult(cs.SetLoggingLevel)
 	}),

@@ -112,9 +112,9 @@ type Process struct {
 
 	mu       sync.Mutex // guards the fields below
 	cmd      *exec.Cmd
-	conn     link          // the JSON-RPC connection, or the caller's stdio (OwnStdio)
+	conn     link           // the JSON-RPC connection, or the caller's stdio (OwnStdio)
 	rpc      *jsonrpc2.Conn // the JSON-RPC connection; nil with OwnStdio
-	stdin    *os.File // the child's stdin, closed alone for CloseWait
+	stdin    *os.File       // the child's stdin, closed alone for CloseWait
 	started  time.Time
 	exited   chan struct{} // closed once the child has been reaped
 	exitErr  error         // cmd.Wait's result, once exited is closed

@@ -48,8 +48,8 @@ type (
 	stdin  struct{ s *ownStdio }
 )
 
-func (o stdout) Read(b []byte) (int, error)  { return o.s.Read(b) }
-func (o stdout) Close() error                { return o.s.pipes.r.Close() }
+func (o stdout) Read(b []byte) (int, error) { return o.s.Read(b) }
+func (o stdout) Close() error               { return o.s.pipes.r.Close() }
 func (i stdin) Write(b []byte) (int, error) { return i.s.pipes.w.Write(b) }
 func (i stdin) Close() error                { return i.s.pipes.w.Close() }
 
