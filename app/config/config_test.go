@@ -124,6 +124,13 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"relative mcp root", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {roots: [data]}}}\nproviders: []\n", nil, `config: templates.t.mcp.roots[0]: want an absolute path, got "data"`},
 		{"missing mcp root", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {roots: [/no/such/dir]}}}\nproviders: []\n", nil, `config: templates.t.mcp.roots[0]: stat /no/such/dir: no such file or directory`},
 		{"mcp root a file", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {roots: [/etc/passwd]}}}\nproviders: []\n", nil, `config: templates.t.mcp.roots[0]: /etc/passwd is not a directory`},
+		{"mcp url and process", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {url: \"http://h/mcp\"}}}\nproviders: []\n", nil, `config: templates.t.process: set beside mcp.url: a template's server is a child or a URL, not both`},
+		{"mcp url not http", "templates: {t: {kind: mcp, mcp: {url: \"ftp://u:hunter2@h/mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: want http or https, got ftp://u:xxxxx@h/mcp`},
+		{"mcp url without host", "templates: {t: {kind: mcp, mcp: {url: \"http:///mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: no host in http:///mcp`},
+		{"mcp headers without url", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {headers: {A: b}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers: set without mcp.url`},
+		{"mcp header name", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {\"A B\": b}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers: "A B" is not a header's name`},
+		{"mcp header variable unset", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {Authorization: \"Bearer ${GLEITZEIT_TEST_NO_SUCH_VARIABLE}\"}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.Authorization: names the environment variable GLEITZEIT_TEST_NO_SUCH_VARIABLE, which is not set`},
+		{"mcp without process or url", "templates: {t: {kind: mcp}}\nproviders: []\n", nil, `config: templates.t.process.command: required, or mcp.url for a server already running`},
 		{"mcp for a process template", "templates: {t: {kind: process, protocol: p, process: {command: [sh]}, mcp: {roots: [/tmp]}}}\nproviders: []\n", nil, `config: templates.t.mcp: set for a process template: it is an mcp template's`},
 		{"bad child env", "templates: {t: {kind: process, protocol: p, process: {command: [x], env: [A=1, NOEQUALS]}}}\n", nil, `config: templates.t.process.env[1]: want KEY=VALUE, got "NOEQUALS"`},
 		{"bad inherit_env", "templates: {t: {kind: process, protocol: p, process: {command: [x], inherit_env: [\"A=1\"]}}}\n", nil, `config: templates.t.process.inherit_env[0]: want a variable's name`},
@@ -383,4 +390,23 @@ providers: []
 `)}, noEnv, io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `config: templates.p.protocol: want 1 to 64 ASCII letters`)
+}
+
+// ExpandHeader reads ${NAME} from the environment, and nothing else: a
+// token's lone $ stays.
+func TestExpandHeader(t *testing.T) {
+	env := map[string]string{"TOKEN": "s3cret", "EMPTY": ""}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for give, want := range map[string]string{
+		"Bearer ${TOKEN}":     "Bearer s3cret",
+		"${TOKEN}-${TOKEN}":   "s3cret-s3cret",
+		"a$b $TOKEN ${EMPTY}": "a$b $TOKEN ",
+		"${1TOKEN}":           "${1TOKEN}",
+	} {
+		got, err := ExpandHeader(give, lookup)
+		require.NoError(t, err, give)
+		assert.Equal(t, want, got, give)
+	}
+	_, err := ExpandHeader("Bearer ${NOPE}", lookup)
+	require.EqualError(t, err, "names the environment variable NOPE, which is not set")
 }

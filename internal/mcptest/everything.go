@@ -21,6 +21,12 @@ const fix = "run: cd internal/mcptest && npm ci"
 // missing or the installed package is not the pinned one.
 func Everything(t testing.TB) []string {
 	t.Helper()
+	return append(everything(t), "stdio")
+}
+
+// everything is node and the pinned server-everything's entry script.
+func everything(t testing.TB) []string {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatalf("mcptest: node is needed to run %s: %v; install Node.js 20 or later, then %s", EverythingPackage, err, fix)
@@ -51,7 +57,7 @@ func Everything(t testing.TB) []string {
 	if _, err := os.Stat(script); err != nil {
 		t.Fatalf("mcptest: %s's entry script: %v; %s", EverythingPackage, err, fix)
 	}
-	return []string{node, script, "stdio"}
+	return []string{node, script}
 }
 
 // dir is this package's folder in the source tree, where package.json and

@@ -264,7 +264,8 @@ func (c *Client) Initialize(ctx context.Context) error {
 	}
 	cs, err := c.sdk.Connect(ctx, transport, &sdk.ClientSessionOptions{ProtocolVersion: LatestVersion})
 	if err != nil {
-		return fmt.Errorf("mcp %q: handshake: %w", c.id, c.handshakeError(err))
+		// A remote server's error may quote its URL.
+		return fmt.Errorf("mcp %q: handshake: %w", c.id, lifecycle.RedactError(c.handshakeError(err)))
 	}
 	res := cs.InitializeResult()
 	if !supported(res.ProtocolVersion) {

@@ -114,5 +114,5 @@ func (c *Client) callError(ctx context.Context, method string, err error) error 
 		}
 		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.sessionEnded())
 	}
-	return fmt.Errorf("mcp %q: call %q: %w", c.id, method, err)
+	return fmt.Errorf("mcp %q: call %q: %w", c.id, method, lifecycle.RedactError(err))
 }
