@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gleitzeit/gleitzeit/internal/mcptest"
 )
 
 // BenchmarkTasks measures POST /v1/tasks on loopback, the whole path of a
@@ -41,6 +43,38 @@ func BenchmarkTasks(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkMCPTasks measures an MCP tools/call (server-everything's echo)
+// through POST /v1/tasks, the server a child over stdio or a server
+// already running over Streamable HTTP on loopback, at 1, 8 and 32
+// clients: one instance, which takes 32 calls at once, as both transports
+// allow. The task path around it is BenchmarkTasks's, with group commit.
+func BenchmarkMCPTasks(b *testing.B) {
+	body := `{"protocol":"mcp/v1","method":"tools/call","params":{"name":"echo","arguments":{"message":"bench"}}}`
+	const pool = "pool: {min: 1, max: 1, per_instance: 32, queue: 64}"
+	argv := mcptest.Everything(b)
+	transports := []struct {
+		name     string
+		template func() string
+	}{
+		{"stdio", func() string {
+			return fmt.Sprintf("  everything:\n    kind: mcp\n    process: {command: [%q, %q, %q], grace: 1s}\n    %s", argv[0], argv[1], argv[2], pool)
+		}},
+		{"streamable-http", func() string {
+			srv := mcptest.EverythingHTTP(b)
+			return fmt.Sprintf("  everything:\n    kind: mcp\n    mcp: {url: %q}\n    %s", srv.URL, pool)
+		}},
+	}
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			s := startWith(b, tr.template(), "")
+			s.waitHealthy()
+			for _, clients := range []int{1, 8, 32} {
+				b.Run(fmt.Sprintf("clients-%d", clients), func(b *testing.B) { load(b, s.base, body, clients) })
+			}
+		})
 	}
 }
 

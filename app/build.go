@@ -50,6 +50,9 @@ func (e *Engine) buildKind(id string, t config.Template, exited func(pool.Exit))
 		return p, endpoint{call: rpcHandler(p)}, nil
 	case "mcp":
 		cfg := mcp.Config{ClientName: mcpClientName, Log: e.log.Named("mcp"), Roots: mcpRoots(t.MCP)}
+		if t.MCP != nil && t.MCP.Sampling != nil {
+			cfg.Sampler = e.sampler(t.MCP.Sampling)
+		}
 		if t.Process != nil {
 			cfg.Process = e.processConfig(id, t, exited)
 		} else {

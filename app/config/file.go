@@ -100,11 +100,24 @@ type MCPTemplate struct {
 	// starts, so that a token stays out of the file; Load fails if NAME is
 	// not set.
 	Headers map[string]string `json:"headers"`
+	// Sampling, if set, answers the server's sampling/createMessage with
+	// a chat of the service's own (a task, recorded as any other) and
+	// declares sampling to the server; without it, sampling is not
+	// declared and such requests are refused.
+	Sampling *MCPSampling `json:"sampling,omitempty"`
 	// Roots are directories the server may work in, offered as MCP roots
 	// (file:// URIs): absolute paths, which Load checks are directories. A
 	// server that asks for roots, and hides what needs them without,
 	// gets these.
 	Roots []string `json:"roots"`
+}
+
+// MCPSampling is how an mcp template's client answers its server's
+// sampling requests: a chat on Protocol, an ollama template's (llm/v1 if
+// empty), with Model, whatever model the server prefers.
+type MCPSampling struct {
+	Protocol string `json:"protocol"`
+	Model    string `json:"model"`
 }
 
 // OllamaTemplate configures an Ollama provider.

@@ -266,6 +266,11 @@ func (s *Settings) resolveTemplates() (names []string, longest time.Duration, er
 			longest = max(longest, d)
 		}
 	}
+	for _, name := range names {
+		if err := s.checkSampling("templates."+name, s.Templates[name]); err != nil {
+			return nil, 0, err
+		}
+	}
 	return names, longest, nil
 }
 
@@ -533,4 +538,33 @@ func ExpandHeader(value string, lookup func(string) (string, bool)) (string, err
 		return "", fmt.Errorf("names the environment variable %s, which is not set", missing)
 	}
 	return out, nil
+}
+
+// checkSampling checks an mcp template's mcp.sampling, once every template
+// is known: its protocol (llm/v1 if empty) must be an ollama template's,
+// whose chat answers the server.
+func (s *Settings) checkSampling(field string, t Template) error {
+	if t.MCP == nil || t.MCP.Sampling == nil {
+		return nil
+	}
+	sm := t.MCP.Sampling
+	if sm.Protocol == "" {
+		sm.Protocol = "llm/v1"
+	}
+	if sm.Model == "" {
+		return bad(field+".mcp.sampling.model", "required: the model that answers the server")
+	}
+	var served []string
+	for name, other := range s.Templates {
+		if other.Protocol == sm.Protocol {
+			if other.Kind != "ollama" {
+				return bad(field+".mcp.sampling.protocol", "%s is served by templates.%s, a %s template: sampling is an ollama chat", sm.Protocol, name, other.Kind)
+			}
+			served = append(served, name)
+		}
+	}
+	if len(served) == 0 {
+		return bad(field+".mcp.sampling.protocol", "no template serves %s", sm.Protocol)
+	}
+	return nil
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// roots/list with them, and a server that hides what needs them (a
 	// filesystem server, server-everything's get-roots-list) shows it.
 	Roots []Root
+	// Sampler, if set, answers the server's sampling/createMessage, and
+	// the client declares the sampling capability; without it, it does
+	// not, and such requests are refused.
+	Sampler Sampler
 }
 
 // Remote is an MCP server that is already running, reached over MCP's
@@ -207,7 +211,8 @@ func (c *Client) child() error {
 }
 
 // options are the SDK client's: the capabilities declared (roots, only if
-// there are any), and no multi-round-trip requests, which belong to a
+// there are any; sampling, only with a Sampler), and no multi-round-trip
+// requests, which belong to a
 // revision this client does not speak.
 func (c *Client) options() *sdk.ClientOptions {
 	caps := &sdk.ClientCapabilities{}
@@ -215,10 +220,14 @@ func (c *Client) options() *sdk.ClientOptions {
 		// Fixed for the client's life: it never sends list_changed.
 		caps.RootsV2 = &sdk.RootCapabilities{}
 	}
-	return &sdk.ClientOptions{
+	opts := &sdk.ClientOptions{
 		Capabilities:   caps,
 		MultiRoundTrip: &sdk.MultiRoundTripOptions{Disabled: true},
 	}
+	if c.cfg.Sampler != nil {
+		opts.CreateMessageHandler = c.createMessage
+	}
+	return opts
 }
 
 // moduleVersion is this module's version in the binary's build, or

@@ -16,9 +16,9 @@
 // the answer's protocol version, and sends notifications/initialized.
 // Nothing else is sent before that: Call and HealthCheck's ping fail with
 // [ErrNotInitialized] until it is done. initialize offers roots if
-// [Config.Roots] names any, and nothing else: the client has no model to
-// sample and no user to ask, and the requests that would need them are
-// refused. A failed Initialize leaves what it holds for Cleanup, as
+// [Config.Roots] names any, and sampling if it has a [Config.Sampler],
+// and nothing else: the client has no user to ask, and the requests that
+// would need one are refused. A failed Initialize leaves what it holds for Cleanup, as
 // lifecycle's registry always calls it once Initialize has begun.
 //
 // A remote session that ends by itself (the server went away, or forgot
@@ -68,9 +68,10 @@
 // notifications/progress at debug; the list_changed notifications at info;
 // any other at debug. Every line has the provider's id. The server's
 // requests are answered by the SDK: ping with {}, as the specification
-// requires, roots/list with the roots, if there are any; the others
-// (sampling/createMessage, elicitation/create, roots/list without roots)
-// are refused with an error and logged as warnings.
+// requires, roots/list with the roots and sampling/createMessage with the
+// Sampler's answer, each only if there is one; the others
+// (elicitation/create, and those two without) are refused with an error
+// and logged as warnings.
 //
 // # Shutdown
 //

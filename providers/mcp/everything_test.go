@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -229,4 +230,53 @@ func TestEverythingSeesTheRootsOffered(t *testing.T) {
 	result, err := callTool(t, c, "get-roots-list", map[string]any{})
 	require.NoError(t, err)
 	assert.Contains(t, string(result), root.URI)
+}
+
+// A client with a Sampler declares sampling: server-everything then shows
+// trigger-sampling-request, whose sampling/createMessage reaches the
+// Sampler as text, and whose answer is the Sampler's. A Sampler's error
+// fails the tool, and the client goes on.
+func TestEverythingSamplesThroughTheSampler(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []mcp.SamplingRequest
+		fail bool
+	)
+	sampler := func(_ context.Context, req mcp.SamplingRequest) (mcp.SamplingResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, req)
+		if fail {
+			return mcp.SamplingResult{}, errors.New("no model today")
+		}
+		return mcp.SamplingResult{Model: "llama3.2", Text: "sampled: " + req.Messages[0].Text, StopReason: "endTurn"}, nil
+	}
+	plain, _ := everything(t, mcp.Config{})
+	_, err := callTool(t, plain, "trigger-sampling-request", map[string]any{"prompt": "hi"})
+	require.Error(t, err, "hidden from a client without sampling")
+
+	c, _ := everything(t, mcp.Config{Sampler: sampler})
+	var result json.RawMessage
+	require.Eventually(t, func() bool {
+		result, err = callTool(t, c, "trigger-sampling-request", map[string]any{"prompt": "why is the sky blue?", "maxTokens": 42})
+		return err == nil
+	}, testkit.Wait, 50*time.Millisecond, "the tool shows once the server knows the client samples: %v", err)
+	assert.Contains(t, text(t, result), "sampled: ")
+	assert.Contains(t, text(t, result), "why is the sky blue?")
+	assert.Contains(t, text(t, result), "llama3.2")
+
+	mu.Lock()
+	require.NotEmpty(t, seen)
+	got := seen[len(seen)-1]
+	fail = true
+	mu.Unlock()
+	assert.Equal(t, "You are a helpful test server.", got.SystemPrompt)
+	assert.Equal(t, int64(42), got.MaxTokens)
+	require.Len(t, got.Messages, 1)
+	assert.Equal(t, "user", got.Messages[0].Role)
+
+	_, err = callTool(t, c, "trigger-sampling-request", map[string]any{"prompt": "again"})
+	require.Error(t, err)
+	_, err = callTool(t, c, "echo", map[string]string{"message": "still here"})
+	require.NoError(t, err)
 }

@@ -1,0 +1,60 @@
+package mcp
+
+import (
+	"context"
+	"fmt"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Sampler answers a server's sampling/createMessage: a model's reply to
+// the messages it sends. With one ([Config.Sampler]) the client declares
+// sampling, and a server that hides what needs it (server-everything's
+// trigger-sampling-request) shows it.
+type Sampler func(ctx context.Context, req SamplingRequest) (SamplingResult, error)
+
+// SamplingRequest is what a server asks a model, as text: MCP's
+// sampling/createMessage, without its model preferences (the client
+// chooses the model) and without images or audio, which are refused.
+type SamplingRequest struct {
+	SystemPrompt  string
+	Messages      []SamplingMessage
+	MaxTokens     int64
+	Temperature   float64 // 0: the model's default
+	StopSequences []string
+}
+
+// SamplingMessage is one message of a conversation: its role ("user" or
+// "assistant") and its text.
+type SamplingMessage struct {
+	Role string
+	Text string
+}
+
+// SamplingResult is the model's reply: the model that answered, its text,
+// and why it stopped ("endTurn", "maxTokens", "stopSequence", or the
+// model's own word).
+type SamplingResult struct {
+	Model      string
+	Text       string
+	StopReason string
+}
+
+// createMessage hands the server's request to the Sampler, as text.
+func (c *Client) createMessage(ctx context.Context, req *sdk.CreateMessageRequest) (*sdk.CreateMessageResult, error) {
+	p := req.Params
+	in := SamplingRequest{SystemPrompt: p.SystemPrompt, MaxTokens: p.MaxTokens, Temperature: p.Temperature, StopSequences: p.StopSequences}
+	for i, m := range p.Messages {
+		text, ok := m.Content.(*sdk.TextContent)
+		if !ok {
+			return nil, fmt.Errorf("messages[%d]: this client samples text only, not %T", i, m.Content)
+		}
+		in.Messages = append(in.Messages, SamplingMessage{Role: string(m.Role), Text: text.Text})
+	}
+	out, err := c.cfg.Sampler(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return &sdk.CreateMessageResult{Role: "assistant", Model: out.Model, StopReason: out.StopReason,
+		Content: &sdk.TextContent{Text: out.Text}}, nil
+}
