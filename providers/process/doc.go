@@ -26,6 +26,15 @@
 // takes jsonrpc2's call options, so a caller can pick a request's id and
 // name it later, to cancel it.
 //
+// # A protocol of the caller's own
+//
+// With [Config.OwnStdio], Initialize starts the child and makes no JSON-RPC
+// connection: [Process.Stdio] hands its stdout and stdin to the caller,
+// which speaks over them (package mcp gives them to the MCP SDK), reports
+// its calls with [Process.Begin] and output it cannot read with
+// [Process.OutputBroken]. The process group, the environment, stderr,
+// Cleanup and OnExit are as for a JSON-RPC child.
+//
 // # Grandchildren and zombies
 //
 // Processes the child starts stay in its group and are signalled with it,

@@ -32,15 +32,22 @@ func (s *ownStdio) Read(b []byte) (int, error) {
 	n, err := s.pipes.Read(b)
 	if err != nil {
 		s.p.outputEnded(err)
-		s.once.Do(func() { close(s.ended) })
+		s.end()
 	}
 	return n, err
 }
 
+// end marks the reading of the output as over: read to its end, or
+// closed, after which nobody reads it.
+func (s *ownStdio) end() { s.once.Do(func() { close(s.ended) }) }
+
 func (s *ownStdio) DisconnectNotify() <-chan struct{} { return s.ended }
 
 // Close closes both pipes, which ends the caller's reading at once.
-func (s *ownStdio) Close() error { return s.pipes.Close() }
+func (s *ownStdio) Close() error {
+	defer s.end()
+	return s.pipes.Close()
+}
 
 // stdout and stdin are the two halves of ownStdio, as a caller takes them.
 type (
