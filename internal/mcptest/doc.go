@@ -33,6 +33,8 @@
 //   - notify {method, params}: sends a notification to the client, then
 //     answers; the notification arrives first.
 //   - seen: answers a [Seen] as structured content.
+//   - garble: writes a line that is not JSON-RPC to its stdout, and never
+//     answers.
 //
 // Seen's fields are the violations, the ids of slow calls, the ids that
 // notifications/cancelled named, the client's other notifications, and

@@ -218,7 +218,7 @@ func (s *strict) initialize(raw json.RawMessage) any {
 // gives them, StrictPageSize a page: it pages its list, as MCP allows and
 // the reference server does not, so that a client can be seen to follow
 // nextCursor.
-var StrictTools = []string{"echo", "fail", "slow", "ask", "notify", "seen"}
+var StrictTools = []string{"echo", "fail", "slow", "ask", "notify", "seen", "garble"}
 
 // StrictPageSize is how many tools a page of tools/list holds.
 const StrictPageSize = 2
@@ -309,6 +309,11 @@ func (s *strict) callTool(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc
 			return nil, err
 		}
 		return text("sent", false), nil
+	case "garble":
+		// A line that is not JSON-RPC, as a print left in would write,
+		// and no answer.
+		_, _ = os.Stdout.WriteString("this is not JSON\n")
+		return nil, nil
 	case "seen":
 		s.mu.Lock()
 		b, _ := json.Marshal(s.seen)

@@ -388,3 +388,24 @@ func TestCleanupLetsTheServerExit(t *testing.T) {
 	assert.True(t, got.CleanedUp)
 	assert.True(t, errors.Is(syscall.Kill(-pid, 0), syscall.ESRCH), "the process group is gone")
 }
+
+// A server whose output stops being MCP (a print left in) ends the
+// session: the call waiting fails at once, the client is no longer
+// Running, its health says why, and Process.OnOutputError is told, once,
+// for its supervisor to replace it.
+func TestOutputThatIsNotMCPEndsTheSession(t *testing.T) {
+	broken := make(chan error, 2)
+	cfg := mcp.Config{CloseWait: 100 * time.Millisecond}
+	cfg.Process.OnOutputError = func(err error) { broken <- err }
+	c, _ := strict(t, cfg)
+	_, err := callTool(t, c, "garble", map[string]any{})
+	require.Error(t, err)
+	why := testkit.Receive(t, broken, "OnOutputError")
+	assert.Contains(t, why.Error(), "its output is not MCP")
+	assert.False(t, c.Running())
+	h := c.HealthCheck(context.Background())
+	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
+	assert.Contains(t, h.Message, "its output is broken")
+	require.NoError(t, c.Cleanup(context.Background()))
+	assert.Empty(t, broken, "told once")
+}
