@@ -1,5 +1,7 @@
 package mcp
 
+//lint:file-ignore SA1019 roots, sampling and logging are deprecated from MCP 2026-07-28, which this client does not speak; the revisions it speaks have them, and servers use them.
+
 import (
 	"context"
 	"encoding/json"
