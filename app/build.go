@@ -116,7 +116,7 @@ func mcpRemote(id string, t config.Template, exited func(pool.Exit)) (mcp.Remote
 	}
 	return mcp.Remote{ID: id, Protocol: t.Protocol, URL: t.MCP.URL, Header: header,
 		OnEnd: func(err error) {
-			exited(pool.Exit{Status: "session ended: " + lifecycle.Redact(err.Error()), Failed: true, Cut: true})
+			exited(pool.Exit{Status: err.Error(), Failed: true, Cut: true, Session: true})
 		}}, nil
 }
 

@@ -68,7 +68,7 @@ func TestARemoteMCPServerIsPooledAndReconnected(t *testing.T) {
 	}
 	require.NotNil(t, remote, "providers: %+v", list.Providers)
 	assert.Equal(t, lifecycle.StatusHealthy, remote.Health.Status)
-	assert.Equal(t, front.URL+"/mcp", remote.Health.Resources["url"])
+	assert.Equal(t, front.URL+"/…", remote.Health.Resources["url"], "scheme and host: a path or query may hold a secret")
 
 	srv.Stop()
 	require.Eventually(t, func() bool { code, _ := s.readiness(); return code == 503 }, testkit.Wait, 10*time.Millisecond,
@@ -83,5 +83,7 @@ func TestARemoteMCPServerIsPooledAndReconnected(t *testing.T) {
 	require.Equal(t, 200, code, msg)
 	assert.Zero(t, unauthorized.Load(), "every request carried the token")
 	assert.Contains(t, s.logs.String(), "mcp session ended")
+	assert.Contains(t, s.logs.String(), "remote session ended", "the pool says what it replaced")
+	assert.NotContains(t, s.logs.String(), "child process", "a remote server is no child")
 	assert.NotContains(t, s.logs.String(), "t0ken-from-env")
 }

@@ -125,11 +125,13 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"missing mcp root", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {roots: [/no/such/dir]}}}\nproviders: []\n", nil, `config: templates.t.mcp.roots[0]: stat /no/such/dir: no such file or directory`},
 		{"mcp root a file", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {roots: [/etc/passwd]}}}\nproviders: []\n", nil, `config: templates.t.mcp.roots[0]: /etc/passwd is not a directory`},
 		{"mcp url and process", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {url: \"http://h/mcp\"}}}\nproviders: []\n", nil, `config: templates.t.process: set beside mcp.url: a template's server is a child or a URL, not both`},
-		{"mcp url not http", "templates: {t: {kind: mcp, mcp: {url: \"ftp://u:hunter2@h/mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: want http or https, got ftp://u:xxxxx@h/mcp`},
-		{"mcp url without host", "templates: {t: {kind: mcp, mcp: {url: \"http:///mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: no host in http:///mcp`},
+		{"mcp url not http", "templates: {t: {kind: mcp, mcp: {url: \"ftp://u:hunter2@h/mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: want http or https, got the scheme "ftp"`},
+		{"mcp url without host", "templates: {t: {kind: mcp, mcp: {url: \"http:///mcp\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: no host`},
 		{"mcp headers without url", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {headers: {A: b}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers: set without mcp.url`},
 		{"mcp header name", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {\"A B\": b}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers: "A B" is not a header's name`},
 		{"mcp header variable unset", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {Authorization: \"Bearer ${GLEITZEIT_TEST_NO_SUCH_VARIABLE}\"}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.Authorization: names the environment variable GLEITZEIT_TEST_NO_SUCH_VARIABLE, which is not set`},
+		{"mcp transport header", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {mcp-session-id: fixed}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.mcp-session-id: the transport sets it itself`},
+		{"mcp url not a url", "templates: {t: {kind: mcp, mcp: {url: \"http://u:hunter2@[::1/sk-secret\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: not a URL`},
 		{"mcp without process or url", "templates: {t: {kind: mcp}}\nproviders: []\n", nil, `config: templates.t.process.command: required, or mcp.url for a server already running`},
 		{"sampling without model", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {sampling: {}}}, o: {kind: ollama}}\nproviders: []\n", nil, `config: templates.t.mcp.sampling.model: required`},
 		{"sampling on no protocol", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {sampling: {model: m, protocol: llm/v2}}}, o: {kind: ollama}}\nproviders: []\n", nil, `config: templates.t.mcp.sampling.protocol: no template serves llm/v2`},
@@ -401,10 +403,10 @@ func TestExpandHeader(t *testing.T) {
 	env := map[string]string{"TOKEN": "s3cret", "EMPTY": ""}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for give, want := range map[string]string{
-		"Bearer ${TOKEN}":     "Bearer s3cret",
-		"${TOKEN}-${TOKEN}":   "s3cret-s3cret",
-		"a$b $TOKEN ${EMPTY}": "a$b $TOKEN ",
-		"${1TOKEN}":           "${1TOKEN}",
+		"Bearer ${TOKEN}":   "Bearer s3cret",
+		"${TOKEN}-${TOKEN}": "s3cret-s3cret",
+		"a$b $TOKEN":        "a$b $TOKEN",
+		"${1TOKEN}":         "${1TOKEN}",
 	} {
 		got, err := ExpandHeader(give, lookup)
 		require.NoError(t, err, give)
@@ -412,4 +414,6 @@ func TestExpandHeader(t *testing.T) {
 	}
 	_, err := ExpandHeader("Bearer ${NOPE}", lookup)
 	require.EqualError(t, err, "names the environment variable NOPE, which is not set")
+	_, err = ExpandHeader("Bearer ${EMPTY}", lookup)
+	require.EqualError(t, err, "names the environment variable EMPTY, which is empty")
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gleitzeit/gleitzeit/app/pool"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
+	"github.com/gleitzeit/gleitzeit/providers/mcp"
 )
 
 // resolve checks every field and fills in what defaults from other fields,
@@ -478,18 +479,23 @@ func checkRemote(field string, t Template) error {
 	case t.Ollama != nil:
 		return bad(field+".ollama", "set for an mcp template")
 	}
+	// The URL is not quoted: its userinfo, path or query may hold a
+	// secret.
 	u, err := url.Parse(t.MCP.URL)
 	switch {
 	case err != nil:
-		return bad(field+".mcp.url", "not a URL: %s", lifecycle.Redact(t.MCP.URL))
+		return bad(field+".mcp.url", "not a URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return bad(field+".mcp.url", "want http or https, got %s", lifecycle.Redact(t.MCP.URL))
+		return bad(field+".mcp.url", "want http or https, got the scheme %q", u.Scheme)
 	case u.Host == "":
-		return bad(field+".mcp.url", "no host in %s", lifecycle.Redact(t.MCP.URL))
+		return bad(field+".mcp.url", "no host")
 	}
 	for _, name := range slices.Sorted(maps.Keys(t.MCP.Headers)) {
 		if !validHeaderName(name) {
 			return bad(field+".mcp.headers", "%q is not a header's name", name)
+		}
+		if mcp.TransportHeader(name) {
+			return bad(field+".mcp.headers."+name, "the transport sets it itself")
 		}
 		if _, err := ExpandHeader(t.MCP.Headers[name], os.LookupEnv); err != nil {
 			return bad(field+".mcp.headers."+name, "%v", err)
@@ -522,20 +528,26 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // ExpandHeader replaces each ${NAME} in a header's value with the
 // environment variable NAME, as lookup finds it, and fails naming the first
-// that is not set, never a value. Nothing else of the value changes: a
-// lone $ is a $.
+// that is not set, or is empty (a token that did not arrive), never a
+// value. Nothing else of the value changes: a lone $ is a $.
 func ExpandHeader(value string, lookup func(string) (string, bool)) (string, error) {
-	var missing string
+	var missing, empty string
 	out := envRef.ReplaceAllStringFunc(value, func(ref string) string {
 		name := ref[2 : len(ref)-1]
 		v, ok := lookup(name)
-		if !ok && missing == "" {
+		switch {
+		case !ok && missing == "":
 			missing = name
+		case ok && v == "" && empty == "":
+			empty = name
 		}
 		return v
 	})
-	if missing != "" {
+	switch {
+	case missing != "":
 		return "", fmt.Errorf("names the environment variable %s, which is not set", missing)
+	case empty != "":
+		return "", fmt.Errorf("names the environment variable %s, which is empty", empty)
 	}
 	return out, nil
 }

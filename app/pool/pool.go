@@ -44,6 +44,10 @@ type Exit struct {
 	// Cut: the child has not exited, but is useless (its output broke);
 	// the pool treats it as dead, and its removal ends it.
 	Cut bool
+	// Session: the instance is a session with a server already running
+	// (a remote MCP server), not a child, and the session has ended: it
+	// has no pid, no stderr, and the tasks it failed failed as it ended.
+	Session bool
 }
 
 // Removal is one instance removed from the registry while the service

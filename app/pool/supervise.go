@@ -29,10 +29,14 @@ func (p *Pool[H]) exitedLocked(m *member[H], x Exit) {
 	// Serving: the tasks it ran, and so whoever sent them, may have killed
 	// it; see served in backoff.go.
 	m.served = was == ready && (m.inflight > 0 || x.Busy)
-	if x.Cut {
+	switch {
+	case x.Session:
+		p.log.Warn("remote session ended", zap.String("provider", m.id), zap.String("why", x.Status),
+			zap.Stringer("restart", p.cfg.Restart.Policy))
+	case x.Cut:
 		p.log.Warn("child process cut off", zap.String("provider", m.id), zap.String("why", x.Status),
 			zap.String("last_stderr", x.LastLine), zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))
-	} else {
+	default:
 		p.log.Warn("child process exited", zap.String("provider", m.id), zap.Int("pid", x.Pid),
 			zap.String("exit", x.Status), zap.String("last_stderr", x.LastLine),
 			zap.Int("tasks_failed", m.inflight), zap.Stringer("restart", p.cfg.Restart.Policy))

@@ -45,7 +45,11 @@ func (c *Client) Call(ctx context.Context, method string, params json.RawMessage
 			Message: fmt.Sprintf("%.64q is not a request an MCP client sends", method)})
 	}
 	end := c.begin(ctx)
-	result, err := send(ctx, cs, params)
+	callCtx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.calls, cancel) // Cleanup ends it
+	result, err := send(callCtx, cs, params)
+	stop()
+	cancel()
 	end()
 	if err != nil {
 		return nil, c.callError(ctx, method, err)

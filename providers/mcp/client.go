@@ -124,6 +124,13 @@ type Client struct {
 	// the SDK reads the child's output.
 	brokenOutput func(error)
 	inflight     atomic.Int64 // a remote server's calls in flight
+	shown        string       // a remote server's URL as errors, health and logs show it
+	urlForms     []string     // the ways an error may quote it raw
+	// calls is cancelled when Cleanup begins, ending the calls in flight:
+	// a session is not closed under them, and a server that hangs does
+	// not hold Cleanup.
+	calls    context.Context
+	endCalls context.CancelFunc
 
 	mu      sync.Mutex // guards the fields below
 	cs      *sdk.ClientSession
@@ -155,6 +162,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.ClientVersion = moduleVersion()
 	}
 	c := &Client{cfg: cfg, routes: &progressRoutes{}}
+	c.calls, c.endCalls = context.WithCancel(context.Background())
 	if cfg.Remote.URL != "" {
 		if err := c.remote(); err != nil {
 			return nil, err
@@ -276,7 +284,7 @@ func (c *Client) Initialize(ctx context.Context) error {
 	cs, err := c.sdk.Connect(ctx, transport, &sdk.ClientSessionOptions{ProtocolVersion: LatestVersion})
 	if err != nil {
 		// A remote server's error may quote its URL.
-		return fmt.Errorf("mcp %q: handshake: %w", c.id, lifecycle.RedactError(c.handshakeError(err)))
+		return fmt.Errorf("mcp %q: handshake: %w", c.id, c.scrub(c.handshakeError(err)))
 	}
 	res := cs.InitializeResult()
 	if !supported(res.ProtocolVersion) {
@@ -333,7 +341,7 @@ func (c *Client) watch(cs *sdk.ClientSession) {
 		}
 		return
 	}
-	c.log.Warn("mcp session ended", zap.String("error", lifecycle.Redact(fmt.Sprint(err))))
+	c.log.Warn("mcp session ended", zap.String("server", c.shown), zap.Error(c.scrub(err)))
 	if c.cfg.Remote.OnEnd != nil {
 		c.cfg.Remote.OnEnd(c.sessionEnded())
 	}
@@ -344,7 +352,7 @@ func (c *Client) sessionEnded() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.endErr != nil {
-		return fmt.Errorf("%w: %s", ErrSessionEnded, lifecycle.Redact(c.endErr.Error()))
+		return fmt.Errorf("%w: %s", ErrSessionEnded, c.scrub(c.endErr).Error())
 	}
 	return ErrSessionEnded
 }
@@ -378,11 +386,16 @@ func (c *Client) Session() (Session, bool) {
 	return s, true
 }
 
+// sessionCloseWait bounds the closing of a remote session: the SDK's
+// HTTP DELETE that tells the server has 5 seconds.
+const sessionCloseWait = 5 * time.Second
+
 // Cleanup ends the session. A child is shut down as MCP's stdio transport
-// asks: its stdin is closed, it gets up to CloseWait to exit, then SIGTERM
-// and, after the grace period, SIGKILL, all within ctx (see
-// [process.Process.Cleanup]). A remote session is closed, which tells the
-// server, within ctx.
+// asks: its stdin is closed, it gets up to CloseWait to exit, answering
+// the calls in flight, then SIGTERM and, after the grace period, SIGKILL,
+// all within ctx (see [process.Process.Cleanup]). A remote session's calls
+// in flight are ended, and the session closed, which tells the server,
+// within ctx and at most 5 seconds.
 func (c *Client) Cleanup(ctx context.Context) error {
 	c.mu.Lock()
 	c.closing = true
@@ -392,14 +405,18 @@ func (c *Client) Cleanup(ctx context.Context) error {
 	if c.proc != nil {
 		err = c.proc.Cleanup(ctx) // the pipes are closed: the SDK's reading ends
 	}
+	c.endCalls()
 	if cs == nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, sessionCloseWait)
+	defer cancel()
 	closed := make(chan error, 1)
 	go func() { closed <- cs.Close() }()
 	select {
 	case <-closed:
 	case <-ctx.Done():
+		// Left to end by itself: the SDK bounds its request.
 		return errors.Join(err, fmt.Errorf("mcp %q: closing the session: %w", c.id, ctx.Err()))
 	}
 	return err
@@ -455,7 +472,7 @@ func (c *Client) baseHealth(ctx context.Context) lifecycle.Health {
 		return c.proc.HealthCheck(ctx)
 	}
 	res := map[string]any{
-		"url":             lifecycle.Redact(c.cfg.Remote.URL),
+		"url":             c.shown,
 		"calls_in_flight": c.inflight.Load(),
 		"protocol":        c.protocol,
 	}

@@ -3,13 +3,16 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +56,7 @@ func TestEverythingOverHTTP(t *testing.T) {
 	require.Equal(t, lifecycle.StatusHealthy, h.Status, h.Message)
 	assert.Equal(t, "mcp-servers/everything", h.Resources["server_name"])
 	assert.Equal(t, mcp.LatestVersion, h.Resources["protocol_version"])
-	assert.Equal(t, srv.URL, h.Resources["url"])
+	assert.Equal(t, strings.TrimSuffix(srv.URL, "/mcp")+"/…", h.Resources["url"], "scheme and host: a path or query may hold a secret")
 	assert.True(t, c.Running())
 	assert.False(t, c.Reaped())
 
@@ -141,6 +144,7 @@ func TestARemoteSessionThatEndsIsTold(t *testing.T) {
 	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
 	u.User = url.UserPassword("app", "hunter2")
+	u.RawQuery = "sig=sigsecret" // a form no redaction rule knows
 	c, logs := remote(t, mcp.Remote{URL: u.String(), OnEnd: func(err error) { ended <- err }})
 	require.True(t, c.Running())
 
@@ -148,19 +152,24 @@ func TestARemoteSessionThatEndsIsTold(t *testing.T) {
 	why := testkit.Receive(t, ended, "OnEnd, once the server is gone")
 	require.ErrorIs(t, why, mcp.ErrSessionEnded)
 	assert.NotContains(t, why.Error(), "hunter2")
+	assert.NotContains(t, why.Error(), "sigsecret")
 	assert.False(t, c.Running())
 
 	_, err = callTool(t, c, "echo", map[string]string{"message": "anyone?"})
 	require.ErrorIs(t, err, mcp.ErrSessionEnded)
 	assert.NotContains(t, err.Error(), "hunter2")
+	assert.NotContains(t, err.Error(), "sigsecret")
 	h := c.HealthCheck(context.Background())
 	assert.Equal(t, lifecycle.StatusUnhealthy, h.Status)
 	assert.Contains(t, h.Message, mcp.ErrSessionEnded.Error())
 	assert.NotContains(t, h.Message, "hunter2")
+	assert.NotContains(t, h.Message, "sigsecret")
+	assert.NotContains(t, fmt.Sprint(h.Resources), "sigsecret")
 	assert.Equal(t, 1, logs.FilterMessage("mcp session ended").Len())
 	for _, e := range logs.All() {
 		for k, v := range e.ContextMap() {
-			assert.NotContains(t, v, "hunter2", "%s of %q", k, e.Message)
+			assert.NotContains(t, fmt.Sprint(v), "hunter2", "%s of %q", k, e.Message)
+			assert.NotContains(t, fmt.Sprint(v), "sigsecret", "%s of %q", k, e.Message)
 		}
 	}
 
@@ -178,22 +187,72 @@ func TestAnUnreachableRemoteFailsInitialize(t *testing.T) {
 	l := httptest.NewServer(http.NotFoundHandler())
 	addr := l.URL
 	l.Close() // nothing listens there now
-	c, err := mcp.New(mcp.Config{Remote: mcp.Remote{URL: "http://app:hunter2@" + addr[len("http://"):] + "/mcp"}})
+	c, err := mcp.New(mcp.Config{Remote: mcp.Remote{URL: "http://app:hunter2@" + addr[len("http://"):] + "/mcp/sk-pathsecret?key=keysecret"}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
 	defer cancel()
 	err = c.Initialize(ctx)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connect")
-	assert.NotContains(t, err.Error(), "hunter2")
+	assert.Contains(t, err.Error(), addr+"/…", "the server named by its scheme and host")
+	for _, secret := range []string{"hunter2", "pathsecret", "keysecret"} {
+		assert.NotContains(t, err.Error(), secret)
+	}
 	require.NoError(t, c.Cleanup(context.Background()))
 	assert.False(t, c.Running())
 }
 
-func TestRemoteURLIsChecked(t *testing.T) {
-	for _, give := range []string{"ftp://host/mcp", "http:///mcp", "http://app:hunter2@[::1/mcp"} {
+func TestRemoteConfigIsChecked(t *testing.T) {
+	for _, give := range []string{"ftp://app:hunter2@host/mcp", "http:///mcp", "http://app:hunter2@[::1/mcp"} {
 		_, err := mcp.New(mcp.Config{Remote: mcp.Remote{URL: give}})
 		require.Error(t, err, give)
 		assert.NotContains(t, err.Error(), "hunter2")
 	}
+	for _, name := range []string{"Mcp-Session-Id", "accept", "Content-Type", "MCP-Protocol-Version"} {
+		_, err := mcp.New(mcp.Config{Remote: mcp.Remote{URL: "http://h/mcp", Header: http.Header{name: {"x"}}}})
+		require.ErrorContains(t, err, "is the transport's own", name)
+	}
+}
+
+// A server that stops answering holds no Cleanup: the call in flight is
+// ended, and the session's close is bounded.
+func TestCleanupOfAHungRemoteIsBounded(t *testing.T) {
+	srv := mcptest.EverythingHTTP(t)
+	target, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	target.Path = ""
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	var frozen atomic.Bool
+	held, release := make(chan struct{}, 16), make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if frozen.Load() && r.Method != http.MethodGet {
+			select {
+			case held <- struct{}{}:
+			default:
+			}
+			select { // accepted, never answered while the test runs
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	t.Cleanup(func() { close(release) }) // first: what it holds ends
+	c, _ := remote(t, mcp.Remote{URL: front.URL + "/mcp"})
+
+	frozen.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	call := testkit.Go(func() error {
+		_, err := c.Call(ctx, "tools/call", toolParams(t, "echo", map[string]string{"message": "x"}, nil))
+		return err
+	})
+	testkit.Receive(t, held, "the call, held by the server")
+	cleaned := testkit.Go(func() error { return c.Cleanup(ctx) })
+	require.ErrorIs(t, testkit.Receive(t, call, "the call in flight, ended by Cleanup"), mcp.ErrSessionEnded)
+	testkit.Receive(t, cleaned, "Cleanup, within the session's close bound")
 }

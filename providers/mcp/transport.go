@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -21,11 +24,16 @@ func (c *Client) remote() error {
 	switch {
 	case err != nil:
 		// url's error quotes the URL, secrets and all.
-		return fmt.Errorf("mcp: Config.Remote.URL %q is not a URL", lifecycle.Redact(r.URL))
+		return errors.New("mcp: Config.Remote.URL is not a URL")
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("mcp: Config.Remote.URL %q: the scheme is %q, not http or https", lifecycle.Redact(r.URL), u.Scheme)
+		return fmt.Errorf("mcp: Config.Remote.URL: the scheme is %q, not http or https", u.Scheme)
 	case u.Host == "":
-		return fmt.Errorf("mcp: Config.Remote.URL %q has no host", lifecycle.Redact(r.URL))
+		return errors.New("mcp: Config.Remote.URL has no host")
+	}
+	for name := range r.Header {
+		if TransportHeader(name) {
+			return fmt.Errorf("mcp: Config.Remote.Header: %s is the transport's own", http.CanonicalHeaderKey(name))
+		}
 	}
 	if r.ID == "" {
 		r.ID = "mcp"
@@ -47,7 +55,67 @@ func (c *Client) remote() error {
 	}
 	c.cfg.Remote = r
 	c.id, c.protocol = r.ID, r.Protocol
+	c.shown, c.urlForms = shownURL(u), urlForms(r.URL, u)
 	return nil
+}
+
+// TransportHeader reports whether name is a header that Streamable HTTP
+// sets itself, which a configured header must not replace: the session,
+// the protocol version, what the client accepts and sends, and HTTP's own.
+func TransportHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Accept", "Content-Type", "Content-Length", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
+		"Host", "Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
+		return true
+	}
+	return false
+}
+
+// shownURL is how a remote server's URL appears in errors, health and
+// logs: its scheme and host only, since its userinfo, path and query may
+// each hold a secret (hosted servers put a token in the path).
+func shownURL(u *url.URL) string {
+	s := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		s += "/…"
+	}
+	return s
+}
+
+// urlForms are the ways an error may quote the URL raw: as configured, as
+// net/url writes it, and with the password hidden, as net/url and as
+// net/http's client errors do; longest first, so that none is left half
+// replaced.
+func urlForms(raw string, u *url.URL) []string {
+	forms := []string{raw, u.String(), u.Redacted()}
+	if _, ok := u.User.Password(); ok {
+		forms = append(forms, strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1))
+	}
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(forms)
+}
+
+// scrubbed is an error whose message names the remote server by its
+// shown URL, redacted; it unwraps to the error it was.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+// scrub is err with every quotation of the remote server's URL replaced
+// by its shown form, and the rest redacted.
+func (c *Client) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, form := range c.urlForms {
+		msg = strings.ReplaceAll(msg, form, c.shown)
+	}
+	return &scrubbed{msg: lifecycle.Redact(msg), err: err}
 }
 
 // defaultTransport bounds what a stream cannot: the connection, its TLS
@@ -98,21 +166,37 @@ func (c *Client) transport(ctx context.Context) (sdk.Transport, error) {
 	return &sdk.IOTransport{Reader: stdout, Writer: stdin}, nil
 }
 
+// sessionEndWait bounds how long a remote call that failed in its
+// transport waits for the session to end with it: the SDK fails the
+// connection before the call, and the session's end follows in a moment;
+// a failure that does not end the session is the call's own.
+const sessionEndWait = time.Second
+
 // callError is the error of a call that failed: the child's exit or the
 // session's end if that is why, as the caller can tell it apart from the
-// server's own answer.
+// server's own answer, or from the end of the call's context. Cleanup's
+// ending of the calls in flight is the session's end.
 func (c *Client) callError(ctx context.Context, method string, err error) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, err)
 	}
-	if c.proc != nil && !c.proc.Running() {
-		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.proc.Closed(ctx))
-	}
-	if _, live := c.live(); !live || errors.Is(err, sdk.ErrConnectionClosed) || errors.Is(err, sdk.ErrSessionMissing) {
-		if c.proc != nil {
+	if c.proc != nil {
+		if !c.proc.Running() || errors.Is(err, sdk.ErrConnectionClosed) || c.calls.Err() != nil {
 			return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.proc.Closed(ctx))
 		}
+		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, lifecycle.RedactError(err))
+	}
+	var rpcErr *jsonrpc.Error
+	if !errors.As(err, &rpcErr) && c.calls.Err() == nil {
+		timer := time.NewTimer(sessionEndWait)
+		defer timer.Stop()
+		select {
+		case <-c.ended:
+		case <-timer.C:
+		}
+	}
+	if _, live := c.live(); !live {
 		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.sessionEnded())
 	}
-	return fmt.Errorf("mcp %q: call %q: %w", c.id, method, lifecycle.RedactError(err))
+	return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.scrub(err))
 }
