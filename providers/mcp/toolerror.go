@@ -20,7 +20,7 @@ const maxToolErrorText = 500
 // ToolError is a tools/call whose result says "isError": true: the tool
 // ran, or tried to, and failed, and said why in its result, which Call
 // returns beside this error. A failure of the protocol itself (no such
-// tool, bad params, as some servers answer them) is a *jsonrpc2.Error
+// tool, bad params, as some servers answer them) is a *jsonrpc.Error
 // instead.
 type ToolError struct {
 	Provider string // the client's id
