@@ -258,7 +258,7 @@ func (e *Engine) BeginShutdown() {
 }
 
 // errCutShort is the cause of a task's context that CancelTasks ended.
-var errCutShort = errors.New("the service is shutting down: the task was cut short")
+var errCutShort = errors.New("the task was cut short")
 
 // CancelTasks cancels every task in flight and refuses new ones. Their
 // handlers answer 503 and record them. It returns how many were running.

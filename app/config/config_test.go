@@ -131,6 +131,7 @@ func TestBadConfigurationNamesTheField(t *testing.T) {
 		{"mcp header name", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {\"A B\": b}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers: "A B" is not a header's name`},
 		{"mcp header variable unset", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {Authorization: \"Bearer ${GLEITZEIT_TEST_NO_SUCH_VARIABLE}\"}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.Authorization: names the environment variable GLEITZEIT_TEST_NO_SUCH_VARIABLE, which is not set`},
 		{"mcp transport header", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {mcp-session-id: fixed}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.mcp-session-id: the transport sets it itself`},
+		{"mcp transport header with _", "templates: {t: {kind: mcp, mcp: {url: \"http://h/mcp\", headers: {Mcp_Session_Id: fixed}}}}\nproviders: []\n", nil, `config: templates.t.mcp.headers.Mcp_Session_Id: the transport sets it itself`},
 		{"mcp url not a url", "templates: {t: {kind: mcp, mcp: {url: \"http://u:hunter2@[::1/sk-secret\"}}}\nproviders: []\n", nil, `config: templates.t.mcp.url: not a URL`},
 		{"mcp without process or url", "templates: {t: {kind: mcp}}\nproviders: []\n", nil, `config: templates.t.process.command: required, or mcp.url for a server already running`},
 		{"sampling without model", "templates: {t: {kind: mcp, process: {command: [sh]}, mcp: {sampling: {}}}, o: {kind: ollama}}\nproviders: []\n", nil, `config: templates.t.mcp.sampling.model: required`},
@@ -400,7 +401,7 @@ providers: []
 // ExpandHeader reads ${NAME} from the environment, and nothing else: a
 // token's lone $ stays.
 func TestExpandHeader(t *testing.T) {
-	env := map[string]string{"TOKEN": "s3cret", "EMPTY": ""}
+	env := map[string]string{"TOKEN": "s3cret", "EMPTY": "", "SPACES": "   ", "LINES": "s3cret\nX-Evil: 1"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for give, want := range map[string]string{
 		"Bearer ${TOKEN}":   "Bearer s3cret",
@@ -415,5 +416,11 @@ func TestExpandHeader(t *testing.T) {
 	_, err := ExpandHeader("Bearer ${NOPE}", lookup)
 	require.EqualError(t, err, "names the environment variable NOPE, which is not set")
 	_, err = ExpandHeader("Bearer ${EMPTY}", lookup)
-	require.EqualError(t, err, "names the environment variable EMPTY, which is empty")
+	require.EqualError(t, err, "names the environment variable EMPTY, which is blank")
+	_, err = ExpandHeader("Bearer ${SPACES}", lookup)
+	require.EqualError(t, err, "names the environment variable SPACES, which is blank")
+	_, err = ExpandHeader("Bearer ${LINES}", lookup)
+	require.EqualError(t, err, "holds a control character, which no header may")
+	_, err = ExpandHeader("a\x00b", lookup)
+	require.EqualError(t, err, "holds a control character, which no header may")
 }

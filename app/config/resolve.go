@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -528,8 +529,10 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // ExpandHeader replaces each ${NAME} in a header's value with the
 // environment variable NAME, as lookup finds it, and fails naming the first
-// that is not set, or is empty (a token that did not arrive), never a
-// value. Nothing else of the value changes: a lone $ is a $.
+// that is not set, or is blank (a token that did not arrive), or a value
+// that holds a control character (a line break from a file read into the
+// variable, say), which no header may; it never shows a value. Nothing
+// else of the value changes: a lone $ is a $.
 func ExpandHeader(value string, lookup func(string) (string, bool)) (string, error) {
 	var missing, empty string
 	out := envRef.ReplaceAllStringFunc(value, func(ref string) string {
@@ -538,7 +541,7 @@ func ExpandHeader(value string, lookup func(string) (string, bool)) (string, err
 		switch {
 		case !ok && missing == "":
 			missing = name
-		case ok && v == "" && empty == "":
+		case ok && strings.TrimSpace(v) == "" && empty == "":
 			empty = name
 		}
 		return v
@@ -547,7 +550,9 @@ func ExpandHeader(value string, lookup func(string) (string, bool)) (string, err
 	case missing != "":
 		return "", fmt.Errorf("names the environment variable %s, which is not set", missing)
 	case empty != "":
-		return "", fmt.Errorf("names the environment variable %s, which is empty", empty)
+		return "", fmt.Errorf("names the environment variable %s, which is blank", empty)
+	case strings.ContainsFunc(out, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f }):
+		return "", errors.New("holds a control character, which no header may")
 	}
 	return out, nil
 }

@@ -87,7 +87,8 @@ type Remote struct {
 	// appear in no log, health or error.
 	Header http.Header
 	// HTTPClient sends the requests; if nil, one whose connections time
-	// out (dial, TLS, response headers) but whose streams do not.
+	// out (dial, TLS, response headers) but whose streams do not. It
+	// follows no redirect, whatever it is given: the URL is the endpoint.
 	HTTPClient *http.Client
 	// OnEnd, if set, is told once, from a goroutine of the client's, when
 	// the session ends by itself (not by Cleanup), with why: the signal to
@@ -125,7 +126,6 @@ type Client struct {
 	brokenOutput func(error)
 	inflight     atomic.Int64 // a remote server's calls in flight
 	shown        string       // a remote server's URL as errors, health and logs show it
-	urlForms     []string     // the ways an error may quote it raw
 	// calls is cancelled when Cleanup begins, ending the calls in flight:
 	// a session is not closed under them, and a server that hangs does
 	// not hold Cleanup.

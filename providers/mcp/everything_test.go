@@ -255,7 +255,7 @@ func TestEverythingSamplesThroughTheSampler(t *testing.T) {
 	_, err := callTool(t, plain, "trigger-sampling-request", map[string]any{"prompt": "hi"})
 	require.Error(t, err, "hidden from a client without sampling")
 
-	c, _ := everything(t, mcp.Config{Sampler: sampler})
+	c, logs := everything(t, mcp.Config{Sampler: sampler})
 	var result json.RawMessage
 	require.Eventually(t, func() bool {
 		result, err = callTool(t, c, "trigger-sampling-request", map[string]any{"prompt": "why is the sky blue?", "maxTokens": 42})
@@ -275,8 +275,13 @@ func TestEverythingSamplesThroughTheSampler(t *testing.T) {
 	require.Len(t, got.Messages, 1)
 	assert.Equal(t, "user", got.Messages[0].Role)
 
-	_, err = callTool(t, c, "trigger-sampling-request", map[string]any{"prompt": "again"})
+	result, err = callTool(t, c, "trigger-sampling-request", map[string]any{"prompt": "again"})
 	require.Error(t, err)
+	told := err.Error() + string(result)
+	assert.Contains(t, told, "sampling failed", "the server is told sampling failed")
+	assert.NotContains(t, told, "no model today", "and not why: that names the client's own providers")
+	require.Equal(t, 1, logs.FilterMessage("sampling failed").Len())
+	assert.Zero(t, logs.FilterMessage("server request refused").Len(), "a sampling that failed was not refused")
 	_, err = callTool(t, c, "echo", map[string]string{"message": "still here"})
 	require.NoError(t, err)
 }

@@ -256,3 +256,31 @@ func TestCleanupOfAHungRemoteIsBounded(t *testing.T) {
 	require.ErrorIs(t, testkit.Receive(t, call, "the call in flight, ended by Cleanup"), mcp.ErrSessionEnded)
 	testkit.Receive(t, cleaned, "Cleanup, within the session's close bound")
 }
+
+// A remote server that redirects is not followed: the headers, and the
+// URL as a Referer, go to no other server, and the error names the
+// server by its scheme and host.
+func TestARemoteRedirectIsNotFollowed(t *testing.T) {
+	var reached atomic.Int64
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		http.Error(w, "nothing here", http.StatusNotFound)
+	}))
+	t.Cleanup(elsewhere.Close)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(front.Close)
+	c, err := mcp.New(mcp.Config{Remote: mcp.Remote{URL: front.URL + "/mcp/sk-pathsecret?sig=sigsecret",
+		Header: http.Header{"Authorization": {"Bearer t0ken"}}}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait)
+	defer cancel()
+	err = c.Initialize(ctx)
+	require.Error(t, err)
+	assert.Zero(t, reached.Load(), "the redirect was not followed")
+	for _, secret := range []string{"pathsecret", "sigsecret", "t0ken"} {
+		assert.NotContains(t, err.Error(), secret)
+	}
+	require.NoError(t, c.Cleanup(context.Background()))
+}

@@ -6,7 +6,11 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.uber.org/zap"
+
+	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
 // Sampler answers a server's sampling/createMessage: a model's reply to
@@ -49,13 +53,17 @@ func (c *Client) createMessage(ctx context.Context, req *sdk.CreateMessageReques
 	for i, m := range p.Messages {
 		text, ok := m.Content.(*sdk.TextContent)
 		if !ok {
-			return nil, fmt.Errorf("messages[%d]: this client samples text only, not %T", i, m.Content)
+			c.log.Warn("sampling refused", zap.String("why", fmt.Sprintf("messages[%d] is not text", i)))
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: fmt.Sprintf("messages[%d]: this client samples text only", i)}
 		}
 		in.Messages = append(in.Messages, SamplingMessage{Role: string(m.Role), Text: text.Text})
 	}
 	out, err := c.cfg.Sampler(ctx, in)
 	if err != nil {
-		return nil, err
+		// The server is told that sampling failed, and no more: the
+		// error names the service's own providers and addresses.
+		c.log.Warn("sampling failed", zap.Error(lifecycle.RedactError(err)))
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "sampling failed: the client's model did not answer"}
 	}
 	return &sdk.CreateMessageResult{Role: "assistant", Model: out.Model, StopReason: out.StopReason,
 		Content: &sdk.TextContent{Text: out.Text}}, nil

@@ -31,7 +31,7 @@ func (c *Client) serverTraffic(next sdk.MethodHandler) sdk.MethodHandler {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: "this client offers no roots"}
 			}
 			res, err := next(ctx, method, req)
-			if err != nil {
+			if err != nil && !(method == "sampling/createMessage" && c.cfg.Sampler != nil) { // the sampler logs its own
 				c.log.Warn("server request refused", zap.String("method", method))
 			}
 			return res, err

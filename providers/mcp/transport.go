@@ -7,7 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,29 +41,33 @@ func (c *Client) remote() error {
 	if r.Protocol == "" {
 		r.Protocol = "mcp"
 	}
-	if r.HTTPClient == nil {
-		r.HTTPClient = &http.Client{Transport: defaultTransport()}
+	hc := http.Client{Transport: defaultTransport()}
+	if r.HTTPClient != nil {
+		hc = *r.HTTPClient
 	}
+	// The endpoint is used as configured: a redirect would take the
+	// headers, and the URL in Referer, to wherever it pointed.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if len(r.Header) > 0 {
-		base := r.HTTPClient.Transport
+		base := hc.Transport
 		if base == nil {
 			base = http.DefaultTransport
 		}
-		hc := *r.HTTPClient
-		hc.Transport = withHeader{base: base, header: r.Header.Clone()}
-		r.HTTPClient = &hc
+		hc.Transport = withHeader{base: base, header: r.Header.Clone(), scheme: u.Scheme, host: u.Host}
 	}
+	r.HTTPClient = &hc
 	c.cfg.Remote = r
 	c.id, c.protocol = r.ID, r.Protocol
-	c.shown, c.urlForms = shownURL(u), urlForms(r.URL, u)
+	c.shown = shownURL(u)
 	return nil
 }
 
 // TransportHeader reports whether name is a header that Streamable HTTP
 // sets itself, which a configured header must not replace: the session,
-// the protocol version, what the client accepts and sends, and HTTP's own.
+// the protocol version, what the client accepts and sends, and HTTP's own;
+// in any case, and with _ for - (which CGI servers take for the same).
 func TransportHeader(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
+	switch http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")) {
 	case "Accept", "Content-Type", "Content-Length", "Mcp-Session-Id", "Mcp-Protocol-Version", "Last-Event-Id",
 		"Host", "Connection", "Transfer-Encoding", "Upgrade", "Te", "Trailer":
 		return true
@@ -82,19 +86,6 @@ func shownURL(u *url.URL) string {
 	return s
 }
 
-// urlForms are the ways an error may quote the URL raw: as configured, as
-// net/url writes it, and with the password hidden, as net/url and as
-// net/http's client errors do; longest first, so that none is left half
-// replaced.
-func urlForms(raw string, u *url.URL) []string {
-	forms := []string{raw, u.String(), u.Redacted()}
-	if _, ok := u.User.Password(); ok {
-		forms = append(forms, strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1))
-	}
-	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return slices.Compact(forms)
-}
-
 // scrubbed is an error whose message names the remote server by its
 // shown URL, redacted; it unwraps to the error it was.
 type scrubbed struct {
@@ -105,15 +96,26 @@ type scrubbed struct {
 func (e *scrubbed) Error() string { return e.msg }
 func (e *scrubbed) Unwrap() error { return e.err }
 
-// scrub is err with every quotation of the remote server's URL replaced
-// by its shown form, and the rest redacted.
+// quotedURL is a URL as an error quotes it: net/http's errors put it in
+// double quotes, others end it at a space.
+var quotedURL = regexp.MustCompile(`https?://[^\s"'<>]+`)
+
+// scrub is err with every URL it quotes (the server's, in any spelling,
+// or another) cut to its scheme and host, and the rest redacted. Only a
+// remote client's errors are scrubbed: a child has no URL.
 func (c *Client) scrub(err error) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	for _, form := range c.urlForms {
-		msg = strings.ReplaceAll(msg, form, c.shown)
+	if c.proc == nil {
+		msg = quotedURL.ReplaceAllStringFunc(msg, func(raw string) string {
+			u, err := url.Parse(raw)
+			if err != nil || u.Host == "" {
+				return "(a URL)"
+			}
+			return shownURL(u)
+		})
 	}
 	return &scrubbed{msg: lifecycle.Redact(msg), err: err}
 }
@@ -130,13 +132,18 @@ func defaultTransport() *http.Transport {
 	return t
 }
 
-// withHeader adds the configured headers to every request.
+// withHeader adds the configured headers to every request to the
+// configured server, and to no other.
 type withHeader struct {
-	base   http.RoundTripper
-	header http.Header
+	base         http.RoundTripper
+	header       http.Header
+	scheme, host string
 }
 
 func (w withHeader) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != w.scheme || req.URL.Host != w.host {
+		return w.base.RoundTrip(req)
+	}
 	req = req.Clone(req.Context()) // a RoundTripper must not change its request
 	for k, vs := range w.header {
 		req.Header[k] = vs
