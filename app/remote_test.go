@@ -2,12 +2,8 @@ package app
 
 import (
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,13 +22,8 @@ import (
 // say so, and when it comes back the pool reconnects by itself.
 func TestARemoteMCPServerIsPooledAndReconnected(t *testing.T) {
 	srv := mcptest.EverythingHTTP(t)
-	target, err := url.Parse(srv.URL)
-	require.NoError(t, err)
-	target.Path = ""
 	var unauthorized atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // the server's going away is the test's point
+	proxy := srv.Proxy()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer t0ken-from-env" {
 			unauthorized.Add(1)

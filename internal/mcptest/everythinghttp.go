@@ -1,8 +1,12 @@
 package mcptest
 
 import (
+	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -93,6 +97,17 @@ func (s *HTTPServer) Start() {
 			s.t.Fatalf("mcptest: %s did not listen on %s within %v:\n%s", s.argv, s.URL, httpStartWait, stderr)
 		}
 	}
+}
+
+// Proxy is a reverse proxy to the server, for a test that stands in front
+// of it to see its requests, hold them or refuse them. It passes
+// server-sent events on as they come, and logs nothing of the server's
+// going away, which such tests bring about.
+func (s *HTTPServer) Proxy() *httputil.ReverseProxy {
+	p := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(s.port)})
+	p.FlushInterval = -1
+	p.ErrorLog = log.New(io.Discard, "", 0)
+	return p
 }
 
 // Stop kills the server, and whatever it started, and waits until it has

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -106,14 +103,9 @@ func TestEverythingOverHTTP(t *testing.T) {
 // and its values appear in no error.
 func TestRemoteHeadersAreSent(t *testing.T) {
 	srv := mcptest.EverythingHTTP(t)
-	target, err := url.Parse(srv.URL)
-	require.NoError(t, err)
-	target.Path = "" // the request's own path is kept
 	var mu sync.Mutex
 	var seen []string
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
-	proxy.ErrorLog = log.New(io.Discard, "", 0) // the server's going away is the test's point // server-sent events as they come
+	proxy := srv.Proxy()
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = append(seen, r.Method+" "+r.Header.Get("Authorization"))
@@ -123,7 +115,7 @@ func TestRemoteHeadersAreSent(t *testing.T) {
 	t.Cleanup(front.Close)
 
 	c, _ := remote(t, mcp.Remote{URL: front.URL + "/mcp", Header: http.Header{"Authorization": {"Bearer s3cret-token"}}})
-	_, err = callTool(t, c, "echo", map[string]string{"message": "hi"})
+	_, err := callTool(t, c, "echo", map[string]string{"message": "hi"})
 	require.NoError(t, err)
 	require.NoError(t, c.Cleanup(context.Background()))
 	front.CloseClientConnections()
@@ -223,12 +215,7 @@ func TestRemoteConfigIsChecked(t *testing.T) {
 // ended, and the session's close is bounded.
 func TestCleanupOfAHungRemoteIsBounded(t *testing.T) {
 	srv := mcptest.EverythingHTTP(t)
-	target, err := url.Parse(srv.URL)
-	require.NoError(t, err)
-	target.Path = ""
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.FlushInterval = -1
-	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	proxy := srv.Proxy()
 	var frozen atomic.Bool
 	held, release := make(chan struct{}, 16), make(chan struct{})
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

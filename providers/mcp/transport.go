@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
@@ -171,39 +170,4 @@ func (c *Client) transport(ctx context.Context) (sdk.Transport, error) {
 		return nil, fmt.Errorf("mcp %q: %w", c.id, err)
 	}
 	return &sdk.IOTransport{Reader: stdout, Writer: stdin}, nil
-}
-
-// sessionEndWait bounds how long a remote call that failed in its
-// transport waits for the session to end with it: the SDK fails the
-// connection before the call, and the session's end follows in a moment;
-// a failure that does not end the session is the call's own.
-const sessionEndWait = time.Second
-
-// callError is the error of a call that failed: the child's exit or the
-// session's end if that is why, as the caller can tell it apart from the
-// server's own answer, or from the end of the call's context. Cleanup's
-// ending of the calls in flight is the session's end.
-func (c *Client) callError(ctx context.Context, method string, err error) error {
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, err)
-	}
-	if c.proc != nil {
-		if !c.proc.Running() || errors.Is(err, sdk.ErrConnectionClosed) || c.calls.Err() != nil {
-			return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.proc.Closed(ctx))
-		}
-		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, lifecycle.RedactError(err))
-	}
-	var rpcErr *jsonrpc.Error
-	if !errors.As(err, &rpcErr) && c.calls.Err() == nil {
-		timer := time.NewTimer(sessionEndWait)
-		defer timer.Stop()
-		select {
-		case <-c.ended:
-		case <-timer.C:
-		}
-	}
-	if _, live := c.live(); !live {
-		return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.sessionEnded())
-	}
-	return fmt.Errorf("mcp %q: call %q: %w", c.id, method, c.scrub(err))
 }
