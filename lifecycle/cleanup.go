@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // cleanup is one provider's cleanup. It is made once per provider, when
@@ -37,6 +39,7 @@ type cleanup struct {
 	// cleaned, right after it.
 	reported   bool
 	lateReturn *ProviderReturnedLate
+	span       trace.SpanContext // its span, once traced, for the spans of the cleanups that waited for it to link to
 }
 
 // claim makes n's cleanup unless n has one already, and reports whether
@@ -119,7 +122,7 @@ func (r *Registry) skipIdle(c *cleanup) bool {
 	if c.done || n.clean != nil || n.call != nil || n.leases > 0 {
 		return false
 	}
-	return r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNoMethod})
+	return r.record(c, Outcome{Result: ResultSkipped, Reason: ReasonNoMethod, Began: c.began})
 }
 
 // returned takes the result of c's goroutine. If the deadline or the
@@ -129,7 +132,7 @@ func (r *Registry) skipIdle(c *cleanup) bool {
 func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 	n := c.n
 	r.mu.Lock()
-	o := Outcome{Method: n.method, Duration: time.Since(c.began), Result: ResultOK}
+	o := Outcome{Method: n.method, Duration: time.Since(c.began), Began: c.began, Result: ResultOK}
 	switch {
 	case n.clean == nil:
 		o.Result, o.Reason = ResultSkipped, ReasonNoMethod
@@ -151,6 +154,7 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 	r.record(c, o)
 	r.finish(c)
 	var report *ProviderReturnedLate
+	traceLate := o.Late && r.tracer != nil
 	if late && n.clean != nil {
 		report = &ProviderReturnedLate{ID: n.id, Op: "cleanup", Duration: o.Duration, Err: o.Err}
 		if !c.reported {
@@ -158,6 +162,9 @@ func (r *Registry) returned(c *cleanup, err error, inTime bool) {
 		}
 	}
 	r.mu.Unlock()
+	if traceLate {
+		r.traceCleanup(c, o, nil)
+	}
 	if report != nil {
 		r.emit(*report)
 	}
@@ -211,8 +218,10 @@ func (r *Registry) finish(c *cleanup) {
 }
 
 // cleaned reports o, c's outcome, to the observers (a cleanup that went
-// well only if someone listens). Its claimer calls it, once c has ended.
-func (r *Registry) cleaned(c *cleanup, o Outcome) {
+// well only if someone listens), and traces it, linked to the cleanups it
+// waited for. Its claimer calls it, once c has ended.
+func (r *Registry) cleaned(c *cleanup, o Outcome, waited []*cleanup) {
+	r.traceCleanup(c, o, waited)
 	if o.Result != ResultOK || r.listening() { // a failure or a skip is logged at warn or debug
 		r.emit(ProviderCleaned{ID: c.n.id, Trigger: c.trigger, Outcome: o})
 	}
@@ -281,7 +290,7 @@ func (r *Registry) overdue(c *cleanup, abandoned bool) Outcome {
 	} else if n.leases > 0 {
 		what = fmt.Sprintf("%s, waiting for %d lease(s) to be released,", what, n.leases)
 	}
-	o := Outcome{Method: n.method, Duration: took}
+	o := Outcome{Method: n.method, Duration: took, Began: c.began}
 	if abandoned {
 		when := "after " + took.Round(time.Microsecond).String()
 		if c.began.IsZero() {

@@ -57,6 +57,7 @@ type ProviderRegistered struct {
 // A provider without Initialize is reported with a zero Duration.
 type ProviderInitialized struct {
 	ID       string
+	Began    time.Time // when Initialize began
 	Duration time.Duration
 	Err      error
 }

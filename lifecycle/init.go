@@ -58,9 +58,11 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	}
 	if n.init == nil {
 		n.state = StateReady
+		n.initBegan = time.Now()
 		r.mu.Unlock()
+		r.traceInit(ctx, n.id, n.initBegan, 0, nil)
 		if r.listening() {
-			r.emit(ProviderInitialized{ID: n.id})
+			r.emit(ProviderInitialized{ID: n.id, Began: n.initBegan})
 		}
 		return nil
 	}
@@ -81,10 +83,11 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 
 	r.mu.Lock()
 	err := call.err
+	took := time.Since(began)
 	switch {
 	case !call.returned || call.late:
 		call.late = true
-		err = initOverdue(ctx, n, time.Since(began))
+		err = initOverdue(ctx, n, took)
 	case err != nil:
 		err = providerError(n.id, "initialize", err)
 	}
@@ -93,9 +96,11 @@ func (r *Registry) initialize(ctx context.Context, n *node) error {
 	} else {
 		n.state = StateReady
 	}
+	n.initBegan, n.initTook = began, took
 	r.mu.Unlock()
+	r.traceInit(ctx, n.id, began, took, err)
 	if err != nil || r.listening() {
-		r.emit(ProviderInitialized{ID: n.id, Duration: time.Since(began), Err: err})
+		r.emit(ProviderInitialized{ID: n.id, Began: began, Duration: took, Err: err})
 	}
 	r.mu.Lock()
 	call.reported = true

@@ -21,6 +21,10 @@ type node struct {
 	// Guarded by the registry's mu.
 	state   ProviderState // StateRegistered, StateInitializing, StateReady or StateFailed
 	initErr error         // why Initialize failed, once state is StateFailed
+	// When its Initialize began, and how long it took (until the registry
+	// stopped waiting for it, if it did), once it has ended: StartReport.
+	initBegan time.Time
+	initTook  time.Duration
 	call    *initCall     // its Initialize while it runs; a cleanup waits for call.done
 	leases  int           // leases handed out and not yet released
 	drained chan struct{} // closed when leases reach zero; made by the first cleanup to wait

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -37,6 +38,7 @@ type config struct {
 	timeout       time.Duration
 	healthTimeout time.Duration
 	observers     []Observer
+	tracer        trace.Tracer
 }
 
 // WithLogger sends the registry's logs to the given logger. A nil logger, or
@@ -100,6 +102,7 @@ var (
 	_ Option = defaultTimeoutOption(0)
 	_ Option = healthTimeoutOption(0)
 	_ Option = observerOption{}
+	_ Option = tracerOption{}
 )
 
 // A RegisterOption configures one provider's registration.

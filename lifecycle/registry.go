@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -36,11 +37,14 @@ type Registry struct {
 	observers     []Observer  // the zap observer first, then the user's
 	log           *zap.Logger // the zap observer's: an observer's panic is logged here
 	watched       bool        // an observer besides the zap observer was given
+	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 
 	mu          sync.Mutex // the registry's one lock: guards the fields below, and every node's and cleanup's
 	phase       phase
 	nodes       map[string]*node
 	order       []*node            // the nodes of nodes, in registration order
+	startBegan  time.Time          // when Start was called
+	startSpan   trace.Span         // the start's span until the start is over (settleStart); nil without a tracer
 	startDone   chan struct{}      // closed when Start returns; nil before Start
 	startErr    error              // Start's result, once startDone is closed
 	cancelStart context.CancelFunc // cancels Start's initializations, for Stop
@@ -72,6 +76,7 @@ func NewRegistry(opts ...Option) *Registry {
 		observers:     append([]Observer{zapObserver{log}}, c.observers...),
 		log:           log,
 		watched:       len(c.observers) > 0,
+		tracer:        c.tracer,
 		nodes:         make(map[string]*node),
 	}
 }
@@ -215,7 +220,7 @@ func (r *Registry) initializeLate(n *node) error {
 		r.remove(n)
 		o := c.out
 		r.mu.Unlock()
-		r.cleaned(c, o)
+		r.cleaned(c, o, nil)
 		r.emit(endedOne(TriggerRollback, n.id, o))
 	}
 	return err

@@ -75,6 +75,10 @@ type Outcome struct {
 	Method   string // "Cleanup", "Shutdown" or "Close"; "" when it has none
 	Result   Result
 	Duration time.Duration // from the cleanup's start (its waits for Initialize and leases included) to its end
+	// Began is when the cleanup began: zero for one that never began
+	// (skipped as never initialized, or abandoned before it began). With
+	// Duration it places the cleanup on a timeline; see End.
+	Began time.Time
 	Err      error         // a *ProviderError when Result.Failed(); nil otherwise
 	Reason   string        // why it was skipped: ReasonNoMethod or ReasonNotInitialized
 	// Late: Stop's context was done before the cleanup ended (the outcome
@@ -83,17 +87,36 @@ type Outcome struct {
 	Late bool
 }
 
+// End is when the cleanup ended, or when the registry stopped waiting for
+// it (timeout, abandoned), or, Late, when its method finally returned:
+// Began plus Duration. It is zero when Began is.
+func (o Outcome) End() time.Time {
+	if o.Began.IsZero() {
+		return time.Time{}
+	}
+	return o.Began.Add(o.Duration)
+}
+
+// outcomeJSON is an Outcome as admin APIs and logs show it.
+type outcomeJSON struct {
+	Method     string     `json:"method"`
+	Result     Result     `json:"result"`
+	DurationMS float64    `json:"duration_ms"`
+	Began      *time.Time `json:"began,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	Late       bool       `json:"late,omitempty"`
+}
+
 // MarshalJSON encodes the outcome for admin APIs and logs: its duration in
-// milliseconds and its error as its (redacted) message.
+// milliseconds, when it began (RFC 3339, left out if it never did), and
+// its error as its (redacted) message.
 func (o Outcome) MarshalJSON() ([]byte, error) {
-	v := struct {
-		Method     string  `json:"method"`
-		Result     Result  `json:"result"`
-		DurationMS float64 `json:"duration_ms"`
-		Error      string  `json:"error,omitempty"`
-		Reason     string  `json:"reason,omitempty"`
-		Late       bool    `json:"late,omitempty"`
-	}{o.Method, o.Result, float64(o.Duration.Microseconds()) / 1000, "", o.Reason, o.Late}
+	v := outcomeJSON{Method: o.Method, Result: o.Result, DurationMS: float64(o.Duration.Microseconds()) / 1000,
+		Reason: o.Reason, Late: o.Late}
+	if !o.Began.IsZero() {
+		v.Began = &o.Began
+	}
 	if o.Err != nil {
 		v.Error = Redact(o.Err.Error())
 	}
@@ -103,19 +126,15 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes what MarshalJSON encodes; the error comes back as
 // its message alone.
 func (o *Outcome) UnmarshalJSON(b []byte) error {
-	var v struct {
-		Method     string  `json:"method"`
-		Result     Result  `json:"result"`
-		DurationMS float64 `json:"duration_ms"`
-		Error      string  `json:"error"`
-		Reason     string  `json:"reason"`
-		Late       bool    `json:"late"`
-	}
+	var v outcomeJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*o = Outcome{Method: v.Method, Result: v.Result, Duration: time.Duration(v.DurationMS * float64(time.Millisecond)),
 		Reason: v.Reason, Late: v.Late}
+	if v.Began != nil {
+		o.Began = *v.Began
+	}
 	if v.Error != "" {
 		o.Err = errors.New(v.Error)
 	}

@@ -37,6 +37,9 @@ type task struct {
 	run   *run
 	mine  bool
 	deps  []*task // its dependencies in this run
+	// its dependents in this run, whose cleanups it waited for; kept only
+	// when the registry traces, for its span's links
+	dependents []*task
 	left  int     // dependents in this run not finished, plus one while held for AllowCleanup
 	begun bool
 	over  bool // finished, as far as the run knows
@@ -132,6 +135,9 @@ func (ru *run) link() {
 			if d := index[id]; d != nil {
 				t.deps = append(t.deps, d)
 				d.left++
+				if ru.r.tracer != nil {
+					d.dependents = append(d.dependents, t)
+				}
 			}
 		}
 	}
@@ -197,10 +203,15 @@ func (ru *run) cutShort() {
 // goroutine reports them all, so that every ProviderCleaned comes before
 // the run's CleanupEnded.
 func (ru *run) cleaned(t *task) {
-	if t.mine {
-		o, _ := ru.r.outcome(t.c)
-		ru.r.cleaned(t.c, o)
+	if !t.mine {
+		return
 	}
+	o, _ := ru.r.outcome(t.c)
+	var waited []*cleanup
+	for _, d := range t.dependents {
+		waited = append(waited, d.c)
+	}
+	ru.r.cleaned(t.c, o, waited)
 }
 
 // beginRest begins every cleanup of the run not begun yet, regardless of

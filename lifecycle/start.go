@@ -48,6 +48,8 @@ func (r *Registry) Start(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	r.startBegan = time.Now()
+	ctx, r.startSpan = r.span(ctx, "gleitzeit.start")
 	sctx, cancel := context.WithCancel(ctx)
 	r.phase = phaseStarting
 	r.startDone = make(chan struct{})
@@ -72,6 +74,7 @@ func (r *Registry) Start(ctx context.Context) error {
 		r.startErr = err
 		close(r.startDone)
 		r.mu.Unlock()
+		r.settleStart(false)
 		if err != errObserverExited {
 			r.emit(StartEnded{Providers: initialized, Staged: staged, Duration: time.Since(begin), Err: err})
 		}
@@ -145,9 +148,12 @@ func (r *Registry) rollback(ctx context.Context) []error {
 	// The rollback is not cut short by ctx: a start that ran out of time
 	// is exactly when cleanup matters. Its cleanups are bounded by their
 	// providers' timeouts.
-	ru := r.claimRun(context.WithoutCancel(ctx), slices.Clone(r.order), TriggerRollback)
+	ctx, span := r.span(context.WithoutCancel(ctx), "gleitzeit.rollback")
+	ru := r.claimRun(ctx, slices.Clone(r.order), TriggerRollback)
 	r.mu.Unlock()
-	return r.cleanupRun(ru)
+	errs := r.cleanupRun(ru)
+	endSpan(span, errors.Join(errs...))
+	return errs
 }
 
 // initOrder returns the providers Start is to initialize next: those

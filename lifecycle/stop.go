@@ -57,8 +57,10 @@ func (r *Registry) Stop(ctx context.Context) error {
 		r.cancelStart()
 	}
 	r.phase = phaseStopping
+	ctx, span := r.span(ctx, "gleitzeit.stop")
 	ru := r.claimRun(ctx, slices.Clone(r.order), TriggerStop)
 	r.mu.Unlock()
+	r.settleStart(true)
 
 	began := time.Now()
 	err := errObserverExited // kept if an observer ends this goroutine
@@ -70,8 +72,13 @@ func (r *Registry) Stop(ctx context.Context) error {
 		r.stopErr, r.phase = err, phaseStopped
 		close(r.stopDone)
 		r.mu.Unlock()
+		endSpan(span, err)
 	}()
-	err = errors.Join(r.cleanupRun(ru)...)
+	errs := r.cleanupRun(ru)
+	if span != nil {
+		span.SetAttributes(AttrFailed.Int(len(errs)))
+	}
+	err = errors.Join(errs...)
 	return err
 }
 

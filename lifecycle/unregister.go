@@ -33,10 +33,11 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 // well. The Outcome is the zero value when no cleanup ran for this call:
 // an unknown id, a dependent, a Stop already begun, or ctx done while
 // another call's cleanup of the same provider was running.
-func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (Outcome, error) {
+func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (o Outcome, err error) {
+	ctx, span := r.span(ctx, "gleitzeit.unregister", AttrProviderID.String(id))
+	defer func() { endSpan(span, err) }()
 	r.mu.Lock()
 	n := r.nodes[id]
-	var err error
 	switch {
 	case r.phase >= phaseStopping:
 		err = ErrStopped
@@ -64,8 +65,8 @@ func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (Outcome, e
 		}
 	}
 	r.cleanupOne(c)
-	o, _ := r.outcome(c)
-	r.cleaned(c, o)
+	o, _ = r.outcome(c)
+	r.cleaned(c, o, nil)
 	r.emit(endedOne(TriggerUnregister, id, o))
 	return o, o.Err
 }

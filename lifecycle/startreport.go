@@ -1,0 +1,63 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// StartReport is what became of each provider's Initialize: the start's
+// counterpart of [StopReport], with the begin of each so that a start can
+// be drawn on a timeline beside the stop that followed it.
+type StartReport struct {
+	// Began is when Start was called; zero before it was.
+	Began time.Time
+	// Duration runs from Began to the end of the last Initialize that has
+	// ended, those [Registry.StartProvider] ran after Start returned
+	// included.
+	Duration  time.Duration
+	Providers map[string]Initialization // by provider id: every registered provider whose Initialize has ended
+}
+
+// Initialization is what happened to one provider's Initialize.
+type Initialization struct {
+	Began    time.Time
+	Duration time.Duration // until it returned, or until the registry stopped waiting for it
+	Err      error         // a *ProviderError when it failed, panicked or timed out; nil otherwise
+}
+
+// End is when the Initialize ended: Began plus Duration.
+func (i Initialization) End() time.Time { return i.Began.Add(i.Duration) }
+
+// MarshalJSON encodes the initialization as an [Outcome] is encoded: its
+// duration in milliseconds and its error as its (redacted) message.
+func (i Initialization) MarshalJSON() ([]byte, error) {
+	v := struct {
+		Began      time.Time `json:"began"`
+		DurationMS float64   `json:"duration_ms"`
+		Error      string    `json:"error,omitempty"`
+	}{i.Began, float64(i.Duration.Microseconds()) / 1000, ""}
+	if i.Err != nil {
+		v.Error = Redact(i.Err.Error())
+	}
+	return json.Marshal(v)
+}
+
+// StartReport returns the Initialize of every registered provider that
+// has ended, the failed ones included, with when each began. A provider
+// unregistered since is not in it.
+func (r *Registry) StartReport() StartReport {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := StartReport{Began: r.startBegan, Providers: make(map[string]Initialization)}
+	for _, n := range r.order {
+		if n.initBegan.IsZero() {
+			continue
+		}
+		i := Initialization{Began: n.initBegan, Duration: n.initTook, Err: n.initErr}
+		out.Providers[n.id] = i
+		if d := i.End().Sub(r.startBegan); !r.startBegan.IsZero() && d > out.Duration {
+			out.Duration = d
+		}
+	}
+	return out
+}
