@@ -25,12 +25,12 @@ type node struct {
 	// stopped waiting for it, if it did), once it has ended: StartReport.
 	initBegan time.Time
 	initTook  time.Duration
-	call    *initCall     // its Initialize while it runs; a cleanup waits for call.done
-	leases  int           // leases handed out and not yet released
-	drained chan struct{} // closed when leases reach zero; made by the first cleanup to wait
-	cleanup *cleanup      // set once, when claimed, and never replaced: cleanup runs once
-	allowed bool          // AllowCleanup was called: a Stop need not wait for it
-	check   *healthCheck  // the health check in flight, shared by concurrent callers
+	call      *initCall     // its Initialize while it runs; a cleanup waits for call.done
+	leases    int           // leases handed out and not yet released
+	drained   chan struct{} // closed when leases reach zero; made by the first cleanup to wait
+	cleanup   *cleanup      // set once, when claimed, and never replaced: cleanup runs once
+	allowed   bool          // AllowCleanup was called: a Stop need not wait for it
+	check     *healthCheck  // the health check in flight, shared by concurrent callers
 }
 
 func newNode(p Provider, id string, reg registration) *node {

@@ -34,9 +34,9 @@ type Registry struct {
 	// Set by NewRegistry, then only read.
 	timeout       time.Duration
 	healthTimeout time.Duration
-	observers     []Observer  // the zap observer first, then the user's
-	log           *zap.Logger // the zap observer's: an observer's panic is logged here
-	watched       bool        // an observer besides the zap observer was given
+	observers     []Observer   // the zap observer first, then the user's
+	log           *zap.Logger  // the zap observer's: an observer's panic is logged here
+	watched       bool         // an observer besides the zap observer was given
 	tracer        trace.Tracer // nil: no spans (WithTracerProvider)
 
 	mu          sync.Mutex // the registry's one lock: guards the fields below, and every node's and cleanup's

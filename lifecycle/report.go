@@ -78,9 +78,9 @@ type Outcome struct {
 	// Began is when the cleanup began: zero for one that never began
 	// (skipped as never initialized, or abandoned before it began). With
 	// Duration it places the cleanup on a timeline; see End.
-	Began time.Time
-	Err      error         // a *ProviderError when Result.Failed(); nil otherwise
-	Reason   string        // why it was skipped: ReasonNoMethod or ReasonNotInitialized
+	Began  time.Time
+	Err    error  // a *ProviderError when Result.Failed(); nil otherwise
+	Reason string // why it was skipped: ReasonNoMethod or ReasonNotInitialized
 	// Late: Stop's context was done before the cleanup ended (the outcome
 	// was abandoned), and the method returned afterwards: Result, Duration
 	// and Err are what it finally returned.

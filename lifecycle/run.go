@@ -33,16 +33,16 @@ type run struct {
 // finished when it claimed the rest (a Stop waits for an Unregister or a
 // rollback in flight).
 type task struct {
-	c     *cleanup
-	run   *run
-	mine  bool
-	deps  []*task // its dependencies in this run
+	c    *cleanup
+	run  *run
+	mine bool
+	deps []*task // its dependencies in this run
 	// its dependents in this run, whose cleanups it waited for; kept only
 	// when the registry traces, for its span's links
 	dependents []*task
-	left  int     // dependents in this run not finished, plus one while held for AllowCleanup
-	begun bool
-	over  bool // finished, as far as the run knows
+	left       int // dependents in this run not finished, plus one while held for AllowCleanup
+	begun      bool
+	over       bool // finished, as far as the run knows
 }
 
 // event tells a run that a task's cleanup finished, or, if allowed, that
