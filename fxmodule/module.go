@@ -1,6 +1,7 @@
 package fxmodule
 
 import (
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
@@ -20,7 +21,9 @@ const (
 // up, concurrently with the others, when fx has stopped every hook
 // appended after it. See the package documentation.
 //
-// If a *zap.Logger is in the graph, the registry logs to it. Module leaves
+// If a *zap.Logger is in the graph, the registry logs to it; if a
+// trace.TracerProvider is, the registry traces its start and stop with it
+// (see [lifecycle.WithTracerProvider]). Module leaves
 // fx's own events to the application's choice of logger (fx.WithLogger,
 // fxtest's, or fx's default): a module that chose one would override it.
 // [EventLogger] sends them to the graph's *zap.Logger. In fx's events the
@@ -43,8 +46,9 @@ func WithRegistryOptions(opts ...lifecycle.Option) fx.Option {
 type sessionIn struct {
 	fx.In
 	Lifecycle fx.Lifecycle
-	Logger    *zap.Logger        `optional:"true"`
-	Options   []lifecycle.Option `group:"gleitzeit.options"`
+	Logger    *zap.Logger          `optional:"true"`
+	Tracer    trace.TracerProvider `optional:"true"`
+	Options   []lifecycle.Option   `group:"gleitzeit.options"`
 }
 
 // newSession builds the app's registry. Its hooks are appended before any
@@ -56,6 +60,9 @@ func newSession(p sessionIn) *session {
 	opts := []lifecycle.Option{lifecycle.WithDefaultTimeout(lifecycle.NoTimeout)}
 	if p.Logger != nil {
 		opts = append(opts, lifecycle.WithLogger(p.Logger))
+	}
+	if p.Tracer != nil {
+		opts = append(opts, lifecycle.WithTracerProvider(p.Tracer))
 	}
 	opts = append(opts, p.Options...)
 	s := newSessionState(alarmLogger(p.Logger), func(o lifecycle.Observer) *lifecycle.Registry {
