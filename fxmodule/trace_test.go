@@ -65,4 +65,3 @@ func providerOf(s sdktrace.ReadOnlySpan) string {
 	}
 	return ""
 }
-
