@@ -22,7 +22,10 @@ type StartReport struct {
 type Initialization struct {
 	Began    time.Time
 	Duration time.Duration // until it returned, or until the registry stopped waiting for it
-	Err      error         // a *ProviderError when it failed, panicked or timed out; nil otherwise
+	// Result is ok, error, panic, timeout (its own timeout ran out) or
+	// abandoned (the caller's context ended first).
+	Result Result
+	Err    error // a *ProviderError when it did not succeed; nil otherwise
 }
 
 // End is when the Initialize ended: Began plus Duration.
@@ -34,8 +37,9 @@ func (i Initialization) MarshalJSON() ([]byte, error) {
 	v := struct {
 		Began      time.Time `json:"began"`
 		DurationMS float64   `json:"duration_ms"`
+		Result     Result    `json:"result"`
 		Error      string    `json:"error,omitempty"`
-	}{i.Began, float64(i.Duration.Microseconds()) / 1000, ""}
+	}{i.Began, float64(i.Duration.Microseconds()) / 1000, i.Result, ""}
 	if i.Err != nil {
 		v.Error = Redact(i.Err.Error())
 	}
@@ -53,7 +57,7 @@ func (r *Registry) StartReport() StartReport {
 		if n.initBegan.IsZero() {
 			continue
 		}
-		i := Initialization{Began: n.initBegan, Duration: n.initTook, Err: n.initErr}
+		i := Initialization{Began: n.initBegan, Duration: n.initTook, Result: initResult(n.initErr), Err: n.initErr}
 		out.Providers[n.id] = i
 		if d := i.End().Sub(r.startBegan); !r.startBegan.IsZero() && d > out.Duration {
 			out.Duration = d

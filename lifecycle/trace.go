@@ -123,27 +123,29 @@ func (r *Registry) traceInit(ctx context.Context, id string, began time.Time, to
 	}
 	r.mu.Unlock()
 	_, s := r.tracer.Start(ctx, "initialize", trace.WithTimestamp(began),
-		trace.WithAttributes(AttrProviderID.String(id), AttrResult.String(initResult(err))))
+		trace.WithAttributes(AttrProviderID.String(id), AttrResult.String(initResult(err).String())))
 	if err != nil {
 		s.SetStatus(codes.Error, Redact(err.Error()))
 	}
 	s.End(trace.WithTimestamp(began.Add(took)))
 }
 
-// initResult names what became of an Initialize, in a cleanup's words.
-func initResult(err error) string {
+// initResult says what became of an Initialize, in a cleanup's words:
+// ok, error, panic, timeout (its own timeout ran out) or abandoned (its
+// caller's context ended first).
+func initResult(err error) Result {
 	var p *PanicError
 	switch {
 	case err == nil:
-		return ResultOK.String()
+		return ResultOK
 	case errors.As(err, &p):
-		return ResultPanic.String()
+		return ResultPanic
 	case errors.Is(err, context.DeadlineExceeded):
-		return ResultTimeout.String()
+		return ResultTimeout
 	case errors.Is(err, context.Canceled):
-		return ResultAbandoned.String()
+		return ResultAbandoned
 	}
-	return ResultError.String()
+	return ResultError
 }
 
 // traceCleanup records c's outcome o as a child of its claimer's span,
