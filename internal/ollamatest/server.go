@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Server struct {
 	failures   int // answer this many next requests with 503
 	cut        int // end streams after this many tokens, without the final object; 0: never
 	requests   map[string]int
+	parents    map[string][]string // the traceparent headers of the requests to each path
 
 	open atomic.Int64 // connections open, as the server sees them
 }
@@ -46,7 +48,7 @@ func Start(models ...Model) *Server {
 	if len(models) == 0 {
 		models = []Model{{Name: "llama3.2:latest", Dimensions: 8}}
 	}
-	s := &Server{quit: make(chan struct{}), models: map[string]Model{}, requests: map[string]int{}}
+	s := &Server{quit: make(chan struct{}), models: map[string]Model{}, requests: map[string]int{}, parents: map[string][]string{}}
 	for _, m := range models {
 		s.models[m.Name] = m
 	}
@@ -92,6 +94,14 @@ func (s *Server) Requests(path string) int {
 	return s.requests[path]
 }
 
+// Traceparents returns the traceparent header of each request to path so
+// far that had one, in order: what a traced client propagated.
+func (s *Server) Traceparents(path string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.parents[path])
+}
+
 // SetTokenDelay sets the time between streamed tokens.
 func (s *Server) SetTokenDelay(d time.Duration) {
 	s.mu.Lock()
@@ -128,6 +138,9 @@ func (s *Server) steer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.requests[r.URL.Path]++
+		if tp := r.Header.Get("traceparent"); tp != "" {
+			s.parents[r.URL.Path] = append(s.parents[r.URL.Path], tp)
+		}
 		hang, fail := s.hang, s.failures > 0
 		if fail {
 			s.failures--

@@ -17,6 +17,9 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/ollama/ollama/api"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
@@ -75,6 +78,12 @@ type Config struct {
 
 	BreakerFailures uint32        // DefaultBreakerFailures if zero
 	BreakerOpenFor  time.Duration // DefaultBreakerOpenFor if zero
+
+	// TracerProvider, if set, traces each request made for a caller whose
+	// context holds a span: a client span under the caller's, and its
+	// traceparent header, so that the server's own trace joins the
+	// caller's. Health probes, which have no such caller, are not traced.
+	TracerProvider trace.TracerProvider
 }
 
 // Provider is an Ollama client.
@@ -190,7 +199,13 @@ func (p *Provider) Initialize(context.Context) error {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	p.client = api.NewClient(p.base, &http.Client{Transport: p.transport})
+	var rt http.RoundTripper = p.transport
+	if tp := p.cfg.TracerProvider; tp != nil {
+		rt = otelhttp.NewTransport(p.transport, otelhttp.WithTracerProvider(tp),
+			otelhttp.WithPropagators(propagation.TraceContext{}),
+			otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }))
+	}
+	p.client = api.NewClient(p.base, &http.Client{Transport: rt})
 	p.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:    p.cfg.ID,
 		Timeout: p.cfg.BreakerOpenFor,
