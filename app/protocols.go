@@ -13,6 +13,7 @@ import (
 	"github.com/ollama/ollama/api"
 	"github.com/sourcegraph/jsonrpc2"
 
+	"github.com/gleitzeit/gleitzeit/internal/tracemeta"
 	"github.com/gleitzeit/gleitzeit/providers/mcp"
 	"github.com/gleitzeit/gleitzeit/providers/ollama"
 	"github.com/gleitzeit/gleitzeit/providers/process"
@@ -178,7 +179,7 @@ func rpcHandler(p *process.Process) handler {
 		switch trimmed := bytes.TrimSpace(params); {
 		case len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")):
 		case trimmed[0] == '{' || trimmed[0] == '[':
-			in = params
+			in = tracemeta.InjectJSON(ctx, params) // the caller's trace in _meta, as MCP has it
 		default:
 			// JSON-RPC 2.0 params are structured; a strict child drops
 			// anything else without an answer, and the task would hang.

@@ -37,6 +37,7 @@
 //     answers.
 //
 // Seen's fields are the violations, the ids of slow calls, the ids that
-// notifications/cancelled named, the client's other notifications, and
-// the initialize request's params.
+// notifications/cancelled named, the client's other notifications, the
+// initialize request's params, and the traceparent each tools/call
+// carried in its params._meta.
 package mcptest

@@ -52,6 +52,9 @@ type Seen struct {
 	Notified []string `json:"notified"`
 	// Initialize is the initialize request's params.
 	Initialize json.RawMessage `json:"initialize"`
+	// Traceparents holds the params._meta.traceparent of each tools/call
+	// that had one, in order: the trace a client carried to the server.
+	Traceparents []string `json:"traceparents"`
 }
 
 // Serve runs the strict server, and exits, if this process was started as
@@ -103,6 +106,16 @@ func (s *strict) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.
 	case "ping":
 		result = struct{}{}
 	case "tools/call":
+		var m struct {
+			Meta struct {
+				Traceparent string `json:"traceparent"`
+			} `json:"_meta"`
+		}
+		if json.Unmarshal(params(req), &m) == nil && m.Meta.Traceparent != "" {
+			s.mu.Lock()
+			s.seen.Traceparents = append(s.seen.Traceparents, m.Meta.Traceparent)
+			s.mu.Unlock()
+		}
 		result, err = s.callTool(ctx, conn, req)
 		if result == nil && err == nil {
 			return // answered later, or never

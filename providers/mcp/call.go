@@ -12,7 +12,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gleitzeit/gleitzeit/internal/tracemeta"
 	"github.com/gleitzeit/gleitzeit/lifecycle"
 )
 
@@ -128,6 +130,10 @@ func typed[P, R any](method func(*sdk.ClientSession) func(context.Context, *P) (
 			if err := json.Unmarshal(raw, params); err != nil {
 				return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "params: " + err.Error()}
 			}
+		}
+		if p, ok := any(params).(sdk.Params); ok && trace.SpanContextFromContext(ctx).IsValid() {
+			// MCP's convention: the caller's trace in params._meta.
+			p.SetMeta(tracemeta.Inject(ctx, p.GetMeta()))
 		}
 		result, err := method(cs)(ctx, params)
 		if err != nil {
