@@ -43,7 +43,7 @@ type adminServer struct {
 func newAdmin(lc fx.Lifecycle, e *Engine, s *config.Settings, m *Metrics, log *zap.Logger) *adminServer {
 	a := &adminServer{engine: e, settings: s, metrics: m, log: log.Named("admin")}
 	a.srv = &http.Server{
-		Handler:           a.routes(),
+		Handler:           traced(e.tp, a.routes()),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A body trickled in slowly holds a request open; task bodies are
 		// small JSON.
@@ -68,6 +68,7 @@ func (a *adminServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/pools", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, a.engine.Pools())
 	})
+	mux.HandleFunc("GET /v1/report/timeline", a.timeline)
 	mux.HandleFunc("POST /v1/providers", a.mutating(a.addProvider))
 	mux.HandleFunc("DELETE /v1/providers/{id}", a.mutating(a.removeProvider))
 	mux.HandleFunc("POST /v1/tasks", a.tasksGuard(a.runTask))

@@ -22,7 +22,7 @@ import (
 // it all.
 
 // adminPaths are the admin port's paths, and those under them.
-var adminPaths = []string{"/v1/providers", "/v1/pools", "/metrics"}
+var adminPaths = []string{"/v1/providers", "/v1/pools", "/v1/report", "/metrics"}
 
 // isAdminPath reports whether a request's path is the admin port's. The
 // path is cleaned first, as the mux would before redirecting, so that no

@@ -37,7 +37,7 @@ func (e *Engine) build(id string, t config.Template, exited func(pool.Exit)) (li
 func (e *Engine) buildKind(id string, t config.Template, exited func(pool.Exit)) (lifecycle.Provider, endpoint, error) {
 	switch t.Kind {
 	case "ollama":
-		p, err := ollama.New(ollama.Config{ID: id, URL: t.Ollama.URL, Protocol: t.Protocol})
+		p, err := ollama.New(ollama.Config{ID: id, URL: t.Ollama.URL, Protocol: t.Protocol, TracerProvider: e.tp})
 		if err != nil {
 			return nil, endpoint{}, err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -48,6 +49,9 @@ type Engine struct {
 	settings *config.Settings
 	log      *zap.Logger
 	metrics  *Metrics
+	// The service's tracing; both nil when it is off (see Tracing).
+	tp     trace.TracerProvider
+	tracer trace.Tracer
 
 	// Both fixed once newEngine returns.
 	pools      map[string]*pool.Pool[endpoint] // by template
@@ -97,6 +101,7 @@ type engineParams struct {
 	Settings  *config.Settings
 	Log       *zap.Logger
 	Metrics   *Metrics
+	Tracer    trace.TracerProvider `optional:"true"`
 }
 
 // newEngine makes every template's pool and registers the instances of
@@ -107,6 +112,9 @@ func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, failing: p.Failing, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
 		commits: taskstore.NewGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
+	if p.Tracer != nil {
+		e.tp, e.tracer = p.Tracer, p.Tracer.Tracer("github.com/gleitzeit/gleitzeit/app")
+	}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())
 	e.watch = newTransitions(e.log)
 	e.replica = newReplica(p.Settings.StoreHeartbeat, e.log)

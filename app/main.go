@@ -52,6 +52,15 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(s.LogFormat, s.LogLevel, stderr)
 	defer func() { _ = log.Sync() }()
+	tp, err := NewTracerProvider(context.Background(), getenv)
+	if err != nil {
+		log.Error("cannot set up tracing", zap.Error(err))
+		return ExitConfig
+	}
+	if tp != nil {
+		log.Info("tracing", zap.String("exporter", getenv("OTEL_TRACES_EXPORTER")))
+		defer flushTraces(log, tp)
+	}
 	if s.Migrate {
 		return migrateStore(s, log)
 	}
@@ -83,7 +92,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		reg    *lifecycle.Registry
 	)
 	metrics := NewMetrics()
-	app := fx.New(Options(s, log, metrics), fx.Populate(&engine, &reg),
+	app := fx.New(Options(s, log, metrics), Tracing(tracerOf(tp)), fx.Populate(&engine, &reg),
 		fx.StartTimeout(time.Minute), fx.StopTimeout(s.ShutdownTimeout))
 	if err := app.Err(); err != nil {
 		log.Error("cannot build the service", zap.Error(err))
@@ -110,6 +119,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 			log.Error("cannot start the service", zap.Error(err))
 		}
 		logReport(log, reg, engine, s.LogFormat == "console")
+		writeTimeline(log, reg, s.TimelinePath)
 		return code
 	}
 	log.Info("service started", zap.String("addr", s.Addr), zap.String("data_dir", s.DataDir))
@@ -137,6 +147,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	engine.awaitRemovals(ctx)
 	logReport(log, reg, engine, s.LogFormat == "console")
+	writeTimeline(log, reg, s.TimelinePath)
 	if err != nil {
 		log.Error("service stopped with errors", zap.Duration("duration", time.Since(begin)), zap.Error(err))
 		return ExitFailed

@@ -93,8 +93,16 @@ func (e *Engine) checkRequest(ctx context.Context, t Task) error {
 	return nil
 }
 
-// Run runs a task on an instance of its protocol and records it.
+// Run runs a task on an instance of its protocol and records it, in a
+// span of its own if the service traces.
 func (e *Engine) Run(ctx context.Context, t Task) (taskstore.Record, error) {
+	if e.tracer != nil {
+		return e.traceTask(ctx, t)
+	}
+	return e.run(ctx, t)
+}
+
+func (e *Engine) run(ctx context.Context, t Task) (taskstore.Record, error) {
 	// A request refused before it is recorded gets no id: every id the
 	// service answers with can be looked up.
 	if e.stopped.Load() || !e.started.Load() {
@@ -235,7 +243,13 @@ func (e *Engine) runOn(ctx context.Context, lease *pool.Lease[endpoint], t Task)
 			out, err = nil, fmt.Errorf("the provider's handler panicked: %v", v)
 		}
 	}()
-	out, err = lease.Handle.call(ctx, t.Method, t.Params)
+	if e.tracer != nil {
+		out, err = e.traceCall(ctx, lease.ID, t, func(ctx context.Context) (json.RawMessage, error) {
+			return lease.Handle.call(ctx, t.Method, t.Params)
+		})
+	} else {
+		out, err = lease.Handle.call(ctx, t.Method, t.Params)
+	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		lease.TimedOut() // unanswered within the task's time: a busy instance may be a hung one
 	}

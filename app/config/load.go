@@ -44,6 +44,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 	taskTimeout := fs.String("task-timeout", "", "a task's deadline (default 60s)")
 	ollamaURL := fs.String("ollama-url", "", "the Ollama server of the template named ollama (default http://localhost:11434)")
 	migrate := fs.Bool("migrate", false, "upgrade the task store's schema to this build's, then exit")
+	timelinePath := fs.String("timeline", "", "write the SVG of the service's start and stop to this file as it exits")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err // usage printed it
@@ -113,6 +114,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (*Setting
 		return nil, err
 	}
 	s.Migrate = *migrate
+	s.TimelinePath = *timelinePath
 	return s, nil
 }
 

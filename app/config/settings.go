@@ -41,6 +41,9 @@ type Settings struct {
 	// Migrate: upgrade the task store's schema to this build's, then exit
 	// (-migrate), rather than run the service.
 	Migrate bool
+	// TimelinePath, if set, is where the service writes the SVG of its
+	// start and stop as it exits (-timeline).
+	TimelinePath string
 }
 
 // The ids of the providers the service always runs, besides those the

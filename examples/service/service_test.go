@@ -50,8 +50,9 @@ type running struct {
 	cmd    *exec.Cmd
 	base   string
 	stderr *testkit.LockedBuffer
-	done   chan struct{} // closed when the process has exited
-	err    error         // Wait's result, once done is closed
+	stdout *testkit.LockedBuffer // the console trace exporter's, if asked for
+	done   chan struct{}         // closed when the process has exited
+	err    error                 // Wait's result, once done is closed
 }
 
 func freeAddr(t *testing.T) string {
@@ -71,10 +72,10 @@ func runArgs(t *testing.T, args []string, env ...string) *running {
 	t.Helper()
 	bin, err := binary()
 	require.NoError(t, err)
-	r := &running{t: t, stderr: &testkit.LockedBuffer{}, done: make(chan struct{})}
+	r := &running{t: t, stderr: &testkit.LockedBuffer{}, stdout: &testkit.LockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(bin, args...)
 	r.cmd.Env = append(os.Environ(), env...)
-	r.cmd.Stderr = r.stderr
+	r.cmd.Stderr, r.cmd.Stdout = r.stderr, r.stdout
 	require.NoError(t, r.cmd.Start())
 	go func() { r.err = r.cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() {
