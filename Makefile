@@ -17,7 +17,9 @@ run:
 # times over, and the benchmarks module: each step says what it does as it
 # begins, all of them run, and the end names what failed (scripts/test.sh).
 # It installs the MCP reference server the tests run (npm ci in
-# internal/mcptest) when its package-lock.json is newer than what is there.
+# internal/mcptest) when its package-lock.json is newer than what is there,
+# and Debian's Chromium, which a browser test drives, when it is missing and
+# make test runs as root.
 test:
 	@GO=$(GO) bash scripts/test.sh
 

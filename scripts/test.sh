@@ -59,6 +59,24 @@ mcp_server() {
 	(cd "$dir" && npm ci --no-audit --no-fund)
 }
 
+# browser finds the Chromium that examples/service's browser test drives,
+# or installs Debian's when it can (as root, with apt-get), as on CI.
+browser() {
+	local b
+	for b in chromium chromium-browser google-chrome google-chrome-stable; do
+		if command -v "$b" >/dev/null; then
+			echo "found: $(command -v "$b")"
+			return 0
+		fi
+	done
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "installing Debian's chromium"
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && return 0
+	fi
+	echo "no Chromium: the browser test of examples/service fails without one; install Debian's chromium (apt-get install chromium)"
+	return 1
+}
+
 build_gotestsum() {
 	rm -f bin/gotestsum # never a stale one
 	if (cd internal/tools && $GO build -o ../../bin/gotestsum gotest.tools/gotestsum); then
@@ -74,6 +92,7 @@ benchmarks() {
 
 begun=$SECONDS
 step "the MCP reference server the tests run (npm ci in internal/mcptest)" mcp_server
+step "Chromium, which a test drives (installed when missing, if run as root)" browser
 step "gotestsum, which runs the tests (built from internal/tools)" build_gotestsum
 step "go vet" $GO vet ./...
 step "go vet for darwin (the process provider's other build)" env GOOS=darwin $GO vet ./...
