@@ -144,4 +144,10 @@
 // [Observer] given with [WithObserver] see the same events. No error,
 // health message or log line carries a password or token from a URL or a
 // DSN: see [Redact].
+//
+// Each outcome has its Began time, and [Registry.StartReport] gives each
+// Initialize's, so that a start and a stop can be drawn on a timeline
+// (package lifecycle/timeline does). With [WithTracerProvider] the
+// registry traces them too: a span per start, stop and Unregister, with a
+// child per provider.
 package lifecycle
