@@ -80,11 +80,20 @@ func Tracing(tp trace.TracerProvider) fx.Option {
 
 // traced wraps the HTTP server's handler in a span per request, named by
 // its route, a child of the caller's span if its traceparent names one.
+// Probes and scrapes (/healthz, /readyz, /metrics), which come every few
+// seconds and say nothing a trace would, are not traced.
 func traced(tp trace.TracerProvider, h http.Handler) http.Handler {
 	if tp == nil {
 		return h
 	}
 	return otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(propagator),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			switch r.URL.Path {
+			case "/healthz", "/readyz", "/metrics":
+				return false
+			}
+			return true
+		}),
 		otelhttp.WithSpanNameFormatter(func(op string, r *http.Request) string {
 			if r.Pattern != "" {
 				return r.Pattern

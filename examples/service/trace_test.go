@@ -168,13 +168,13 @@ func TestTheServiceTracesATaskAndItsOwnStop(t *testing.T) {
 		want[id] = 1
 	}
 	assert.Equal(t, want, cleaned)
-	var starts int
+	names := map[string]int{}
 	for _, s := range spans {
-		if s.Name == "gleitzeit.start" {
-			starts++
-		}
+		names[s.Name]++
 	}
-	assert.Equal(t, 1, starts)
+	assert.Equal(t, 1, names["gleitzeit.start"])
+	assert.Equal(t, 1, names["GET /v1/providers"], "a request is traced")
+	assert.Zero(t, names["GET /readyz"], "a probe is not: waitReady polled it")
 
 	// The picture of that stop, written as the service exited.
 	pic, err := os.ReadFile(svg)
