@@ -23,14 +23,15 @@ type node struct {
 	initErr error         // why Initialize failed, once state is StateFailed
 	// When its Initialize began, and how long it took (until the registry
 	// stopped waiting for it, if it did), once it has ended: StartReport.
-	initBegan time.Time
-	initTook  time.Duration
-	call      *initCall     // its Initialize while it runs; a cleanup waits for call.done
-	leases    int           // leases handed out and not yet released
-	drained   chan struct{} // closed when leases reach zero; made by the first cleanup to wait
-	cleanup   *cleanup      // set once, when claimed, and never replaced: cleanup runs once
-	allowed   bool          // AllowCleanup was called: a Stop need not wait for it
-	check     *healthCheck  // the health check in flight, shared by concurrent callers
+	initBegan     time.Time
+	initTook      time.Duration
+	joinedRunning bool          // registered while the registry ran: initialized by Register, not by the start
+	call          *initCall     // its Initialize while it runs; a cleanup waits for call.done
+	leases        int           // leases handed out and not yet released
+	drained       chan struct{} // closed when leases reach zero; made by the first cleanup to wait
+	cleanup       *cleanup      // set once, when claimed, and never replaced: cleanup runs once
+	allowed       bool          // AllowCleanup was called: a Stop need not wait for it
+	check         *healthCheck  // the health check in flight, shared by concurrent callers
 }
 
 func newNode(p Provider, id string, reg registration) *node {

@@ -15,7 +15,11 @@ type StartReport struct {
 	// ended, those [Registry.StartProvider] ran after Start returned
 	// included.
 	Duration  time.Duration
-	Providers map[string]Initialization // by provider id: every registered provider whose Initialize has ended
+	// Providers holds every registered provider that the start
+	// initialized (Start, or StartProvider for a staged one), once its
+	// Initialize has ended. One registered while the registry ran, which
+	// Register initialized, is not part of the start.
+	Providers map[string]Initialization
 }
 
 // Initialization is what happened to one provider's Initialize.
@@ -46,15 +50,16 @@ func (i Initialization) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
-// StartReport returns the Initialize of every registered provider that
-// has ended, the failed ones included, with when each began. A provider
-// unregistered since is not in it.
+// StartReport returns the Initialize of every provider the start
+// initialized that has ended, the failed ones included, with when each
+// began. A provider unregistered since is not in it, nor one registered
+// while the registry ran.
 func (r *Registry) StartReport() StartReport {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := StartReport{Began: r.startBegan, Providers: make(map[string]Initialization)}
 	for _, n := range r.order {
-		if n.initBegan.IsZero() {
+		if n.initBegan.IsZero() || n.joinedRunning {
 			continue
 		}
 		i := Initialization{Began: n.initBegan, Duration: n.initTook, Result: initResult(n.initErr), Err: n.initErr}

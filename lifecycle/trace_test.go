@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -279,6 +280,15 @@ func TestTheReportsSayWhenEachCallBegan(t *testing.T) {
 	assert.True(t, stop.Providers["after"].Began.IsZero(), "never initialized: its cleanup never began")
 	assert.True(t, stop.Providers["after"].End().IsZero())
 
+	// A provider registered while the registry runs is not the start's:
+	// a pool that replaces an instance an hour later does not stretch it.
+	r2 := lifecycle.NewRegistry()
+	mustRegister(t, r2, newFake("first", new(journal)))
+	require.NoError(t, r2.Start(context.Background()))
+	mustRegister(t, r2, newFake("joined", new(journal)))
+	assert.Equal(t, []string{"first"}, mapKeys(r2.StartReport().Providers))
+	require.NoError(t, r2.Stop(context.Background()))
+
 	// The admin API's JSON carries when each began, to the nanosecond.
 	b, err := json.Marshal(stop.Providers["a"])
 	require.NoError(t, err)
@@ -288,4 +298,13 @@ func TestTheReportsSayWhenEachCallBegan(t *testing.T) {
 	b, err = json.Marshal(stop.Providers["after"])
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "began")
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
