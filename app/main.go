@@ -52,7 +52,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	log := newLogger(s.LogFormat, s.LogLevel, stderr)
 	defer func() { _ = log.Sync() }()
-	tp, err := NewTracerProvider(context.Background(), getenv)
+	tp, err := NewTracerProvider(context.Background(), getenv, log)
 	if err != nil {
 		log.Error("cannot set up tracing", zap.Error(err))
 		return ExitConfig

@@ -33,8 +33,9 @@ func (a *adminServer) timeline(w http.ResponseWriter, _ *http.Request) {
 }
 
 // writeTimeline writes the SVG of the start and stop of reg to path, the
-// -timeline flag's, as the service exits: by way of a file beside it and
-// a rename, so that a reader never sees half of it.
+// -timeline flag's, as the service exits: by way of a new file of its own
+// beside it (never one that another user could have put there) and a
+// rename, so that a reader never sees half of it.
 func writeTimeline(log *zap.Logger, reg *lifecycle.Registry, path string) {
 	if path == "" || reg == nil {
 		return
@@ -42,16 +43,33 @@ func writeTimeline(log *zap.Logger, reg *lifecycle.Registry, path string) {
 	var buf bytes.Buffer
 	err := timeline.Of(reg).WriteSVG(&buf)
 	if err == nil {
-		tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-		if err = os.WriteFile(tmp, buf.Bytes(), 0o644); err == nil {
-			if err = os.Rename(tmp, path); err != nil {
-				_ = os.Remove(tmp)
-			}
-		}
+		err = replaceFile(path, buf.Bytes())
 	}
 	if err != nil {
 		log.Warn("cannot write the timeline", zap.String("path", path), zap.Error(err))
 		return
 	}
 	log.Info("timeline written", zap.String("path", path))
+}
+
+// replaceFile puts data at path through a temporary file in its directory.
+func replaceFile(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -42,30 +44,50 @@ var propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceCont
 // standard variables say: OTEL_TRACES_EXPORTER is otlp, console or none,
 // OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL say where and
 // how, OTEL_SERVICE_NAME names the service (ServiceName if unset),
-// OTEL_TRACES_SAMPLER samples. Tracing is off unless OTEL_TRACES_EXPORTER
-// is set: it returns nil then, and the service makes no span.
+// OTEL_TRACES_SAMPLER samples, OTEL_SDK_DISABLED=true turns it all off.
+// Tracing is off unless OTEL_TRACES_EXPORTER is set: it returns nil then,
+// and the service makes no span.
 //
-// getenv decides whether tracing is on; the exporter reads its own
-// variables from the process's environment. The caller shuts the provider
-// down, which sends the spans not yet sent.
-func NewTracerProvider(ctx context.Context, getenv func(string) string) (*sdktrace.TracerProvider, error) {
-	switch getenv("OTEL_TRACES_EXPORTER") {
-	case "", "none":
+// An attribute's value is cut at DefaultAttributeLength unless
+// OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT (or OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT)
+// says otherwise: a client's User-Agent or task method must not make
+// spans that fill the exporter's queue while the collector is away.
+// Resource attributes that OTEL_RESOURCE_ATTRIBUTES gets wrong are
+// warned about and left out: telemetry's settings do not stop the service.
+// The SDK's own errors (a collector that does not answer) go to log.
+//
+// getenv decides whether tracing is on and sets the default limits; the
+// exporter and the SDK read their own variables from the process's
+// environment. The caller shuts the provider down, which sends the spans
+// not yet sent.
+func NewTracerProvider(ctx context.Context, getenv func(string) string, log *zap.Logger) (*sdktrace.TracerProvider, error) {
+	exporter := getenv("OTEL_TRACES_EXPORTER")
+	if exporter == "" || exporter == "none" || strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
 		return nil, nil
 	}
 	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
+		return nil, fmt.Errorf("tracing: OTEL_TRACES_EXPORTER=%q: %s", exporter, lifecycle.Redact(err.Error()))
 	}
 	// Later detectors win: the environment's name over the default.
 	res, err := resource.New(ctx, resource.WithAttributes(attribute.String("service.name", ServiceName)),
 		resource.WithFromEnv(), resource.WithTelemetrySDK())
 	if err != nil {
-		_ = exp.Shutdown(ctx)
-		return nil, fmt.Errorf("tracing: resource: %w", err)
+		log.Warn("tracing: resource attributes left out", zap.String("error", lifecycle.Redact(err.Error())))
 	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn("tracing", zap.String("error", lifecycle.Redact(err.Error())))
+	}))
+	limits := sdktrace.NewSpanLimits() // the OTEL_*_LIMIT variables
+	if getenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" && getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" {
+		limits.AttributeValueLengthLimit = DefaultAttributeLength
+	}
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits)), nil
 }
+
+// DefaultAttributeLength bounds a span attribute's value, in characters,
+// unless the OpenTelemetry variables say otherwise.
+const DefaultAttributeLength = 1024
 
 // Tracing gives the service's parts tp: the registry traces every start
 // and stop (fxmodule finds tp in the graph), the engine each task, the
@@ -102,11 +124,16 @@ func traced(tp trace.TracerProvider, h http.Handler) http.Handler {
 		}))
 }
 
-// traceTask runs a task in a span of its own.
+// traceTask runs a task in a span of its own. Its protocol and method
+// are told once checked (the record has them): a refused request's are
+// the client's own text.
 func (e *Engine) traceTask(ctx context.Context, t Task) (taskstore.Record, error) {
-	ctx, span := e.tracer.Start(ctx, "task", trace.WithAttributes(attrTaskProtocol.String(t.Protocol), attrTaskMethod.String(t.Method)))
+	ctx, span := e.tracer.Start(ctx, "task")
 	rec, err := e.run(ctx, t)
-	span.SetAttributes(attrTaskID.String(rec.ID), attrTaskStatus.String(rec.Status), lifecycle.AttrProviderID.String(rec.Provider))
+	if rec.ID != "" {
+		span.SetAttributes(attrTaskID.String(rec.ID), attrTaskProtocol.String(rec.Protocol), attrTaskMethod.String(rec.Method),
+			attrTaskStatus.String(rec.Status), lifecycle.AttrProviderID.String(rec.Provider))
+	}
 	endSpan(span, err)
 	return rec, err
 }
@@ -121,9 +148,10 @@ func (e *Engine) traceCall(ctx context.Context, id string, t Task, call func(con
 	return out, err
 }
 
+// endSpan ends span with err, redacted and bounded, as its status.
 func endSpan(span trace.Span, err error) {
 	if err != nil {
-		span.SetStatus(codes.Error, lifecycle.Redact(err.Error()))
+		span.SetStatus(codes.Error, boundText(lifecycle.Redact(err.Error())))
 	}
 	span.End()
 }

@@ -88,7 +88,7 @@ func ValidateProvider(p Provider) error {
 
 // isNil reports whether p is nil or holds a nil pointer, map, slice, func
 // or channel.
-func isNil(p Provider) bool {
+func isNil(p any) bool {
 	if p == nil {
 		return true
 	}

@@ -153,7 +153,10 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 		r.emit(ProviderRegistered{ID: n.id, DependsOn: n.deps, Timeout: n.timeout})
 	}
 	if running && !n.staged {
-		return r.initializeLate(n)
+		ctx, span := r.span(context.Background(), "gleitzeit.register", AttrProviderID.String(n.id))
+		err := r.initializeLate(ctx, n)
+		endSpan(span, err)
+		return err
 	}
 	return nil
 }
@@ -204,8 +207,8 @@ func (r *Registry) checkDeps(n *node, initNow bool) error {
 // initializeLate initializes a provider registered while the registry runs.
 // On failure it cleans the provider up (it may hold half of its resources)
 // and removes it, unless Stop has claimed it in the meantime.
-func (r *Registry) initializeLate(n *node) error {
-	err := r.initialize(context.Background(), n)
+func (r *Registry) initializeLate(ctx context.Context, n *node) error {
+	err := r.initialize(ctx, n)
 	if errors.Is(err, errNotBegun) { // Stop or Unregister claimed it first
 		return providerError(n.id, "register", err)
 	}
@@ -213,7 +216,7 @@ func (r *Registry) initializeLate(n *node) error {
 		return nil
 	}
 	r.mu.Lock()
-	c, mine := r.claim(n, TriggerRollback, context.Background())
+	c, mine := r.claim(n, TriggerRollback, ctx)
 	r.mu.Unlock()
 	if mine {
 		r.cleanupOne(c) // bounded by the provider's timeout

@@ -32,7 +32,9 @@ const (
 //     span initialize per provider, and gleitzeit.rollback under it if the
 //     start failed;
 //   - gleitzeit.stop, and gleitzeit.unregister for each Unregister, with a
-//     child span cleanup per provider.
+//     child span cleanup per provider;
+//   - gleitzeit.register for a provider registered while the registry
+//     runs, with its initialize.
 //
 // The children carry the provider's id ([AttrProviderID]) and what became
 // of it ([AttrResult], [AttrReason], [AttrLate]), and are placed at the
@@ -48,6 +50,9 @@ const (
 // as [Registry.Report] is. The lifecycle spans are children of the span
 // in the context given to Start, Stop or Unregister, if any.
 //
+// Start, Stop and Unregister begin their spans holding the registry's
+// lock, so tp's samplers and span processors must not call the registry.
+//
 // Without this option, or with a nil tp, the registry makes no span and
 // pays nothing for tracing.
 func WithTracerProvider(tp trace.TracerProvider) Option { return tracerOption{tp} }
@@ -55,7 +60,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option { return tracerOption{tp
 type tracerOption struct{ tp trace.TracerProvider }
 
 func (o tracerOption) apply(c *config) {
-	if o.tp != nil {
+	if !isNil(o.tp) { // a typed nil, as an fx graph may hold, is none too
 		c.tracer = o.tp.Tracer(TracerName)
 	}
 }
@@ -110,18 +115,27 @@ func (r *Registry) stagedLeft() bool {
 	return false
 }
 
+// underStart returns ctx with the start's span in it while the start is
+// not over: StartProvider's Initialize is the start's, whatever context an
+// outer framework calls it with.
+func (r *Registry) underStart(ctx context.Context) context.Context {
+	if r.tracer == nil {
+		return ctx
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.startSpan != nil {
+		return trace.ContextWithSpan(ctx, r.startSpan)
+	}
+	return ctx
+}
+
 // traceInit records one provider's Initialize, from began for took, as a
-// child of the start's span while the start is not over, and else of
-// ctx's span.
+// child of ctx's span: the start's, a registration's, or the caller's.
 func (r *Registry) traceInit(ctx context.Context, id string, began time.Time, took time.Duration, err error) {
 	if r.tracer == nil {
 		return
 	}
-	r.mu.Lock()
-	if r.startSpan != nil {
-		ctx = trace.ContextWithSpan(ctx, r.startSpan)
-	}
-	r.mu.Unlock()
 	_, s := r.tracer.Start(ctx, "initialize", trace.WithTimestamp(began),
 		trace.WithAttributes(AttrProviderID.String(id), AttrResult.String(initResult(err).String())))
 	if err != nil {

@@ -308,3 +308,40 @@ func mapKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+func TestARegistrationWhileRunningIsTracedWithItsInitialize(t *testing.T) {
+	r, rec, _ := traced(t)
+	require.NoError(t, r.Start(context.Background()))
+	mustRegister(t, r, newFake("joined", new(journal)))
+	broken := newFake("broken", new(journal))
+	broken.initialize = failing(errBoom)
+	require.Error(t, r.Register(broken))
+
+	regs := byProvider(t, spansNamed(rec, "gleitzeit.register"))
+	require.Len(t, regs, 2)
+	inits := byProvider(t, spansNamed(rec, "initialize"))
+	for _, id := range []string{"joined", "broken"} {
+		assert.Equal(t, regs[id].SpanContext().SpanID(), inits[id].Parent().SpanID(), id)
+	}
+	assert.Equal(t, codes.Error, regs["broken"].Status().Code)
+	cleanups := byProvider(t, spansNamed(rec, "cleanup"))
+	require.Contains(t, cleanups, "broken", "the failed one is cleaned up, under its registration")
+	assert.Equal(t, regs["broken"].SpanContext().SpanID(), cleanups["broken"].Parent().SpanID())
+	require.NoError(t, r.Stop(context.Background()))
+}
+
+// The start's span ends when its last staged provider is unregistered
+// rather than started, and a typed nil provider is no provider.
+func TestAStartWaitingForAnUnregisteredProviderEnds(t *testing.T) {
+	r, rec, _ := traced(t)
+	mustRegister(t, r, newFake("a", new(journal)), lifecycle.Staged())
+	require.NoError(t, r.Start(context.Background()))
+	require.NoError(t, r.Unregister(context.Background(), "a"))
+	assert.Len(t, spansNamed(rec, "gleitzeit.start"), 1)
+
+	var typedNil *sdktrace.TracerProvider
+	r2 := lifecycle.NewRegistry(lifecycle.WithTracerProvider(typedNil))
+	mustRegister(t, r2, newFake("b", new(journal)))
+	require.NoError(t, r2.Start(context.Background()))
+	require.NoError(t, r2.Stop(context.Background()))
+}

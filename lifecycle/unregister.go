@@ -35,7 +35,10 @@ func (r *Registry) Unregister(ctx context.Context, id string) error {
 // another call's cleanup of the same provider was running.
 func (r *Registry) UnregisterOutcome(ctx context.Context, id string) (o Outcome, err error) {
 	ctx, span := r.span(ctx, "gleitzeit.unregister", AttrProviderID.String(id))
-	defer func() { endSpan(span, err) }()
+	defer func() {
+		endSpan(span, err)
+		r.settleStart(false) // it may have been the last staged provider the start waited for
+	}()
 	r.mu.Lock()
 	n := r.nodes[id]
 	switch {

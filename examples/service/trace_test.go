@@ -31,6 +31,10 @@ type exportedSpan struct {
 	Links []struct {
 		SpanContext struct{ SpanID string }
 	}
+	Resource []struct {
+		Key   string
+		Value struct{ Value any }
+	}
 }
 
 func (s exportedSpan) attr(key string) any {
@@ -94,6 +98,11 @@ func TestTheServiceTracesATaskAndItsOwnStop(t *testing.T) {
 	}
 	send(`{"protocol":"llm/v1","method":"chat","params":{"model":"llama3.2","messages":[{"role":"user","content":"hi"}],"stream":false}}`)
 	echoed := send(`{"protocol":"work/v1","method":"echo","params":{"x":1}}`)
+	// A refused task's text, a client's own, stays out of the spans.
+	long := strings.Repeat("p", 5000)
+	code, _, err := post(r.base, `{"protocol":"`+long+`","method":"`+long+`"}`)
+	require.NoError(t, err)
+	require.Equal(t, 400, code)
 
 	// Ollama and the child were told the caller's trace.
 	parents := llm.Traceparents("/api/chat")
@@ -111,13 +120,26 @@ func TestTheServiceTracesATaskAndItsOwnStop(t *testing.T) {
 	for _, s := range spans {
 		byID[s.SpanContext.SpanID] = s
 	}
-	var tasks []exportedSpan
+	var tasks, refused []exportedSpan
 	for _, s := range spans {
-		if s.Name == "task" {
+		switch {
+		case s.Name != "task":
+		case s.attr("gleitzeit.task.id") == nil:
+			refused = append(refused, s)
+		default:
 			tasks = append(tasks, s)
 		}
 	}
 	require.Len(t, tasks, 2)
+	require.Len(t, refused, 1)
+	assert.Nil(t, refused[0].attr("gleitzeit.task.protocol"), "a refused task's protocol is the client's text")
+	for _, s := range spans {
+		for _, a := range s.Attributes {
+			if v, ok := a.Value.Value.(string); ok {
+				assert.LessOrEqual(t, len(v), 1024, "%s's %s", s.Name, a.Key)
+			}
+		}
+	}
 	for _, task := range tasks {
 		assert.Equal(t, traceID, task.SpanContext.TraceID)
 		server := byID[task.Parent.SpanID]
@@ -173,6 +195,13 @@ func TestTheServiceTracesATaskAndItsOwnStop(t *testing.T) {
 		names[s.Name]++
 	}
 	assert.Equal(t, 1, names["gleitzeit.start"])
+	for _, kv := range stop.Resource {
+		if kv.Key == "service.name" {
+			assert.Equal(t, "gleitzeit", kv.Value.Value, "OTEL_SERVICE_NAME unset")
+			names["service.name"]++
+		}
+	}
+	assert.Equal(t, 1, names["service.name"])
 	assert.Equal(t, 1, names["GET /v1/providers"], "a request is traced")
 	assert.Zero(t, names["GET /readyz"], "a probe is not: waitReady polled it")
 

@@ -201,7 +201,7 @@ func (p *Provider) Initialize(context.Context) error {
 	}
 	var rt http.RoundTripper = p.transport
 	if tp := p.cfg.TracerProvider; tp != nil {
-		rt = otelhttp.NewTransport(p.transport, otelhttp.WithTracerProvider(tp),
+		rt = otelhttp.NewTransport(tracedURL{p.transport, p.base}, otelhttp.WithTracerProvider(tp),
 			otelhttp.WithPropagators(propagation.TraceContext{}),
 			otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }))
 	}
