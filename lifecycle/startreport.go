@@ -14,7 +14,7 @@ type StartReport struct {
 	// Duration runs from Began to the end of the last Initialize that has
 	// ended, those [Registry.StartProvider] ran after Start returned
 	// included.
-	Duration  time.Duration
+	Duration time.Duration
 	// Providers holds every registered provider that the start
 	// initialized (Start, or StartProvider for a staged one), once its
 	// Initialize has ended. One registered while the registry ran, which
