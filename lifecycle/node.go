@@ -25,7 +25,7 @@ type node struct {
 	// stopped waiting for it, if it did), once it has ended: StartReport.
 	initBegan     time.Time
 	initTook      time.Duration
-	joinedRunning bool          // registered while the registry ran: initialized by Register, not by the start
+	joinedRunning bool          // registered while the registry ran: initialized by Register or StartProvider, not by the start
 	call          *initCall     // its Initialize while it runs; a cleanup waits for call.done
 	leases        int           // leases handed out and not yet released
 	drained       chan struct{} // closed when leases reach zero; made by the first cleanup to wait

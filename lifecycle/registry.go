@@ -144,7 +144,7 @@ func (r *Registry) Register(p Provider, opts ...RegisterOption) error {
 	r.mu.Lock()
 	err := r.admit(n)
 	running := r.phase == phaseRunning
-	n.joinedRunning = running && !n.staged
+	n.joinedRunning = running
 	r.mu.Unlock()
 	if err != nil {
 		return providerError(n.id, "register", err)

@@ -43,7 +43,9 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 	if err != nil {
 		return providerError(id, "start", err)
 	}
-	err = r.initialize(r.underStart(ctx), n)
+	ictx, span := r.stagedSpan(ctx, n)
+	err = r.initialize(ictx, n)
+	endSpan(span, err)
 	r.settleStart(false)
 	if errors.Is(err, errNotBegun) || errors.Is(err, errBegunAlready) { // another call came first
 		return providerError(id, "start", err)

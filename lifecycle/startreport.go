@@ -17,8 +17,9 @@ type StartReport struct {
 	Duration time.Duration
 	// Providers holds every registered provider that the start
 	// initialized (Start, or StartProvider for a staged one), once its
-	// Initialize has ended. One registered while the registry ran, which
-	// Register initialized, is not part of the start.
+	// Initialize has ended. One registered while the registry ran (by
+	// Register, or staged and then StartProvider: a pool's instance) is not
+	// part of the start.
 	Providers map[string]Initialization
 }
 

@@ -115,19 +115,25 @@ func (r *Registry) stagedLeft() bool {
 	return false
 }
 
-// underStart returns ctx with the start's span in it while the start is
-// not over: StartProvider's Initialize is the start's, whatever context an
-// outer framework calls it with.
-func (r *Registry) underStart(ctx context.Context) context.Context {
+// stagedSpan returns the context StartProvider initializes n with: the
+// start's span in it while the start is not over, since n's Initialize is
+// the start's whatever context an outer framework calls it with; a
+// gleitzeit.register span of its own for a provider registered while the
+// registry ran (a pool's instance), as Register makes for one not staged.
+func (r *Registry) stagedSpan(ctx context.Context, n *node) (context.Context, trace.Span) {
 	if r.tracer == nil {
-		return ctx
+		return ctx, nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.startSpan != nil {
-		return trace.ContextWithSpan(ctx, r.startSpan)
+	start, joined := r.startSpan, n.joinedRunning
+	r.mu.Unlock()
+	switch {
+	case start != nil:
+		return trace.ContextWithSpan(ctx, start), nil
+	case joined:
+		return r.span(ctx, "gleitzeit.register", AttrProviderID.String(n.id))
 	}
-	return ctx
+	return ctx, nil
 }
 
 // traceInit records one provider's Initialize, from began for took, as a

@@ -324,6 +324,16 @@ func TestARegistrationWhileRunningIsTracedWithItsInitialize(t *testing.T) {
 		assert.Equal(t, regs[id].SpanContext().SpanID(), inits[id].Parent().SpanID(), id)
 	}
 	assert.Equal(t, codes.Error, regs["broken"].Status().Code)
+
+	// A staged one, as a pool adds its instances, is the same.
+	mustRegister(t, r, newFake("staged", new(journal)), lifecycle.Staged())
+	require.NoError(t, r.StartProvider(context.Background(), "staged"))
+	regs = byProvider(t, spansNamed(rec, "gleitzeit.register"))
+	inits = byProvider(t, spansNamed(rec, "initialize"))
+	require.Contains(t, regs, "staged")
+	assert.Equal(t, regs["staged"].SpanContext().SpanID(), inits["staged"].Parent().SpanID())
+	assert.Empty(t, r.StartReport().Providers, "none of them is the start's")
+	r.AllowCleanup("staged")
 	cleanups := byProvider(t, spansNamed(rec, "cleanup"))
 	require.Contains(t, cleanups, "broken", "the failed one is cleaned up, under its registration")
 	assert.Equal(t, regs["broken"].SpanContext().SpanID(), cleanups["broken"].Parent().SpanID())

@@ -98,6 +98,9 @@ func (s Section) draw(w *bufio.Writer, y float64) float64 {
 		fmt.Fprintf(w, "</g>\n")
 		return y + s.height()
 	}
+	if s.Joined > 0 {
+		order += fmt.Sprintf(" (%d more registered while running, in the stop only)", s.Joined)
+	}
 	fmt.Fprintf(w, `<text class="section" x="8" y="%g">%s: %d providers in %s, %s</text>`+"\n",
 		y+16, name, len(s.Bars)+len(s.Unplaced), human(s.Took), order)
 	// The axis: ticks from the section's begin to its end.

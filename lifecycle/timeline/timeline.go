@@ -29,6 +29,9 @@ type Section struct {
 	// Unplaced are the providers that have an outcome but never began:
 	// skipped as never initialized, or abandoned before they began.
 	Unplaced []Bar
+	// Joined counts, in a start, the stop's providers that the start did
+	// not initialize: registered while the registry ran (a pool's instance).
+	Joined int
 }
 
 // Bar is one provider's Initialize or cleanup.
@@ -96,6 +99,11 @@ func New(start lifecycle.StartReport, stop lifecycle.StopReport, dependsOn map[s
 		t.Bars = append(t.Bars, b)
 	}
 	t.finish(dependents, true)
+	for id, o := range stop.Providers {
+		if _, ok := start.Providers[id]; !ok && !start.Began.IsZero() && o.Reason != lifecycle.ReasonNotInitialized {
+			s.Joined++
+		}
+	}
 	return Timeline{Start: s, Stop: t}
 }
 

@@ -169,6 +169,7 @@ func TestALateResultIsDrawnLateAndANeverBegunOneIsListed(t *testing.T) {
 	assert.NotContains(t, got["stop"], `a<b&"c"`, "it never began: no bar")
 	assert.Contains(t, buf.String(), `data-provider="a&lt;b&amp;&#34;c&#34;" data-result="skipped"`)
 	assert.Contains(t, buf.String(), "never initialized")
+	assert.NotContains(t, buf.String(), "registered while running", "never initialized is not joined")
 }
 
 func TestATimelineBeforeAnyStopSaysSo(t *testing.T) {
@@ -183,5 +184,14 @@ func TestATimelineBeforeAnyStopSaysSo(t *testing.T) {
 	require.NoError(t, timeline.Of(r).WriteSVG(&buf))
 	assert.Len(t, bars(t, buf.Bytes())["start"], 1)
 	assert.Contains(t, buf.String(), "Stop: none yet")
+
+	// One registered while the registry runs is the stop's, not the start's.
+	require.NoError(t, r.Register(&prov{id: "joined"}))
 	require.NoError(t, r.Stop(context.Background()))
+	buf.Reset()
+	require.NoError(t, timeline.Of(r).WriteSVG(&buf))
+	got := bars(t, buf.Bytes())
+	assert.Len(t, got["start"], 1)
+	assert.Len(t, got["stop"], 2)
+	assert.Contains(t, buf.String(), "(1 more registered while running, in the stop only)")
 }
