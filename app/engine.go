@@ -112,7 +112,7 @@ func newEngine(p engineParams) (*Engine, error) {
 	e := &Engine{reg: p.Registry, store: p.Store, audit: p.Audit, failing: p.Failing, settings: p.Settings, log: p.Log.Named("engine"),
 		metrics: p.Metrics, pools: map[string]*pool.Pool[endpoint]{}, byProtocol: map[string][]*pool.Pool[endpoint]{},
 		commits: taskstore.NewGroupCommit(p.Settings.StoreBatchSize, p.Settings.StoreBatchDelay, commitLeaders(p.Store)), withTimeout: context.WithTimeout}
-	if p.Tracer != nil {
+	if !absent(p.Tracer) {
 		e.tp, e.tracer = p.Tracer, p.Tracer.Tracer("github.com/gleitzeit/gleitzeit/app")
 	}
 	e.tasks, e.cancelTasks = context.WithCancelCause(context.Background())

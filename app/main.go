@@ -92,7 +92,7 @@ func Main(args []string, getenv func(string) string, stderr io.Writer) int {
 		reg    *lifecycle.Registry
 	)
 	metrics := NewMetrics()
-	app := fx.New(Options(s, log, metrics), Tracing(tracerOf(tp)), fx.Populate(&engine, &reg),
+	app := fx.New(Options(s, log, metrics), Tracing(tp), fx.Populate(&engine, &reg),
 		fx.StartTimeout(time.Minute), fx.StopTimeout(s.ShutdownTimeout))
 	if err := app.Err(); err != nil {
 		log.Error("cannot build the service", zap.Error(err))

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -75,15 +78,61 @@ func NewTracerProvider(ctx context.Context, getenv func(string) string, log *zap
 	if err != nil {
 		log.Warn("tracing: resource attributes left out", zap.String("error", lifecycle.Redact(err.Error())))
 	}
+	// The SDK's errors and its own log, redacted, to the service's log:
+	// what it prints by itself (a malformed OTEL_EXPORTER_OTLP_HEADERS
+	// entry) may hold a token.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		log.Warn("tracing", zap.String("error", lifecycle.Redact(err.Error())))
 	}))
+	otel.SetLogger(funcr.New(func(prefix, args string) {
+		log.Warn("tracing", zap.String("detail", lifecycle.Redact(strings.TrimSpace(prefix+" "+args))))
+	}, funcr.Options{}))
 	limits := sdktrace.NewSpanLimits() // the OTEL_*_LIMIT variables
-	if getenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" && getenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") == "" {
-		limits.AttributeValueLengthLimit = DefaultAttributeLength
-	}
-	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits)), nil
+	limits.AttributeValueLengthLimit = attributeLength(getenv, log)
+	return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(detached{}), sdktrace.WithBatcher(exp),
+		sdktrace.WithResource(res), sdktrace.WithRawSpanLimits(limits)), nil
 }
+
+// attributeLength is the longest attribute value, in characters: what
+// OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT (or its span-only twin) says, negative
+// for none, or DefaultAttributeLength. A value that is not a number is
+// warned about and the default kept: the SDK would read it as no limit.
+func attributeLength(getenv func(string) string, log *zap.Logger) int {
+	for _, name := range []string{"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"} {
+		v := getenv(name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			log.Warn("tracing: not a number of characters; the default limit holds",
+				zap.String("variable", name), zap.String("value", v), zap.Int("limit", DefaultAttributeLength))
+			return DefaultAttributeLength
+		}
+		return n
+	}
+	return DefaultAttributeLength
+}
+
+// detached gives each span a copy of its string attributes. The SDK cuts a
+// long value to its limit as a substring, and otelhttp's values (a
+// User-Agent, url.path, a query) are substrings of the request's own
+// buffers: a span waiting in the exporter's queue for a collector that is
+// away would hold a megabyte of a client's request for a kilobyte of
+// attribute. It runs first, as each span starts: the attributes a span
+// starts with are the ones a request gives.
+type detached struct{}
+
+func (detached) OnStart(_ context.Context, s sdktrace.ReadWriteSpan) {
+	for _, kv := range s.Attributes() {
+		if kv.Value.Type() == attribute.STRING {
+			s.SetAttributes(attribute.String(string(kv.Key), strings.Clone(kv.Value.AsString())))
+		}
+	}
+}
+func (detached) OnEnd(sdktrace.ReadOnlySpan)      {}
+func (detached) Shutdown(context.Context) error   { return nil }
+func (detached) ForceFlush(context.Context) error { return nil }
 
 // DefaultAttributeLength bounds a span attribute's value, in characters,
 // unless the OpenTelemetry variables say otherwise.
@@ -91,13 +140,24 @@ const DefaultAttributeLength = 1024
 
 // Tracing gives the service's parts tp: the registry traces every start
 // and stop (fxmodule finds tp in the graph), the engine each task, the
-// HTTP server each request, the Ollama clients their requests. A nil tp
-// adds nothing: nothing is traced, and nothing pays for it.
+// HTTP server each request, the Ollama clients their requests. A nil tp,
+// such as NewTracerProvider's when tracing is off, adds nothing: nothing
+// is traced, and nothing pays for it.
 func Tracing(tp trace.TracerProvider) fx.Option {
-	if tp == nil {
+	if absent(tp) {
 		return fx.Options()
 	}
 	return fx.Supply(fx.Annotate(tp, fx.As(new(trace.TracerProvider))))
+}
+
+// absent reports whether tp is nil, as an interface or as the pointer in
+// it: a nil *sdktrace.TracerProvider passed on as a TracerProvider.
+func absent(tp trace.TracerProvider) bool {
+	if tp == nil {
+		return true
+	}
+	v := reflect.ValueOf(tp)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // traced wraps the HTTP server's handler in a span per request, named by
@@ -154,15 +214,6 @@ func endSpan(span trace.Span, err error) {
 		span.SetStatus(codes.Error, boundText(lifecycle.Redact(err.Error())))
 	}
 	span.End()
-}
-
-// tracerOf is tp as the interface, nil if tp is: a nil
-// *sdktrace.TracerProvider in an interface would not be nil.
-func tracerOf(tp *sdktrace.TracerProvider) trace.TracerProvider {
-	if tp == nil {
-		return nil
-	}
-	return tp
 }
 
 // flushTraces sends the spans not yet sent, the stop's among them, and

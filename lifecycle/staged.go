@@ -45,11 +45,12 @@ func (r *Registry) StartProvider(ctx context.Context, id string) error {
 	}
 	ictx, span := r.stagedSpan(ctx, n)
 	err = r.initialize(ictx, n)
-	endSpan(span, err)
 	r.settleStart(false)
 	if errors.Is(err, errNotBegun) || errors.Is(err, errBegunAlready) { // another call came first
+		endSpan(span, nil) // not this provider's failure: that call's span tells its outcome
 		return providerError(id, "start", err)
 	}
+	endSpan(span, err)
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -81,9 +82,28 @@ func endSpan(s trace.Span, err error) {
 		return
 	}
 	if err != nil {
-		s.SetStatus(codes.Error, Redact(err.Error()))
+		s.SetStatus(codes.Error, statusText(err))
 	}
 	s.End()
+}
+
+// maxStatusText bounds a span's status description: the span limits of
+// an SDK bound attributes, not the status, and an error may quote a
+// provider's output.
+const maxStatusText = 1024
+
+// statusText is err as a span's status says it: redacted, and cut to
+// maxStatusText bytes of valid UTF-8.
+func statusText(err error) string {
+	s := Redact(err.Error())
+	if len(s) <= maxStatusText {
+		return s
+	}
+	cut := maxStatusText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // settleStart ends the start's span once the start is over: Start failed,
@@ -128,10 +148,10 @@ func (r *Registry) stagedSpan(ctx context.Context, n *node) (context.Context, tr
 	start, joined := r.startSpan, n.joinedRunning
 	r.mu.Unlock()
 	switch {
+	case joined: // not the start's, even while the start waits for others
+		return r.span(ctx, "gleitzeit.register", AttrProviderID.String(n.id))
 	case start != nil:
 		return trace.ContextWithSpan(ctx, start), nil
-	case joined:
-		return r.span(ctx, "gleitzeit.register", AttrProviderID.String(n.id))
 	}
 	return ctx, nil
 }
@@ -145,7 +165,7 @@ func (r *Registry) traceInit(ctx context.Context, id string, began time.Time, to
 	_, s := r.tracer.Start(ctx, "initialize", trace.WithTimestamp(began),
 		trace.WithAttributes(AttrProviderID.String(id), AttrResult.String(initResult(err).String())))
 	if err != nil {
-		s.SetStatus(codes.Error, Redact(err.Error()))
+		s.SetStatus(codes.Error, statusText(err))
 	}
 	s.End(trace.WithTimestamp(began.Add(took)))
 }
@@ -200,7 +220,7 @@ func (r *Registry) traceCleanup(c *cleanup, o Outcome, waited []*cleanup) {
 	r.mu.Unlock()
 	_, s := r.tracer.Start(c.caller, "cleanup", trace.WithTimestamp(began), trace.WithAttributes(attrs...), trace.WithLinks(links...))
 	if o.Err != nil {
-		s.SetStatus(codes.Error, Redact(o.Err.Error()))
+		s.SetStatus(codes.Error, statusText(o.Err))
 	}
 	if !o.Late {
 		r.mu.Lock()

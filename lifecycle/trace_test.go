@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -354,4 +355,34 @@ func TestAStartWaitingForAnUnregisteredProviderEnds(t *testing.T) {
 	mustRegister(t, r2, newFake("b", new(journal)))
 	require.NoError(t, r2.Start(context.Background()))
 	require.NoError(t, r2.Stop(context.Background()))
+}
+
+// A provider added while the start still waits for a staged one is not
+// the start's, in the trace as in StartReport; a long failure is cut in
+// its span's status.
+func TestAProviderJoiningDuringAStagedStartIsNotTheStarts(t *testing.T) {
+	r, rec, _ := traced(t)
+	mustRegister(t, r, newFake("pending", new(journal)), lifecycle.Staged())
+	require.NoError(t, r.Start(context.Background()))
+	mustRegister(t, r, newFake("instance", new(journal)), lifecycle.Staged())
+	require.NoError(t, r.StartProvider(context.Background(), "instance"))
+	noisy := newFake("noisy", new(journal))
+	noisy.initialize = failing(errorString(strings.Repeat("output ", 10000)))
+	mustRegister(t, r, noisy, lifecycle.Staged())
+	require.Error(t, r.StartProvider(context.Background(), "noisy"))
+	require.NoError(t, r.StartProvider(context.Background(), "pending"))
+
+	inits := byProvider(t, spansNamed(rec, "initialize"))
+	regs := byProvider(t, spansNamed(rec, "gleitzeit.register"))
+	starts := spansNamed(rec, "gleitzeit.start")
+	require.Len(t, starts, 1)
+	assert.Equal(t, regs["instance"].SpanContext().SpanID(), inits["instance"].Parent().SpanID())
+	assert.Equal(t, starts[0].SpanContext().SpanID(), inits["pending"].Parent().SpanID())
+	assert.Equal(t, []string{"pending"}, mapKeys(r.StartReport().Providers))
+	assert.LessOrEqual(t, len(inits["noisy"].Status().Description), 1024+len("…"))
+	assert.LessOrEqual(t, len(regs["noisy"].Status().Description), 1024+len("…"))
+	for _, id := range []string{"pending", "instance", "noisy"} {
+		r.AllowCleanup(id)
+	}
+	require.NoError(t, r.Stop(context.Background()))
 }

@@ -200,7 +200,7 @@ func (p *Provider) Initialize(context.Context) error {
 		ForceAttemptHTTP2:     true,
 	}
 	var rt http.RoundTripper = p.transport
-	if tp := p.cfg.TracerProvider; tp != nil {
+	if tp := p.cfg.TracerProvider; tp != nil && !isNilPointer(tp) {
 		rt = otelhttp.NewTransport(tracedURL{p.transport, p.base}, otelhttp.WithTracerProvider(tp),
 			otelhttp.WithPropagators(propagation.TraceContext{}),
 			otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }))

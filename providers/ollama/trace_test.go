@@ -57,3 +57,12 @@ func TestATracedCallCarriesItsTraceToTheServer(t *testing.T) {
 	assert.Equal(t, task.SpanContext().SpanID(), calls[0].Parent().SpanID())
 	assert.Contains(t, parents[0], calls[0].SpanContext().SpanID().String(), "the server's parent is the client span")
 }
+
+// A nil *sdktrace.TracerProvider, as a caller's "off" may be, is no tracer.
+func TestATypedNilTracerProviderIsNone(t *testing.T) {
+	s := serve(t)
+	var off *sdktrace.TracerProvider
+	p := client(t, ollama.Config{URL: s.URL(), TracerProvider: off})
+	_, err := p.Version(context.Background())
+	require.NoError(t, err)
+}

@@ -3,6 +3,8 @@ package ollama
 import (
 	"net/http"
 	"net/url"
+	"path"
+	"reflect"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -27,12 +29,21 @@ func (t tracedURL) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r)
 }
 
-// shownURL is u as a span shows it, base being the server's URL.
+// shownURL is u as a span shows it, base being the server's URL. The
+// client joins the API's path to the base path cleaned (//a/../b/ is /b),
+// so the cleaned base path is what is hidden.
 func shownURL(base, u *url.URL) string {
-	prefix := strings.TrimSuffix(base.Path, "/")
+	prefix := strings.TrimSuffix(path.Clean("/"+base.Path), "/")
 	shown := u.Scheme + "://" + u.Host
 	if prefix != "" {
 		shown += "/…"
 	}
 	return shown + strings.TrimPrefix(u.Path, prefix)
+}
+
+// isNilPointer reports whether tp is a nil pointer in an interface, such
+// as a nil *sdktrace.TracerProvider: no tracer, as nil is.
+func isNilPointer(tp any) bool {
+	v := reflect.ValueOf(tp)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }

@@ -12,6 +12,8 @@ func TestShownURL(t *testing.T) {
 		{"http://h:11434", "http://h:11434/api/chat?api_key=x", "http://h:11434/api/chat"},
 		{"http://h:11434/", "http://h:11434/api/tags", "http://h:11434/api/tags"},
 		{"https://proxy/secret-token/", "https://proxy/secret-token/api/chat", "https://proxy/…/api/chat"},
+		{"https://proxy//tok/", "https://proxy/tok/api/chat", "https://proxy/…/api/chat"},
+		{"https://proxy/x/../tok", "https://proxy/tok/api/chat", "https://proxy/…/api/chat"},
 	}
 	for _, tt := range tests {
 		base, u := mustParse(t, tt.base), mustParse(t, tt.u)
