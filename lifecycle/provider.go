@@ -57,6 +57,14 @@ func CleanupMethod(p Provider) string {
 	return name
 }
 
+// CleanupFunc returns the method CleanupMethod names, as the registry
+// calls it, or nil: for tests that call a provider's cleanup themselves
+// (package lifecycletest).
+func CleanupFunc(p Provider) func(context.Context) error {
+	_, f := cleanupMethod(p)
+	return f
+}
+
 // cleanupMethod picks exactly one cleanup method, in the contract's order,
 // and returns it with its name.
 func cleanupMethod(p Provider) (string, func(context.Context) error) {
