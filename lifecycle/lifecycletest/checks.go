@@ -174,7 +174,9 @@ func (k *kit) health(t *testing.T) {
 	}
 }
 
-func up(s lifecycle.Status) bool { return s == lifecycle.StatusHealthy || s == lifecycle.StatusDegraded }
+func up(s lifecycle.Status) bool {
+	return s == lifecycle.StatusHealthy || s == lifecycle.StatusDegraded
+}
 
 // check runs a health check within the timeout.
 func (k *kit) check(t *testing.T, hc lifecycle.HealthChecker) lifecycle.Health {
