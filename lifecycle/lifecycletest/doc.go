@@ -24,6 +24,9 @@
 //     names with [Secret] appears in no error, health message or resource.
 //
 // [Skip] leaves a property out, with a reason the test output shows;
-// [Bound] sets how long a call may take. NoLeaks reads /proc and is
-// skipped, saying so, where there is none.
+// [Bound] sets how long a call may go on once its context is done, and
+// [Timeout] how long any other may take. NoLeaks reads /proc and is
+// skipped, saying so, where there is none. TestJournal, in this package's
+// example_test.go, is a provider's test written with the kit; every
+// provider of this module runs it against its real peer.
 package lifecycletest
