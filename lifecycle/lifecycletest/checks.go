@@ -3,6 +3,8 @@ package lifecycletest
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +26,9 @@ func (k *kit) lifecycle(t *testing.T) {
 	if err := reg.Start(ctx); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	if err := reg.Stop(ctx); err != nil {
-		t.Errorf("Stop: %v", err)
+	stopErr := reg.Stop(ctx)
+	if stopErr != nil {
+		t.Errorf("Stop: %v", stopErr)
 	}
 	o := reg.Report().Providers[p.ID()]
 	want := lifecycle.ResultOK
@@ -35,8 +38,8 @@ func (k *kit) lifecycle(t *testing.T) {
 	if o.Result != want {
 		t.Errorf("the registry's cleanup: %s (%v), want %s", o.Result, o.Err, want)
 	}
-	if err := reg.Stop(ctx); err != nil || reg.Report().Providers[p.ID()] != o {
-		t.Errorf("a second Stop ran something: %v", err)
+	if err := reg.Stop(ctx); err != stopErr || reg.Report().Providers[p.ID()] != o {
+		t.Errorf("a second Stop did not return the first one's result: %v", err)
 	}
 	if f := lifecycle.CleanupFunc(p); f != nil {
 		second := call(ctx, f, k.timeout)
@@ -54,11 +57,19 @@ func (k *kit) lifecycle(t *testing.T) {
 func (k *kit) cleanupWithoutInitialize(t *testing.T) {
 	before := snapshot()
 	p := k.make(t)
+	// Resources are acquired in Initialize, never in the constructor.
+	if left := before.leftover(k.bound); left != "" {
+		t.Errorf("fresh made a provider that holds, before its Initialize: %s", left)
+	}
 	if o := k.cleanup(context.Background(), p); !o.returned || o.panicked != nil {
 		t.Errorf("a cleanup with no Initialize %s", o)
 	}
 	p, init := k.failedInitialize(t)
-	if init.err == nil {
+	switch {
+	case !init.returned:
+		// The registry never cleans up while Initialize runs; nor does Run.
+		t.Fatalf("Initialize, to fail, %s", init)
+	case init.err == nil:
 		t.Logf("Initialize did not fail (%s); cleaned up all the same", init)
 	}
 	if o := k.cleanup(context.Background(), p); !o.returned || o.panicked != nil {
@@ -191,15 +202,15 @@ func (k *kit) check(t *testing.T, hc lifecycle.HealthChecker) lifecycle.Health {
 	return h
 }
 
-// stillHeld names the resources that say they are held: a true bool, a
-// number of open things that is not 0.
+// stillHeld names the resources that say they are held: a bool that is
+// true, or a number that is not 0, among those named for what is held.
 func (k *kit) stillHeld(res map[string]any) []string {
 	var held []string
 	for key, v := range res {
 		named := k.named(key)
 		switch v := v.(type) {
 		case bool:
-			if v {
+			if named && v {
 				held = append(held, fmt.Sprintf("%s=true", key))
 			}
 		case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
@@ -211,32 +222,69 @@ func (k *kit) stillHeld(res map[string]any) []string {
 	return held
 }
 
-// named reports whether key is a count of held things.
+// heldNames are the resources that say something is held, besides the
+// patterns named reads.
+var heldNames = []string{"open", "running", "connected", "reachable", "http_session", "session", "in_use"}
+
+// named reports whether key names something held: open, running,
+// connected, reachable, http_session, session, in_use, open_*, *_open,
+// *_in_flight, or one the caller named with Held.
 func (k *kit) named(key string) bool {
-	for _, h := range k.held {
-		if h == key {
-			return true
-		}
+	if slices.Contains(k.held, key) || slices.Contains(heldNames, key) {
+		return true
 	}
-	return strings.HasPrefix(key, "open_") || strings.HasSuffix(key, "_open") || strings.HasSuffix(key, "_in_flight") || key == "in_use"
+	return strings.HasPrefix(key, "open_") || strings.HasSuffix(key, "_open") || strings.HasSuffix(key, "_in_flight")
 }
 
-// noLeaks: nothing the provider made outlives its cleanup.
+// noLeaks: nothing the provider made outlives its cleanup: one with
+// health checks before and after it, one given a context that is done
+// (the registry gives a Stop's last cleanups such a context, and a close
+// that needs no time must still happen), and one raced by health checks.
 func (k *kit) noLeaks(t *testing.T) {
 	if !procfs() {
 		t.Skip("no /proc here to count descriptors, children and sockets by")
 	}
 	before := snapshot()
-	p := k.make(t)
-	k.mustInitialize(t, p)
-	if hc, ok := p.(lifecycle.HealthChecker); ok {
-		k.check(t, hc) // a check may open what a cleanup must close
+	checkOf := func(p lifecycle.Provider) func() { // for any goroutine: it does not end the test
+		hc, ok := p.(lifecycle.HealthChecker)
+		if !ok {
+			return func() {}
+		}
+		return func() {
+			ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+			defer cancel()
+			hc.HealthCheck(ctx)
+		}
 	}
-	if o := k.cleanup(context.Background(), p); !o.returned || o.panicked != nil || o.err != nil {
-		t.Errorf("the cleanup %s", o)
+	scenarios := []struct {
+		name string
+		ctx  context.Context
+		race bool
+	}{
+		{"a cleanup between health checks", context.Background(), false},
+		{"a cleanup with a context done already", done(), false},
+		{"a cleanup raced by a health check", context.Background(), true},
 	}
-	if left := before.leftover(k.timeout); left != "" {
-		t.Errorf("after the cleanup, left: %s", left)
+	for _, sc := range scenarios {
+		p := k.make(t)
+		k.mustInitialize(t, p)
+		check := checkOf(p)
+		check() // a check may open what a cleanup must close
+		var raced sync.WaitGroup
+		if sc.race {
+			raced.Go(check)
+		}
+		if o := k.cleanup(sc.ctx, p); !o.returned || o.panicked != nil {
+			t.Errorf("%s: the cleanup %s", sc.name, o)
+		}
+		if !waitGroup(&raced, k.timeout) {
+			t.Fatalf("%s: the health check had not returned after %v", sc.name, k.timeout)
+		}
+		check() // nor may a check after the cleanup open anything again
+		if left := before.leftover(k.timeout); left != "" {
+			t.Errorf("after %s, left: %s", sc.name, left)
+			return
+		}
 	}
 }
 
@@ -295,12 +343,16 @@ func (k *kit) concurrent(t *testing.T) {
 
 	p = k.make(t)
 	k.mustInitialize(t, p)
-	checked := call(context.Background(), func(context.Context) error { hcOf(p)(); return nil }, k.timeout+k.bound)
+	began, checked := make(chan struct{}), make(chan outcome, 1)
+	go func() {
+		checked <- call(context.Background(), func(context.Context) error { close(began); hcOf(p)(); return nil }, k.timeout)
+	}()
+	<-began // the check under way: the cleanup begins during it
 	if o := k.cleanup(context.Background(), p); !o.returned || o.panicked != nil {
 		t.Errorf("a cleanup begun during a health check %s", o)
 	}
-	if !checked.returned || checked.panicked != nil {
-		t.Errorf("a health check during which the cleanup began %s", checked)
+	if c := <-checked; !c.returned || c.panicked != nil {
+		t.Errorf("a health check during which the cleanup began %s", c)
 	}
 }
 
@@ -347,9 +399,12 @@ func (k *kit) identity(t *testing.T) {
 	if k.secret == "" {
 		return
 	}
+	spellings := []string{k.secret, url.QueryEscape(k.secret), url.PathEscape(k.secret)}
 	for _, s := range said {
-		if strings.Contains(s, k.secret) {
-			t.Errorf("the secret is in what the provider said: %s", strings.ReplaceAll(s, k.secret, "<the secret>"))
+		for _, secret := range spellings {
+			if strings.Contains(s, secret) {
+				t.Errorf("the secret is in what the provider said: %s", strings.ReplaceAll(s, secret, "<the secret>"))
+			}
 		}
 	}
 }

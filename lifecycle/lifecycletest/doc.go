@@ -13,10 +13,14 @@
 //     [Bound]) when their context is done already or ends midway.
 //   - Health: the health reports before Initialize, after it and after
 //     the cleanup agree with the resources they name: not healthy before
-//     Initialize nor after the cleanup, and then every resource it holds
-//     released (a bool false, an open count 0; see [Held]).
+//     Initialize nor after the cleanup, and then every resource named as
+//     held released (open, running, connected, reachable false; in_use,
+//     open_*, *_in_flight 0; see [Held]).
 //   - NoLeaks: no goroutine, file descriptor, child process or listening
-//     socket outlives the cleanup.
+//     socket outlives the cleanup: one between health checks, one given a
+//     context that is done already (a Stop out of time gives its last
+//     cleanups such a context, and a close that needs no time must still
+//     happen), and one raced by a health check.
 //   - Concurrent: health checks during the cleanup, and the cleanup during
 //     a health check, return and do not panic; run the test with -race for
 //     the race detector to judge them too.

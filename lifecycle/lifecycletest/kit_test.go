@@ -72,6 +72,15 @@ func (s *spool) Cleanup(ctx context.Context) error {
 	if s.fault == "ignores-context" {
 		time.Sleep(600 * time.Millisecond) // a flush that does not look at ctx
 	}
+	if s.fault == "releases-nothing-when-done" && ctx.Err() != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.f != nil {
+			leaked = append(leaked, s.f)
+			s.f = nil // forgotten, not closed: "no time left"
+		}
+		return ctx.Err()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
@@ -98,6 +107,11 @@ func (s *spool) Cleanup(ctx context.Context) error {
 func (s *spool) HealthCheck(context.Context) lifecycle.Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fault == "health-reopens" && s.closed && s.f == nil {
+		if f, err := os.CreateTemp(s.dir, "probe"); err == nil {
+			leaked = append(leaked, f) // a probe that reconnects, and never closes
+		}
+	}
 	open := s.f != nil
 	if s.fault == "health-lies" && s.closed {
 		open = true
@@ -110,12 +124,14 @@ func (s *spool) HealthCheck(context.Context) lifecycle.Health {
 
 // broken maps each fault to the one property it breaks.
 var broken = map[string]string{
-	"leaks-goroutine":           lifecycletest.NoLeaks,
-	"leaks-fd":                  lifecycletest.NoLeaks,
-	"ignores-context":           lifecycletest.ContextDone,
-	"health-lies":               lifecycletest.Health,
-	"secret-in-error":           lifecycletest.Identity,
-	"panics-without-initialize": lifecycletest.CleanupWithoutInitialize,
+	"leaks-goroutine":            lifecycletest.NoLeaks,
+	"leaks-fd":                   lifecycletest.NoLeaks,
+	"ignores-context":            lifecycletest.ContextDone,
+	"health-lies":                lifecycletest.Health,
+	"secret-in-error":            lifecycletest.Identity,
+	"panics-without-initialize":  lifecycletest.CleanupWithoutInitialize,
+	"releases-nothing-when-done": lifecycletest.NoLeaks,
+	"health-reopens":             lifecycletest.NoLeaks,
 }
 
 const faultEnv = "LIFECYCLETEST_FAULT"

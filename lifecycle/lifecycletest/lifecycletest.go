@@ -3,6 +3,7 @@ package lifecycletest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,8 +64,9 @@ func Secret(s string) Option { return func(c *config) { c.secret = s } }
 
 // Held names health resources, besides those Run knows, that the
 // provider holds while initialized and must release in its cleanup: after
-// it, a bool among them reads false and a number 0. Run knows every bool
-// resource, and the numbers named open_*, *_open, *_in_flight and in_use.
+// it, a bool among them reads false and a number 0. Run knows open,
+// running, connected, reachable, http_session, session, in_use, and the
+// names open_*, *_open and *_in_flight.
 func Held(keys ...string) Option { return func(c *config) { c.held = append(c.held, keys...) } }
 
 // Failing gives a function that makes a provider whose Initialize fails
@@ -86,6 +88,11 @@ func Run(t *testing.T, fresh func(*testing.T) lifecycle.Provider, opts ...Option
 	c := &config{bound: DefaultBound, timeout: DefaultTimeout, skip: map[string]string{}}
 	for _, o := range opts {
 		o(c)
+	}
+	for name := range c.skip {
+		if !slices.Contains(Properties, name) {
+			t.Fatalf("lifecycletest.Skip(%q): no such property; the properties are %v", name, Properties)
+		}
 	}
 	k := &kit{config: c, fresh: fresh}
 	checks := map[string]func(*testing.T){

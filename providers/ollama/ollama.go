@@ -444,12 +444,20 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 	p.mu.Unlock()
 
 	cancel()
+	// Closed first, whatever is left of ctx: a Stop out of time gives
+	// its last cleanups a done context, and closing what is idle takes
+	// none.
+	transport.CloseIdleConnections()
 	returned := make(chan struct{})
 	go func() { p.running.Wait(); close(returned) }() // the calls return at once: their requests are cancelled
 	select {
 	case <-returned:
 	case <-ctx.Done():
-		return fmt.Errorf("ollama %q (%s): %d calls still running: %w", p.cfg.ID, p.safe, p.inflight.Load(), ctx.Err())
+		select {
+		case <-returned: // they had: both were ready
+		default:
+			return fmt.Errorf("ollama %q (%s): %d calls still running: %w", p.cfg.ID, p.safe, p.inflight.Load(), ctx.Err())
+		}
 	}
 	transport.CloseIdleConnections()
 	tick := time.NewTicker(2 * time.Millisecond)
