@@ -406,7 +406,15 @@ func (c *Client) Cleanup(ctx context.Context) error {
 		err = c.proc.Cleanup(ctx) // the pipes are closed: the SDK's reading ends
 	}
 	c.endCalls()
+	// A remote session's keep-alive connections end with it, not minutes
+	// later, and so do those of a handshake that failed: nothing of the
+	// client's outlives its cleanup.
+	closeIdle := func() {}
+	if hc := c.cfg.Remote.HTTPClient; c.proc == nil && hc != nil {
+		closeIdle = hc.CloseIdleConnections
+	}
 	if cs == nil {
+		closeIdle()
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sessionCloseWait)
@@ -415,8 +423,11 @@ func (c *Client) Cleanup(ctx context.Context) error {
 	go func() { closed <- cs.Close() }()
 	select {
 	case <-closed:
+		closeIdle()
 	case <-ctx.Done():
-		// Left to end by itself: the SDK bounds its request.
+		// Left to end by itself (the SDK bounds its request), and its
+		// connection closed once it has.
+		go func() { <-closed; closeIdle() }()
 		return errors.Join(err, fmt.Errorf("mcp %q: closing the session: %w", c.id, ctx.Err()))
 	}
 	return err

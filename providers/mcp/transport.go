@@ -139,6 +139,14 @@ type withHeader struct {
 	scheme, host string
 }
 
+// CloseIdleConnections closes the base transport's idle connections, so
+// that http.Client.CloseIdleConnections reaches them through the header.
+func (w withHeader) CloseIdleConnections() {
+	if c, ok := w.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (w withHeader) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme != w.scheme || req.URL.Host != w.host {
 		return w.base.RoundTrip(req)
