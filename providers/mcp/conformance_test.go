@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -42,6 +43,8 @@ func TestTheRemoteClientKeepsTheContract(t *testing.T) {
 			return c
 		}
 	}
-	lifecycletest.Run(t, fresh(srv.URL), lifecycletest.Secret("hunter2"),
+	// A Timeout well under the seconds a keep-alive connection the cleanup
+	// forgot would linger for, and far over a loopback handshake's.
+	lifecycletest.Run(t, fresh(srv.URL), lifecycletest.Secret("hunter2"), lifecycletest.Timeout(3*time.Second),
 		lifecycletest.Failing(fresh("http://127.0.0.1:1/mcp")))
 }
