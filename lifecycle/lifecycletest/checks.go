@@ -239,7 +239,8 @@ func (k *kit) named(key string) bool {
 // noLeaks: nothing the provider made outlives its cleanup: one with
 // health checks before and after it, one given a context that is done
 // (the registry gives a Stop's last cleanups such a context, and a close
-// that needs no time must still happen), and one raced by health checks.
+// that needs no time must still happen), and one raced by health checks,
+// unless the caller skipped Concurrent.
 func (k *kit) noLeaks(t *testing.T) {
 	if !procfs() {
 		t.Skip("no /proc here to count descriptors, children and sockets by")
@@ -266,6 +267,10 @@ func (k *kit) noLeaks(t *testing.T) {
 		{"a cleanup raced by a health check", context.Background(), true},
 	}
 	for _, sc := range scenarios {
+		if _, one := k.skip[Concurrent]; sc.race && one {
+			t.Logf("%s: left out with Concurrent: the provider is not for concurrent use", sc.name)
+			continue
+		}
 		p := k.make(t)
 		k.mustInitialize(t, p)
 		check := checkOf(p)

@@ -20,7 +20,8 @@
 //     socket outlives the cleanup: one between health checks, one given a
 //     context that is done already (a Stop out of time gives its last
 //     cleanups such a context, and a close that needs no time must still
-//     happen), and one raced by a health check.
+//     happen), and one raced by a health check (unless Concurrent is
+//     skipped: the provider is not for concurrent use).
 //   - Concurrent: health checks during the cleanup, and the cleanup during
 //     a health check, return and do not panic; run the test with -race for
 //     the race detector to judge them too.
