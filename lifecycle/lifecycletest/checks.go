@@ -246,17 +246,6 @@ func (k *kit) noLeaks(t *testing.T) {
 		t.Skip("no /proc here to count descriptors, children and sockets by")
 	}
 	before := snapshot()
-	checkOf := func(p lifecycle.Provider) func() { // for any goroutine: it does not end the test
-		hc, ok := p.(lifecycle.HealthChecker)
-		if !ok {
-			return func() {}
-		}
-		return func() {
-			ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
-			defer cancel()
-			hc.HealthCheck(ctx)
-		}
-	}
 	scenarios := []struct {
 		name string
 		ctx  context.Context
@@ -273,7 +262,7 @@ func (k *kit) noLeaks(t *testing.T) {
 		}
 		p := k.make(t)
 		k.mustInitialize(t, p)
-		check := checkOf(p)
+		check := k.checker(p)
 		check() // a check may open what a cleanup must close
 		var raced sync.WaitGroup
 		if sc.race {
@@ -296,20 +285,9 @@ func (k *kit) noLeaks(t *testing.T) {
 // concurrent: health checks all through a cleanup, and a cleanup that
 // begins during a health check.
 func (k *kit) concurrent(t *testing.T) {
-	hcOf := func(p lifecycle.Provider) func() {
-		hc, ok := p.(lifecycle.HealthChecker)
-		if !ok {
-			return func() {}
-		}
-		return func() {
-			ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
-			defer cancel()
-			hc.HealthCheck(ctx)
-		}
-	}
 	p := k.make(t)
 	k.mustInitialize(t, p)
-	check := hcOf(p)
+	check := k.checker(p)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -350,7 +328,7 @@ func (k *kit) concurrent(t *testing.T) {
 	k.mustInitialize(t, p)
 	began, checked := make(chan struct{}), make(chan outcome, 1)
 	go func() {
-		checked <- call(context.Background(), func(context.Context) error { close(began); hcOf(p)(); return nil }, k.timeout)
+		checked <- call(context.Background(), func(context.Context) error { close(began); k.checker(p)(); return nil }, k.timeout)
 	}()
 	<-began // the check under way: the cleanup begins during it
 	if o := k.cleanup(context.Background(), p); !o.returned || o.panicked != nil {
@@ -423,5 +401,20 @@ func waitGroup(wg *sync.WaitGroup, d time.Duration) bool {
 		return true
 	case <-time.After(d):
 		return false
+	}
+}
+
+// checker returns a health check of p within the timeout, for any
+// goroutine: unlike check, it does not end the test. A provider without
+// HealthCheck gets one that does nothing.
+func (k *kit) checker(p lifecycle.Provider) func() {
+	hc, ok := p.(lifecycle.HealthChecker)
+	if !ok {
+		return func() {}
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+		defer cancel()
+		hc.HealthCheck(ctx)
 	}
 }
