@@ -109,12 +109,12 @@ func (k *kit) contextDone(t *testing.T) {
 	midway := 10 * time.Millisecond
 
 	p := k.make(t)
-	check("Initialize with a context done already", k.within(done(), p, initializeOf(p), 0), 0)
+	check("Initialize with a context done already", k.within(done(), initializeOf(p), 0), 0)
 	k.cleanup(context.Background(), p)
 
 	p = k.make(t)
 	ctx, cancel := context.WithTimeout(context.Background(), midway)
-	check("Initialize with a context that ends 10ms in", k.within(ctx, p, initializeOf(p), midway), midway)
+	check("Initialize with a context that ends 10ms in", k.within(ctx, initializeOf(p), midway), midway)
 	cancel()
 	k.cleanup(context.Background(), p)
 
@@ -123,18 +123,18 @@ func (k *kit) contextDone(t *testing.T) {
 	}
 	p = k.make(t)
 	k.mustInitialize(t, p)
-	check("the cleanup with a context done already", k.within(done(), p, lifecycle.CleanupFunc(p), 0), 0)
+	check("the cleanup with a context done already", k.within(done(), lifecycle.CleanupFunc(p), 0), 0)
 
 	p = k.make(t)
 	k.mustInitialize(t, p)
 	ctx, cancel = context.WithTimeout(context.Background(), midway)
-	check("the cleanup with a context that ends 10ms in", k.within(ctx, p, lifecycle.CleanupFunc(p), midway), midway)
+	check("the cleanup with a context that ends 10ms in", k.within(ctx, lifecycle.CleanupFunc(p), midway), midway)
 	cancel()
 }
 
 // within calls f, whose context ends at ended, and waits for it until
 // the bound after that.
-func (k *kit) within(ctx context.Context, _ lifecycle.Provider, f func(context.Context) error, ended time.Duration) outcome {
+func (k *kit) within(ctx context.Context, f func(context.Context) error, ended time.Duration) outcome {
 	if f == nil {
 		return outcome{returned: true}
 	}
